@@ -1,0 +1,105 @@
+import type * as tf from '@tensorflow/tfjs-core';
+
+/**
+ * The decoding contract. A `Decoder` is an autoregressive model whose state
+ * (KV cache and one position per batch row) is extended by any number of new
+ * steps in one pass. Everything above core (speculative verification,
+ * streaming, generation) consumes only this interface.
+ */
+
+/** Token ids for one call: `batch` rows of `steps` ids each (all rows the same length). */
+export type TokenBatch = ReadonlyArray<ArrayLike<number>>;
+
+export interface CreateStateOptions {
+  batch: number;
+  /** Most positions any row may ever hold (prompt + generated). */
+  maxLength: number;
+}
+
+export interface DecoderState {
+  readonly batch: number;
+  readonly maxLength: number;
+  /**
+   * Per row: how many positions the cache holds, i.e. the position the next
+   * new step of that row gets. Rows may differ. Read-only for callers: use
+   * `extendStep` and `rollback` to change it.
+   */
+  readonly lengths: Int32Array;
+  readonly disposed: boolean;
+}
+
+/** Which positions of the new window to compute logits for. */
+export type LogitsSelection =
+  /** every new step: logits [batch, steps, vocab] */
+  | 'all'
+  /** only the last new step of each row: logits [batch, 1, vocab] */
+  | 'last'
+  /** one step index per row (0-based within the window): logits [batch, 1, vocab] */
+  | ArrayLike<number>;
+
+export interface ExtendOptions {
+  /** Default 'all'. Prefill asks for 'last' to skip the vocabulary projection of the other steps. */
+  logits?: LogitsSelection;
+}
+
+export interface ExtendResult<S extends DecoderState = DecoderState> {
+  /** Owned by the caller: dispose it. */
+  logits: tf.Tensor3D;
+  /** The same state object, updated in place (returned for chaining). */
+  state: S;
+}
+
+export interface Decoder<S extends DecoderState = DecoderState> {
+  readonly vocabSize: number;
+  /** Largest position the model can represent (learned position tables); Infinity for rotary. */
+  readonly maxPositions: number;
+  createState(options: CreateStateOptions): S;
+  /**
+   * Row r's new steps take positions `lengths[r] + 0 .. steps-1`; each attends
+   * causally to the new steps before it and to the row's cached prefix.
+   * On error the state is unchanged.
+   */
+  extendStep(state: S, tokens: TokenBatch, options?: ExtendOptions): ExtendResult<S>;
+  /** Per row, forget every position at or after `lengths[r]`. */
+  rollback(state: S, lengths: ArrayLike<number>): void;
+  /** Frees every tensor the state owns. Idempotent. */
+  disposeState(state: S): void;
+  /** Frees the model's weights. */
+  dispose(): void;
+}
+
+/**
+ * Encoder contract of the same shape, over input frames (e.g. log-mel
+ * columns). A streaming encoder extends its state by a chunk of frames at a
+ * time; `leftContext` bounds how far back new frames may attend.
+ */
+export interface EncoderStateOptions {
+  batch: number;
+  maxLength: number;
+  /** Frames of history each new frame may attend to; Infinity = all (causal). */
+  leftContext?: number;
+}
+
+export interface EncoderState {
+  readonly batch: number;
+  readonly maxLength: number;
+  /** Per row: input frames consumed so far. */
+  readonly lengths: Int32Array;
+  readonly disposed: boolean;
+}
+
+export interface EncodeResult<S extends EncoderState = EncoderState> {
+  /** [batch, outSteps, outputDim]; outSteps may be fewer than input steps (subsampling). Owned by the caller. */
+  outputs: tf.Tensor3D;
+  state: S;
+}
+
+export interface Encoder<S extends EncoderState = EncoderState> {
+  readonly inputDim: number;
+  readonly outputDim: number;
+  createState(options: EncoderStateOptions): S;
+  /** frames: [batch, steps, inputDim]. */
+  extendStep(state: S, frames: tf.Tensor3D): EncodeResult<S>;
+  disposeState(state: S): void;
+  dispose(): void;
+}
