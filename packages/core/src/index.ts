@@ -1,3 +1,3 @@
 export * from './decoder.js';
 export * from './errors.js';
-export { getLogger, setLogger, type Logger } from './log.js';
+export { getLogger, type Logger, setLogger } from './log.js';
