@@ -1,0 +1,287 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { CreateStateOptions, Decoder, DecoderState, ExtendOptions, ExtendResult, TokenBatch } from './decoder.js';
+import { InvalidArgumentError } from './errors.js';
+import { createKvCache, type KvCache, type KvCacheKind } from './kv-cache/index.js';
+import { cachedAttention, causalMask } from './transformer/attention.js';
+import { disposeLinear, type Linear, linear } from './transformer/linear.js';
+import { type Activation, mlp } from './transformer/mlp.js';
+import { applyNorm, type NormKind, type NormWeights } from './transformer/norm.js';
+import {
+  applyRotary,
+  type RotaryConfig,
+  rotaryInverseFrequencies,
+  rotaryTables,
+  rotateHalfMatrix,
+} from './transformer/rotary.js';
+import {
+  checkCapacity,
+  checkLogitsIndices,
+  checkNotDisposed,
+  checkPositiveInteger,
+  checkRollback,
+  flattenTokens,
+} from './validate.js';
+
+/** Shape and flavour of a decoder-only transformer (Llama family, GPT-2, ...). */
+export interface CausalLmConfig {
+  vocabSize: number;
+  hiddenSize: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  norm: NormKind;
+  normEps: number;
+  activation: Activation;
+  /** Gated MLP (down(act(gate(x))·up(x))) as in Llama; plain otherwise. */
+  gatedMlp: boolean;
+  positions: { kind: 'rotary'; rotary: Omit<RotaryConfig, 'headDim'> } | { kind: 'learned'; maxPositions: number };
+  /** Multiplies attention scores; default 1/√headDim. */
+  attentionScale?: number;
+  /** KV cache strategy; default: the fastest the backend supports. */
+  kvCache?: KvCacheKind;
+}
+
+/** Weights as checkpoints define them, with every matrix stored [in, out]. */
+export interface CausalLmLayerWeights {
+  attnNorm: NormWeights;
+  q: Linear;
+  k: Linear;
+  v: Linear;
+  o: Linear;
+  mlpNorm: NormWeights;
+  /** Gated MLPs only. */
+  gate?: Linear;
+  up: Linear;
+  down: Linear;
+}
+
+export interface CausalLmWeights {
+  embedTokens: tf.Tensor2D;
+  /** Learned positions only: [maxPositions, hidden]. */
+  embedPositions?: tf.Tensor2D;
+  layers: CausalLmLayerWeights[];
+  finalNorm: NormWeights;
+  /** [hidden, vocab]; omitted when the head is tied to embedTokens. */
+  lmHead?: tf.Tensor2D;
+}
+
+/** Per layer, what the forward pass uses: q/k/v fused into one matmul, gate/up into another. */
+interface PreparedLayer {
+  attnNorm: NormWeights;
+  qkv: Linear;
+  o: Linear;
+  mlpNorm: NormWeights;
+  mlp: { up: Linear; down: Linear };
+}
+
+export interface CausalLmState extends DecoderState {
+  readonly cache: KvCache;
+}
+
+interface MutableState {
+  batch: number;
+  maxLength: number;
+  lengths: Int32Array;
+  disposed: boolean;
+  cache: KvCache;
+}
+
+export interface CausalLm extends Decoder<CausalLmState> {
+  readonly config: CausalLmConfig;
+}
+
+/**
+ * Builds a Decoder from weights. Takes ownership of `weights`: the tensors
+ * are fused (and the originals disposed) here, and freed by `dispose()`.
+ */
+export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights): CausalLm {
+  checkConfig(config, weights);
+  const { heads, kvHeads, headDim, hiddenSize, vocabSize } = config;
+  const scale = config.attentionScale ?? 1 / Math.sqrt(headDim);
+  const layers = weights.layers.map((layer) => prepareLayer(layer, config, scale));
+  const embed = weights.embedTokens;
+  const positionTable = weights.embedPositions;
+  const finalNorm = weights.finalNorm;
+  const lmHead = weights.lmHead;
+  const rotary = config.positions.kind === 'rotary' ? config.positions.rotary : undefined;
+  const inverseFrequencies = rotary && rotaryInverseFrequencies({ ...rotary, headDim });
+  const rotateHalf = rotary && rotateHalfMatrix(headDim);
+  const maxPositions = config.positions.kind === 'learned' ? config.positions.maxPositions : Number.POSITIVE_INFINITY;
+  let disposed = false;
+
+  function createState({ batch, maxLength }: CreateStateOptions): CausalLmState {
+    if (disposed) throw new InvalidArgumentError('the model was disposed');
+    checkPositiveInteger('batch', batch);
+    checkPositiveInteger('maxLength', maxLength);
+    if (maxLength > maxPositions) {
+      throw new InvalidArgumentError(`maxLength ${maxLength} exceeds the model's ${maxPositions} positions`);
+    }
+    const cache = createKvCache(
+      { batch, layers: layers.length, kvHeads, headDim, capacity: maxLength },
+      config.kvCache,
+    );
+    const state: MutableState = { batch, maxLength, lengths: new Int32Array(batch), disposed: false, cache };
+    return state;
+  }
+
+  /** Rows of the final hidden states to project onto the vocabulary. */
+  function selectRows(x: tf.Tensor2D, batch: number, steps: number, options?: ExtendOptions): tf.Tensor2D {
+    const selection = options?.logits ?? 'all';
+    if (selection === 'all') return x;
+    const rows = new Int32Array(batch);
+    for (let r = 0; r < batch; r++) rows[r] = r * steps + (selection === 'last' ? steps - 1 : selection[r]);
+    return tf.gather(x, rows);
+  }
+
+  function forward(state: MutableState, ids: Int32Array, steps: number, options?: ExtendOptions): tf.Tensor3D {
+    const { batch, cache, lengths } = state;
+    const positions = new Int32Array(batch * steps);
+    for (let r = 0; r < batch; r++) for (let s = 0; s < steps; s++) positions[r * steps + s] = lengths[r] + s;
+    const readLength = Math.max(...lengths) + steps;
+    return tf.tidy(() => {
+      let x = tf.gather(embed, ids) as tf.Tensor2D;
+      if (positionTable) x = tf.add(x, tf.gather(positionTable, positions));
+      let cos: tf.Tensor | undefined;
+      let sin: tf.Tensor | undefined;
+      if (inverseFrequencies) {
+        const tables = rotaryTables(inverseFrequencies, positions);
+        cos = tf.tensor4d(tables.cos, [batch, steps, 1, headDim]);
+        sin = tf.tensor4d(tables.sin, [batch, steps, 1, headDim]);
+      }
+      let mask: tf.Tensor | undefined;
+      layers.forEach((layer, index) => {
+        const h = applyNorm(config.norm, x, layer.attnNorm, config.normEps) as tf.Tensor2D;
+        const qkv = tf.reshape(linear(h, layer.qkv), [batch, steps, heads + 2 * kvHeads, headDim]);
+        let q: tf.Tensor4D;
+        let k: tf.Tensor4D;
+        let v: tf.Tensor4D;
+        if (rotateHalf) {
+          const [qk, vv] = tf.split(qkv, [heads + kvHeads, kvHeads], 2) as tf.Tensor4D[];
+          [q, k] = tf.split(applyRotary(qk, cos!, sin!, rotateHalf), [heads, kvHeads], 2) as tf.Tensor4D[];
+          v = vv;
+        } else {
+          [q, k, v] = tf.split(qkv, [heads, kvHeads, kvHeads], 2) as tf.Tensor4D[];
+        }
+        cache.write(index, tf.transpose(k, [0, 2, 1, 3]), tf.transpose(v, [0, 2, 1, 3]), lengths);
+        const { keys, values } = cache.read(index, readLength);
+        mask ??= causalMask(lengths, steps, keys.shape[2]);
+        x = tf.add(x, linear(cachedAttention(q, keys, values, mask), layer.o));
+        const h2 = applyNorm(config.norm, x, layer.mlpNorm, config.normEps) as tf.Tensor2D;
+        x = tf.add(x, mlp(h2, layer.mlp, config.activation, config.gatedMlp));
+      });
+      const selected = selectRows(x, batch, steps, options);
+      const normed = applyNorm(config.norm, selected, finalNorm, config.normEps) as tf.Tensor2D;
+      const logits = lmHead ? tf.matMul(normed, lmHead) : tf.matMul(normed, embed, false, true);
+      return tf.reshape(logits, [batch, -1, vocabSize]) as tf.Tensor3D;
+    });
+  }
+
+  function extendStep(state: CausalLmState, tokens: TokenBatch, options?: ExtendOptions): ExtendResult<CausalLmState> {
+    const s = state as MutableState;
+    checkNotDisposed(s);
+    const { ids, steps } = flattenTokens(tokens, s.batch, vocabSize);
+    checkCapacity(s.lengths, steps, s.maxLength, maxPositions);
+    const selection = options?.logits;
+    if (selection !== undefined && typeof selection !== 'string') checkLogitsIndices(selection, s.batch, steps);
+    const logits = forward(s, ids, steps, options);
+    // Only now, after the pass succeeded, do the rows own their new positions.
+    for (let r = 0; r < s.batch; r++) s.lengths[r] += steps;
+    return { logits, state };
+  }
+
+  function rollback(state: CausalLmState, lengths: ArrayLike<number>): void {
+    const s = state as MutableState;
+    checkNotDisposed(s);
+    checkRollback(s.lengths, lengths);
+    s.lengths.set(Array.from(lengths));
+  }
+
+  function disposeState(state: CausalLmState): void {
+    const s = state as MutableState;
+    if (s.disposed) return;
+    s.cache.dispose();
+    s.disposed = true;
+  }
+
+  return {
+    config,
+    vocabSize,
+    maxPositions,
+    createState,
+    extendStep,
+    rollback,
+    disposeState,
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      for (const layer of layers) {
+        for (const n of [layer.attnNorm, layer.mlpNorm]) disposeNorm(n);
+        for (const l of [layer.qkv, layer.o, layer.mlp.up, layer.mlp.down]) disposeLinear(l);
+      }
+      embed.dispose();
+      positionTable?.dispose();
+      disposeNorm(finalNorm);
+      lmHead?.dispose();
+      rotateHalf?.dispose();
+    },
+  };
+
+  function prepareLayer(layer: CausalLmLayerWeights, cfg: CausalLmConfig, attnScale: number): PreparedLayer {
+    const qkv = tf.tidy(() => {
+      // The score scale is folded into q's weights: one op less per layer and step.
+      const weight = tf.concat([tf.mul(layer.q.weight, attnScale), layer.k.weight, layer.v.weight], 1) as tf.Tensor2D;
+      const hasBias = layer.q.bias || layer.k.bias || layer.v.bias;
+      const bias = hasBias
+        ? (tf.concat(
+            [
+              layer.q.bias ? tf.mul(layer.q.bias, attnScale) : tf.zeros([cfg.heads * cfg.headDim]),
+              layer.k.bias ?? tf.zeros([cfg.kvHeads * cfg.headDim]),
+              layer.v.bias ?? tf.zeros([cfg.kvHeads * cfg.headDim]),
+            ],
+            0,
+          ) as tf.Tensor1D)
+        : undefined;
+      return bias ? { weight, bias } : { weight };
+    });
+    for (const l of [layer.q, layer.k, layer.v]) disposeLinear(l);
+    let up = layer.up;
+    if (cfg.gatedMlp) {
+      const gate = layer.gate!;
+      up = tf.tidy(() => {
+        const weight = tf.concat([gate.weight, layer.up.weight], 1) as tf.Tensor2D;
+        const bias = gate.bias && layer.up.bias ? (tf.concat([gate.bias, layer.up.bias], 0) as tf.Tensor1D) : undefined;
+        return bias ? { weight, bias } : { weight };
+      });
+      disposeLinear(gate);
+      disposeLinear(layer.up);
+    }
+    return { attnNorm: layer.attnNorm, qkv, o: layer.o, mlpNorm: layer.mlpNorm, mlp: { up, down: layer.down } };
+  }
+}
+
+function disposeNorm(norm: NormWeights): void {
+  norm.weight.dispose();
+  norm.bias?.dispose();
+}
+
+function checkConfig(config: CausalLmConfig, weights: CausalLmWeights): void {
+  for (const key of ['vocabSize', 'hiddenSize', 'layers', 'heads', 'kvHeads', 'headDim'] as const) {
+    checkPositiveInteger(key, config[key]);
+  }
+  if (config.heads % config.kvHeads !== 0) {
+    throw new InvalidArgumentError(`heads (${config.heads}) must be a multiple of kvHeads (${config.kvHeads})`);
+  }
+  if (weights.layers.length !== config.layers) {
+    throw new InvalidArgumentError(`config has ${config.layers} layers but weights have ${weights.layers.length}`);
+  }
+  if (config.positions.kind === 'rotary' && config.headDim % 2 !== 0) {
+    throw new InvalidArgumentError(`rotary positions need an even headDim, got ${config.headDim}`);
+  }
+  if (config.positions.kind === 'learned' && !weights.embedPositions) {
+    throw new InvalidArgumentError('learned positions need weights.embedPositions');
+  }
+  if (config.gatedMlp && weights.layers.some((l) => !l.gate)) {
+    throw new InvalidArgumentError('a gated MLP needs a gate projection in every layer');
+  }
+}

@@ -1,0 +1,111 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createCausalLm } from '../src/causal-lm.js';
+import type { KvCacheKind } from '../src/kv-cache/index.js';
+import { randomCausalLmWeights } from '../src/random-model.js';
+import { TINY_CONFIGS } from './models.js';
+import { cloneWeights, disposeWeights, referenceLogits } from './reference-forward.js';
+
+/** Deterministic PRNG for test scenarios (not under test itself). */
+function scenarioRng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(s ^ (s >>> 15), 1 | s);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const KINDS: KvCacheKind[] = ['inplace', 'blocks', 'concat', 'static'];
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+describe.each(Object.entries(TINY_CONFIGS))('extendStep semantics (%s)', (name, config) => {
+  const length = 40;
+  const batch = 3;
+  let weights: ReturnType<typeof randomCausalLmWeights>;
+  let sequences: number[][];
+  let expected: Float32Array[];
+
+  beforeAll(() => {
+    weights = randomCausalLmWeights(config, { seed: 7, std: 0.2, biases: name === 'mqa' || name === 'gpt2' });
+    const rng = scenarioRng(11);
+    sequences = Array.from({ length: batch }, () =>
+      Array.from({ length }, () => Math.floor(rng() * config.vocabSize)),
+    );
+    expected = sequences.map((ids) => referenceLogits(config, weights, ids));
+  });
+  afterAll(() => disposeWeights(weights));
+
+  test.each(KINDS)('random splits, ragged rows and rollback match the full forward (%s cache)', (kind) => {
+    const model = createCausalLm({ ...config, kvCache: kind }, cloneWeights(weights));
+    const before = tf.memory().numTensors;
+    const state = model.createState({ batch, maxLength: length });
+    const V = config.vocabSize;
+    // got[r][p] = the latest logits computed for row r at position p.
+    const got = sequences.map(() => new Array<Float32Array | undefined>(length));
+    const rng = scenarioRng(kind.length * 101 + name.length);
+    for (let call = 0; call < 200; call++) {
+      const room = Math.min(...Array.from(state.lengths, (l) => length - l));
+      if (room === 0) break;
+      const steps = 1 + Math.floor(rng() * Math.min(room, 9));
+      const starts = Array.from(state.lengths);
+      const tokens = sequences.map((seq, r) => seq.slice(starts[r], starts[r] + steps));
+      const { logits } = model.extendStep(state, tokens);
+      const values = logits.dataSync();
+      logits.dispose();
+      for (let r = 0; r < batch; r++) {
+        for (let s = 0; s < steps; s++) got[r][starts[r] + s] = values.slice((r * steps + s) * V, (r * steps + s + 1) * V);
+      }
+      // Ragged rows: each row forgets a random part of what it just added.
+      if (rng() < 0.5) {
+        model.rollback(
+          state,
+          Array.from(state.lengths, (l) => l - Math.floor(rng() * (steps + 1))),
+        );
+      }
+    }
+    let compared = 0;
+    for (let r = 0; r < batch; r++) {
+      for (let p = 0; p < state.lengths[r]; p++) {
+        const want = expected[r].subarray(p * V, (p + 1) * V);
+        const have = got[r][p]!;
+        let maxErr = 0;
+        for (let i = 0; i < V; i++) maxErr = Math.max(maxErr, Math.abs(have[i] - want[i]));
+        expect(maxErr, `row ${r} position ${p}`).toBeLessThan(1e-4);
+        compared++;
+      }
+    }
+    // The scenario must actually have covered most positions of every row.
+    expect(compared).toBeGreaterThan(batch * length * 0.6);
+    model.disposeState(state);
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
+  });
+
+  test('logits selection: last and per-row indices equal the matching rows of all', () => {
+    const model = createCausalLm(config, cloneWeights(weights));
+    const tokens = sequences.map((s) => s.slice(0, 6));
+    const run = (logits: 'all' | 'last' | number[]) => {
+      const state = model.createState({ batch, maxLength: length });
+      const { logits: out } = model.extendStep(state, tokens, { logits });
+      const result = { shape: out.shape, values: out.arraySync() };
+      out.dispose();
+      model.disposeState(state);
+      return result;
+    };
+    const all = run('all');
+    const last = run('last');
+    const picked = run([2, 5, 0]);
+    expect(last.shape).toEqual([batch, 1, config.vocabSize]);
+    for (let r = 0; r < batch; r++) {
+      expect(last.values[r][0]).toEqual(all.values[r][5]);
+      expect(picked.values[r][0]).toEqual(all.values[r][[2, 5, 0][r]]);
+    }
+    model.dispose();
+  });
+});
