@@ -1,3 +1,18 @@
+export * from './backend.js';
+export * from './causal-lm.js';
 export * from './decoder.js';
 export * from './errors.js';
+export * from './generate.js';
+export * from './kv-cache/index.js';
 export { getLogger, type Logger, setLogger } from './log.js';
+export * from './prefill.js';
+export * from './random-model.js';
+export * from './sampling/index.js';
+export * from './transformer/index.js';
+export {
+  checkCapacity,
+  checkNotDisposed,
+  checkPositiveInteger,
+  checkRollback,
+  flattenTokens,
+} from './validate.js';

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { type BackendName, initBackend } from '../src/backend.js';
 import { createCausalLm } from '../src/causal-lm.js';
 import type { KvCacheKind } from '../src/kv-cache/index.js';
 import { randomCausalLmWeights } from '../src/random-model.js';
@@ -20,18 +20,19 @@ function scenarioRng(seed: number): () => number {
 
 const KINDS: KvCacheKind[] = ['inplace', 'blocks', 'concat', 'static'];
 
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-});
+const CASES = (['cpu', 'wasm'] as BackendName[]).flatMap((backend) =>
+  Object.entries(TINY_CONFIGS).map(([name, config]) => ({ backend, name, config })),
+);
 
-describe.each(Object.entries(TINY_CONFIGS))('extendStep semantics (%s)', (name, config) => {
+describe.each(CASES)('extendStep semantics ($name on $backend)', ({ backend, name, config }) => {
   const length = 40;
   const batch = 3;
   let weights: ReturnType<typeof randomCausalLmWeights>;
   let sequences: number[][];
   let expected: Float32Array[];
 
-  beforeAll(() => {
+  beforeAll(async () => {
+    await initBackend({ backend });
     weights = randomCausalLmWeights(config, { seed: 7, std: 0.2, biases: name === 'mqa' || name === 'gpt2' });
     const rng = scenarioRng(11);
     sequences = Array.from({ length: batch }, () =>
@@ -59,7 +60,8 @@ describe.each(Object.entries(TINY_CONFIGS))('extendStep semantics (%s)', (name, 
       const values = logits.dataSync();
       logits.dispose();
       for (let r = 0; r < batch; r++) {
-        for (let s = 0; s < steps; s++) got[r][starts[r] + s] = values.slice((r * steps + s) * V, (r * steps + s + 1) * V);
+        for (let s = 0; s < steps; s++)
+          got[r][starts[r] + s] = values.slice((r * steps + s) * V, (r * steps + s + 1) * V);
       }
       // Ragged rows: each row forgets a random part of what it just added.
       if (rng() < 0.5) {

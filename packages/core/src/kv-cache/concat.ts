@@ -12,7 +12,11 @@ export function createConcatCache(shape: KvCacheShape): KvCache {
   const keys: (tf.Tensor4D | undefined)[] = new Array(shape.layers).fill(undefined);
   const values: (tf.Tensor4D | undefined)[] = new Array(shape.layers).fill(undefined);
 
-  function append(current: tf.Tensor4D | undefined, update: tf.Tensor4D, starts: ArrayLike<number>): tf.Tensor4D {
+  function append(
+    current: tf.Tensor4D | undefined,
+    update: tf.Tensor4D,
+    starts: ArrayLike<number>,
+  ): tf.Tensor4D {
     const steps = update.shape[2];
     const length = current?.shape[2] ?? 0;
     let end = 0;
@@ -32,7 +36,12 @@ export function createConcatCache(shape: KvCacheShape): KvCache {
     return tf.keep(scatterSteps(grown as tf.Tensor4D, update, starts, 0));
   }
 
-  function store(list: (tf.Tensor4D | undefined)[], layer: number, update: tf.Tensor4D, starts: ArrayLike<number>) {
+  function store(
+    list: (tf.Tensor4D | undefined)[],
+    layer: number,
+    update: tf.Tensor4D,
+    starts: ArrayLike<number>,
+  ) {
     const next = append(list[layer], update, starts);
     list[layer]?.dispose();
     list[layer] = next;

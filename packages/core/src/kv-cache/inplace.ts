@@ -33,7 +33,8 @@ const READ_BUCKET = 64;
 
 export function createInplaceCache(shape: KvCacheShape): KvCache {
   const memory = hostMemory();
-  if (memory === undefined) throw new Error(`inplace KV cache is not available on backend '${tf.getBackend()}'`);
+  if (memory === undefined)
+    throw new Error(`inplace KV cache is not available on backend '${tf.getBackend()}'`);
   const { batch, kvHeads, headDim, capacity } = shape;
   const dims: [number, number, number, number] = [batch, kvHeads, capacity, headDim];
   const keys = Array.from({ length: shape.layers }, () => tf.zeros(dims) as tf.Tensor4D);

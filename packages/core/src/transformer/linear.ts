@@ -7,7 +7,7 @@ export interface Linear {
 }
 
 export function linear(x: tf.Tensor2D, layer: Linear): tf.Tensor2D {
-  return tf.fused.matMul({ a: x, b: layer.weight, bias: layer.bias });
+  return tf.fused.matMul({ a: x, b: layer.weight, bias: layer.bias }) as tf.Tensor2D;
 }
 
 export function disposeLinear(layer: Linear | undefined): void {

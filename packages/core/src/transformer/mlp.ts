@@ -38,7 +38,12 @@ export interface MlpWeights {
 }
 
 /** x: [rows, hidden] → [rows, hidden]. */
-export function mlp(x: tf.Tensor2D, weights: MlpWeights, activation: Activation, gated: boolean): tf.Tensor2D {
+export function mlp(
+  x: tf.Tensor2D,
+  weights: MlpWeights,
+  activation: Activation,
+  gated: boolean,
+): tf.Tensor2D {
   const hidden = linear(x, weights.up);
   if (!gated) return linear(activate(activation, hidden) as tf.Tensor2D, weights.down);
   const [gate, up] = tf.split(hidden, 2, 1) as [tf.Tensor2D, tf.Tensor2D];

@@ -46,7 +46,8 @@ function applyLlama3Scaling(inv: Float32Array, s: Extract<RopeScaling, { type: '
       inv[i] = f32(inv[i] / s.factor);
       continue;
     }
-    const smooth = (s.originalMaxPositions / wavelength - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+    const smooth =
+      (s.originalMaxPositions / wavelength - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
     inv[i] = f32((1 - smooth) * (inv[i] / s.factor) + smooth * inv[i]);
   }
 }
@@ -55,7 +56,10 @@ function applyLlama3Scaling(inv: Float32Array, s: Extract<RopeScaling, { type: '
  * cos and sin tables for the given positions, [positions.length, headDim],
  * each angle repeated for both halves (the rotate-half layout of HF models).
  */
-export function rotaryTables(inv: Float32Array, positions: ArrayLike<number>): { cos: Float32Array; sin: Float32Array } {
+export function rotaryTables(
+  inv: Float32Array,
+  positions: ArrayLike<number>,
+): { cos: Float32Array; sin: Float32Array } {
   const half = inv.length;
   const dim = half * 2;
   const cos = new Float32Array(positions.length * dim);
@@ -92,7 +96,12 @@ export function rotateHalfMatrix(headDim: number): tf.Tensor2D {
  * x: [batch, steps, heads, headDim]; cos/sin: [batch, steps, 1, headDim].
  * Returns x·cos + rotate_half(x)·sin.
  */
-export function applyRotary(x: tf.Tensor4D, cos: tf.Tensor, sin: tf.Tensor, rotateHalf: tf.Tensor2D): tf.Tensor4D {
+export function applyRotary(
+  x: tf.Tensor4D,
+  cos: tf.Tensor,
+  sin: tf.Tensor,
+  rotateHalf: tf.Tensor2D,
+): tf.Tensor4D {
   const headDim = x.shape[3];
   const rotated = tf.reshape(tf.matMul(tf.reshape(x, [-1, headDim]), rotateHalf), x.shape);
   return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));

@@ -1,0 +1,66 @@
+/**
+ * WebGPU in Node comes from Dawn (the `webgpu` package), which tfjs expects to
+ * find as `navigator.gpu`. A machine without a GPU still loads Dawn fine and
+ * only says so by returning a null adapter, so the adapter is the real test.
+ */
+
+const ADAPTER_TIMEOUT_MS = 3000;
+
+interface GpuLike {
+  requestAdapter(): Promise<unknown>;
+}
+
+type ScopeWithNavigator = { navigator?: { gpu?: GpuLike } };
+
+/** Resolves once `navigator.gpu` is present and has an adapter; throws the reason otherwise. */
+export async function requireWebGpuAdapter(): Promise<void> {
+  const existing = (globalThis as ScopeWithNavigator).navigator?.gpu;
+  if (existing !== undefined) {
+    await requireAdapter(existing);
+    return;
+  }
+  const dawn = await import('webgpu');
+  const gpu = dawn.create([]);
+  await requireAdapter(gpu);
+  // Installed only once proven useful, so a GPU-less machine is left as it was.
+  installMissingGlobals(dawn.globals);
+  installNavigatorGpu(gpu);
+}
+
+async function requireAdapter(gpu: GpuLike): Promise<void> {
+  const adapter = await withTimeout(
+    gpu.requestAdapter(),
+    ADAPTER_TIMEOUT_MS,
+    'navigator.gpu.requestAdapter()',
+  );
+  if (adapter === null) throw new Error('navigator.gpu.requestAdapter() returned null: no WebGPU adapter');
+}
+
+async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// tfjs-backend-webgpu uses GPUBufferUsage and friends as globals.
+function installMissingGlobals(globals: object): void {
+  for (const [name, value] of Object.entries(globals)) {
+    if (!(name in globalThis))
+      Object.defineProperty(globalThis, name, { value, configurable: true, writable: true });
+  }
+}
+
+// Node 20 has no navigator; newer Node has one, which must be kept.
+function installNavigatorGpu(gpu: GpuLike): void {
+  const scope = globalThis as ScopeWithNavigator;
+  if (scope.navigator === undefined) {
+    Object.defineProperty(globalThis, 'navigator', { value: {}, configurable: true, writable: true });
+  }
+  Object.defineProperty(scope.navigator, 'gpu', { value: gpu, configurable: true, enumerable: true });
+}

@@ -1,0 +1,132 @@
+import type { Decoder, DecoderState } from './decoder.js';
+import { AbortError, InvalidArgumentError } from './errors.js';
+import { DEFAULT_PREFILL_BUCKETS, prefill } from './prefill.js';
+import { createSampler, type SamplingOptions } from './sampling/index.js';
+import { checkPositiveInteger } from './validate.js';
+
+export interface GenerateOptions<S extends DecoderState = DecoderState> {
+  model: Decoder<S>;
+  /** One prompt, or one per batch row (lengths may differ). */
+  prompt: ArrayLike<number> | ReadonlyArray<ArrayLike<number>>;
+  maxNewTokens: number;
+  sampling?: SamplingOptions;
+  /** A row stops after emitting any of these (EOS ids and the like). */
+  stopTokens?: Iterable<number>;
+  signal?: AbortSignal;
+  /** Cache size per row; default: longest prompt + maxNewTokens. */
+  maxLength?: number;
+  prefillBuckets?: readonly number[];
+}
+
+export type FinishReason = 'stop' | 'length';
+
+export interface TokenEvent {
+  row: number;
+  token: number;
+  /** Position of the token in its row's sequence (prompt included). */
+  position: number;
+  /** 0 for the first generated token of the row. */
+  index: number;
+  /** Set on the row's last event. */
+  finishReason?: FinishReason;
+  timings: {
+    /** Model pass (prefill for index 0) plus sampling that produced this token. */
+    stepMs: number;
+    /** Since generate() started. */
+    elapsedMs: number;
+  };
+}
+
+function toRows(prompt: GenerateOptions['prompt']): number[][] {
+  const isBatch = Array.isArray(prompt) && prompt.length > 0 && typeof prompt[0] !== 'number';
+  const rows = isBatch ? (prompt as ArrayLike<number>[]) : [prompt as ArrayLike<number>];
+  return rows.map((r) => Array.from(r));
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw signal.reason ?? new AbortError('generation aborted');
+}
+
+/** Lets timers and I/O run between steps, so an abort scheduled from outside can land. */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Prefill, then one new step per iteration for every unfinished row, yielding
+ * each token as soon as it is chosen. Rows stop on a stop token or after
+ * maxNewTokens; an aborted signal throws its reason within one step. The
+ * state and every tensor are released however the loop ends.
+ */
+export async function* generate<S extends DecoderState>(
+  options: GenerateOptions<S>,
+): AsyncGenerator<TokenEvent> {
+  const { model, maxNewTokens, signal } = options;
+  const prompts = toRows(options.prompt);
+  checkPositiveInteger('maxNewTokens', maxNewTokens);
+  const longest = Math.max(...prompts.map((p) => p.length));
+  const maxLength = options.maxLength ?? longest + maxNewTokens;
+  if (maxLength < longest + maxNewTokens) {
+    throw new InvalidArgumentError(
+      `maxLength ${maxLength} is too small for a prompt of ${longest} tokens plus ${maxNewTokens} new ones`,
+    );
+  }
+  const sampler = createSampler(options.sampling);
+  const stops = new Set(options.stopTokens ?? []);
+  throwIfAborted(signal);
+  const start = performance.now();
+  const batch = prompts.length;
+  const state = model.createState({ batch, maxLength });
+  const histories = prompts.map((p) => [...p]);
+  const finished = new Array<boolean>(batch).fill(false);
+  const generated = new Array<number>(batch).fill(0);
+  try {
+    let stepStart = performance.now();
+    let logits = prefill(model, state, prompts, {
+      buckets: options.prefillBuckets ?? DEFAULT_PREFILL_BUCKETS,
+    });
+    for (;;) {
+      const values = logits.dataSync() as Float32Array;
+      const vocab = logits.shape[2];
+      logits.dispose();
+      const events: TokenEvent[] = [];
+      for (let r = 0; r < batch; r++) {
+        if (finished[r]) continue;
+        const token = sampler.sample(values.subarray(r * vocab, (r + 1) * vocab), histories[r]);
+        histories[r].push(token);
+        const index = generated[r]++;
+        const finishReason: FinishReason | undefined = stops.has(token)
+          ? 'stop'
+          : generated[r] === maxNewTokens
+            ? 'length'
+            : undefined;
+        if (finishReason) finished[r] = true;
+        const now = performance.now();
+        events.push({
+          row: r,
+          token,
+          position: histories[r].length - 1,
+          index,
+          finishReason,
+          timings: { stepMs: now - stepStart, elapsedMs: now - start },
+        });
+      }
+      for (const event of events) yield event;
+      if (finished.every(Boolean)) return;
+      await yieldToEventLoop();
+      throwIfAborted(signal);
+      stepStart = performance.now();
+      const frozen = Array.from(state.lengths);
+      // Finished rows step along on their last token and are rolled back, so one call serves the whole batch.
+      ({ logits } = model.extendStep(
+        state,
+        histories.map((h) => [h[h.length - 1]]),
+      ));
+      if (finished.some(Boolean))
+        model.rollback(
+          state,
+          frozen.map((l, r) => (finished[r] ? l : l + 1)),
+        );
+    }
+  } finally {
+    model.disposeState(state);
+  }
+}
