@@ -1,5 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { CreateStateOptions, Decoder, DecoderState, ExtendOptions, ExtendResult, TokenBatch } from './decoder.js';
+import type {
+  CreateStateOptions,
+  Decoder,
+  DecoderState,
+  ExtendOptions,
+  ExtendResult,
+  TokenBatch,
+} from './decoder.js';
 import { InvalidArgumentError } from './errors.js';
 import { createKvCache, type KvCache, type KvCacheKind } from './kv-cache/index.js';
 import { cachedAttention, causalMask } from './transformer/attention.js';
@@ -35,7 +42,9 @@ export interface CausalLmConfig {
   activation: Activation;
   /** Gated MLP (down(act(gate(x))·up(x))) as in Llama; plain otherwise. */
   gatedMlp: boolean;
-  positions: { kind: 'rotary'; rotary: Omit<RotaryConfig, 'headDim'> } | { kind: 'learned'; maxPositions: number };
+  positions:
+    | { kind: 'rotary'; rotary: Omit<RotaryConfig, 'headDim'> }
+    | { kind: 'learned'; maxPositions: number };
   /** Multiplies attention scores; default 1/√headDim. */
   attentionScale?: number;
   /** KV cache strategy; default: the fastest the backend supports. */
@@ -107,7 +116,8 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
   const rotary = config.positions.kind === 'rotary' ? config.positions.rotary : undefined;
   const inverseFrequencies = rotary && rotaryInverseFrequencies({ ...rotary, headDim });
   const rotateHalf = rotary && rotateHalfMatrix(headDim);
-  const maxPositions = config.positions.kind === 'learned' ? config.positions.maxPositions : Number.POSITIVE_INFINITY;
+  const maxPositions =
+    config.positions.kind === 'learned' ? config.positions.maxPositions : Number.POSITIVE_INFINITY;
   let disposed = false;
 
   function createState({ batch, maxLength }: CreateStateOptions): CausalLmState {
@@ -134,7 +144,12 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
     return tf.gather(x, rows);
   }
 
-  function forward(state: MutableState, ids: Int32Array, steps: number, options?: ExtendOptions): tf.Tensor3D {
+  function forward(
+    state: MutableState,
+    ids: Int32Array,
+    steps: number,
+    options?: ExtendOptions,
+  ): tf.Tensor3D {
     const { batch, cache, lengths } = state;
     const positions = new Int32Array(batch * steps);
     for (let r = 0; r < batch; r++) for (let s = 0; s < steps; s++) positions[r * steps + s] = lengths[r] + s;
@@ -177,13 +192,18 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
     });
   }
 
-  function extendStep(state: CausalLmState, tokens: TokenBatch, options?: ExtendOptions): ExtendResult<CausalLmState> {
+  function extendStep(
+    state: CausalLmState,
+    tokens: TokenBatch,
+    options?: ExtendOptions,
+  ): ExtendResult<CausalLmState> {
     const s = state as MutableState;
     checkNotDisposed(s);
     const { ids, steps } = flattenTokens(tokens, s.batch, vocabSize);
     checkCapacity(s.lengths, steps, s.maxLength, maxPositions);
     const selection = options?.logits;
-    if (selection !== undefined && typeof selection !== 'string') checkLogitsIndices(selection, s.batch, steps);
+    if (selection !== undefined && typeof selection !== 'string')
+      checkLogitsIndices(selection, s.batch, steps);
     const logits = forward(s, ids, steps, options);
     // Only now, after the pass succeeded, do the rows own their new positions.
     for (let r = 0; r < s.batch; r++) s.lengths[r] += steps;
@@ -230,7 +250,10 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
   function prepareLayer(layer: CausalLmLayerWeights, cfg: CausalLmConfig, attnScale: number): PreparedLayer {
     const qkv = tf.tidy(() => {
       // The score scale is folded into q's weights: one op less per layer and step.
-      const weight = tf.concat([tf.mul(layer.q.weight, attnScale), layer.k.weight, layer.v.weight], 1) as tf.Tensor2D;
+      const weight = tf.concat(
+        [tf.mul(layer.q.weight, attnScale), layer.k.weight, layer.v.weight],
+        1,
+      ) as tf.Tensor2D;
       const hasBias = layer.q.bias || layer.k.bias || layer.v.bias;
       const bias = hasBias
         ? (tf.concat(
@@ -250,13 +273,20 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
       const gate = layer.gate!;
       up = tf.tidy(() => {
         const weight = tf.concat([gate.weight, layer.up.weight], 1) as tf.Tensor2D;
-        const bias = gate.bias && layer.up.bias ? (tf.concat([gate.bias, layer.up.bias], 0) as tf.Tensor1D) : undefined;
+        const bias =
+          gate.bias && layer.up.bias ? (tf.concat([gate.bias, layer.up.bias], 0) as tf.Tensor1D) : undefined;
         return bias ? { weight, bias } : { weight };
       });
       disposeLinear(gate);
       disposeLinear(layer.up);
     }
-    return { attnNorm: layer.attnNorm, qkv, o: layer.o, mlpNorm: layer.mlpNorm, mlp: { up, down: layer.down } };
+    return {
+      attnNorm: layer.attnNorm,
+      qkv,
+      o: layer.o,
+      mlpNorm: layer.mlpNorm,
+      mlp: { up, down: layer.down },
+    };
   }
 }
 
@@ -270,10 +300,14 @@ function checkConfig(config: CausalLmConfig, weights: CausalLmWeights): void {
     checkPositiveInteger(key, config[key]);
   }
   if (config.heads % config.kvHeads !== 0) {
-    throw new InvalidArgumentError(`heads (${config.heads}) must be a multiple of kvHeads (${config.kvHeads})`);
+    throw new InvalidArgumentError(
+      `heads (${config.heads}) must be a multiple of kvHeads (${config.kvHeads})`,
+    );
   }
   if (weights.layers.length !== config.layers) {
-    throw new InvalidArgumentError(`config has ${config.layers} layers but weights have ${weights.layers.length}`);
+    throw new InvalidArgumentError(
+      `config has ${config.layers} layers but weights have ${weights.layers.length}`,
+    );
   }
   if (config.positions.kind === 'rotary' && config.headDim % 2 !== 0) {
     throw new InvalidArgumentError(`rotary positions need an even headDim, got ${config.headDim}`);

@@ -15,7 +15,10 @@ export interface RandomWeightsOptions {
  * Seeded random weights for a CausalLmConfig: tests compose the building
  * blocks into small decoders with them, benchmarks into realistic shapes.
  */
-export function randomCausalLmWeights(config: CausalLmConfig, options: RandomWeightsOptions = {}): CausalLmWeights {
+export function randomCausalLmWeights(
+  config: CausalLmConfig,
+  options: RandomWeightsOptions = {},
+): CausalLmWeights {
   let seed = options.seed ?? 1;
   const std = options.std ?? 0.02;
   const normal = (shape: number[], s = std) => tf.randomNormal(shape, 0, s, 'float32', seed++);
@@ -26,14 +29,18 @@ export function randomCausalLmWeights(config: CausalLmConfig, options: RandomWei
   const norm = (): NormWeights => {
     // Not all ones: a norm whose weight is 1 would hide a missing multiplication.
     const weight = tf.tidy(() => tf.add(1, normal([config.hiddenSize], 0.1))) as tf.Tensor1D;
-    return config.norm === 'layer' ? { weight, bias: normal([config.hiddenSize], 0.1) as tf.Tensor1D } : { weight };
+    return config.norm === 'layer'
+      ? { weight, bias: normal([config.hiddenSize], 0.1) as tf.Tensor1D }
+      : { weight };
   };
   const { hiddenSize: d, heads, kvHeads, headDim } = config;
   const ff = 4 * d;
   return {
     embedTokens: normal([config.vocabSize, d], 1) as tf.Tensor2D,
     embedPositions:
-      config.positions.kind === 'learned' ? (normal([config.positions.maxPositions, d], 0.5) as tf.Tensor2D) : undefined,
+      config.positions.kind === 'learned'
+        ? (normal([config.positions.maxPositions, d], 0.5) as tf.Tensor2D)
+        : undefined,
     layers: Array.from({ length: config.layers }, () => ({
       attnNorm: norm(),
       q: matrix(d, heads * headDim),

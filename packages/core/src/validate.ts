@@ -9,7 +9,8 @@ export function checkPositiveInteger(name: string, value: number): void {
 }
 
 export function checkNotDisposed(state: { disposed: boolean }): void {
-  if (state.disposed) throw new DisposedError('the decoder state was disposed; create a new one with createState');
+  if (state.disposed)
+    throw new DisposedError('the decoder state was disposed; create a new one with createState');
 }
 
 /**
@@ -27,7 +28,8 @@ export function flattenTokens(
     );
   }
   const steps = tokens[0]?.length ?? 0;
-  if (steps === 0) throw new InvalidArgumentError('tokens rows are empty: extendStep needs at least one step');
+  if (steps === 0)
+    throw new InvalidArgumentError('tokens rows are empty: extendStep needs at least one step');
   const ids = new Int32Array(batch * steps);
   for (let r = 0; r < batch; r++) {
     const row = tokens[r];
@@ -47,7 +49,12 @@ export function flattenTokens(
   return { ids, steps };
 }
 
-export function checkCapacity(lengths: Int32Array, steps: number, maxLength: number, maxPositions: number): void {
+export function checkCapacity(
+  lengths: Int32Array,
+  steps: number,
+  maxLength: number,
+  maxPositions: number,
+): void {
   for (let r = 0; r < lengths.length; r++) {
     const end = lengths[r] + steps;
     if (end > maxLength) {
@@ -56,7 +63,9 @@ export function checkCapacity(lengths: Int32Array, steps: number, maxLength: num
       );
     }
     if (end > maxPositions) {
-      throw new CacheOverflowError(`row ${r} would reach position ${end - 1}; the model has ${maxPositions} positions`);
+      throw new CacheOverflowError(
+        `row ${r} would reach position ${end - 1}; the model has ${maxPositions} positions`,
+      );
     }
   }
 }
@@ -64,7 +73,9 @@ export function checkCapacity(lengths: Int32Array, steps: number, maxLength: num
 /** Per-row logits step indices for a LogitsSelection given as indices. */
 export function checkLogitsIndices(indices: ArrayLike<number>, batch: number, steps: number): void {
   if (indices.length !== batch) {
-    throw new InvalidArgumentError(`logits indices need one entry per row: expected ${batch}, got ${indices.length}`);
+    throw new InvalidArgumentError(
+      `logits indices need one entry per row: expected ${batch}, got ${indices.length}`,
+    );
   }
   for (let r = 0; r < batch; r++) {
     const i = indices[r];
@@ -76,7 +87,9 @@ export function checkLogitsIndices(indices: ArrayLike<number>, batch: number, st
 
 export function checkRollback(current: Int32Array, lengths: ArrayLike<number>): void {
   if (lengths.length !== current.length) {
-    throw new InvalidArgumentError(`rollback needs one length per row: expected ${current.length}, got ${lengths.length}`);
+    throw new InvalidArgumentError(
+      `rollback needs one length per row: expected ${current.length}, got ${lengths.length}`,
+    );
   }
   for (let r = 0; r < current.length; r++) {
     const length = lengths[r];

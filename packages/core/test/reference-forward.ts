@@ -74,7 +74,11 @@ export function referenceLogits(config: CausalLmConfig, w: CausalLmWeights, ids:
       const qh = tf.transpose(q, [1, 0, 2]);
       const scale = config.attentionScale ?? 1 / Math.sqrt(D);
       const scores = tf.mul(tf.matMul(qh, kFull, false, true), scale);
-      const masked = tf.where(tf.cast(causal, 'bool'), scores, tf.fill(scores.shape, Number.NEGATIVE_INFINITY));
+      const masked = tf.where(
+        tf.cast(causal, 'bool'),
+        scores,
+        tf.fill(scores.shape, Number.NEGATIVE_INFINITY),
+      );
       const attn = tf.reshape(tf.transpose(tf.matMul(tf.softmax(masked), vFull), [1, 0, 2]), [T, heads * D]);
       x = tf.add(x, dense(attn as tf.Tensor2D, layer.o));
       const h2 = norm(x, layer.mlpNorm);
@@ -95,7 +99,10 @@ export function cloneWeights(w: CausalLmWeights): CausalLmWeights {
     const copy = <T extends tf.Tensor | undefined>(t: T): T => (t ? tf.keep(t.clone()) : t) as T;
     const lin = (l?: { weight: tf.Tensor2D; bias?: tf.Tensor1D }) =>
       l ? { weight: copy(l.weight), bias: copy(l.bias) } : undefined;
-    const nrm = (n: { weight: tf.Tensor1D; bias?: tf.Tensor1D }) => ({ weight: copy(n.weight), bias: copy(n.bias) });
+    const nrm = (n: { weight: tf.Tensor1D; bias?: tf.Tensor1D }) => ({
+      weight: copy(n.weight),
+      bias: copy(n.bias),
+    });
     return {
       embedTokens: copy(w.embedTokens),
       embedPositions: copy(w.embedPositions),
@@ -117,7 +124,11 @@ export function cloneWeights(w: CausalLmWeights): CausalLmWeights {
 }
 
 export function disposeWeights(w: CausalLmWeights): void {
-  tf.dispose([w.embedTokens, w.embedPositions, w.finalNorm.weight, w.finalNorm.bias, w.lmHead].filter((t) => !!t) as tf.Tensor[]);
+  tf.dispose(
+    [w.embedTokens, w.embedPositions, w.finalNorm.weight, w.finalNorm.bias, w.lmHead].filter(
+      (t) => !!t,
+    ) as tf.Tensor[],
+  );
   for (const l of w.layers) {
     const parts = [l.attnNorm, l.mlpNorm, l.q, l.k, l.v, l.o, l.gate, l.up, l.down];
     for (const p of parts) if (p) tf.dispose([p.weight, p.bias].filter((t) => !!t) as tf.Tensor[]);
