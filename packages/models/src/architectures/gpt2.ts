@@ -1,0 +1,85 @@
+import {
+  type CausalLm,
+  type CausalLmConfig,
+  createCausalLm,
+  InvalidArgumentError,
+  type KvCacheKind,
+  type Linear,
+} from '@specstream/core';
+import * as tf from '@tensorflow/tfjs-core';
+import { field, type HfConfig } from './hf-config.js';
+import type { WeightSource } from './weights.js';
+
+const ACTIVATIONS = {
+  gelu_new: 'gelu_tanh',
+  gelu_pytorch_tanh: 'gelu_tanh',
+  gelu: 'gelu',
+  relu: 'relu',
+} as const;
+
+export function gpt2Config(config: HfConfig, kvCache?: KvCacheKind): CausalLmConfig {
+  const hiddenSize = field<number>(config, 'n_embd');
+  const heads = field<number>(config, 'n_head');
+  const act = field<string>(config, 'activation_function', 'gelu_new');
+  if (!(act in ACTIVATIONS)) throw new InvalidArgumentError(`GPT-2 activation "${act}" is not supported`);
+  if (config.scale_attn_by_inverse_layer_idx) {
+    throw new InvalidArgumentError('GPT-2 scale_attn_by_inverse_layer_idx is not supported');
+  }
+  return {
+    vocabSize: field(config, 'vocab_size'),
+    hiddenSize,
+    layers: field(config, 'n_layer'),
+    heads,
+    kvHeads: heads,
+    headDim: hiddenSize / heads,
+    norm: 'layer',
+    normEps: field(config, 'layer_norm_epsilon', 1e-5),
+    activation: ACTIVATIONS[act as keyof typeof ACTIVATIONS],
+    gatedMlp: false,
+    positions: { kind: 'learned', maxPositions: field(config, 'n_positions') },
+    attentionScale: config.scale_attn_weights === false ? 1 : undefined,
+    kvCache,
+  };
+}
+
+/** GPT-2 fuses q/k/v in one Conv1D (c_attn, [in, 3·hidden]); core fuses them again after the split. */
+function splitQkv(fused: Linear): [Linear, Linear, Linear] {
+  const weights = tf.split(fused.weight, 3, 1) as tf.Tensor2D[];
+  const biases = fused.bias ? (tf.split(fused.bias, 3, 0) as tf.Tensor1D[]) : [];
+  fused.weight.dispose();
+  fused.bias?.dispose();
+  return [0, 1, 2].map((i) =>
+    biases[i] ? { weight: weights[i], bias: biases[i] } : { weight: weights[i] },
+  ) as [Linear, Linear, Linear];
+}
+
+export async function loadGpt2(
+  config: HfConfig,
+  weights: WeightSource,
+  kvCache?: KvCacheKind,
+): Promise<CausalLm> {
+  const shape = gpt2Config(config, kvCache);
+  // GPT2LMHeadModel prefixes names with "transformer."; a bare GPT2Model does not.
+  const root = weights.has('transformer.wte.weight') ? 'transformer.' : '';
+  const layers = [];
+  for (let i = 0; i < shape.layers; i++) {
+    const p = `${root}h.${i}`;
+    const [q, k, v] = splitQkv(await weights.conv1d(`${p}.attn.c_attn`));
+    layers.push({
+      attnNorm: await weights.norm(`${p}.ln_1`),
+      q,
+      k,
+      v,
+      o: await weights.conv1d(`${p}.attn.c_proj`),
+      mlpNorm: await weights.norm(`${p}.ln_2`),
+      up: await weights.conv1d(`${p}.mlp.c_fc`),
+      down: await weights.conv1d(`${p}.mlp.c_proj`),
+    });
+  }
+  return createCausalLm(shape, {
+    embedTokens: (await weights.tensor(`${root}wte.weight`)) as tf.Tensor2D,
+    embedPositions: (await weights.tensor(`${root}wpe.weight`)) as tf.Tensor2D,
+    layers,
+    finalNorm: await weights.norm(`${root}ln_f`),
+  });
+}

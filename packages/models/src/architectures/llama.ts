@@ -1,0 +1,70 @@
+import {
+  type CausalLm,
+  type CausalLmConfig,
+  createCausalLm,
+  InvalidArgumentError,
+  type KvCacheKind,
+} from '@specstream/core';
+import type * as tf from '@tensorflow/tfjs-core';
+import { field, type HfConfig, ropeSettings } from './hf-config.js';
+import type { WeightSource } from './weights.js';
+
+const LLAMA_ACTIVATIONS = { silu: 'silu', gelu_pytorch_tanh: 'gelu_tanh', gelu: 'gelu' } as const;
+
+/** Llama, Mistral and Qwen2 share one layout: RMSNorm, rotary, GQA, gated SiLU MLP. */
+export function llamaConfig(config: HfConfig, kvCache?: KvCacheKind): CausalLmConfig {
+  const hiddenSize = field<number>(config, 'hidden_size');
+  const heads = field<number>(config, 'num_attention_heads');
+  const act = field<string>(config, 'hidden_act', 'silu');
+  const activation = LLAMA_ACTIVATIONS[act as keyof typeof LLAMA_ACTIVATIONS];
+  if (!activation)
+    throw new InvalidArgumentError(
+      `hidden_act "${act}" is not supported; supported: ${Object.keys(LLAMA_ACTIVATIONS).join(', ')}`,
+    );
+  const { theta, scaling } = ropeSettings(config);
+  return {
+    vocabSize: field(config, 'vocab_size'),
+    hiddenSize,
+    layers: field(config, 'num_hidden_layers'),
+    heads,
+    kvHeads: field(config, 'num_key_value_heads', heads),
+    headDim: field(config, 'head_dim', hiddenSize / heads),
+    norm: 'rms',
+    normEps: field(config, 'rms_norm_eps', 1e-6),
+    activation,
+    gatedMlp: true,
+    positions: { kind: 'rotary', rotary: { theta, scaling } },
+    kvCache,
+  };
+}
+
+export async function loadLlama(
+  config: HfConfig,
+  weights: WeightSource,
+  kvCache?: KvCacheKind,
+): Promise<CausalLm> {
+  const shape = llamaConfig(config, kvCache);
+  const layers = [];
+  for (let i = 0; i < shape.layers; i++) {
+    const p = `model.layers.${i}`;
+    layers.push({
+      attnNorm: await weights.norm(`${p}.input_layernorm`),
+      q: await weights.linear(`${p}.self_attn.q_proj`),
+      k: await weights.linear(`${p}.self_attn.k_proj`),
+      v: await weights.linear(`${p}.self_attn.v_proj`),
+      o: await weights.linear(`${p}.self_attn.o_proj`),
+      mlpNorm: await weights.norm(`${p}.post_attention_layernorm`),
+      gate: await weights.linear(`${p}.mlp.gate_proj`),
+      up: await weights.linear(`${p}.mlp.up_proj`),
+      down: await weights.linear(`${p}.mlp.down_proj`),
+    });
+  }
+  // Tied checkpoints usually omit lm_head; some store a copy anyway, which is then the same matrix.
+  const tied = field<boolean>(config, 'tie_word_embeddings', false) || !weights.has('lm_head.weight');
+  return createCausalLm(shape, {
+    embedTokens: (await weights.tensor('model.embed_tokens.weight')) as tf.Tensor2D,
+    layers,
+    finalNorm: await weights.norm('model.norm'),
+    lmHead: tied ? undefined : (await weights.linear('lm_head')).weight,
+  });
+}

@@ -1,0 +1,196 @@
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type CausalLm, generate, InvalidArgumentError, initBackend } from '@specstream/core';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { loadModel } from '../src/load-model.js';
+import { SafetensorsError } from '../src/safetensors/errors.js';
+import { openSafetensors } from '../src/safetensors/file.js';
+import { writeSafetensors } from '../src/safetensors/write.js';
+
+const FIXTURES = fileURLToPath(new URL('../../../../shared/fixtures/hf/', import.meta.url));
+
+interface Reference {
+  inputIds: number[][];
+  logits: Float32Array;
+  greedyPrompt: number[];
+  greedyOutput: number[];
+}
+
+async function readReference(model: string): Promise<Reference> {
+  const file = await openSafetensors(join(FIXTURES, model, 'reference.safetensors'));
+  const values = async (name: string) => (await file.readValues(name)).values;
+  const rows = (data: ArrayLike<number>, width: number) =>
+    Array.from({ length: data.length / width }, (_, r) => Array.from(data).slice(r * width, (r + 1) * width));
+  const ids = await values('input_ids');
+  const ref = {
+    inputIds: rows(ids, file.info('input_ids').shape[1]),
+    logits: (await values('logits')) as Float32Array,
+    greedyPrompt: Array.from(await values('greedy_prompt')),
+    greedyOutput: Array.from(await values('greedy_output')),
+  };
+  await file.close();
+  return ref;
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** Logits of every position of every row via one extendStep per split point list. */
+function logitsBySplits(model: CausalLm, ids: number[][], splits: number[]): Float32Array {
+  const T = ids[0].length;
+  const V = model.vocabSize;
+  const out = new Float32Array(ids.length * T * V);
+  const state = model.createState({ batch: ids.length, maxLength: T });
+  let at = 0;
+  for (const end of [...splits, T]) {
+    const { logits } = model.extendStep(
+      state,
+      ids.map((row) => row.slice(at, end)),
+    );
+    const values = logits.dataSync();
+    const steps = end - at;
+    for (let r = 0; r < ids.length; r++)
+      out.set(values.subarray(r * steps * V, (r + 1) * steps * V), (r * T + at) * V);
+    logits.dispose();
+    at = end;
+  }
+  model.disposeState(state);
+  return out;
+}
+
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm' });
+});
+
+describe.each(['llama', 'qwen2', 'gpt2'])('%s checkpoint', (name) => {
+  let ref: Reference;
+  let model: CausalLm;
+  let tensorsBefore: number;
+
+  beforeAll(async () => {
+    ref = await readReference(name);
+    tensorsBefore = tf.memory().numTensors;
+    const loaded = await loadModel(join(FIXTURES, name));
+    if (loaded.kind !== 'causal-lm') throw new Error('expected a causal LM');
+    model = loaded.model;
+  });
+  afterAll(() => {
+    model.dispose();
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+  });
+
+  test('full forward matches transformers logits (≤ 1e-4)', () => {
+    const err = maxAbsDiff(logitsBySplits(model, ref.inputIds, []), ref.logits);
+    expect(err).toBeLessThan(1e-4);
+  });
+
+  test('extendStep over random splits matches too', () => {
+    for (const splits of [[1, 2, 3], [5, 13], [7, 8, 20, 23], [11]]) {
+      expect(maxAbsDiff(logitsBySplits(model, ref.inputIds, splits), ref.logits)).toBeLessThan(1e-4);
+    }
+  });
+
+  test('greedy generation reproduces greedy_output token for token', async () => {
+    const ids: number[] = [];
+    const maxNewTokens = ref.greedyOutput.length - ref.greedyPrompt.length;
+    for await (const e of generate({ model, prompt: ref.greedyPrompt, maxNewTokens })) ids.push(e.token);
+    expect([...ref.greedyPrompt, ...ids]).toEqual(ref.greedyOutput);
+  });
+});
+
+describe('16-bit checkpoints', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'specstream-half-'));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  // Logits are sums over 64-dim dot products of ~O(1) values: relative weight
+  // error ε (2^-11 for F16, 2^-8 for BF16) moves them by a few ε × |logit|.
+  test.each([
+    ['F16', 2 ** -11],
+    ['BF16', 2 ** -8],
+  ] as const)('%s copy of llama gives the fp32 logits within the format precision', async (dtype, eps) => {
+    const source = await openSafetensors(join(FIXTURES, 'llama', 'model.safetensors'));
+    const tensors: Record<string, { dtype: typeof dtype; shape: readonly number[]; data: Float32Array }> = {};
+    for (const n of source.names) {
+      tensors[n] = {
+        dtype,
+        shape: source.info(n).shape,
+        data: (await source.readValues(n)).values as Float32Array,
+      };
+    }
+    await source.close();
+    const target = join(dir, dtype);
+    await rm(target, { recursive: true, force: true });
+    await import('node:fs/promises').then((fs) => fs.mkdir(target));
+    await writeSafetensors(join(target, 'model.safetensors'), tensors);
+    await copyFile(join(FIXTURES, 'llama', 'config.json'), join(target, 'config.json'));
+    const ref = await readReference('llama');
+    const loaded = await loadModel(target);
+    if (loaded.kind !== 'causal-lm') throw new Error('expected a causal LM');
+    const logits = logitsBySplits(loaded.model, ref.inputIds, []);
+    loaded.model.dispose();
+    const scale = Math.max(...Array.from(ref.logits, Math.abs));
+    const err = maxAbsDiff(logits, ref.logits);
+    expect(err).toBeLessThan(8 * eps * scale);
+    // And the rounding really happened: the copy is not bit-identical.
+    expect(err).toBeGreaterThan(0);
+  });
+});
+
+describe('bad model folders', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'specstream-bad-'));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  test('an unsupported model_type names the supported ones', async () => {
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ model_type: 'bert' }));
+    await expect(loadModel(dir)).rejects.toThrow(InvalidArgumentError);
+    await expect(loadModel(dir)).rejects.toThrow(/"bert".*supported: llama, mistral, qwen2, gpt2, whisper/);
+  });
+
+  test('a tensor the architecture needs but the checkpoint lacks is named; nothing leaks', async () => {
+    const source = await openSafetensors(join(FIXTURES, 'llama', 'model.safetensors'));
+    const tensors: Record<string, { dtype: 'F32'; shape: readonly number[]; data: Float32Array }> = {};
+    for (const n of source.names) {
+      if (n === 'model.layers.1.mlp.up_proj.weight') continue;
+      tensors[n] = {
+        dtype: 'F32',
+        shape: source.info(n).shape,
+        data: (await source.readValues(n)).values as Float32Array,
+      };
+    }
+    await source.close();
+    await writeSafetensors(join(dir, 'model.safetensors'), tensors);
+    await copyFile(join(FIXTURES, 'llama', 'config.json'), join(dir, 'config.json'));
+    const before = tf.memory().numTensors;
+    await expect(loadModel(dir)).rejects.toThrow(SafetensorsError);
+    await expect(loadModel(dir)).rejects.toThrow(/needs tensor "model.layers.1.mlp.up_proj.weight"/);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  test('a config with an unsupported rope type is rejected before reading weights', async () => {
+    await writeFile(
+      join(dir, 'config.json'),
+      JSON.stringify({
+        model_type: 'llama',
+        hidden_size: 8,
+        num_attention_heads: 2,
+        num_hidden_layers: 1,
+        vocab_size: 4,
+        rope_scaling: { rope_type: 'yarn', factor: 2 },
+      }),
+    );
+    await expect(loadModel(dir)).rejects.toThrow(/rope type "yarn" is not supported/);
+  });
+});
