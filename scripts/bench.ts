@@ -30,9 +30,16 @@ for (const name of values.backends.split(',') as BackendName[]) {
     continue;
   }
   const slow = name === 'cpu';
-  console.log(`\n== ${name}${slow ? ' (reduced model: d 128, 4 layers, vocab 50257; B3 on 150 tokens)' : ''}`);
+  console.log(
+    `\n== ${name}${slow ? ' (reduced model: d 128, 4 layers, vocab 50257; B3 on 150 tokens)' : ''}`,
+  );
   const core = await runCoreBench(
-    { config: slow ? CPU_SHAPE : GPT2_SMALL_SHAPE, prefillTokens: slow ? 150 : 1500, context: 512, reps: Number(values.reps) },
+    {
+      config: slow ? CPU_SHAPE : GPT2_SMALL_SHAPE,
+      prefillTokens: slow ? 150 : 1500,
+      context: 512,
+      reps: Number(values.reps),
+    },
     (line) => console.log(`  ${line}`),
   );
   results[name] = { model: slow ? 'reduced' : 'gpt2-small', ...core };

@@ -47,7 +47,9 @@ for (const s of backend.skipped) console.log(`  skipped ${s.candidate}: ${s.reas
 
 const model = randomCausalLm(config, { seed: Number(values.seed), std: 0.05 });
 const batch = Number(values.batch);
-const prompts = Array.from({ length: batch }, (_, r) => Array.from({ length: 20 + 13 * r }, (_, i) => (i * 31 + r * 7) % config.vocabSize));
+const prompts = Array.from({ length: batch }, (_, r) =>
+  Array.from({ length: 20 + 13 * r }, (_, i) => (i * 31 + r * 7) % config.vocabSize),
+);
 const rows: number[][] = prompts.map(() => []);
 let first: TokenEvent | undefined;
 let last: TokenEvent | undefined;
@@ -62,7 +64,8 @@ for await (const event of generate({
   last = event;
 }
 model.dispose();
-for (const [r, ids] of rows.entries()) console.log(`row ${r} (prompt ${prompts[r].length} tokens): ${ids.join(' ')}`);
+for (const [r, ids] of rows.entries())
+  console.log(`row ${r} (prompt ${prompts[r].length} tokens): ${ids.join(' ')}`);
 const decodeMs = last!.timings.elapsedMs - first!.timings.elapsedMs;
 const tokens = rows.reduce((n, r) => n + r.length, 0) - batch;
 console.log(

@@ -20,11 +20,18 @@ for (const [name, step] of steps) {
 
 const report = '.vitest-report.json';
 rmSync(report, { force: true });
-const status = run(bin('vitest'), ['run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`]);
+const status = run(bin('vitest'), [
+  'run',
+  '--reporter=default',
+  '--reporter=json',
+  `--outputFile.json=${report}`,
+]);
 try {
   const result = JSON.parse(readFileSync(report, 'utf8'));
   const skipped = result.numPendingTests + result.numTodoTests;
-  console.log(`\nTests: ${result.numPassedTests} passed, ${result.numFailedTests} failed, ${skipped} skipped`);
+  console.log(
+    `\nTests: ${result.numPassedTests} passed, ${result.numFailedTests} failed, ${skipped} skipped`,
+  );
 } catch {
   console.log('\nTests: no report written');
 }

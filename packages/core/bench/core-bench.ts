@@ -20,14 +20,22 @@ export interface CoreBenchResult {
   [key: string]: unknown;
 }
 
-const tokensOf = (n: number, offset = 0, vocab = 50257) => Array.from({ length: n }, (_, i) => (i * 131 + offset * 17 + 5) % vocab);
+const tokensOf = (n: number, offset = 0, vocab = 50257) =>
+  Array.from({ length: n }, (_, i) => (i * 131 + offset * 17 + 5) % vocab);
 
 /** A model per cache strategy shares one set of weights: clone cost only once per kind. */
 function withKind(config: CausalLmConfig, kind: KvCacheKind, seed: number): CausalLm {
   return createCausalLm({ ...config, kvCache: kind }, randomCausalLmWeights(config, { seed }));
 }
 
-function stepAt(model: CausalLm, batch: number, context: number, maxLength: number, steps: number, reps: number): number {
+function stepAt(
+  model: CausalLm,
+  batch: number,
+  context: number,
+  maxLength: number,
+  steps: number,
+  reps: number,
+): number {
   const state = model.createState({ batch, maxLength });
   const V = model.vocabSize;
   const prompts = Array.from({ length: batch }, (_, r) => tokensOf(context, r, V));
@@ -41,7 +49,10 @@ function stepAt(model: CausalLm, batch: number, context: number, maxLength: numb
   return ms;
 }
 
-export async function runCoreBench(o: CoreBenchOptions, log: (line: string) => void): Promise<CoreBenchResult> {
+export async function runCoreBench(
+  o: CoreBenchOptions,
+  log: (line: string) => void,
+): Promise<CoreBenchResult> {
   const kind = defaultKvCacheKind();
   const V = o.config.vocabSize;
   const result: CoreBenchResult = { defaultKvCache: kind };
@@ -50,8 +61,15 @@ export async function runCoreBench(o: CoreBenchOptions, log: (line: string) => v
   const model = withKind(o.config, kind, 1);
   const one = stepAt(model, 1, o.context, o.context + 16, 1, o.reps);
   const eight = stepAt(model, 1, o.context, o.context + 16, 8, o.reps);
-  result.B1 = { context: o.context, oneStepMs: round(one), eightStepsMs: round(eight), ratio: round(eight / one) };
-  log(`B1 multi-step: 1 step ${one.toFixed(1)} ms, 8 steps ${eight.toFixed(1)} ms → ratio ${(eight / one).toFixed(2)}`);
+  result.B1 = {
+    context: o.context,
+    oneStepMs: round(one),
+    eightStepsMs: round(eight),
+    ratio: round(eight / one),
+  };
+  log(
+    `B1 multi-step: 1 step ${one.toFixed(1)} ms, 8 steps ${eight.toFixed(1)} ms → ratio ${(eight / one).toFixed(2)}`,
+  );
 
   const decode = (batch: number) => stepAt(model, batch, 128, 160, 1, o.reps);
   const b1 = decode(1);
@@ -69,7 +87,9 @@ export async function runCoreBench(o: CoreBenchOptions, log: (line: string) => v
     batch8TokensPerS: round((8 * 1000) / b8, 1),
     opsPerStep: ops,
   };
-  log(`B4 decode: batch 1 ${(1000 / b1).toFixed(1)} tok/s, batch 8 ${((8 * 1000) / b8).toFixed(1)} tok/s, ${ops} kernels/step`);
+  log(
+    `B4 decode: batch 1 ${(1000 / b1).toFixed(1)} tok/s, batch 8 ${((8 * 1000) / b8).toFixed(1)} tok/s, ${ops} kernels/step`,
+  );
 
   // B3: one token per call vs bucketed prefill, same prompt.
   {
@@ -86,8 +106,16 @@ export async function runCoreBench(o: CoreBenchOptions, log: (line: string) => v
     const bucketed = performance.now() - t1;
     model.disposeState(state2);
     const shapes = new Set(planPrefillChunks(o.prefillTokens)).size;
-    result.B3 = { tokens: o.prefillTokens, oneByOneMs: round(naive), bucketedMs: round(bucketed), ratio: round(naive / bucketed), distinctShapes: shapes };
-    log(`B3 prefill ${o.prefillTokens} tokens: one by one ${naive.toFixed(0)} ms, bucketed ${bucketed.toFixed(0)} ms → ratio ${(naive / bucketed).toFixed(1)}, ${shapes} shapes`);
+    result.B3 = {
+      tokens: o.prefillTokens,
+      oneByOneMs: round(naive),
+      bucketedMs: round(bucketed),
+      ratio: round(naive / bucketed),
+      distinctShapes: shapes,
+    };
+    log(
+      `B3 prefill ${o.prefillTokens} tokens: one by one ${naive.toFixed(0)} ms, bucketed ${bucketed.toFixed(0)} ms → ratio ${(naive / bucketed).toFixed(1)}, ${shapes} shapes`,
+    );
   }
   model.dispose();
 
@@ -101,8 +129,15 @@ export async function runCoreBench(o: CoreBenchOptions, log: (line: string) => v
     const large = stepAt(m, 1, 255, 4096, 1, o.reps);
     const long = stepAt(m, 1, 1024, 4096, 1, o.reps);
     m.dispose();
-    caches[k] = { 'ms@256/max256': round(small), 'ms@256/max4096': round(large), 'ms@1024/max4096': round(long), B2ratio: round(large / small) };
-    log(`cache ${k}: ${small.toFixed(1)} ms (max 256), ${large.toFixed(1)} ms (max 4096) → B2 ${(large / small).toFixed(2)}; ${long.toFixed(1)} ms at 1024`);
+    caches[k] = {
+      'ms@256/max256': round(small),
+      'ms@256/max4096': round(large),
+      'ms@1024/max4096': round(long),
+      B2ratio: round(large / small),
+    };
+    log(
+      `cache ${k}: ${small.toFixed(1)} ms (max 256), ${large.toFixed(1)} ms (max 4096) → B2 ${(large / small).toFixed(2)}; ${long.toFixed(1)} ms at 1024`,
+    );
   }
   result.caches = caches;
   result.B2 = (caches[kind] as { B2ratio: number }).B2ratio;

@@ -1,1 +1,5 @@
-export {};
+export * from './audio/index.js';
+export * from './load-model.js';
+export * from './safetensors/index.js';
+export * from './tokenizer/index.js';
+export * from './whisper/index.js';

@@ -1,0 +1,157 @@
+import {
+  type CreateStateOptions,
+  checkCapacity,
+  checkNotDisposed,
+  checkPositiveInteger,
+  checkRollback,
+  createKvCache,
+  type Decoder,
+  type DecoderState,
+  flattenTokens,
+  InvalidArgumentError,
+  type KvCache,
+} from '@specstream/core';
+import * as tf from '@tensorflow/tfjs-core';
+import { disposeNorm } from './attention.js';
+import type { WhisperConfig } from './config.js';
+import { decoderForward, type PreparedDecoder } from './decoder-forward.js';
+import {
+  type CrossKeysValues,
+  crossKeysValues,
+  disposeDecoderLayer,
+  prepareDecoderLayer,
+} from './decoder-layers.js';
+import { checkEncoderOutput, checkLogitsIndices } from './validate.js';
+import type { DecoderWeights } from './weights.js';
+
+export interface WhisperDecoderState extends DecoderState {
+  /** Self-attention keys and values of the tokens so far. */
+  readonly cache: KvCache;
+  /** Per layer, cross-attention keys and values of the current audio; undefined until setEncoderOutput. */
+  readonly cross: readonly CrossKeysValues[] | undefined;
+}
+
+export interface WhisperDecoder extends Decoder<WhisperDecoderState> {
+  /**
+   * Attaches one audio's encoder output [batch, sourceSteps, dModel] to the
+   * state: every layer's cross-attention keys and values are computed here,
+   * once, and kept until the next call or disposeState. The caller keeps
+   * ownership of `encoderOutput`. Token positions are untouched: to start a
+   * new transcription on the same state, rollback to 0 as well.
+   */
+  setEncoderOutput(state: WhisperDecoderState, encoderOutput: tf.Tensor3D): void;
+}
+
+interface MutableState {
+  batch: number;
+  maxLength: number;
+  lengths: Int32Array;
+  disposed: boolean;
+  cache: KvCache;
+  cross: CrossKeysValues[] | undefined;
+}
+
+/** Takes ownership of `weights` (fused here, freed by dispose). */
+export function createWhisperDecoder(config: WhisperConfig, weights: DecoderWeights): WhisperDecoder {
+  const { vocabSize, dModel, decoderHeads: heads, normEps: eps, activation } = config;
+  const headDim = dModel / heads;
+  const maxPositions = config.maxTargetPositions;
+  const layers = weights.layers.map((layer) => prepareDecoderLayer(layer, 1 / Math.sqrt(headDim)));
+  const { embedTokens, embedPositions, finalNorm } = weights;
+  const model: PreparedDecoder = {
+    vocabSize,
+    heads,
+    eps,
+    activation,
+    embedScale: config.scaleEmbedding ? Math.sqrt(dModel) : 1,
+    layers,
+    embedTokens,
+    embedPositions,
+    finalNorm,
+  };
+  let disposed = false;
+
+  const checkModel = () => {
+    if (disposed) throw new InvalidArgumentError('the model was disposed');
+  };
+
+  function createState({ batch, maxLength }: CreateStateOptions): WhisperDecoderState {
+    checkModel();
+    checkPositiveInteger('batch', batch);
+    checkPositiveInteger('maxLength', maxLength);
+    if (maxLength > maxPositions) {
+      throw new InvalidArgumentError(`maxLength ${maxLength} exceeds the model's ${maxPositions} positions`);
+    }
+    const shape = { batch, layers: layers.length, kvHeads: heads, headDim, capacity: maxLength };
+    const cache = createKvCache(shape, config.kvCache);
+    const state: MutableState = {
+      batch,
+      maxLength,
+      lengths: new Int32Array(batch),
+      disposed: false,
+      cache,
+      cross: undefined,
+    };
+    return state;
+  }
+
+  return {
+    vocabSize,
+    maxPositions,
+    createState,
+    setEncoderOutput(state, encoderOutput) {
+      const s = state as MutableState;
+      checkModel();
+      checkNotDisposed(s);
+      checkEncoderOutput(encoderOutput, s.batch, dModel);
+      const next = crossKeysValues(encoderOutput, layers, heads);
+      disposeCross(s);
+      s.cross = next;
+    },
+    extendStep(state, tokens, options) {
+      const s = state as MutableState;
+      checkModel();
+      checkNotDisposed(s);
+      const cross = s.cross;
+      if (!cross) {
+        throw new InvalidArgumentError(
+          'the state has no audio: call setEncoderOutput(state, encoderOutput) before extendStep',
+        );
+      }
+      const { ids, steps } = flattenTokens(tokens, s.batch, vocabSize);
+      checkCapacity(s.lengths, steps, s.maxLength, maxPositions);
+      const selection = options?.logits;
+      if (selection !== undefined && typeof selection !== 'string')
+        checkLogitsIndices(selection, s.batch, steps);
+      const logits = decoderForward(model, { ...s, cross }, ids, steps, options);
+      // Only now, after the pass succeeded, do the rows own their new positions.
+      for (let r = 0; r < s.batch; r++) s.lengths[r] += steps;
+      return { logits, state };
+    },
+    rollback(state, lengths) {
+      const s = state as MutableState;
+      checkNotDisposed(s);
+      checkRollback(s.lengths, lengths);
+      s.lengths.set(Array.from(lengths));
+    },
+    disposeState(state) {
+      const s = state as MutableState;
+      if (s.disposed) return;
+      s.cache.dispose();
+      disposeCross(s);
+      s.disposed = true;
+    },
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      for (const layer of layers) disposeDecoderLayer(layer);
+      tf.dispose([embedTokens, embedPositions]);
+      disposeNorm(finalNorm);
+    },
+  };
+}
+
+function disposeCross(state: MutableState): void {
+  for (const { keys, values } of state.cross ?? []) tf.dispose([keys, values]);
+  state.cross = undefined;
+}
