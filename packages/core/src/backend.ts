@@ -73,7 +73,8 @@ async function selectUnlessCached(request: BackendRequest): Promise<BackendChoic
 async function select(request: BackendRequest): Promise<BackendChoice> {
   silenceTfjs();
   const candidates = request === 'auto' ? CANDIDATES : CANDIDATES.filter((c) => c.backend === request);
-  const previous = tf.getBackend() as string | null;
+  // tfjs reports no backend as undefined before the first one is set.
+  const previous = (tf.getBackend() as string | null | undefined) ?? null;
   const skipped: SkippedBackend[] = [];
   for (const candidate of candidates) {
     const reason = await tryStart(candidate);

@@ -84,9 +84,9 @@ export async function* generate<S extends DecoderState>(
       buckets: options.prefillBuckets ?? DEFAULT_PREFILL_BUCKETS,
     });
     for (;;) {
-      const values = logits.dataSync() as Float32Array;
+      // Asynchronous read: webgpu in Node has no synchronous download path.
       const vocab = logits.shape[2];
-      logits.dispose();
+      const values = (await logits.data().finally(() => logits.dispose())) as Float32Array;
       const events: TokenEvent[] = [];
       for (let r = 0; r < batch; r++) {
         if (finished[r]) continue;
