@@ -28,21 +28,21 @@ function withKind(config: CausalLmConfig, kind: KvCacheKind, seed: number): Caus
   return createCausalLm({ ...config, kvCache: kind }, randomCausalLmWeights(config, { seed }));
 }
 
-function stepAt(
+async function stepAt(
   model: CausalLm,
   batch: number,
   context: number,
   maxLength: number,
   steps: number,
   reps: number,
-): number {
+): Promise<number> {
   const state = model.createState({ batch, maxLength });
   const V = model.vocabSize;
   const prompts = Array.from({ length: batch }, (_, r) => tokensOf(context, r, V));
-  settle(prefill(model, state, prompts));
+  await settle(prefill(model, state, prompts));
   const window = Array.from({ length: batch }, (_, r) => tokensOf(steps, r + 3, V));
-  const ms = medianMs(() => {
-    settle(model.extendStep(state, window).logits);
+  const ms = await medianMs(async () => {
+    await settle(model.extendStep(state, window).logits);
     model.rollback(state, new Array(batch).fill(context));
   }, reps);
   model.disposeState(state);
@@ -59,8 +59,8 @@ export async function runCoreBench(
 
   // B1 and B4 on the default strategy.
   const model = withKind(o.config, kind, 1);
-  const one = stepAt(model, 1, o.context, o.context + 16, 1, o.reps);
-  const eight = stepAt(model, 1, o.context, o.context + 16, 8, o.reps);
+  const one = await stepAt(model, 1, o.context, o.context + 16, 1, o.reps);
+  const eight = await stepAt(model, 1, o.context, o.context + 16, 8, o.reps);
   result.B1 = {
     context: o.context,
     oneStepMs: round(one),
@@ -72,11 +72,11 @@ export async function runCoreBench(
   );
 
   const decode = (batch: number) => stepAt(model, batch, 128, 160, 1, o.reps);
-  const b1 = decode(1);
-  const b8 = decode(8);
+  const b1 = await decode(1);
+  const b8 = await decode(8);
   const ops = await (async () => {
     const state = model.createState({ batch: 1, maxLength: 160 });
-    settle(prefill(model, state, [tokensOf(128, 0, V)]));
+    await settle(prefill(model, state, [tokensOf(128, 0, V)]));
     const n = await countKernels(() => model.extendStep(state, [[7]]).logits);
     model.disposeState(state);
     return n;
@@ -97,12 +97,12 @@ export async function runCoreBench(
     const maxLength = o.prefillTokens + 8;
     const state = model.createState({ batch: 1, maxLength });
     const t0 = performance.now();
-    for (const id of prompt) settle(model.extendStep(state, [[id]], { logits: 'last' }).logits);
+    for (const id of prompt) await settle(model.extendStep(state, [[id]], { logits: 'last' }).logits);
     const naive = performance.now() - t0;
     model.disposeState(state);
     const state2 = model.createState({ batch: 1, maxLength });
     const t1 = performance.now();
-    settle(prefill(model, state2, [prompt]));
+    await settle(prefill(model, state2, [prompt]));
     const bucketed = performance.now() - t1;
     model.disposeState(state2);
     const shapes = new Set(planPrefillChunks(o.prefillTokens)).size;
@@ -125,9 +125,9 @@ export async function runCoreBench(
   for (const k of ['inplace', 'blocks', 'concat', 'static'] as KvCacheKind[]) {
     if (k === 'inplace' && kind !== 'inplace') continue;
     const m = withKind(o.config, k, 1);
-    const small = stepAt(m, 1, 255, 256, 1, o.reps);
-    const large = stepAt(m, 1, 255, 4096, 1, o.reps);
-    const long = stepAt(m, 1, 1024, 4096, 1, o.reps);
+    const small = await stepAt(m, 1, 255, 256, 1, o.reps);
+    const large = await stepAt(m, 1, 255, 4096, 1, o.reps);
+    const long = await stepAt(m, 1, 1024, 4096, 1, o.reps);
     m.dispose();
     caches[k] = {
       'ms@256/max256': round(small),

@@ -1,21 +1,24 @@
 import * as tf from '@tensorflow/tfjs-core';
 
-/** Median wall time of `fn` in ms after `warmup` untimed runs. `fn` must block until its work is done. */
-export function medianMs(fn: () => void, reps: number, warmup = 1): number {
-  for (let i = 0; i < warmup; i++) fn();
+/** Median wall time of `fn` in ms after `warmup` untimed runs. `fn` must resolve once its work is done. */
+export async function medianMs(fn: () => Promise<void>, reps: number, warmup = 1): Promise<number> {
+  for (let i = 0; i < warmup; i++) await fn();
   const times: number[] = [];
   for (let i = 0; i < reps; i++) {
     const t0 = performance.now();
-    fn();
+    await fn();
     times.push(performance.now() - t0);
   }
   times.sort((a, b) => a - b);
   return times[Math.floor(times.length / 2)];
 }
 
-/** Runs fn, reads its tensor back (forcing GPU work to finish) and disposes it. */
-export function settle(t: tf.Tensor): void {
-  t.dataSync();
+/**
+ * Reads a tensor back (forcing GPU work to finish) and disposes it. Async:
+ * tfjs-webgpu in Node has no synchronous download path.
+ */
+export async function settle(t: tf.Tensor): Promise<void> {
+  await t.data();
   t.dispose();
 }
 
