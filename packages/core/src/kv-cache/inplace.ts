@@ -54,6 +54,20 @@ export function createInplaceCache(shape: KvCacheShape): KvCache {
     }
   }
 
+  // tf.slice of a prefix along the slot axis costs O(capacity) on cpu and wasm
+  // (measured: 11 ms at capacity 4096 vs 0.02 ms at 256 on cpu), so the read
+  // copies the needed rows itself: O(size) whatever the capacity.
+  function readPrefix(source: tf.Tensor4D, size: number): tf.Tensor4D {
+    const src = memory!(source);
+    const out = new Float32Array(batch * kvHeads * size * headDim);
+    const chunk = size * headDim;
+    for (let i = 0; i < batch * kvHeads; i++) {
+      const from = i * capacity * headDim;
+      out.set(src.subarray(from, from + chunk), i * chunk);
+    }
+    return tf.tensor4d(out, [batch, kvHeads, size, headDim]);
+  }
+
   return {
     kind: 'inplace',
     capacity,
@@ -63,9 +77,7 @@ export function createInplaceCache(shape: KvCacheShape): KvCache {
     },
     read(layer, length) {
       const size = Math.min(roundUp(length, READ_BUCKET), capacity);
-      const begin = [0, 0, 0, 0];
-      const extent = [batch, kvHeads, size, headDim];
-      return { keys: tf.slice(keys[layer], begin, extent), values: tf.slice(values[layer], begin, extent) };
+      return { keys: readPrefix(keys[layer], size), values: readPrefix(values[layer], size) };
     },
     dispose() {
       for (const t of [...keys, ...values]) t.dispose();
