@@ -1,0 +1,106 @@
+import { getLogger } from '@specstream/core';
+import { checkK, expectedTokens, type IterationReport, type KPolicy } from './k-policy.js';
+
+export interface AdaptiveKOptions {
+  minK?: number;
+  maxK?: number;
+  /** k of the first iteration, before anything is measured (default 4). */
+  initialK?: number;
+  /** Weight of the newest observation in the running estimates (default 0.1). */
+  smoothing?: number;
+  /** Every this many iterations try a neighbour of the best k, to keep its cost estimate fresh (default 8). */
+  exploreEvery?: number;
+}
+
+/**
+ * Picks k each iteration to maximise expected tokens per second:
+ * E(k) / (k·t_draft + t_verify(k)), with α estimated from the acceptances
+ * seen so far (each rejection ends a geometric run, so α = accepted /
+ * (accepted + rejections)), t_draft the measured time of one draft step and
+ * t_verify(k) the measured time of a k+1-position pass (a least-squares line
+ * in k through the k values tried, so untried k are extrapolated).
+ */
+export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
+  const minK = options.minK ?? 1;
+  const maxK = options.maxK ?? 8;
+  checkK(minK, 'minK');
+  checkK(maxK, 'maxK');
+  const initialK = Math.min(Math.max(options.initialK ?? 4, minK), maxK);
+  const w = options.smoothing ?? 0.1;
+  const exploreEvery = options.exploreEvery ?? 8;
+  const log = getLogger('speculative');
+
+  // Decayed counts, with a weak prior of α = 0.5.
+  let accepted = 1;
+  let rejected = 1;
+  let draftStepMs: number | undefined;
+  const verifyMs = new Map<number, number>();
+  let iteration = 0;
+  let best = initialK;
+
+  const alpha = () => accepted / (accepted + rejected);
+
+  function verifyCost(k: number): number {
+    const known = verifyMs.get(k);
+    if (known !== undefined) return known;
+    const points = [...verifyMs.entries()];
+    if (points.length === 0) return 1;
+    if (points.length === 1) return points[0][1]; // flat until a second k is measured
+    const n = points.length;
+    const mx = points.reduce((s, [x]) => s + x, 0) / n;
+    const my = points.reduce((s, [, y]) => s + y, 0) / n;
+    const sxx = points.reduce((s, [x]) => s + (x - mx) ** 2, 0);
+    const slope = Math.max(0, points.reduce((s, [x, y]) => s + (x - mx) * (y - my), 0) / sxx);
+    return Math.max(1e-3, my + slope * (k - mx));
+  }
+
+  function choose(): number {
+    const a = alpha();
+    let bestK = minK;
+    let bestRate = -1;
+    for (let k = minK; k <= maxK; k++) {
+      const rate = expectedTokens(a, k) / (k * (draftStepMs ?? 0) + verifyCost(k));
+      if (rate > bestRate) {
+        bestRate = rate;
+        bestK = k;
+      }
+    }
+    return bestK;
+  }
+
+  return {
+    maxK,
+    next() {
+      iteration++;
+      if (verifyMs.size === 0) return initialK;
+      best = choose();
+      if (iteration % exploreEvery === 0) {
+        const neighbour = best + ((iteration / exploreEvery) % 2 === 0 ? 1 : -1);
+        if (neighbour >= minK && neighbour <= maxK) return neighbour;
+      }
+      return best;
+    },
+    observe(report: IterationReport) {
+      let acc = 0;
+      let rej = 0;
+      report.proposed.forEach((m, i) => {
+        acc += report.accepted[i];
+        if (report.accepted[i] < m) rej++;
+      });
+      accepted = (1 - w) * accepted + acc;
+      rejected = (1 - w) * rejected + rej;
+      if (report.draftSteps > 0) {
+        const perStep = report.draftMs / report.draftSteps;
+        draftStepMs = draftStepMs === undefined ? perStep : (1 - w) * draftStepMs + w * perStep;
+      } else if (draftStepMs === undefined) {
+        draftStepMs = 0;
+      }
+      const old = verifyMs.get(report.k);
+      verifyMs.set(report.k, old === undefined ? report.verifyMs : (1 - w) * old + w * report.verifyMs);
+      log.debug(
+        { k: report.k, alpha: alpha(), draftStepMs, verifyMs: verifyMs.get(report.k), best },
+        'adaptive k',
+      );
+    },
+  };
+}

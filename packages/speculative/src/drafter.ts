@@ -1,0 +1,48 @@
+import type { Sampler } from '@specstream/core';
+
+/** What a drafter offers for one row: up to k tokens, and the law they were drawn from. */
+export interface Proposal {
+  tokens: number[];
+  /**
+   * q_1..q_m, one distribution per token, when the tokens were sampled; leave
+   * it out for deterministic proposals (the verifier then treats q as one-hot).
+   */
+  probs?: Float32Array[];
+}
+
+export interface DraftContext {
+  /** Per row: every token so far (prompt and emitted). Read-only. */
+  histories: ReadonlyArray<readonly number[]>;
+  /** Rows still generating; proposals for the others are ignored. */
+  active: readonly boolean[];
+  /** Most tokens wanted per row this iteration. */
+  k: number;
+  signal?: AbortSignal;
+}
+
+/** One generation's drafting: owns whatever state the drafter keeps (a draft KV cache). */
+export interface DraftSession {
+  propose(context: DraftContext): Promise<Proposal[]>;
+  /** Frees the session's state. Idempotent. */
+  dispose(): void;
+}
+
+export interface DraftSessionOptions {
+  batch: number;
+  /** Longest history any row can reach, plus the largest k. */
+  maxLength: number;
+  /** The generation's sampler: drafts use the same settings and random stream as verification. */
+  sampler: Sampler;
+}
+
+/**
+ * Anything that guesses the target's next tokens: a smaller model
+ * (`modelDrafter`), a lookup in the text so far (`promptLookupDrafter`), or
+ * your own. A drafter is reusable; each generation starts a session.
+ */
+export interface Drafter {
+  readonly name: string;
+  /** Ids the drafter can propose: [0, vocabSize). Undefined for drafters that copy tokens from the text. */
+  readonly vocabSize?: number;
+  start(options: DraftSessionOptions): DraftSession;
+}

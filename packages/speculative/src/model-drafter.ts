@@ -1,0 +1,93 @@
+import {
+  AbortError,
+  DEFAULT_PREFILL_BUCKETS,
+  type Decoder,
+  type DecoderState,
+  prefill,
+  sampleFrom,
+} from '@specstream/core';
+import type * as tf from '@tensorflow/tfjs-core';
+import type { Drafter, Proposal } from './drafter.js';
+
+export interface ModelDrafterOptions {
+  /** Chunk sizes for catching up on the prompt and on accepted tokens. */
+  prefillBuckets?: readonly number[];
+}
+
+/**
+ * A smaller decoder as drafter: k single steps on its own KV cache, drawing
+ * each token from q (the draft's logits under the generation's sampling
+ * settings) and keeping q for verification. Between iterations the cache is
+ * rolled back to the longest prefix it shares with the accepted text and
+ * fed what it has not seen (the correction or bonus token, and after a full
+ * acceptance the last drafted token too), in one call for the whole batch.
+ */
+export function modelDrafter<S extends DecoderState>(
+  model: Decoder<S>,
+  options: ModelDrafterOptions = {},
+): Drafter {
+  // Catch-up is usually 1–2 tokens per row: small buckets keep it to one call.
+  const buckets = options.prefillBuckets ?? [...DEFAULT_PREFILL_BUCKETS, 4, 2];
+  return {
+    name: 'model',
+    vocabSize: model.vocabSize,
+    start({ batch, maxLength, sampler }) {
+      const state = model.createState({ batch, maxLength });
+      // Exactly the tokens in the draft cache, per row (length == state.lengths[row]).
+      const cached: number[][] = Array.from({ length: batch }, () => []);
+      const penalized = sampler.options.repetitionPenalty !== 1;
+      return {
+        async propose({ histories, active, k, signal }) {
+          const keep = histories.map((h, r) => Math.min(commonPrefix(cached[r], h), h.length - 1));
+          model.rollback(state, keep);
+          keep.forEach((n, r) => {
+            cached[r].length = n;
+          });
+          const pending = histories.map((h, r) => h.slice(keep[r]));
+          let logits: tf.Tensor3D | undefined = prefill(model, state, pending, { buckets });
+          pending.forEach((p, r) => cached[r].push(...p));
+          const proposals: Proposal[] = histories.map(() => ({ tokens: [], probs: [] }));
+          const vocab = model.vocabSize;
+          try {
+            for (let i = 0; i < k; i++) {
+              const values = (await logits.data()) as Float32Array;
+              logits.dispose();
+              logits = undefined;
+              const next = histories.map((h, r) => {
+                if (!active[r]) return cached[r][cached[r].length - 1];
+                const row = values.subarray(r * vocab, (r + 1) * vocab);
+                const q = sampler.probs(row, penalized ? [...h, ...proposals[r].tokens] : undefined);
+                const token = sampleFrom(q, sampler.rng);
+                proposals[r].tokens.push(token);
+                proposals[r].probs?.push(q);
+                return token;
+              });
+              // The last drafted token is not fed: verification decides whether it stays.
+              if (i === k - 1) break;
+              if (signal?.aborted) throw signal.reason ?? new AbortError('generation aborted');
+              ({ logits } = model.extendStep(
+                state,
+                next.map((t) => [t]),
+                { logits: 'last' },
+              ));
+              next.forEach((t, r) => cached[r].push(t));
+            }
+          } finally {
+            logits?.dispose();
+          }
+          return proposals;
+        },
+        dispose() {
+          model.disposeState(state);
+        },
+      };
+    },
+  };
+}
+
+function commonPrefix(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}

@@ -1,0 +1,244 @@
+import {
+  AbortError,
+  checkPositiveInteger,
+  createSampler,
+  DEFAULT_PREFILL_BUCKETS,
+  type FinishReason,
+  getLogger,
+  InvalidArgumentError,
+  prefill,
+  type SamplingOptions,
+  type TokenEvent,
+} from '@specstream/core';
+import { type AcceptRule, acceptDraft } from './accept.js';
+import type { Proposal } from './drafter.js';
+import {
+  addMetrics,
+  emptyMetrics,
+  rates,
+  type SpeculativeMetrics,
+  type SpeculativeRates,
+} from './metrics.js';
+import { type PairOptions, speculativePair } from './pair.js';
+
+export interface SpeculativeGenerateOptions extends PairOptions {
+  /** One prompt, or one per batch row (lengths may differ). */
+  prompt: ArrayLike<number> | ReadonlyArray<ArrayLike<number>>;
+  maxNewTokens: number;
+  /** Applied identically to the target's p and the draft's q. */
+  sampling?: SamplingOptions;
+  stopTokens?: Iterable<number>;
+  signal?: AbortSignal;
+  prefillBuckets?: readonly number[];
+  /** This call's metrics are added into it when the call ends: pass the same object to accumulate. */
+  totals?: SpeculativeMetrics;
+  /** Replaces the speculative sampling rule: for experiments and for tests that must see a wrong rule fail. */
+  acceptRule?: AcceptRule;
+}
+
+export interface SpeculativeTokenEvent extends TokenEvent {
+  /** True when the token was drafted and accepted; false for the target's own (correction, bonus, first). */
+  drafted: boolean;
+}
+
+/** An AsyncIterable of token events whose metrics fill in as it runs. */
+export interface SpeculativeRun extends AsyncIterable<SpeculativeTokenEvent> {
+  readonly metrics: SpeculativeMetrics;
+  rates(): SpeculativeRates;
+}
+
+function toRows(prompt: SpeculativeGenerateOptions['prompt']): number[][] {
+  const isBatch = Array.isArray(prompt) && prompt.length > 0 && typeof prompt[0] !== 'number';
+  const rows = isBatch ? (prompt as ArrayLike<number>[]) : [prompt as ArrayLike<number>];
+  return rows.map((r) => Array.from(r));
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw signal.reason ?? new AbortError('generation aborted');
+}
+
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Speculative decoding with the surface of core's `generate`: the target's
+ * prefill gives each row its first token; then each iteration the drafter
+ * proposes up to k tokens per row, the target scores every row's
+ * [last token, d_1..d_k] in ONE extendStep, `acceptDraft` keeps a prefix
+ * and adds one token of the target's, and the target cache rolls back to
+ * the accepted length (the drafter re-syncs its own on the next proposal).
+ * Output is distributed exactly as target-only decoding (identical tokens
+ * when greedy). Validates the pair and arguments at the call; the work runs
+ * when iterated.
+ */
+export function speculativeGenerate(options: SpeculativeGenerateOptions): SpeculativeRun {
+  const { target, drafter, policy } = speculativePair(options);
+  const prompts = toRows(options.prompt);
+  const { maxNewTokens, signal } = options;
+  checkPositiveInteger('maxNewTokens', maxNewTokens);
+  if (prompts.length === 0) throw new InvalidArgumentError('prompt has no rows');
+  const vocab = drafter.vocabSize ?? target.vocabSize;
+  prompts.forEach((p, r) => {
+    if (p.length === 0) throw new InvalidArgumentError(`prompt of row ${r} is empty`);
+    const bad = p.findIndex((t) => !Number.isInteger(t) || t < 0 || t >= vocab);
+    if (bad >= 0) {
+      throw new InvalidArgumentError(
+        `prompt row ${r} position ${bad}: token id ${p[bad]} is outside [0, ${vocab})`,
+      );
+    }
+  });
+  const sampler = createSampler(options.sampling);
+  const rule = options.acceptRule ?? acceptDraft;
+  const stops = new Set(options.stopTokens ?? []);
+  const longest = Math.max(...prompts.map((p) => p.length));
+  // Verification writes up to k positions past the text; learned position tables cap it.
+  const capacity = Math.min(longest + maxNewTokens + policy.maxK, target.maxPositions);
+  if (longest + maxNewTokens > capacity) {
+    throw new InvalidArgumentError(
+      `a prompt of ${longest} tokens plus ${maxNewTokens} new ones exceeds the target's ${target.maxPositions} positions`,
+    );
+  }
+  const metrics = emptyMetrics();
+  const log = getLogger('speculative');
+  const penalized = sampler.options.repetitionPenalty !== 1;
+
+  async function* run(): AsyncGenerator<SpeculativeTokenEvent> {
+    throwIfAborted(signal);
+    const start = performance.now();
+    const batch = prompts.length;
+    const histories = prompts.map((p) => [...p]);
+    const finished = new Array<boolean>(batch).fill(false);
+    const generated = new Array<number>(batch).fill(0);
+    const state = target.createState({ batch, maxLength: capacity });
+    let session: ReturnType<typeof drafter.start> | undefined;
+
+    /** Appends `tokens` to row r up to a stop token or the limit, returning their events. */
+    const emit = (r: number, tokens: number[], accepted: number, stepMs: number): SpeculativeTokenEvent[] => {
+      const events: SpeculativeTokenEvent[] = [];
+      for (let i = 0; i < tokens.length && !finished[r]; i++) {
+        histories[r].push(tokens[i]);
+        const index = generated[r]++;
+        const finishReason: FinishReason | undefined = stops.has(tokens[i])
+          ? 'stop'
+          : generated[r] === maxNewTokens
+            ? 'length'
+            : undefined;
+        if (finishReason) finished[r] = true;
+        events.push({
+          row: r,
+          token: tokens[i],
+          position: histories[r].length - 1,
+          index,
+          finishReason,
+          drafted: i < accepted,
+          timings: { stepMs: i === 0 ? stepMs : 0, elapsedMs: performance.now() - start },
+        });
+      }
+      metrics.emittedTokens += events.length;
+      return events;
+    };
+
+    try {
+      let t0 = performance.now();
+      const first = prefill(target, state, prompts, {
+        buckets: options.prefillBuckets ?? DEFAULT_PREFILL_BUCKETS,
+      });
+      const firstValues = (await first.data().finally(() => first.dispose())) as Float32Array;
+      const tv = target.vocabSize;
+      metrics.prefillMs = performance.now() - t0;
+      const firstEvents = prompts.flatMap((_, r) =>
+        emit(
+          r,
+          [sampler.sample(firstValues.subarray(r * tv, (r + 1) * tv), histories[r])],
+          0,
+          metrics.prefillMs,
+        ),
+      );
+      yield* firstEvents;
+      session = drafter.start({ batch, maxLength: capacity, sampler });
+
+      while (!finished.every(Boolean)) {
+        await yieldToEventLoop();
+        throwIfAborted(signal);
+        t0 = performance.now();
+        const active = finished.map((f) => !f);
+        const room = capacity - Math.max(...histories.filter((_, r) => active[r]).map((h) => h.length));
+        const k = Math.max(0, Math.min(policy.next(), room));
+        const proposals: Proposal[] =
+          k > 0
+            ? await session.propose({ histories, active, k, signal })
+            : histories.map(() => ({ tokens: [] }));
+        const drafts = proposals.map((p, r) => (active[r] ? p.tokens.slice(0, k) : []));
+        const draftMs = performance.now() - t0;
+        throwIfAborted(signal);
+
+        t0 = performance.now();
+        const steps = 1 + Math.max(...drafts.map((d) => d.length));
+        const window = histories.map((h, r) => {
+          const last = h[h.length - 1];
+          return [last, ...drafts[r], ...new Array<number>(steps - 1 - drafts[r].length).fill(last)];
+        });
+        const { logits } = target.extendStep(state, window);
+        const values = (await logits.data().finally(() => logits.dispose())) as Float32Array;
+        const verifyMs = performance.now() - t0;
+
+        const events: SpeculativeTokenEvent[] = [];
+        const accepted: number[] = [];
+        for (let r = 0; r < batch; r++) {
+          if (!active[r]) continue;
+          const d = drafts[r];
+          const base = r * steps * tv;
+          const result = rule({
+            draft: d,
+            q: proposals[r].probs,
+            p: (i) =>
+              sampler.probs(
+                values.subarray(base + i * tv, base + (i + 1) * tv),
+                penalized ? [...histories[r], ...d.slice(0, i)] : undefined,
+              ),
+            rng: sampler.rng,
+          });
+          accepted.push(result.accepted);
+          metrics.draftedTokens += d.length;
+          metrics.acceptedTokens += result.accepted;
+          events.push(
+            ...emit(r, [...d.slice(0, result.accepted), result.next], result.accepted, draftMs + verifyMs),
+          );
+        }
+        // The target keeps every emitted token but the last, which the next window starts with.
+        target.rollback(
+          state,
+          histories.map((h) => h.length - 1),
+        );
+        metrics.iterations++;
+        metrics.targetPasses++;
+        metrics.rowPasses += accepted.length;
+        metrics.kSum += k;
+        metrics.draftMs += draftMs;
+        metrics.verifyMs += verifyMs;
+        if (k > 0)
+          policy.observe({
+            k,
+            proposed: drafts.filter((_, r) => active[r]).map((d) => d.length),
+            accepted,
+            draftSteps: k,
+            draftMs,
+            verifyMs,
+          });
+        metrics.totalMs = performance.now() - start;
+        yield* events;
+      }
+    } finally {
+      session?.dispose();
+      target.disposeState(state);
+      metrics.totalMs = performance.now() - start;
+      if (options.totals) addMetrics(options.totals, metrics);
+      log.debug({ drafter: drafter.name, ...metrics, ...rates(metrics) }, 'speculative generation');
+    }
+  }
+
+  return {
+    metrics,
+    rates: () => rates(metrics),
+    [Symbol.asyncIterator]: run,
+  };
+}

@@ -1,0 +1,104 @@
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  type CausalLm,
+  type CausalLmConfig,
+  createCausalLm,
+  type Decoder,
+  generate,
+  randomCausalLmWeights,
+} from '@specstream/core';
+import { loadModel, openSafetensors } from '@specstream/models';
+import * as tf from '@tensorflow/tfjs-core';
+import type { SpeculativeRun } from '../src/index.js';
+
+export const FIXTURES = fileURLToPath(new URL('../../../../shared/fixtures/hf/', import.meta.url));
+
+export async function loadFixture(name: 'llama' | 'qwen2' | 'gpt2'): Promise<CausalLm> {
+  const loaded = await loadModel(join(FIXTURES, name));
+  if (loaded.kind !== 'causal-lm') throw new Error(`${name} is not a causal LM`);
+  return loaded.model;
+}
+
+/** HF transformers' greedy continuation of the fixture's greedy_prompt (prompt included). */
+export async function fixtureGreedy(name: string): Promise<{ prompt: number[]; output: number[] }> {
+  const file = await openSafetensors(join(FIXTURES, name, 'reference.safetensors'));
+  const prompt = Array.from((await file.readValues('greedy_prompt')).values);
+  const output = Array.from((await file.readValues('greedy_output')).values);
+  await file.close();
+  return { prompt, output };
+}
+
+/** Tokens per row, in order, from a speculative run. */
+export async function collect(run: SpeculativeRun, rows = 1): Promise<number[][]> {
+  const out: number[][] = Array.from({ length: rows }, () => []);
+  for await (const event of run) out[event.row].push(event.token);
+  return out;
+}
+
+/** Target-only greedy decoding through core's generate (one row at a time). */
+export async function plainGreedy(model: Decoder, prompt: number[], maxNewTokens: number): Promise<number[]> {
+  const out: number[] = [];
+  for await (const event of generate({ model, prompt, maxNewTokens })) out.push(event.token);
+  return out;
+}
+
+/** Applies f to every tensor of a nested weights object, returning the same structure. */
+function mapTensors<T>(value: T, f: (t: tf.Tensor) => tf.Tensor): T {
+  if (value instanceof tf.Tensor) return f(value) as T;
+  if (Array.isArray(value)) return value.map((v) => mapTensors(v, f)) as T;
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, mapTensors(v, f)])) as T;
+  }
+  return value;
+}
+
+/**
+ * A target and a draft that agrees with it often but not always: the draft's
+ * weights are the target's plus Gaussian noise of the given size.
+ */
+export function noisyPair(
+  config: CausalLmConfig,
+  noise: number,
+  seed = 5,
+): { target: CausalLm; draft: CausalLm } {
+  const weights = randomCausalLmWeights(config, { seed, std: 0.3 });
+  let s = 1000;
+  const noisy = mapTensors(weights, (t) =>
+    tf.tidy(() => tf.add(t, tf.randomNormal(t.shape, 0, noise, 'float32', s++))),
+  );
+  return { target: createCausalLm(config, weights), draft: createCausalLm(config, noisy) };
+}
+
+export const SMALL_LLAMA: CausalLmConfig = {
+  vocabSize: 97,
+  hiddenSize: 32,
+  layers: 2,
+  heads: 4,
+  kvHeads: 2,
+  headDim: 8,
+  norm: 'rms',
+  normEps: 1e-6,
+  activation: 'silu',
+  gatedMlp: true,
+  positions: { kind: 'rotary', rotary: { theta: 10000 } },
+};
+
+/** Deterministic pseudo-random prompts. */
+export function prompts(
+  count: number,
+  vocab: number,
+  seed: number,
+  minLength = 1,
+  maxLength = 12,
+): number[][] {
+  let x = seed;
+  const next = () => {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    return x / 2147483648;
+  };
+  return Array.from({ length: count }, () => {
+    const length = minLength + Math.floor(next() * (maxLength - minLength + 1));
+    return Array.from({ length }, () => Math.floor(next() * vocab));
+  });
+}
