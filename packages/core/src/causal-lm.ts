@@ -12,7 +12,7 @@ import { createKvCache, type KvCache, type KvCacheKind } from './kv-cache/index.
 import { cachedAttention, causalMask } from './transformer/attention.js';
 import { disposeLinear, type Linear, linear } from './transformer/linear.js';
 import { type Activation, mlp } from './transformer/mlp.js';
-import { applyNorm, type NormKind, type NormWeights } from './transformer/norm.js';
+import { applyNorm, disposeNorm, type NormKind, type NormWeights } from './transformer/norm.js';
 import {
   applyRotary,
   type RotaryConfig,
@@ -288,11 +288,6 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
       mlp: { up, down: layer.down },
     };
   }
-}
-
-function disposeNorm(norm: NormWeights): void {
-  norm.weight.dispose();
-  norm.bias?.dispose();
 }
 
 function checkConfig(config: CausalLmConfig, weights: CausalLmWeights): void {

@@ -11,6 +11,7 @@ export * from './sampling/index.js';
 export * from './transformer/index.js';
 export {
   checkCapacity,
+  checkLogitsIndices,
   checkNotDisposed,
   checkPositiveInteger,
   checkRollback,

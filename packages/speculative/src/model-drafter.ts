@@ -45,7 +45,7 @@ export function modelDrafter<S extends DecoderState>(
           });
           const pending = histories.map((h, r) => h.slice(keep[r]));
           let logits: tf.Tensor3D | undefined = prefill(model, state, pending, { buckets });
-          pending.forEach((p, r) => cached[r].push(...p));
+          for (const [r, p] of pending.entries()) cached[r].push(...p);
           const proposals: Proposal[] = histories.map(() => ({ tokens: [], probs: [] }));
           const vocab = model.vocabSize;
           try {
@@ -70,7 +70,7 @@ export function modelDrafter<S extends DecoderState>(
                 next.map((t) => [t]),
                 { logits: 'last' },
               ));
-              next.forEach((t, r) => cached[r].push(t));
+              for (const [r, t] of next.entries()) cached[r].push(t);
             }
           } finally {
             logits?.dispose();

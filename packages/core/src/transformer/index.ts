@@ -1,7 +1,7 @@
 export { cachedAttention, causalMask } from './attention.js';
 export { disposeLinear, type Linear, linear } from './linear.js';
 export { type Activation, activate, type MlpWeights, mlp } from './mlp.js';
-export { applyNorm, layerNorm, type NormKind, type NormWeights, rmsNorm } from './norm.js';
+export { applyNorm, disposeNorm, layerNorm, type NormKind, type NormWeights, rmsNorm } from './norm.js';
 export {
   applyRotary,
   type RopeScaling,

@@ -21,6 +21,12 @@ export function layerNorm(x: tf.Tensor, norm: NormWeights, eps: number): tf.Tens
   return norm.bias === undefined ? scaled : tf.add(scaled, norm.bias);
 }
 
+/** Frees a norm's weight and (LayerNorm) bias. */
+export function disposeNorm(norm: NormWeights): void {
+  norm.weight.dispose();
+  norm.bias?.dispose();
+}
+
 export function applyNorm(kind: NormKind, x: tf.Tensor, norm: NormWeights, eps: number): tf.Tensor {
   return kind === 'rms' ? rmsNorm(x, norm, eps) : layerNorm(x, norm, eps);
 }

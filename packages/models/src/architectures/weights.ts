@@ -1,4 +1,4 @@
-import type { Linear, NormWeights } from '@specstream/core';
+import { InvalidArgumentError, type Linear, type NormWeights } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { SafetensorsError } from '../safetensors/errors.js';
 import type { TensorReader } from '../safetensors/file.js';
@@ -34,18 +34,26 @@ export function weightSource(
     handedOut.push(t);
     return t;
   };
-  async function tensor(name: string): Promise<tf.Tensor> {
+  /** Reads one tensor's values; `arrange` may reorder them before they become a tensor. */
+  async function read(
+    name: string,
+    arrange?: (values: Float32Array | Int32Array, shape: readonly number[]) => TensorParts,
+  ): Promise<tf.Tensor> {
     if (!reader.has(name)) {
       throw new SafetensorsError(
         location,
         `the ${architecture} architecture needs tensor "${name}", which the checkpoint lacks`,
       );
     }
-    const t = track(await reader.readTensor(name));
+    const { values, dtype } = await reader.readValues(name);
+    const { shape } = reader.info(name);
+    const parts = arrange ? arrange(values, shape) : { values, shape };
+    const t = track(tf.tensor(parts.values, [...parts.shape], dtype));
     loaded += byteLength(reader, name);
     onProgress?.(loaded, total, name);
     return t;
   }
+  const tensor = (name: string) => read(name);
   async function optional(name: string): Promise<tf.Tensor1D | undefined> {
     return reader.has(name) ? ((await tensor(name)) as tf.Tensor1D) : undefined;
   }
@@ -56,9 +64,9 @@ export function weightSource(
     has: (name) => reader.has(name),
     tensor,
     async linear(prefix) {
-      const stored = await tensor(`${prefix}.weight`);
-      const weight = track(tf.transpose(stored) as tf.Tensor2D);
-      stored.dispose();
+      // Transposed before it becomes a tensor: a tfjs transpose would hold both layouts at once
+      // in the backend, and on wasm the freed one leaves a hole that a later tensor rarely fits.
+      const weight = (await read(`${prefix}.weight`, transpose2d)) as tf.Tensor2D;
       const bias = await optional(`${prefix}.bias`);
       return bias ? { weight, bias } : { weight };
     },
@@ -77,4 +85,28 @@ export function weightSource(
 
 function byteLength(reader: TensorReader, name: string): number {
   return reader.info(name).byteLength;
+}
+
+interface TensorParts {
+  values: Float32Array | Int32Array;
+  shape: readonly number[];
+}
+
+/** [rows, cols] row-major → [cols, rows], in cache-sized tiles. */
+function transpose2d(values: Float32Array | Int32Array, shape: readonly number[]): TensorParts {
+  if (shape.length !== 2) throw new InvalidArgumentError(`expected a 2-D weight, got shape [${shape}]`);
+  const [rows, cols] = shape;
+  const out = values instanceof Float32Array ? new Float32Array(values.length) : new Int32Array(values.length);
+  const TILE = 64;
+  for (let r0 = 0; r0 < rows; r0 += TILE) {
+    const r1 = Math.min(r0 + TILE, rows);
+    for (let c0 = 0; c0 < cols; c0 += TILE) {
+      const c1 = Math.min(c0 + TILE, cols);
+      for (let r = r0; r < r1; r++) {
+        const from = r * cols;
+        for (let c = c0; c < c1; c++) out[c * rows + r] = values[from + c];
+      }
+    }
+  }
+  return { values: out, shape: [cols, rows] };
 }

@@ -1,4 +1,4 @@
-import { disposeLinear, type Linear, type NormWeights } from '@specstream/core';
+import { disposeLinear, type Linear } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 
 /**
@@ -62,7 +62,3 @@ export function noMask(): tf.Tensor {
   return tf.scalar(0);
 }
 
-export function disposeNorm(norm: NormWeights): void {
-  norm.weight.dispose();
-  norm.bias?.dispose();
-}

@@ -2,6 +2,7 @@ import {
   type Activation,
   cachedAttention,
   disposeLinear,
+  disposeNorm,
   type Linear,
   layerNorm,
   linear,
@@ -9,7 +10,7 @@ import {
   type NormWeights,
 } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { disposeNorm, fuseLinears, headsFirst, scaleLinear } from './attention.js';
+import { fuseLinears, headsFirst, scaleLinear } from './attention.js';
 import type { DecoderLayerWeights } from './weights.js';
 
 /**

@@ -1,10 +1,12 @@
 import {
   type CreateStateOptions,
   checkCapacity,
+  checkLogitsIndices,
   checkNotDisposed,
   checkPositiveInteger,
   checkRollback,
   createKvCache,
+  disposeNorm,
   type Decoder,
   type DecoderState,
   flattenTokens,
@@ -12,7 +14,6 @@ import {
   type KvCache,
 } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { disposeNorm } from './attention.js';
 import type { WhisperConfig } from './config.js';
 import { decoderForward, type PreparedDecoder } from './decoder-forward.js';
 import {
@@ -21,7 +22,7 @@ import {
   disposeDecoderLayer,
   prepareDecoderLayer,
 } from './decoder-layers.js';
-import { checkEncoderOutput, checkLogitsIndices } from './validate.js';
+import { checkEncoderOutput } from './validate.js';
 import type { DecoderWeights } from './weights.js';
 
 export interface WhisperDecoderState extends DecoderState {

@@ -3,6 +3,7 @@ import {
   activate,
   cachedAttention,
   disposeLinear,
+  disposeNorm,
   type Linear,
   layerNorm,
   linear,
@@ -10,7 +11,7 @@ import {
   type NormWeights,
 } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { disposeNorm, fuseLinears } from './attention.js';
+import { fuseLinears } from './attention.js';
 import type { ConvWeights, EncoderLayerWeights } from './weights.js';
 
 /** An encoder layer as the forward pass uses it: q/k/v fused into one matmul, q pre-scaled. */

@@ -2,6 +2,7 @@ import {
   checkCapacity,
   checkPositiveInteger,
   DisposedError,
+  disposeNorm,
   type EncodeResult,
   type Encoder,
   type EncoderState,
@@ -10,7 +11,7 @@ import {
   layerNorm,
 } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { disposeNorm, noMask } from './attention.js';
+import { noMask } from './attention.js';
 import type { WhisperConfig } from './config.js';
 import {
   convolve,
