@@ -4,10 +4,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { type BackendName, type CausalLmConfig, GPT2_SMALL_SHAPE, initBackend } from '@specstream/core';
 import { runCoreBench } from '../packages/core/bench/core-bench.js';
+import { runLoadBench } from '../packages/models/bench/load-bench.js';
+import { runSpecBench } from '../packages/speculative/bench/spec-bench.js';
 
 const { values } = parseArgs({
   options: {
     backends: { type: 'string', default: 'webgpu,wasm,cpu' },
+    only: { type: 'string', default: 'core,load,speculative' },
     reps: { type: 'string', default: '5' },
   },
 });
@@ -16,11 +19,14 @@ const { values } = parseArgs({
 // it gets a narrower model of the same depth and vocabulary, and says so.
 const CPU_SHAPE: CausalLmConfig = { ...GPT2_SMALL_SHAPE, hiddenSize: 128, heads: 2, kvHeads: 2, layers: 4 };
 
+const suites = new Set(values.only.split(','));
 const results: Record<string, unknown> = {
   date: new Date().toISOString(),
   node: process.version,
   model: 'GPT-2 small shape (d 768, 12 layers, 12 heads, vocab 50257), random weights',
 };
+const speculative: Record<string, unknown> = { date: results.date, node: process.version };
+const log = (line: string) => console.log(`  ${line}`);
 for (const name of values.backends.split(',') as BackendName[]) {
   try {
     await initBackend({ backend: name });
@@ -33,36 +39,88 @@ for (const name of values.backends.split(',') as BackendName[]) {
   console.log(
     `\n== ${name}${slow ? ' (reduced model: d 128, 4 layers, vocab 50257; B3 on 150 tokens)' : ''}`,
   );
-  const core = await runCoreBench(
-    {
-      config: slow ? CPU_SHAPE : GPT2_SMALL_SHAPE,
-      prefillTokens: slow ? 150 : 1500,
-      context: 512,
-      reps: Number(values.reps),
-    },
-    (line) => console.log(`  ${line}`),
-  );
-  results[name] = { model: slow ? 'reduced' : 'gpt2-small', ...core };
+  if (suites.has('core')) {
+    const core = await runCoreBench(
+      {
+        config: slow ? CPU_SHAPE : GPT2_SMALL_SHAPE,
+        prefillTokens: slow ? 150 : 1500,
+        context: 512,
+        reps: Number(values.reps),
+      },
+      log,
+    );
+    results[name] = { model: slow ? 'reduced' : 'gpt2-small', ...core };
+  }
+  if (suites.has('speculative')) {
+    console.log(
+      `-- speculative (${slow ? 'reduced model, 1-layer draft' : 'GPT-2 small shape, 2-layer draft'})`,
+    );
+    speculative[name] = await runSpecBench(
+      {
+        config: slow ? CPU_SHAPE : GPT2_SMALL_SHAPE,
+        draftLayers: slow ? 1 : 2,
+        epsilon: 0.1,
+        promptTokens: 32,
+        newTokens: slow ? 32 : 64,
+        reps: Number(values.reps),
+      },
+      log,
+    );
+  }
 }
 
-const table = Object.entries(results)
-  .filter(([, r]) => typeof r === 'object' && r !== null && 'B1' in (r as object))
-  .map(([backend, r]) => {
-    const x = r as Record<string, any>;
-    return {
-      backend,
-      model: x.model,
-      'B1 8/1 steps': x.B1.ratio,
-      'B2 max4096/256': x.B2,
-      'B3 1-by-1/bucketed': x.B3.ratio,
-      'B3 shapes': x.B3.distinctShapes,
-      'B4 tok/s b1': x.B4.batch1TokensPerS,
-      'B4 tok/s b8': x.B4.batch8TokensPerS,
-      'B4 ops/step': x.B4.opsPerStep,
-    };
-  });
-console.log('\nCore engine (goals: B1 ≤ 1.5 wasm / ≤ 1.15 GPU, B2 ≤ 1.10, B3 ≥ 20 with ≤ 4 shapes)');
-console.table(table);
 mkdirSync('bench-results', { recursive: true });
-writeFileSync('bench-results/core.json', `${JSON.stringify(results, null, 2)}\n`);
-console.log('wrote bench-results/core.json');
+if (suites.has('core')) {
+  const table = Object.entries(results)
+    .filter(([, r]) => typeof r === 'object' && r !== null && 'B1' in (r as object))
+    .map(([backend, r]) => {
+      const x = r as Record<string, any>;
+      return {
+        backend,
+        model: x.model,
+        'B1 8/1 steps': x.B1.ratio,
+        'B2 max4096/256': x.B2,
+        'B3 1-by-1/bucketed': x.B3.ratio,
+        'B3 shapes': x.B3.distinctShapes,
+        'B4 tok/s b1': x.B4.batch1TokensPerS,
+        'B4 tok/s b8': x.B4.batch8TokensPerS,
+        'B4 ops/step': x.B4.opsPerStep,
+      };
+    });
+  console.log('\nCore engine (goals: B1 ≤ 1.5 wasm / ≤ 1.15 GPU, B2 ≤ 1.10, B3 ≥ 20 with ≤ 4 shapes)');
+  console.table(table);
+  writeFileSync('bench-results/core.json', `${JSON.stringify(results, null, 2)}\n`);
+  console.log('wrote bench-results/core.json');
+}
+
+if (suites.has('speculative')) {
+  const rows = Object.entries(speculative).filter(([, r]) => typeof r === 'object');
+  for (const [backend, r] of rows) {
+    const x = r as { S1: Record<string, unknown>[] };
+    console.log(`\nSpeculative S1 on ${backend} (goal: measured ≥ 0.9 × predicted)`);
+    console.table(x.S1);
+  }
+  console.table(
+    rows.map(([backend, r]) => {
+      const x = r as Record<string, any>;
+      return {
+        backend,
+        'S2 speedup (best k)': x.S2.speedup,
+        'best k': x.S2.bestFixedK,
+        'adaptive / best fixed': x.adaptive.vsBestFixed,
+        'adaptive mean k': x.adaptive.meanK,
+        'lookup gain': x.promptLookup.gain,
+        'lookup α': x.promptLookup.alpha,
+      };
+    }),
+  );
+  writeFileSync('bench-results/speculative.json', `${JSON.stringify(speculative, null, 2)}\n`);
+  console.log('wrote bench-results/speculative.json');
+}
+
+if (suites.has('load')) {
+  console.log('\n== model loading (~500 MB random Llama checkpoint, fresh process per dtype, wasm)');
+  const load = await runLoadBench(log, { backend: 'wasm' });
+  writeFileSync('bench-results/load.json', `${JSON.stringify(load, null, 2)}\n`);
+  console.log('wrote bench-results/load.json');
+}

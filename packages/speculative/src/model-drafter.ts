@@ -3,6 +3,7 @@ import {
   DEFAULT_PREFILL_BUCKETS,
   type Decoder,
   type DecoderState,
+  greedyToken,
   prefill,
   sampleFrom,
 } from '@specstream/core';
@@ -46,7 +47,9 @@ export function modelDrafter<S extends DecoderState>(
           const pending = histories.map((h, r) => h.slice(keep[r]));
           let logits: tf.Tensor3D | undefined = prefill(model, state, pending, { buckets });
           for (const [r, p] of pending.entries()) cached[r].push(...p);
-          const proposals: Proposal[] = histories.map(() => ({ tokens: [], probs: [] }));
+          const proposals: Proposal[] = histories.map(() =>
+            sampler.plainArgmax ? { tokens: [] } : { tokens: [], probs: [] },
+          );
           const vocab = model.vocabSize;
           try {
             for (let i = 0; i < k; i++) {
@@ -56,6 +59,12 @@ export function modelDrafter<S extends DecoderState>(
               const next = histories.map((h, r) => {
                 if (!active[r]) return cached[r][cached[r].length - 1];
                 const row = values.subarray(r * vocab, (r + 1) * vocab);
+                if (sampler.plainArgmax) {
+                  // Deterministic proposal: the verifier treats q as one-hot, which is what it is.
+                  const token = greedyToken(row);
+                  proposals[r].tokens.push(token);
+                  return token;
+                }
                 const q = sampler.probs(row, penalized ? [...h, ...proposals[r].tokens] : undefined);
                 const token = sampleFrom(q, sampler.rng);
                 proposals[r].tokens.push(token);

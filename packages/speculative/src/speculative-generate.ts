@@ -5,12 +5,13 @@ import {
   DEFAULT_PREFILL_BUCKETS,
   type FinishReason,
   getLogger,
+  greedyToken,
   InvalidArgumentError,
   prefill,
   type SamplingOptions,
   type TokenEvent,
 } from '@specstream/core';
-import { type AcceptRule, acceptDraft } from './accept.js';
+import { type AcceptResult, type AcceptRule, acceptDraft } from './accept.js';
 import type { Proposal } from './drafter.js';
 import {
   addMetrics,
@@ -57,6 +58,14 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw signal.reason ?? new AbortError('generation aborted');
 }
 
+/** acceptDraft's outcome for a one-hot p, without building it: accept while the argmax agrees. */
+function acceptGreedy(draft: readonly number[], row: (i: number) => Float32Array): AcceptResult {
+  for (let i = 0; ; i++) {
+    const token = greedyToken(row(i));
+    if (i === draft.length || token !== draft[i]) return { accepted: i, next: token };
+  }
+}
+
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
@@ -100,6 +109,8 @@ export function speculativeGenerate(options: SpeculativeGenerateOptions): Specul
   const metrics = emptyMetrics();
   const log = getLogger('speculative');
   const penalized = sampler.options.repetitionPenalty !== 1;
+  // Greedy without a penalty: compare argmaxes directly instead of building one-hot distributions.
+  const fastGreedy = sampler.plainArgmax && rule === acceptDraft;
 
   async function* run(): AsyncGenerator<SpeculativeTokenEvent> {
     throwIfAborted(signal);
@@ -187,16 +198,15 @@ export function speculativeGenerate(options: SpeculativeGenerateOptions): Specul
           if (!active[r]) continue;
           const d = drafts[r];
           const base = r * steps * tv;
-          const result = rule({
-            draft: d,
-            q: proposals[r].probs,
-            p: (i) =>
-              sampler.probs(
-                values.subarray(base + i * tv, base + (i + 1) * tv),
-                penalized ? [...histories[r], ...d.slice(0, i)] : undefined,
-              ),
-            rng: sampler.rng,
-          });
+          const row = (i: number) => values.subarray(base + i * tv, base + (i + 1) * tv);
+          const result = fastGreedy
+            ? acceptGreedy(d, row)
+            : rule({
+                draft: d,
+                q: proposals[r].probs,
+                p: (i) => sampler.probs(row(i), penalized ? [...histories[r], ...d.slice(0, i)] : undefined),
+                rng: sampler.rng,
+              });
           accepted.push(result.accepted);
           metrics.draftedTokens += d.length;
           metrics.acceptedTokens += result.accepted;

@@ -1,4 +1,4 @@
-import { type CausalLm, initBackend } from '@specstream/core';
+import { type CausalLm, generate, initBackend } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { promptLookupDrafter, speculativeGenerate } from '../src/index.js';
@@ -93,6 +93,26 @@ describe('greedy speculative decoding equals target-only greedy', () => {
     }
     target.dispose();
     draft.dispose();
+  });
+
+  test('greedy with a repetition penalty (the general acceptance path) equals plain decoding', async () => {
+    const sampling = { repetitionPenalty: 1.3 };
+    for (const prompt of rows.slice(0, 3)) {
+      const want: number[] = [];
+      for await (const e of generate({ model: models.llama, prompt, maxNewTokens: NEW, sampling }))
+        want.push(e.token);
+      for (const k of [2, 5]) {
+        const run = speculativeGenerate({
+          target: models.llama,
+          draft: models.qwen2,
+          k,
+          prompt,
+          maxNewTokens: NEW,
+          sampling,
+        });
+        expect((await collect(run))[0]).toEqual(want);
+      }
+    }
   });
 
   test('prompt lookup drafting (no draft model) equals plain greedy', async () => {

@@ -9,4 +9,4 @@ export { applyRepetitionPenalty } from './penalty.js';
 export { processLogits } from './process.js';
 export { createRng, type Rng } from './rng.js';
 export { sampleFrom } from './sample.js';
-export { createSampler, type Sampler } from './sampler.js';
+export { createSampler, greedyToken, type Sampler } from './sampler.js';

@@ -1,4 +1,11 @@
-import { type NormalizedSamplingOptions, type SamplingOptions, validateSampling } from './options.js';
+import { argmax } from './argmax.js';
+import { assertSampleableLogits } from './finite.js';
+import {
+  isGreedy,
+  type NormalizedSamplingOptions,
+  type SamplingOptions,
+  validateSampling,
+} from './options.js';
 import { processLogits } from './process.js';
 import { createRng, type Rng } from './rng.js';
 import { sampleFrom } from './sample.js';
@@ -14,16 +21,32 @@ export interface Sampler {
   probs(logits: Float32Array, history?: ArrayLike<number>): Float32Array;
   /** A token id drawn from `probs(logits, history)`. */
   sample(logits: Float32Array, history?: ArrayLike<number>): number;
+  /**
+   * True when tokens are the argmax of the logits as they are (greedy, no
+   * repetition penalty): callers may then skip building distributions.
+   */
+  readonly plainArgmax: boolean;
+}
+
+/** The argmax of a row of logits, after the same finiteness checks as sampling. */
+export function greedyToken(logits: Float32Array): number {
+  assertSampleableLogits(logits);
+  return argmax(logits);
 }
 
 /** Validates once up front; `seed`, when given, overrides `options.seed`. */
 export function createSampler(options: SamplingOptions = {}, seed?: number): Sampler {
   const settings = validateSampling(seed === undefined ? options : { ...options, seed });
   const rng = createRng(settings.seed);
+  const plainArgmax = isGreedy(settings) && settings.repetitionPenalty === 1;
   return {
     options: settings,
     rng,
+    plainArgmax,
     probs: (logits, history) => processLogits(logits, settings, history),
-    sample: (logits, history) => sampleFrom(processLogits(logits, settings, history), rng),
+    // Greedy without a penalty needs no distribution: skips a vocab-sized one-hot and its scan.
+    sample: plainArgmax
+      ? (logits) => greedyToken(logits)
+      : (logits, history) => sampleFrom(processLogits(logits, settings, history), rng),
   };
 }

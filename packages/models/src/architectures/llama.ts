@@ -44,6 +44,9 @@ export async function loadLlama(
   kvCache?: KvCacheKind,
 ): Promise<CausalLm> {
   const shape = llamaConfig(config, kvCache);
+  // The embedding is usually the largest tensor: reading it while memory is still
+  // small keeps its read buffer from adding to the final peak (load bench).
+  const embedTokens = (await weights.tensor('model.embed_tokens.weight')) as tf.Tensor2D;
   const layers = [];
   for (let i = 0; i < shape.layers; i++) {
     const p = `model.layers.${i}`;
@@ -62,7 +65,7 @@ export async function loadLlama(
   // Tied checkpoints usually omit lm_head; some store a copy anyway, which is then the same matrix.
   const tied = field<boolean>(config, 'tie_word_embeddings', false) || !weights.has('lm_head.weight');
   return createCausalLm(shape, {
-    embedTokens: (await weights.tensor('model.embed_tokens.weight')) as tf.Tensor2D,
+    embedTokens,
     layers,
     finalNorm: await weights.norm('model.norm'),
     lmHead: tied ? undefined : (await weights.linear('lm_head')).weight,

@@ -96,7 +96,8 @@ interface TensorParts {
 function transpose2d(values: Float32Array | Int32Array, shape: readonly number[]): TensorParts {
   if (shape.length !== 2) throw new InvalidArgumentError(`expected a 2-D weight, got shape [${shape}]`);
   const [rows, cols] = shape;
-  const out = values instanceof Float32Array ? new Float32Array(values.length) : new Int32Array(values.length);
+  const out =
+    values instanceof Float32Array ? new Float32Array(values.length) : new Int32Array(values.length);
   const TILE = 64;
   for (let r0 = 0; r0 < rows; r0 += TILE) {
     const r1 = Math.min(r0 + TILE, rows);

@@ -61,4 +61,3 @@ export function headsFirst(x: tf.Tensor, batch: number, heads: number): tf.Tenso
 export function noMask(): tf.Tensor {
   return tf.scalar(0);
 }
-

@@ -1,0 +1,203 @@
+/**
+ * Speculative decoding benchmarks (issue: S1 efficiency, S2 speedup, prompt
+ * lookup, adaptive k). Greedy throughout, so every run is also checked
+ * token for token against target-only decoding.
+ */
+import { type CausalLm, type CausalLmConfig, type Decoder, generate } from '@specstream/core';
+import type * as tf from '@tensorflow/tfjs-core';
+import {
+  adaptiveK,
+  type Drafter,
+  expectedTokens,
+  type KPolicy,
+  promptLookupDrafter,
+  speculativeGenerate,
+} from '../src/index.js';
+import { contextFreeTarget, layerSkipPair } from './pair.js';
+
+export interface SpecBenchOptions {
+  config: CausalLmConfig;
+  draftLayers: number;
+  epsilon: number;
+  promptTokens: number;
+  newTokens: number;
+  reps: number;
+  maxK?: number;
+}
+
+const round = (x: number, digits = 2) => Number(x.toFixed(digits));
+
+function randomPrompt(length: number, vocab: number, seed: number): number[] {
+  let x = seed;
+  return Array.from({ length }, () => {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    return x % vocab;
+  });
+}
+
+async function medianMs(fn: () => Promise<void>, reps: number): Promise<number> {
+  await fn();
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    await fn();
+    times.push(performance.now() - t0);
+  }
+  return times.sort((a, b) => a - b)[Math.floor(times.length / 2)];
+}
+
+/** Time of one extendStep of `steps` tokens at context `context` (state rolled back after each). */
+async function stepMs(model: CausalLm, context: number, steps: number, reps: number): Promise<number> {
+  const state = model.createState({ batch: 1, maxLength: context + steps });
+  let logits: tf.Tensor = model.extendStep(state, [randomPrompt(context, model.vocabSize, 3)], {
+    logits: 'last',
+  }).logits;
+  logits.dispose();
+  const tokens = [randomPrompt(steps, model.vocabSize, 5)];
+  const ms = await medianMs(async () => {
+    ({ logits } = model.extendStep(state, tokens));
+    await logits.data();
+    logits.dispose();
+    model.rollback(state, [context]);
+  }, reps);
+  model.disposeState(state);
+  return ms;
+}
+
+/** Decode throughput after the first token (prefill excluded), and the tokens. */
+async function timeRun(
+  events: AsyncIterable<{ token: number }>,
+): Promise<{ tokensPerS: number; tokens: number[] }> {
+  const tokens: number[] = [];
+  let first = 0;
+  for await (const e of events) {
+    if (tokens.length === 0) first = performance.now();
+    tokens.push(e.token);
+  }
+  return { tokensPerS: (1000 * (tokens.length - 1)) / (performance.now() - first), tokens };
+}
+
+export async function runSpecBench(
+  o: SpecBenchOptions,
+  log: (line: string) => void,
+): Promise<Record<string, unknown>> {
+  const maxK = o.maxK ?? 8;
+  const { target, draft } = layerSkipPair(o.config, o.draftLayers, o.epsilon);
+  const prompt = randomPrompt(o.promptTokens, o.config.vocabSize, 11);
+  const context = o.promptTokens + o.newTokens / 2;
+  const tTarget = await stepMs(target, context, 1, o.reps);
+  const tDraft = await stepMs(draft, context, 1, o.reps);
+  const tVerify: number[] = [];
+  for (let k = 1; k <= maxK; k++) tVerify[k] = await stepMs(target, context, k + 1, o.reps);
+  const c = tDraft / tTarget;
+  log(
+    `steps at context ${context}: target ${tTarget.toFixed(1)} ms, draft ${tDraft.toFixed(1)} ms (c = ${c.toFixed(2)}), verify k+1=${maxK + 1}: ${tVerify[maxK].toFixed(1)} ms`,
+  );
+
+  const plainRun = (model: Decoder, p: number[]) =>
+    timeRun(generate({ model, prompt: p, maxNewTokens: o.newTokens }));
+  const plain = await plainRun(target, prompt);
+  log(`target alone: ${plain.tokensPerS.toFixed(1)} tok/s`);
+  const specRun = async (
+    drafter: Decoder | Drafter,
+    k: number | KPolicy,
+    p: number[],
+    expected: number[],
+  ) => {
+    const run = speculativeGenerate({ target, draft: drafter, k, prompt: p, maxNewTokens: o.newTokens });
+    const { tokensPerS, tokens } = await timeRun(run);
+    const exact = tokens.length === expected.length && tokens.every((t, i) => t === expected[i]);
+    return { tokensPerS, exact, ...run.rates() };
+  };
+
+  const s1: Record<string, unknown>[] = [];
+  for (let k = 1; k <= maxK; k++) {
+    const r = await specRun(draft, k, prompt, plain.tokens);
+    const e = expectedTokens(r.acceptanceRate, k);
+    const cost = k * c + tVerify[k] / tTarget;
+    const predicted = e / cost;
+    const measured = r.tokensPerS / plain.tokensPerS;
+    s1.push({
+      k,
+      alpha: round(r.acceptanceRate, 3),
+      'tokens/pass': round(r.tokensPerPass),
+      'E[tokens/iter]': round(e),
+      'tok/s': round(r.tokensPerS, 1),
+      measured: round(measured),
+      predicted: round(predicted),
+      'measured/predicted': round(measured / predicted),
+      // Same cost model with the observed tokens per pass instead of E: separates
+      // non-geometric acceptance from loop overhead.
+      'predicted (observed tokens/pass)': round(r.tokensPerPass / cost),
+      exact: r.exact,
+    });
+    log(
+      `k=${k}: α ${r.acceptanceRate.toFixed(3)}, ${r.tokensPerS.toFixed(1)} tok/s, speedup ${measured.toFixed(2)} (predicted ${predicted.toFixed(2)}, ratio ${(measured / predicted).toFixed(2)}), exact ${r.exact}`,
+    );
+  }
+  const best = s1.reduce((a, b) => ((b['tok/s'] as number) > (a['tok/s'] as number) ? b : a));
+  const adaptive = await specRun(draft, adaptiveK({ maxK }), prompt, plain.tokens);
+  log(
+    `adaptive k: ${adaptive.tokensPerS.toFixed(1)} tok/s (mean k ${adaptive.meanK.toFixed(1)}) vs best fixed k=${best.k}: ${best['tok/s']} tok/s → ${(adaptive.tokensPerS / (best['tok/s'] as number)).toFixed(2)}, exact ${adaptive.exact}`,
+  );
+
+  // Prompt lookup on a prompt whose continuation repeats it: a target whose
+  // greedy text depends only on the current token, a "document" made of its own
+  // continuation of an opening, and a prompt that ends on the opening's last
+  // token, so the output re-reads the document.
+  const copier = contextFreeTarget(o.config);
+  const opening = randomPrompt(16, o.config.vocabSize, 23);
+  const body = (
+    await timeRun(generate({ model: copier, prompt: opening, maxNewTokens: o.newTokens + o.promptTokens }))
+  ).tokens;
+  const document = [...opening, ...body, opening[opening.length - 1]];
+  const lookupPlain = await timeRun(generate({ model: copier, prompt: document, maxNewTokens: o.newTokens }));
+  const run = speculativeGenerate({
+    target: copier,
+    draft: promptLookupDrafter({ maxNgram: 3 }),
+    k: Math.min(maxK, 6),
+    prompt: document,
+    maxNewTokens: o.newTokens,
+  });
+  const lookupRun = await timeRun(run);
+  const lookup = {
+    ...run.rates(),
+    tokensPerS: lookupRun.tokensPerS,
+    exact: lookupRun.tokens.every((t, i) => t === lookupPlain.tokens[i]),
+  };
+  copier.dispose();
+  const lookupGain = lookup.tokensPerS / lookupPlain.tokensPerS;
+  log(
+    `prompt lookup (${document.length}-token prompt that the output repeats): α ${lookup.acceptanceRate.toFixed(3)}, ${lookup.tokensPerS.toFixed(1)} vs ${lookupPlain.tokensPerS.toFixed(1)} tok/s → gain ${lookupGain.toFixed(2)}, exact ${lookup.exact}`,
+  );
+
+  target.dispose();
+  draft.dispose();
+  return {
+    pair: `layer-skip draft: first ${o.draftLayers} of ${o.config.layers} layers, other layers scaled by ${o.epsilon}`,
+    context,
+    stepMs: {
+      target: round(tTarget),
+      draft: round(tDraft),
+      c: round(c, 3),
+      verify: tVerify.slice(1).map((t) => round(t)),
+    },
+    plainTokensPerS: round(plain.tokensPerS, 1),
+    S1: s1,
+    S2: { bestFixedK: best.k, speedup: best.measured, tokensPerS: best['tok/s'] },
+    adaptive: {
+      tokensPerS: round(adaptive.tokensPerS, 1),
+      meanK: round(adaptive.meanK),
+      vsBestFixed: round(adaptive.tokensPerS / (best['tok/s'] as number)),
+      exact: adaptive.exact,
+    },
+    promptLookup: {
+      promptTokens: document.length,
+      alpha: round(lookup.acceptanceRate, 3),
+      tokensPerS: round(lookup.tokensPerS, 1),
+      plainTokensPerS: round(lookupPlain.tokensPerS, 1),
+      gain: round(lookupGain),
+      exact: lookup.exact,
+    },
+  };
+}

@@ -1,0 +1,77 @@
+import { describe, expect, test } from 'vitest';
+import { adaptiveK, expectedTokens, type IterationReport } from '../src/index.js';
+import { lookup } from '../src/prompt-lookup.js';
+
+describe('prompt lookup', () => {
+  test('proposes what followed the latest earlier match of the longest suffix n-gram', () => {
+    //            0  1  2  3  4  5  6  7  8  9
+    const text = [1, 2, 3, 4, 9, 2, 3, 5, 7, 2, 3];
+    // Suffix [2,3] last occurred at 5..6, followed by 5, 7, 2, 3.
+    expect(lookup(text, 3, 1, 3)).toEqual([5, 7, 2]);
+    // The 3-gram [7,2,3] never occurred earlier, so the 2-gram decides.
+    expect(lookup(text, 10, 3, 3)).toEqual([]);
+    expect(lookup([4, 4, 4, 4], 2, 1, 2)).toEqual([4]);
+    expect(lookup([8], 4, 1, 3)).toEqual([]);
+    expect(lookup([1, 2, 1], 4, 1, 3)).toEqual([2, 1]);
+  });
+});
+
+describe('adaptive k', () => {
+  const report = (
+    k: number,
+    acceptedEach: number,
+    draftStepMs: number,
+    verifyMs: number,
+  ): IterationReport => ({
+    k,
+    proposed: [k],
+    accepted: [Math.min(k, acceptedEach)],
+    draftSteps: k,
+    draftMs: k * draftStepMs,
+    verifyMs,
+  });
+
+  test('expected tokens per iteration is the truncated geometric mean', () => {
+    expect(expectedTokens(0, 5)).toBe(1);
+    expect(expectedTokens(1, 5)).toBe(6);
+    expect(expectedTokens(0.5, 2)).toBeCloseTo(1 + 0.5 + 0.25, 12);
+  });
+
+  test('a cheap, always-right draft drives k to its maximum', () => {
+    const policy = adaptiveK({ maxK: 8, exploreEvery: 1000 });
+    for (let i = 0; i < 40; i++) {
+      const k = policy.next();
+      policy.observe(report(k, k, 0.1, 10 + k * 0.2));
+    }
+    expect(policy.next()).toBe(8);
+  });
+
+  test('a draft that is always wrong drives k to its minimum', () => {
+    const policy = adaptiveK({ maxK: 8, exploreEvery: 1000 });
+    for (let i = 0; i < 40; i++) {
+      const k = policy.next();
+      policy.observe(report(k, 0, 2, 10 + k));
+    }
+    expect(policy.next()).toBe(1);
+  });
+
+  test('the choice maximises E(k)/(k·t_draft + t_verify(k)) for the observed α', () => {
+    // α = 0.8, draft step 3 ms, verify 10 + k ms: argmax over k of E(k)/(3k+10+k).
+    const policy = adaptiveK({ maxK: 8, exploreEvery: 1000, smoothing: 0.02 });
+    let seed = 3;
+    const coin = () => {
+      seed = (seed * 16807) % 2147483647;
+      return seed / 2147483647;
+    };
+    for (let i = 0; i < 3000; i++) {
+      const k = i < 16 ? 1 + (i % 8) : policy.next();
+      let accepted = 0;
+      while (accepted < k && coin() < 0.8) accepted++;
+      policy.observe(report(k, accepted, 3, 10 + k));
+    }
+    const best = [1, 2, 3, 4, 5, 6, 7, 8].reduce((b, k) =>
+      expectedTokens(0.8, k) / (4 * k + 10) > expectedTokens(0.8, b) / (4 * b + 10) ? k : b,
+    );
+    expect(Math.abs(policy.next() - best)).toBeLessThanOrEqual(1);
+  });
+});
