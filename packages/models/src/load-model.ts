@@ -72,3 +72,16 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
     await checkpoint.close();
   }
 }
+
+/** loadModel for text decoders: the model itself, or an error naming what the folder holds instead. */
+export async function loadCausalLm(dir: string, options: LoadModelOptions = {}): Promise<CausalLm> {
+  const { model_type: type } = await readHfConfig(dir);
+  if (type === 'whisper') {
+    throw new InvalidArgumentError(
+      `${dir} holds a whisper model, not a causal language model: use loadWhisper`,
+    );
+  }
+  const loaded = await loadModel(dir, options);
+  if (loaded.kind !== 'causal-lm') throw new InvalidArgumentError(`${dir} is not a causal language model`);
+  return loaded.model;
+}

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { type CausalLm, generate, InvalidArgumentError, initBackend } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { loadModel } from '../src/load-model.js';
+import { loadCausalLm, loadModel } from '../src/load-model.js';
 import { SafetensorsError } from '../src/safetensors/errors.js';
 import { openSafetensors } from '../src/safetensors/file.js';
 import { writeSafetensors } from '../src/safetensors/write.js';
@@ -152,6 +152,15 @@ describe('bad model folders', () => {
     dir = await mkdtemp(join(tmpdir(), 'specstream-bad-'));
   });
   afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  test('loadCausalLm refuses a whisper folder before reading weights, and loads a decoder', async () => {
+    await expect(loadCausalLm(join(FIXTURES, 'whisper'))).rejects.toThrow(
+      /holds a whisper model, not a causal language model/,
+    );
+    const model = await loadCausalLm(join(FIXTURES, 'gpt2'));
+    expect(model.vocabSize).toBe(512);
+    model.dispose();
+  });
 
   test('an unsupported model_type names the supported ones', async () => {
     await writeFile(join(dir, 'config.json'), JSON.stringify({ model_type: 'bert' }));

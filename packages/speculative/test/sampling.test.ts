@@ -14,8 +14,8 @@ import { collect } from './helpers.js';
  * Exactness of speculative sampling, end to end: the joint law of the first
  * two generated tokens over a 4-token vocabulary, from 20,000 seeded rows of
  * one batched run, against the exact law computed from the target's own
- * softmax. Chi-square with 15 degrees of freedom: 37.7 is the 0.1% critical
- * value. A known-wrong rule (draw from p instead of the residual after a
+ * softmax (with top-k applied where the case sets it). Chi-square at the
+ * 0.1% level. A known-wrong rule (draw from p instead of the residual after a
  * rejection) must fail the same test, showing it can fail.
  */
 const V = 4;
@@ -35,6 +35,7 @@ const CONFIG: CausalLmConfig = {
 const PROMPT = [1, 3, 0];
 const N = 20_000;
 const CRITICAL = 37.7;
+const CRITICAL_8 = 26.12;
 
 let target: CausalLm;
 let draft: CausalLm;
@@ -57,43 +58,54 @@ function softmax(logits: ArrayLike<number>, temperature: number): number[] {
   return e.map((x) => x / total);
 }
 
-/** Last-position softmax of `model` after each of `contexts`. */
-async function nextLaw(model: CausalLm, contexts: number[][], temperature: number): Promise<number[][]> {
+/** Last-position softmax of `model` after each of `contexts`, restricted to the topK most likely (0 = all). */
+async function nextLaw(model: CausalLm, contexts: number[][], temperature: number, topK: number): Promise<number[][]> {
   const state = model.createState({ batch: contexts.length, maxLength: 16 });
   const { logits } = model.extendStep(state, contexts, { logits: 'last' });
   const values = await logits.data();
   logits.dispose();
   model.disposeState(state);
-  return contexts.map((_, r) => softmax(values.subarray(r * V, (r + 1) * V), temperature));
+  return contexts.map((_, r) => {
+    const law = softmax(values.subarray(r * V, (r + 1) * V), temperature);
+    if (topK === 0) return law;
+    const kept = [...law].sort((a, b) => b - a)[topK - 1];
+    const cut = law.map((p) => (p >= kept ? p : 0));
+    const total = cut.reduce((a, b) => a + b, 0);
+    return cut.map((p) => p / total);
+  });
 }
 
 /** Exact P(t1, t2) under the target, as a flat array of V*V cells. */
-async function exactJoint(temperature: number): Promise<number[]> {
-  const [first] = await nextLaw(target, [PROMPT], temperature);
+async function exactJoint(temperature: number, topK: number): Promise<number[]> {
+  const [first] = await nextLaw(target, [PROMPT], temperature, topK);
   const second = await nextLaw(
     target,
     Array.from({ length: V }, (_, t) => [...PROMPT, t]),
     temperature,
+    topK,
   );
   return Array.from({ length: V * V }, (_, c) => first[Math.floor(c / V)] * second[Math.floor(c / V)][c % V]);
 }
 
-async function chiSquare(rule: AcceptRule | undefined, temperature: number, k: number, seed: number) {
-  const exact = await exactJoint(temperature);
+async function chiSquare(rule: AcceptRule | undefined, temperature: number, topK: number, k: number, seed: number) {
+  const exact = await exactJoint(temperature, topK);
   const run = speculativeGenerate({
     target,
     draft,
     k,
     prompt: Array.from({ length: N }, () => PROMPT),
     maxNewTokens: 2,
-    sampling: { temperature, seed },
+    sampling: { temperature, topK, seed },
     acceptRule: rule,
   });
   const rows = await collect(run, N);
   const counts = new Array<number>(V * V).fill(0);
   for (const [a, b] of rows) counts[a * V + b]++;
-  const chi2 = exact.reduce((s, p, c) => s + (counts[c] - N * p) ** 2 / (N * p), 0);
-  return { chi2, minExpected: Math.min(...exact) * N, rates: run.rates() };
+  // Cells top-k makes impossible must stay empty; the others enter the statistic.
+  const impossible = exact.reduce((n, p, c) => n + (p === 0 ? counts[c] : 0), 0);
+  const cells = exact.filter((p) => p > 0).length;
+  const chi2 = exact.reduce((s, p, c) => (p > 0 ? s + (counts[c] - N * p) ** 2 / (N * p) : s), 0);
+  return { chi2, cells, impossible, minExpected: Math.min(...exact.filter((p) => p > 0)) * N, rates: run.rates() };
 }
 
 /** The classic mistake: after a rejection, draw from p rather than from norm(max(0, p − q)). */
