@@ -1,4 +1,6 @@
 export { type FramesOptions, frames } from './frames.js';
+export { createLocalAgreement, type LocalAgreement } from './local-agreement.js';
+export { logMelFrames } from './log-mel-frames.js';
 export { createStopMatcher } from './stop-strings.js';
 export {
   type StreamChunk,
@@ -8,3 +10,10 @@ export {
   tokenStream,
   type UsageChunk,
 } from './token-stream.js';
+export {
+  type StreamingTranscriptionOptions,
+  streamingTranscription,
+  type Transcriber,
+  type TranscriptEvent,
+} from './transcribe.js';
+export { type WhisperTranscriberOptions, whisperTranscriber } from './whisper-transcriber.js';
