@@ -115,3 +115,28 @@ describe('tokenStream', () => {
     ).toThrow(/stopStrings need a detokenizer/);
   });
 });
+
+describe('tokenStream over speculative decoding', () => {
+  test('same tokens as plain greedy; unsubscribing mid-run frees every tensor', async () => {
+    const { promptLookupDrafter, speculativeGenerate } = await import('@specstream/speculative');
+    const want = await plain([3, 4, 3, 4, 3], 16);
+    const stream = tokenStream(
+      (signal) =>
+        speculativeGenerate({
+          target: model,
+          draft: promptLookupDrafter(),
+          k: 4,
+          prompt: [3, 4, 3, 4, 3],
+          maxNewTokens: 16,
+          signal,
+        }),
+      { detokenizer },
+    );
+    const chunks = await lastValueFrom(stream.pipe(toArray()));
+    expect(tokens(chunks).map((c) => c.id)).toEqual(want);
+    const before = tf.memory().numTensors;
+    await lastValueFrom(stream.pipe(take(2), toArray()));
+    await settle();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
