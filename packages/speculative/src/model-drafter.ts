@@ -45,7 +45,12 @@ export function modelDrafter<S extends DecoderState>(
             cached[r].length = n;
           });
           const pending = histories.map((h, r) => h.slice(keep[r]));
-          let logits: tf.Tensor3D | undefined = prefill(model, state, pending, { buckets });
+          // Equal catch-ups (the usual case: one token per row) take one plain step;
+          // ragged or long ones go through bucketed prefill.
+          const uniform = pending.every((p) => p.length === pending[0].length) && pending[0].length <= 8;
+          let logits: tf.Tensor3D | undefined = uniform
+            ? model.extendStep(state, pending, { logits: 'last' }).logits
+            : prefill(model, state, pending, { buckets });
           for (const [r, p] of pending.entries()) cached[r].push(...p);
           const proposals: Proposal[] = histories.map(() =>
             sampler.plainArgmax ? { tokens: [] } : { tokens: [], probs: [] },
