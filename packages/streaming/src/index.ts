@@ -1,3 +1,4 @@
+export * from './audio/index.js';
 export { type FramesOptions, frames } from './frames.js';
 export { createLocalAgreement, type LocalAgreement } from './local-agreement.js';
 export { logMelFrames } from './log-mel-frames.js';
