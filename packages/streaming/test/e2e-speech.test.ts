@@ -1,0 +1,54 @@
+import { fileURLToPath } from 'node:url';
+import { initBackend } from '@specstream/core';
+import { loadWhisper, rawLogMelFrames, type Whisper } from '@specstream/models';
+import * as tf from '@tensorflow/tfjs-core';
+import { lastValueFrom, reduce, toArray } from 'rxjs';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { logMelFrames, streamingTranscription, wavFileSource, whisperTranscriber } from '../src/index.js';
+
+/** End to end on real speech (espeak-ng, see fixtures/README.md) read from its WAV file. */
+const SPEECH = fileURLToPath(new URL('./fixtures/speech-16k.wav', import.meta.url));
+const WHISPER = fileURLToPath(new URL('../../../../shared/fixtures/hf/whisper/', import.meta.url));
+
+const concat = (parts: Float32Array[]) => {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+};
+
+describe('speech WAV → features → Whisper, streamed vs offline', () => {
+  let whisper: Whisper;
+  beforeAll(async () => {
+    await initBackend({ backend: 'wasm' });
+    whisper = await loadWhisper(WHISPER);
+  });
+  afterAll(() => whisper?.dispose());
+
+  test('streamed log-mel of the file equals the offline log-mel of its samples', async () => {
+    const wav = await wavFileSource(SPEECH, { chunkSamples: 1234 });
+    expect(wav.sampleRate).toBe(16000);
+    const all = concat(await lastValueFrom(wav.samples.pipe(toArray())));
+    const streamed = concat(await lastValueFrom(wav.samples.pipe(logMelFrames(), toArray())));
+    expect(streamed).toEqual(rawLogMelFrames(all, { padTo: false }));
+  });
+
+  test('streaming transcription commits exactly the offline transcription; tensors freed', async () => {
+    const wav = await wavFileSource(SPEECH, { chunkSamples: 3200 });
+    const all = concat(await lastValueFrom(wav.samples.pipe(toArray())));
+    const transcribe = whisperTranscriber(whisper, { prompt: [1], eosTokenId: 2, maxNewTokens: 6 });
+    const before = tf.memory().numTensors;
+    const offline = await transcribe(all);
+    const committed = await lastValueFrom(
+      wav.samples.pipe(
+        streamingTranscription(transcribe, { stepSeconds: 1 }),
+        reduce((ids: number[], e) => (e.type === 'committed' ? [...ids, ...e.tokens] : ids), []),
+      ),
+    );
+    expect(committed).toEqual(offline);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
