@@ -8,6 +8,7 @@ export { getLogger, type Logger, setLogger } from './log.js';
 export * from './prefill.js';
 export * from './random-model.js';
 export * from './sampling/index.js';
+export * from './synthesizer.js';
 export * from './transformer/index.js';
 export {
   checkCapacity,

@@ -1,8 +1,10 @@
 export * from './audio/index.js';
+export { type EncodedChunk, type StreamingEncodeOptions, streamingEncode } from './encode.js';
 export { type FramesOptions, frames } from './frames.js';
 export { createLocalAgreement, type LocalAgreement } from './local-agreement.js';
 export { logMelFrames } from './log-mel-frames.js';
 export { createStopMatcher } from './stop-strings.js';
+export { type AudioChunk, type StreamingSynthesizeOptions, streamingSynthesize } from './synthesize.js';
 export {
   type StreamChunk,
   type TextDecoderStream,
