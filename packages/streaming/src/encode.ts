@@ -17,6 +17,13 @@ export interface StreamingEncodeOptions {
    * (default 2³¹ − 1). Input past it ends the stream with the encoder's error.
    */
   maxLength?: number;
+  /**
+   * Lossy mode for live sources that cannot wait: when more than this many
+   * input frames are queued behind a running call, the oldest queued frames
+   * are dropped (counted in `droppedFrames`) so the output keeps up with real
+   * time. Default Infinity: lossless, the output depends only on the input.
+   */
+  maxQueuedFrames?: number;
 }
 
 export interface EncodedChunk {
@@ -29,6 +36,8 @@ export interface EncodedChunk {
   /** Input frames [inputStart, inputEnd) of the stream fed to the encoder call that produced this chunk. */
   inputStart: number;
   inputEnd: number;
+  /** Input frames dropped so far by the lossy mode (always 0 when lossless). */
+  droppedFrames: number;
   /** Wall-clock ms of the encoder call, reading its output back included. */
   encodeMs: number;
   /**
@@ -68,7 +77,17 @@ export function streamingEncode<S extends EncoderState>(
   encoder: Encoder<S>,
   options: StreamingEncodeOptions,
 ): OperatorFunction<Float32Array, EncodedChunk> {
-  const { chunkFrames, leftContext, maxLength = 2 ** 31 - 1 } = options;
+  const {
+    chunkFrames,
+    leftContext,
+    maxLength = 2 ** 31 - 1,
+    maxQueuedFrames = Number.POSITIVE_INFINITY,
+  } = options;
+  if (!(maxQueuedFrames >= chunkFrames)) {
+    throw new InvalidArgumentError(
+      `streamingEncode: maxQueuedFrames must be at least chunkFrames (${chunkFrames}), got ${maxQueuedFrames}`,
+    );
+  }
   checkPositiveInteger('streamingEncode: chunkFrames', chunkFrames);
   checkPositiveInteger('streamingEncode: maxLength', maxLength);
   const inputDim = encoder.inputDim;
@@ -92,6 +111,7 @@ export function streamingEncode<S extends EncoderState>(
       let ended = false;
       let endedAt = 0;
       let running = false;
+      let droppedFrames = 0;
 
       /** The next `count` queued frames, and when the last of them arrived. */
       function take(count: number): { values: Float32Array; arrival: number } {
@@ -117,6 +137,8 @@ export function streamingEncode<S extends EncoderState>(
           while (!subscriber.closed && (queuedFrames >= chunkFrames || (ended && queuedFrames > 0))) {
             const count = Math.min(chunkFrames, queuedFrames);
             const { values, arrival } = take(count);
+            const inputStart = inputFrames;
+            inputFrames += count;
             const started = performance.now();
             const input = tf.tensor3d(values, [1, count, inputDim]);
             let outputs: tf.Tensor3D;
@@ -138,13 +160,13 @@ export function streamingEncode<S extends EncoderState>(
               outputFrames: steps,
               outputDim,
               outputStart: outputFrames,
-              inputStart: inputFrames,
-              inputEnd: inputFrames + count,
+              inputStart,
+              inputEnd: inputStart + count,
+              droppedFrames,
               encodeMs: now - started,
               // Only the flush at the end is short of chunkFrames: it was completed by the source's end.
               latencyMs: now - (count < chunkFrames ? endedAt : arrival),
             };
-            inputFrames += count;
             outputFrames += steps;
             if (steps > 0) subscriber.next(chunk);
           }
@@ -171,6 +193,13 @@ export function streamingEncode<S extends EncoderState>(
           if (values.length === 0) return;
           queue.push({ values, arrival: performance.now() });
           queuedFrames += values.length / inputDim;
+          if (queuedFrames > maxQueuedFrames) {
+            const drop = queuedFrames - maxQueuedFrames;
+            take(drop);
+            droppedFrames += drop;
+            // Dropped frames never reach the encoder: the stream positions skip them.
+            inputFrames += drop;
+          }
           if (!running) void pump();
         },
         error: (e) => subscriber.error(e),

@@ -13,6 +13,8 @@ export interface TranscriptEvent {
   text?: string;
   /** Seconds of audio received when this hypothesis was made. */
   audioSeconds: number;
+  /** Seconds of audio dropped so far by the lossy mode (0 when lossless). */
+  droppedSeconds: number;
 }
 
 export interface StreamingTranscriptionOptions {
@@ -25,6 +27,12 @@ export interface StreamingTranscriptionOptions {
   keepSeconds?: number;
   /** The buffer never exceeds this, even if nothing was committed (default 29 s; Whisper sees ≤ 30 s). */
   hardLimitSeconds?: number;
+  /**
+   * Lossy mode for live sources: when more than this much audio waits behind a
+   * running transcription, the oldest waiting audio is dropped so partials stay
+   * close to real time. Default Infinity: lossless.
+   */
+  maxQueuedSeconds?: number;
   decode?: (ids: number[]) => string;
 }
 
@@ -49,6 +57,7 @@ export function streamingTranscription(
   const maxBuffer = Math.round((options.maxBufferSeconds ?? 20) * rate);
   const keep = Math.round((options.keepSeconds ?? 2) * rate);
   const hardLimit = Math.round((options.hardLimitSeconds ?? 29) * rate);
+  const maxQueued = (options.maxQueuedSeconds ?? Number.POSITIVE_INFINITY) * rate;
   if (!(step > 0 && keep > 0 && keep < maxBuffer)) {
     throw new InvalidArgumentError(
       `streamingTranscription needs stepSeconds > 0 and 0 < keepSeconds < maxBufferSeconds, got ${JSON.stringify(options)}`,
@@ -63,6 +72,7 @@ export function streamingTranscription(
       let queuedSamples = 0;
       let buffer = new Float32Array(0);
       let consumed = 0;
+      let dropped = 0;
       let ended = false;
       let running = false;
       const event = (type: TranscriptEvent['type'], tokens: number[]): TranscriptEvent => ({
@@ -70,7 +80,23 @@ export function streamingTranscription(
         tokens,
         text: options.decode?.(tokens),
         audioSeconds: consumed / rate,
+        droppedSeconds: dropped / rate,
       });
+
+      /** Drops the oldest `count` queued samples (lossy mode). */
+      function skip(count: number): void {
+        let left = count;
+        while (left > 0) {
+          const head = queued[0];
+          const n = Math.min(head.length, left);
+          if (n === head.length) queued.shift();
+          else queued[0] = head.subarray(n);
+          left -= n;
+        }
+        queuedSamples -= count;
+        consumed += count;
+        dropped += count;
+      }
 
       function take(count: number): void {
         const grown = new Float32Array(buffer.length + count);
@@ -142,6 +168,7 @@ export function streamingTranscription(
           if (chunk.length === 0) return;
           queued.push(chunk);
           queuedSamples += chunk.length;
+          if (queuedSamples > maxQueued) skip(Math.floor(queuedSamples - maxQueued));
           if (!running) void pump();
         },
         error: (e) => subscriber.error(e),

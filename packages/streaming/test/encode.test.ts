@@ -255,4 +255,29 @@ describe('streamingEncode', () => {
     expect(empty).toEqual([]);
     expect(tf.memory().numTensors).toBe(baseline);
   });
+
+  it('lossy mode drops the oldest queued frames of a live source and says how many', async () => {
+    const random = seeded(5);
+    const live = new Subject<Float32Array>();
+    const chunks: EncodedChunk[] = [];
+    const done = lastValueFrom(
+      live.pipe(streamingEncode(encoder, { chunkFrames: 8, maxQueuedFrames: 16 }), toArray()),
+    );
+    // 80 frames arrive at once while the first call runs: only the newest 16 may wait.
+    for (let i = 0; i < 10; i++) live.next(randomFrames(8, random));
+    live.complete();
+    chunks.push(...(await done));
+    const last = chunks.at(-1) as EncodedChunk;
+    expect(last.droppedFrames).toBe(80 - 8 - 16);
+    expect(last.inputEnd).toBe(80);
+    // Input positions skip the dropped frames: chunks cover [0, 8) and then the last 16.
+    expect(chunks.map((c) => [c.inputStart, c.inputEnd])).toEqual([
+      [0, 8],
+      [64, 72],
+      [72, 80],
+    ]);
+    expect(() => streamingEncode(encoder, { chunkFrames: 8, maxQueuedFrames: 4 })).toThrow(
+      /maxQueuedFrames must be at least chunkFrames/,
+    );
+  });
 });

@@ -91,6 +91,24 @@ describe('streamingTranscription', () => {
     expect(events.filter((e) => e.type === 'partial').length).toBeGreaterThan(40);
   });
 
+  test('lossy mode drops the oldest waiting audio of a live source', async () => {
+    const seen: number[] = [];
+    const transcribe: Transcriber = async (buffer) => {
+      seen.push(buffer.length);
+      return [];
+    };
+    // 10 s arrive at once: lossless would transcribe 10 times; with 2 s of queue, the
+    // first step (1 s) runs and then only the newest 2 s remain.
+    const events = await lastValueFrom(
+      from(chunked(new Float32Array(160000), 16000)).pipe(
+        streamingTranscription(transcribe, { stepSeconds: 1, maxQueuedSeconds: 2 }),
+        toArray(),
+      ),
+    );
+    expect(seen).toEqual([16000, 32000, 48000]);
+    expect(events.at(-1)?.droppedSeconds).toBe(7);
+  });
+
   test('errors from the recogniser arrive as error notifications', async () => {
     const failing: Transcriber = async () => {
       throw new Error('decoder crashed');
