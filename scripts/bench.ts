@@ -6,11 +6,13 @@ import { type BackendName, type CausalLmConfig, GPT2_SMALL_SHAPE, initBackend } 
 import { runCoreBench } from '../packages/core/bench/core-bench.js';
 import { runLoadBench } from '../packages/models/bench/load-bench.js';
 import { runSpecBench } from '../packages/speculative/bench/spec-bench.js';
+import { runEncoderBench } from '../packages/streaming/bench/encoder-bench.js';
+import { runSynthBench } from '../packages/streaming/bench/synth-bench.js';
 
 const { values } = parseArgs({
   options: {
     backends: { type: 'string', default: 'webgpu,wasm,cpu' },
-    only: { type: 'string', default: 'core,load,speculative' },
+    only: { type: 'string', default: 'core,speculative,streaming,load' },
     reps: { type: 'string', default: '5' },
   },
 });
@@ -26,6 +28,7 @@ const results: Record<string, unknown> = {
   model: 'GPT-2 small shape (d 768, 12 layers, 12 heads, vocab 50257), random weights',
 };
 const speculative: Record<string, unknown> = { date: results.date, node: process.version };
+const streaming: Record<string, unknown> = { date: results.date, node: process.version };
 const log = (line: string) => console.log(`  ${line}`);
 for (const name of values.backends.split(',') as BackendName[]) {
   try {
@@ -67,9 +70,25 @@ for (const name of values.backends.split(',') as BackendName[]) {
       log,
     );
   }
+  if (suites.has('streaming')) {
+    if (slow) {
+      console.log(
+        '-- streaming: skipped on cpu (a 10M-parameter encoder at 0.5 GFLOP/s says nothing useful)',
+      );
+    } else {
+      console.log(
+        '-- streaming: T1-T3 encoder (10M parameters, random weights), synthesizer time to first audio',
+      );
+      streaming[name] = { encoder: await runEncoderBench(log), synthesizer: await runSynthBench(log) };
+    }
+  }
 }
 
 mkdirSync('bench-results', { recursive: true });
+if (suites.has('streaming')) {
+  writeFileSync('bench-results/streaming.json', `${JSON.stringify(streaming, null, 2)}\n`);
+  console.log('wrote bench-results/streaming.json');
+}
 if (suites.has('core')) {
   const table = Object.entries(results)
     .filter(([, r]) => typeof r === 'object' && r !== null && 'B1' in (r as object))
