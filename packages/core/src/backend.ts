@@ -125,3 +125,18 @@ function nothingStarted(request: BackendRequest, skipped: SkippedBackend[]): Err
   if (request === 'auto') return new Error(`no tfjs backend could start: ${reasons}`);
   return new InvalidArgumentError(`backend '${request}' cannot start here: ${reasons}`);
 }
+
+/**
+ * Grows the backend's heap once to hold `bytes` more, before a large load.
+ * On wasm, the heap otherwise grows step by step as tensors arrive, and each
+ * step may overshoot by up to ~96 MB (emscripten's growth rule) and copy the
+ * whole heap; one exact reservation, freed at once, is reused by the tensors
+ * that follow. Other backends need nothing.
+ */
+export function reserveBackendMemory(bytes: number): void {
+  if (tf.getBackend() !== 'wasm' || !(bytes > 0)) return;
+  const module = (tf.backend() as unknown as { wasm: { _malloc(n: number): number; _free(p: number): void } })
+    .wasm;
+  const pointer = module._malloc(bytes);
+  if (pointer !== 0) module._free(pointer);
+}

@@ -10,6 +10,8 @@ export interface SpeculativeMetrics {
   draftedTokens: number;
   /** Drafted tokens the target accepted. */
   acceptedTokens: number;
+  /** Rejections: verifications that stopped before the end of a row's draft (at most one per row per pass). */
+  rejections: number;
   /** Tokens emitted to the caller (accepted + corrections/bonuses, cut at stops and limits). */
   emittedTokens: number;
   /** Sum over iterations of the k asked for, to report the mean k (adaptive k). */
@@ -22,8 +24,14 @@ export interface SpeculativeMetrics {
 
 /** Ratios derived from the counters. */
 export interface SpeculativeRates {
-  /** α: accepted / drafted. */
+  /**
+   * α, the probability that a drafted token the target checks is accepted:
+   * accepted / (accepted + rejections). Tokens after a rejection are never
+   * checked, so they do not count: this is the α of E = (1 − α^(k+1)) / (1 − α).
+   */
   acceptanceRate: number;
+  /** accepted / drafted: the share of all drafted tokens that were kept. */
+  acceptedFraction: number;
   /** Mean tokens emitted per row per target pass (1 = no gain over plain decoding). */
   tokensPerPass: number;
   meanK: number;
@@ -37,6 +45,7 @@ export function emptyMetrics(): SpeculativeMetrics {
     rowPasses: 0,
     draftedTokens: 0,
     acceptedTokens: 0,
+    rejections: 0,
     emittedTokens: 0,
     kSum: 0,
     prefillMs: 0,
@@ -54,7 +63,9 @@ export function addMetrics(into: SpeculativeMetrics, from: SpeculativeMetrics): 
 
 export function rates(m: SpeculativeMetrics): SpeculativeRates {
   return {
-    acceptanceRate: m.draftedTokens > 0 ? m.acceptedTokens / m.draftedTokens : 0,
+    acceptanceRate:
+      m.acceptedTokens + m.rejections > 0 ? m.acceptedTokens / (m.acceptedTokens + m.rejections) : 0,
+    acceptedFraction: m.draftedTokens > 0 ? m.acceptedTokens / m.draftedTokens : 0,
     tokensPerPass: m.rowPasses > 0 ? m.emittedTokens / m.rowPasses : 0,
     meanK: m.iterations > 0 ? m.kSum / m.iterations : 0,
     tokensPerSecond: m.totalMs > 0 ? (1000 * m.emittedTokens) / m.totalMs : 0,

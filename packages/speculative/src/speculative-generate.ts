@@ -210,6 +210,7 @@ export function speculativeGenerate(options: SpeculativeGenerateOptions): Specul
           accepted.push(result.accepted);
           metrics.draftedTokens += d.length;
           metrics.acceptedTokens += result.accepted;
+          if (result.accepted < d.length) metrics.rejections++;
           events.push(
             ...emit(r, [...d.slice(0, result.accepted), result.next], result.accepted, draftMs + verifyMs),
           );

@@ -141,7 +141,14 @@ describe('metrics', () => {
     expect(totals.emittedTokens).toBe(16 + 16);
     expect(totals.iterations).toBe(a.metrics.iterations + b.metrics.iterations);
     const r = rates(totals);
-    expect(r.acceptanceRate).toBeCloseTo(totals.acceptedTokens / totals.draftedTokens, 12);
+    expect(r.acceptanceRate).toBeCloseTo(
+      totals.acceptedTokens / (totals.acceptedTokens + totals.rejections),
+      12,
+    );
+    expect(r.acceptedFraction).toBeCloseTo(totals.acceptedTokens / totals.draftedTokens, 12);
+    // At most one rejection per row per pass, and none without drafted tokens left over.
+    expect(totals.rejections).toBeLessThanOrEqual(totals.rowPasses);
+    expect(totals.rejections).toBeLessThanOrEqual(totals.draftedTokens - totals.acceptedTokens);
     expect(a.rates().tokensPerPass).toBeGreaterThan(1); // the noisy draft is right often
   });
 

@@ -1,4 +1,4 @@
-import { InvalidArgumentError, type Linear, type NormWeights } from '@specstream/core';
+import { InvalidArgumentError, type Linear, type NormWeights, reserveBackendMemory } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { SafetensorsError } from '../safetensors/errors.js';
 import type { TensorReader } from '../safetensors/file.js';
@@ -28,6 +28,10 @@ export function weightSource(
   onProgress?: Progress,
 ): WeightSource {
   const total = reader.names.reduce((n, name) => n + byteLength(reader, name), 0);
+  // Every tensor becomes float32 or int32: 4 bytes per element, whatever the file's dtype.
+  reserveBackendMemory(
+    reader.names.reduce((n, name) => n + 4 * reader.info(name).shape.reduce((a, b) => a * b, 1), 0),
+  );
   let loaded = 0;
   const handedOut: tf.Tensor[] = [];
   const track = <T extends tf.Tensor>(t: T): T => {
