@@ -140,3 +140,39 @@ describe('tokenStream over speculative decoding', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 });
+
+describe('tokenStream with a real byte-level BPE tokenizer', () => {
+  test('multi-byte characters split across tokens are never emitted in halves; stop strings across tokens hold', async () => {
+    const { createDetokenizer, loadTokenizer } = await import('@specstream/models');
+    const dir = new URL('../../../../shared/fixtures/hf/tokenizer/', import.meta.url).pathname;
+    const tokenizer = await loadTokenizer(dir);
+    const text = 'naïve café → 世界, ok! done';
+    const ids = tokenizer.encode(text, { addSpecialTokens: false });
+    // The fixture's 512-token vocabulary spells non-ASCII characters byte by byte.
+    expect(ids.length).toBeGreaterThan([...text].length);
+    const replay = (signal: AbortSignal) =>
+      (async function* (): AsyncGenerator<TokenEvent> {
+        for (const [index, token] of ids.entries()) {
+          if (signal.aborted) return;
+          const finishReason = index === ids.length - 1 ? ('length' as const) : undefined;
+          yield { row: 0, token, position: index, index, finishReason, timings: { stepMs: 0, elapsedMs: 0 } };
+        }
+      })();
+    const chunks = tokens(
+      await lastValueFrom(
+        tokenStream(replay, { detokenizer: () => createDetokenizer(tokenizer) }).pipe(toArray()),
+      ),
+    );
+    expect(chunks.map((c) => c.text).join('')).toBe(text);
+    expect(chunks.some((c) => c.text.includes('\uFFFD'))).toBe(false);
+    const stopped = tokens(
+      await lastValueFrom(
+        tokenStream(replay, { detokenizer: () => createDetokenizer(tokenizer), stopStrings: ['→ 世'] }).pipe(
+          toArray(),
+        ),
+      ),
+    );
+    expect(stopped.map((c) => c.text).join('')).toBe('naïve café ');
+    expect(stopped.at(-1)?.finishReason).toBe('stop');
+  });
+});
