@@ -64,7 +64,7 @@ for (const name of values.backends.split(',') as BackendName[]) {
         draftLayers: slow ? 1 : 2,
         epsilon: 0.1,
         promptTokens: 32,
-        newTokens: slow ? 32 : 64,
+        newTokens: slow ? 48 : 96,
         reps: Number(values.reps),
       },
       log,

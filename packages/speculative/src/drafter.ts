@@ -33,6 +33,8 @@ export interface DraftSessionOptions {
   maxLength: number;
   /** The generation's sampler: drafts use the same settings and random stream as verification. */
   sampler: Sampler;
+  /** The prompts, so a drafter can read them up front (outside the timed iterations). */
+  prompts?: ReadonlyArray<readonly number[]>;
 }
 
 /**

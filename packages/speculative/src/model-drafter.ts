@@ -32,10 +32,21 @@ export function modelDrafter<S extends DecoderState>(
   return {
     name: 'model',
     vocabSize: model.vocabSize,
-    start({ batch, maxLength, sampler }) {
+    start({ batch, maxLength, sampler, prompts }) {
       const state = model.createState({ batch, maxLength });
       // Exactly the tokens in the draft cache, per row (length == state.lengths[row]).
       const cached: number[][] = Array.from({ length: batch }, () => []);
+      // Read the prompts now, all but their last token (the first proposal starts from it).
+      if (prompts !== undefined && prompts.length === batch && prompts.every((p) => p.length >= 2)) {
+        const heads = prompts.map((p) => p.slice(0, -1));
+        try {
+          prefill(model, state, heads, { buckets }).dispose();
+        } catch (error) {
+          model.disposeState(state);
+          throw error;
+        }
+        for (const [r, h] of heads.entries()) cached[r].push(...h);
+      }
       const penalized = sampler.options.repetitionPenalty !== 1;
       return {
         async propose({ histories, active, k, signal }) {

@@ -165,7 +165,9 @@ export function speculativeGenerate(options: SpeculativeGenerateOptions): Specul
         ),
       );
       yield* firstEvents;
-      session = drafter.start({ batch, maxLength: capacity, sampler });
+      t0 = performance.now();
+      session = drafter.start({ batch, maxLength: capacity, sampler, prompts });
+      metrics.prefillMs += performance.now() - t0;
 
       while (!finished.every(Boolean)) {
         await yieldToEventLoop();
