@@ -227,7 +227,7 @@ export function createStreamingEncoder(
     keys: tf.Tensor2D,
     valuesT: tf.Tensor2D,
     mask: tf.Tensor2D | undefined,
-    blockMask: () => { flat: tf.Tensor2D; byHead: tf.Tensor3D },
+    blockMask: () => { flat: tf.Tensor2D; byHead: tf.Tensor3D; headSum: tf.Tensor2D },
   ): tf.Tensor2D {
     const steps = q.shape[0];
     const length = keys.shape[0];
@@ -243,7 +243,9 @@ export function createStreamingEncoder(
       const scores = tf.reshape(tf.transpose(tf.matMul(keys, spreadT)), [heads, steps, length]);
       const probsT = tf.transpose(tf.reshape(softmax(scores), [heads * steps, length])) as tf.Tensor2D;
       const outT = tf.mul(tf.matMul(valuesT, probsT), blockMask().flat);
-      return tf.transpose(tf.sum(tf.reshape(outT, [dModel, heads, steps]), 1));
+      // Summing the head blocks is a matmul with stacked identities: a middle-axis
+      // tf.sum transposes first and costs several times more on wasm.
+      return tf.transpose(tf.matMul(outT, blockMask().headSum));
     }
     const qs = tf.split(qT, heads, 0);
     const ks = tf.split(keys, heads, 1);
@@ -274,11 +276,17 @@ export function createStreamingEncoder(
       sin = tf.tensor4d(tables.sin, [1, steps, 1, headDim]);
     }
     const mask = bandMask(steps, cached, leftContext);
-    let blocks: { flat: tf.Tensor2D; byHead: tf.Tensor3D } | undefined;
+    let blocks: { flat: tf.Tensor2D; byHead: tf.Tensor3D; headSum: tf.Tensor2D } | undefined;
     const blockMask = () => {
       if (!blocks) {
         const flat = blockDiagonalMask(steps);
-        blocks = { flat, byHead: tf.reshape(flat, [dModel, heads, steps]) };
+        const sum = new Float32Array(heads * steps * steps);
+        for (let h = 0; h < heads; h++) for (let i = 0; i < steps; i++) sum[(h * steps + i) * steps + i] = 1;
+        blocks = {
+          flat,
+          byHead: tf.reshape(flat, [dModel, heads, steps]),
+          headSum: tf.tensor2d(sum, [heads * steps, steps]),
+        };
       }
       return blocks;
     };
