@@ -18,7 +18,8 @@ export interface AdaptiveKOptions {
  * seen so far (each rejection ends a geometric run, so α = accepted /
  * (accepted + rejections)), t_draft the measured time of one draft step and
  * t_verify(k) the measured time of a k+1-position pass (a least-squares line
- * in k through the k values tried, so untried k are extrapolated).
+ * in k through the k values tried, so untried k are extrapolated). The first
+ * three iterations try initialK, half and double it, to seed that line.
  */
 export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
   const minK = options.minK ?? 1;
@@ -39,6 +40,9 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
   let best = initialK;
 
   const alpha = () => accepted / (accepted + rejected);
+  const warmup = [
+    ...new Set([initialK, Math.max(minK, Math.floor(initialK / 2)), Math.min(maxK, 2 * initialK)]),
+  ];
 
   function verifyCost(k: number): number {
     const known = verifyMs.get(k);
@@ -72,7 +76,9 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
     maxK,
     next() {
       iteration++;
-      if (verifyMs.size === 0) return initialK;
+      // Three spread-out k first, so the verify-cost line rests on measurements, not a guess.
+      const probe = warmup.find((k) => !verifyMs.has(k));
+      if (probe !== undefined && iteration <= warmup.length) return probe;
       best = choose();
       if (iteration % exploreEvery === 0) {
         const neighbour = best + ((iteration / exploreEvery) % 2 === 0 ? 1 : -1);
