@@ -46,5 +46,7 @@ export interface Drafter {
   readonly name: string;
   /** Ids the drafter can propose: [0, vocabSize). Undefined for drafters that copy tokens from the text. */
   readonly vocabSize?: number;
+  /** Positions the drafter's own state can hold (a learned position table); undefined = no limit. */
+  readonly maxPositions?: number;
   start(options: DraftSessionOptions): DraftSession;
 }

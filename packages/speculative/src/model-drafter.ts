@@ -32,6 +32,7 @@ export function modelDrafter<S extends DecoderState>(
   return {
     name: 'model',
     vocabSize: model.vocabSize,
+    maxPositions: model.maxPositions,
     start({ batch, maxLength, sampler, prompts }) {
       const state = model.createState({ batch, maxLength });
       // Exactly the tokens in the draft cache, per row (length == state.lengths[row]).

@@ -99,11 +99,14 @@ export function speculativeGenerate(options: SpeculativeGenerateOptions): Specul
   const rule = options.acceptRule ?? acceptDraft;
   const stops = new Set(options.stopTokens ?? []);
   const longest = Math.max(...prompts.map((p) => p.length));
-  // Verification writes up to k positions past the text; learned position tables cap it.
-  const capacity = Math.min(longest + maxNewTokens + policy.maxK, target.maxPositions);
+  // Verification writes up to k positions past the text, and the draft up to k − 1;
+  // learned position tables (target's or draft's) cap that, and k shrinks near the cap.
+  const positions = Math.min(target.maxPositions, drafter.maxPositions ?? Number.POSITIVE_INFINITY);
+  const capacity = Math.min(longest + maxNewTokens + policy.maxK, positions);
   if (longest + maxNewTokens > capacity) {
+    const whose = target.maxPositions <= positions ? 'target' : 'draft';
     throw new InvalidArgumentError(
-      `a prompt of ${longest} tokens plus ${maxNewTokens} new ones exceeds the target's ${target.maxPositions} positions`,
+      `a prompt of ${longest} tokens plus ${maxNewTokens} new ones exceeds the ${positions} positions of the ${whose}`,
     );
   }
   const metrics = emptyMetrics();
