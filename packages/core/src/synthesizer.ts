@@ -98,9 +98,12 @@ export interface Synthesizer<S extends SynthesizerState = SynthesizerState> {
   /**
    * Runs `steps` decoder steps (each fed the previous step's last frame)
    * and returns their steps·framesPerStep frames. Throws if `steps` exceeds
-   * `readySteps(state)`; on error the state is unchanged.
+   * `readySteps(state)`; on error the state is unchanged. Asynchronous
+   * because the stop decision needs values on the host, and webgpu in Node
+   * can only download asynchronously; the state must not be changed until it
+   * settles (calls made meanwhile throw).
    */
-  extendStep(state: S, steps: number): SynthesisResult<S>;
+  extendStep(state: S, steps: number): Promise<SynthesisResult<S>>;
   /** Frees every tensor the state owns. Idempotent. */
   disposeState(state: S): void;
   /** Frees the model's weights. */

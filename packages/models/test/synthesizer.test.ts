@@ -33,15 +33,15 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 /** Runs `calls` extendStep calls of the given step counts; frames of row `row`, concatenated. */
-function generate(
+async function generate(
   synth: ReferenceSynthesizer,
   state: SynthesizerState,
   calls: number[],
   row = 0,
-): Float32Array {
+): Promise<Float32Array> {
   const parts: Float32Array[] = [];
   for (const steps of calls) {
-    const { frames } = synth.extendStep(state, steps);
+    const { frames } = await synth.extendStep(state, steps);
     expect(frames.shape).toEqual([state.batch, steps * R, M]);
     const data = frames.dataSync() as Float32Array;
     parts.push(data.slice(row * steps * R * M, (row + 1) * steps * R * M));
@@ -56,11 +56,15 @@ function generate(
   return out;
 }
 
-function synthesize(synth: ReferenceSynthesizer, pieces: number[][], calls: number[]): Float32Array {
+async function synthesize(
+  synth: ReferenceSynthesizer,
+  pieces: number[][],
+  calls: number[],
+): Promise<Float32Array> {
   const state = synth.createState({ batch: 1, maxFrames: 64 });
   for (const piece of pieces) synth.appendText(state, [piece]);
   synth.endText(state);
-  const frames = generate(synth, state, calls);
+  const frames = await generate(synth, state, calls);
   synth.disposeState(state);
   return frames;
 }
@@ -76,8 +80,8 @@ describe('reference synthesizer', () => {
   });
   afterAll(() => synth.dispose());
 
-  test('generating in calls of 1, 2, 3 steps equals one call', () => {
-    const whole = synthesize(synth, [TEXT], [12]);
+  test('generating in calls of 1, 2, 3 steps equals one call', async () => {
+    const whole = await synthesize(synth, [TEXT], [12]);
     expect(whole.length).toBe(12 * R * M);
     for (const calls of [
       [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1],
@@ -85,7 +89,7 @@ describe('reference synthesizer', () => {
       [3, 3, 3, 3],
       [1, 2, 3, 3, 2, 1],
     ]) {
-      expect(maxAbsDiff(synthesize(synth, [TEXT], calls), whole)).toBeLessThanOrEqual(1e-5);
+      expect(maxAbsDiff(await synthesize(synth, [TEXT], calls), whole)).toBeLessThanOrEqual(1e-5);
     }
     // Frames are not trivial: they vary across frames and mel bins.
     let min = Number.POSITIVE_INFINITY;
@@ -97,8 +101,8 @@ describe('reference synthesizer', () => {
     expect(max - min).toBeGreaterThan(0.5);
   });
 
-  test('appending the text in pieces before generating equals giving it at once', () => {
-    const whole = synthesize(synth, [TEXT], [12]);
+  test('appending the text in pieces before generating equals giving it at once', async () => {
+    const whole = await synthesize(synth, [TEXT], [12]);
     for (const cuts of [[1], [5, 6], [3, 4, 9, 11]]) {
       const pieces: number[][] = [];
       let at = 0;
@@ -106,31 +110,31 @@ describe('reference synthesizer', () => {
         pieces.push(TEXT.slice(at, cut));
         at = cut;
       }
-      expect(maxAbsDiff(synthesize(synth, pieces, [5, 7]), whole)).toBeLessThanOrEqual(1e-5);
+      expect(maxAbsDiff(await synthesize(synth, pieces, [5, 7]), whole)).toBeLessThanOrEqual(1e-5);
     }
   });
 
-  test('text arriving while generating (as far as readySteps allows) equals offline', () => {
-    const whole = synthesize(synth, [TEXT], [24]);
+  test('text arriving while generating (as far as readySteps allows) equals offline', async () => {
+    const whole = await synthesize(synth, [TEXT], [24]);
     const state = synth.createState({ batch: 1, maxFrames: 64 });
     const parts: Float32Array[] = [];
     for (let at = 0; at < TEXT.length; at += 3) {
       synth.appendText(state, [TEXT.slice(at, at + 3)]);
       const ready = synth.readySteps(state);
-      if (ready > 0) parts.push(generate(synth, state, [ready]));
+      if (ready > 0) parts.push(await generate(synth, state, [ready]));
     }
     synth.endText(state);
     // 12 tokens settle steps s with 2 + ⌊s/2⌋ < 12: 20 of the 24 ran before endText.
     expect(state.lengths[0]).toBe(20 * R);
     const rest = 24 - state.lengths[0] / R;
-    parts.push(generate(synth, state, [rest]));
+    parts.push(await generate(synth, state, [rest]));
     synth.disposeState(state);
     const streamed = Float32Array.from(parts.flatMap((p) => Array.from(p)));
     expect(maxAbsDiff(streamed, whole)).toBeLessThanOrEqual(1e-5);
   });
 
-  test('every KV cache strategy gives the same frames', () => {
-    const whole = synthesize(synth, [TEXT], [12]);
+  test('every KV cache strategy gives the same frames', async () => {
+    const whole = await synthesize(synth, [TEXT], [12]);
     for (const kvCache of ['blocks', 'concat', 'static'] as const) {
       const config = { ...CONFIG, kvCache };
       const other = createReferenceSynthesizer(
@@ -138,22 +142,22 @@ describe('reference synthesizer', () => {
         randomSynthesizerWeights(config, 11, { stopBias: -20 }),
       );
       expect(
-        maxAbsDiff(synthesize(other, [TEXT.slice(0, 5), TEXT.slice(5)], [4, 8]), whole),
+        maxAbsDiff(await synthesize(other, [TEXT.slice(0, 5), TEXT.slice(5)], [4, 8]), whole),
       ).toBeLessThanOrEqual(1e-5);
       other.dispose();
     }
   });
 
-  test('readySteps follows the wait-k policy; extendStep refuses steps the text cannot settle', () => {
+  test('readySteps follows the wait-k policy; extendStep refuses steps the text cannot settle', async () => {
     const state = synth.createState({ batch: 1, maxFrames: 64 });
     expect(synth.readySteps(state)).toBe(0);
     synth.appendText(state, [TEXT.slice(0, 5)]);
     // Step s sees 2 + ⌊s/2⌋ tokens; it is settled while that is < 5: s < 6.
     expect(synth.readySteps(state)).toBe(6);
     expect(synth.visibleText(5, 5)).toBe(4);
-    expect(() => synth.extendStep(state, 7)).toThrow(InvalidArgumentError);
+    await expect(synth.extendStep(state, 7)).rejects.toThrow(InvalidArgumentError);
     expect(state.lengths[0]).toBe(0);
-    generate(synth, state, [6]);
+    await generate(synth, state, [6]);
     expect(synth.readySteps(state)).toBe(0);
     synth.endText(state);
     // After endText: as many as fit in maxFrames (64 frames = 32 steps, 6 used).
@@ -161,7 +165,7 @@ describe('reference synthesizer', () => {
     synth.disposeState(state);
   });
 
-  test('a model that needs the whole text runs nothing before endText', () => {
+  test('a model that needs the whole text runs nothing before endText', async () => {
     const config: ReferenceSynthesizerConfig = { ...CONFIG, textLookahead: Number.POSITIVE_INFINITY };
     const full = createReferenceSynthesizer(config, randomSynthesizerWeights(config, 11));
     const state = full.createState({ batch: 1, maxFrames: 16 });
@@ -173,7 +177,7 @@ describe('reference synthesizer', () => {
     full.dispose();
   });
 
-  test('batch rows with ragged text equal each row synthesized alone', () => {
+  test('batch rows with ragged text equal each row synthesized alone', async () => {
     const rows = [TEXT.slice(0, 7), TEXT.slice(2)];
     const state = synth.createState({ batch: 2, maxFrames: 32 });
     synth.appendText(state, [rows[0].slice(0, 2), rows[1].slice(0, 5)]);
@@ -183,7 +187,7 @@ describe('reference synthesizer', () => {
     const calls = [3, 5];
     const parts: Float32Array[][] = [[], []];
     for (const steps of calls) {
-      const { frames } = synth.extendStep(state, steps);
+      const { frames } = await synth.extendStep(state, steps);
       const data = frames.dataSync() as Float32Array;
       for (const r of [0, 1]) parts[r].push(data.slice(r * steps * R * M, (r + 1) * steps * R * M));
       frames.dispose();
@@ -191,11 +195,11 @@ describe('reference synthesizer', () => {
     synth.disposeState(state);
     for (const r of [0, 1]) {
       const batched = Float32Array.from(parts[r].flatMap((p) => Array.from(p)));
-      expect(maxAbsDiff(batched, synthesize(synth, [rows[r]], [8]))).toBeLessThanOrEqual(1e-5);
+      expect(maxAbsDiff(batched, await synthesize(synth, [rows[r]], [8]))).toBeLessThanOrEqual(1e-5);
     }
   });
 
-  test('the stop head ends a row at the first step that sees all its text', () => {
+  test('the stop head ends a row at the first step that sees all its text', async () => {
     const stopping = createReferenceSynthesizer(
       CONFIG,
       randomSynthesizerWeights(CONFIG, 11, { stopBias: 20 }),
@@ -203,18 +207,18 @@ describe('reference synthesizer', () => {
     const state = stopping.createState({ batch: 1, maxFrames: 64 });
     stopping.appendText(state, [TEXT.slice(0, 6)]);
     // Before endText no step may stop.
-    const first = stopping.extendStep(state, 2);
+    const first = await stopping.extendStep(state, 2);
     expect(first.done).toEqual([false]);
     expect(first.validFrames).toEqual([2 * R]);
     first.frames.dispose();
     stopping.endText(state);
     // 6 tokens: step s sees 2 + ⌊s/2⌋, all of them from step 8.
-    const second = stopping.extendStep(state, 10);
+    const second = await stopping.extendStep(state, 10);
     expect(second.done).toEqual([true]);
     expect(second.validFrames).toEqual([(8 - 2 + 1) * R]);
     expect(state.stopFrames[0]).toBe(9 * R);
     second.frames.dispose();
-    const third = stopping.extendStep(state, 1);
+    const third = await stopping.extendStep(state, 1);
     expect(third.done).toEqual([true]);
     expect(third.validFrames).toEqual([0]);
     third.frames.dispose();
@@ -222,17 +226,17 @@ describe('reference synthesizer', () => {
     stopping.dispose();
   });
 
-  test('no tensor leaks: a whole lifecycle, failed calls, and the model itself', () => {
+  test('no tensor leaks: a whole lifecycle, failed calls, and the model itself', async () => {
     const before = tf.memory().numTensors;
     const model = createReferenceSynthesizer(CONFIG, randomSynthesizerWeights(CONFIG, 5));
     const loaded = tf.memory().numTensors;
     const state = model.createState({ batch: 2, maxFrames: 20 });
     model.appendText(state, [[1, 2, 3], [4]]);
     expect(() => model.appendText(state, [[1], [99]])).toThrow(InvalidArgumentError);
-    expect(() => model.extendStep(state, 5)).toThrow(InvalidArgumentError);
+    await expect(model.extendStep(state, 5)).rejects.toThrow(InvalidArgumentError);
     model.endText(state);
-    generate(model, state, [2, 3]);
-    expect(() => model.extendStep(state, 6)).toThrow(CacheOverflowError);
+    await generate(model, state, [2, 3]);
+    await expect(model.extendStep(state, 6)).rejects.toThrow(CacheOverflowError);
     model.disposeState(state);
     model.disposeState(state);
     expect(tf.memory().numTensors).toBe(loaded);
@@ -240,7 +244,7 @@ describe('reference synthesizer', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  test('bad input is rejected with the state unchanged', () => {
+  test('bad input is rejected with the state unchanged', async () => {
     const state = synth.createState({ batch: 1, maxFrames: 8, maxTextTokens: 8 });
     expect(() => synth.createState({ batch: 0, maxFrames: 8 })).toThrow(InvalidArgumentError);
     expect(() => synth.createState({ batch: 1, maxFrames: 1 })).toThrow(InvalidArgumentError);
@@ -253,18 +257,36 @@ describe('reference synthesizer', () => {
     synth.appendText(state, [[]]);
     expect(state.textLengths[0]).toBe(0);
     synth.appendText(state, [[1, 2, 3]]);
-    expect(() => synth.extendStep(state, 0)).toThrow(InvalidArgumentError);
+    await expect(synth.extendStep(state, 0)).rejects.toThrow(InvalidArgumentError);
     synth.endText(state);
     synth.endText(state);
     expect(() => synth.appendText(state, [[1]])).toThrow(/ended/);
-    expect(() => synth.extendStep(state, 5)).toThrow(CacheOverflowError);
+    await expect(synth.extendStep(state, 5)).rejects.toThrow(CacheOverflowError);
     expect(state.lengths[0]).toBe(0);
     synth.disposeState(state);
-    expect(() => synth.extendStep(state, 1)).toThrow(DisposedError);
+    await expect(synth.extendStep(state, 1)).rejects.toThrow(DisposedError);
     expect(() => synth.appendText(state, [[1]])).toThrow(DisposedError);
   });
 
-  test('bad configs and weights are rejected', () => {
+  test('while extendStep awaits its stop logits the state is locked; disposing it then frees everything', async () => {
+    const before = tf.memory().numTensors;
+    const state = synth.createState({ batch: 1, maxFrames: 32 });
+    synth.appendText(state, [TEXT.slice(0, 4)]);
+    const pending = synth.extendStep(state, 1);
+    expect(() => synth.appendText(state, [[1]])).toThrow(/still running/);
+    expect(() => synth.endText(state)).toThrow(/still running/);
+    await expect(synth.extendStep(state, 1)).rejects.toThrow(/still running/);
+    (await pending).frames.dispose();
+    expect(state.lengths[0]).toBe(R);
+    synth.appendText(state, [TEXT.slice(4)]);
+    synth.endText(state);
+    const orphan = synth.extendStep(state, 1);
+    synth.disposeState(state);
+    await expect(orphan).rejects.toThrow(DisposedError);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  test('bad configs and weights are rejected', async () => {
     expect(() =>
       createReferenceSynthesizer({ ...CONFIG, heads: 3 }, randomSynthesizerWeights(CONFIG, 1)),
     ).toThrow(InvalidArgumentError);
@@ -307,7 +329,7 @@ function concat(parts: Float32Array[]): Float32Array {
 }
 
 describe('inverse real DFT', () => {
-  test('inverts createRealDft (mixed-radix and Bluestein lengths)', () => {
+  test('inverts createRealDft (mixed-radix and Bluestein lengths)', async () => {
     for (const n of [6, 256, 400, 1024]) {
       const x = Float64Array.from({ length: n }, (_, i) => Math.sin(i * 0.37) + (i % 7) * 0.1);
       const re = new Float64Array(n / 2 + 1);
@@ -323,7 +345,7 @@ describe('inverse real DFT', () => {
 describe('Griffin-Lim vocoder', () => {
   const WHISPER_FRAMING = { sampleRate: 16000, nFft: 400, hop: 160, nMels: 80 };
 
-  test('its frames are the models front end raw log-mel frames (16 kHz, 400/160, 80 mels)', () => {
+  test('its frames are the models front end raw log-mel frames (16 kHz, 400/160, 80 mels)', async () => {
     const vocoder = createGriffinLimVocoder(WHISPER_FRAMING);
     const audio = sine(440, 160 * 50, 16000);
     const ours = vocoder.analyze(audio);
@@ -333,7 +355,7 @@ describe('Griffin-Lim vocoder', () => {
     expect(maxAbsDiff(ours.subarray(2 * 80, 48 * 80), theirs.subarray(2 * 80, 48 * 80))).toBeLessThan(1e-5);
   });
 
-  test('a sinusoid mel spectrogram vocodes to audio of the same dominant frequency', () => {
+  test('a sinusoid mel spectrogram vocodes to audio of the same dominant frequency', async () => {
     for (const options of [WHISPER_FRAMING, DEFAULT_VOCODER_OPTIONS, TINY_VOCODER_OPTIONS]) {
       const vocoder = createGriffinLimVocoder(options);
       const binHz = options.sampleRate / options.nFft;
@@ -364,7 +386,7 @@ describe('Griffin-Lim vocoder', () => {
     }
   });
 
-  test('incremental output equals offline output bit for bit, whatever the chunking, with the stated latency', () => {
+  test('incremental output equals offline output bit for bit, whatever the chunking, with the stated latency', async () => {
     const vocoder = createGriffinLimVocoder(TINY_VOCODER_OPTIONS);
     const { hop, nMels } = vocoder;
     expect(vocoder.latencyFrames).toBe(2 + 2);
@@ -393,7 +415,7 @@ describe('Griffin-Lim vocoder', () => {
     }
   });
 
-  test('incremental quality stays within a bound of full-sequence Griffin-Lim', () => {
+  test('incremental quality stays within a bound of full-sequence Griffin-Lim', async () => {
     // The incremental algorithm (RTISI-LA) is not classic Griffin-Lim, so their waveforms differ
     // (phase is only defined up to the iteration's path); what must hold is that its output is as
     // consistent with the target magnitudes: spectral convergence at most 0.05 worse.
@@ -412,7 +434,7 @@ describe('Griffin-Lim vocoder', () => {
     }
   });
 
-  test('bad input is rejected', () => {
+  test('bad input is rejected', async () => {
     expect(() => createGriffinLimVocoder({ ...TINY_VOCODER_OPTIONS, nFft: 255 })).toThrow(
       InvalidArgumentError,
     );

@@ -152,7 +152,7 @@ async function generateFrames(
     synth.endText(state);
     let at = 0;
     while (synth.readySteps(state) > 0) {
-      const { frames } = synth.extendStep(state, Math.min(stepsPerCall, synth.readySteps(state)));
+      const { frames } = await synth.extendStep(state, Math.min(stepsPerCall, synth.readySteps(state)));
       const values = (await frames.data()) as Float32Array;
       frames.dispose();
       out.set(values, at);

@@ -142,7 +142,7 @@ export function streamingSynthesize<S extends SynthesizerState, V extends Vocode
             }
             const steps = Math.min(stepsPerCall, ready);
             if (steps === 0) return; // wait for more text
-            const { frames, validFrames } = synth.extendStep(state, steps);
+            const { frames, validFrames } = await synth.extendStep(state, steps);
             let values: Float32Array;
             try {
               values = (await frames.data()) as Float32Array;

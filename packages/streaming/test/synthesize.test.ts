@@ -32,16 +32,16 @@ const CHUNKS = [[3, 17], [5], [29, 8, 1, 12], [30, 7, 21], [14, 2, 9, 9, 4, 18]]
 const TOLERANCE = 1e-4;
 
 /** Everything at once: appendText, endText, generate until stop or capacity, vocode. */
-function offlineSynthesis(
+async function offlineSynthesis(
   synth: ReferenceSynthesizer,
   vocoder: GriffinLimVocoder,
   text: number[],
   maxFrames: number,
-): Float32Array {
+): Promise<Float32Array> {
   const state = synth.createState({ batch: 1, maxFrames });
   synth.appendText(state, [text]);
   synth.endText(state);
-  const { frames, validFrames } = synth.extendStep(state, synth.readySteps(state));
+  const { frames, validFrames } = await synth.extendStep(state, synth.readySteps(state));
   const values = (frames.dataSync() as Float32Array).slice(0, validFrames[0] * CONFIG.nMels);
   frames.dispose();
   synth.disposeState(state);
@@ -92,7 +92,7 @@ afterAll(() => {
 describe('streamingSynthesize', () => {
   test('text arriving in chunks yields audio whose concatenation equals offline synthesis', async () => {
     const maxFrames = 60;
-    const offline = offlineSynthesis(synth, vocoder, TEXT, maxFrames);
+    const offline = await offlineSynthesis(synth, vocoder, TEXT, maxFrames);
     expect(offline.length).toBe(maxFrames * CONFIG.hop);
     const byToken = TEXT.map((t) => [t]);
     const sources: Array<[string, Observable<number[]>, number, number?]> = [
@@ -121,7 +121,7 @@ describe('streamingSynthesize', () => {
 
   test('the stream ends where the model stops', async () => {
     const maxFrames = 200;
-    const offline = offlineSynthesis(stopping, vocoder, TEXT, maxFrames);
+    const offline = await offlineSynthesis(stopping, vocoder, TEXT, maxFrames);
     // 16 tokens, wait-k 2 + ⌊s/2⌋: the first step seeing all of them is 28, so 29 steps of 2 frames.
     expect(offline.length).toBe(29 * 2 * CONFIG.hop);
     const chunks = await lastValueFrom(

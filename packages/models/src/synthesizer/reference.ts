@@ -6,6 +6,7 @@ import {
   checkNotDisposed,
   checkPositiveInteger,
   createKvCache,
+  DisposedError,
   disposeLinear,
   disposeNorm,
   InvalidArgumentError,
@@ -80,6 +81,8 @@ interface MutableState {
   done: boolean[];
   stopFrames: Int32Array;
   disposed: boolean;
+  /** An extendStep is waiting for its stop logits: the state must not be touched meanwhile. */
+  busy: boolean;
   textCache: KvCache;
   crossCache: KvCache;
   decoderCache: KvCache;
@@ -146,6 +149,13 @@ export function createReferenceSynthesizer(
   const checkModel = () => {
     if (disposed) throw new InvalidArgumentError('the synthesizer was disposed');
   };
+  const checkIdle = (s: MutableState) => {
+    if (s.busy) {
+      throw new InvalidArgumentError(
+        'extendStep is still running on this state: await it before changing the state',
+      );
+    }
+  };
 
   function visibleText(step: number, textLength: number): number {
     return Math.min(textLength, config.textLookahead + Math.floor(step * config.textTokensPerStep));
@@ -189,6 +199,7 @@ export function createReferenceSynthesizer(
       done: new Array(batch).fill(false),
       stopFrames: new Int32Array(batch).fill(-1),
       disposed: false,
+      busy: false,
       textCache: caches[0],
       crossCache: caches[1],
       decoderCache: caches[2],
@@ -326,6 +337,7 @@ export function createReferenceSynthesizer(
     const s = state as MutableState;
     checkModel();
     checkNotDisposed(s);
+    checkIdle(s);
     if (s.textEnded) throw new InvalidArgumentError('the text was ended (endText): no more can be appended');
     if (!Array.isArray(tokens) || tokens.length !== s.batch) {
       throw new InvalidArgumentError(
@@ -370,6 +382,7 @@ export function createReferenceSynthesizer(
     const s = state as MutableState;
     checkModel();
     checkNotDisposed(s);
+    checkIdle(s);
     if (s.textEnded) return;
     for (let b = 0; b < s.batch; b++) {
       if (s.textLengths[b] === 0)
@@ -378,13 +391,14 @@ export function createReferenceSynthesizer(
     s.textEnded = true;
   }
 
-  function extendStep(
+  async function extendStep(
     state: ReferenceSynthesizerState,
     steps: number,
-  ): SynthesisResult<ReferenceSynthesizerState> {
+  ): Promise<SynthesisResult<ReferenceSynthesizerState>> {
     const s = state as MutableState;
     checkModel();
     checkNotDisposed(s);
+    checkIdle(s);
     checkPositiveInteger('steps', steps);
     for (let b = 0; b < s.batch; b++) {
       if (s.lengths[b] + steps * r > s.maxFrames) {
@@ -419,14 +433,19 @@ export function createReferenceSynthesizer(
       ]) as tf.Tensor3D;
       return { frames, stops: tf.stack(stops, 1) as tf.Tensor2D, last: previous };
     });
+    // Asynchronous read: webgpu in Node has no synchronous download path.
     let stopLogits: Float32Array;
+    s.busy = true;
     try {
-      stopLogits = out.stops.dataSync() as Float32Array;
+      stopLogits = (await out.stops.data()) as Float32Array;
+      if (s.disposed)
+        throw new DisposedError('the synthesizer state was disposed while extendStep was running');
     } catch (error) {
       tf.dispose([out.frames, out.last]);
       throw error;
     } finally {
       out.stops.dispose();
+      s.busy = false;
     }
     // Success: only now does the state change.
     s.lastFrame.dispose();
