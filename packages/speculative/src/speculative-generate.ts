@@ -177,7 +177,8 @@ export function speculativeGenerate(options: SpeculativeGenerateOptions): Specul
         throwIfAborted(signal);
         t0 = performance.now();
         const active = finished.map((f) => !f);
-        const room = capacity - Math.max(...histories.filter((_, r) => active[r]).map((h) => h.length));
+        // Finished rows ride along in every pass (and are rolled back): they need the room too.
+        const room = capacity - Math.max(...histories.map((h) => h.length));
         const k = Math.max(0, Math.min(policy.next(), room));
         const proposals: Proposal[] =
           k > 0
