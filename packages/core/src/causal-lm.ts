@@ -12,7 +12,14 @@ import { createKvCache, type KvCache, type KvCacheKind } from './kv-cache/index.
 import { cachedAttention, causalMask } from './transformer/attention.js';
 import { disposeLinear, type Linear, linear } from './transformer/linear.js';
 import { type Activation, mlp } from './transformer/mlp.js';
-import { applyNorm, disposeNorm, type NormKind, type NormWeights } from './transformer/norm.js';
+import {
+  applyNorm,
+  disposeNorm,
+  foldNormIntoLinear,
+  type NormKind,
+  type NormWeights,
+  standardize,
+} from './transformer/norm.js';
 import {
   applyRotary,
   type RotaryConfig,
@@ -76,11 +83,10 @@ export interface CausalLmWeights {
 }
 
 /** Per layer, what the forward pass uses: q/k/v fused into one matmul, gate/up into another. */
+/** Per layer, what the forward pass uses: norms folded into qkv and up (see foldNormIntoLinear). */
 interface PreparedLayer {
-  attnNorm: NormWeights;
   qkv: Linear;
   o: Linear;
-  mlpNorm: NormWeights;
   mlp: { up: Linear; down: Linear };
 }
 
@@ -165,8 +171,11 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
         sin = tf.tensor4d(tables.sin, [batch, steps, 1, headDim]);
       }
       let mask: tf.Tensor | undefined;
+      // [batch, steps, kvHeads, headDim] → [batch, kvHeads, steps, headDim]; one step needs no data movement.
+      const headsFirst = (t: tf.Tensor4D): tf.Tensor4D =>
+        steps === 1 ? tf.reshape(t, [batch, kvHeads, 1, headDim]) : tf.transpose(t, [0, 2, 1, 3]);
       layers.forEach((layer, index) => {
-        const h = applyNorm(config.norm, x, layer.attnNorm, config.normEps) as tf.Tensor2D;
+        const h = standardize(config.norm, x, config.normEps) as tf.Tensor2D;
         const qkv = tf.reshape(linear(h, layer.qkv), [batch, steps, heads + 2 * kvHeads, headDim]);
         let q: tf.Tensor4D;
         let k: tf.Tensor4D;
@@ -178,11 +187,11 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
         } else {
           [q, k, v] = tf.split(qkv, [heads, kvHeads, kvHeads], 2) as tf.Tensor4D[];
         }
-        cache.write(index, tf.transpose(k, [0, 2, 1, 3]), tf.transpose(v, [0, 2, 1, 3]), lengths);
+        cache.write(index, headsFirst(k), headsFirst(v), lengths);
         const { keys, values } = cache.read(index, readLength);
         mask ??= causalMask(lengths, steps, keys.shape[2]);
         x = tf.add(x, linear(cachedAttention(q, keys, values, mask), layer.o));
-        const h2 = applyNorm(config.norm, x, layer.mlpNorm, config.normEps) as tf.Tensor2D;
+        const h2 = standardize(config.norm, x, config.normEps) as tf.Tensor2D;
         x = tf.add(x, mlp(h2, layer.mlp, config.activation, config.gatedMlp));
       });
       const selected = selectRows(x, batch, steps, options);
@@ -236,7 +245,6 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
       if (disposed) return;
       disposed = true;
       for (const layer of layers) {
-        for (const n of [layer.attnNorm, layer.mlpNorm]) disposeNorm(n);
         for (const l of [layer.qkv, layer.o, layer.mlp.up, layer.mlp.down]) disposeLinear(l);
       }
       embed.dispose();
@@ -280,12 +288,11 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
       disposeLinear(gate);
       disposeLinear(layer.up);
     }
+    // Each norm's weight (and bias) moves into the matmul after it: two ops less per norm and step.
     return {
-      attnNorm: layer.attnNorm,
-      qkv,
+      qkv: foldNormIntoLinear(layer.attnNorm, qkv),
       o: layer.o,
-      mlpNorm: layer.mlpNorm,
-      mlp: { up, down: layer.down },
+      mlp: { up: foldNormIntoLinear(layer.mlpNorm, up), down: layer.down },
     };
   }
 }

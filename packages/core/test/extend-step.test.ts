@@ -111,3 +111,29 @@ describe.each(CASES)('extendStep semantics ($name on $backend)', ({ backend, nam
     model.dispose();
   });
 });
+
+describe('norms folded into the linear layers after them', () => {
+  // LayerNorm's bias lands in projections that had none: the case GPT-2-shaped random
+  // weights hit (and the wasm fused matmul once rejected the folded bias's layout).
+  test.each(['cpu', 'wasm'] as BackendName[])(
+    'LayerNorm with bias-free linears matches the reference (%s)',
+    async (backend) => {
+      await initBackend({ backend });
+      const config = TINY_CONFIGS.gpt2;
+      const weights = randomCausalLmWeights(config, { seed: 5, std: 0.2 });
+      const ids = Array.from({ length: 12 }, (_, i) => (i * 7 + 3) % config.vocabSize);
+      const want = referenceLogits(config, weights, ids);
+      const model = createCausalLm(config, cloneWeights(weights));
+      const state = model.createState({ batch: 1, maxLength: 12 });
+      const { logits } = model.extendStep(state, [ids]);
+      const have = logits.dataSync();
+      logits.dispose();
+      let maxErr = 0;
+      for (let i = 0; i < want.length; i++) maxErr = Math.max(maxErr, Math.abs(have[i] - want[i]));
+      expect(maxErr).toBeLessThanOrEqual(1e-4);
+      model.disposeState(state);
+      model.dispose();
+      disposeWeights(weights);
+    },
+  );
+});

@@ -1,7 +1,16 @@
 export { cachedAttention, causalMask } from './attention.js';
 export { disposeLinear, type Linear, linear } from './linear.js';
 export { type Activation, activate, type MlpWeights, mlp } from './mlp.js';
-export { applyNorm, disposeNorm, layerNorm, type NormKind, type NormWeights, rmsNorm } from './norm.js';
+export {
+  applyNorm,
+  disposeNorm,
+  foldNormIntoLinear,
+  layerNorm,
+  type NormKind,
+  type NormWeights,
+  rmsNorm,
+  standardize,
+} from './norm.js';
 export {
   applyRotary,
   type RopeScaling,

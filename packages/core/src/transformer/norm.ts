@@ -21,6 +21,39 @@ export function layerNorm(x: tf.Tensor, norm: NormWeights, eps: number): tf.Tens
   return norm.bias === undefined ? scaled : tf.add(scaled, norm.bias);
 }
 
+/**
+ * The norm without its affine part: x / rms(x) for RMSNorm, (x − mean) /
+ * std(x) for LayerNorm. For norms whose weight and bias were folded into the
+ * linear layer that follows (foldNormIntoLinear).
+ */
+export function standardize(kind: NormKind, x: tf.Tensor, eps: number): tf.Tensor {
+  if (kind === 'rms') return tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps)));
+  const { mean, variance } = tf.moments(x, -1, true);
+  return tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
+}
+
+/**
+ * A norm's affine part moved into the linear layer after it:
+ * (z·γ + β)·W + b = z·(γ ⊙ W) + (β·W + b), z the standardized input.
+ * Takes ownership of both: they are disposed, the folded layer is returned.
+ */
+export function foldNormIntoLinear(norm: NormWeights, layer: { weight: tf.Tensor2D; bias?: tf.Tensor1D }) {
+  const folded = tf.tidy(() => {
+    const weight = tf.mul(tf.reshape(norm.weight, [-1, 1]), layer.weight) as tf.Tensor2D;
+    // β·W as a column sum rather than a [1, n] matmul reshaped: tfjs-wasm's fused matmul
+    // rejects a bias that is a reshaped view of a batched matmul's output ("rank 3").
+    let bias = norm.bias
+      ? (tf.sum(tf.mul(tf.reshape(norm.bias, [-1, 1]), layer.weight), 0) as tf.Tensor1D)
+      : undefined;
+    if (layer.bias) bias = bias ? (tf.add(bias, layer.bias) as tf.Tensor1D) : layer.bias.clone();
+    return bias ? { weight, bias } : { weight };
+  });
+  disposeNorm(norm);
+  layer.weight.dispose();
+  layer.bias?.dispose();
+  return folded;
+}
+
 /** Frees a norm's weight and (LayerNorm) bias. */
 export function disposeNorm(norm: NormWeights): void {
   norm.weight.dispose();

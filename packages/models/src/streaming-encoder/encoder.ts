@@ -10,6 +10,7 @@ import {
   type Encoder,
   type EncoderState,
   type EncoderStateOptions,
+  foldNormIntoLinear,
   InvalidArgumentError,
   type Linear,
   linear,
@@ -142,7 +143,7 @@ export function createStreamingEncoder(
   const conv1 = weights.conv1;
   const conv2 = weights.conv2;
   const layers = weights.layers.map((layer): PreparedLayer => {
-    const qkv = foldNorm(
+    const qkv = foldNormIntoLinear(
       layer.attnNorm,
       tf.tidy(() => ({
         weight: tf.concat([tf.mul(layer.q.weight, scale), layer.k.weight, layer.v.weight], 1) as tf.Tensor2D,
@@ -157,9 +158,9 @@ export function createStreamingEncoder(
       })),
     );
     for (const l of [layer.q, layer.k, layer.v]) disposeLinear(l);
-    return { qkv, o: layer.o, mlp: { up: foldNorm(layer.mlpNorm, layer.up), down: layer.down } };
+    return { qkv, o: layer.o, mlp: { up: foldNormIntoLinear(layer.mlpNorm, layer.up), down: layer.down } };
   });
-  const ctcHead = foldNorm(weights.finalNorm, weights.ctcHead);
+  const ctcHead = foldNormIntoLinear(weights.finalNorm, weights.ctcHead);
   const rotary = config.positions.kind === 'rotary' ? config.positions : undefined;
   const inverseFrequencies = rotary && rotaryInverseFrequencies({ theta: rotary.theta, headDim });
   const rotateHalf = rotary && rotateHalfMatrix(headDim);
@@ -473,25 +474,6 @@ function lastRows(t: tf.Tensor2D, keep: number): tf.Tensor2D {
 
 function lastColumns(t: tf.Tensor2D, keep: number): tf.Tensor2D {
   return tf.slice(t, [0, t.shape[1] - keep], [t.shape[0], keep]);
-}
-
-/**
- * LayerNorm's affine part moved into the linear layer after it:
- * (z·γ + β)·W + b = z·(γ ⊙ W) + (β·W + b), z the standardized input.
- * Disposes the norm and the original linear.
- */
-function foldNorm(norm: NormWeights, layer: Linear): Linear {
-  const folded = tf.tidy(() => {
-    const weight = tf.mul(tf.reshape(norm.weight, [-1, 1]), layer.weight) as tf.Tensor2D;
-    let bias = norm.bias
-      ? (tf.reshape(tf.matMul(tf.reshape(norm.bias, [1, -1]), layer.weight), [-1]) as tf.Tensor1D)
-      : undefined;
-    if (layer.bias) bias = bias ? tf.add(bias, layer.bias) : layer.bias.clone();
-    return bias ? { weight, bias } : { weight };
-  });
-  disposeNorm(norm);
-  disposeLinear(layer);
-  return folded;
 }
 
 /** (x − mean) / √(variance + eps) over the last axis: LayerNorm without weight and bias, in 7 kernels. */
