@@ -137,3 +137,49 @@ describe('norms folded into the linear layers after them', () => {
     },
   );
 });
+
+describe('long windows (head-by-head attention on wasm)', () => {
+  test.each(['llama', 'gpt2'])(
+    '%s: windows of 35 and 40 steps, ragged rows, match the reference',
+    async (name) => {
+      await initBackend({ backend: 'wasm' });
+      const config = TINY_CONFIGS[name];
+      const weights = randomCausalLmWeights(config, { seed: 9, std: 0.2, biases: name === 'gpt2' });
+      const rng = scenarioRng(5);
+      const sequences = [0, 1].map(() =>
+        Array.from({ length: 75 }, () => Math.floor(rng() * config.vocabSize)),
+      );
+      const model = createCausalLm(config, cloneWeights(weights));
+      const state = model.createState({ batch: 2, maxLength: 80 });
+      const V = config.vocabSize;
+      const first = model.extendStep(
+        state,
+        sequences.map((s) => s.slice(0, 35)),
+      );
+      const firstValues = first.logits.dataSync();
+      first.logits.dispose();
+      model.rollback(state, [35, 30]); // row 1 forgets 5 positions
+      const second = model.extendStep(state, [sequences[0].slice(35, 75), sequences[1].slice(30, 70)]);
+      const secondValues = second.logits.dataSync();
+      second.logits.dispose();
+      let maxErr = 0;
+      for (const [r, start, take] of [
+        [0, 35, 40],
+        [1, 30, 40],
+      ] as const) {
+        const want = referenceLogits(config, weights, sequences[r].slice(0, start + take));
+        for (let p = 0; p < start + take; p++) {
+          const have =
+            p < start
+              ? firstValues.subarray((r * 35 + p) * V, (r * 35 + p + 1) * V)
+              : secondValues.subarray((r * 40 + p - start) * V, (r * 40 + p - start + 1) * V);
+          for (let i = 0; i < V; i++) maxErr = Math.max(maxErr, Math.abs(have[i] - want[p * V + i]));
+        }
+      }
+      expect(maxErr).toBeLessThanOrEqual(1e-4);
+      model.disposeState(state);
+      model.dispose();
+      disposeWeights(weights);
+    },
+  );
+});
