@@ -87,7 +87,14 @@ function perHeadAttention(
   const queriesT = tf.unstack(tf.reshape(tf.transpose(q, [0, 2, 3, 1]), [batch * heads, headDim, steps]));
   const keyRows = tf.unstack(tf.reshape(keys, [batch * kvHeads, length, headDim]));
   const valueRows = tf.unstack(tf.reshape(values, [batch * kvHeads, length, headDim]));
-  const masks = tf.unstack(tf.reshape(mask, [batch, steps, length]));
+  // The mask broadcasts as in the batched path: one value (no masking), or anything that
+  // broadcasts to [batch, 1, 1, steps, length].
+  const full =
+    mask.size === batch * steps * length ? mask : tf.broadcastTo(mask, [batch, 1, 1, steps, length]);
+  const masks =
+    mask.size === 1
+      ? new Array<tf.Tensor>(batch).fill(tf.reshape(mask, []))
+      : tf.unstack(tf.reshape(full, [batch, steps, length]));
   const outs: tf.Tensor[] = [];
   for (let b = 0; b < batch; b++) {
     for (let h = 0; h < heads; h++) {
