@@ -89,12 +89,12 @@ function perHeadAttention(
   const valueRows = tf.unstack(tf.reshape(values, [batch * kvHeads, length, headDim]));
   // The mask broadcasts as in the batched path: one value (no masking), or anything that
   // broadcasts to [batch, 1, 1, steps, length].
-  const full =
+  const broadcast = () =>
     mask.size === batch * steps * length ? mask : tf.broadcastTo(mask, [batch, 1, 1, steps, length]);
   const masks =
     mask.size === 1
       ? new Array<tf.Tensor>(batch).fill(tf.reshape(mask, []))
-      : tf.unstack(tf.reshape(full, [batch, steps, length]));
+      : tf.unstack(tf.reshape(broadcast(), [batch, steps, length]));
   const outs: tf.Tensor[] = [];
   for (let b = 0; b < batch; b++) {
     for (let h = 0; h < heads; h++) {
