@@ -124,13 +124,6 @@ export async function runCoreBench(
   const caches: Record<string, unknown> = {};
   for (const k of ['inplace', 'blocks', 'concat', 'static'] as KvCacheKind[]) {
     if (k === 'inplace' && kind !== 'inplace') continue;
-    // Observed twice: the static baseline at maxLength 4096 aborts the tfjs-wasm module
-    // ("memory access out of bounds" in Tile, later in BatchMatMul) after the runs above.
-    if (k === 'static' && tf.getBackend() === 'wasm') {
-      log('cache static: skipped on wasm (aborts the tfjs-wasm module at maxLength 4096)');
-      caches[k] = { skipped: 'aborts tfjs-wasm at maxLength 4096' };
-      continue;
-    }
     const m = withKind(o.config, k, 1);
     const small = await stepAt(m, 1, 255, 256, 1, o.reps);
     const large = await stepAt(m, 1, 255, 4096, 1, o.reps);

@@ -174,26 +174,43 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
       // [batch, steps, kvHeads, headDim] → [batch, kvHeads, steps, headDim]; one step needs no data movement.
       const headsFirst = (t: tf.Tensor4D): tf.Tensor4D =>
         steps === 1 ? tf.reshape(t, [batch, kvHeads, 1, headDim]) : tf.transpose(t, [0, 2, 1, 3]);
-      layers.forEach((layer, index) => {
-        const h = standardize(config.norm, x, config.normEps) as tf.Tensor2D;
-        const qkv = tf.reshape(linear(h, layer.qkv), [batch, steps, heads + 2 * kvHeads, headDim]);
-        let q: tf.Tensor4D;
-        let k: tf.Tensor4D;
-        let v: tf.Tensor4D;
-        if (rotateHalf) {
-          const [qk, vv] = tf.split(qkv, [heads + kvHeads, kvHeads], 2) as tf.Tensor4D[];
-          [q, k] = tf.split(applyRotary(qk, cos!, sin!, rotateHalf), [heads, kvHeads], 2) as tf.Tensor4D[];
-          v = vv;
-        } else {
-          [q, k, v] = tf.split(qkv, [heads, kvHeads, kvHeads], 2) as tf.Tensor4D[];
+      try {
+        for (const [index, layer] of layers.entries()) {
+          // One scope per layer: a long window's attention scores ([steps, length] per head)
+          // are freed before the next layer instead of piling up over all of them.
+          const next = tf.tidy(() => {
+            const h = standardize(config.norm, x, config.normEps) as tf.Tensor2D;
+            const qkv = tf.reshape(linear(h, layer.qkv), [batch, steps, heads + 2 * kvHeads, headDim]);
+            let q: tf.Tensor4D;
+            let k: tf.Tensor4D;
+            let v: tf.Tensor4D;
+            if (rotateHalf) {
+              const [qk, vv] = tf.split(qkv, [heads + kvHeads, kvHeads], 2) as tf.Tensor4D[];
+              [q, k] = tf.split(
+                applyRotary(qk, cos!, sin!, rotateHalf),
+                [heads, kvHeads],
+                2,
+              ) as tf.Tensor4D[];
+              v = vv;
+            } else {
+              [q, k, v] = tf.split(qkv, [heads, kvHeads, kvHeads], 2) as tf.Tensor4D[];
+            }
+            cache.write(index, headsFirst(k), headsFirst(v), lengths);
+            const { keys, values } = cache.read(index, readLength);
+            mask ??= tf.keep(causalMask(lengths, steps, keys.shape[2]));
+            const attended = tf.add(
+              x,
+              linear(cachedAttention(q, keys, values, mask), layer.o),
+            ) as tf.Tensor2D;
+            const h2 = standardize(config.norm, attended, config.normEps) as tf.Tensor2D;
+            return tf.add(attended, mlp(h2, layer.mlp, config.activation, config.gatedMlp)) as tf.Tensor2D;
+          });
+          x.dispose();
+          x = next;
         }
-        cache.write(index, headsFirst(k), headsFirst(v), lengths);
-        const { keys, values } = cache.read(index, readLength);
-        mask ??= causalMask(lengths, steps, keys.shape[2]);
-        x = tf.add(x, linear(cachedAttention(q, keys, values, mask), layer.o));
-        const h2 = standardize(config.norm, x, config.normEps) as tf.Tensor2D;
-        x = tf.add(x, mlp(h2, layer.mlp, config.activation, config.gatedMlp));
-      });
+      } finally {
+        mask?.dispose();
+      }
       const selected = selectRows(x, batch, steps, options);
       const normed = applyNorm(config.norm, selected, finalNorm, config.normEps) as tf.Tensor2D;
       const logits = lmHead ? tf.matMul(normed, lmHead) : tf.matMul(normed, embed, false, true);
