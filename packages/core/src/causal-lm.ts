@@ -112,7 +112,7 @@ export interface CausalLm extends Decoder<CausalLmState> {
  */
 export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights): CausalLm {
   checkConfig(config, weights);
-  const { heads, kvHeads, headDim, hiddenSize, vocabSize } = config;
+  const { heads, kvHeads, headDim, vocabSize } = config;
   const scale = config.attentionScale ?? 1 / Math.sqrt(headDim);
   const layers = weights.layers.map((layer) => prepareLayer(layer, config, scale));
   const embed = weights.embedTokens;

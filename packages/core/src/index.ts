@@ -1,3 +1,4 @@
+export { concatFloat32 } from './arrays.js';
 export * from './backend.js';
 export * from './causal-lm.js';
 export * from './decoder.js';

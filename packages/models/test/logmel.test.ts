@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { InvalidArgumentError } from '@specstream/core';
+import { concatFloat32, InvalidArgumentError } from '@specstream/core';
 import { describe, expect, it } from 'vitest';
 import {
   createBluesteinDft,
@@ -213,17 +213,6 @@ describe('offline log-mel vs WhisperFeatureExtractor', () => {
   });
 });
 
-/** Concatenates Float32Arrays. */
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
-
 /** Streams `signal` in chunks whose sizes come from `nextSize`; returns all frames. */
 function streamInChunks(
   signal: Float32Array,
@@ -238,7 +227,7 @@ function streamInChunks(
     at += size;
   }
   parts.push(stream.flush());
-  return concat(parts);
+  return concatFloat32(parts);
 }
 
 describe('streaming raw log-mel', () => {
@@ -334,7 +323,7 @@ describe('bad input', () => {
     expectInvalid(() => stream.push(bad), /samples has a non-finite sample \(NaN\) at index 3/);
     expect(stream.samplesReceived).toBe(100);
     const rest = [stream.push(audio.subarray(100)), stream.flush()];
-    expect(concat(rest)).toEqual(rawLogMelFrames(audio, { padTo: false }));
+    expect(concatFloat32(rest)).toEqual(rawLogMelFrames(audio, { padTo: false }));
     expectInvalid(() => stream.push(audio.subarray(0, 10)), /already flushed/);
   });
 });

@@ -1,4 +1,10 @@
-import { CacheOverflowError, DisposedError, InvalidArgumentError, initBackend } from '@specstream/core';
+import {
+  CacheOverflowError,
+  concatFloat32,
+  DisposedError,
+  InvalidArgumentError,
+  initBackend,
+} from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -93,18 +99,8 @@ function encode(
   } finally {
     encoder.disposeState(state);
   }
-  const rows = perRow.map((parts) => concat(parts));
-  return { values: concat(rows), counts };
-}
-
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  const rows = perRow.map((parts) => concatFloat32(parts));
+  return { values: concatFloat32(rows), counts };
 }
 
 // ---------------------------------------------------------------------------
@@ -439,7 +435,7 @@ describe('streaming encoder', () => {
       const rows = [0, 1].map((r) =>
         frames.subarray((r * 20 + from) * config.nMels, (r * 20 + from + steps) * config.nMels),
       );
-      return tf.tensor3d(concat(rows), [2, steps, config.nMels]);
+      return tf.tensor3d(concatFloat32(rows), [2, steps, config.nMels]);
     };
     const outputs: Float32Array[][] = [[], []];
     const step = (input: tf.Tensor3D) => {
@@ -475,7 +471,7 @@ describe('streaming encoder', () => {
     // After all those errors the state continues as if they had not happened.
     expect(Array.from(state.lengths)).toEqual([10, 10]);
     step(take(10, 10));
-    expect(maxAbsDiff(concat([...outputs[0], ...outputs[1]]), expected)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(concatFloat32([...outputs[0], ...outputs[1]]), expected)).toBeLessThan(1e-5);
     encoder.disposeState(state);
     encoder.disposeState(state); // idempotent
     const late = take(0, 4);

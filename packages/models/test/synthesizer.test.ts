@@ -1,5 +1,6 @@
 import {
   CacheOverflowError,
+  concatFloat32,
   DisposedError,
   InvalidArgumentError,
   initBackend,
@@ -47,13 +48,7 @@ async function generate(
     parts.push(data.slice(row * steps * R * M, (row + 1) * steps * R * M));
     frames.dispose();
   }
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatFloat32(parts);
 }
 
 async function synthesize(
@@ -318,16 +313,6 @@ function sine(hz: number, length: number, sampleRate: number, amplitude = 0.5): 
   return Float32Array.from({ length }, (_, i) => amplitude * Math.sin((2 * Math.PI * hz * i) / sampleRate));
 }
 
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 describe('inverse real DFT', () => {
   test('inverts createRealDft (mixed-radix and Bluestein lengths)', async () => {
     for (const n of [6, 256, 400, 1024]) {
@@ -411,7 +396,7 @@ describe('Griffin-Lim vocoder', () => {
       }
       parts.push(vocoder.flush(state));
       expect(state.samplesOut).toBe(60 * hop);
-      expect(maxAbsDiff(concat(parts), offline)).toBe(0);
+      expect(maxAbsDiff(concatFloat32(parts), offline)).toBe(0);
     }
   });
 

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { InvalidArgumentError } from '@specstream/core';
+import { concatFloat32, InvalidArgumentError } from '@specstream/core';
 import { firstValueFrom, lastValueFrom, take, toArray } from 'rxjs';
 import { describe, expect, test } from 'vitest';
 import { type PcmFormat, pcmReadableSource } from '../src/audio/index.js';
@@ -16,16 +16,6 @@ function prng(seed: number) {
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-function concat(chunks: Float32Array[]): Float32Array {
-  const out = new Float32Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
 }
 
 /** `bytes` cut at random points (chunks of 1..maxChunk bytes), so most cuts fall inside a sample. */
@@ -48,13 +38,13 @@ describe('pcmReadableSource decoding', () => {
   test('known s16le and f32le values; stereo frames are averaged', async () => {
     const s16 = Buffer.alloc(8);
     for (const [i, v] of [0, 16384, -32768, 32767].entries()) s16.writeInt16LE(v, i * 2);
-    expect(Array.from(concat(await read([s16], 's16le')))).toEqual(
+    expect(Array.from(concatFloat32(await read([s16], 's16le')))).toEqual(
       [0, 0.5, -1, 32767 / 32768].map(Math.fround),
     );
-    expect(Array.from(concat(await read([s16], 's16le', 2)))).toEqual([0.25, Math.fround(-1 / 65536)]);
+    expect(Array.from(concatFloat32(await read([s16], 's16le', 2)))).toEqual([0.25, Math.fround(-1 / 65536)]);
     const f32 = Buffer.alloc(12);
     for (const [i, v] of [0.25, -0.75, 1.5].entries()) f32.writeFloatLE(v, i * 4);
-    expect(Array.from(concat(await read([f32], 'f32le')))).toEqual([0.25, -0.75, 1.5]);
+    expect(Array.from(concatFloat32(await read([f32], 'f32le')))).toEqual([0.25, -0.75, 1.5]);
   });
 
   test.each([
@@ -81,7 +71,7 @@ describe('pcmReadableSource decoding', () => {
         expect(splits.some((c) => c.length % width !== 0)).toBe(true);
         const chunks = await read(splits, format, channels);
         expect(chunks.every((c) => c.length > 0)).toBe(true);
-        expect(concat(chunks)).toEqual(oneShot);
+        expect(concatFloat32(chunks)).toEqual(oneShot);
       }
     },
   );
@@ -92,7 +82,7 @@ describe('pcmReadableSource decoding', () => {
     const chunks = await lastValueFrom(
       pcmReadableSource(readable, { format: 's16le', sampleRate: 8000 }).samples.pipe(toArray()),
     );
-    expect(Array.from(concat(chunks))).toEqual([0.5]);
+    expect(Array.from(concatFloat32(chunks))).toEqual([0.5]);
   });
 });
 

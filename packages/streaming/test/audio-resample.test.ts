@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '@specstream/core';
+import { concatFloat32, InvalidArgumentError } from '@specstream/core';
 import { concatWith, from, lastValueFrom, NEVER, of, Subject, take, throwError, toArray } from 'rxjs';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { type ResampleQuality, resample } from '../src/audio/index.js';
@@ -8,21 +8,11 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-function concat(chunks: Float32Array[]): Float32Array {
-  const out = new Float32Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
-}
-
 const sine = (hz: number, rate: number, n: number, amplitude = 0.5) =>
   Float32Array.from({ length: n }, (_, i) => amplitude * Math.sin((2 * Math.PI * hz * i) / rate));
 
 const run = async (chunks: Float32Array[], from_: number, to: number, quality?: ResampleQuality) =>
-  concat(await lastValueFrom(from(chunks).pipe(resample(from_, to, { quality }), toArray())));
+  concatFloat32(await lastValueFrom(from(chunks).pipe(resample(from_, to, { quality }), toArray())));
 
 /** Upward zero crossings per second over [start, end). */
 function crossingFrequency(x: Float32Array, rate: number, start: number, end: number): number {

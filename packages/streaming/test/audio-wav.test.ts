@@ -1,7 +1,7 @@
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { InvalidArgumentError } from '@specstream/core';
+import { concatFloat32, InvalidArgumentError } from '@specstream/core';
 import { concatWith, from, lastValueFrom, of, take, throwError, toArray } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import wavefile from 'wavefile';
@@ -20,12 +20,7 @@ const f = (...values: number[]) => Float32Array.from(values);
 async function readAll(path: string, chunkSamples?: number) {
   const wav = await wavFileSource(path, { chunkSamples });
   const chunks = await lastValueFrom(wav.samples.pipe(toArray()));
-  const all = new Float32Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const c of chunks) {
-    all.set(c, offset);
-    offset += c.length;
-  }
+  const all = concatFloat32(chunks);
   return { wav, chunks, all };
 }
 

@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { initBackend } from '@specstream/core';
+import { concatFloat32, initBackend } from '@specstream/core';
 import { loadWhisper, rawLogMelFrames, type Whisper } from '@specstream/models';
 import * as tf from '@tensorflow/tfjs-core';
 import { lastValueFrom, reduce, toArray } from 'rxjs';
@@ -9,16 +9,6 @@ import { logMelFrames, streamingTranscription, wavFileSource, whisperTranscriber
 /** End to end on real speech (espeak-ng, see fixtures/README.md) read from its WAV file. */
 const SPEECH = fileURLToPath(new URL('./fixtures/speech-16k.wav', import.meta.url));
 const WHISPER = fileURLToPath(new URL('../../../../shared/fixtures/hf/whisper/', import.meta.url));
-
-const concat = (parts: Float32Array[]) => {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
 
 describe('speech WAV → features → Whisper, streamed vs offline', () => {
   let whisper: Whisper;
@@ -31,14 +21,14 @@ describe('speech WAV → features → Whisper, streamed vs offline', () => {
   test('streamed log-mel of the file equals the offline log-mel of its samples', async () => {
     const wav = await wavFileSource(SPEECH, { chunkSamples: 1234 });
     expect(wav.sampleRate).toBe(16000);
-    const all = concat(await lastValueFrom(wav.samples.pipe(toArray())));
-    const streamed = concat(await lastValueFrom(wav.samples.pipe(logMelFrames(), toArray())));
+    const all = concatFloat32(await lastValueFrom(wav.samples.pipe(toArray())));
+    const streamed = concatFloat32(await lastValueFrom(wav.samples.pipe(logMelFrames(), toArray())));
     expect(streamed).toEqual(rawLogMelFrames(all, { padTo: false }));
   });
 
   test('streaming transcription commits exactly the offline transcription; tensors freed', async () => {
     const wav = await wavFileSource(SPEECH, { chunkSamples: 3200 });
-    const all = concat(await lastValueFrom(wav.samples.pipe(toArray())));
+    const all = concatFloat32(await lastValueFrom(wav.samples.pipe(toArray())));
     const transcribe = whisperTranscriber(whisper, { prompt: [1], eosTokenId: 2, maxNewTokens: 6 });
     const before = tf.memory().numTensors;
     const offline = await transcribe(all);

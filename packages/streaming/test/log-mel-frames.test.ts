@@ -1,3 +1,4 @@
+import { concatFloat32 } from '@specstream/core';
 import { rawLogMelFrames } from '@specstream/models';
 import { from, lastValueFrom, toArray } from 'rxjs';
 import { expect, test } from 'vitest';
@@ -22,13 +23,7 @@ test('streamed log-mel frames are bit-identical to the offline computation, for 
       at += n;
     }
     const parts = await lastValueFrom(from(chunks).pipe(logMelFrames(), toArray()));
-    const streamed = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-    let at = 0;
-    for (const p of parts) {
-      streamed.set(p, at);
-      at += p.length;
-    }
-    expect(streamed).toEqual(offline);
+    expect(concatFloat32(parts)).toEqual(offline);
   }
 });
 

@@ -5,7 +5,6 @@ import {
   checkPositiveInteger,
   DisposedError,
   disposeLinear,
-  disposeNorm,
   type EncodeResult,
   type Encoder,
   type EncoderState,

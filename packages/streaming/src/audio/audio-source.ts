@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '@specstream/core';
-import type { Observable } from 'rxjs';
+import type { Observable, Subscriber } from 'rxjs';
 
 /**
  * Mono audio whose sample rate is known before the first sample arrives, so a
@@ -31,4 +31,18 @@ export function checkChannels(where: string, value: number): void {
       `${where}: channels must be an integer in [1, ${MAX_CHANNELS}], got ${value}`,
     );
   }
+}
+
+/**
+ * Checks one notification of a samples stream: a non-Float32Array errors the
+ * subscriber with a message naming the operator, and returns false.
+ */
+export function isSampleChunk(
+  where: string,
+  chunk: unknown,
+  subscriber: Subscriber<unknown>,
+): chunk is Float32Array {
+  if (chunk instanceof Float32Array) return true;
+  subscriber.error(new InvalidArgumentError(`${where}: chunks must be Float32Array, got ${typeof chunk}`));
+  return false;
 }

@@ -1,6 +1,7 @@
 import type { Writable } from 'node:stream';
 import { InvalidArgumentError } from '@specstream/core';
 import { Observable, type OperatorFunction } from 'rxjs';
+import { isSampleChunk } from './audio-source.js';
 import { checkPcmFormat, encodePcm, type PcmFormat } from './pcm-format.js';
 
 export interface PcmWritableSinkOptions {
@@ -84,12 +85,7 @@ export function pcmWritableSink(
       writable.on('close', onClose);
       const subscription = source.subscribe({
         next: (chunk) => {
-          if (!(chunk instanceof Float32Array)) {
-            subscriber.error(
-              new InvalidArgumentError(`${where}: chunks must be Float32Array, got ${typeof chunk}`),
-            );
-            return;
-          }
+          if (!isSampleChunk(where, chunk, subscriber)) return;
           if (chunk.length === 0) return;
           totals.samples += chunk.length;
           queue.push(encodePcm(chunk, format));

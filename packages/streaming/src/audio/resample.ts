@@ -1,5 +1,6 @@
 import { InvalidArgumentError } from '@specstream/core';
 import { Observable, type OperatorFunction } from 'rxjs';
+import { isSampleChunk } from './audio-source.js';
 import { type ResampleQuality, SampleRateConverter } from './sample-rate-converter.js';
 
 export interface ResampleOptions {
@@ -98,12 +99,7 @@ export function resample(
 
       const subscription = source.subscribe({
         next: (chunk) => {
-          if (!(chunk instanceof Float32Array)) {
-            subscriber.error(
-              new InvalidArgumentError(`${where}: chunks must be Float32Array, got ${typeof chunk}`),
-            );
-            return;
-          }
+          if (!isSampleChunk(where, chunk, subscriber)) return;
           // Queued chunks are copied: the producer may reuse its buffer after next() returns.
           if (converter) guarded(() => feed(chunk));
           else queued.push(chunk.slice());

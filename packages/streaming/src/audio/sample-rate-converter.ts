@@ -1,4 +1,5 @@
 import libsamplerate from '@alexanderolsen/libsamplerate-js';
+import { concatFloat32 } from '@specstream/core';
 
 /** libsamplerate's band-limited sinc converters, slowest/most accurate first. */
 export type ResampleQuality = 'best' | 'medium' | 'fastest';
@@ -93,12 +94,5 @@ export class SampleRateConverter {
 }
 
 function concat(parts: readonly Float32Array[]): Float32Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
+  return parts.length === 1 ? parts[0] : concatFloat32(parts);
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { InvalidArgumentError } from '@specstream/core';
 import { Observable, type OperatorFunction } from 'rxjs';
-import { checkSampleRate } from './audio-source.js';
+import { checkSampleRate, isSampleChunk } from './audio-source.js';
 import { encodeWav, type WavSampleFormat } from './wav-encode.js';
 
 export interface WriteWavFileOptions {
@@ -57,12 +57,7 @@ export function writeWavFile(
       const abort = new AbortController();
       const subscription = source.subscribe({
         next: (chunk) => {
-          if (!(chunk instanceof Float32Array)) {
-            subscriber.error(
-              new InvalidArgumentError(`${where}: chunks must be Float32Array, got ${typeof chunk}`),
-            );
-            return;
-          }
+          if (!isSampleChunk(where, chunk, subscriber)) return;
           // Copy: the producer may reuse its buffer once next() returns.
           chunks.push(chunk.slice());
         },
