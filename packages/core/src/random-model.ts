@@ -62,6 +62,37 @@ export function randomCausalLm(config: CausalLmConfig, options: RandomWeightsOpt
 }
 
 /** GPT-2 small's shape (124M parameters), used by benchmarks and the demo. */
+/**
+ * A tiny Llama-style decoder (GQA, rotary, RMSNorm, gated SiLU MLP) for tests
+ * and examples: 2 layers, hidden 32, vocab 97. Spread it to vary a field.
+ */
+export const TINY_LLAMA_SHAPE: CausalLmConfig = {
+  vocabSize: 97,
+  hiddenSize: 32,
+  layers: 2,
+  heads: 4,
+  kvHeads: 2,
+  headDim: 8,
+  norm: 'rms',
+  normEps: 1e-6,
+  activation: 'silu',
+  gatedMlp: true,
+  positions: { kind: 'rotary', rotary: { theta: 10000 } },
+};
+
+/**
+ * Applies `f` to every tensor of a weights object (any nesting of objects and
+ * arrays), returning the same structure: clones, perturbed copies, casts.
+ */
+export function mapWeightTensors<T>(value: T, f: (t: tf.Tensor) => tf.Tensor): T {
+  if (value instanceof tf.Tensor) return f(value) as T;
+  if (Array.isArray(value)) return value.map((v) => mapWeightTensors(v, f)) as T;
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, mapWeightTensors(v, f)])) as T;
+  }
+  return value;
+}
+
 export const GPT2_SMALL_SHAPE: CausalLmConfig = {
   vocabSize: 50257,
   hiddenSize: 768,

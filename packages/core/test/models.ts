@@ -1,20 +1,9 @@
 import type { CausalLmConfig } from '../src/causal-lm.js';
+import { TINY_LLAMA_SHAPE } from '../src/random-model.js';
 
 /** Small decoders covering each building block: GQA+rotary+RMS+gated (Llama), MQA+bias (Qwen-ish), learned+LayerNorm+gelu (GPT-2). */
 export const TINY_CONFIGS: Record<string, CausalLmConfig> = {
-  llama: {
-    vocabSize: 97,
-    hiddenSize: 32,
-    layers: 2,
-    heads: 4,
-    kvHeads: 2,
-    headDim: 8,
-    norm: 'rms',
-    normEps: 1e-6,
-    activation: 'silu',
-    gatedMlp: true,
-    positions: { kind: 'rotary', rotary: { theta: 10000 } },
-  },
+  llama: TINY_LLAMA_SHAPE,
   mqa: {
     vocabSize: 61,
     hiddenSize: 24,

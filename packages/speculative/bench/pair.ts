@@ -3,18 +3,10 @@ import {
   type CausalLmConfig,
   type CausalLmWeights,
   createCausalLm,
+  mapWeightTensors,
   randomCausalLmWeights,
 } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
-
-function mapTensors<T>(value: T, f: (t: tf.Tensor) => tf.Tensor): T {
-  if (value instanceof tf.Tensor) return f(value) as T;
-  if (Array.isArray(value)) return value.map((v) => mapTensors(v, f)) as T;
-  if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, mapTensors(v, f)])) as T;
-  }
-  return value;
-}
 
 /**
  * A target/draft pair with random weights and a controllable acceptance rate,
@@ -31,7 +23,7 @@ export function layerSkipPair(
   seed = 1,
 ): { target: CausalLm; draft: CausalLm } {
   const weights = randomCausalLmWeights(config, { seed });
-  const clone = <T>(x: T): T => mapTensors(x, (t) => t.clone());
+  const clone = <T>(x: T): T => mapWeightTensors(x, (t) => t.clone());
   const draftWeights: CausalLmWeights = {
     embedTokens: clone(weights.embedTokens),
     embedPositions: clone(weights.embedPositions),
@@ -47,7 +39,7 @@ export function layerSkipPair(
   weights.layers = weights.layers.map((layer, i) =>
     i < draftLayers
       ? layer
-      : { ...layer, o: mapTensors(layer.o, scale), down: mapTensors(layer.down, scale) },
+      : { ...layer, o: mapWeightTensors(layer.o, scale), down: mapWeightTensors(layer.down, scale) },
   );
   const draftConfig = { ...config, layers: draftLayers };
   return { target: createCausalLm(config, weights), draft: createCausalLm(draftConfig, draftWeights) };
@@ -70,7 +62,7 @@ export function contextFreeTarget(config: CausalLmConfig, seed = 7): CausalLm {
   }
   weights.layers = weights.layers.map((layer) => ({
     ...layer,
-    o: mapTensors(layer.o, (t) => {
+    o: mapWeightTensors(layer.o, (t) => {
       const scaled = tf.mul(t, 1e-3);
       t.dispose();
       return scaled;

@@ -6,7 +6,9 @@ import {
   createCausalLm,
   type Decoder,
   generate,
+  mapWeightTensors,
   randomCausalLmWeights,
+  TINY_LLAMA_SHAPE,
 } from '@specstream/core';
 import { loadModel, openSafetensors } from '@specstream/models';
 import * as tf from '@tensorflow/tfjs-core';
@@ -43,16 +45,6 @@ export async function plainGreedy(model: Decoder, prompt: number[], maxNewTokens
   return out;
 }
 
-/** Applies f to every tensor of a nested weights object, returning the same structure. */
-function mapTensors<T>(value: T, f: (t: tf.Tensor) => tf.Tensor): T {
-  if (value instanceof tf.Tensor) return f(value) as T;
-  if (Array.isArray(value)) return value.map((v) => mapTensors(v, f)) as T;
-  if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, mapTensors(v, f)])) as T;
-  }
-  return value;
-}
-
 /**
  * A target and a draft that agrees with it often but not always: the draft's
  * weights are the target's plus Gaussian noise of the given size.
@@ -64,25 +56,13 @@ export function noisyPair(
 ): { target: CausalLm; draft: CausalLm } {
   const weights = randomCausalLmWeights(config, { seed, std: 0.3 });
   let s = 1000;
-  const noisy = mapTensors(weights, (t) =>
+  const noisy = mapWeightTensors(weights, (t) =>
     tf.tidy(() => tf.add(t, tf.randomNormal(t.shape, 0, noise, 'float32', s++))),
   );
   return { target: createCausalLm(config, weights), draft: createCausalLm(config, noisy) };
 }
 
-export const SMALL_LLAMA: CausalLmConfig = {
-  vocabSize: 97,
-  hiddenSize: 32,
-  layers: 2,
-  heads: 4,
-  kvHeads: 2,
-  headDim: 8,
-  norm: 'rms',
-  normEps: 1e-6,
-  activation: 'silu',
-  gatedMlp: true,
-  positions: { kind: 'rotary', rotary: { theta: 10000 } },
-};
+export const SMALL_LLAMA: CausalLmConfig = TINY_LLAMA_SHAPE;
 
 /** Deterministic pseudo-random prompts. */
 export function prompts(

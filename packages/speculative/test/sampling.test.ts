@@ -5,6 +5,7 @@ import {
   initBackend,
   randomCausalLm,
   sampleFrom,
+  TINY_LLAMA_SHAPE,
 } from '@specstream/core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type AcceptRule, acceptDraft, speculativeGenerate } from '../src/index.js';
@@ -20,17 +21,12 @@ import { collect } from './helpers.js';
  */
 const V = 4;
 const CONFIG: CausalLmConfig = {
+  ...TINY_LLAMA_SHAPE,
   vocabSize: V,
   hiddenSize: 16,
   layers: 1,
   heads: 2,
   kvHeads: 2,
-  headDim: 8,
-  norm: 'rms',
-  normEps: 1e-6,
-  activation: 'silu',
-  gatedMlp: true,
-  positions: { kind: 'rotary', rotary: { theta: 10000 } },
 };
 const PROMPT = [1, 3, 0];
 const N = 20_000;
