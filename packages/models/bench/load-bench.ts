@@ -11,6 +11,7 @@
  *
  * Standalone, it prints a table and writes bench-results/load.json at the repository root.
  */
+
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
@@ -19,6 +20,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { currentBackend } from '@specstream/core';
+import { formatTable } from '../../../scripts/lib/format-table.js';
 import { float32ToBfloat16Bits } from '../src/safetensors/half.js';
 import type { ChildResult } from './load-child.js';
 
@@ -261,25 +263,6 @@ export async function runLoadBench(
     goalRatio: GOAL_RATIO,
     ...results,
   };
-}
-
-/** console.table's box layout, as lines for `log`. */
-function formatTable(rows: readonly Record<string, unknown>[]): string[] {
-  if (rows.length === 0) return [];
-  const keys = Object.keys(rows[0]);
-  const cells = rows.map((row) => keys.map((key) => String(row[key] ?? '')));
-  const widths = keys.map((key, i) => Math.max(key.length, ...cells.map((row) => row[i].length)) + 2);
-  const pad = (text: string, i: number) =>
-    text.padStart(Math.ceil((widths[i] + text.length) / 2)).padEnd(widths[i]);
-  const rule = (left: string, mid: string, right: string) =>
-    left + widths.map((w) => '─'.repeat(w)).join(mid) + right;
-  return [
-    rule('┌', '┬', '┐'),
-    `│${keys.map(pad).join('│')}│`,
-    rule('├', '┼', '┤'),
-    ...cells.map((row) => `│${row.map(pad).join('│')}│`),
-    rule('└', '┴', '┘'),
-  ];
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

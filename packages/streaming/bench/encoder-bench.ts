@@ -20,6 +20,7 @@
  *
  * Standalone, it starts the wasm backend and prints the table.
  */
+
 import os from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +34,7 @@ import {
 } from '@specstream/models';
 import * as tf from '@tensorflow/tfjs-core';
 import { Subject } from 'rxjs';
+import { formatTable } from '../../../scripts/lib/format-table.js';
 import { type EncodedChunk, streamingEncode } from '../src/encode.js';
 
 const HOP_MS = 10;
@@ -109,7 +111,7 @@ export async function runEncoderBench(
     log(
       `offline (one extendStep over ${totalFrames} frames): ${offlineMs.toFixed(1)} ms, RTF ${(offlineMs / audioMs).toFixed(4)}`,
     );
-    for (const line of table(
+    for (const line of formatTable(
       rows.map((r) => ({
         chunk: `${r.chunkMs} ms (${r.chunkFrames} fr)`,
         'T1 RTF': `${r.rtf}${(r.rtf as number) <= GOAL_RTF ? '' : ' (goal ≤ 0.2)'}`,
@@ -221,23 +223,6 @@ async function median(reps: number, run: () => Promise<number>): Promise<number>
 }
 
 const round = (x: number, digits = 2) => Number(x.toFixed(digits));
-
-function table(rows: Record<string, unknown>[]): string[] {
-  const keys = Object.keys(rows[0] ?? {});
-  const cells = rows.map((row) => keys.map((key) => String(row[key] ?? '')));
-  const widths = keys.map((key, i) => Math.max(key.length, ...cells.map((row) => row[i].length)) + 2);
-  const pad = (text: string, i: number) =>
-    text.padStart(Math.ceil((widths[i] + text.length) / 2)).padEnd(widths[i]);
-  const rule = (left: string, mid: string, right: string) =>
-    left + widths.map((w) => '─'.repeat(w)).join(mid) + right;
-  return [
-    rule('┌', '┬', '┐'),
-    `│${keys.map(pad).join('│')}│`,
-    rule('├', '┼', '┤'),
-    ...cells.map((row) => `│${row.map(pad).join('│')}│`),
-    rule('└', '┴', '┘'),
-  ];
-}
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   await initBackend({ backend: 'wasm' });
