@@ -58,18 +58,22 @@ export interface CausalLmConfig {
   kvCache?: KvCacheKind;
 }
 
-/** Weights as checkpoints define them, with every matrix stored [in, out]. */
-export interface CausalLmLayerWeights {
+/** A pre-norm transformer layer as checkpoints define it, every matrix stored [in, out]. */
+export interface TransformerLayerWeights {
   attnNorm: NormWeights;
   q: Linear;
   k: Linear;
   v: Linear;
   o: Linear;
   mlpNorm: NormWeights;
-  /** Gated MLPs only. */
-  gate?: Linear;
   up: Linear;
   down: Linear;
+}
+
+/** A decoder layer of createCausalLm: the plain layer plus, for gated MLPs, the gate. */
+export interface CausalLmLayerWeights extends TransformerLayerWeights {
+  /** Gated MLPs only. */
+  gate?: Linear;
 }
 
 export interface CausalLmWeights {

@@ -1,4 +1,4 @@
-import type { Linear, NormWeights } from '@specstream/core';
+import type { Linear, NormWeights, TransformerLayerWeights } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { CONV_KERNEL, checkStreamingEncoderConfig, type StreamingEncoderConfig } from './config.js';
 
@@ -10,16 +10,7 @@ export interface StreamingConvWeights {
 }
 
 /** One pre-LayerNorm layer; every matrix stored [in, out]. */
-export interface StreamingEncoderLayerWeights {
-  attnNorm: NormWeights;
-  q: Linear;
-  k: Linear;
-  v: Linear;
-  o: Linear;
-  mlpNorm: NormWeights;
-  up: Linear;
-  down: Linear;
-}
+export type StreamingEncoderLayerWeights = TransformerLayerWeights;
 
 export interface StreamingEncoderWeights {
   /** nMels → convChannels. */

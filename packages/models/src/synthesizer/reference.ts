@@ -26,7 +26,8 @@ import {
   type TextBatch,
 } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { fuseLinears, scaleLinear } from '../whisper/attention.js';
+import { fuseLinears } from '../whisper/attention.js';
+import { type PreparedDecoderLayer, prepareDecoderLayer } from '../whisper/decoder-layers.js';
 import { checkSynthesizerConfig, type ReferenceSynthesizerConfig } from './config.js';
 import type { ReferenceSynthesizerWeights } from './weights.js';
 
@@ -97,18 +98,6 @@ interface PreparedTextLayer {
   mlp: { up: Linear; down: Linear };
 }
 
-interface PreparedDecoderLayer {
-  selfNorm: NormWeights;
-  qkv: Linear;
-  o: Linear;
-  crossNorm: NormWeights;
-  crossQ: Linear;
-  crossKv: Linear;
-  crossO: Linear;
-  mlpNorm: NormWeights;
-  mlp: { up: Linear; down: Linear };
-}
-
 /** Added to masked scores (as core's causalMask does). */
 const MASKED = -1e9;
 
@@ -129,17 +118,22 @@ export function createReferenceSynthesizer(
     mlpNorm: l.mlpNorm,
     mlp: { up: l.up, down: l.down },
   }));
-  const decoderLayers: PreparedDecoderLayer[] = weights.decoderLayers.map((l) => ({
-    selfNorm: l.selfNorm,
-    qkv: fuseLinears([{ layer: l.q, factor: scale }, { layer: l.k }, { layer: l.v }]),
-    o: l.o,
-    crossNorm: l.crossNorm,
-    crossQ: scaleLinear(l.crossQ, scale),
-    crossKv: fuseLinears([{ layer: l.crossK }, { layer: l.crossV }]),
-    crossO: l.crossO,
-    mlpNorm: l.mlpNorm,
-    mlp: { up: l.up, down: l.down },
-  }));
+  // The decoder layer is Whisper's (self-attention, cross-attention, MLP): same preparation.
+  const decoderLayers: PreparedDecoderLayer[] = weights.decoderLayers.map((l) =>
+    prepareDecoderLayer(
+      {
+        attnNorm: l.selfNorm,
+        attn: { q: l.q, k: l.k, v: l.v, o: l.o },
+        crossNorm: l.crossNorm,
+        cross: { q: l.crossQ, k: l.crossK, v: l.crossV, o: l.crossO },
+        mlpNorm: l.mlpNorm,
+        fc1: l.up,
+        fc2: l.down,
+      },
+      scale,
+    ),
+  );
+
   const { embedTokens, textNorm, prenet, finalNorm, frameHead, stopHead } = weights;
   const inverseFrequencies = rotaryInverseFrequencies({ theta: config.rotaryTheta, headDim });
   const rotateHalf = rotateHalfMatrix(headDim);
@@ -289,7 +283,7 @@ export function createReferenceSynthesizer(
       const crossMask = textMask(visible, cross[0].keys.shape[2]);
       let mask: tf.Tensor | undefined;
       decoderLayers.forEach((layer, index) => {
-        const h = layerNorm(x, layer.selfNorm, eps) as tf.Tensor2D;
+        const h = layerNorm(x, layer.attnNorm, eps) as tf.Tensor2D;
         const { q, k, v } = selfProjections(h, layer.qkv, batch, 1, angles);
         s.decoderCache.write(index, k, v, positions);
         const { keys, values } = s.decoderCache.read(index, step + 1);
@@ -507,7 +501,7 @@ export function createReferenceSynthesizer(
         for (const lin of [l.qkv, l.o, l.mlp.up, l.mlp.down]) disposeLinear(lin);
       }
       for (const l of decoderLayers) {
-        for (const n of [l.selfNorm, l.crossNorm, l.mlpNorm]) disposeNorm(n);
+        for (const n of [l.attnNorm, l.crossNorm, l.mlpNorm]) disposeNorm(n);
         for (const lin of [l.qkv, l.o, l.crossQ, l.crossKv, l.crossO, l.mlp.up, l.mlp.down])
           disposeLinear(lin);
       }

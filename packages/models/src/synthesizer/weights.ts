@@ -1,18 +1,9 @@
-import type { Linear, NormWeights } from '@specstream/core';
+import type { Linear, NormWeights, TransformerLayerWeights } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ReferenceSynthesizerConfig } from './config.js';
 
 /** Weights as checkpoints would store them, every matrix [in, out]. */
-export interface SynthesizerTextLayerWeights {
-  attnNorm: NormWeights;
-  q: Linear;
-  k: Linear;
-  v: Linear;
-  o: Linear;
-  mlpNorm: NormWeights;
-  up: Linear;
-  down: Linear;
-}
+export type SynthesizerTextLayerWeights = TransformerLayerWeights;
 
 export interface SynthesizerDecoderLayerWeights {
   selfNorm: NormWeights;
