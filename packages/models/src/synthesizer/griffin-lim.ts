@@ -1,5 +1,6 @@
 import {
   checkPositiveInteger,
+  concatFloat32,
   DisposedError,
   InvalidArgumentError,
   type Vocoder,
@@ -428,16 +429,7 @@ export function createGriffinLimVocoder(options: GriffinLimOptions): GriffinLimV
 }
 
 function concat(pieces: Float32Array[]): Float32Array {
-  if (pieces.length === 1) return pieces[0];
-  let length = 0;
-  for (const p of pieces) length += p.length;
-  const out = new Float32Array(length);
-  let at = 0;
-  for (const p of pieces) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return pieces.length === 1 ? pieces[0] : concatFloat32(pieces);
 }
 
 /** A seeded phase in [0, 2π) for frame m, bin k (an integer hash: the same on every engine). */
