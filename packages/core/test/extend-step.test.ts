@@ -4,6 +4,7 @@ import { type BackendName, initBackend } from '../src/backend.js';
 import { createCausalLm } from '../src/causal-lm.js';
 import type { KvCacheKind } from '../src/kv-cache/index.js';
 import { randomCausalLmWeights } from '../src/random-model.js';
+import { createConstants } from '../src/transformer/constants.js';
 import { TINY_CONFIGS } from './models.js';
 import { cloneWeights, disposeWeights, referenceLogits } from './reference-forward.js';
 
@@ -182,4 +183,39 @@ describe('long windows (head-by-head attention on wasm)', () => {
       disposeWeights(weights);
     },
   );
+});
+
+describe('model-owned tensors', () => {
+  test.each(['cpu', 'wasm'] as BackendName[])(
+    'dispose frees every tensor the model made: fused weights and its scalar constants (%s)',
+    async (backend) => {
+      await initBackend({ backend });
+      for (const config of [TINY_CONFIGS.gpt2, TINY_CONFIGS.llama]) {
+        const before = tf.memory().numTensors;
+        const model = createCausalLm(config, randomCausalLmWeights(config, { seed: 2 }));
+        const state = model.createState({ batch: 1, maxLength: 8 });
+        model.extendStep(state, [[1, 2, 3]]).logits.dispose();
+        // A step creates no tensor that outlives it apart from the state's cache.
+        const afterOne = tf.memory().numTensors;
+        model.extendStep(state, [[4]]).logits.dispose();
+        expect(tf.memory().numTensors).toBe(afterOne);
+        model.disposeState(state);
+        model.dispose();
+        expect(tf.memory().numTensors).toBe(before);
+      }
+    },
+  );
+
+  test('createConstants keeps one scalar per distinct value, passes others through, frees on dispose', () => {
+    const before = tf.memory().numTensors;
+    const constants = createConstants([1e-5, 0.5, 1e-5]);
+    expect(tf.memory().numTensors).toBe(before + 2);
+    const eps = constants.of(1e-5);
+    expect(eps).toBeInstanceOf(tf.Tensor);
+    expect((eps as tf.Scalar).dataSync()[0]).toBeCloseTo(1e-5, 12);
+    expect(constants.of(1e-5)).toBe(eps);
+    expect(constants.of(3)).toBe(3);
+    constants.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
 });

@@ -20,11 +20,24 @@ export async function requireWebGpuAdapter(): Promise<void> {
     return;
   }
   const dawn = await import('webgpu');
-  const gpu = dawn.create([]);
+  const gpu = dawn.create(dawnOptions());
   await requireAdapter(gpu);
   // Installed only once proven useful, so a GPU-less machine is left as it was.
   installMissingGlobals(dawn.globals);
   installNavigatorGpu(gpu);
+}
+
+/**
+ * Options for Dawn's `create`, from SPECSTREAM_DAWN_OPTIONS (separated by
+ * semicolons), e.g. `enable-dawn-features=allow_unsafe_apis;backend=vulkan`.
+ * allow_unsafe_apis exposes timestamp queries, which tf.time needs for kernel times.
+ */
+function dawnOptions(): string[] {
+  const raw = globalThis.process?.env?.SPECSTREAM_DAWN_OPTIONS ?? '';
+  return raw
+    .split(';')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
 }
 
 async function requireAdapter(gpu: GpuLike): Promise<void> {

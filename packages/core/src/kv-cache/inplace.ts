@@ -2,37 +2,134 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type KvCache, type KvCacheShape, roundUp } from './kv-cache.js';
 
 /**
- * Direct access to a tensor's float32 storage on backends that keep it in
- * host memory. tfjs tensors are immutable by contract; the cache breaks that
- * only for buffers it allocated itself and never hands out, which is what
- * makes a write cost O(new steps) instead of O(capacity).
+ * A position-major buffer per layer, written in place. tfjs tensors are
+ * immutable by contract; the cache breaks that only for buffers it allocated
+ * itself and never hands out, which is what makes a write cost O(new steps)
+ * instead of O(capacity).
+ *
+ * How a write reaches backend memory depends on the backend: cpu and wasm keep
+ * float32 storage in host memory, which is set directly; webgpu keeps GPU
+ * buffers, into which the new steps are copied by copy commands recorded in
+ * the backend's own command stream (so they run after the kernels that made
+ * the steps and before the kernels that read the cache next).
  */
+interface InplaceMemory {
+  /** Copy rows of `source` [B, H, steps, D] to slots starts[r].. of `target` [B, H, capacity, D]. */
+  copySteps(target: tf.Tensor4D, source: tf.Tensor4D, starts: ArrayLike<number>): void;
+  /** Slots [0, size) of `source` as a new tensor; O(size) whatever the capacity. */
+  readPrefix(source: tf.Tensor4D, size: number): tf.Tensor4D;
+}
+
 type HostMemory = (t: tf.Tensor) => Float32Array;
 
-function hostMemory(): HostMemory | undefined {
+function inplaceMemory(): InplaceMemory | undefined {
   const backend = tf.backend() as unknown as Record<string, any>;
   const name = tf.getBackend();
-  if (name === 'cpu') return (t) => backend.data.get(t.dataId).values as Float32Array;
+  if (name === 'cpu') return hostInplace((t) => backend.data.get(t.dataId).values as Float32Array);
   if (name === 'wasm') {
-    return (t) => {
+    return hostInplace((t) => {
       const { memoryOffset } = backend.dataIdMap.get(t.dataId);
       // HEAPF32 is re-read each time: the wasm heap may have grown and been replaced.
       const heap = backend.wasm.HEAPF32 as Float32Array;
       return heap.subarray(memoryOffset / 4, memoryOffset / 4 + t.size);
-    };
+    });
   }
+  if (name === 'webgpu') return webGpuInplace(backend);
   return undefined;
 }
 
 export function inplaceSupported(): boolean {
-  return hostMemory() !== undefined;
+  return inplaceMemory() !== undefined;
+}
+
+function hostInplace(memory: HostMemory): InplaceMemory {
+  return {
+    copySteps(target, source, starts) {
+      const [batch, heads, steps, dim] = source.shape;
+      const capacity = target.shape[2];
+      const chunk = steps * dim;
+      // Read the source first: on wasm, reading target memory after may see a grown heap.
+      const src = memory(source);
+      const dst = memory(target);
+      for (let r = 0; r < batch; r++) {
+        for (let h = 0; h < heads; h++) {
+          const from = (r * heads + h) * chunk;
+          dst.set(src.subarray(from, from + chunk), ((r * heads + h) * capacity + starts[r]) * dim);
+        }
+      }
+    },
+    // tf.slice of a prefix along the slot axis costs O(capacity) on cpu and
+    // wasm (measured: 11 ms at capacity 4096 vs 0.02 ms at 256 on cpu), so the
+    // read copies the needed rows itself.
+    readPrefix(source, size) {
+      const [batch, heads, capacity, dim] = source.shape;
+      const src = memory(source);
+      const out = new Float32Array(batch * heads * size * dim);
+      const chunk = size * dim;
+      for (let i = 0; i < batch * heads; i++) {
+        const from = i * capacity * dim;
+        out.set(src.subarray(from, from + chunk), i * chunk);
+      }
+      return tf.tensor4d(out, [batch, heads, size, dim]);
+    },
+  };
+}
+
+/** The parts of tfjs-backend-webgpu's WebGPUBackend (4.x) the cache relies on. */
+interface WebGpuBackendInternals {
+  tensorMap: { get(dataId: object): { resource?: unknown } };
+  commandEncoder: { copyBufferToBuffer(...args: unknown[]): void } | null;
+  commandQueueOwnedIds: WeakSet<object>;
+  uploadToGPU(dataId: object): void;
+  ensureCommandEncoderReady(): void;
+  endComputePassEncoder(): void;
+}
+
+function webGpuInplace(backend: Record<string, any>): InplaceMemory | undefined {
+  const gpu = backend as unknown as WebGpuBackendInternals;
+  if (typeof gpu.uploadToGPU !== 'function' || typeof gpu.ensureCommandEncoderReady !== 'function')
+    return undefined;
+  const bufferOf = (t: tf.Tensor): unknown => {
+    gpu.uploadToGPU(t.dataId);
+    // Released buffers wait for the next submit before reuse, as for tfjs's own kernels.
+    gpu.commandQueueOwnedIds.add(t.dataId);
+    return gpu.tensorMap.get(t.dataId).resource;
+  };
+  return {
+    copySteps(target, source, starts) {
+      const [batch, heads, steps, dim] = source.shape;
+      const capacity = target.shape[2];
+      const src = bufferOf(source);
+      const dst = bufferOf(target);
+      gpu.ensureCommandEncoderReady();
+      gpu.endComputePassEncoder();
+      const bytes = steps * dim * 4;
+      for (let r = 0; r < batch; r++) {
+        for (let h = 0; h < heads; h++) {
+          const row = r * heads + h;
+          gpu.commandEncoder!.copyBufferToBuffer(
+            src,
+            row * bytes,
+            dst,
+            (row * capacity + starts[r]) * dim * 4,
+            bytes,
+          );
+        }
+      }
+    },
+    // A slice kernel on the GPU reads only the prefix.
+    readPrefix(source, size) {
+      const [batch, heads, , dim] = source.shape;
+      return tf.slice(source, [0, 0, 0, 0], [batch, heads, size, dim]);
+    },
+  };
 }
 
 /** Granularity of read lengths: bounds the number of distinct attention shapes. */
 const READ_BUCKET = 64;
 
 export function createInplaceCache(shape: KvCacheShape): KvCache {
-  const memory = hostMemory();
+  const memory = inplaceMemory();
   if (memory === undefined)
     throw new Error(`inplace KV cache is not available on backend '${tf.getBackend()}'`);
   const { batch, kvHeads, headDim, capacity } = shape;
@@ -40,44 +137,16 @@ export function createInplaceCache(shape: KvCacheShape): KvCache {
   const keys = Array.from({ length: shape.layers }, () => tf.zeros(dims) as tf.Tensor4D);
   const values = Array.from({ length: shape.layers }, () => tf.zeros(dims) as tf.Tensor4D);
 
-  function copySteps(target: tf.Tensor4D, source: tf.Tensor4D, starts: ArrayLike<number>): void {
-    const steps = source.shape[2];
-    const chunk = steps * headDim;
-    // Read the source first: on wasm, reading target memory after may see a grown heap.
-    const src = memory!(source);
-    const dst = memory!(target);
-    for (let r = 0; r < batch; r++) {
-      for (let h = 0; h < kvHeads; h++) {
-        const from = (r * kvHeads + h) * chunk;
-        dst.set(src.subarray(from, from + chunk), ((r * kvHeads + h) * capacity + starts[r]) * headDim);
-      }
-    }
-  }
-
-  // tf.slice of a prefix along the slot axis costs O(capacity) on cpu and wasm
-  // (measured: 11 ms at capacity 4096 vs 0.02 ms at 256 on cpu), so the read
-  // copies the needed rows itself: O(size) whatever the capacity.
-  function readPrefix(source: tf.Tensor4D, size: number): tf.Tensor4D {
-    const src = memory!(source);
-    const out = new Float32Array(batch * kvHeads * size * headDim);
-    const chunk = size * headDim;
-    for (let i = 0; i < batch * kvHeads; i++) {
-      const from = i * capacity * headDim;
-      out.set(src.subarray(from, from + chunk), i * chunk);
-    }
-    return tf.tensor4d(out, [batch, kvHeads, size, headDim]);
-  }
-
   return {
     kind: 'inplace',
     capacity,
     write(layer, k, v, starts) {
-      copySteps(keys[layer], k, starts);
-      copySteps(values[layer], v, starts);
+      memory.copySteps(keys[layer], k, starts);
+      memory.copySteps(values[layer], v, starts);
     },
     read(layer, length) {
       const size = Math.min(roundUp(length, READ_BUCKET), capacity);
-      return { keys: readPrefix(keys[layer], size), values: readPrefix(values[layer], size) };
+      return { keys: memory.readPrefix(keys[layer], size), values: memory.readPrefix(values[layer], size) };
     },
     dispose() {
       for (const t of [...keys, ...values]) t.dispose();

@@ -38,8 +38,9 @@ export interface KvCacheShape {
 
 /**
  * - inplace: one position-major buffer per layer allocated once; writes copy
- *   only the new steps straight into backend memory (cpu, wasm); reads slice
- *   the needed prefix. Fastest where available.
+ *   only the new steps straight into backend memory (cpu, wasm: host copies;
+ *   webgpu: buffer-to-buffer copy commands); reads copy the needed prefix.
+ *   Fastest where available.
  * - blocks: fixed-size block tensors; a write rebuilds only the blocks it
  *   touches, a read concatenates the needed prefix. Pure tfjs, any backend.
  * - concat: one tensor grown by concatenation; a write copies the whole

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { type ConstantOf, plainNumber } from './constants.js';
 
 export type NormKind = 'rms' | 'layer';
 
@@ -9,15 +10,15 @@ export interface NormWeights {
 }
 
 /** RMSNorm over the last axis: x / sqrt(mean(x²) + eps) · weight (Llama, Qwen, Mistral). */
-export function rmsNorm(x: tf.Tensor, norm: NormWeights, eps: number): tf.Tensor {
+export function rmsNorm(x: tf.Tensor, norm: NormWeights, eps: number, constant = plainNumber): tf.Tensor {
   const meanSquare = tf.mean(tf.square(x), -1, true);
-  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(meanSquare, eps))), norm.weight);
+  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(meanSquare, constant(eps)))), norm.weight);
 }
 
 /** LayerNorm over the last axis (GPT-2, Whisper). */
-export function layerNorm(x: tf.Tensor, norm: NormWeights, eps: number): tf.Tensor {
+export function layerNorm(x: tf.Tensor, norm: NormWeights, eps: number, constant = plainNumber): tf.Tensor {
   const { mean, variance } = tf.moments(x, -1, true);
-  const scaled = tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), norm.weight);
+  const scaled = tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, constant(eps)))), norm.weight);
   return norm.bias === undefined ? scaled : tf.add(scaled, norm.bias);
 }
 
@@ -26,10 +27,10 @@ export function layerNorm(x: tf.Tensor, norm: NormWeights, eps: number): tf.Tens
  * std(x) for LayerNorm. For norms whose weight and bias were folded into the
  * linear layer that follows (foldNormIntoLinear).
  */
-export function standardize(kind: NormKind, x: tf.Tensor, eps: number): tf.Tensor {
-  if (kind === 'rms') return tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps)));
+export function standardize(kind: NormKind, x: tf.Tensor, eps: number, constant = plainNumber): tf.Tensor {
+  if (kind === 'rms') return tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), constant(eps))));
   const { mean, variance } = tf.moments(x, -1, true);
-  return tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
+  return tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, constant(eps))));
 }
 
 /**
@@ -60,6 +61,12 @@ export function disposeNorm(norm: NormWeights): void {
   norm.bias?.dispose();
 }
 
-export function applyNorm(kind: NormKind, x: tf.Tensor, norm: NormWeights, eps: number): tf.Tensor {
-  return kind === 'rms' ? rmsNorm(x, norm, eps) : layerNorm(x, norm, eps);
+export function applyNorm(
+  kind: NormKind,
+  x: tf.Tensor,
+  norm: NormWeights,
+  eps: number,
+  constant: ConstantOf = plainNumber,
+): tf.Tensor {
+  return kind === 'rms' ? rmsNorm(x, norm, eps, constant) : layerNorm(x, norm, eps, constant);
 }
