@@ -19,7 +19,7 @@ export interface AdaptiveKOptions {
  * (accepted + rejections)), t_draft the measured time of one draft step and
  * t_verify(k) the measured time of a k+1-position pass (a least-squares line
  * in k through the k values tried, so untried k are extrapolated). The first
- * three iterations try initialK, half and double it, to seed that line.
+ * iterations try initialK, half and double it, twice each, to seed that line.
  */
 export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
   const minK = options.minK ?? 1;
@@ -36,7 +36,14 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
   let rejected = 1;
   let draftStepMs: number | undefined;
   const verifyMs = new Map<number, number>();
+  const verifySeen = new Map<number, number>();
+  let draftSeen = 0;
   let iteration = 0;
+  // The first timing of a window size carries one-time costs (a GPU shader compile, first
+  // allocations: 400 ms against 20 ms seen on webgpu), so the second replaces it; then a
+  // plain mean until 1/w observations, then an exponential average.
+  const average = (old: number | undefined, x: number, n: number) =>
+    old === undefined || n <= 2 ? x : old + Math.max(w, 1 / (n - 1)) * (x - old);
   let best = initialK;
 
   const alpha = () => accepted / (accepted + rejected);
@@ -76,9 +83,10 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
     maxK,
     next() {
       iteration++;
-      // Three spread-out k first, so the verify-cost line rests on measurements, not a guess.
-      const probe = warmup.find((k) => !verifyMs.has(k));
-      if (probe !== undefined && iteration <= warmup.length) return probe;
+      // Three spread-out k first, each twice (see average), so the verify-cost line rests
+      // on measurements, not a guess.
+      const probe = warmup.find((k) => (verifySeen.get(k) ?? 0) < 2);
+      if (probe !== undefined && iteration <= 2 * warmup.length) return probe;
       best = choose();
       if (iteration % exploreEvery === 0) {
         const neighbour = best + ((iteration / exploreEvery) % 2 === 0 ? 1 : -1);
@@ -96,13 +104,13 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
       accepted = (1 - w) * accepted + acc;
       rejected = (1 - w) * rejected + rej;
       if (report.draftSteps > 0) {
-        const perStep = report.draftMs / report.draftSteps;
-        draftStepMs = draftStepMs === undefined ? perStep : (1 - w) * draftStepMs + w * perStep;
+        draftStepMs = average(draftStepMs, report.draftMs / report.draftSteps, ++draftSeen);
       } else if (draftStepMs === undefined) {
         draftStepMs = 0;
       }
-      const old = verifyMs.get(report.k);
-      verifyMs.set(report.k, old === undefined ? report.verifyMs : (1 - w) * old + w * report.verifyMs);
+      const seen = (verifySeen.get(report.k) ?? 0) + 1;
+      verifySeen.set(report.k, seen);
+      verifyMs.set(report.k, average(verifyMs.get(report.k), report.verifyMs, seen));
       log.debug(
         { k: report.k, alpha: alpha(), draftStepMs, verifyMs: verifyMs.get(report.k), best },
         'adaptive k',

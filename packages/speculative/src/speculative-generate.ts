@@ -179,7 +179,10 @@ export function speculativeGenerate(options: SpeculativeGenerateOptions): Specul
         const active = finished.map((f) => !f);
         // Finished rows ride along in every pass (and are rolled back): they need the room too.
         const room = capacity - Math.max(...histories.map((h) => h.length));
-        const k = Math.max(0, Math.min(policy.next(), room));
+        // Drafts past the last token a row still needs would be verified and thrown away:
+        // a pass yields up to k + 1 tokens, so the final iterations draft less.
+        const needed = Math.max(...generated.map((g, r) => (active[r] ? maxNewTokens - g : 0)));
+        const k = Math.max(0, Math.min(policy.next(), room, needed - 1));
         const proposals: Proposal[] =
           k > 0
             ? await session.propose({ histories, active, k, signal })

@@ -55,6 +55,21 @@ describe('adaptive k', () => {
     expect(policy.next()).toBe(1);
   });
 
+  test('one slow first timing (a shader compile) does not hold k down for long', () => {
+    // Verify is flat in k (a GPU), α = 1: k = 8 is best. The first pass at k = 8 is slow.
+    const policy = adaptiveK({ maxK: 8, exploreEvery: 1000 });
+    const chosen: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const k = policy.next();
+      chosen.push(k);
+      const slowFirst = k === 8 && !chosen.slice(0, -1).includes(8);
+      policy.observe(report(k, k, 0.5, slowFirst ? 400 : 20));
+    }
+    // Probes 4, 2, 8, twice each: the second timing replaces the first.
+    expect(chosen.slice(0, 6)).toEqual([4, 4, 2, 2, 8, 8]);
+    expect(chosen.slice(-4)).toEqual([8, 8, 8, 8]);
+  });
+
   test('the choice maximises E(k)/(k·t_draft + t_verify(k)) for the observed α', () => {
     // α = 0.8, draft step 3 ms, verify 10 + k ms: argmax over k of E(k)/(3k+10+k).
     const policy = adaptiveK({ maxK: 8, exploreEvery: 1000, smoothing: 0.02 });

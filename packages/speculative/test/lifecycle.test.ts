@@ -10,7 +10,7 @@ import {
   speculativeGenerate,
   speculativePair,
 } from '../src/index.js';
-import { collect, noisyPair, SMALL_LLAMA } from './helpers.js';
+import { collect, noisyPair, plainGreedy, SMALL_LLAMA } from './helpers.js';
 
 let target: CausalLm;
 let draft: CausalLm;
@@ -135,7 +135,11 @@ describe('metrics', () => {
     // Every emitted token is the prefill's, an accepted draft, or one target token per row per pass.
     expect(m.emittedTokens).toBeLessThanOrEqual(1 + m.acceptedTokens + m.rowPasses);
     expect(m.emittedTokens).toBeGreaterThanOrEqual(m.rowPasses);
-    expect(m.kSum).toBe(4 * m.iterations);
+    // k = 4 but for the last passes, which draft no further than the tokens still needed.
+    expect(m.kSum).toBeLessThanOrEqual(4 * m.iterations);
+    // (at most 4 passes start with 4 or fewer tokens still needed)
+    expect(m.kSum).toBeGreaterThanOrEqual(4 * (m.iterations - 4));
+    expect(m.draftedTokens).toBe(m.kSum);
     expect(m.draftMs).toBeGreaterThan(0);
     expect(m.verifyMs).toBeGreaterThan(0);
     expect(totals.emittedTokens).toBe(16 + 16);
@@ -150,6 +154,19 @@ describe('metrics', () => {
     expect(totals.rejections).toBeLessThanOrEqual(totals.rowPasses);
     expect(totals.rejections).toBeLessThanOrEqual(totals.draftedTokens - totals.acceptedTokens);
     expect(a.rates().tokensPerPass).toBeGreaterThan(1); // the noisy draft is right often
+  });
+
+  test('drafts no further than the tokens still needed, and stays exact', async () => {
+    for (const maxNewTokens of [2, 3, 5]) {
+      const run = speculativeGenerate({ target, draft, k: 8, prompt: PROMPT, maxNewTokens });
+      const [tokens] = await collect(run);
+      expect(tokens).toEqual(await plainGreedy(target, PROMPT, maxNewTokens));
+      // After the prefill's token, maxNewTokens − 1 are needed and a pass yields up to k + 1.
+      expect(run.metrics.draftedTokens).toBeLessThanOrEqual(
+        Math.max(0, maxNewTokens - 2) * run.metrics.iterations,
+      );
+      if (maxNewTokens === 2) expect(run.metrics.draftedTokens).toBe(0);
+    }
   });
 
   test('adaptive k runs exactly and records its choices', async () => {

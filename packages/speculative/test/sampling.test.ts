@@ -101,7 +101,9 @@ async function chiSquare(
     draft,
     k,
     prompt: Array.from({ length: N }, () => PROMPT),
-    maxNewTokens: 2,
+    // The second token comes from the first verify pass; k + 2 lets that pass draft all k
+    // (k is capped by the tokens still needed).
+    maxNewTokens: k + 2,
     sampling: { temperature, topK, seed },
     acceptRule: rule,
   });
