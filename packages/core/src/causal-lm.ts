@@ -109,6 +109,11 @@ interface MutableState {
 
 export interface CausalLm extends Decoder<CausalLmState> {
   readonly config: CausalLmConfig;
+  extendStepOnDevice(
+    state: CausalLmState,
+    ids: tf.Tensor2D,
+    options?: ExtendOptions,
+  ): ExtendResult<CausalLmState>;
 }
 
 /**
@@ -162,7 +167,7 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
 
   function forward(
     state: MutableState,
-    ids: Int32Array,
+    ids: Int32Array | tf.Tensor2D,
     steps: number,
     options?: ExtendOptions,
   ): tf.Tensor3D {
@@ -171,7 +176,7 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
     for (let r = 0; r < batch; r++) for (let s = 0; s < steps; s++) positions[r * steps + s] = lengths[r] + s;
     const readLength = Math.max(...lengths) + steps;
     return tf.tidy(() => {
-      let x = tf.gather(embed, ids) as tf.Tensor2D;
+      let x = tf.gather(embed, ids instanceof tf.Tensor ? tf.reshape(ids, [-1]) : ids) as tf.Tensor2D;
       if (positionTable) x = tf.add(x, tf.gather(positionTable, positions));
       let cos: tf.Tensor | undefined;
       let sin: tf.Tensor | undefined;
@@ -249,6 +254,28 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
     return { logits, state };
   }
 
+  function extendStepOnDevice(
+    state: CausalLmState,
+    ids: tf.Tensor2D,
+    options?: ExtendOptions,
+  ): ExtendResult<CausalLmState> {
+    const s = state as MutableState;
+    checkNotDisposed(s);
+    if (!(ids instanceof tf.Tensor) || ids.rank !== 2 || ids.dtype !== 'int32' || ids.shape[0] !== s.batch) {
+      const got = ids instanceof tf.Tensor ? `${ids.dtype} [${ids.shape}]` : typeof ids;
+      throw new InvalidArgumentError(`ids must be an int32 tensor [${s.batch}, steps], got ${got}`);
+    }
+    const steps = ids.shape[1];
+    checkPositiveInteger('steps', steps);
+    checkCapacity(s.lengths, steps, s.maxLength, maxPositions);
+    const selection = options?.logits;
+    if (selection !== undefined && typeof selection !== 'string')
+      checkLogitsIndices(selection, s.batch, steps);
+    const logits = forward(s, ids, steps, options);
+    for (let r = 0; r < s.batch; r++) s.lengths[r] += steps;
+    return { logits, state };
+  }
+
   function rollback(state: CausalLmState, lengths: ArrayLike<number>): void {
     const s = state as MutableState;
     checkNotDisposed(s);
@@ -269,6 +296,7 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
     maxPositions,
     createState,
     extendStep,
+    extendStepOnDevice,
     rollback,
     disposeState,
     dispose() {

@@ -60,6 +60,14 @@ export interface Decoder<S extends DecoderState = DecoderState> {
    * On error the state is unchanged.
    */
   extendStep(state: S, tokens: TokenBatch, options?: ExtendOptions): ExtendResult<S>;
+  /**
+   * Optional: extendStep with the ids already in a tensor (int32 [batch,
+   * steps]), e.g. the argmax of the previous logits, so a greedy loop never
+   * waits to read them back (on a GPU each read is a round trip). Shapes and
+   * dtype are checked; ids are not (that would need the read this avoids):
+   * out-of-range ids give unspecified logits. The caller keeps `ids`.
+   */
+  extendStepOnDevice?(state: S, ids: tf.Tensor2D, options?: ExtendOptions): ExtendResult<S>;
   /** Per row, forget every position at or after `lengths[r]`. */
   rollback(state: S, lengths: ArrayLike<number>): void;
   /** Frees every tensor the state owns. Idempotent. */

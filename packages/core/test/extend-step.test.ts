@@ -219,3 +219,50 @@ describe('model-owned tensors', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 });
+
+describe('extendStepOnDevice', () => {
+  test.each(['cpu', 'wasm'] as BackendName[])(
+    'ids in an int32 tensor give the logits of the same ids as numbers; bad tensors are rejected (%s)',
+    async (backend) => {
+      await initBackend({ backend });
+      const config = TINY_CONFIGS.llama;
+      const weights = randomCausalLmWeights(config, { seed: 4, std: 0.2 });
+      const a = createCausalLm(config, cloneWeights(weights));
+      const before = tf.memory().numTensors;
+      const sa = a.createState({ batch: 2, maxLength: 16 });
+      const sb = a.createState({ batch: 2, maxLength: 16 });
+      const rows = [
+        [3, 9, 4],
+        [7, 1, 1],
+      ];
+      a.extendStep(sa, [[5], [6]]).logits.dispose();
+      a.extendStep(sb, [[5], [6]]).logits.dispose();
+      const want = a.extendStep(sa, rows).logits;
+      const ids = tf.tensor2d(rows, [2, 3], 'int32');
+      const got = a.extendStepOnDevice(sb, ids).logits;
+      expect(Array.from(sb.lengths)).toEqual([4, 4]);
+      const w = want.dataSync();
+      const g = got.dataSync();
+      expect(g.length).toBe(w.length);
+      let maxErr = 0;
+      for (let i = 0; i < w.length; i++) maxErr = Math.max(maxErr, Math.abs(g[i] - w[i]));
+      expect(maxErr).toBeLessThanOrEqual(1e-6);
+      tf.dispose([want, got]);
+      const floats = tf.tensor2d([[1], [2]], [2, 1], 'float32');
+      const wrongBatch = tf.tensor2d([[1, 2]], [1, 2], 'int32');
+      expect(() => a.extendStepOnDevice(sb, floats)).toThrow(
+        /int32 tensor \[2, steps\], got float32 \[2,1\]/,
+      );
+      expect(() => a.extendStepOnDevice(sb, wrongBatch)).toThrow(/got int32 \[1,2\]/);
+      const long = tf.zeros([2, 13], 'int32') as tf.Tensor2D;
+      expect(() => a.extendStepOnDevice(sb, long)).toThrow(/maxLength|capacity|exceed/);
+      expect(Array.from(sb.lengths)).toEqual([4, 4]); // unchanged by the rejected calls
+      tf.dispose([ids, floats, wrongBatch, long]);
+      a.disposeState(sa);
+      a.disposeState(sb);
+      expect(tf.memory().numTensors).toBe(before);
+      a.dispose();
+      disposeWeights(weights);
+    },
+  );
+});

@@ -7,7 +7,7 @@ import {
   prefill,
   sampleFrom,
 } from '@specstream/core';
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import type { Drafter, Proposal } from './drafter.js';
 
 export interface ModelDrafterOptions {
@@ -64,6 +64,12 @@ export function modelDrafter<S extends DecoderState>(
             ? model.extendStep(state, pending, { logits: 'last' }).logits
             : prefill(model, state, pending, { buckets });
           for (const [r, p] of pending.entries()) cached[r].push(...p);
+          if (sampler.plainArgmax && model.extendStepOnDevice) {
+            const drafted = await greedyOnDevice(model, state, logits, k, signal);
+            // Every row's first k − 1 picks went into the draft cache, finished rows' too.
+            for (const [r, row] of drafted.entries()) cached[r].push(...row.slice(0, k - 1));
+            return drafted.map((tokens, r) => ({ tokens: active[r] ? tokens : [] }));
+          }
           const proposals: Proposal[] = histories.map(() =>
             sampler.plainArgmax ? { tokens: [] } : { tokens: [], probs: [] },
           );
@@ -109,6 +115,48 @@ export function modelDrafter<S extends DecoderState>(
       };
     },
   };
+}
+
+/**
+ * Greedy drafting without a read per step: each step's argmax stays a tensor
+ * and is fed to the next step directly; the k picks are read once at the
+ * end. On a GPU backend that saves k − 1 round trips to the host. Takes
+ * ownership of `logits` ([batch, 1, vocab], the catch-up step's).
+ */
+async function greedyOnDevice<S extends DecoderState>(
+  model: Decoder<S>,
+  state: S,
+  first: tf.Tensor3D,
+  k: number,
+  signal: AbortSignal | undefined,
+): Promise<number[][]> {
+  const batch = first.shape[0];
+  if (k === 0) {
+    first.dispose();
+    return Array.from({ length: batch }, () => []);
+  }
+  const picks: tf.Tensor2D[] = [];
+  let logits: tf.Tensor3D | undefined = first;
+  try {
+    for (let i = 0; i < k; i++) {
+      const current: tf.Tensor3D = logits;
+      picks.push(
+        tf.tidy(() => tf.cast(tf.reshape(tf.argMax(current, 2), [batch, 1]), 'int32') as tf.Tensor2D),
+      );
+      current.dispose();
+      logits = undefined;
+      // The last pick is not fed: verification decides whether it stays.
+      if (i === k - 1) break;
+      if (signal?.aborted) throw signal.reason ?? new AbortError('generation aborted');
+      ({ logits } = model.extendStepOnDevice!(state, picks[i], { logits: 'last' }));
+    }
+    const all = tf.concat(picks, 1);
+    const values = (await all.data().finally(() => all.dispose())) as Int32Array;
+    return Array.from({ length: batch }, (_, r) => Array.from(values.subarray(r * k, (r + 1) * k)));
+  } finally {
+    logits?.dispose();
+    tf.dispose(picks);
+  }
 }
 
 function commonPrefix(a: readonly number[], b: readonly number[]): number {
