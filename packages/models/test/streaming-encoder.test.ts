@@ -1,4 +1,5 @@
 import {
+  type Activation,
   CacheOverflowError,
   concatFloat32,
   DisposedError,
@@ -175,7 +176,12 @@ function erf(x: number): number {
   return x >= 0 ? 1 - erfc : erfc - 1;
 }
 
-const gelu = (x: number) => 0.5 * x * (1 + erf(x / Math.SQRT2));
+const ACTIVATIONS: Record<Activation, (x: number) => number> = {
+  gelu: (x) => 0.5 * x * (1 + erf(x / Math.SQRT2)),
+  gelu_tanh: (x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3))),
+  silu: (x) => x / (1 + Math.exp(-x)),
+  relu: (x) => Math.max(0, x),
+};
 
 /** x [rows][in] · W [in, out] + b. */
 function dense(x: number[][], [w, b]: [Float32Array, Float32Array]): number[][] {
@@ -201,7 +207,7 @@ function norm(x: number[][], [w, b]: [Float32Array, Float32Array], eps: number):
 }
 
 /** Causal conv, kernel 3, stride 2, one zero frame on the left: output i reads frames 2i−1, 2i, 2i+1. */
-function conv(x: number[][], c: Snapshot['conv'][number]): number[][] {
+function conv(x: number[][], c: Snapshot['conv'][number], act: (x: number) => number): number[][] {
   const count = Math.floor(x.length / 2);
   const out: number[][] = [];
   for (let i = 0; i < count; i++) {
@@ -213,7 +219,7 @@ function conv(x: number[][], c: Snapshot['conv'][number]): number[][] {
         for (let o = 0; o < c.output; o++) y[o] += frame[ci] * c.filter[(k * c.input + ci) * c.output + o];
       }
     }
-    out.push(y.map(gelu));
+    out.push(y.map(act));
   }
   return out;
 }
@@ -239,7 +245,8 @@ function reference(
 ): number[][] {
   const { heads, dModel, normEps: eps } = config;
   const hd = dModel / heads;
-  let x = conv(conv(frames, w.conv[0]), w.conv[1]);
+  const act = ACTIVATIONS[config.activation];
+  let x = conv(conv(frames, w.conv[0], act), w.conv[1], act);
   const T = x.length;
   for (const layer of w.layers) {
     const h = norm(x, layer.attnNorm, eps);
@@ -275,7 +282,7 @@ function reference(
       return out;
     });
     x = x.map((row, j) => row.map((val, i) => val + dense([attended[j]], layer.o)[0][i]));
-    const up = dense(norm(x, layer.mlpNorm, eps), layer.up).map((row) => row.map(gelu));
+    const up = dense(norm(x, layer.mlpNorm, eps), layer.up).map((row) => row.map(act));
     const down = dense(up, layer.down);
     x = x.map((row, j) => row.map((val, i) => val + down[j][i]));
   }
@@ -303,6 +310,14 @@ function referenceBatch(
 
 // ---------------------------------------------------------------------------
 
+/**
+ * Tensors the engine tracks and buffers the backend holds: the encoder runs
+ * most kernels without the engine, so a leak could show in the second only.
+ */
+function allocated() {
+  return { tensors: tf.memory().numTensors, buffers: tf.backend().numDataIds() };
+}
+
 const NO_ROTARY: StreamingEncoderConfig = {
   ...STREAMING_ENCODER_TINY,
   positions: { kind: 'none' },
@@ -310,12 +325,12 @@ const NO_ROTARY: StreamingEncoderConfig = {
 };
 
 describe('streaming encoder', () => {
-  let baseline = 0;
+  let baseline = { tensors: 0, buffers: 0 };
   const models: { config: StreamingEncoderConfig; encoder: StreamingEncoder; weights: Snapshot }[] = [];
 
   beforeAll(async () => {
     await initBackend({ backend: 'wasm' });
-    baseline = tf.memory().numTensors;
+    baseline = allocated();
     for (const [config, seed] of [
       [STREAMING_ENCODER_TINY, 7],
       [NO_ROTARY, 11],
@@ -328,7 +343,7 @@ describe('streaming encoder', () => {
   afterAll(() => {
     for (const m of models) m.encoder.dispose();
     // Every weight, state and intermediate of the whole file is gone.
-    expect(tf.memory().numTensors).toBe(baseline);
+    expect(allocated()).toEqual(baseline);
   });
 
   it('streamed in random chunks (1 frame, sizes not multiple of 4) equals one offline call', () => {
@@ -381,6 +396,27 @@ describe('streaming encoder', () => {
     }
   });
 
+  it('every activation (folded into the matmuls around it) equals the reference, offline and streamed', () => {
+    const random = seeded(13);
+    for (const activation of ['relu', 'silu', 'gelu_tanh'] as const) {
+      const config: StreamingEncoderConfig = { ...STREAMING_ENCODER_TINY, activation };
+      const before = allocated();
+      const w = randomStreamingEncoderWeights(config, 17);
+      const weights = snapshot(w);
+      const encoder = createStreamingEncoder(config, w);
+      const batch = 2;
+      const total = 45;
+      const frames = randomFrames(batch * total * config.nMels, random);
+      const expected = referenceBatch(config, weights, frames, batch, Number.POSITIVE_INFINITY);
+      const offline = encode(encoder, frames, batch, [total]);
+      expect(maxAbsDiff(offline.values, expected)).toBeLessThan(1e-4);
+      const streamed = encode(encoder, frames, batch, randomSplit(total, 9, random));
+      expect(maxAbsDiff(streamed.values, offline.values)).toBeLessThan(1e-5);
+      encoder.dispose();
+      expect(allocated()).toEqual(before);
+    }
+  });
+
   it('leftContext changes the output (the window is not a no-op) and reaches exactly N frames back', () => {
     const { encoder, config, weights } = models[0];
     const frames = randomFrames(48 * config.nMels, seeded(5));
@@ -427,7 +463,7 @@ describe('streaming encoder', () => {
 
   it('rejects bad input with clear errors, leaves the state unchanged and leaks nothing', () => {
     const { encoder, config } = models[0];
-    const before = tf.memory().numTensors;
+    const before = allocated();
     const frames = randomFrames(2 * 20 * config.nMels, seeded(1));
     const expected = encode(encoder, frames, 2, [10, 10]).values;
     const state = encoder.createState({ batch: 2, maxLength: 20 });
@@ -486,32 +522,32 @@ describe('streaming encoder', () => {
     ]) {
       expect(() => encoder.createState(bad)).toThrow(InvalidArgumentError);
     }
-    expect(tf.memory().numTensors).toBe(before);
+    expect(allocated()).toEqual(before);
   });
 
   it('a tensor error inside the pass frees its intermediates and keeps the state', () => {
     const { encoder, config } = models[0];
-    const before = tf.memory().numTensors;
+    const before = allocated();
     const state = encoder.createState({ batch: 1, maxLength: 100 });
     const input = tf.tensor3d(randomFrames(9 * config.nMels, seeded(2)), [1, 9, config.nMels]);
     encoder.extendStep(state, input).outputs.dispose();
-    const held = tf.memory().numTensors;
+    const held = allocated();
     // A tensor disposed behind the encoder's back makes the pass throw midway.
     const broken = tf.tensor3d(randomFrames(8 * config.nMels, seeded(3)), [1, 8, config.nMels]);
     broken.dispose();
     expect(() => encoder.extendStep(state, broken)).toThrow();
-    expect(tf.memory().numTensors).toBe(held);
+    expect(allocated()).toEqual(held);
     expect(state.lengths[0]).toBe(9);
     encoder.extendStep(state, input).outputs.dispose();
     expect(state.lengths[0]).toBe(18);
     input.dispose();
     encoder.disposeState(state);
-    expect(tf.memory().numTensors).toBe(before);
+    expect(allocated()).toEqual(before);
   });
 
   it('holds a bounded number of tensors per state, and with leftContext a bounded window', () => {
     const { encoder, config } = models[0];
-    const before = tf.memory().numTensors;
+    const before = allocated();
     const state = encoder.createState({ batch: 1, maxLength: 10_000, leftContext: 5 });
     const input = tf.tensor3d(randomFrames(4 * config.nMels, seeded(4)), [1, 4, config.nMels]);
     const counts = new Set<number>();
@@ -521,16 +557,20 @@ describe('streaming encoder', () => {
       outputs.dispose();
       counts.add(tf.memory().numTensors);
     }
-    expect(counts.size).toBe(1); // 2 conv tails + keys and values per layer + the input
-    expect(tf.memory().numTensors).toBe(before + 1 + 2 + 2 * config.layers);
+    expect(counts.size).toBe(1); // 2 conv tails + keys and values per layer and head + the input
+    const stateTensors = 1 + 2 + 2 * config.layers * config.heads;
+    expect(allocated()).toEqual({
+      tensors: before.tensors + stateTensors,
+      buffers: before.buffers + stateTensors,
+    });
     expect(state.outputLength).toBe(30);
     input.dispose();
     encoder.disposeState(state);
-    expect(tf.memory().numTensors).toBe(before);
+    expect(allocated()).toEqual(before);
   });
 
   it('creation validates config and weight shapes; dispose is idempotent and stops the model', () => {
-    const before = tf.memory().numTensors;
+    const before = allocated();
     const weights = randomStreamingEncoderWeights(STREAMING_ENCODER_TINY, 1);
     expect(() => createStreamingEncoder({ ...STREAMING_ENCODER_TINY, nMels: 9 }, weights)).toThrow(
       /conv1.filter must be \[3,9,12\]/,
@@ -542,7 +582,7 @@ describe('streaming encoder', () => {
       /weights have 2/,
     );
     disposeStreamingEncoderWeights(weights);
-    expect(tf.memory().numTensors).toBe(before);
+    expect(allocated()).toEqual(before);
     const encoder = createStreamingEncoder(
       STREAMING_ENCODER_TINY,
       randomStreamingEncoderWeights(STREAMING_ENCODER_TINY),
@@ -557,7 +597,7 @@ describe('streaming encoder', () => {
     expect(() => encoder.extendStep(state, input)).toThrow(DisposedError);
     input.dispose();
     encoder.disposeState(state);
-    expect(tf.memory().numTensors).toBe(before);
+    expect(allocated()).toEqual(before);
   });
 
   it('the benchmark preset has about 10 M parameters, as many as its weights hold', () => {

@@ -1,6 +1,5 @@
 import {
-  activate,
-  applyRotary,
+  type Activation,
   checkCapacity,
   checkPositiveInteger,
   DisposedError,
@@ -12,8 +11,6 @@ import {
   foldNormIntoLinear,
   InvalidArgumentError,
   type Linear,
-  linear,
-  mlp,
   type NormWeights,
   rotaryInverseFrequencies,
   rotaryTables,
@@ -26,19 +23,11 @@ import {
   checkStreamingEncoderConfig,
   type StreamingEncoderConfig,
 } from './config.js';
+import * as k from './kernels.js';
 import type { StreamingConvWeights, StreamingEncoderWeights } from './weights.js';
 
 /** Added to masked scores: exp underflows to exactly 0, so masked keys contribute nothing. */
 const MASKED = -1e9;
-
-/**
- * Up to this many new output frames per call, attention runs all heads in
- * one block-diagonal matmul; past it, per head (see attend). Measured on
- * wasm with the 10 M preset: block-diagonal is faster at 2, 4 and 8 frames
- * per call (8 to 32 input frames), per head 1.7× faster over the whole
- * stream offline (500 frames in one call).
- */
-const BLOCK_DIAGONAL_MAX_STEPS = 8;
 
 export interface StreamingEncoderState extends EncoderState {
   /** Output frames of history each new output frame attends to (Infinity: all). */
@@ -81,14 +70,52 @@ export interface StreamingEncoder extends Encoder<StreamingEncoderState> {
 }
 
 /**
- * A layer as the forward pass uses it: q, k, v fused into one matmul, q
- * pre-scaled by 1/√headDim, and each LayerNorm's weight and bias folded into
- * the matmul after it (see foldNorm), so the pass only standardizes.
+ * A matmul as the pass runs it: the weight stored [1, in, out], the 3-D form
+ * the fused-matmul kernel takes, so a call needs no reshape of the weight;
+ * bias and (relu only) activation fused into the kernel.
+ */
+interface Dense {
+  weight: tf.Tensor3D;
+  bias?: tf.Tensor1D;
+  activation: 'linear' | 'relu';
+}
+
+/**
+ * A layer as the forward pass uses it. The residual stream is kept at zero
+ * mean over features: the conv front end's output is centered once, and o
+ * and down, the two matmuls that add to the stream, have each row of their
+ * weight and their bias centered (centerOutputs), so what they add has zero
+ * mean. LayerNorm only ever reads the stream, and LayerNorm(x) is the same
+ * for x and x − mean(x), so the outputs are unchanged; but a LayerNorm of a
+ * zero-mean row is x / √(mean(x²) + eps), and its weight, bias and (against
+ * rounding drift of the stream's mean) centering fold into the matmul after
+ * it (prepareAfterNorm): the pass only scales rows (scaleRows). q and k are
+ * one matmul (rotary positions apply to both at once), q pre-scaled by
+ * 1/√headDim; the MLP's activation scales are folded as ActivationPlan says.
  */
 interface PreparedLayer {
-  qkv: Linear;
-  o: Linear;
-  mlp: { up: Linear; down: Linear };
+  qk: Dense;
+  v: Dense;
+  o: Dense;
+  up: Dense;
+  down: Dense;
+}
+
+/**
+ * An activation split so that most of it rides on the matmuls around it:
+ * the kernel before it computes u·inScale (its weights and bias scaled),
+ * `apply` maps that to act(u) / outScale, and the kernel after it has its
+ * weights scaled by outScale. Exact gelu: u' = u/√2, act(u) = u'·(1 +
+ * erf(u'))/√2, three kernels instead of five. relu rides on the matmul.
+ */
+interface ActivationPlan {
+  inScale: number;
+  outScale: number;
+  fused: 'linear' | 'relu';
+  /** Runs on the kernels module (so inside kernels.direct too). */
+  apply(u: tf.Tensor): tf.Tensor;
+  /** Scalars `apply` uses, freed with the encoder. */
+  constants: tf.Tensor[];
 }
 
 interface MutableState {
@@ -100,35 +127,40 @@ interface MutableState {
   outputLength: number;
   /**
    * Input frames from 2·m − 1 on (m: first conv's outputs so far), [batch,
-   * 1 or 2, nMels]: what the first conv's next output needs. Frame −1 is
+   * 1, 1 or 2, nMels]: what the first conv's next output needs. Frame −1 is
    * the zero padding.
    */
-  melTail: tf.Tensor3D;
-  /** The same for the second conv over the first conv's outputs, [batch, 1 or 2, convChannels]. */
-  convTail: tf.Tensor3D;
+  melTail: tf.Tensor4D;
   /**
-   * At [layer·batch + row]: keys and values of the last min(outputLength,
-   * leftContext) output frames, keys [window, dModel], values transposed
-   * [dModel, window]; undefined before the first frame or for leftContext 0.
+   * The same for the second conv over the first conv's outputs, [batch, 1,
+   * 1 or 2, convChannels] (activations as ActivationPlan.apply leaves them).
    */
-  keys: (tf.Tensor2D | undefined)[];
-  values: (tf.Tensor2D | undefined)[];
+  convTail: tf.Tensor4D;
+  /**
+   * At [(layer·batch + row)·heads + head]: that head's keys and values of
+   * the last min(outputLength, leftContext) output frames, keys [1, window,
+   * headDim], values transposed [1, headDim, window]; undefined before the
+   * first frame or for leftContext 0.
+   */
+  keys: (tf.Tensor3D | undefined)[];
+  values: (tf.Tensor3D | undefined)[];
 }
 
 /** What one forward pass replaces in the state. */
 interface StepResult {
   outputs: tf.Tensor3D;
-  melTail: tf.Tensor3D;
-  convTail: tf.Tensor3D;
-  keys: (tf.Tensor2D | undefined)[];
-  values: (tf.Tensor2D | undefined)[];
+  melTail: tf.Tensor4D;
+  convTail: tf.Tensor4D;
+  keys: (tf.Tensor3D | undefined)[];
+  values: (tf.Tensor3D | undefined)[];
 }
 
 /**
- * Builds the encoder. Takes ownership of `weights` (q/k/v are fused and the
- * norms folded into the matmuls after them here, the originals disposed;
- * `dispose()` frees the rest). If the config or the weights' shapes are
- * invalid it throws before taking anything.
+ * Builds the encoder. Takes ownership of `weights` (q/k/v are fused, the
+ * norms folded into the matmuls after them and the activations' scales into
+ * the matmuls around them here, the originals disposed; `dispose()` frees the
+ * rest). If the config or the weights' shapes are invalid it throws before
+ * taking anything.
  */
 export function createStreamingEncoder(
   config: StreamingEncoderConfig,
@@ -136,30 +168,35 @@ export function createStreamingEncoder(
 ): StreamingEncoder {
   checkStreamingEncoderConfig(config);
   checkWeights(config, weights);
-  const { nMels, convChannels, dModel, heads, vocabSize, normEps: eps, activation } = config;
+  const { nMels, convChannels, dModel, heads, vocabSize, normEps: eps } = config;
   const headDim = dModel / heads;
-  const scale = 1 / Math.sqrt(headDim);
-  const conv1 = weights.conv1;
-  const conv2 = weights.conv2;
+  const act = activationPlan(config.activation);
+  const conv1 = prepareConv(weights.conv1, 1, act);
+  const conv2 = prepareConv(weights.conv2, act.outScale, act);
   const layers = weights.layers.map((layer): PreparedLayer => {
-    const qkv = foldNormIntoLinear(
-      layer.attnNorm,
-      tf.tidy(() => ({
-        weight: tf.concat([tf.mul(layer.q.weight, scale), layer.k.weight, layer.v.weight], 1) as tf.Tensor2D,
-        bias: tf.concat(
-          [
-            layer.q.bias ? tf.mul(layer.q.bias, scale) : tf.zeros([dModel]),
-            layer.k.bias ?? tf.zeros([dModel]),
-            layer.v.bias ?? tf.zeros([dModel]),
-          ],
-          0,
-        ) as tf.Tensor1D,
-      })),
-    );
-    for (const l of [layer.q, layer.k, layer.v]) disposeLinear(l);
-    return { qkv, o: layer.o, mlp: { up: foldNormIntoLinear(layer.mlpNorm, layer.up), down: layer.down } };
+    const scale = 1 / Math.sqrt(headDim);
+    const qk = tf.tidy(() => ({
+      weight: tf.concat([tf.mul(layer.q.weight, scale), layer.k.weight], 1) as tf.Tensor2D,
+      bias: tf.concat(
+        [layer.q.bias ? tf.mul(layer.q.bias, scale) : tf.zeros([dModel]), layer.k.bias ?? tf.zeros([dModel])],
+        0,
+      ) as tf.Tensor1D,
+    }));
+    const norm = { weight: layer.attnNorm.weight.clone(), bias: layer.attnNorm.bias?.clone() };
+    for (const l of [layer.q, layer.k]) disposeLinear(l);
+    return {
+      qk: prepareAfterNorm(layer.attnNorm, qk),
+      v: prepareAfterNorm(norm, layer.v),
+      o: centerOutputs(prepareDense(layer.o)),
+      up: prepareAfterNorm(layer.mlpNorm, layer.up, act.inScale, act.fused),
+      down: centerOutputs(prepareDense(layer.down, act.outScale)),
+    };
   });
-  const ctcHead = foldNormIntoLinear(weights.finalNorm, weights.ctcHead);
+  const ctcHead = prepareAfterNorm(weights.finalNorm, weights.ctcHead);
+  // Row means as one matmul, and mean of squares + eps (the variance of a zero-mean row).
+  const mean: Dense = { weight: tf.fill([1, dModel, 1], 1 / dModel) as tf.Tensor3D, activation: 'linear' };
+  const variance: Dense = { weight: mean.weight.clone(), bias: tf.tensor1d([eps]), activation: 'linear' };
+  const outScale = act.outScale === 1 ? undefined : tf.scalar(act.outScale);
   const rotary = config.positions.kind === 'rotary' ? config.positions : undefined;
   const inverseFrequencies = rotary && rotaryInverseFrequencies({ theta: rotary.theta, headDim });
   const rotateHalf = rotary && rotateHalfMatrix(headDim);
@@ -171,33 +208,48 @@ export function createStreamingEncoder(
 
   /**
    * One causal conv (kernel 3, stride 2, one frame of zero padding on the
-   * left) + activation over the frames that arrived, continuing from `tail`.
-   * Output i reads frames 2i−1 … 2i+1; it is computed once frame 2i+1 is
-   * there. Returns the new outputs (undefined if none) and the new tail.
+   * left) + activation over the frames that arrived, continuing from `tail`
+   * ([batch, 1, frames, channels] both). Output i reads frames 2i−1 … 2i+1;
+   * it is computed once frame 2i+1 is there. Returns the new outputs
+   * (undefined if none) and the new tail.
    */
   function causalConv(
-    tail: tf.Tensor3D,
-    input: tf.Tensor3D,
-    conv: StreamingConvWeights,
-  ): { out?: tf.Tensor3D; tail: tf.Tensor3D } {
-    const x = tf.concat([tail, input], 1) as tf.Tensor3D;
-    const [batch, length, channels] = x.shape;
+    tail: tf.Tensor4D,
+    input: tf.Tensor4D,
+    conv: PreparedConv,
+  ): { out?: tf.Tensor4D; tail: tf.Tensor4D } {
+    const x = k.concat([tail, input], 2);
+    const [batch, , length, channels] = x.shape;
     const count = length < CONV_KERNEL ? 0 : Math.floor((length - CONV_KERNEL) / CONV_STRIDE) + 1;
     if (count === 0) return { tail: x };
-    const out = activate(
-      activation,
-      tf.add(tf.conv1d(x, conv.filter, CONV_STRIDE, 'valid'), conv.bias),
-    ) as tf.Tensor3D;
+    const u = k.fusedConv2d(x, conv.filter, conv.bias, [1, CONV_STRIDE], act.fused);
     const consumed = CONV_STRIDE * count;
-    return { out, tail: tf.slice(x, [0, consumed, 0], [batch, length - consumed, channels]) };
+    return {
+      out: act.apply(u) as tf.Tensor4D,
+      tail: k.slice(x, [0, 0, consumed, 0], [batch, 1, length - consumed, channels]),
+    };
+  }
+
+  /** x [1, rows, in] · weight + bias (+ relu), in one kernel. */
+  function dense(x: tf.Tensor3D, layer: Dense): tf.Tensor3D {
+    return k.fusedMatMul(x, layer.weight, layer.bias, layer.activation);
   }
 
   /**
-   * Additive mask [steps, cached + steps]: new frame s (position start + s)
-   * sees key i (position start − cached + i) iff that position is within
+   * x / √(mean(x²) + eps) over the last axis, x of zero mean: LayerNorm less
+   * its weight and bias, which the matmul after it applies (see
+   * PreparedLayer). Four kernels.
+   */
+  function scaleRows(x: tf.Tensor3D): tf.Tensor3D {
+    return k.mul(x, k.rsqrt(dense(k.square(x), variance)));
+  }
+
+  /**
+   * Additive mask [1, steps, cached + steps]: new frame s (position start +
+   * s) sees key i (position start − cached + i) iff that position is within
    * [start + s − leftContext, start + s]. Undefined when nothing is masked.
    */
-  function bandMask(steps: number, cached: number, leftContext: number): tf.Tensor2D | undefined {
+  function bandMask(steps: number, cached: number, leftContext: number): tf.Tensor3D | undefined {
     const length = cached + steps;
     if (steps === 1 && length <= leftContext + 1) return undefined;
     const mask = new Float32Array(steps * length);
@@ -207,145 +259,161 @@ export function createStreamingEncoder(
       if (first > 0) mask.fill(MASKED, row, row + first);
       mask.fill(MASKED, row + cached + s + 1, row + length);
     }
-    return tf.tensor2d(mask, [steps, length]);
+    return tf.tensor3d(mask, [1, steps, length]);
   }
 
   /**
-   * Attention of one batch row. q [steps, dModel] (pre-scaled), keys
-   * [length, dModel], valuesT [dModel, length] (values transposed); head h
-   * owns columns (rows of valuesT) h·headDim … Returns [steps, dModel].
-   *
-   * Only plain 2-D matmuls with the cache as left operand: the wasm backend
-   * runs plain 2-D matmuls through XNNPACK, which first packs the right
-   * operand (costly for a cache tensor, new at every call), and batched or
-   * transposed matmuls through a loop about 12× slower. Few steps: all heads
-   * in one matmul with q spread block-diagonally (heads× the flops, far
-   * fewer ops). Many steps: one pair of matmuls per head.
+   * cos and sin [1, batch·steps, 2·dModel] for q and k side by side, each
+   * head's rotary angles repeated, so one multiply-add rotates both.
    */
-  function attend(
-    q: tf.Tensor2D,
-    keys: tf.Tensor2D,
-    valuesT: tf.Tensor2D,
-    mask: tf.Tensor2D | undefined,
-    blockMask: () => { flat: tf.Tensor2D; byHead: tf.Tensor3D; headSum: tf.Tensor2D },
-  ): tf.Tensor2D {
-    const steps = q.shape[0];
-    const length = keys.shape[0];
-    const softmax = (scores: tf.Tensor) => tf.softmax(mask ? tf.add(scores, mask) : scores);
-    const qT = tf.transpose(q);
-    if (steps <= BLOCK_DIAGONAL_MAX_STEPS) {
-      // column h·steps + s: query s of head h, zero outside head h's rows
-      // (tf.tile is slow on wasm; a broadcasting multiply spreads and masks at once)
-      const spreadT = tf.reshape(tf.mul(tf.reshape(qT, [dModel, 1, steps]), blockMask().byHead), [
-        dModel,
-        heads * steps,
-      ]) as tf.Tensor2D;
-      const scores = tf.reshape(tf.transpose(tf.matMul(keys, spreadT)), [heads, steps, length]);
-      const probsT = tf.transpose(tf.reshape(softmax(scores), [heads * steps, length])) as tf.Tensor2D;
-      const outT = tf.mul(tf.matMul(valuesT, probsT), blockMask().flat);
-      // Summing the head blocks is a matmul with stacked identities: a middle-axis
-      // tf.sum transposes first and costs several times more on wasm.
-      return tf.transpose(tf.matMul(outT, blockMask().headSum));
+  function rotaryTablesQk(batch: number, steps: number, start: number) {
+    const positions = Int32Array.from({ length: steps }, (_, s) => start + s);
+    const tables = rotaryTables(inverseFrequencies!, positions);
+    const width = 2 * dModel;
+    const cos = new Float32Array(batch * steps * width);
+    const sin = new Float32Array(batch * steps * width);
+    for (let r = 0; r < batch; r++) {
+      for (let s = 0; s < steps; s++) {
+        const row = (r * steps + s) * width;
+        const angles = s * headDim;
+        for (let block = 0; block < 2 * heads; block++) {
+          cos.set(tables.cos.subarray(angles, angles + headDim), row + block * headDim);
+          sin.set(tables.sin.subarray(angles, angles + headDim), row + block * headDim);
+        }
+      }
     }
-    const qs = tf.split(qT, heads, 0);
-    const ks = tf.split(keys, heads, 1);
-    const vs = tf.split(valuesT, heads, 0);
-    const outs = qs.map((qh, h) => {
-      const probs = softmax(tf.transpose(tf.matMul(ks[h], qh))) as tf.Tensor2D;
-      return tf.matMul(vs[h], tf.transpose(probs));
-    });
-    return tf.transpose(tf.concat(outs, 0)) as tf.Tensor2D;
+    const shape: [number, number, number] = [1, batch * steps, width];
+    return { cos: tf.tensor3d(cos, shape), sin: tf.tensor3d(sin, shape) };
   }
 
-  /** Transformer + CTC head over `x` [batch, steps, dModel], new output frames from state.outputLength on. */
+  /**
+   * One batch row's q and k [1, steps, 2·dModel] (q pre-scaled, both
+   * rotated) and v [1, steps, dModel] cut into heads: qT and vT [1, headDim,
+   * steps] (transposed), k [1, steps, headDim]. (Splitting q, k, v from one
+   * transpose of all three costs more on wasm: each piece a tfjs slice makes
+   * is first a copy of the whole tensor it is cut from.)
+   */
+  function headsOf(qk: tf.Tensor3D, v: tf.Tensor3D) {
+    const [q, keys] = k.split(qk, 2, 2);
+    return {
+      qT: k.split(k.transposeLast(q), heads, 1),
+      k: k.split(keys, heads, 2),
+      vT: k.split(k.transposeLast(v), heads, 1),
+    };
+  }
+
+  /**
+   * Attention of one batch row, head by head, over the head's cached keys
+   * and values plus the new ones. Returns [1, steps, dModel] and appends
+   * the new caches (trimmed to `keep` frames) of heads 0, 1, … to keys and
+   * values; the state's old ones are at slot + head.
+   *
+   * Only plain matmuls with the cache as left operand: the wasm backend runs
+   * plain matmuls through XNNPACK, which first packs the right operand
+   * (costly for a cache tensor, new at every call), and batched or
+   * transposed matmuls through a loop about 12× slower. One pair of matmuls
+   * per head: putting all heads in one matmul (q spread block-diagonally, as
+   * this encoder did up to 8 new frames per call) saves some 25 kernels per
+   * layer but costs heads× the attention flops, more than the kernels once
+   * about a hundred frames are cached (10 M preset on wasm).
+   */
+  function attendRow(
+    qk: tf.Tensor3D,
+    v: tf.Tensor3D,
+    state: MutableState,
+    slot: number,
+    mask: tf.Tensor3D | undefined,
+    keep: number,
+    keys: (tf.Tensor3D | undefined)[],
+    values: (tf.Tensor3D | undefined)[],
+  ): tf.Tensor3D {
+    const parts = headsOf(qk, v);
+    const outs = parts.qT.map((qT, h) => {
+      const previousKeys = state.keys[slot + h];
+      const previousValues = state.values[slot + h];
+      const allKeys = previousKeys ? k.concat([previousKeys, parts.k[h]], 1) : parts.k[h];
+      const allValues = previousValues ? k.concat([previousValues, parts.vT[h]], 2) : parts.vT[h];
+      const length = allKeys.shape[1];
+      keys.push(keep === 0 ? undefined : keep >= length ? allKeys : lastFrames(allKeys, 1, keep));
+      values.push(keep === 0 ? undefined : keep >= length ? allValues : lastFrames(allValues, 2, keep));
+      const scores = k.transposeLast(k.matMul(allKeys, qT));
+      const probs = k.softmax(mask ? k.add(scores, mask) : scores);
+      return k.matMul(allValues, k.transposeLast(probs));
+    });
+    return k.transposeLast(k.concat(outs, 1));
+  }
+
+  /**
+   * Transformer + CTC head over `x` [1, batch·steps, dModel] (centered, see
+   * frontEnd), new output frames from state.outputLength on.
+   */
   function transformer(
     state: MutableState,
-    x3: tf.Tensor3D,
+    x0: tf.Tensor3D,
   ): Pick<StepResult, 'outputs' | 'keys' | 'values'> {
-    const [batch, steps] = x3.shape;
+    const { batch } = state;
+    const steps = x0.shape[1] / batch;
     const start = state.outputLength;
     const { leftContext } = state;
-    const cached = state.keys[0]?.shape[0] ?? 0;
+    const cached = state.keys[0]?.shape[1] ?? 0;
     const keep = Math.min(leftContext, cached + steps);
-    let cos: tf.Tensor | undefined;
-    let sin: tf.Tensor | undefined;
-    if (inverseFrequencies) {
-      const positions = Int32Array.from({ length: steps }, (_, s) => start + s);
-      const tables = rotaryTables(inverseFrequencies, positions);
-      cos = tf.tensor4d(tables.cos, [1, steps, 1, headDim]);
-      sin = tf.tensor4d(tables.sin, [1, steps, 1, headDim]);
-    }
+    const tables = inverseFrequencies ? rotaryTablesQk(batch, steps, start) : undefined;
     const mask = bandMask(steps, cached, leftContext);
-    let blocks: { flat: tf.Tensor2D; byHead: tf.Tensor3D; headSum: tf.Tensor2D } | undefined;
-    const blockMask = () => {
-      if (!blocks) {
-        const flat = blockDiagonalMask(steps);
-        const sum = new Float32Array(heads * steps * steps);
-        for (let h = 0; h < heads; h++) for (let i = 0; i < steps; i++) sum[(h * steps + i) * steps + i] = 1;
-        blocks = {
-          flat,
-          byHead: tf.reshape(flat, [dModel, heads, steps]),
-          headSum: tf.tensor2d(sum, [heads * steps, steps]),
-        };
-      }
-      return blocks;
-    };
-    const keys: (tf.Tensor2D | undefined)[] = [];
-    const values: (tf.Tensor2D | undefined)[] = [];
-    let x = tf.reshape(x3, [batch * steps, dModel]) as tf.Tensor2D;
+    const keys: (tf.Tensor3D | undefined)[] = [];
+    const values: (tf.Tensor3D | undefined)[] = [];
+    let x = x0;
     layers.forEach((layer, index) => {
-      const h = standardize(x, eps);
-      const qkv = linear(h, layer.qkv);
-      let q: tf.Tensor2D;
-      let k: tf.Tensor2D;
-      let v: tf.Tensor2D;
-      if (rotateHalf) {
-        const [qk, vv] = tf.split(qkv, [2 * dModel, dModel], 1) as tf.Tensor2D[];
-        const rotated = applyRotary(
-          tf.reshape(qk, [batch, steps, 2 * heads, headDim]),
-          cos!,
-          sin!,
-          rotateHalf,
+      // One direct scope per layer: its intermediates are freed before the
+      // next layer runs (reused memory: about 10% faster streamed than one
+      // scope for the pass); its output and caches go on to the pass's tidy.
+      const made = k.direct(() => {
+        const layerKeys: (tf.Tensor3D | undefined)[] = [];
+        const layerValues: (tf.Tensor3D | undefined)[] = [];
+        const h = scaleRows(x);
+        let qk = dense(h, layer.qk);
+        const v = dense(h, layer.v);
+        if (tables) {
+          const flat = k.reshape<tf.Rank.R2>(qk, [batch * steps * 2 * heads, headDim]);
+          const rotated = k.reshape<tf.Rank.R3>(k.matMul(flat, rotateHalf!), qk.shape);
+          qk = k.add(k.mul(qk, tables.cos), k.mul(rotated, tables.sin));
+        }
+        const qks = batch === 1 ? [qk] : k.split(qk, batch, 1);
+        const vs = batch === 1 ? [v] : k.split(v, batch, 1);
+        const outs = qks.map((row, r) =>
+          attendRow(row, vs[r], state, (index * batch + r) * heads, mask, keep, layerKeys, layerValues),
         );
-        [q, k] = tf.split(tf.reshape(rotated, [batch * steps, 2 * dModel]), 2, 1) as tf.Tensor2D[];
-        v = vv;
-      } else {
-        [q, k, v] = tf.split(qkv, 3, 1);
-      }
-      const rows = batch === 1 ? [{ q, k, v }] : rowsOf(q, k, v, batch);
-      const outs = rows.map((row, r) => {
-        const slot = index * batch + r;
-        const previousKeys = state.keys[slot];
-        const previousValues = state.values[slot];
-        const newValues = tf.transpose(row.v);
-        const allKeys = previousKeys ? (tf.concat([previousKeys, row.k], 0) as tf.Tensor2D) : row.k;
-        const allValues = previousValues
-          ? (tf.concat([previousValues, newValues], 1) as tf.Tensor2D)
-          : newValues;
-        keys.push(keep === 0 ? undefined : keep >= cached + steps ? allKeys : lastRows(allKeys, keep));
-        values.push(
-          keep === 0 ? undefined : keep >= cached + steps ? allValues : lastColumns(allValues, keep),
-        );
-        return attend(row.q, allKeys, allValues, mask, blockMask);
+        const y = k.add(x, dense(k.concat(outs, 1), layer.o));
+        const hidden = act.apply(dense(scaleRows(y), layer.up)) as tf.Tensor3D;
+        return { x: k.add(y, dense(hidden, layer.down)), keys: layerKeys, values: layerValues };
       });
-      const attended = outs.length === 1 ? outs[0] : (tf.concat(outs, 0) as tf.Tensor2D);
-      x = tf.add(x, linear(attended, layer.o));
-      const m = standardize(x, eps);
-      x = tf.add(x, mlp(m, layer.mlp, activation, false));
+      x = made.x;
+      keys.push(...made.keys);
+      values.push(...made.values);
     });
-    const logits = linear(standardize(x, eps), ctcHead);
-    return { outputs: tf.reshape(logits, [batch, steps, vocabSize]) as tf.Tensor3D, keys, values };
+    const outputs = k.direct(() =>
+      k.reshape<tf.Rank.R3>(dense(scaleRows(x), ctcHead), [batch, steps, vocabSize]),
+    );
+    return { outputs, keys, values };
   }
 
-  /** [dModel, heads·steps]: 1 where head h's rows meet column block h, 0 elsewhere. */
-  function blockDiagonalMask(steps: number): tf.Tensor2D {
-    const mask = new Float32Array(dModel * heads * steps);
-    for (let r = 0; r < dModel; r++) {
-      const h = Math.floor(r / headDim);
-      const row = r * heads * steps;
-      mask.fill(1, row + h * steps, row + (h + 1) * steps);
-    }
-    return tf.tensor2d(mask, [dModel, heads * steps]);
+  /**
+   * The conv front end over `frames`, continuing from the state's tails:
+   * the new tails, and the encoder frames the input completes (if any) as
+   * the residual stream starts, [1, batch·steps, dModel], centered (see
+   * PreparedLayer).
+   */
+  function frontEnd(state: MutableState, frames: tf.Tensor3D) {
+    return k.direct(() => {
+      const [batch, steps] = frames.shape;
+      const input = k.reshape<tf.Rank.R4>(frames, [batch, 1, steps, nMels]);
+      const first = causalConv(state.melTail, input, conv1);
+      if (!first.out) return { melTail: first.tail, convTail: state.convTail, x: undefined };
+      const second = causalConv(state.convTail, first.out, conv2);
+      if (!second.out) return { melTail: first.tail, convTail: second.tail, x: undefined };
+      const out = outScale ? k.mul(second.out, outScale) : second.out;
+      const x = k.reshape<tf.Rank.R3>(out, [1, batch * out.shape[2], dModel]);
+      return { melTail: first.tail, convTail: second.tail, x: k.sub(x, dense(x, mean)) };
+    });
   }
 
   function forward(state: MutableState, frames: tf.Tensor3D): StepResult {
@@ -358,12 +426,9 @@ export function createStreamingEncoder(
       };
       const none = () => tf.zeros([state.batch, 0, vocabSize]) as tf.Tensor3D;
       if (frames.shape[1] === 0) return { outputs: none(), ...unchanged };
-      const first = causalConv(state.melTail, frames, conv1);
-      const second = first.out
-        ? causalConv(state.convTail, first.out, conv2)
-        : { out: undefined, tail: state.convTail };
-      if (!second.out) return { ...unchanged, outputs: none(), melTail: first.tail, convTail: second.tail };
-      return { melTail: first.tail, convTail: second.tail, ...transformer(state, second.out) };
+      const { melTail, convTail, x } = frontEnd(state, frames);
+      if (!x) return { ...unchanged, outputs: none(), melTail, convTail };
+      return { melTail, convTail, ...transformer(state, x) };
     });
   }
 
@@ -403,6 +468,7 @@ export function createStreamingEncoder(
           `leftContext must be a non-negative integer (output frames) or Infinity, got ${leftContext}`,
         );
       }
+      const slots = layers.length * batch * heads;
       const state: MutableState = {
         batch,
         maxLength,
@@ -410,10 +476,10 @@ export function createStreamingEncoder(
         disposed: false,
         leftContext: context,
         outputLength: 0,
-        melTail: tf.zeros([batch, 1, nMels]),
-        convTail: tf.zeros([batch, 1, convChannels]),
-        keys: Array.from({ length: layers.length * batch }, () => undefined),
-        values: Array.from({ length: layers.length * batch }, () => undefined),
+        melTail: tf.zeros([batch, 1, 1, nMels]),
+        convTail: tf.zeros([batch, 1, 1, convChannels]),
+        keys: Array.from({ length: slots }, () => undefined),
+        values: Array.from({ length: slots }, () => undefined),
       };
       return state;
     },
@@ -452,34 +518,145 @@ export function createStreamingEncoder(
       disposed = true;
       tf.dispose([conv1.filter, conv1.bias, conv2.filter, conv2.bias]);
       for (const layer of layers) {
-        for (const l of [layer.qkv, layer.o, layer.mlp.up, layer.mlp.down]) disposeLinear(l);
+        for (const l of [layer.qk, layer.v, layer.o, layer.up, layer.down]) disposeDense(l);
       }
-      disposeLinear(ctcHead);
-      rotateHalf?.dispose();
+      disposeDense(ctcHead);
+      disposeDense(mean);
+      disposeDense(variance);
+      tf.dispose([...act.constants, ...(outScale ? [outScale] : []), ...(rotateHalf ? [rotateHalf] : [])]);
     },
   };
 }
 
-/** Per batch row, its steps of q, k, v ([batch·steps, dModel] each). */
-function rowsOf(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, batch: number) {
-  const split = (t: tf.Tensor2D) => tf.split(t, batch, 0) as tf.Tensor2D[];
-  const [qs, ks, vs] = [split(q), split(k), split(v)];
-  return qs.map((qr, r) => ({ q: qr, k: ks[r], v: vs[r] }));
+/** A causal conv as the pass runs it: filter [1, kernel, in, out] for conv2d, activation scales folded in. */
+interface PreparedConv {
+  filter: tf.Tensor4D;
+  bias: tf.Tensor1D;
 }
 
-function lastRows(t: tf.Tensor2D, keep: number): tf.Tensor2D {
-  return tf.slice(t, [t.shape[0] - keep, 0], [keep, t.shape[1]]);
+/**
+ * Takes ownership of `conv`. `inputScale` undoes the previous activation's
+ * outScale; the activation's inScale applies to filter and bias.
+ */
+function prepareConv(conv: StreamingConvWeights, inputScale: number, act: ActivationPlan): PreparedConv {
+  const prepared = tf.tidy(() => {
+    const [kernel, input, output] = conv.filter.shape;
+    return {
+      filter: tf.reshape(tf.mul(conv.filter, inputScale * act.inScale), [
+        1,
+        kernel,
+        input,
+        output,
+      ]) as tf.Tensor4D,
+      bias: tf.mul(conv.bias, act.inScale) as tf.Tensor1D,
+    };
+  });
+  tf.dispose([conv.filter, conv.bias]);
+  return prepared;
 }
 
-function lastColumns(t: tf.Tensor2D, keep: number): tf.Tensor2D {
-  return tf.slice(t, [0, t.shape[1] - keep], [t.shape[0], keep]);
+/** Takes ownership of `layer`: weight reshaped [1, in, out] and multiplied by `scale` (bias kept). */
+function prepareDense(layer: Linear, scale = 1): Dense {
+  const weight = tf.tidy(() => {
+    const [input, output] = layer.weight.shape;
+    return tf.reshape(scale === 1 ? layer.weight : tf.mul(layer.weight, scale), [1, input, output]);
+  }) as tf.Tensor3D;
+  layer.weight.dispose();
+  return { weight, bias: layer.bias, activation: 'linear' };
 }
 
-/** (x − mean) / √(variance + eps) over the last axis: LayerNorm without weight and bias, in 7 kernels. */
-function standardize(x: tf.Tensor2D, eps: number): tf.Tensor2D {
-  const centered = tf.sub(x, tf.mean(x, -1, true));
-  const variance = tf.mean(tf.square(centered), -1, true);
-  return tf.mul(centered, tf.rsqrt(tf.add(variance, eps)));
+/**
+ * The matmul after a LayerNorm, with the norm folded in: its weight and bias
+ * (foldNormIntoLinear) and its centering. For z = x − mean(x),
+ * z·W = x·(W − 1·mean of W's rows), as x·1 = d·mean(x): with each column of
+ * W made to sum to zero the matmul centers by itself (the stream it reads is
+ * zero-mean already, up to rounding that would otherwise accumulate over the
+ * layers). Weight and bias then multiplied by `scale`. Takes ownership of
+ * both.
+ */
+function prepareAfterNorm(
+  norm: NormWeights,
+  layer: Linear,
+  scale = 1,
+  activation: Dense['activation'] = 'linear',
+): Dense {
+  const folded = foldNormIntoLinear(norm, layer);
+  const prepared = tf.tidy(() => {
+    const [input, output] = folded.weight.shape;
+    const centered = tf.sub(folded.weight, tf.mean(folded.weight, 0, true));
+    return {
+      weight: tf.reshape(tf.mul(centered, scale), [1, input, output]) as tf.Tensor3D,
+      bias: folded.bias && (tf.mul(folded.bias, scale) as tf.Tensor1D),
+    };
+  });
+  disposeLinear(folded);
+  return { ...prepared, activation };
+}
+
+/**
+ * Takes ownership of `layer`: each row of the weight and the bias centered,
+ * so every output row has zero mean (see PreparedLayer).
+ */
+function centerOutputs(layer: Dense): Dense {
+  const centered = tf.tidy(() => ({
+    weight: tf.sub(layer.weight, tf.mean(layer.weight, 2, true)) as tf.Tensor3D,
+    bias: layer.bias && (tf.sub(layer.bias, tf.mean(layer.bias)) as tf.Tensor1D),
+  }));
+  disposeDense(layer);
+  return { ...centered, activation: layer.activation };
+}
+
+function disposeDense(layer: Dense): void {
+  layer.weight.dispose();
+  layer.bias?.dispose();
+}
+
+/** The activations of core's `activate`, as ActivationPlans. */
+function activationPlan(kind: Activation): ActivationPlan {
+  switch (kind) {
+    case 'gelu': {
+      const one = tf.scalar(1);
+      return {
+        inScale: Math.SQRT1_2,
+        outScale: Math.SQRT1_2,
+        fused: 'linear',
+        apply: (u) => k.mul(u, k.add(k.erf(u), one)),
+        constants: [one],
+      };
+    }
+    case 'relu':
+      return { inScale: 1, outScale: 1, fused: 'relu', apply: (u) => u, constants: [] };
+    case 'silu':
+      return {
+        inScale: 1,
+        outScale: 1,
+        fused: 'linear',
+        apply: (u) => k.mul(u, k.sigmoid(u)),
+        constants: [],
+      };
+    case 'gelu_tanh': {
+      // x·σ(2·√(2/π)·(x + 0.044715·x³)), as core's activate computes gelu_tanh.
+      const a = 2 * Math.sqrt(2 / Math.PI);
+      const linear = tf.scalar(a);
+      const cubic = tf.scalar(a * 0.044715);
+      return {
+        inScale: 1,
+        outScale: 1,
+        fused: 'linear',
+        apply: (u) => k.mul(u, k.sigmoid(k.mul(u, k.add(linear, k.mul(k.square(u), cubic))))),
+        constants: [linear, cubic],
+      };
+    }
+  }
+}
+
+/** The last `keep` frames of a cache tensor along `axis`. */
+function lastFrames(t: tf.Tensor3D, axis: 1 | 2, keep: number): tf.Tensor3D {
+  const begin = [0, 0, 0];
+  const size = [...t.shape];
+  begin[axis] = t.shape[axis] - keep;
+  size[axis] = keep;
+  return k.slice(t, begin, size);
 }
 
 function isTensor(t: tf.Tensor | undefined): t is tf.Tensor {
