@@ -10,6 +10,8 @@ import { runEncoderBench } from '../packages/streaming/bench/encoder-bench.js';
 import { runSynthBench } from '../packages/streaming/bench/synth-bench.js';
 
 const { values } = parseArgs({
+  // `pnpm bench -- --reps 3` passes the `--` through.
+  args: process.argv.slice(2).filter((a) => a !== '--'),
   options: {
     backends: { type: 'string', default: 'webgpu,wasm,cpu' },
     only: { type: 'string', default: 'core,speculative,streaming,load' },
