@@ -114,16 +114,29 @@ export async function runSpecBench(
 
   const s1: Record<string, unknown>[] = [];
   for (let k = 1; k <= maxK; k++) {
-    const r = await specRun(draft, k, prompt, plain.tokens);
+    // Each k's figures come from runs made together, so a drift in the machine's speed
+    // between one k and the next (large on a shared GPU host) does not enter the ratio:
+    // the step costs are timed again here, and each speculative run is paired with a
+    // plain run made just before it; the median pair over `reps` rounds is kept.
+    const kTarget = await stepMs(target, context, 1, stepReps);
+    const kDraft = await stepMs(draft, context, 1, stepReps);
+    const kVerify = await stepMs(target, context, k + 1, stepReps);
+    const rounds: { r: Awaited<ReturnType<typeof specRun>>; plainTokensPerS: number }[] = [];
+    for (let i = 0; i < Math.max(1, o.reps); i++) {
+      const pair = await plainRun(target, prompt);
+      rounds.push({ r: await specRun(draft, k, prompt, plain.tokens), plainTokensPerS: pair.tokensPerS });
+    }
+    rounds.sort((a, b) => a.r.tokensPerS / a.plainTokensPerS - b.r.tokensPerS / b.plainTokensPerS);
+    const { r, plainTokensPerS } = rounds[Math.floor(rounds.length / 2)];
     const e = expectedTokens(r.acceptanceRate, k);
-    const cost = k * c + tVerify[k] / tTarget;
+    const cost = (k * kDraft + kVerify) / kTarget;
     const predicted = e / cost;
-    const measured = r.tokensPerS / plain.tokensPerS;
+    const measured = r.tokensPerS / plainTokensPerS;
     // The same formula with the costs as they were inside the runs: the target step is the
     // plain run's time per token, the draft step and the verify pass come from the speculative
     // run's own timers (draft catch-ups included). What is left is loop overhead and α's model.
     const m = r.metrics;
-    const tTargetRun = 1000 / plain.tokensPerS;
+    const tTargetRun = 1000 / plainTokensPerS;
     const costRun = (m.draftMs / m.kSum) * (k / tTargetRun) + m.verifyMs / m.iterations / tTargetRun;
     const predictedRun = e / costRun;
     s1.push({
