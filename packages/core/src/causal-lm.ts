@@ -244,6 +244,16 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
     const s = state as MutableState;
     checkNotDisposed(s);
     const { ids, steps } = flattenTokens(tokens, s.batch, vocabSize);
+    return checkedPass(s, ids, steps, options);
+  }
+
+  /** The checks both entry points share, the pass, then the new lengths. */
+  function checkedPass(
+    s: MutableState,
+    ids: Int32Array | tf.Tensor2D,
+    steps: number,
+    options: ExtendOptions | undefined,
+  ): ExtendResult<CausalLmState> {
     checkCapacity(s.lengths, steps, s.maxLength, maxPositions);
     const selection = options?.logits;
     if (selection !== undefined && typeof selection !== 'string')
@@ -251,7 +261,7 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
     const logits = forward(s, ids, steps, options);
     // Only now, after the pass succeeded, do the rows own their new positions.
     for (let r = 0; r < s.batch; r++) s.lengths[r] += steps;
-    return { logits, state };
+    return { logits, state: s as CausalLmState };
   }
 
   function extendStepOnDevice(
@@ -265,15 +275,8 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
       const got = ids instanceof tf.Tensor ? `${ids.dtype} [${ids.shape}]` : typeof ids;
       throw new InvalidArgumentError(`ids must be an int32 tensor [${s.batch}, steps], got ${got}`);
     }
-    const steps = ids.shape[1];
-    checkPositiveInteger('steps', steps);
-    checkCapacity(s.lengths, steps, s.maxLength, maxPositions);
-    const selection = options?.logits;
-    if (selection !== undefined && typeof selection !== 'string')
-      checkLogitsIndices(selection, s.batch, steps);
-    const logits = forward(s, ids, steps, options);
-    for (let r = 0; r < s.batch; r++) s.lengths[r] += steps;
-    return { logits, state };
+    checkPositiveInteger('steps', ids.shape[1]);
+    return checkedPass(s, ids, ids.shape[1], options);
   }
 
   function rollback(state: CausalLmState, lengths: ArrayLike<number>): void {
