@@ -19,7 +19,8 @@ export interface AdaptiveKOptions {
  * (accepted + rejections)), t_draft the measured time of one draft step and
  * t_verify(k) the measured time of a k+1-position pass (a least-squares line
  * in k through the k values tried, so untried k are extrapolated). The first
- * iterations try initialK, half and double it, twice each, to seed that line.
+ * three iterations try initialK, half and double it, to seed that line; a
+ * k timed once whose timing alone keeps it from being chosen is timed again.
  */
 export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
   const minK = options.minK ?? 1;
@@ -37,6 +38,7 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
   let draftStepMs: number | undefined;
   const verifyMs = new Map<number, number>();
   const verifySeen = new Map<number, number>();
+  const rechecked = new Set<number>();
   let draftSeen = 0;
   let iteration = 0;
   // The first timing of a window size carries one-time costs (a GPU shader compile, first
@@ -51,10 +53,11 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
     ...new Set([initialK, Math.max(minK, Math.floor(initialK / 2)), Math.min(maxK, 2 * initialK)]),
   ];
 
-  function verifyCost(k: number): number {
-    const known = verifyMs.get(k);
+  /** Measured verify time of k, or the line through the other k's (all but `doubted`) at k. */
+  function verifyCost(k: number, doubted?: number): number {
+    const known = k === doubted ? undefined : verifyMs.get(k);
     if (known !== undefined) return known;
-    const points = [...verifyMs.entries()];
+    const points = [...verifyMs.entries()].filter(([x]) => x !== doubted);
     if (points.length === 0) return 1;
     if (points.length === 1) return points[0][1]; // flat until a second k is measured
     const n = points.length;
@@ -65,12 +68,12 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
     return Math.max(1e-3, my + slope * (k - mx));
   }
 
-  function choose(): number {
+  function choose(doubted?: number): number {
     const a = alpha();
     let bestK = minK;
     let bestRate = -1;
     for (let k = minK; k <= maxK; k++) {
-      const rate = expectedTokens(a, k) / (k * (draftStepMs ?? 0) + verifyCost(k));
+      const rate = expectedTokens(a, k) / (k * (draftStepMs ?? 0) + verifyCost(k, doubted));
       if (rate > bestRate) {
         bestRate = rate;
         bestK = k;
@@ -83,11 +86,19 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
     maxK,
     next() {
       iteration++;
-      // Three spread-out k first, each twice (see average), so the verify-cost line rests
-      // on measurements, not a guess.
-      const probe = warmup.find((k) => (verifySeen.get(k) ?? 0) < 2);
-      if (probe !== undefined && iteration <= 2 * warmup.length) return probe;
+      // Three spread-out k first, so the verify-cost line rests on measurements, not a guess.
+      const probe = warmup.find((k) => !verifySeen.has(k));
+      if (probe !== undefined && iteration <= warmup.length) return probe;
       best = choose();
+      // A k timed only once may owe its cost to a one-time outlier (see average) and would
+      // then never be picked again to correct it: if the other timings say it would be the
+      // best, time it once more.
+      for (const [k, n] of verifySeen) {
+        if (n === 1 && k !== best && !rechecked.has(k) && choose(k) === k) {
+          rechecked.add(k);
+          return k;
+        }
+      }
       if (iteration % exploreEvery === 0) {
         const neighbour = best + ((iteration / exploreEvery) % 2 === 0 ? 1 : -1);
         if (neighbour >= minK && neighbour <= maxK) return neighbour;
