@@ -30,11 +30,12 @@ import {
 } from './transformer/rotary.js';
 import {
   checkCapacity,
-  checkLogitsIndices,
+  checkLogitsSelection,
   checkNotDisposed,
   checkPositiveInteger,
   checkRollback,
   flattenTokens,
+  selectLogitRows,
 } from './validate.js';
 
 /** Shape and flavour of a decoder-only transformer (Llama family, GPT-2, ...). */
@@ -156,15 +157,6 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
     return state;
   }
 
-  /** Rows of the final hidden states to project onto the vocabulary. */
-  function selectRows(x: tf.Tensor2D, batch: number, steps: number, options?: ExtendOptions): tf.Tensor2D {
-    const selection = options?.logits ?? 'all';
-    if (selection === 'all') return x;
-    const rows = new Int32Array(batch);
-    for (let r = 0; r < batch; r++) rows[r] = r * steps + (selection === 'last' ? steps - 1 : selection[r]);
-    return tf.gather(x, rows);
-  }
-
   function forward(
     state: MutableState,
     ids: Int32Array | tf.Tensor2D,
@@ -229,7 +221,9 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
       } finally {
         mask?.dispose();
       }
-      const selected = selectRows(x, batch, steps, options);
+      const selection = options?.logits ?? 'all';
+      if (selection === 'none') return tf.zeros([batch, 0, vocabSize]) as tf.Tensor3D;
+      const selected = selectLogitRows(x, batch, steps, selection);
       const normed = applyNorm(config.norm, selected, finalNorm, config.normEps, constant) as tf.Tensor2D;
       const logits = headT ? tf.matMul(normed, headT) : tf.matMul(normed, embed, false, true);
       return tf.reshape(logits, [batch, -1, vocabSize]) as tf.Tensor3D;
@@ -255,9 +249,7 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
     options: ExtendOptions | undefined,
   ): ExtendResult<CausalLmState> {
     checkCapacity(s.lengths, steps, s.maxLength, maxPositions);
-    const selection = options?.logits;
-    if (selection !== undefined && typeof selection !== 'string')
-      checkLogitsIndices(selection, s.batch, steps);
+    checkLogitsSelection(options?.logits, s.batch, steps);
     const logits = forward(s, ids, steps, options);
     // Only now, after the pass succeeded, do the rows own their new positions.
     for (let r = 0; r < s.batch; r++) s.lengths[r] += steps;

@@ -35,10 +35,12 @@ export type LogitsSelection =
   /** only the last new step of each row: logits [batch, 1, vocab] */
   | 'last'
   /** one step index per row (0-based within the window): logits [batch, 1, vocab] */
-  | ArrayLike<number>;
+  | ArrayLike<number>
+  /** none: logits [batch, 0, vocab], no vocabulary projection at all (prefill's inner chunks) */
+  | 'none';
 
 export interface ExtendOptions {
-  /** Default 'all'. Prefill asks for 'last' to skip the vocabulary projection of the other steps. */
+  /** Default 'all'. Prefill asks for 'none', or one row each, to skip the vocabulary projection elsewhere. */
   logits?: LogitsSelection;
 }
 

@@ -14,8 +14,10 @@ export * from './transformer/index.js';
 export {
   checkCapacity,
   checkLogitsIndices,
+  checkLogitsSelection,
   checkNotDisposed,
   checkPositiveInteger,
   checkRollback,
   flattenTokens,
+  selectLogitRows,
 } from './validate.js';

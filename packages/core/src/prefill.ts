@@ -83,8 +83,9 @@ export function prefill<S extends DecoderState>(
       // Each row's last real token, if it falls in this chunk.
       const last = prompts.map((p) => p.length - 1 - offset);
       const endsHere = last.map((i) => i >= 0 && i < size);
+      // Chunks where no row ends project nothing onto the vocabulary.
       const { logits } = model.extendStep(state, tokens, {
-        logits: endsHere.some(Boolean) ? last.map((i) => Math.min(Math.max(i, 0), size - 1)) : 'last',
+        logits: endsHere.some(Boolean) ? last.map((i) => Math.min(Math.max(i, 0), size - 1)) : 'none',
       });
       endsHere.forEach((ends, r) => {
         if (ends) rowLogits[r] = tf.slice(logits, [r, 0, 0], [1, 1, -1]);

@@ -1,3 +1,5 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { LogitsSelection } from './decoder.js';
 import { CacheOverflowError, DisposedError, InvalidArgumentError } from './errors.js';
 
 /** Checks shared by every Decoder implementation; each throws before any state changes. */
@@ -71,6 +73,20 @@ export function checkCapacity(
 }
 
 /** Per-row logits step indices for a LogitsSelection given as indices. */
+/** A LogitsSelection's shape: a known keyword, or one in-window index per row. */
+export function checkLogitsSelection(
+  selection: LogitsSelection | undefined,
+  batch: number,
+  steps: number,
+): void {
+  if (selection === undefined || selection === 'all' || selection === 'last' || selection === 'none') return;
+  if (typeof selection === 'string')
+    throw new InvalidArgumentError(
+      `logits must be 'all', 'last', 'none' or one index per row, got '${selection}'`,
+    );
+  checkLogitsIndices(selection, batch, steps);
+}
+
 export function checkLogitsIndices(indices: ArrayLike<number>, batch: number, steps: number): void {
   if (indices.length !== batch) {
     throw new InvalidArgumentError(
@@ -99,4 +115,21 @@ export function checkRollback(current: Int32Array, lengths: ArrayLike<number>): 
       );
     }
   }
+}
+
+/**
+ * Rows of a pass's final hidden states [batch·steps, hidden] to project onto
+ * the vocabulary, for a LogitsSelection other than 'none' (which projects
+ * nothing; callers skip the head).
+ */
+export function selectLogitRows(
+  x: tf.Tensor2D,
+  batch: number,
+  steps: number,
+  selection: Exclude<LogitsSelection, 'none'>,
+): tf.Tensor2D {
+  if (selection === 'all') return x;
+  const rows = new Int32Array(batch);
+  for (let r = 0; r < batch; r++) rows[r] = r * steps + (selection === 'last' ? steps - 1 : selection[r]);
+  return tf.gather(x, rows);
 }

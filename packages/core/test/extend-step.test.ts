@@ -111,6 +111,32 @@ describe.each(CASES)('extendStep semantics ($name on $backend)', ({ backend, nam
     }
     model.dispose();
   });
+
+  test("logits 'none' projects nothing but extends the state; unknown keywords are rejected", () => {
+    const model = createCausalLm(config, cloneWeights(weights));
+    const before = tf.memory().numTensors;
+    const a = model.createState({ batch, maxLength: length });
+    const b = model.createState({ batch, maxLength: length });
+    const head = sequences.map((s) => s.slice(0, 6));
+    const next = sequences.map((s) => s.slice(6, 9));
+    const none = model.extendStep(a, head, { logits: 'none' }).logits;
+    expect(none.shape).toEqual([batch, 0, config.vocabSize]);
+    none.dispose();
+    model.extendStep(b, head).logits.dispose();
+    expect(Array.from(a.lengths)).toEqual(Array.from(b.lengths));
+    const afterNone = model.extendStep(a, next).logits;
+    const afterAll = model.extendStep(b, next).logits;
+    expect(afterNone.arraySync()).toEqual(afterAll.arraySync());
+    tf.dispose([afterNone, afterAll]);
+    expect(() => model.extendStep(a, next, { logits: 'first' as 'last' })).toThrow(
+      /logits must be 'all', 'last', 'none' or one index per row, got 'first'/,
+    );
+    expect(Array.from(a.lengths)).toEqual([9, 9, 9]);
+    model.disposeState(a);
+    model.disposeState(b);
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
+  });
 });
 
 describe('norms folded into the linear layers after them', () => {

@@ -7,6 +7,7 @@ import {
   layerNorm,
   linear,
   type NormWeights,
+  selectLogitRows,
 } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { noMask } from './attention.js';
@@ -72,18 +73,15 @@ export function decoderForward(
       x = tf.add(x, linear(cachedAttention(q, cached.keys, cached.values, mask), layer.o));
       x = crossAndMlp(x, layer, cross[index], shape, activation, unmasked);
     });
-    const normed = layerNorm(selectRows(x, batch, steps, options), model.finalNorm, eps) as tf.Tensor2D;
+    const selection = options?.logits ?? 'all';
+    if (selection === 'none') return tf.zeros([batch, 0, model.vocabSize]) as tf.Tensor3D;
+    const normed = layerNorm(
+      selectLogitRows(x, batch, steps, selection),
+      model.finalNorm,
+      eps,
+    ) as tf.Tensor2D;
     // The head is tied to the token embedding, unscaled: transformers ties proj_out to the raw table.
     const logits = tf.matMul(normed, embedTokens, false, true);
     return tf.reshape(logits, [batch, -1, model.vocabSize]) as tf.Tensor3D;
   });
-}
-
-/** Rows of the final hidden states to project onto the vocabulary. */
-function selectRows(x: tf.Tensor2D, batch: number, steps: number, options?: ExtendOptions): tf.Tensor2D {
-  const selection = options?.logits ?? 'all';
-  if (selection === 'all') return x;
-  const rows = new Int32Array(batch);
-  for (let r = 0; r < batch; r++) rows[r] = r * steps + (selection === 'last' ? steps - 1 : selection[r]);
-  return tf.gather(x, rows);
 }

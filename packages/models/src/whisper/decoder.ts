@@ -1,7 +1,7 @@
 import {
   type CreateStateOptions,
   checkCapacity,
-  checkLogitsIndices,
+  checkLogitsSelection,
   checkNotDisposed,
   checkPositiveInteger,
   checkRollback,
@@ -121,9 +121,7 @@ export function createWhisperDecoder(config: WhisperConfig, weights: DecoderWeig
       }
       const { ids, steps } = flattenTokens(tokens, s.batch, vocabSize);
       checkCapacity(s.lengths, steps, s.maxLength, maxPositions);
-      const selection = options?.logits;
-      if (selection !== undefined && typeof selection !== 'string')
-        checkLogitsIndices(selection, s.batch, steps);
+      checkLogitsSelection(options?.logits, s.batch, steps);
       const logits = decoderForward(model, { ...s, cross }, ids, steps, options);
       // Only now, after the pass succeeded, do the rows own their new positions.
       for (let r = 0; r < s.batch; r++) s.lengths[r] += steps;
