@@ -19,14 +19,30 @@ export interface RealDft {
   powerSpectrum(input: ArrayLike<number>, power: Float64Array): void;
 }
 
+/** The real (and inverse real) DFT packs n samples into a complex DFT of n/2. */
+export function checkRealDftSize(size: number): void {
+  if (!Number.isInteger(size) || size < 4 || size % 2 !== 0) {
+    throw new InvalidArgumentError(`DFT size must be an even integer >= 4, got ${size}`);
+  }
+}
+
+/** cos and sin of 2πk/size for k < count: the twiddle factors of both real transforms. */
+export function unitCircle(size: number, count: number): { cos: Float64Array; sin: Float64Array } {
+  const cos = new Float64Array(count);
+  const sin = new Float64Array(count);
+  for (let k = 0; k < count; k++) {
+    cos[k] = Math.cos((2 * Math.PI * k) / size);
+    sin[k] = Math.sin((2 * Math.PI * k) / size);
+  }
+  return { cos, sin };
+}
+
 /** `makeComplexDft` picks the half-length complex DFT (the bench swaps in Bluestein to compare). */
 export function createRealDft(
   size: number,
   makeComplexDft: (size: number) => ComplexDft = createComplexDft,
 ): RealDft {
-  if (!Number.isInteger(size) || size < 4 || size % 2 !== 0) {
-    throw new InvalidArgumentError(`DFT size must be an even integer >= 4, got ${size}`);
-  }
+  checkRealDftSize(size);
   const half = size / 2;
   const bins = half + 1;
   const complexDft = makeComplexDft(half);
@@ -34,12 +50,8 @@ export function createRealDft(
   const oddSamples = new Float64Array(half);
   const spectrumRe = new Float64Array(half);
   const spectrumIm = new Float64Array(half);
-  const twiddleRe = new Float64Array(bins);
-  const twiddleIm = new Float64Array(bins);
-  for (let k = 0; k < bins; k++) {
-    twiddleRe[k] = Math.cos((2 * Math.PI * k) / size);
-    twiddleIm[k] = -Math.sin((2 * Math.PI * k) / size);
-  }
+  const { cos: twiddleRe, sin } = unitCircle(size, bins);
+  const twiddleIm = sin.map((v) => -v); // e^{-2πik/n}
   const re = new Float64Array(bins);
   const im = new Float64Array(bins);
 

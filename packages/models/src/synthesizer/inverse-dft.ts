@@ -1,5 +1,5 @@
-import { InvalidArgumentError } from '@specstream/core';
 import { createComplexDft } from '../audio/complex-dft.js';
+import { checkRealDftSize, unitCircle } from '../audio/real-dft.js';
 
 /**
  * Inverse of createRealDft: the real signal of length n whose DFT has bins
@@ -19,21 +19,14 @@ export interface InverseRealDft {
 }
 
 export function createInverseRealDft(size: number): InverseRealDft {
-  if (!Number.isInteger(size) || size < 4 || size % 2 !== 0) {
-    throw new InvalidArgumentError(`DFT size must be an even integer >= 4, got ${size}`);
-  }
+  checkRealDftSize(size);
   const half = size / 2;
   const dft = createComplexDft(half);
   const zRe = new Float64Array(half);
   const zIm = new Float64Array(half);
   const outRe = new Float64Array(half);
   const outIm = new Float64Array(half);
-  const cos = new Float64Array(half);
-  const sin = new Float64Array(half);
-  for (let k = 0; k < half; k++) {
-    cos[k] = Math.cos((2 * Math.PI * k) / size);
-    sin[k] = Math.sin((2 * Math.PI * k) / size);
-  }
+  const { cos, sin } = unitCircle(size, half);
 
   return {
     size,
