@@ -8,10 +8,12 @@ import type {
   TokenBatch,
 } from './decoder.js';
 import { InvalidArgumentError } from './errors.js';
+import { causalAttention, causalAttentionSupported } from './kernels/causal-attention.js';
+import { packLinear, useWasmKernels } from './kernels/packed-linear.js';
 import { createKvCache, type KvCache, type KvCacheKind } from './kv-cache/index.js';
 import { cachedAttention, causalMask } from './transformer/attention.js';
 import { createConstants } from './transformer/constants.js';
-import { disposeLinear, type Linear, linear } from './transformer/linear.js';
+import { type DenseLayer, disposeLinear, type Linear, linear } from './transformer/linear.js';
 import { type Activation, activationConstants, mlp } from './transformer/mlp.js';
 import {
   applyNorm,
@@ -91,9 +93,9 @@ export interface CausalLmWeights {
 /** Per layer, what the forward pass uses: q/k/v fused into one matmul, gate/up into another. */
 /** Per layer, what the forward pass uses: norms folded into qkv and up (see foldNormIntoLinear). */
 interface PreparedLayer {
-  qkv: Linear;
-  o: Linear;
-  mlp: { up: Linear; down: Linear };
+  qkv: DenseLayer;
+  o: DenseLayer;
+  mlp: { up: DenseLayer; down: DenseLayer };
 }
 
 export interface CausalLmState extends DecoderState {
@@ -125,7 +127,17 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
   checkConfig(config, weights);
   const { heads, kvHeads, headDim, vocabSize } = config;
   const scale = config.attentionScale ?? 1 / Math.sqrt(headDim);
+  // On wasm, every weight matrix is packed for core's kernel (see PackedLinear) and the original freed.
+  const packing = useWasmKernels();
+  const packed = (layer: Linear): DenseLayer => {
+    if (!packing) return layer;
+    const p = packLinear(layer);
+    disposeLinear(layer);
+    return p;
+  };
   const layers = weights.layers.map((layer) => prepareLayer(layer, config, scale));
+  // And attention runs in one kernel that reads the cache in place where it can.
+  const fusedAttention = packing && causalAttentionSupported(headDim);
   const embed = weights.embedTokens;
   const positionTable = weights.embedPositions;
   const finalNorm = weights.finalNorm;
@@ -138,8 +150,15 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
   const constants = createConstants([config.normEps, ...activationConstants(config.activation)]);
   const constant = constants.of;
   // A tied head multiplies by embedTokensᵀ; tfjs-webgpu's transposed-operand matmul took 1.3–2 ms
-  // for GPT-2's head against 0.3 ms untransposed, so GPU backends keep a transposed copy.
-  const headT = lmHead ?? (tf.getBackend() === 'webgpu' ? (tf.transpose(embed) as tf.Tensor2D) : undefined);
+  // for GPT-2's head against 0.3 ms untransposed, so GPU backends keep a transposed copy; wasm keeps
+  // packed panels (as XNNPACK would keep its own packed copy after the first product).
+  const head: DenseLayer | undefined = lmHead
+    ? packed({ weight: lmHead })
+    : packing
+      ? packLinear({ weight: embed }, { transposed: true })
+      : tf.getBackend() === 'webgpu'
+        ? { weight: tf.transpose(embed) as tf.Tensor2D }
+        : undefined;
   let disposed = false;
 
   function createState({ batch, maxLength }: CreateStateOptions): CausalLmState {
@@ -203,12 +222,16 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
               [q, k, v] = tf.split(qkv, [heads, kvHeads, kvHeads], 2) as tf.Tensor4D[];
             }
             cache.write(index, headsFirst(k), headsFirst(v), lengths);
-            const { keys, values } = cache.read(index, readLength);
-            mask ??= tf.keep(causalMask(lengths, steps, keys.shape[2]));
-            const attended = tf.add(
-              x,
-              linear(cachedAttention(q, keys, values, mask), layer.o),
-            ) as tf.Tensor2D;
+            let mixed: tf.Tensor2D;
+            if (fusedAttention) {
+              const { keys, values } = cache.whole?.(index) ?? cache.read(index, readLength);
+              mixed = causalAttention(q, keys, values, lengths);
+            } else {
+              const { keys, values } = cache.read(index, readLength);
+              mask ??= tf.keep(causalMask(lengths, steps, keys.shape[2]));
+              mixed = cachedAttention(q, keys, values, mask);
+            }
+            const attended = tf.add(x, linear(mixed, layer.o)) as tf.Tensor2D;
             const h2 = standardize(config.norm, attended, config.normEps, constant) as tf.Tensor2D;
             return tf.add(
               attended,
@@ -225,7 +248,7 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
       if (selection === 'none') return tf.zeros([batch, 0, vocabSize]) as tf.Tensor3D;
       const selected = selectLogitRows(x, batch, steps, selection);
       const normed = applyNorm(config.norm, selected, finalNorm, config.normEps, constant) as tf.Tensor2D;
-      const logits = headT ? tf.matMul(normed, headT) : tf.matMul(normed, embed, false, true);
+      const logits = head ? linear(normed, head) : tf.matMul(normed, embed, false, true);
       return tf.reshape(logits, [batch, -1, vocabSize]) as tf.Tensor3D;
     });
   }
@@ -303,7 +326,7 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
       embed.dispose();
       positionTable?.dispose();
       disposeNorm(finalNorm);
-      headT?.dispose();
+      disposeLinear(head);
       rotateHalf?.dispose();
       constants.dispose();
     },
@@ -344,9 +367,9 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
     }
     // Each norm's weight (and bias) moves into the matmul after it: two ops less per norm and step.
     return {
-      qkv: foldNormIntoLinear(layer.attnNorm, qkv),
-      o: layer.o,
-      mlp: { up: foldNormIntoLinear(layer.mlpNorm, up), down: layer.down },
+      qkv: packed(foldNormIntoLinear(layer.attnNorm, qkv)),
+      o: packed(layer.o),
+      mlp: { up: packed(foldNormIntoLinear(layer.mlpNorm, up)), down: packed(layer.down) },
     };
   }
 }

@@ -4,6 +4,14 @@ export * from './causal-lm.js';
 export * from './decoder.js';
 export * from './errors.js';
 export * from './generate.js';
+export {
+  disposePackedLinear,
+  type PackedLinear,
+  packedLinear,
+  packedLinearSupported,
+  packLinear,
+  useWasmKernels,
+} from './kernels/packed-linear.js';
 export * from './kv-cache/index.js';
 export { getLogger, type Logger, setLogger } from './log.js';
 export * from './prefill.js';

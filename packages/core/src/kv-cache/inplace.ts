@@ -148,6 +148,7 @@ export function createInplaceCache(shape: KvCacheShape): KvCache {
       const size = Math.min(roundUp(length, READ_BUCKET), capacity);
       return { keys: memory.readPrefix(keys[layer], size), values: memory.readPrefix(values[layer], size) };
     },
+    whole: (layer) => ({ keys: keys[layer], values: values[layer] }),
     dispose() {
       for (const t of [...keys, ...values]) t.dispose();
     },

@@ -24,6 +24,13 @@ export interface KvCache {
    * return tensors they still own. Valid until the next write.
    */
   read(layer: number, length: number): { keys: tf.Tensor4D; values: tf.Tensor4D };
+  /**
+   * The layer's own buffers, [batch, kvHeads, capacity, headDim], for kernels
+   * that read only the slots they need in place (no copy of the prefix). Only
+   * strategies that keep one position-major buffer have them. Never dispose
+   * them; valid until the next write.
+   */
+  whole?(layer: number): { keys: tf.Tensor4D; values: tf.Tensor4D };
   dispose(): void;
 }
 

@@ -1,6 +1,6 @@
 export { cachedAttention, causalMask } from './attention.js';
 export { type ConstantOf, type Constants, createConstants, plainNumber } from './constants.js';
-export { disposeLinear, type Linear, linear } from './linear.js';
+export { type DenseLayer, disposeLinear, type Linear, linear } from './linear.js';
 export { type Activation, activate, activationConstants, type MlpWeights, mlp } from './mlp.js';
 export {
   applyNorm,

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { disposePackedLinear, type PackedLinear, packedLinear } from '../kernels/packed-linear.js';
 
 /** A dense layer stored [in, out] so the matmul needs no transpose; bias fused into the matmul. */
 export interface Linear {
@@ -6,11 +7,19 @@ export interface Linear {
   bias?: tf.Tensor1D;
 }
 
-export function linear(x: tf.Tensor2D, layer: Linear): tf.Tensor2D {
+/** A dense layer as given, or packed for core's wasm kernel (packLinear). */
+export type DenseLayer = Linear | PackedLinear;
+
+export function linear(x: tf.Tensor2D, layer: DenseLayer): tf.Tensor2D {
+  if ('panels' in layer) return packedLinear(x, layer);
   return tf.fused.matMul({ a: x, b: layer.weight, bias: layer.bias }) as tf.Tensor2D;
 }
 
-export function disposeLinear(layer: Linear | undefined): void {
-  layer?.weight.dispose();
-  layer?.bias?.dispose();
+export function disposeLinear(layer: DenseLayer | undefined): void {
+  if (layer === undefined) return;
+  if ('panels' in layer) disposePackedLinear(layer);
+  else {
+    layer.weight.dispose();
+    layer.bias?.dispose();
+  }
 }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type ConstantOf, plainNumber } from './constants.js';
-import { type Linear, linear } from './linear.js';
+import { type DenseLayer, linear } from './linear.js';
 
 /**
  * Activation of the MLP's hidden layer.
@@ -44,8 +44,8 @@ export interface MlpWeights {
    * Gated: [hidden, 2·ff] with gate columns first, then up (one matmul for both).
    * Plain: [hidden, ff].
    */
-  up: Linear;
-  down: Linear;
+  up: DenseLayer;
+  down: DenseLayer;
 }
 
 /** x: [rows, hidden] → [rows, hidden]. */

@@ -1,0 +1,221 @@
+import * as tf from '@tensorflow/tfjs-core';
+import seedrandom from 'seedrandom';
+import { beforeAll, describe, expect, test } from 'vitest';
+import { assembleWasmKernels } from '../scripts/wasm-kernels.js';
+import { initBackend } from '../src/backend.js';
+import { causalAttention, causalAttentionSupported } from '../src/kernels/causal-attention.js';
+import {
+  disposePackedLinear,
+  packedLinear,
+  packedLinearSupported,
+  packLinear,
+} from '../src/kernels/packed-linear.js';
+import { WASM_KERNELS_BASE64 } from '../src/kernels/wasm-binary.js';
+
+function randomArray(n: number, rng: () => number): Float32Array {
+  return Float32Array.from({ length: n }, () => 2 * rng() - 1);
+}
+
+/** x·W + b in float64, W given [in, out] or [out, in] (transposed). */
+function reference(
+  x: Float32Array,
+  w: Float32Array,
+  b: Float32Array | undefined,
+  rows: number,
+  inDim: number,
+  outDim: number,
+  transposed: boolean,
+): Float64Array {
+  const out = new Float64Array(rows * outDim);
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < outDim; j++) {
+      let sum = b ? b[j] : 0;
+      for (let i = 0; i < inDim; i++)
+        sum += x[r * inDim + i] * (transposed ? w[j * inDim + i] : w[i * outDim + j]);
+      out[r * outDim + j] = sum;
+    }
+  }
+  return out;
+}
+
+function maxError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  expect(actual.length).toBe(expected.length);
+  let worst = 0;
+  for (let i = 0; i < actual.length; i++) worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
+  return worst;
+}
+
+describe('core wasm kernels', () => {
+  beforeAll(async () => {
+    await initBackend({ backend: 'wasm' });
+  });
+
+  test('the committed binary is what the kernel source assembles to', async () => {
+    const bytes = await assembleWasmKernels();
+    expect(Buffer.from(bytes).toString('base64')).toBe(WASM_KERNELS_BASE64);
+  });
+
+  test('they start on the wasm backend', () => {
+    expect(packedLinearSupported()).toBe(true);
+  });
+
+  // Shapes cover: one panel and less, a partial last panel, several column blocks
+  // (16 panels each), every tile height and remainders past it.
+  const shapes: [number, number][] = [
+    [5, 3],
+    [16, 8],
+    [33, 17],
+    [64, 300],
+  ];
+  const rowCounts = [1, 2, 3, 4, 5, 7, 8, 9, 13];
+  test.each(shapes)('packed product equals x·W + b (in %i, out %i)', (inDim, outDim) => {
+    const rng = seedrandom(`${inDim}x${outDim}`);
+    for (const transposed of [false, true]) {
+      for (const withBias of [false, true]) {
+        const w = randomArray(inDim * outDim, rng);
+        const b = withBias ? randomArray(outDim, rng) : undefined;
+        const weight = tf.tensor2d(w, transposed ? [outDim, inDim] : [inDim, outDim]);
+        const bias = b && tf.tensor1d(b);
+        const layer = packLinear(bias ? { weight, bias } : { weight }, { transposed });
+        weight.dispose();
+        bias?.dispose();
+        for (const rows of rowCounts) {
+          const xs = randomArray(rows * inDim, rng);
+          const x = tf.tensor2d(xs, [rows, inDim]);
+          const y = packedLinear(x, layer);
+          expect(y.shape).toEqual([rows, outDim]);
+          const error = maxError(y.dataSync(), reference(xs, w, b, rows, inDim, outDim, transposed));
+          expect(error, `rows ${rows} transposed ${transposed} bias ${withBias}`).toBeLessThan(1e-5 * inDim);
+          x.dispose();
+          y.dispose();
+        }
+        disposePackedLinear(layer);
+      }
+    }
+  });
+
+  test('products stay right after the heap grows, and free what they make', () => {
+    const rng = seedrandom('grow');
+    const [inDim, outDim, rows] = [40, 21, 6];
+    const w = randomArray(inDim * outDim, rng);
+    const xs = randomArray(rows * inDim, rng);
+    const before = tf.memory().numTensors;
+    const weight = tf.tensor2d(w, [inDim, outDim]);
+    const layer = packLinear({ weight });
+    weight.dispose();
+    const x = tf.tensor2d(xs, [rows, inDim]);
+    const expected = reference(xs, w, undefined, rows, inDim, outDim, false);
+    const first = packedLinear(x, layer);
+    expect(maxError(first.dataSync(), expected)).toBeLessThan(1e-4);
+    // 256 MB more forces the wasm heap to grow (a new ArrayBuffer behind the same memory).
+    const big = tf.zeros([64 * 1024 * 1024]);
+    const second = packedLinear(x, layer);
+    expect(maxError(second.dataSync(), expected)).toBeLessThan(1e-4);
+    for (const t of [big, first, second, x]) t.dispose();
+    disposePackedLinear(layer);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  test('zero rows give an empty product; a wrong width is named', () => {
+    const weight = tf.ones([4, 9]) as tf.Tensor2D;
+    const layer = packLinear({ weight });
+    weight.dispose();
+    const before = tf.memory().numTensors;
+    tf.tidy(() => {
+      const empty = packedLinear(tf.zeros([0, 4]) as tf.Tensor2D, layer);
+      expect(empty.shape).toEqual([0, 9]);
+      expect(() => packedLinear(tf.zeros([2, 5]) as tf.Tensor2D, layer)).toThrow(
+        /5 columns, the layer takes 4/,
+      );
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    disposePackedLinear(layer);
+  });
+
+  /** Softmax attention in float64, straight from the definition. */
+  function referenceAttention(
+    q: Float32Array,
+    keys: Float32Array,
+    values: Float32Array,
+    starts: number[],
+    [steps, heads, kvHeads, headDim, slots]: number[],
+  ): Float64Array {
+    const batch = starts.length;
+    const out = new Float64Array(batch * steps * heads * headDim);
+    for (let b = 0; b < batch; b++) {
+      for (let s = 0; s < steps; s++) {
+        for (let h = 0; h < heads; h++) {
+          const kv = Math.floor(h / (heads / kvHeads));
+          const visible = starts[b] + s + 1;
+          const qAt = ((b * steps + s) * heads + h) * headDim;
+          const scores = Array.from({ length: visible }, (_, j) => {
+            let dot = 0;
+            for (let d = 0; d < headDim; d++)
+              dot += q[qAt + d] * keys[((b * kvHeads + kv) * slots + j) * headDim + d];
+            return dot;
+          });
+          const max = Math.max(...scores);
+          const weights = scores.map((x) => Math.exp(x - max));
+          const total = weights.reduce((a, c) => a + c, 0);
+          for (let d = 0; d < headDim; d++) {
+            let sum = 0;
+            for (let j = 0; j < visible; j++)
+              sum += weights[j] * values[((b * kvHeads + kv) * slots + j) * headDim + d];
+            out[qAt + d] = sum / total;
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  // headDim 4 (narrow path only), 20 (16 wide + 4 narrow), 64; GQA, MQA and plain heads;
+  // ragged rows; slots past what a query sees hold large values that must not leak in.
+  test.each([
+    { steps: 1, heads: 2, kvHeads: 2, headDim: 4, slots: 9, starts: [0, 5] },
+    { steps: 3, heads: 4, kvHeads: 2, headDim: 20, slots: 16, starts: [2, 0, 13] },
+    { steps: 8, heads: 6, kvHeads: 1, headDim: 64, slots: 40, starts: [31, 7] },
+    { steps: 5, heads: 3, kvHeads: 3, headDim: 12, slots: 70, starts: [64] },
+  ])(
+    'causal attention equals softmax(q·kᵀ)·v over the visible slots ($steps steps, $heads/$kvHeads heads, headDim $headDim)',
+    ({ steps, heads, kvHeads, headDim, slots, starts }) => {
+      expect(causalAttentionSupported(headDim)).toBe(true);
+      const rng = seedrandom(`${steps}-${headDim}`);
+      const batch = starts.length;
+      const qs = randomArray(batch * steps * heads * headDim, rng).map((x) => 3 * x);
+      const ks = randomArray(batch * kvHeads * slots * headDim, rng);
+      const vs = randomArray(batch * kvHeads * slots * headDim, rng);
+      for (let b = 0; b < batch; b++) {
+        const visible = starts[b] + steps;
+        for (let kv = 0; kv < kvHeads; kv++) {
+          for (let j = visible; j < slots; j++) {
+            for (let d = 0; d < headDim; d++) {
+              ks[((b * kvHeads + kv) * slots + j) * headDim + d] = 1e4;
+              vs[((b * kvHeads + kv) * slots + j) * headDim + d] = 1e6;
+            }
+          }
+        }
+      }
+      const before = tf.memory().numTensors;
+      const q = tf.tensor4d(qs, [batch, steps, heads, headDim]);
+      const keys = tf.tensor4d(ks, [batch, kvHeads, slots, headDim]);
+      const values = tf.tensor4d(vs, [batch, kvHeads, slots, headDim]);
+      const out = causalAttention(q, keys, values, starts);
+      expect(out.shape).toEqual([batch * steps, heads * headDim]);
+      const expected = referenceAttention(qs, ks, vs, starts, [steps, heads, kvHeads, headDim, slots]);
+      expect(maxError(out.dataSync(), expected)).toBeLessThan(1e-5);
+      for (const t of [q, keys, values, out]) t.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+    },
+  );
+
+  test('causal attention names a window past the slots, and shapes it cannot run', () => {
+    const q = tf.zeros([1, 4, 2, 8]) as tf.Tensor4D;
+    const kv = tf.zeros([1, 2, 6, 8]) as tf.Tensor4D;
+    expect(() => causalAttention(q, kv, kv, [3])).toThrow(/starting at 3 with 4 steps exceeds 6 slots/);
+    const odd = tf.zeros([1, 1, 2, 6]) as tf.Tensor4D;
+    expect(() => causalAttention(odd, odd, odd, [0])).toThrow(/unsupported shapes/);
+    expect(causalAttentionSupported(6)).toBe(false);
+    for (const t of [q, kv, odd]) t.dispose();
+  });
+});
