@@ -293,14 +293,158 @@ const attend = `(func (export "attend") (param $q i32) (param $keys i32) (param 
     (local.set $b (i32.add (local.get $b) (i32.const 1)))
     (br_if $next_b (i32.lt_u (local.get $b) (local.get $batch)))))`;
 
+/**
+ * dots{R}x{E}(x, w, c, k, ldc, v0, v1): c[r][v] = Σ_i x[r][i] · w[v][i] for
+ * r < R and v0 ≤ v < v1 in steps of E (v1 − v0 a multiple of E), k a
+ * multiple of 4: a product with a weight kept [out, in], as a tied
+ * embedding is, without a transposed or packed copy of it. Rows of x are
+ * k floats apart, rows of c ldc floats.
+ */
+function dots(R: number, E: number): string {
+  // Weight vectors stay in registers for all R rows; the E·R accumulators are independent chains.
+  // Row addresses are locals set once per output tile: the inner loop only adds the offset i.
+  const acc = (r: number, e: number) => `$c${r}_${e}`;
+  const lines = [
+    `(func (export "dots${R}x${E}") (param $x i32) (param $w i32) (param $c i32) (param $k i32)`,
+    '    (param $ldc i32) (param $v0 i32) (param $v1 i32)',
+    '  (local $v i32) (local $i i32) (local $bytes i32) (local $pc i32) (local $xi v128)',
+  ];
+  for (let e = 0; e < E; e++) lines.push(`  (local $w${e} v128) (local $pw${e} i32)`);
+  for (let r = 0; r < R; r++) lines.push(`  (local $px${r} i32)`);
+  for (let r = 0; r < R; r++) for (let e = 0; e < E; e++) lines.push(`  (local ${acc(r, e)} v128)`);
+  lines.push('  (local.set $bytes (i32.shl (local.get $k) (i32.const 2)))');
+  for (let r = 0; r < R; r++) {
+    lines.push(
+      `  (local.set $px${r} (i32.add (local.get $x) (i32.mul (local.get $bytes) (i32.const ${r}))))`,
+    );
+  }
+  lines.push(
+    '  (local.set $v (local.get $v0))',
+    '  (block $done (loop $next_v',
+    '    (br_if $done (i32.ge_u (local.get $v) (local.get $v1)))',
+    '    (local.set $pw0 (i32.add (local.get $w) (i32.mul (local.get $v) (local.get $bytes))))',
+  );
+  for (let e = 1; e < E; e++)
+    lines.push(`    (local.set $pw${e} (i32.add (local.get $pw${e - 1}) (local.get $bytes)))`);
+  for (let r = 0; r < R; r++) for (let e = 0; e < E; e++) lines.push(`    (local.set ${acc(r, e)} ${zero})`);
+  lines.push('    (local.set $i (i32.const 0))', '    (loop $next_i');
+  for (let e = 0; e < E; e++) {
+    lines.push(`      (local.set $w${e} (v128.load align=4 (i32.add (local.get $pw${e}) (local.get $i))))`);
+  }
+  for (let r = 0; r < R; r++) {
+    lines.push(`      (local.set $xi (v128.load align=4 (i32.add (local.get $px${r}) (local.get $i))))`);
+    for (let e = 0; e < E; e++) {
+      lines.push(
+        `      (local.set ${acc(r, e)} (f32x4.add (local.get ${acc(r, e)}) (f32x4.mul (local.get $xi) (local.get $w${e}))))`,
+      );
+    }
+  }
+  lines.push(
+    '      (local.set $i (i32.add (local.get $i) (i32.const 16)))',
+    '      (br_if $next_i (i32.lt_u (local.get $i) (local.get $bytes))))',
+    '    (local.set $pc (i32.add (local.get $c) (i32.shl (local.get $v) (i32.const 2))))',
+  );
+  for (let r = 0; r < R; r++) {
+    for (let e = 0; e < E; e++) {
+      lines.push(`    (f32.store offset=${4 * e} (local.get $pc) ${hsum(`(local.get ${acc(r, e)})`)})`);
+    }
+    if (r < R - 1)
+      lines.push('    (local.set $pc (i32.add (local.get $pc) (i32.shl (local.get $ldc) (i32.const 2))))');
+  }
+  lines.push(`    (local.set $v (i32.add (local.get $v) (i32.const ${E})))`, '    (br $next_v)))', ')');
+  return lines.join('\n');
+}
+
+/**
+ * dots{R}seq(x, w, c, k, ldc, v0, v1): as dots{R}x1, but each output row's
+ * weights are read as one sequential stream, 16 floats per iteration into
+ * four accumulators per row (independent chains), then the tail 4 at a time.
+ * Several interleaved 3 KB streams (dots with E > 1) ran at half the memory
+ * speed of one long stream on this machine.
+ */
+function dotsSequential(R: number): string {
+  const acc = (r: number, u: number) => `$c${r}_${u}`;
+  const lines = [
+    `(func (export "dots${R}seq") (param $x i32) (param $w i32) (param $c i32) (param $k i32)`,
+    '    (param $ldc i32) (param $v0 i32) (param $v1 i32)',
+    '  (local $v i32) (local $i i32) (local $bytes i32) (local $bytes16 i32) (local $pc i32) (local $pw i32) (local $xi v128)',
+    '  (local $w0 v128) (local $w1 v128) (local $w2 v128) (local $w3 v128)',
+  ];
+  for (let r = 0; r < R; r++) lines.push(`  (local $px${r} i32)`);
+  for (let r = 0; r < R; r++) for (let u = 0; u < 4; u++) lines.push(`  (local ${acc(r, u)} v128)`);
+  lines.push(
+    '  (local.set $bytes (i32.shl (local.get $k) (i32.const 2)))',
+    '  (local.set $bytes16 (i32.and (local.get $bytes) (i32.const -64)))',
+  );
+  for (let r = 0; r < R; r++) {
+    lines.push(
+      `  (local.set $px${r} (i32.add (local.get $x) (i32.mul (local.get $bytes) (i32.const ${r}))))`,
+    );
+  }
+  lines.push(
+    '  (local.set $v (local.get $v0))',
+    '  (block $done (loop $next_v',
+    '    (br_if $done (i32.ge_u (local.get $v) (local.get $v1)))',
+    '    (local.set $pw (i32.add (local.get $w) (i32.mul (local.get $v) (local.get $bytes))))',
+  );
+  for (let r = 0; r < R; r++) for (let u = 0; u < 4; u++) lines.push(`    (local.set ${acc(r, u)} ${zero})`);
+  lines.push(
+    '    (local.set $i (i32.const 0))',
+    '    (block $wide_done (loop $next_wide',
+    '      (br_if $wide_done (i32.ge_u (local.get $i) (local.get $bytes16)))',
+  );
+  for (let u = 0; u < 4; u++) {
+    lines.push(
+      `      (local.set $w${u} (v128.load offset=${16 * u} align=4 (i32.add (local.get $pw) (local.get $i))))`,
+    );
+  }
+  for (let r = 0; r < R; r++) {
+    for (let u = 0; u < 4; u++) {
+      lines.push(
+        `      (local.set $xi (v128.load offset=${16 * u} align=4 (i32.add (local.get $px${r}) (local.get $i))))`,
+        `      (local.set ${acc(r, u)} (f32x4.add (local.get ${acc(r, u)}) (f32x4.mul (local.get $xi) (local.get $w${u}))))`,
+      );
+    }
+  }
+  lines.push(
+    '      (local.set $i (i32.add (local.get $i) (i32.const 64)))',
+    '      (br $next_wide)))',
+    '    (block $tail_done (loop $next_tail',
+    '      (br_if $tail_done (i32.ge_u (local.get $i) (local.get $bytes)))',
+    '      (local.set $w0 (v128.load align=4 (i32.add (local.get $pw) (local.get $i))))',
+  );
+  for (let r = 0; r < R; r++) {
+    lines.push(
+      `      (local.set ${acc(r, 0)} (f32x4.add (local.get ${acc(r, 0)}) (f32x4.mul (local.get $w0) (v128.load align=4 (i32.add (local.get $px${r}) (local.get $i))))))`,
+    );
+  }
+  lines.push(
+    '      (local.set $i (i32.add (local.get $i) (i32.const 16)))',
+    '      (br $next_tail)))',
+    '    (local.set $pc (i32.add (local.get $c) (i32.shl (local.get $v) (i32.const 2))))',
+  );
+  for (let r = 0; r < R; r++) {
+    const sum = `(f32x4.add (f32x4.add (local.get ${acc(r, 0)}) (local.get ${acc(r, 1)})) (f32x4.add (local.get ${acc(r, 2)}) (local.get ${acc(r, 3)})))`;
+    lines.push(`    (local.set $xi ${sum})`, `    (f32.store (local.get $pc) ${hsum('(local.get $xi)')})`);
+    if (r < R - 1)
+      lines.push('    (local.set $pc (i32.add (local.get $pc) (i32.shl (local.get $ldc) (i32.const 2))))');
+  }
+  lines.push('    (local.set $v (i32.add (local.get $v) (i32.const 1)))', '    (br $next_v)))', ')');
+  return lines.join('\n');
+}
+
 export function wasmKernelsWat(): string {
   const tiles = Array.from({ length: MAX_TILE_ROWS }, (_, i) => tile(i + 1));
+  const dotTiles = Array.from({ length: MAX_TILE_ROWS }, (_, i) => [dots(i + 1, 1), dots(i + 1, 2)]).flat();
   return [
     '(module',
     '(import "tfjs" "memory" (memory 1))',
     interleave,
     packPanels,
     ...tiles,
+    ...dotTiles,
+    dotsSequential(1),
+    dotsSequential(2),
     exp4,
     attend,
     ')',

@@ -9,7 +9,7 @@ import type {
 } from './decoder.js';
 import { InvalidArgumentError } from './errors.js';
 import { causalAttention, causalAttentionSupported } from './kernels/causal-attention.js';
-import { packLinear, useWasmKernels } from './kernels/packed-linear.js';
+import { packLinear, transposedLinearSupported, useWasmKernels } from './kernels/packed-linear.js';
 import { createKvCache, type KvCache, type KvCacheKind } from './kv-cache/index.js';
 import { cachedAttention, causalMask } from './transformer/attention.js';
 import { createConstants } from './transformer/constants.js';
@@ -129,12 +129,7 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
   const scale = config.attentionScale ?? 1 / Math.sqrt(headDim);
   // On wasm, every weight matrix is packed for core's kernel (see PackedLinear) and the original freed.
   const packing = useWasmKernels();
-  const packed = (layer: Linear): DenseLayer => {
-    if (!packing) return layer;
-    const p = packLinear(layer);
-    disposeLinear(layer);
-    return p;
-  };
+  const packed = (layer: Linear): DenseLayer => (packing ? packLinear(layer) : layer);
   const layers = weights.layers.map((layer) => prepareLayer(layer, config, scale));
   // And attention runs in one kernel that reads the cache in place where it can.
   const fusedAttention = packing && causalAttentionSupported(headDim);
@@ -149,13 +144,13 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
     config.positions.kind === 'learned' ? config.positions.maxPositions : Number.POSITIVE_INFINITY;
   const constants = createConstants([config.normEps, ...activationConstants(config.activation)]);
   const constant = constants.of;
-  // A tied head multiplies by embedTokensᵀ; tfjs-webgpu's transposed-operand matmul took 1.3–2 ms
-  // for GPT-2's head against 0.3 ms untransposed, so GPU backends keep a transposed copy; wasm keeps
-  // packed panels (as XNNPACK would keep its own packed copy after the first product).
+  // A tied head multiplies by embedTokensᵀ. tfjs-webgpu's transposed-operand matmul took 1.3–2 ms
+  // for GPT-2's head against 0.3 ms untransposed, so GPU backends keep a transposed copy; core's wasm
+  // kernel reads the embedding's rows as they are (XNNPACK kept a packed copy of it).
   const head: DenseLayer | undefined = lmHead
     ? packed({ weight: lmHead })
-    : packing
-      ? packLinear({ weight: embed }, { transposed: true })
+    : packing && transposedLinearSupported(config.hiddenSize)
+      ? { weightT: embed }
       : tf.getBackend() === 'webgpu'
         ? { weight: tf.transpose(embed) as tf.Tensor2D }
         : undefined;

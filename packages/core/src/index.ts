@@ -4,12 +4,16 @@ export * from './causal-lm.js';
 export * from './decoder.js';
 export * from './errors.js';
 export * from './generate.js';
+export { causalAttention, causalAttentionSupported } from './kernels/causal-attention.js';
 export {
   disposePackedLinear,
   type PackedLinear,
   packedLinear,
   packedLinearSupported,
   packLinear,
+  type TransposedLinear,
+  transposedLinear,
+  transposedLinearSupported,
   useWasmKernels,
 } from './kernels/packed-linear.js';
 export * from './kv-cache/index.js';

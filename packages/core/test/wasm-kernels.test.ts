@@ -9,6 +9,8 @@ import {
   packedLinear,
   packedLinearSupported,
   packLinear,
+  transposedLinear,
+  transposedLinearSupported,
 } from '../src/kernels/packed-linear.js';
 import { WASM_KERNELS_BASE64 } from '../src/kernels/wasm-binary.js';
 
@@ -77,8 +79,7 @@ describe('core wasm kernels', () => {
         const weight = tf.tensor2d(w, transposed ? [outDim, inDim] : [inDim, outDim]);
         const bias = b && tf.tensor1d(b);
         const layer = packLinear(bias ? { weight, bias } : { weight }, { transposed });
-        weight.dispose();
-        bias?.dispose();
+        expect(weight.isDisposed && (bias?.isDisposed ?? true)).toBe(true);
         for (const rows of rowCounts) {
           const xs = randomArray(rows * inDim, rng);
           const x = tf.tensor2d(xs, [rows, inDim]);
@@ -102,7 +103,6 @@ describe('core wasm kernels', () => {
     const before = tf.memory().numTensors;
     const weight = tf.tensor2d(w, [inDim, outDim]);
     const layer = packLinear({ weight });
-    weight.dispose();
     const x = tf.tensor2d(xs, [rows, inDim]);
     const expected = reference(xs, w, undefined, rows, inDim, outDim, false);
     const first = packedLinear(x, layer);
@@ -119,7 +119,6 @@ describe('core wasm kernels', () => {
   test('zero rows give an empty product; a wrong width is named', () => {
     const weight = tf.ones([4, 9]) as tf.Tensor2D;
     const layer = packLinear({ weight });
-    weight.dispose();
     const before = tf.memory().numTensors;
     tf.tidy(() => {
       const empty = packedLinear(tf.zeros([0, 4]) as tf.Tensor2D, layer);
@@ -130,6 +129,60 @@ describe('core wasm kernels', () => {
     });
     expect(tf.memory().numTensors).toBe(before);
     disposePackedLinear(layer);
+  });
+
+  test('packing writes over the weight when it can, and copies when its data is shared', () => {
+    const rng = seedrandom('in place');
+    const [inDim, outDim, rows] = [24, 16, 3];
+    const w = randomArray(inDim * outDim, rng);
+    const xs = randomArray(rows * inDim, rng);
+    const expected = reference(xs, w, undefined, rows, inDim, outDim, false);
+    const before = tf.memory().numTensors;
+    const x = tf.tensor2d(xs, [rows, inDim]);
+
+    const own = tf.tensor2d(w, [inDim, outDim]);
+    const dataId = own.dataId;
+    const packedOwn = packLinear({ weight: own });
+    expect(packedOwn.panels.dataId).toBe(dataId);
+    const y1 = packedLinear(x, packedOwn);
+    expect(maxError(y1.dataSync(), expected)).toBeLessThan(1e-4);
+
+    const shared = tf.tensor2d(w, [inDim, outDim]);
+    const view = tf.reshape(shared, [inDim * outDim]);
+    const packedShared = packLinear({ weight: shared });
+    expect(packedShared.panels.dataId).not.toBe(view.dataId);
+    expect(maxError(view.dataSync(), w)).toBe(0);
+    const y2 = packedLinear(x, packedShared);
+    expect(maxError(y2.dataSync(), expected)).toBeLessThan(1e-4);
+
+    for (const t of [x, y1, y2, view]) t.dispose();
+    disposePackedLinear(packedOwn);
+    disposePackedLinear(packedShared);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  test.each([
+    [8, 1],
+    [20, 7],
+    [64, 150],
+  ])('product with an [out, in] weight equals x·Wᵀ (in %i, out %i)', (inDim, outDim) => {
+    expect(transposedLinearSupported(inDim)).toBe(true);
+    const rng = seedrandom(`t${inDim}x${outDim}`);
+    const w = randomArray(inDim * outDim, rng);
+    const weightT = tf.tensor2d(w, [outDim, inDim]);
+    const before = tf.memory().numTensors;
+    for (const rows of rowCounts) {
+      const xs = randomArray(rows * inDim, rng);
+      const x = tf.tensor2d(xs, [rows, inDim]);
+      const y = transposedLinear(x, { weightT });
+      const error = maxError(y.dataSync(), reference(xs, w, undefined, rows, inDim, outDim, true));
+      expect(error, `rows ${rows}`).toBeLessThan(1e-5 * inDim);
+      x.dispose();
+      y.dispose();
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    expect(transposedLinearSupported(6)).toBe(false);
+    weightT.dispose();
   });
 
   /** Softmax attention in float64, straight from the definition. */

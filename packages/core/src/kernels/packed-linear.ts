@@ -38,17 +38,36 @@ export function useWasmKernels(): boolean {
 }
 
 /**
- * Packs a layer's weight (and pads its bias) for the wasm product. The
- * layer's tensors are left to the caller. `transposed`: `weight` is
- * [out, in], as a tied embedding is when used as the output head.
+ * Packs a layer for the wasm product, taking ownership of its tensors. When
+ * outDim is a multiple of 8 (no padding) and nothing else shares the
+ * weight's data, the panels are written over the weight's own memory
+ * (through a temporary buffer of one matrix), so packing a model needs no
+ * second copy of its weights. `transposed`: `weight` is [out, in].
  */
 export function packLinear(layer: Linear, options: { transposed?: boolean } = {}): PackedLinear {
   const transposed = options.transposed === true;
   const [rows, cols] = layer.weight.shape;
   const [inDim, outDim] = transposed ? [cols, rows] : [rows, cols];
   const padded = 8 * Math.ceil(outDim / 8);
-  const panels = tf.engine().runKernel(PACK_PANELS, { weight: layer.weight }, { transposed }) as tf.Tensor3D;
+  const k = kernelsOrThrow();
+  let panels: tf.Tensor3D;
+  if (!transposed && padded === outDim && k.backend.dataIdMap.get(layer.weight.dataId)?.refCount === 1) {
+    const bytes = 4 * inDim * outDim;
+    const weightAt = k.offset(layer.weight);
+    const temp = k.backend.wasm._malloc(bytes) >>> 0;
+    try {
+      k.exports.packPanels(weightAt, inDim, outDim, 0, temp);
+      k.heap().copyWithin(weightAt >> 2, temp >> 2, (temp + bytes) >> 2);
+    } finally {
+      k.backend.wasm._free(temp);
+    }
+    panels = tf.reshape(layer.weight, [outDim / 8, inDim, 8]);
+  } else {
+    panels = tf.engine().runKernel(PACK_PANELS, { weight: layer.weight }, { transposed }) as tf.Tensor3D;
+  }
+  layer.weight.dispose();
   const bias = layer.bias && tf.tidy(() => tf.pad(layer.bias!, [[0, padded - outDim]]) as tf.Tensor1D);
+  layer.bias?.dispose();
   return bias ? { panels, bias, inDim, outDim } : { panels, inDim, outDim };
 }
 
@@ -66,6 +85,33 @@ export function packedLinear(x: tf.Tensor2D, layer: PackedLinear): tf.Tensor2D {
     ? { x, panels: layer.panels, bias: layer.bias }
     : { x, panels: layer.panels };
   return tf.engine().runKernel(PACKED_MATMUL, inputs, { outDim: layer.outDim }) as tf.Tensor2D;
+}
+
+/**
+ * A dense layer whose weight is kept [out, in], one row per output (a tied
+ * embedding used as the output head): multiplied by rows of dot products,
+ * with no transposed or packed copy (for GPT-2's head that copy is 154 MB).
+ * No bias. Not owned: disposing the layer is the weight owner's business.
+ */
+export interface TransposedLinear {
+  readonly weightT: tf.Tensor2D;
+}
+
+export const TRANSPOSED_MATMUL = 'SpecstreamTransposedMatMul';
+
+/** Whether transposedLinear runs for this input width on the current backend. */
+export function transposedLinearSupported(inDim: number): boolean {
+  return inDim % 4 === 0 && wasmKernels() !== undefined;
+}
+
+/** x [rows, in] · weightTᵀ → [rows, out]. */
+export function transposedLinear(x: tf.Tensor2D, layer: TransposedLinear): tf.Tensor2D {
+  if (x.shape[1] !== layer.weightT.shape[1]) {
+    throw new Error(
+      `transposedLinear: x has ${x.shape[1]} columns, the layer takes ${layer.weightT.shape[1]}`,
+    );
+  }
+  return tf.engine().runKernel(TRANSPOSED_MATMUL, { x, weightT: layer.weightT }) as tf.Tensor2D;
 }
 
 function kernelsOrThrow(): WasmKernels {
@@ -154,6 +200,49 @@ tf.registerKernel({
           const from = edge / 4 + 8 * r;
           heap.copyWithin((outOffset >> 2) + (t.row + r) * outDim + 8 * fullPanels, from, from + rest);
         }
+      }
+    }
+    return out;
+  },
+});
+
+/**
+ * Output rows per block: 64 rows of a 768-wide weight (196 KB) stay in L2
+ * while every tile of input rows passes over them. Up to 2 input rows read
+ * each weight row as one stream (dots{n}seq: memory-bound, as fast as the
+ * packed product: GPT-2's head 5.5 against 5.2 ms for one row); more rows
+ * go 4 at a time against 2 weight rows (dots4x2: arithmetic-bound, 8 rows
+ * 22 against 12 ms packed, where tfjs's transposed product took 195 ms).
+ */
+const ROW_BLOCK = 64;
+
+tf.registerKernel({
+  kernelName: TRANSPOSED_MATMUL,
+  backendName: 'wasm',
+  kernelFunc: ({ inputs }) => {
+    const k = kernelsOrThrow();
+    const { x, weightT } = inputs as Record<string, tf.TensorInfo>;
+    const [rows, inDim] = x.shape;
+    const outDim = weightT.shape[0];
+    if (inDim % 4 !== 0) throw new Error(`transposedLinear: input width ${inDim} is not a multiple of 4`);
+    const out = k.backend.makeOutput([rows, outDim], 'float32');
+    const e = k.exports as unknown as Record<string, (...args: number[]) => void>;
+    const xAt = k.offset(x);
+    const wAt = k.offset(weightT);
+    const outAt = k.offset(out);
+    for (let v0 = 0; v0 < outDim; v0 += ROW_BLOCK) {
+      const v1 = Math.min(outDim, v0 + ROW_BLOCK);
+      const tileRows = rows <= 2 ? 2 : TILE_ROWS;
+      for (let row = 0; row < rows; row += tileRows) {
+        const n = Math.min(tileRows, rows - row);
+        const [xRow, cRow] = [xAt + 4 * row * inDim, outAt + 4 * row * outDim];
+        if (rows <= 2) {
+          e[`dots${n}seq`](xRow, wAt, cRow, inDim, outDim, v0, v1);
+          continue;
+        }
+        const even = v1 - ((v1 - v0) % 2);
+        if (even > v0) e[`dots${n}x2`](xRow, wAt, cRow, inDim, outDim, v0, even);
+        if (even < v1) e[`dots${n}x1`](xRow, wAt, cRow, inDim, outDim, even, v1);
       }
     }
     return out;

@@ -74,7 +74,7 @@ export interface WasmBackendInternals extends tf.KernelBackend {
     _malloc(bytes: number): number;
     _free(pointer: number): void;
   };
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
+  dataIdMap: { get(dataId: object): { memoryOffset: number; refCount: number } | undefined };
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
 }
 

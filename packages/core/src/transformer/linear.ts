@@ -1,5 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { disposePackedLinear, type PackedLinear, packedLinear } from '../kernels/packed-linear.js';
+import {
+  disposePackedLinear,
+  type PackedLinear,
+  packedLinear,
+  type TransposedLinear,
+  transposedLinear,
+} from '../kernels/packed-linear.js';
 
 /** A dense layer stored [in, out] so the matmul needs no transpose; bias fused into the matmul. */
 export interface Linear {
@@ -7,16 +13,21 @@ export interface Linear {
   bias?: tf.Tensor1D;
 }
 
-/** A dense layer as given, or packed for core's wasm kernel (packLinear). */
-export type DenseLayer = Linear | PackedLinear;
+/**
+ * A dense layer as given, packed for core's wasm kernel (packLinear), or a
+ * borrowed [out, in] weight (a tied embedding as the head).
+ */
+export type DenseLayer = Linear | PackedLinear | TransposedLinear;
 
 export function linear(x: tf.Tensor2D, layer: DenseLayer): tf.Tensor2D {
   if ('panels' in layer) return packedLinear(x, layer);
+  if ('weightT' in layer) return transposedLinear(x, layer);
   return tf.fused.matMul({ a: x, b: layer.weight, bias: layer.bias }) as tf.Tensor2D;
 }
 
+/** Frees what the layer owns (a TransposedLinear owns nothing). */
 export function disposeLinear(layer: DenseLayer | undefined): void {
-  if (layer === undefined) return;
+  if (layer === undefined || 'weightT' in layer) return;
   if ('panels' in layer) disposePackedLinear(layer);
   else {
     layer.weight.dispose();
