@@ -168,45 +168,54 @@ const hsum = (v: string) =>
   `(f32.add (f32.add (f32x4.extract_lane 0 ${v}) (f32x4.extract_lane 1 ${v})) (f32.add (f32x4.extract_lane 2 ${v}) (f32x4.extract_lane 3 ${v})))`;
 
 /**
- * attend(q, keys, values, out, probs, starts, batch, steps, heads, kvHeads, headDim, slots):
- * causal attention of new steps over a position-major cache, every row,
+ * attend(q, keys, values, out, probs, starts, batch, steps, heads, kvHeads,
+ *   headDim, batchStride, headStride, slotStride, window):
+ * causal attention of new steps over a cache of keys and values, every row,
  * head and step in one call. q, out: [batch, steps, heads, headDim] (q
- * already scaled); keys, values: [batch, kvHeads, slots, headDim]; query
- * head h reads KV head h / (heads / kvHeads). Row b's step s sees slots
- * 0 .. starts[b] + s (i32 starts). probs: scratch for slots + 4 floats.
- * headDim must be a multiple of 4.
+ * already scaled). Key/value vector of (row b, KV head g, slot j) at float
+ * b·batchStride + g·headStride + j·slotStride of keys/values, so both
+ * [batch, kvHeads, slots, headDim] and [batch, slots, kvHeads, headDim]
+ * work. Query head h reads KV head h / (heads / kvHeads). Row b's step s
+ * sees the last min(window, n) of slots 0 … n − 1, n = starts[b] + s + 1
+ * (i32 starts). probs: scratch for window + 4 floats. headDim a multiple of 4.
  */
 const attend = `(func (export "attend") (param $q i32) (param $keys i32) (param $values i32) (param $out i32)
     (param $probs i32) (param $starts i32) (param $batch i32) (param $steps i32) (param $heads i32)
-    (param $kvHeads i32) (param $hd i32) (param $slots i32)
+    (param $kvHeads i32) (param $hd i32) (param $batchStride i32) (param $headStride i32) (param $slotStride i32)
+    (param $window i32)
   (local $b i32) (local $h i32) (local $s i32) (local $j i32) (local $d i32) (local $n i32) (local $n4 i32)
+  (local $lo i32) (local $slotBytes i32)
   (local $rowBytes i32) (local $kBase i32) (local $vBase i32) (local $qp i32) (local $op i32) (local $kp i32)
   (local $vp i32) (local $pp i32) (local $hd16 i32) (local $max f32) (local $score f32) (local $inv v128)
   (local $acc v128) (local $sum v128) (local $p v128) (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
   (local.set $rowBytes (i32.shl (local.get $hd) (i32.const 2)))
+  (local.set $slotBytes (i32.shl (local.get $slotStride) (i32.const 2)))
   (local.set $hd16 (i32.and (local.get $hd) (i32.const -16)))
   (local.set $b (i32.const 0))
   (loop $next_b
     (local.set $h (i32.const 0))
     (loop $next_h
-      ;; this head's KV block: ((b·kvHeads + h / group)·slots)·headDim floats
-      (local.set $kBase (i32.mul (i32.mul
-        (i32.add (i32.mul (local.get $b) (local.get $kvHeads))
-          (i32.div_u (local.get $h) (i32.div_u (local.get $heads) (local.get $kvHeads))))
-        (local.get $slots)) (local.get $rowBytes)))
+      ;; this head's first key: b·batchStride + (h / group)·headStride floats
+      (local.set $kBase (i32.shl (i32.add (i32.mul (local.get $b) (local.get $batchStride))
+        (i32.mul (i32.div_u (local.get $h) (i32.div_u (local.get $heads) (local.get $kvHeads))) (local.get $headStride)))
+        (i32.const 2)))
       (local.set $vBase (i32.add (local.get $values) (local.get $kBase)))
       (local.set $kBase (i32.add (local.get $keys) (local.get $kBase)))
       (local.set $s (i32.const 0))
       (loop $next_s
+        ;; visible slots lo … lo + n − 1
         (local.set $n (i32.add (i32.add (i32.load (i32.add (local.get $starts) (i32.shl (local.get $b) (i32.const 2))))
           (local.get $s)) (i32.const 1)))
+        (local.set $lo (select (i32.sub (local.get $n) (local.get $window)) (i32.const 0)
+          (i32.gt_u (local.get $n) (local.get $window))))
+        (local.set $n (i32.sub (local.get $n) (local.get $lo)))
         (local.set $qp (i32.mul (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $steps)) (local.get $s))
           (local.get $heads)) (local.get $h)) (local.get $rowBytes)))
         (local.set $op (i32.add (local.get $out) (local.get $qp)))
         (local.set $qp (i32.add (local.get $q) (local.get $qp)))
         ;; scores q·k_j for the n visible slots, and their maximum
         (local.set $max (f32.const -inf))
-        (local.set $kp (local.get $kBase))
+        (local.set $kp (i32.add (local.get $kBase) (i32.mul (local.get $lo) (local.get $slotBytes))))
         (local.set $pp (local.get $probs))
         (local.set $j (i32.const 0))
         (loop $next_score
@@ -221,7 +230,7 @@ const attend = `(func (export "attend") (param $q i32) (param $keys i32) (param 
           (local.set $score ${hsum('(local.get $acc)')})
           (f32.store (local.get $pp) (local.get $score))
           (local.set $max (f32.max (local.get $max) (local.get $score)))
-          (local.set $kp (i32.add (local.get $kp) (local.get $rowBytes)))
+          (local.set $kp (i32.add (local.get $kp) (local.get $slotBytes)))
           (local.set $pp (i32.add (local.get $pp) (i32.const 4)))
           (local.set $j (i32.add (local.get $j) (i32.const 1)))
           (br_if $next_score (i32.lt_u (local.get $j) (local.get $n))))
@@ -250,7 +259,7 @@ const attend = `(func (export "attend") (param $q i32) (param $keys i32) (param 
           (br_if $wide_done (i32.ge_u (local.get $d) (i32.shl (local.get $hd16) (i32.const 2))))
           (local.set $a0 (v128.const i32x4 0 0 0 0)) (local.set $a1 (v128.const i32x4 0 0 0 0))
           (local.set $a2 (v128.const i32x4 0 0 0 0)) (local.set $a3 (v128.const i32x4 0 0 0 0))
-          (local.set $vp (i32.add (local.get $vBase) (local.get $d)))
+          (local.set $vp (i32.add (i32.add (local.get $vBase) (i32.mul (local.get $lo) (local.get $slotBytes))) (local.get $d)))
           (local.set $pp (local.get $probs))
           (local.set $j (i32.const 0))
           (loop $next_v
@@ -259,7 +268,7 @@ const attend = `(func (export "attend") (param $q i32) (param $keys i32) (param 
             (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $p) (v128.load offset=16 align=4 (local.get $vp)))))
             (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $p) (v128.load offset=32 align=4 (local.get $vp)))))
             (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (local.get $p) (v128.load offset=48 align=4 (local.get $vp)))))
-            (local.set $vp (i32.add (local.get $vp) (local.get $rowBytes)))
+            (local.set $vp (i32.add (local.get $vp) (local.get $slotBytes)))
             (local.set $pp (i32.add (local.get $pp) (i32.const 4)))
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
             (br_if $next_v (i32.lt_u (local.get $j) (local.get $n))))
@@ -273,13 +282,13 @@ const attend = `(func (export "attend") (param $q i32) (param $keys i32) (param 
         (block $narrow_done (loop $next_narrow
           (br_if $narrow_done (i32.ge_u (local.get $d) (local.get $rowBytes)))
           (local.set $a0 (v128.const i32x4 0 0 0 0))
-          (local.set $vp (i32.add (local.get $vBase) (local.get $d)))
+          (local.set $vp (i32.add (i32.add (local.get $vBase) (i32.mul (local.get $lo) (local.get $slotBytes))) (local.get $d)))
           (local.set $pp (local.get $probs))
           (local.set $j (i32.const 0))
           (loop $next_v4
             (local.set $a0 (f32x4.add (local.get $a0)
               (f32x4.mul (v128.load32_splat align=4 (local.get $pp)) (v128.load align=4 (local.get $vp)))))
-            (local.set $vp (i32.add (local.get $vp) (local.get $rowBytes)))
+            (local.set $vp (i32.add (local.get $vp) (local.get $slotBytes)))
             (local.set $pp (i32.add (local.get $pp) (i32.const 4)))
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
             (br_if $next_v4 (i32.lt_u (local.get $j) (local.get $n))))

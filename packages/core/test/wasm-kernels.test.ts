@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
-import { beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { assembleWasmKernels } from '../scripts/wasm-kernels.js';
 import { initBackend } from '../src/backend.js';
 import { causalAttention, causalAttentionSupported } from '../src/kernels/causal-attention.js';
@@ -185,13 +185,13 @@ describe('core wasm kernels', () => {
     weightT.dispose();
   });
 
-  /** Softmax attention in float64, straight from the definition. */
+  /** Softmax attention in float64, straight from the definition; keys/values [batch, kvHeads, slots, headDim]. */
   function referenceAttention(
     q: Float32Array,
     keys: Float32Array,
     values: Float32Array,
     starts: number[],
-    [steps, heads, kvHeads, headDim, slots]: number[],
+    [steps, heads, kvHeads, headDim, slots, window]: number[],
   ): Float64Array {
     const batch = starts.length;
     const out = new Float64Array(batch * steps * heads * headDim);
@@ -199,21 +199,22 @@ describe('core wasm kernels', () => {
       for (let s = 0; s < steps; s++) {
         for (let h = 0; h < heads; h++) {
           const kv = Math.floor(h / (heads / kvHeads));
-          const visible = starts[b] + s + 1;
+          const last = starts[b] + s;
+          const first = Math.max(0, last + 1 - window);
           const qAt = ((b * steps + s) * heads + h) * headDim;
-          const scores = Array.from({ length: visible }, (_, j) => {
+          const at = (j: number) => ((b * kvHeads + kv) * slots + j) * headDim;
+          const scores: number[] = [];
+          for (let j = first; j <= last; j++) {
             let dot = 0;
-            for (let d = 0; d < headDim; d++)
-              dot += q[qAt + d] * keys[((b * kvHeads + kv) * slots + j) * headDim + d];
-            return dot;
-          });
+            for (let d = 0; d < headDim; d++) dot += q[qAt + d] * keys[at(j) + d];
+            scores.push(dot);
+          }
           const max = Math.max(...scores);
           const weights = scores.map((x) => Math.exp(x - max));
-          const total = weights.reduce((a, c) => a + c, 0);
+          const total = weights.reduce((acc, w) => acc + w, 0);
           for (let d = 0; d < headDim; d++) {
             let sum = 0;
-            for (let j = 0; j < visible; j++)
-              sum += weights[j] * values[((b * kvHeads + kv) * slots + j) * headDim + d];
+            for (let j = first; j <= last; j++) sum += weights[j - first] * values[at(j) + d];
             out[qAt + d] = sum / total;
           }
         }
@@ -222,53 +223,97 @@ describe('core wasm kernels', () => {
     return out;
   }
 
+  /** [batch, kvHeads, slots, headDim] → [batch, slots, kvHeads, headDim]. */
+  function slotsFirst(x: Float32Array, [batch, kvHeads, slots, headDim]: number[]): Float32Array {
+    const out = new Float32Array(x.length);
+    for (let b = 0; b < batch; b++)
+      for (let g = 0; g < kvHeads; g++)
+        for (let j = 0; j < slots; j++)
+          for (let d = 0; d < headDim; d++)
+            out[((b * slots + j) * kvHeads + g) * headDim + d] =
+              x[((b * kvHeads + g) * slots + j) * headDim + d];
+    return out;
+  }
+
   // headDim 4 (narrow path only), 20 (16 wide + 4 narrow), 64; GQA, MQA and plain heads;
-  // ragged rows; slots past what a query sees hold large values that must not leak in.
-  test.each([
-    { steps: 1, heads: 2, kvHeads: 2, headDim: 4, slots: 9, starts: [0, 5] },
-    { steps: 3, heads: 4, kvHeads: 2, headDim: 20, slots: 16, starts: [2, 0, 13] },
-    { steps: 8, heads: 6, kvHeads: 1, headDim: 64, slots: 40, starts: [31, 7] },
-    { steps: 5, heads: 3, kvHeads: 3, headDim: 12, slots: 70, starts: [64] },
-  ])(
-    'causal attention equals softmax(q·kᵀ)·v over the visible slots ($steps steps, $heads/$kvHeads heads, headDim $headDim)',
-    ({ steps, heads, kvHeads, headDim, slots, starts }) => {
-      expect(causalAttentionSupported(headDim)).toBe(true);
-      const rng = seedrandom(`${steps}-${headDim}`);
-      const batch = starts.length;
-      const qs = randomArray(batch * steps * heads * headDim, rng).map((x) => 3 * x);
-      const ks = randomArray(batch * kvHeads * slots * headDim, rng);
-      const vs = randomArray(batch * kvHeads * slots * headDim, rng);
-      for (let b = 0; b < batch; b++) {
-        const visible = starts[b] + steps;
-        for (let kv = 0; kv < kvHeads; kv++) {
-          for (let j = visible; j < slots; j++) {
-            for (let d = 0; d < headDim; d++) {
-              ks[((b * kvHeads + kv) * slots + j) * headDim + d] = 1e4;
-              vs[((b * kvHeads + kv) * slots + j) * headDim + d] = 1e6;
+  // ragged rows; windows; slots no query may see hold large values that must not leak in.
+  const attentionCases = [
+    { steps: 1, heads: 2, kvHeads: 2, headDim: 4, slots: 9, starts: [0, 5], window: Infinity },
+    { steps: 3, heads: 4, kvHeads: 2, headDim: 20, slots: 16, starts: [2, 0, 13], window: Infinity },
+    { steps: 8, heads: 6, kvHeads: 1, headDim: 64, slots: 40, starts: [31, 7], window: Infinity },
+    { steps: 5, heads: 3, kvHeads: 3, headDim: 12, slots: 70, starts: [64], window: Infinity },
+    { steps: 6, heads: 4, kvHeads: 2, headDim: 8, slots: 20, starts: [14, 3], window: 5 },
+    { steps: 4, heads: 2, kvHeads: 2, headDim: 16, slots: 12, starts: [8], window: 1 },
+  ];
+  describe.each(['wasm', 'cpu'] as const)('causal attention on %s', (backend) => {
+    beforeAll(async () => {
+      await initBackend({ backend });
+    });
+    afterAll(async () => {
+      await initBackend({ backend: 'wasm' });
+    });
+    test.each(
+      attentionCases.flatMap((c) => (['heads', 'slots'] as const).map((layout) => ({ ...c, layout }))),
+    )(
+      'equals softmax(q·kᵀ)·v over the visible slots ($steps steps, $heads/$kvHeads heads, headDim $headDim, window $window, $layout first)',
+      ({ steps, heads, kvHeads, headDim, slots, starts, window, layout }) => {
+        expect(causalAttentionSupported(headDim)).toBe(backend === 'wasm');
+        const rng = seedrandom(`${steps}-${headDim}-${window}`);
+        const batch = starts.length;
+        const qs = randomArray(batch * steps * heads * headDim, rng).map((x) => 3 * x);
+        const ks = randomArray(batch * kvHeads * slots * headDim, rng);
+        const vs = randomArray(batch * kvHeads * slots * headDim, rng);
+        for (let b = 0; b < batch; b++) {
+          const seen = (j: number) => j < starts[b] + steps && j >= starts[b] + 1 - window;
+          for (let kv = 0; kv < kvHeads; kv++) {
+            for (let j = 0; j < slots; j++) {
+              if (seen(j)) continue;
+              for (let d = 0; d < headDim; d++) {
+                ks[((b * kvHeads + kv) * slots + j) * headDim + d] = 1e4;
+                vs[((b * kvHeads + kv) * slots + j) * headDim + d] = 1e6;
+              }
             }
           }
         }
-      }
-      const before = tf.memory().numTensors;
-      const q = tf.tensor4d(qs, [batch, steps, heads, headDim]);
-      const keys = tf.tensor4d(ks, [batch, kvHeads, slots, headDim]);
-      const values = tf.tensor4d(vs, [batch, kvHeads, slots, headDim]);
-      const out = causalAttention(q, keys, values, starts);
-      expect(out.shape).toEqual([batch * steps, heads * headDim]);
-      const expected = referenceAttention(qs, ks, vs, starts, [steps, heads, kvHeads, headDim, slots]);
-      expect(maxError(out.dataSync(), expected)).toBeLessThan(1e-5);
-      for (const t of [q, keys, values, out]) t.dispose();
-      expect(tf.memory().numTensors).toBe(before);
-    },
-  );
+        const dims = [batch, kvHeads, slots, headDim];
+        const before = tf.memory().numTensors;
+        const q = tf.tensor4d(qs, [batch, steps, heads, headDim]);
+        const shape = (layout === 'heads' ? dims : [batch, slots, kvHeads, headDim]) as [
+          number,
+          number,
+          number,
+          number,
+        ];
+        const keys = tf.tensor4d(layout === 'heads' ? ks : slotsFirst(ks, dims), shape);
+        const values = tf.tensor4d(layout === 'heads' ? vs : slotsFirst(vs, dims), shape);
+        const out = causalAttention(q, keys, values, starts, { window, layout });
+        expect(out.shape).toEqual([batch * steps, heads * headDim]);
+        const expected = referenceAttention(qs, ks, vs, starts, [
+          steps,
+          heads,
+          kvHeads,
+          headDim,
+          slots,
+          window,
+        ]);
+        expect(maxError(out.dataSync(), expected)).toBeLessThan(1e-5);
+        for (const t of [q, keys, values, out]) t.dispose();
+        expect(tf.memory().numTensors).toBe(before);
+      },
+    );
+  });
 
-  test('causal attention names a window past the slots, and shapes it cannot run', () => {
+  test('causal attention names a window past the slots or a bad window, and runs odd head sizes on tfjs ops', () => {
     const q = tf.zeros([1, 4, 2, 8]) as tf.Tensor4D;
     const kv = tf.zeros([1, 2, 6, 8]) as tf.Tensor4D;
     expect(() => causalAttention(q, kv, kv, [3])).toThrow(/starting at 3 with 4 steps exceeds 6 slots/);
-    const odd = tf.zeros([1, 1, 2, 6]) as tf.Tensor4D;
-    expect(() => causalAttention(odd, odd, odd, [0])).toThrow(/unsupported shapes/);
+    expect(() => causalAttention(q, kv, kv, [0], { window: 0 })).toThrow(/window must be at least 1/);
+    // A head size the kernel cannot take runs on tfjs ops instead.
     expect(causalAttentionSupported(6)).toBe(false);
+    const odd = tf.ones([1, 1, 2, 6]) as tf.Tensor4D;
+    const out = causalAttention(odd, odd, odd, [0]);
+    expect(Array.from(out.dataSync())).toEqual(new Array(12).fill(1));
+    out.dispose();
     for (const t of [q, kv, odd]) t.dispose();
   });
 });

@@ -61,7 +61,10 @@ export interface WasmKernelExports {
     heads: number,
     kvHeads: number,
     headDim: number,
-    slots: number,
+    batchStride: number,
+    headStride: number,
+    slotStride: number,
+    window: number,
   ): void;
 }
 

@@ -5,16 +5,24 @@ const MASKED = -1e9;
 
 /**
  * Additive mask [batch, 1, 1, steps, length]: the query of row r at window
- * step s (position starts[r]+s) sees slots 0..starts[r]+s. Slot == position,
- * so this one comparison also hides stale slots past a row's length.
+ * step s (position starts[r]+s) sees slots 0..starts[r]+s, or only the last
+ * `window` of them. Slot == position, so this one comparison also hides
+ * stale slots past a row's length.
  */
-export function causalMask(starts: ArrayLike<number>, steps: number, length: number): tf.Tensor {
+export function causalMask(
+  starts: ArrayLike<number>,
+  steps: number,
+  length: number,
+  window = Number.POSITIVE_INFINITY,
+): tf.Tensor {
   const batch = starts.length;
   const mask = new Float32Array(batch * steps * length);
   for (let r = 0; r < batch; r++) {
     for (let s = 0; s < steps; s++) {
       const row = (r * steps + s) * length;
-      mask.fill(MASKED, row + starts[r] + s + 1, row + length);
+      const seen = starts[r] + s + 1;
+      if (seen > window) mask.fill(MASKED, row, row + seen - window);
+      mask.fill(MASKED, row + seen, row + length);
     }
   }
   return tf.tensor(mask, [batch, 1, 1, steps, length]);
