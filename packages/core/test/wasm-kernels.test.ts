@@ -3,7 +3,11 @@ import seedrandom from 'seedrandom';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { assembleWasmKernels } from '../scripts/wasm-kernels.js';
 import { initBackend } from '../src/backend.js';
-import { causalAttention, causalAttentionSupported } from '../src/kernels/causal-attention.js';
+import {
+  causalAttention,
+  causalAttentionSupported,
+  composedCausalAttention,
+} from '../src/kernels/causal-attention.js';
 import {
   disposePackedLinear,
   packedLinear,
@@ -245,7 +249,12 @@ describe('core wasm kernels', () => {
     { steps: 6, heads: 4, kvHeads: 2, headDim: 8, slots: 20, starts: [14, 3], window: 5 },
     { steps: 4, heads: 2, kvHeads: 2, headDim: 16, slots: 12, starts: [8], window: 1 },
   ];
-  describe.each(['wasm', 'cpu'] as const)('causal attention on %s', (backend) => {
+  // The kernels on wasm and cpu, and the tfjs-op composition (other backends) on wasm.
+  describe.each([
+    ['wasm', causalAttention],
+    ['cpu', causalAttention],
+    ['wasm', composedCausalAttention],
+  ] as const)('causal attention on %s (%o)', (backend, attention) => {
     beforeAll(async () => {
       await initBackend({ backend });
     });
@@ -257,7 +266,7 @@ describe('core wasm kernels', () => {
     )(
       'equals softmax(q·kᵀ)·v over the visible slots ($steps steps, $heads/$kvHeads heads, headDim $headDim, window $window, $layout first)',
       ({ steps, heads, kvHeads, headDim, slots, starts, window, layout }) => {
-        expect(causalAttentionSupported(headDim)).toBe(backend === 'wasm');
+        expect(causalAttentionSupported(headDim)).toBe(true);
         const rng = seedrandom(`${steps}-${headDim}-${window}`);
         const batch = starts.length;
         const qs = randomArray(batch * steps * heads * headDim, rng).map((x) => 3 * x);
@@ -286,7 +295,10 @@ describe('core wasm kernels', () => {
         ];
         const keys = tf.tensor4d(layout === 'heads' ? ks : slotsFirst(ks, dims), shape);
         const values = tf.tensor4d(layout === 'heads' ? vs : slotsFirst(vs, dims), shape);
-        const out = causalAttention(q, keys, values, starts, { window, layout });
+        const out =
+          attention === causalAttention
+            ? causalAttention(q, keys, values, starts, { window, layout })
+            : composedCausalAttention(q, keys, values, starts, window, layout);
         expect(out.shape).toEqual([batch * steps, heads * headDim]);
         const expected = referenceAttention(qs, ks, vs, starts, [
           steps,

@@ -24,8 +24,14 @@ export interface CausalAttentionOptions {
   layout?: 'heads' | 'slots';
 }
 
-/** Whether causalAttention runs as core's kernel for this head size on the current backend. */
+/**
+ * Whether causalAttention runs as one kernel for this head size on the
+ * current backend: core's SIMD kernel on wasm (headDim a multiple of 4), a
+ * plain loop on cpu (as fast as tfjs's cpu ops, with no mask to build).
+ */
 export function causalAttentionSupported(headDim: number): boolean {
+  const backend = tf.getBackend();
+  if (backend === 'cpu') return true;
   return headDim % 4 === 0 && wasmKernels() !== undefined;
 }
 
@@ -51,6 +57,18 @@ export function causalAttention(
     const attrs = { starts: Array.from(starts), window: Math.min(window, 2 ** 31 - 1), layout };
     return tf.engine().runKernel(CAUSAL_ATTENTION, { q, keys, values }, attrs) as tf.Tensor2D;
   }
+  return composedCausalAttention(q, keys, values, starts, window, layout);
+}
+
+/** causalAttention composed of tfjs ops (any backend, any head size). */
+export function composedCausalAttention(
+  q: tf.Tensor4D,
+  keys: tf.Tensor4D,
+  values: tf.Tensor4D,
+  starts: ArrayLike<number>,
+  window: number,
+  layout: 'heads' | 'slots',
+): tf.Tensor2D {
   return tf.tidy(() => {
     const [k, v] =
       layout === 'heads'
@@ -61,6 +79,88 @@ export function causalAttention(
   });
 }
 
+/** Shapes and strides (in floats) of one kernel call, checked. */
+function geometry(q: tf.TensorInfo, keys: tf.TensorInfo, attrs: tf.NamedAttrMap | undefined) {
+  const starts = attrs!.starts as number[];
+  const window = attrs!.window as number;
+  const headsFirst = attrs!.layout !== 'slots';
+  const [batch, steps, heads, headDim] = q.shape;
+  const [, kvHeads, slots] = headsFirst ? keys.shape : [keys.shape[0], keys.shape[2], keys.shape[1]];
+  if (
+    heads % kvHeads !== 0 ||
+    starts.length !== batch ||
+    keys.shape[0] !== batch ||
+    keys.shape[3] !== headDim
+  ) {
+    throw new Error(`causalAttention: unsupported shapes q [${q.shape}], keys [${keys.shape}]`);
+  }
+  for (const start of starts) {
+    if (!(start >= 0 && start + steps <= slots)) {
+      throw new Error(
+        `causalAttention: a row starting at ${start} with ${steps} steps exceeds ${slots} slots`,
+      );
+    }
+  }
+  const [headStride, slotStride] = headsFirst ? [slots * headDim, headDim] : [headDim, kvHeads * headDim];
+  const batchStride = kvHeads * slots * headDim;
+  return {
+    starts,
+    window,
+    batch,
+    steps,
+    heads,
+    headDim,
+    kvHeads,
+    slots,
+    batchStride,
+    headStride,
+    slotStride,
+  };
+}
+
+tf.registerKernel({
+  kernelName: CAUSAL_ATTENTION,
+  backendName: 'cpu',
+  kernelFunc: ({ inputs, attrs, backend }) => {
+    const { q, keys, values } = inputs as Record<string, tf.TensorInfo>;
+    const g = geometry(q, keys, attrs);
+    const cpu = backend as unknown as { data: { get(id: object): { values: Float32Array } } };
+    const [qs, ks, vs] = [q, keys, values].map((t) => cpu.data.get(t.dataId).values);
+    const out = new Float32Array(g.batch * g.steps * g.heads * g.headDim);
+    const scores = new Float64Array(Math.min(g.window, g.slots));
+    const mixed = new Float64Array(g.headDim);
+    for (let b = 0; b < g.batch; b++) {
+      for (let s = 0; s < g.steps; s++) {
+        const last = g.starts[b] + s;
+        const first = Math.max(0, last + 1 - g.window);
+        for (let h = 0; h < g.heads; h++) {
+          const base = b * g.batchStride + Math.floor(h / (g.heads / g.kvHeads)) * g.headStride;
+          const qAt = ((b * g.steps + s) * g.heads + h) * g.headDim;
+          let max = Number.NEGATIVE_INFINITY;
+          for (let j = first; j <= last; j++) {
+            const at = base + j * g.slotStride;
+            let dot = 0;
+            for (let d = 0; d < g.headDim; d++) dot += qs[qAt + d] * ks[at + d];
+            scores[j - first] = dot;
+            if (dot > max) max = dot;
+          }
+          let total = 0;
+          mixed.fill(0);
+          for (let j = first; j <= last; j++) {
+            const p = Math.exp(scores[j - first] - max);
+            total += p;
+            const at = base + j * g.slotStride;
+            for (let d = 0; d < g.headDim; d++) mixed[d] += p * vs[at + d];
+          }
+          for (let d = 0; d < g.headDim; d++) out[qAt + d] = mixed[d] / total;
+        }
+      }
+    }
+    const shape = [g.batch * g.steps, g.heads * g.headDim];
+    return { dataId: (backend as tf.KernelBackend).write(out, shape, 'float32'), shape, dtype: 'float32' };
+  },
+});
+
 tf.registerKernel({
   kernelName: CAUSAL_ATTENTION,
   backendName: 'wasm',
@@ -68,27 +168,13 @@ tf.registerKernel({
     const k = wasmKernels();
     if (k === undefined) throw new Error('core wasm kernels are unavailable on this backend');
     const { q, keys, values } = inputs as Record<string, tf.TensorInfo>;
-    const starts = attrs!.starts as number[];
-    const window = attrs!.window as number;
-    const headsFirst = attrs!.layout !== 'slots';
-    const [batch, steps, heads, headDim] = q.shape;
-    const [, kvHeads, slots] = headsFirst ? keys.shape : [keys.shape[0], keys.shape[2], keys.shape[1]];
-    if (headDim % 4 !== 0 || heads % kvHeads !== 0 || starts.length !== batch || keys.shape[3] !== headDim) {
-      throw new Error(`causalAttention: unsupported shapes q [${q.shape}], keys [${keys.shape}]`);
-    }
-    for (const start of starts) {
-      if (!(start >= 0 && start + steps <= slots)) {
-        throw new Error(
-          `causalAttention: a row starting at ${start} with ${steps} steps exceeds ${slots} slots`,
-        );
-      }
-    }
-    const out = k.backend.makeOutput([batch * steps, heads * headDim], 'float32');
-    const seen = Math.min(window, slots);
-    const scratch = k.scratch(4 * (seen + 4 + batch));
+    const g = geometry(q, keys, attrs);
+    if (g.headDim % 4 !== 0) throw new Error(`causalAttention: headDim ${g.headDim} is not a multiple of 4`);
+    const out = k.backend.makeOutput([g.batch * g.steps, g.heads * g.headDim], 'float32');
+    const seen = Math.min(g.window, g.slots);
+    const scratch = k.scratch(4 * (seen + 4 + g.batch));
     const startsAt = scratch + 4 * (seen + 4);
-    k.heap32().set(starts, startsAt >> 2);
-    const [headStride, slotStride] = headsFirst ? [slots * headDim, headDim] : [headDim, kvHeads * headDim];
+    k.heap32().set(g.starts, startsAt >> 2);
     k.exports.attend(
       k.offset(q),
       k.offset(keys),
@@ -96,14 +182,14 @@ tf.registerKernel({
       k.offset(out),
       scratch,
       startsAt,
-      batch,
-      steps,
-      heads,
-      kvHeads,
-      headDim,
-      kvHeads * slots * headDim,
-      headStride,
-      slotStride,
+      g.batch,
+      g.steps,
+      g.heads,
+      g.kvHeads,
+      g.headDim,
+      g.batchStride,
+      g.headStride,
+      g.slotStride,
       seen,
     );
     return out;
