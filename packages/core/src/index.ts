@@ -4,9 +4,15 @@ export * from './causal-lm.js';
 export * from './decoder.js';
 export * from './errors.js';
 export * from './generate.js';
-export { causalAttention, causalAttentionSupported } from './kernels/causal-attention.js';
+export {
+  CAUSAL_ATTENTION,
+  type CausalAttentionOptions,
+  causalAttention,
+  causalAttentionSupported,
+} from './kernels/causal-attention.js';
 export {
   disposePackedLinear,
+  PACKED_MATMUL,
   type PackedLinear,
   packedLinear,
   packedLinearSupported,

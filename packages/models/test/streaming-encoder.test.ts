@@ -557,8 +557,8 @@ describe('streaming encoder', () => {
       outputs.dispose();
       counts.add(tf.memory().numTensors);
     }
-    expect(counts.size).toBe(1); // 2 conv tails + keys and values per layer and head + the input
-    const stateTensors = 1 + 2 + 2 * config.layers * config.heads;
+    expect(counts.size).toBe(1); // 2 conv tails + keys and values per layer + the input
+    const stateTensors = 1 + 2 + 2 * config.layers;
     expect(allocated()).toEqual({
       tensors: before.tensors + stateTensors,
       buffers: before.buffers + stateTensors,

@@ -1,9 +1,11 @@
 import {
   type Activation,
+  causalAttentionSupported,
   checkCapacity,
   checkPositiveInteger,
   DisposedError,
   disposeLinear,
+  disposePackedLinear,
   type EncodeResult,
   type Encoder,
   type EncoderState,
@@ -12,9 +14,12 @@ import {
   InvalidArgumentError,
   type Linear,
   type NormWeights,
+  type PackedLinear,
+  packLinear,
   rotaryInverseFrequencies,
   rotaryTables,
   rotateHalfMatrix,
+  useWasmKernels,
 } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import {
@@ -25,9 +30,6 @@ import {
 } from './config.js';
 import * as k from './kernels.js';
 import type { StreamingConvWeights, StreamingEncoderWeights } from './weights.js';
-
-/** Added to masked scores: exp underflows to exactly 0, so masked keys contribute nothing. */
-const MASKED = -1e9;
 
 export interface StreamingEncoderState extends EncoderState {
   /** Output frames of history each new output frame attends to (Infinity: all). */
@@ -81,6 +83,13 @@ interface Dense {
 }
 
 /**
+ * A Dense as the pass runs it: on wasm packed for core's product (faster
+ * than XNNPACK's at every row count, and most at the few rows of a streamed
+ * chunk: 8 rows of GPT-2's MLP in 0.7 against 1.0 ms), relu as a kernel after it.
+ */
+type RunDense = Dense | { packed: PackedLinear; activation: Dense['activation'] };
+
+/**
  * A layer as the forward pass uses it. The residual stream is kept at zero
  * mean over features: the conv front end's output is centered once, and o
  * and down, the two matmuls that add to the stream, have each row of their
@@ -94,11 +103,11 @@ interface Dense {
  * 1/√headDim; the MLP's activation scales are folded as ActivationPlan says.
  */
 interface PreparedLayer {
-  qk: Dense;
-  v: Dense;
-  o: Dense;
-  up: Dense;
-  down: Dense;
+  qk: RunDense;
+  v: RunDense;
+  o: RunDense;
+  up: RunDense;
+  down: RunDense;
 }
 
 /**
@@ -137,13 +146,13 @@ interface MutableState {
    */
   convTail: tf.Tensor4D;
   /**
-   * At [(layer·batch + row)·heads + head]: that head's keys and values of
-   * the last min(outputLength, leftContext) output frames, keys [1, window,
-   * headDim], values transposed [1, headDim, window]; undefined before the
-   * first frame or for leftContext 0.
+   * Per layer, the keys and values of the last min(outputLength,
+   * leftContext) output frames, [batch, frames, heads, headDim] (new frames
+   * append along axis 1 with no transpose); undefined before the first
+   * frame or for leftContext 0.
    */
-  keys: (tf.Tensor3D | undefined)[];
-  values: (tf.Tensor3D | undefined)[];
+  keys: (tf.Tensor4D | undefined)[];
+  values: (tf.Tensor4D | undefined)[];
 }
 
 /** What one forward pass replaces in the state. */
@@ -151,8 +160,8 @@ interface StepResult {
   outputs: tf.Tensor3D;
   melTail: tf.Tensor4D;
   convTail: tf.Tensor4D;
-  keys: (tf.Tensor3D | undefined)[];
-  values: (tf.Tensor3D | undefined)[];
+  keys: (tf.Tensor4D | undefined)[];
+  values: (tf.Tensor4D | undefined)[];
 }
 
 /**
@@ -185,14 +194,14 @@ export function createStreamingEncoder(
     const norm = { weight: layer.attnNorm.weight.clone(), bias: layer.attnNorm.bias?.clone() };
     for (const l of [layer.q, layer.k]) disposeLinear(l);
     return {
-      qk: prepareAfterNorm(layer.attnNorm, qk),
-      v: prepareAfterNorm(norm, layer.v),
-      o: centerOutputs(prepareDense(layer.o)),
-      up: prepareAfterNorm(layer.mlpNorm, layer.up, act.inScale, act.fused),
-      down: centerOutputs(prepareDense(layer.down, act.outScale)),
+      qk: forRun(prepareAfterNorm(layer.attnNorm, qk)),
+      v: forRun(prepareAfterNorm(norm, layer.v)),
+      o: forRun(centerOutputs(prepareDense(layer.o))),
+      up: forRun(prepareAfterNorm(layer.mlpNorm, layer.up, act.inScale, act.fused)),
+      down: forRun(centerOutputs(prepareDense(layer.down, act.outScale))),
     };
   });
-  const ctcHead = prepareAfterNorm(weights.finalNorm, weights.ctcHead);
+  const ctcHead = forRun(prepareAfterNorm(weights.finalNorm, weights.ctcHead));
   // Row means as one matmul, and mean of squares + eps (the variance of a zero-mean row).
   const mean: Dense = { weight: tf.fill([1, dModel, 1], 1 / dModel) as tf.Tensor3D, activation: 'linear' };
   const variance: Dense = { weight: mean.weight.clone(), bias: tf.tensor1d([eps]), activation: 'linear' };
@@ -230,9 +239,11 @@ export function createStreamingEncoder(
     };
   }
 
-  /** x [1, rows, in] · weight + bias (+ relu), in one kernel. */
-  function dense(x: tf.Tensor3D, layer: Dense): tf.Tensor3D {
-    return k.fusedMatMul(x, layer.weight, layer.bias, layer.activation);
+  /** x [1, rows, in] · weight + bias (+ relu), in one kernel (two for relu after a packed product). */
+  function dense(x: tf.Tensor3D, layer: RunDense): tf.Tensor3D {
+    if (!('packed' in layer)) return k.fusedMatMul(x, layer.weight, layer.bias, layer.activation);
+    const y = k.packedMatMul(x, layer.packed);
+    return layer.activation === 'relu' ? k.relu(y) : y;
   }
 
   /**
@@ -242,24 +253,6 @@ export function createStreamingEncoder(
    */
   function scaleRows(x: tf.Tensor3D): tf.Tensor3D {
     return k.mul(x, k.rsqrt(dense(k.square(x), variance)));
-  }
-
-  /**
-   * Additive mask [1, steps, cached + steps]: new frame s (position start +
-   * s) sees key i (position start − cached + i) iff that position is within
-   * [start + s − leftContext, start + s]. Undefined when nothing is masked.
-   */
-  function bandMask(steps: number, cached: number, leftContext: number): tf.Tensor3D | undefined {
-    const length = cached + steps;
-    if (steps === 1 && length <= leftContext + 1) return undefined;
-    const mask = new Float32Array(steps * length);
-    for (let s = 0; s < steps; s++) {
-      const row = s * length;
-      const first = cached + s - leftContext;
-      if (first > 0) mask.fill(MASKED, row, row + first);
-      mask.fill(MASKED, row + cached + s + 1, row + length);
-    }
-    return tf.tensor3d(mask, [1, steps, length]);
   }
 
   /**
@@ -287,60 +280,47 @@ export function createStreamingEncoder(
   }
 
   /**
-   * One batch row's q and k [1, steps, 2·dModel] (q pre-scaled, both
-   * rotated) and v [1, steps, dModel] cut into heads: qT and vT [1, headDim,
-   * steps] (transposed), k [1, steps, headDim]. (Splitting q, k, v from one
-   * transpose of all three costs more on wasm: each piece a tfjs slice makes
-   * is first a copy of the whole tensor it is cut from.)
+   * Attention of the new frames over the layer's cached keys and values plus
+   * their own: q and k [1, batch·steps, dModel] each side by side in `qk`
+   * (q pre-scaled, both rotated), v [1, batch·steps, dModel]. One kernel for
+   * every row, head and frame (core's causalAttention; this encoder used to
+   * run a pair of matmuls and a softmax per head, some 50 kernels a layer).
+   * Returns [1, batch·steps, dModel] and the layer's new caches, trimmed to
+   * `keep` frames.
    */
-  function headsOf(qk: tf.Tensor3D, v: tf.Tensor3D) {
-    const [q, keys] = k.split(qk, 2, 2);
-    return {
-      qT: k.split(k.transposeLast(q), heads, 1),
-      k: k.split(keys, heads, 2),
-      vT: k.split(k.transposeLast(v), heads, 1),
-    };
-  }
-
-  /**
-   * Attention of one batch row, head by head, over the head's cached keys
-   * and values plus the new ones. Returns [1, steps, dModel] and appends
-   * the new caches (trimmed to `keep` frames) of heads 0, 1, … to keys and
-   * values; the state's old ones are at slot + head.
-   *
-   * Only plain matmuls with the cache as left operand: the wasm backend runs
-   * plain matmuls through XNNPACK, which first packs the right operand
-   * (costly for a cache tensor, new at every call), and batched or
-   * transposed matmuls through a loop about 12× slower. One pair of matmuls
-   * per head: putting all heads in one matmul (q spread block-diagonally, as
-   * this encoder did up to 8 new frames per call) saves some 25 kernels per
-   * layer but costs heads× the attention flops, more than the kernels once
-   * about a hundred frames are cached (10 M preset on wasm).
-   */
-  function attendRow(
+  function attend(
     qk: tf.Tensor3D,
     v: tf.Tensor3D,
     state: MutableState,
-    slot: number,
-    mask: tf.Tensor3D | undefined,
+    layer: number,
     keep: number,
-    keys: (tf.Tensor3D | undefined)[],
-    values: (tf.Tensor3D | undefined)[],
-  ): tf.Tensor3D {
-    const parts = headsOf(qk, v);
-    const outs = parts.qT.map((qT, h) => {
-      const previousKeys = state.keys[slot + h];
-      const previousValues = state.values[slot + h];
-      const allKeys = previousKeys ? k.concat([previousKeys, parts.k[h]], 1) : parts.k[h];
-      const allValues = previousValues ? k.concat([previousValues, parts.vT[h]], 2) : parts.vT[h];
-      const length = allKeys.shape[1];
-      keys.push(keep === 0 ? undefined : keep >= length ? allKeys : lastFrames(allKeys, 1, keep));
-      values.push(keep === 0 ? undefined : keep >= length ? allValues : lastFrames(allValues, 2, keep));
-      const scores = k.transposeLast(k.matMul(allKeys, qT));
-      const probs = k.softmax(mask ? k.add(scores, mask) : scores);
-      return k.matMul(allValues, k.transposeLast(probs));
-    });
-    return k.transposeLast(k.concat(outs, 1));
+  ): { out: tf.Tensor3D; keys?: tf.Tensor4D; values?: tf.Tensor4D } {
+    const { batch, leftContext } = state;
+    const steps = qk.shape[1] / batch;
+    const perHead: [number, number, number, number] = [batch, steps, heads, headDim];
+    const [q, newKeys] = k.split(qk, 2, 2);
+    const previousKeys = state.keys[layer];
+    const previousValues = state.values[layer];
+    const cached = previousKeys?.shape[1] ?? 0;
+    const keys = k.reshape<tf.Rank.R4>(newKeys, perHead);
+    const values = k.reshape<tf.Rank.R4>(v, perHead);
+    const allKeys = previousKeys ? k.concat([previousKeys, keys], 1) : keys;
+    const allValues = previousValues ? k.concat([previousValues, values], 1) : values;
+    const mixed = k.causalAttention(
+      k.reshape<tf.Rank.R4>(q, perHead),
+      allKeys,
+      allValues,
+      cached,
+      leftContext + 1,
+    );
+    const length = cached + steps;
+    const trim = (t: tf.Tensor4D) =>
+      keep >= length ? t : k.slice(t, [0, length - keep, 0, 0], [batch, keep, heads, headDim]);
+    return {
+      out: k.reshape<tf.Rank.R3>(mixed, [1, batch * steps, dModel]),
+      keys: keep === 0 ? undefined : trim(allKeys),
+      values: keep === 0 ? undefined : trim(allValues),
+    };
   }
 
   /**
@@ -358,17 +338,17 @@ export function createStreamingEncoder(
     const cached = state.keys[0]?.shape[1] ?? 0;
     const keep = Math.min(leftContext, cached + steps);
     const tables = inverseFrequencies ? rotaryTablesQk(batch, steps, start) : undefined;
-    const mask = bandMask(steps, cached, leftContext);
-    const keys: (tf.Tensor3D | undefined)[] = [];
-    const values: (tf.Tensor3D | undefined)[] = [];
+    const keys: (tf.Tensor4D | undefined)[] = [];
+    const values: (tf.Tensor4D | undefined)[] = [];
     let x = x0;
+    // Where attention is not one kernel (webgpu, odd head sizes) it is composed of ops,
+    // which direct() cannot run.
+    const scope = causalAttentionSupported(headDim) ? k.direct : tf.tidy;
     layers.forEach((layer, index) => {
-      // One direct scope per layer: its intermediates are freed before the
+      // One scope per layer: its intermediates are freed before the
       // next layer runs (reused memory: about 10% faster streamed than one
       // scope for the pass); its output and caches go on to the pass's tidy.
-      const made = k.direct(() => {
-        const layerKeys: (tf.Tensor3D | undefined)[] = [];
-        const layerValues: (tf.Tensor3D | undefined)[] = [];
+      const made = scope(() => {
         const h = scaleRows(x);
         let qk = dense(h, layer.qk);
         const v = dense(h, layer.v);
@@ -377,18 +357,14 @@ export function createStreamingEncoder(
           const rotated = k.reshape<tf.Rank.R3>(k.matMul(flat, rotateHalf!), qk.shape);
           qk = k.add(k.mul(qk, tables.cos), k.mul(rotated, tables.sin));
         }
-        const qks = batch === 1 ? [qk] : k.split(qk, batch, 1);
-        const vs = batch === 1 ? [v] : k.split(v, batch, 1);
-        const outs = qks.map((row, r) =>
-          attendRow(row, vs[r], state, (index * batch + r) * heads, mask, keep, layerKeys, layerValues),
-        );
-        const y = k.add(x, dense(k.concat(outs, 1), layer.o));
+        const attended = attend(qk, v, state, index, keep);
+        const y = k.add(x, dense(attended.out, layer.o));
         const hidden = act.apply(dense(scaleRows(y), layer.up)) as tf.Tensor3D;
-        return { x: k.add(y, dense(hidden, layer.down)), keys: layerKeys, values: layerValues };
+        return { x: k.add(y, dense(hidden, layer.down)), keys: attended.keys, values: attended.values };
       });
       x = made.x;
-      keys.push(...made.keys);
-      values.push(...made.values);
+      keys.push(made.keys);
+      values.push(made.values);
     });
     const outputs = k.direct(() =>
       k.reshape<tf.Rank.R3>(dense(scaleRows(x), ctcHead), [batch, steps, vocabSize]),
@@ -468,7 +444,6 @@ export function createStreamingEncoder(
           `leftContext must be a non-negative integer (output frames) or Infinity, got ${leftContext}`,
         );
       }
-      const slots = layers.length * batch * heads;
       const state: MutableState = {
         batch,
         maxLength,
@@ -478,8 +453,8 @@ export function createStreamingEncoder(
         outputLength: 0,
         melTail: tf.zeros([batch, 1, 1, nMels]),
         convTail: tf.zeros([batch, 1, 1, convChannels]),
-        keys: Array.from({ length: slots }, () => undefined),
-        values: Array.from({ length: slots }, () => undefined),
+        keys: layers.map(() => undefined),
+        values: layers.map(() => undefined),
       };
       return state;
     },
@@ -606,9 +581,23 @@ function centerOutputs(layer: Dense): Dense {
   return { ...centered, activation: layer.activation };
 }
 
-function disposeDense(layer: Dense): void {
+function disposeDense(layer: RunDense): void {
+  if ('packed' in layer) {
+    disposePackedLinear(layer.packed);
+    return;
+  }
   layer.weight.dispose();
   layer.bias?.dispose();
+}
+
+/** Takes ownership of `layer`: packed for core's wasm product where models pack (useWasmKernels). */
+function forRun(layer: Dense): RunDense {
+  if (!useWasmKernels()) return layer;
+  const [, input, output] = layer.weight.shape;
+  const weight = tf.reshape(layer.weight, [input, output]) as tf.Tensor2D;
+  layer.weight.dispose();
+  const packed = packLinear(layer.bias ? { weight, bias: layer.bias } : { weight });
+  return { packed, activation: layer.activation };
 }
 
 /** The activations of core's `activate`, as ActivationPlans. */
@@ -648,15 +637,6 @@ function activationPlan(kind: Activation): ActivationPlan {
       };
     }
   }
-}
-
-/** The last `keep` frames of a cache tensor along `axis`. */
-function lastFrames(t: tf.Tensor3D, axis: 1 | 2, keep: number): tf.Tensor3D {
-  const begin = [0, 0, 0];
-  const size = [...t.shape];
-  begin[axis] = t.shape[axis] - keep;
-  size[axis] = keep;
-  return k.slice(t, begin, size);
 }
 
 function isTensor(t: tf.Tensor | undefined): t is tf.Tensor {

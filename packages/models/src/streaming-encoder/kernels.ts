@@ -9,6 +9,13 @@
  *
  * Inside `direct(fn)` the kernels run without the engine at all (see there).
  */
+import {
+  CAUSAL_ATTENTION,
+  causalAttentionSupported,
+  causalAttention as composedOrKernel,
+  PACKED_MATMUL,
+  type PackedLinear,
+} from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 
 /**
@@ -116,6 +123,7 @@ export const square = <T extends tf.Tensor>(x: T): T => run<T>(tf.Square, { x })
 export const rsqrt = <T extends tf.Tensor>(x: T): T => run<T>(tf.Rsqrt, { x });
 export const erf = <T extends tf.Tensor>(x: T): T => run<T>(tf.Erf, { x });
 export const sigmoid = <T extends tf.Tensor>(x: T): T => run<T>(tf.Sigmoid, { x });
+export const relu = <T extends tf.Tensor>(x: T): T => run<T>(tf.Relu, { x });
 
 /** Softmax over the last axis. */
 export const softmax = <T extends tf.Tensor>(logits: T): T =>
@@ -177,4 +185,39 @@ export function fusedConv2d(
       leakyreluAlpha: 0,
     },
   );
+}
+
+/**
+ * core's causalAttention, keys and values slots-first [batch, slots, heads,
+ * headDim], every row's new steps starting at slot `start`, each seeing at
+ * most `window` slots. One kernel where core has one for the backend
+ * (causalAttentionSupported); elsewhere core composes tfjs ops, which is
+ * not allowed inside direct() (callers use tf.tidy there instead).
+ */
+export function causalAttention(
+  q: tf.Tensor4D,
+  keys: tf.Tensor4D,
+  values: tf.Tensor4D,
+  start: number,
+  window: number,
+): tf.Tensor2D {
+  const starts = new Array<number>(q.shape[0]).fill(start);
+  if (!causalAttentionSupported(q.shape[3])) {
+    if (arena !== undefined)
+      throw new Error('causalAttention: composed attention cannot run inside direct()');
+    return composedOrKernel(q, keys, values, starts, { window, layout: 'slots' });
+  }
+  const attrs = { starts, window: Math.min(window, 2 ** 31 - 1), layout: 'slots' };
+  return run<tf.Tensor2D>(CAUSAL_ATTENTION, { q, keys, values }, attrs);
+}
+
+/** x [batch, rows, in] · a layer packed for core's wasm product (+ its bias). */
+export function packedMatMul(x: tf.Tensor3D, layer: PackedLinear): tf.Tensor3D {
+  const [batch, rows, inDim] = x.shape;
+  const flat = reshape<tf.Rank.R2>(x, [batch * rows, inDim]);
+  const inputs: tf.NamedTensorMap = layer.bias
+    ? { x: flat, panels: layer.panels, bias: layer.bias }
+    : { x: flat, panels: layer.panels };
+  const y = run<tf.Tensor2D>(PACKED_MATMUL, inputs, { outDim: layer.outDim });
+  return reshape<tf.Rank.R3>(y, [batch, rows, layer.outDim]);
 }
