@@ -7,7 +7,8 @@ import {
   initBackend,
 } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { frameCacheMode } from '../src/streaming-encoder/frame-cache.js';
 import {
   createStreamingEncoder,
   disposeStreamingEncoderWeights,
@@ -380,21 +381,32 @@ describe('streaming encoder', () => {
     }
   });
 
-  it('equals a naive float64 reference with a banded attention window, offline and streamed', () => {
-    const random = seeded(3);
-    for (const { encoder, config, weights } of models) {
-      for (const leftContext of [0, 1, 3, 6, Number.POSITIVE_INFINITY]) {
-        const batch = 2;
-        const total = 58;
-        const frames = randomFrames(batch * total * config.nMels, random);
-        const expected = referenceBatch(config, weights, frames, batch, leftContext);
-        const offline = encode(encoder, frames, batch, [total], leftContext);
-        expect(maxAbsDiff(offline.values, expected)).toBeLessThan(1e-4);
-        const streamed = encode(encoder, frames, batch, randomSplit(total, 9, random), leftContext);
-        expect(maxAbsDiff(streamed.values, expected)).toBeLessThan(1e-4);
+  it.each([
+    ['written in place', false],
+    ['concatenated (as on webgpu)', true],
+  ])(
+    'equals a naive float64 reference with a banded attention window, offline and streamed (caches %s)',
+    (_, concatenate) => {
+      const random = seeded(3);
+      frameCacheMode.concatenate = concatenate;
+      onTestFinished(() => {
+        frameCacheMode.concatenate = false;
+      });
+      for (const { encoder, config, weights } of models) {
+        for (const leftContext of [0, 1, 3, 6, Number.POSITIVE_INFINITY]) {
+          const batch = 2;
+          // 32 output frames: caches written in place both grow (past 16) and drop frames no query sees.
+          const total = 130;
+          const frames = randomFrames(batch * total * config.nMels, random);
+          const expected = referenceBatch(config, weights, frames, batch, leftContext);
+          const offline = encode(encoder, frames, batch, [total], leftContext);
+          expect(maxAbsDiff(offline.values, expected)).toBeLessThan(1e-4);
+          const streamed = encode(encoder, frames, batch, randomSplit(total, 9, random), leftContext);
+          expect(maxAbsDiff(streamed.values, expected)).toBeLessThan(1e-4);
+        }
       }
-    }
-  });
+    },
+  );
 
   it('every activation (folded into the matmuls around it) equals the reference, offline and streamed', () => {
     const random = seeded(13);

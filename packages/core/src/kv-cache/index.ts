@@ -1,6 +1,9 @@
 import { createBlockCache } from './blocks.js';
 import { createConcatCache } from './concat.js';
 import { createInplaceCache, inplaceSupported } from './inplace.js';
+
+export { hostFloats } from './inplace.js';
+
 import type { KvCache, KvCacheKind, KvCacheShape } from './kv-cache.js';
 import { createStaticCache } from './static.js';
 

@@ -20,21 +20,32 @@ interface InplaceMemory {
   readPrefix(source: tf.Tensor4D, size: number): tf.Tensor4D;
 }
 
-type HostMemory = (t: tf.Tensor) => Float32Array;
+type HostMemory = (t: tf.TensorInfo) => Float32Array;
 
-function inplaceMemory(): InplaceMemory | undefined {
+/**
+ * The float32 storage of a tensor (or a kernel's bare output) on a backend
+ * that keeps it in host memory (cpu, wasm), for writing in place buffers
+ * one allocated and never hands out; undefined on other backends. On wasm
+ * the view is invalid once the heap grows (any allocation may grow it): take
+ * a new one after allocating.
+ */
+export function hostFloats(t: tf.TensorInfo): Float32Array | undefined {
   const backend = tf.backend() as unknown as Record<string, any>;
   const name = tf.getBackend();
-  if (name === 'cpu') return hostInplace((t) => backend.data.get(t.dataId).values as Float32Array);
+  if (name === 'cpu') return backend.data.get(t.dataId).values as Float32Array;
   if (name === 'wasm') {
-    return hostInplace((t) => {
-      const { memoryOffset } = backend.dataIdMap.get(t.dataId);
-      // HEAPF32 is re-read each time: the wasm heap may have grown and been replaced.
-      const heap = backend.wasm.HEAPF32 as Float32Array;
-      return heap.subarray(memoryOffset / 4, memoryOffset / 4 + t.size);
-    });
+    const { memoryOffset } = backend.dataIdMap.get(t.dataId);
+    const heap = backend.wasm.HEAPF32 as Float32Array;
+    const size = t.shape.reduce((a, b) => a * b, 1);
+    return heap.subarray(memoryOffset / 4, memoryOffset / 4 + size);
   }
-  if (name === 'webgpu') return webGpuInplace(backend);
+  return undefined;
+}
+
+function inplaceMemory(): InplaceMemory | undefined {
+  const name = tf.getBackend();
+  if (name === 'cpu' || name === 'wasm') return hostInplace((t) => hostFloats(t)!);
+  if (name === 'webgpu') return webGpuInplace(tf.backend() as unknown as Record<string, any>);
   return undefined;
 }
 

@@ -28,6 +28,13 @@ import {
   checkStreamingEncoderConfig,
   type StreamingEncoderConfig,
 } from './config.js';
+import {
+  appendsInPlace,
+  createFrameCache,
+  type FrameCache,
+  reserveFrames,
+  writeFrames,
+} from './frame-cache.js';
 import * as k from './kernels.js';
 import type { StreamingConvWeights, StreamingEncoderWeights } from './weights.js';
 
@@ -146,13 +153,12 @@ interface MutableState {
    */
   convTail: tf.Tensor4D;
   /**
-   * Per layer, the keys and values of the last min(outputLength,
-   * leftContext) output frames, [batch, frames, heads, headDim] (new frames
-   * append along axis 1 with no transpose); undefined before the first
-   * frame or for leftContext 0.
+   * Per layer, the keys and values of (at least) the last min(outputLength,
+   * leftContext) output frames (see FrameCache); undefined before the first
+   * frame.
    */
-  keys: (tf.Tensor4D | undefined)[];
-  values: (tf.Tensor4D | undefined)[];
+  keys: (FrameCache | undefined)[];
+  values: (FrameCache | undefined)[];
 }
 
 /** What one forward pass replaces in the state. */
@@ -160,8 +166,9 @@ interface StepResult {
   outputs: tf.Tensor3D;
   melTail: tf.Tensor4D;
   convTail: tf.Tensor4D;
-  keys: (tf.Tensor4D | undefined)[];
-  values: (tf.Tensor4D | undefined)[];
+  /** New cache buffers (concatenating backends: all frames kept); undefined where the pass wrote into the state's own. */
+  keys?: (tf.Tensor4D | undefined)[];
+  values?: (tf.Tensor4D | undefined)[];
 }
 
 /**
@@ -285,8 +292,10 @@ export function createStreamingEncoder(
    * (q pre-scaled, both rotated), v [1, batch·steps, dModel]. One kernel for
    * every row, head and frame (core's causalAttention; this encoder used to
    * run a pair of matmuls and a softmax per head, some 50 kernels a layer).
-   * Returns [1, batch·steps, dModel] and the layer's new caches, trimmed to
-   * `keep` frames.
+   * Returns [1, batch·steps, dModel]. On host backends the new frames go
+   * into the state's caches (reserved by extendStep, past their lengths:
+   * the state only counts them once the pass succeeds); elsewhere it also
+   * returns the layer's new caches, trimmed to `keep` frames.
    */
   function attend(
     qk: tf.Tensor3D,
@@ -298,26 +307,30 @@ export function createStreamingEncoder(
     const { batch, leftContext } = state;
     const steps = qk.shape[1] / batch;
     const perHead: [number, number, number, number] = [batch, steps, heads, headDim];
-    const [q, newKeys] = k.split(qk, 2, 2);
-    const previousKeys = state.keys[layer];
-    const previousValues = state.values[layer];
-    const cached = previousKeys?.shape[1] ?? 0;
+    const [q4, newKeys] = k.split(qk, 2, 2);
+    const q = k.reshape<tf.Rank.R4>(q4, perHead);
     const keys = k.reshape<tf.Rank.R4>(newKeys, perHead);
     const values = k.reshape<tf.Rank.R4>(v, perHead);
-    const allKeys = previousKeys ? k.concat([previousKeys, keys], 1) : keys;
-    const allValues = previousValues ? k.concat([previousValues, values], 1) : values;
-    const mixed = k.causalAttention(
-      k.reshape<tf.Rank.R4>(q, perHead),
-      allKeys,
-      allValues,
-      cached,
-      leftContext + 1,
-    );
+    const window = leftContext + 1;
+    const previousKeys = state.keys[layer];
+    const previousValues = state.values[layer];
+    const cached = previousKeys?.length ?? 0;
+    const shaped = (mixed: tf.Tensor2D) => k.reshape<tf.Rank.R3>(mixed, [1, batch * steps, dModel]);
+    if (appendsInPlace()) {
+      writeFrames(previousKeys!, keys);
+      writeFrames(previousValues!, values);
+      return {
+        out: shaped(k.causalAttention(q, previousKeys!.buffer, previousValues!.buffer, cached, window)),
+      };
+    }
+    const allKeys = previousKeys ? k.concat([previousKeys.buffer, keys], 1) : keys;
+    const allValues = previousValues ? k.concat([previousValues.buffer, values], 1) : values;
+    const mixed = k.causalAttention(q, allKeys, allValues, cached, window);
     const length = cached + steps;
     const trim = (t: tf.Tensor4D) =>
       keep >= length ? t : k.slice(t, [0, length - keep, 0, 0], [batch, keep, heads, headDim]);
     return {
-      out: k.reshape<tf.Rank.R3>(mixed, [1, batch * steps, dModel]),
+      out: shaped(mixed),
       keys: keep === 0 ? undefined : trim(allKeys),
       values: keep === 0 ? undefined : trim(allValues),
     };
@@ -335,7 +348,7 @@ export function createStreamingEncoder(
     const steps = x0.shape[1] / batch;
     const start = state.outputLength;
     const { leftContext } = state;
-    const cached = state.keys[0]?.shape[1] ?? 0;
+    const cached = state.keys[0]?.length ?? 0;
     const keep = Math.min(leftContext, cached + steps);
     const tables = inverseFrequencies ? rotaryTablesQk(batch, steps, start) : undefined;
     const keys: (tf.Tensor4D | undefined)[] = [];
@@ -369,7 +382,7 @@ export function createStreamingEncoder(
     const outputs = k.direct(() =>
       k.reshape<tf.Rank.R3>(dense(scaleRows(x), ctcHead), [batch, steps, vocabSize]),
     );
-    return { outputs, keys, values };
+    return appendsInPlace() ? { outputs } : { outputs, keys, values };
   }
 
   /**
@@ -394,12 +407,7 @@ export function createStreamingEncoder(
 
   function forward(state: MutableState, frames: tf.Tensor3D): StepResult {
     return tf.tidy(() => {
-      const unchanged = {
-        melTail: state.melTail,
-        convTail: state.convTail,
-        keys: state.keys,
-        values: state.values,
-      };
+      const unchanged = { melTail: state.melTail, convTail: state.convTail };
       const none = () => tf.zeros([state.batch, 0, vocabSize]) as tf.Tensor3D;
       if (frames.shape[1] === 0) return { outputs: none(), ...unchanged };
       const { melTail, convTail, x } = frontEnd(state, frames);
@@ -422,6 +430,26 @@ export function createStreamingEncoder(
         `the streaming encoder takes float32 frames [batch ${state.batch}, steps, nMels ${nMels}]; got ${got}`,
       );
     }
+  }
+
+  /**
+   * Room in every layer's caches for `steps` more frames, keeping what
+   * attention can still reach (see reserveFrames; the state may keep the
+   * result whatever the pass does next).
+   */
+  function reserveCaches(state: MutableState, steps: number): void {
+    const reserve = (cache: FrameCache | undefined) => {
+      if (cache === undefined) return createFrameCache(state.batch, steps, heads, headDim);
+      return reserveFrames(cache, steps, Math.min(state.leftContext, cache.length));
+    };
+    state.keys = state.keys.map(reserve);
+    state.values = state.values.map(reserve);
+  }
+
+  /** Replaces a cache by a new buffer holding exactly the frames kept, freeing the old one unless the pass kept it. */
+  function swapCache(old: FrameCache | undefined, next: tf.Tensor4D | undefined): FrameCache | undefined {
+    if (old && old.buffer !== next) old.buffer.dispose();
+    return next && { buffer: next, length: next.shape[1] };
   }
 
   /** Replaces a state tensor, freeing the old one unless the pass kept it. */
@@ -470,12 +498,20 @@ export function createStreamingEncoder(
       checkFrames(s, frames);
       const steps = frames.shape[1];
       checkCapacity(s.lengths, steps, s.maxLength, Number.POSITIVE_INFINITY);
+      // Output frame j comes with input frame 4j + 3 (see above).
+      const newFrames = Math.floor((s.lengths[0] + steps) / 4) - s.outputLength;
+      if (appendsInPlace() && newFrames > 0) reserveCaches(s, newFrames);
       const result = forward(s, frames);
       // The pass succeeded: only now does the state change.
       s.melTail = swap(s.melTail, result.melTail)!;
       s.convTail = swap(s.convTail, result.convTail)!;
-      s.keys = s.keys.map((old, i) => swap(old, result.keys[i]));
-      s.values = s.values.map((old, i) => swap(old, result.values[i]));
+      if (result.keys && result.values) {
+        const [newKeys, newValues] = [result.keys, result.values];
+        s.keys = s.keys.map((old, i) => swapCache(old, newKeys[i]));
+        s.values = s.values.map((old, i) => swapCache(old, newValues[i]));
+      } else if (newFrames > 0) {
+        for (const cache of [...s.keys, ...s.values]) cache!.length += newFrames;
+      }
       s.outputLength += result.outputs.shape[1];
       for (let r = 0; r < s.batch; r++) s.lengths[r] += steps;
       return { outputs: result.outputs, state };
@@ -484,7 +520,8 @@ export function createStreamingEncoder(
       const s = state as MutableState;
       if (s.disposed) return;
       s.disposed = true;
-      tf.dispose([s.melTail, s.convTail, ...s.keys.filter(isTensor), ...s.values.filter(isTensor)]);
+      const caches = [...s.keys, ...s.values].flatMap((c) => (c ? [c.buffer] : []));
+      tf.dispose([s.melTail, s.convTail, ...caches]);
       s.keys = s.keys.map(() => undefined);
       s.values = s.values.map(() => undefined);
     },
@@ -637,10 +674,6 @@ function activationPlan(kind: Activation): ActivationPlan {
       };
     }
   }
-}
-
-function isTensor(t: tf.Tensor | undefined): t is tf.Tensor {
-  return t !== undefined;
 }
 
 function checkWeights(config: StreamingEncoderConfig, weights: StreamingEncoderWeights): void {
