@@ -127,6 +127,12 @@ describe('core wasm kernels', () => {
     tf.tidy(() => {
       const empty = packedLinear(tf.zeros([0, 4]) as tf.Tensor2D, layer);
       expect(empty.shape).toEqual([0, 9]);
+      // Leading dimensions are rows.
+      const x = tf.randomNormal([2, 3, 4]);
+      const y = packedLinear(x, layer);
+      expect(y.shape).toEqual([2, 3, 9]);
+      const expected = tf.reshape(packedLinear(tf.reshape(x, [6, 4]) as tf.Tensor2D, layer), [2, 3, 9]);
+      expect(Array.from(y.dataSync())).toEqual(Array.from(expected.dataSync()));
       expect(() => packedLinear(tf.zeros([2, 5]) as tf.Tensor2D, layer)).toThrow(
         /5 columns, the layer takes 4/,
       );

@@ -76,15 +76,16 @@ export function disposePackedLinear(layer: PackedLinear): void {
   layer.bias?.dispose();
 }
 
-/** x [rows, inDim] → [rows, outDim]. */
-export function packedLinear(x: tf.Tensor2D, layer: PackedLinear): tf.Tensor2D {
-  if (x.shape[1] !== layer.inDim) {
-    throw new Error(`packedLinear: x has ${x.shape[1]} columns, the layer takes ${layer.inDim}`);
+/** x [..., inDim] → [..., outDim]. */
+export function packedLinear<T extends tf.Tensor>(x: T, layer: PackedLinear): T {
+  const columns = x.shape[x.shape.length - 1];
+  if (x.rank < 1 || columns !== layer.inDim) {
+    throw new Error(`packedLinear: x has ${columns} columns, the layer takes ${layer.inDim}`);
   }
   const inputs: tf.NamedTensorMap = layer.bias
     ? { x, panels: layer.panels, bias: layer.bias }
     : { x, panels: layer.panels };
-  return tf.engine().runKernel(PACKED_MATMUL, inputs, { outDim: layer.outDim }) as tf.Tensor2D;
+  return tf.engine().runKernel(PACKED_MATMUL, inputs, { outDim: layer.outDim }) as T;
 }
 
 /**
@@ -150,8 +151,10 @@ tf.registerKernel({
     const k = kernelsOrThrow();
     const { x, panels, bias } = inputs as Record<string, tf.TensorInfo>;
     const outDim = attrs!.outDim as number;
-    const [rows, inDim] = x.shape;
-    const out = k.backend.makeOutput([rows, outDim], 'float32');
+    // Any rank: leading dimensions are rows (the streaming encoder's [1, rows, in] needs no reshape).
+    const inDim = x.shape[x.shape.length - 1];
+    const rows = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
+    const out = k.backend.makeOutput([...x.shape.slice(0, -1), outDim], 'float32');
     if (rows === 0 || outDim === 0) return out;
     const tiles: { at: number; row: number; rows: number }[] = [];
     // Interleaved left operand for every tile, then 8 columns per row for the last, partial panel.

@@ -211,13 +211,10 @@ export function causalAttention(
   return run<tf.Tensor2D>(CAUSAL_ATTENTION, { q, keys, values }, attrs);
 }
 
-/** x [batch, rows, in] · a layer packed for core's wasm product (+ its bias). */
+/** x [batch, rows, in] · a layer packed for core's wasm product (+ its bias), in one kernel. */
 export function packedMatMul(x: tf.Tensor3D, layer: PackedLinear): tf.Tensor3D {
-  const [batch, rows, inDim] = x.shape;
-  const flat = reshape<tf.Rank.R2>(x, [batch * rows, inDim]);
   const inputs: tf.NamedTensorMap = layer.bias
-    ? { x: flat, panels: layer.panels, bias: layer.bias }
-    : { x: flat, panels: layer.panels };
-  const y = run<tf.Tensor2D>(PACKED_MATMUL, inputs, { outDim: layer.outDim });
-  return reshape<tf.Rank.R3>(y, [batch, rows, layer.outDim]);
+    ? { x, panels: layer.panels, bias: layer.bias }
+    : { x, panels: layer.panels };
+  return run<tf.Tensor3D>(PACKED_MATMUL, inputs, { outDim: layer.outDim });
 }
