@@ -139,36 +139,411 @@ const packPanels = `(func (export "packPanels") (param $w i32) (param $k i32) (p
     (local.set $p (i32.add (local.get $p) (i32.const 1)))
     (br_if $next_panel (i32.lt_u (local.get $p) (local.get $panels)))))`;
 
-/**
- * exp(x) for four lanes, x ≤ 0: 2ⁿ·e^r with n = round(x·log₂e) and
- * r = x − n·ln2 (ln2 in two parts, Cody–Waite), |r| ≤ ln2/2, e^r by its
- * degree-6 Taylor polynomial (relative error below 2e-7). Lanes below −87
- * (2ⁿ would leave the normal range), −∞ and NaN give exactly 0.
- */
-const exp4 = `(func $exp4 (param $x v128) (result v128)
-  (local $n v128) (local $r v128) (local $p v128)
-  (local.set $n (f32x4.nearest (f32x4.mul (local.get $x) (v128.const f32x4 ${Array(4).fill(Math.LOG2E).join(' ')}))))
-  (local.set $r (f32x4.sub (local.get $x) (f32x4.mul (local.get $n) (v128.const f32x4 0.693359375 0.693359375 0.693359375 0.693359375))))
-  (local.set $r (f32x4.sub (local.get $r) (f32x4.mul (local.get $n) (v128.const f32x4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4))))
-  (local.set $p (v128.const f32x4 ${Array(4)
-    .fill(1 / 720)
-    .join(' ')}))
-${[1 / 120, 1 / 24, 1 / 6, 0.5, 1, 1]
-  .map(
-    (c) =>
-      `  (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r)) (v128.const f32x4 ${Array(4).fill(c).join(' ')})))`,
-  )
-  .join('\n')}
-  (v128.and
-    (f32x4.mul (local.get $p)
-      (i32x4.shl (i32x4.add (i32x4.trunc_sat_f32x4_s (local.get $n)) (v128.const i32x4 127 127 127 127)) (i32.const 23)))
-    (f32x4.ge (local.get $x) (v128.const f32x4 -87 -87 -87 -87))))`;
+const get = (name: string) => `(local.get ${name})`;
+const f32x4 = (c: number) => `(v128.const f32x4 ${c} ${c} ${c} ${c})`;
+const negInf = '(v128.const f32x4 -inf -inf -inf -inf)';
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+const indent = (lines: string[], by = '  ') => lines.map((line) => by + line);
 
 const hsum = (v: string) =>
   `(f32.add (f32.add (f32x4.extract_lane 0 ${v}) (f32x4.extract_lane 1 ${v})) (f32.add (f32x4.extract_lane 2 ${v}) (f32x4.extract_lane 3 ${v})))`;
 
+/** i8x16.shuffle's byte indices for four 32-bit lanes (0–3 of the first operand, 4–7 of the second). */
+const lanes = (...l: number[]) => l.flatMap((i) => [4 * i, 4 * i + 1, 4 * i + 2, 4 * i + 3]).join(' ');
+
 /**
- * attend(q, keys, values, out, probs, starts, batch, steps, heads, kvHeads,
+ * Lines that set `into` to exp(x) for the four lanes of local `x` (x ≤ 0),
+ * with locals `n` and `r` as temporaries: 2ⁿ·e^r with n = round(x·log₂e) and
+ * r = x − n·ln2 (ln2 in two parts, Cody–Waite), |r| ≤ ln2/2, e^r by its
+ * degree-6 Taylor polynomial (relative error below 2e-7). Lanes below −87
+ * (2ⁿ would leave the normal range) and −∞ give exactly 0; NaN stays NaN.
+ * Inline: as a function, V8 kept its operands on the stack around each call,
+ * a tenth of attention's time.
+ */
+function exp4(into: string, x: string, n: string, r: string): string[] {
+  return [
+    `(local.set ${n} (f32x4.nearest (f32x4.mul ${get(x)} ${f32x4(Math.LOG2E)})))`,
+    `(local.set ${r} (f32x4.sub ${get(x)} (f32x4.mul ${get(n)} ${f32x4(0.693359375)})))`,
+    `(local.set ${r} (f32x4.sub ${get(r)} (f32x4.mul ${get(n)} ${f32x4(-2.1219444e-4)})))`,
+    `(local.set ${into} ${f32x4(1 / 720)})`,
+    ...[1 / 120, 1 / 24, 1 / 6, 0.5, 1, 1].map(
+      (c) => `(local.set ${into} (f32x4.add (f32x4.mul ${get(into)} ${get(r)}) ${f32x4(c)}))`,
+    ),
+    `(local.set ${into} (v128.andnot`,
+    `  (f32x4.mul ${get(into)}`,
+    `    (i32x4.shl (i32x4.add (i32x4.trunc_sat_f32x4_s ${get(n)}) (v128.const i32x4 127 127 127 127)) (i32.const 23)))`,
+    `  (f32x4.lt ${get(x)} ${f32x4(-87)})))`,
+  ];
+}
+
+/**
+ * Lines that set `into` to (Σ a, Σ b, Σ c, Σ d), the lane sums of four
+ * vectors in one vector: a 4×4 transpose folded into the adds, 6 shuffles
+ * and 3 adds where four horizontal sums take 12 lane extractions and 12
+ * scalar adds. Uses $t0, $t1.
+ */
+function sum4(into: string, [a, b, c, d]: string[]): string[] {
+  const pairs = (x: string, y: string) =>
+    `(f32x4.add (i8x16.shuffle ${lanes(0, 4, 1, 5)} ${get(x)} ${get(y)}) (i8x16.shuffle ${lanes(2, 6, 3, 7)} ${get(x)} ${get(y)}))`;
+  const halves = (l: number[]) => `(i8x16.shuffle ${lanes(...l)} (local.get $t0) (local.get $t1))`;
+  return [
+    // (a0 + a2, b0 + b2, a1 + a3, b1 + b3), and the same of c and d
+    `(local.set $t0 ${pairs(a, b)})`,
+    `(local.set $t1 ${pairs(c, d)})`,
+    `(local.set ${into} (f32x4.add ${halves([0, 1, 4, 5])} ${halves([2, 3, 6, 7])}))`,
+  ];
+}
+
+/** Steps per $attendGroup call: the lanes of its probability vectors. */
+const GROUP = 4;
+
+/** Slots per score tile of $attendStep: one query against STEP_TILE keys (independent sums). */
+const STEP_TILE = 8;
+
+/**
+ * Lines that add q_i·k_t into acc(i, t) for Q queries and T keys over a whole
+ * head: the queries interleaved from $qq up to $qEnd (Q vectors per 4
+ * dimensions), key rows from $p0 … $p{T−1}, each pointer advancing 16 bytes
+ * an iteration (queries at immediate offsets from one pointer, which is why a
+ * group copies its queries interleaved). With Q > 1 the T key vectors stay in
+ * $kv0 … (read once for all queries), and with `touch` a word of each value
+ * row at the same offset is read too ($p + $vDelta, summed into $sink so that
+ * the loads stay): the values then stream in from memory alongside the keys,
+ * in order, which the prefetcher follows. Without it the weighted sum's
+ * passes, each over a strided slice of the value rows, waited on memory: 4
+ * steps over GPT-2's caches at context 512 took 3.5 ms (12 layers' attention)
+ * instead of 2.3. With Q = 1 each key vector is used as loaded. Clobbers the
+ * pointers and $x.
+ */
+function dotLoop(Q: number, T: number, acc: (i: number, t: number) => string, touch: boolean): string[] {
+  const add = (i: number, t: number, k: string) =>
+    `(local.set ${acc(i, t)} (f32x4.add (local.get ${acc(i, t)}) (f32x4.mul (local.get $x) ${k})))`;
+  const body: string[] = [];
+  if (Q === 1) {
+    body.push('(local.set $x (v128.load align=4 (local.get $qq)))');
+    for (let t = 0; t < T; t++) body.push(add(0, t, `(v128.load align=4 (local.get $p${t}))`));
+  } else {
+    for (let t = 0; t < T; t++) body.push(`(local.set $kv${t} (v128.load align=4 (local.get $p${t})))`);
+    for (let t = 0; touch && t < T; t++) {
+      body.push(
+        `(local.set $sink (i32.add (local.get $sink) (i32.load (i32.add (local.get $p${t}) (local.get $vDelta)))))`,
+      );
+    }
+    for (let i = 0; i < Q; i++) {
+      body.push(`(local.set $x (v128.load offset=${16 * i} align=4 (local.get $qq)))`);
+      for (let t = 0; t < T; t++) body.push(add(i, t, `(local.get $kv${t})`));
+    }
+  }
+  return [
+    '(loop $next_dots',
+    ...indent(body),
+    ...range(T).map((t) => `  (local.set $p${t} (i32.add (local.get $p${t}) (i32.const 16)))`),
+    `  (local.set $qq (i32.add (local.get $qq) (i32.const ${16 * Q})))`,
+    '  (br_if $next_dots (i32.lt_u (local.get $qq) (local.get $qEnd))))',
+  ];
+}
+
+/**
+ * Lines that turn the scores at $probs into p = exp(score − max) in place
+ * ($max holding each lane's maximum), four slots per iteration, adding the
+ * k-th vector of each iteration into sums[k]: for one step (a float per
+ * slot), one sum whose lanes are slots 0, 1, 2, 3 mod 4; for a group (a
+ * vector per slot), four sums, of slots 0, 1, 2, 3 mod 4. Masked scores (−∞)
+ * give 0; scores up to n rounded up to 4 must be there. Uses $x, $t1, $pp,
+ * $j and the two temporaries named.
+ */
+function expLoop(sums: string[], temps: [string, string]): string[] {
+  return [
+    ...sums.map((sum) => `(local.set ${sum} ${zero})`),
+    '(local.set $pp (local.get $probs))',
+    '(local.set $j (i32.const 0))',
+    '(loop $next_exp',
+    ...sums.flatMap((sum, k) => [
+      `  (local.set $t1 (f32x4.sub (v128.load offset=${16 * k} align=4 (local.get $pp)) (local.get $max)))`,
+      ...indent(exp4('$x', '$t1', ...temps)),
+      `  (v128.store offset=${16 * k} align=4 (local.get $pp) (local.get $x))`,
+      `  (local.set ${sum} (f32x4.add (local.get ${sum}) (local.get $x)))`,
+    ]),
+    `  (local.set $pp (i32.add (local.get $pp) (i32.const ${16 * sums.length})))`,
+    '  (local.set $j (i32.add (local.get $j) (i32.const 4)))',
+    '  (br_if $next_exp (i32.lt_u (local.get $j) (local.get $n))))',
+  ];
+}
+
+/**
+ * Lines that write out_i = Σ_j p_ij·v_j / Σ_j p_ij for Q steps over the n
+ * slots from value row $vFirst: probabilities at $probs (Q floats per slot),
+ * 1 / Σ_j p_ij in lane i of $max (every lane when Q = 1), output rows
+ * out(i). Each pass over the slots sums `width` vectors of every step's row
+ * (widths largest first, down to 1 for any headDim) in Q·width independent
+ * accumulators; with Q > 1 each value vector is loaded once for all steps.
+ * Accumulators and operands stay within 14 vector registers.
+ */
+function weightedValues(
+  Q: number,
+  widths: number[],
+  acc: (i: number, w: number) => string,
+  out: (i: number) => string,
+): string[] {
+  const lines = ['(local.set $d (i32.const 0))'];
+  for (const W of widths) {
+    const body: string[] = [];
+    if (Q === 1) {
+      body.push('(local.set $x (v128.load32_splat align=4 (local.get $pp)))');
+      for (let w = 0; w < W; w++) {
+        body.push(
+          `(local.set ${acc(0, w)} (f32x4.add (local.get ${acc(0, w)}) (f32x4.mul (local.get $x) (v128.load offset=${16 * w} align=4 (local.get $at)))))`,
+        );
+      }
+    } else {
+      for (let w = 0; w < W; w++)
+        body.push(`(local.set $kv${w} (v128.load offset=${16 * w} align=4 (local.get $at)))`);
+      for (let i = 0; i < Q; i++) {
+        body.push(`(local.set $x (v128.load32_splat offset=${4 * i} align=4 (local.get $pp)))`);
+        for (let w = 0; w < W; w++) {
+          body.push(
+            `(local.set ${acc(i, w)} (f32x4.add (local.get ${acc(i, w)}) (f32x4.mul (local.get $x) (local.get $kv${w}))))`,
+          );
+        }
+      }
+    }
+    const stores = range(Q).flatMap((i) => [
+      `(local.set $x ${Q === 1 ? '(local.get $max)' : `(i8x16.shuffle ${lanes(i, i, i, i)} (local.get $max) (local.get $max))`})`,
+      `(local.set $at (i32.add ${out(i)} (local.get $d)))`,
+      ...range(W).map(
+        (w) =>
+          `(v128.store offset=${16 * w} align=4 (local.get $at) (f32x4.mul (local.get ${acc(i, w)}) (local.get $x)))`,
+      ),
+    ]);
+    lines.push(
+      `(block $done${W} (loop $next${W}`,
+      `  (br_if $done${W} (i32.gt_u (i32.add (local.get $d) (i32.const ${16 * W})) (local.get $rowBytes)))`,
+      ...range(Q).flatMap((i) => range(W).map((w) => `  (local.set ${acc(i, w)} ${zero})`)),
+      '  (local.set $at (i32.add (local.get $vFirst) (local.get $d)))',
+      '  (local.set $pp (local.get $probs))',
+      '  (local.set $j (i32.const 0))',
+      `  (loop $next_v${W}`,
+      ...indent(body, '    '),
+      '    (local.set $at (i32.add (local.get $at) (local.get $slotBytes)))',
+      `    (local.set $pp (i32.add (local.get $pp) (i32.const ${4 * Q})))`,
+      '    (local.set $j (i32.add (local.get $j) (i32.const 1)))',
+      `    (br_if $next_v${W} (i32.lt_u (local.get $j) (local.get $n))))`,
+      ...indent(stores),
+      `  (local.set $d (i32.add (local.get $d) (i32.const ${16 * W})))`,
+      `  (br $next${W})))`,
+    );
+  }
+  return lines;
+}
+
+/**
+ * $attendStep(kFirst, vFirst, q, out, probs, n, rowBytes, slotBytes): one
+ * query step over n ≥ 1 visible slots, the first key at kFirst and value at
+ * vFirst. Scores of STEP_TILE slots at a time, each query vector against
+ * STEP_TILE key rows (independent sums instead of one chain of adds per
+ * slot), summed four slots to a vector; softmax; then the weighted sum of
+ * values, 32, 16, then 4 dimensions per pass. probs: 4·(n + STEP_TILE) bytes.
+ */
+function attendStep(): string {
+  const acc = (_: number, t: number) => `$c${t}`;
+  const lines = [
+    '(func $attendStep (param $kFirst i32) (param $vFirst i32) (param $q i32) (param $out i32) (param $probs i32)',
+    '    (param $n i32) (param $rowBytes i32) (param $slotBytes i32)',
+    '  (local $j i32) (local $d i32) (local $kp i32) (local $pp i32) (local $at i32) (local $last i32)',
+    '  (local $qq i32) (local $qEnd i32) (local $x v128) (local $max v128) (local $t0 v128) (local $t1 v128)',
+    `  ${range(STEP_TILE)
+      .map((t) => `(local $p${t} i32)`)
+      .join(' ')}`,
+    `  ${range(Math.max(STEP_TILE, 8))
+      .map((t) => `(local ${acc(0, t)} v128)`)
+      .join(' ')}`,
+    '  (local.set $qEnd (i32.add (local.get $q) (local.get $rowBytes)))',
+    '  ;; scores of slots j … j + STEP_TILE − 1; a tile past the last slot reads the last again, and masks those scores',
+    '  (local.set $last (i32.add (local.get $kFirst) (i32.mul (i32.sub (local.get $n) (i32.const 1)) (local.get $slotBytes))))',
+    `  (local.set $max ${negInf})`,
+    '  (local.set $kp (local.get $kFirst))',
+    '  (local.set $pp (local.get $probs))',
+    '  (local.set $j (i32.const 0))',
+    '  (loop $next_tile',
+    '    (local.set $p0 (local.get $kp))',
+  ];
+  for (let t = 1; t < STEP_TILE; t++) {
+    lines.push(
+      `    (local.set $p${t} (select (i32.add (local.get $p${t - 1}) (local.get $slotBytes)) (local.get $last)`,
+      `      (i32.lt_u (i32.add (local.get $j) (i32.const ${t})) (local.get $n))))`,
+    );
+  }
+  lines.push(
+    ...range(STEP_TILE).map((t) => `    (local.set ${acc(0, t)} ${zero})`),
+    '    (local.set $qq (local.get $q))',
+    ...indent(dotLoop(1, STEP_TILE, acc, false), '    '),
+  );
+  for (let u = 0; u < STEP_TILE / 4; u++) {
+    lines.push(
+      ...indent(
+        sum4(
+          '$x',
+          range(4).map((i) => acc(0, 4 * u + i)),
+        ),
+        '    ',
+      ),
+      `    ;; −∞ for slots j + ${4 * u} + i ≥ n`,
+      `    (local.set $x (v128.bitselect (local.get $x) ${negInf}`,
+      `      (i32x4.gt_s (i32x4.splat (i32.sub (local.get $n) (i32.add (local.get $j) (i32.const ${4 * u})))) (v128.const i32x4 0 1 2 3))))`,
+      // pmax is one instruction; max, with its NaN rules, a chain of eight on x64 (a NaN score
+      // left out of the maximum still reaches the output through its exp)
+      '    (local.set $max (f32x4.pmax (local.get $max) (local.get $x)))',
+      `    (v128.store offset=${16 * u} align=4 (local.get $pp) (local.get $x))`,
+    );
+  }
+  lines.push(
+    `    (local.set $kp (i32.add (local.get $kp) (i32.mul (local.get $slotBytes) (i32.const ${STEP_TILE}))))`,
+    `    (local.set $pp (i32.add (local.get $pp) (i32.const ${4 * STEP_TILE})))`,
+    `    (local.set $j (i32.add (local.get $j) (i32.const ${STEP_TILE})))`,
+    '    (br_if $next_tile (i32.lt_u (local.get $j) (local.get $n))))',
+    '  ;; the maximum in every lane',
+    `  (local.set $max (f32x4.pmax (local.get $max) (i8x16.shuffle ${lanes(2, 3, 0, 1)} (local.get $max) (local.get $max))))`,
+    `  (local.set $max (f32x4.pmax (local.get $max) (i8x16.shuffle ${lanes(1, 0, 3, 2)} (local.get $max) (local.get $max))))`,
+    ...indent(expLoop(['$t0'], ['$c0', '$c1'])),
+    `  (local.set $max (f32x4.splat (f32.div (f32.const 1) ${hsum('(local.get $t0)')})))`,
+    ...indent(weightedValues(1, [8, 4, 1], acc, () => '(local.get $out)')),
+    ')',
+  );
+  return lines.join('\n');
+}
+
+/**
+ * $attendGroup(kBase, vBase, q, out, qs, probs, pos, count, window, qStride,
+ * rowBytes, slotBytes, touch): GROUP consecutive steps of one row and head at
+ * once, the first at position pos (count ≤ GROUP of them real; lanes past the
+ * last repeat it, and write its output again, the same values). Step i sees
+ * slots lo_i … pos_i; both bounds grow with i, so the group reads the union
+ * lo_0 … pos_last, each key and value row once for all its steps: scores of
+ * two slots × GROUP steps per tile, summed to one vector per slot whose lanes
+ * are the steps (probs[slot][step]), masked to −∞ outside each step's range;
+ * softmax lane-wise; the weighted sum of values, 8 then 4 dimensions per pass
+ * (a slot outside a step's range adds 0·v, so cached values are taken to be
+ * finite). Each step's output is the one $attendStep gives it, bit for bit
+ * (zeros' signs aside). touch: read the values along with the keys (see
+ * dotLoop), for a head's first group (later ones find them in cache). qs: the
+ * queries interleaved, [headDim / 4][GROUP][4] (16·headDim bytes); probs:
+ * 16·(window + 8) bytes.
+ */
+function attendGroup(): string {
+  const acc = (i: number, w: number) => `$c${i}_${w}`;
+  const buckets = [acc(1, 0), acc(1, 1), acc(2, 0), acc(2, 1)];
+  const lines = [
+    '(func $attendGroup (param $kBase i32) (param $vBase i32) (param $q i32) (param $out i32) (param $qs i32)',
+    '    (param $probs i32) (param $pos i32) (param $count i32) (param $window i32) (param $qStride i32)',
+    '    (param $rowBytes i32) (param $slotBytes i32) (param $touch i32)',
+    '  (local $lo i32) (local $n i32) (local $j i32) (local $d i32) (local $kp i32) (local $pp i32) (local $at i32)',
+    '  (local $vFirst i32) (local $qq i32) (local $qEnd i32) (local $p0 i32) (local $p1 i32) (local $vDelta i32)',
+    '  (local $sink i32)',
+    `  ${range(GROUP)
+      .map((i) => `(local $q${i} i32) (local $o${i} i32)`)
+      .join(' ')}`,
+    '  (local $lov v128) (local $hiv v128) (local $max v128) (local $x v128) (local $kv0 v128) (local $kv1 v128)',
+    '  (local $t0 v128) (local $t1 v128)',
+    `  ${range(GROUP)
+      .map((i) => `(local ${acc(i, 0)} v128) (local ${acc(i, 1)} v128)`)
+      .join(' ')}`,
+    '  ;; lane i: the last slot pos_i and first lo_i = max(0, pos_i + 1 − window) step i sees',
+    '  (local.set $hiv (i32x4.min_s (i32x4.add (i32x4.splat (local.get $pos)) (v128.const i32x4 0 1 2 3))',
+    '    (i32x4.splat (i32.sub (i32.add (local.get $pos) (local.get $count)) (i32.const 1)))))',
+    `  (local.set $lov (i32x4.max_s (i32x4.sub (local.get $hiv) (i32x4.splat (i32.sub (local.get $window) (i32.const 1)))) ${zero}))`,
+    '  (local.set $lo (i32x4.extract_lane 0 (local.get $lov)))',
+    '  (local.set $n (i32.sub (i32.add (local.get $pos) (local.get $count)) (local.get $lo)))',
+    '  (local.set $vFirst (i32.add (local.get $vBase) (i32.mul (local.get $lo) (local.get $slotBytes))))',
+    '  (local.set $vDelta (i32.sub (local.get $vBase) (local.get $kBase)))',
+    "  ;; lane i's query and output rows",
+  ];
+  for (let i = 0; i < GROUP; i++) {
+    const offset =
+      i === 0
+        ? '(i32.const 0)'
+        : `(i32.mul (select (i32.const ${i}) (i32.sub (local.get $count) (i32.const 1)) (i32.lt_u (i32.const ${i}) (local.get $count))) (local.get $qStride))`;
+    lines.push(
+      `  (local.set $q${i} (i32.add (local.get $q) ${offset}))`,
+      `  (local.set $o${i} (i32.add (local.get $out) (i32.sub (local.get $q${i}) (local.get $q))))`,
+    );
+  }
+  lines.push(
+    '  ;; the queries interleaved, so that one pointer reads all four',
+    '  (local.set $qq (local.get $qs))',
+    '  (local.set $d (i32.const 0))',
+    '  (loop $next_copy',
+    ...range(GROUP).map(
+      (i) =>
+        `    (v128.store offset=${16 * i} align=4 (local.get $qq) (v128.load align=4 (i32.add (local.get $q${i}) (local.get $d))))`,
+    ),
+    `    (local.set $qq (i32.add (local.get $qq) (i32.const ${16 * GROUP})))`,
+    '    (local.set $d (i32.add (local.get $d) (i32.const 16)))',
+    '    (br_if $next_copy (i32.lt_u (local.get $d) (local.get $rowBytes))))',
+    '  (local.set $qEnd (local.get $qq))',
+    '  ;; scores of slots lo + j and lo + j + 1 (the first again past the last: masked, as it is after every step)',
+    `  (local.set $max ${negInf})`,
+    '  (local.set $kp (i32.add (local.get $kBase) (i32.mul (local.get $lo) (local.get $slotBytes))))',
+    '  (local.set $pp (local.get $probs))',
+    '  (local.set $j (i32.const 0))',
+    '  (loop $next_pair',
+    '    (local.set $p0 (local.get $kp))',
+    '    (local.set $p1 (select (i32.add (local.get $kp) (local.get $slotBytes)) (local.get $kp)',
+    '      (i32.lt_u (i32.add (local.get $j) (i32.const 1)) (local.get $n))))',
+    ...range(GROUP).map((i) => `    (local.set ${acc(i, 0)} ${zero}) (local.set ${acc(i, 1)} ${zero})`),
+    '    (local.set $qq (local.get $qs))',
+    '    (if (local.get $touch)',
+    '      (then',
+    ...indent(dotLoop(GROUP, 2, acc, true), '        '),
+    '      )',
+    '      (else',
+    ...indent(dotLoop(GROUP, 2, acc, false), '        '),
+    '      ))',
+  );
+  for (const w of [0, 1]) {
+    lines.push(
+      ...indent(
+        sum4(
+          '$x',
+          range(GROUP).map((i) => acc(i, w)),
+        ),
+        '    ',
+      ),
+      `    ;; −∞ for the steps that do not see slot lo + j + ${w}: before their first, or after them`,
+      `    (local.set $kv0 (i32x4.splat (i32.add (i32.add (local.get $lo) (local.get $j)) (i32.const ${w}))))`,
+      `    (local.set $x (v128.bitselect ${negInf} (local.get $x)`,
+      '      (v128.or (i32x4.gt_s (local.get $lov) (local.get $kv0)) (i32x4.gt_s (local.get $kv0) (local.get $hiv)))))',
+      '    (local.set $max (f32x4.pmax (local.get $max) (local.get $x)))',
+      `    (v128.store offset=${16 * w} align=4 (local.get $pp) (local.get $x))`,
+    );
+  }
+  lines.push(
+    '    (local.set $kp (i32.add (local.get $kp) (i32.shl (local.get $slotBytes) (i32.const 1))))',
+    '    (local.set $pp (i32.add (local.get $pp) (i32.const 32)))',
+    '    (local.set $j (i32.add (local.get $j) (i32.const 2)))',
+    '    (br_if $next_pair (i32.lt_u (local.get $j) (local.get $n))))',
+    "  ;; the touched words' sum, stored where nothing reads it, so that the loads stay",
+    '  (i32.store (local.get $qs) (local.get $sink))',
+    '  ;; −∞ past the last pair, up to a multiple of 4 slots',
+    `  (v128.store align=4 (local.get $pp) ${negInf})`,
+    `  (v128.store offset=16 align=4 (local.get $pp) ${negInf})`,
+    '  ;; p = exp(score − max) (every step sees a slot, so no lane is −∞ throughout), and Σ p by slot mod 4',
+    ...indent(expLoop(buckets, ['$c0_0', '$c0_1'])),
+    "  ;; Σ p per step in the order $attendStep adds a step's p alone (sums of slots j − lo_i mod 4,",
+    "  ;; then (0 + 1) + (2 + 3)), so that no step's output depends on which steps share its call (the",
+    '  ;; same holds of scores, maxima, exp and the weighted sums): these sums are of slots j − lo_0 mod 4,',
+    '  ;; rotated by one in the order where lo_i − lo_0 is odd (by two it is the same sum)',
+    `  (local.set $t0 (f32x4.add (f32x4.add ${get(buckets[0])} ${get(buckets[1])}) (f32x4.add ${get(buckets[2])} ${get(buckets[3])})))`,
+    `  (local.set $t1 (f32x4.add (f32x4.add ${get(buckets[1])} ${get(buckets[2])}) (f32x4.add ${get(buckets[3])} ${get(buckets[0])})))`,
+    '  (local.set $kv0 (v128.and (i32x4.sub (local.get $lov) (i32x4.splat (local.get $lo))) (v128.const i32x4 1 1 1 1)))',
+    `  (local.set $max (f32x4.div ${f32x4(1)} (v128.bitselect (local.get $t1) (local.get $t0) (i32x4.ne (local.get $kv0) ${zero}))))`,
+    ...indent(weightedValues(GROUP, [2, 1], acc, (i) => `(local.get $o${i})`)),
+    ')',
+  );
+  return lines.join('\n');
+}
+
+/**
+ * attend(q, keys, values, out, scratch, starts, batch, steps, heads, kvHeads,
  *   headDim, batchStride, headStride, slotStride, window):
  * causal attention of new steps over a cache of keys and values, every row,
  * head and step in one call. q, out: [batch, steps, heads, headDim] (q
@@ -177,20 +552,22 @@ const hsum = (v: string) =>
  * [batch, kvHeads, slots, headDim] and [batch, slots, kvHeads, headDim]
  * work. Query head h reads KV head h / (heads / kvHeads). Row b's step s
  * sees the last min(window, n) of slots 0 … n − 1, n = starts[b] + s + 1
- * (i32 starts). probs: scratch for window + 4 floats. headDim a multiple of 4.
+ * (i32 starts). scratch: 16·(headDim + window + 8) bytes. headDim a
+ * multiple of 4. Steps go GROUP at a time through $attendGroup (each key and
+ * value row read once per group rather than once per step), one or two left
+ * after groups alone through $attendStep.
  */
 const attend = `(func (export "attend") (param $q i32) (param $keys i32) (param $values i32) (param $out i32)
-    (param $probs i32) (param $starts i32) (param $batch i32) (param $steps i32) (param $heads i32)
+    (param $scratch i32) (param $starts i32) (param $batch i32) (param $steps i32) (param $heads i32)
     (param $kvHeads i32) (param $hd i32) (param $batchStride i32) (param $headStride i32) (param $slotStride i32)
     (param $window i32)
-  (local $b i32) (local $h i32) (local $s i32) (local $j i32) (local $d i32) (local $n i32) (local $n4 i32)
-  (local $lo i32) (local $slotBytes i32)
-  (local $rowBytes i32) (local $kBase i32) (local $vBase i32) (local $qp i32) (local $op i32) (local $kp i32)
-  (local $vp i32) (local $pp i32) (local $hd16 i32) (local $max f32) (local $score f32) (local $inv v128)
-  (local $acc v128) (local $sum v128) (local $p v128) (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
+  (local $b i32) (local $h i32) (local $s i32) (local $pos i32) (local $lo i32) (local $qp i32) (local $probs i32)
+  (local $rowBytes i32) (local $slotBytes i32) (local $qStride i32) (local $kBase i32) (local $vBase i32)
   (local.set $rowBytes (i32.shl (local.get $hd) (i32.const 2)))
   (local.set $slotBytes (i32.shl (local.get $slotStride) (i32.const 2)))
-  (local.set $hd16 (i32.and (local.get $hd) (i32.const -16)))
+  (local.set $qStride (i32.mul (local.get $heads) (local.get $rowBytes)))
+  ;; scratch: a group's queries interleaved (${GROUP} rows), then the probabilities
+  (local.set $probs (i32.add (local.get $scratch) (i32.mul (local.get $rowBytes) (i32.const ${GROUP}))))
   (local.set $b (i32.const 0))
   (loop $next_b
     (local.set $h (i32.const 0))
@@ -203,99 +580,34 @@ const attend = `(func (export "attend") (param $q i32) (param $keys i32) (param 
       (local.set $kBase (i32.add (local.get $keys) (local.get $kBase)))
       (local.set $s (i32.const 0))
       (loop $next_s
-        ;; visible slots lo … lo + n − 1
-        (local.set $n (i32.add (i32.add (i32.load (i32.add (local.get $starts) (i32.shl (local.get $b) (i32.const 2))))
-          (local.get $s)) (i32.const 1)))
-        (local.set $lo (select (i32.sub (local.get $n) (local.get $window)) (i32.const 0)
-          (i32.gt_u (local.get $n) (local.get $window))))
-        (local.set $n (i32.sub (local.get $n) (local.get $lo)))
+        (local.set $pos (i32.add (i32.load (i32.add (local.get $starts) (i32.shl (local.get $b) (i32.const 2))))
+          (local.get $s)))
         (local.set $qp (i32.mul (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $steps)) (local.get $s))
           (local.get $heads)) (local.get $h)) (local.get $rowBytes)))
-        (local.set $op (i32.add (local.get $out) (local.get $qp)))
-        (local.set $qp (i32.add (local.get $q) (local.get $qp)))
-        ;; scores q·k_j for the n visible slots, and their maximum
-        (local.set $max (f32.const -inf))
-        (local.set $kp (i32.add (local.get $kBase) (i32.mul (local.get $lo) (local.get $slotBytes))))
-        (local.set $pp (local.get $probs))
-        (local.set $j (i32.const 0))
-        (loop $next_score
-          (local.set $acc (v128.const i32x4 0 0 0 0))
-          (local.set $d (i32.const 0))
-          (loop $next_d
-            (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul
-              (v128.load align=4 (i32.add (local.get $qp) (local.get $d)))
-              (v128.load align=4 (i32.add (local.get $kp) (local.get $d))))))
-            (local.set $d (i32.add (local.get $d) (i32.const 16)))
-            (br_if $next_d (i32.lt_u (local.get $d) (local.get $rowBytes))))
-          (local.set $score ${hsum('(local.get $acc)')})
-          (f32.store (local.get $pp) (local.get $score))
-          (local.set $max (f32.max (local.get $max) (local.get $score)))
-          (local.set $kp (i32.add (local.get $kp) (local.get $slotBytes)))
-          (local.set $pp (i32.add (local.get $pp) (i32.const 4)))
-          (local.set $j (i32.add (local.get $j) (i32.const 1)))
-          (br_if $next_score (i32.lt_u (local.get $j) (local.get $n))))
-        ;; pad to a multiple of 4 with -inf (exp gives 0), then p_j = exp(score_j - max) and their sum
-        (local.set $n4 (i32.and (i32.add (local.get $n) (i32.const 3)) (i32.const -4)))
-        (block $padded (loop $pad
-          (br_if $padded (i32.ge_u (local.get $j) (local.get $n4)))
-          (f32.store (local.get $pp) (f32.const -inf))
-          (local.set $pp (i32.add (local.get $pp) (i32.const 4)))
-          (local.set $j (i32.add (local.get $j) (i32.const 1)))
-          (br $pad)))
-        (local.set $sum (v128.const i32x4 0 0 0 0))
-        (local.set $pp (local.get $probs))
-        (local.set $j (i32.const 0))
-        (loop $next_exp
-          (local.set $p (call $exp4 (f32x4.sub (v128.load align=4 (local.get $pp)) (f32x4.splat (local.get $max)))))
-          (v128.store align=4 (local.get $pp) (local.get $p))
-          (local.set $sum (f32x4.add (local.get $sum) (local.get $p)))
-          (local.set $pp (i32.add (local.get $pp) (i32.const 16)))
-          (local.set $j (i32.add (local.get $j) (i32.const 4)))
-          (br_if $next_exp (i32.lt_u (local.get $j) (local.get $n4))))
-        (local.set $inv (f32x4.splat (f32.div (f32.const 1) ${hsum('(local.get $sum)')})))
-        ;; out = Σ_j p_j·v_j / Σ p: 16 dimensions per pass over the probabilities, then 4 at a time
-        (local.set $d (i32.const 0))
-        (block $wide_done (loop $next_wide
-          (br_if $wide_done (i32.ge_u (local.get $d) (i32.shl (local.get $hd16) (i32.const 2))))
-          (local.set $a0 (v128.const i32x4 0 0 0 0)) (local.set $a1 (v128.const i32x4 0 0 0 0))
-          (local.set $a2 (v128.const i32x4 0 0 0 0)) (local.set $a3 (v128.const i32x4 0 0 0 0))
-          (local.set $vp (i32.add (i32.add (local.get $vBase) (i32.mul (local.get $lo) (local.get $slotBytes))) (local.get $d)))
-          (local.set $pp (local.get $probs))
-          (local.set $j (i32.const 0))
-          (loop $next_v
-            (local.set $p (v128.load32_splat align=4 (local.get $pp)))
-            (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $p) (v128.load align=4 (local.get $vp)))))
-            (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $p) (v128.load offset=16 align=4 (local.get $vp)))))
-            (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $p) (v128.load offset=32 align=4 (local.get $vp)))))
-            (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (local.get $p) (v128.load offset=48 align=4 (local.get $vp)))))
-            (local.set $vp (i32.add (local.get $vp) (local.get $slotBytes)))
-            (local.set $pp (i32.add (local.get $pp) (i32.const 4)))
-            (local.set $j (i32.add (local.get $j) (i32.const 1)))
-            (br_if $next_v (i32.lt_u (local.get $j) (local.get $n))))
-          (local.set $vp (i32.add (local.get $op) (local.get $d)))
-          (v128.store align=4 (local.get $vp) (f32x4.mul (local.get $a0) (local.get $inv)))
-          (v128.store offset=16 align=4 (local.get $vp) (f32x4.mul (local.get $a1) (local.get $inv)))
-          (v128.store offset=32 align=4 (local.get $vp) (f32x4.mul (local.get $a2) (local.get $inv)))
-          (v128.store offset=48 align=4 (local.get $vp) (f32x4.mul (local.get $a3) (local.get $inv)))
-          (local.set $d (i32.add (local.get $d) (i32.const 64)))
-          (br $next_wide)))
-        (block $narrow_done (loop $next_narrow
-          (br_if $narrow_done (i32.ge_u (local.get $d) (local.get $rowBytes)))
-          (local.set $a0 (v128.const i32x4 0 0 0 0))
-          (local.set $vp (i32.add (i32.add (local.get $vBase) (i32.mul (local.get $lo) (local.get $slotBytes))) (local.get $d)))
-          (local.set $pp (local.get $probs))
-          (local.set $j (i32.const 0))
-          (loop $next_v4
-            (local.set $a0 (f32x4.add (local.get $a0)
-              (f32x4.mul (v128.load32_splat align=4 (local.get $pp)) (v128.load align=4 (local.get $vp)))))
-            (local.set $vp (i32.add (local.get $vp) (local.get $slotBytes)))
-            (local.set $pp (i32.add (local.get $pp) (i32.const 4)))
-            (local.set $j (i32.add (local.get $j) (i32.const 1)))
-            (br_if $next_v4 (i32.lt_u (local.get $j) (local.get $n))))
-          (v128.store align=4 (i32.add (local.get $op) (local.get $d)) (f32x4.mul (local.get $a0) (local.get $inv)))
-          (local.set $d (i32.add (local.get $d) (i32.const 16)))
-          (br $next_narrow)))
-        (local.set $s (i32.add (local.get $s) (i32.const 1)))
+        ;; a group for three or more steps left, or two at the start (it reads the values along with
+        ;; the keys); one or two after a group go alone: a group costs four steps' arithmetic
+        ;; whatever its count, and the keys and values are then in cache
+        (if (i32.or (i32.ge_u (i32.sub (local.get $steps) (local.get $s)) (i32.const 3))
+              (i32.and (i32.eqz (local.get $s)) (i32.ge_u (local.get $steps) (i32.const 2))))
+          (then
+            (call $attendGroup (local.get $kBase) (local.get $vBase) (i32.add (local.get $q) (local.get $qp))
+              (i32.add (local.get $out) (local.get $qp)) (local.get $scratch) (local.get $probs) (local.get $pos)
+              (select (i32.sub (local.get $steps) (local.get $s)) (i32.const ${GROUP})
+                (i32.lt_u (i32.sub (local.get $steps) (local.get $s)) (i32.const ${GROUP})))
+              (local.get $window) (local.get $qStride) (local.get $rowBytes) (local.get $slotBytes)
+              (i32.eqz (local.get $s)))
+            (local.set $s (i32.add (local.get $s) (i32.const ${GROUP}))))
+          (else
+            ;; visible slots lo … pos
+            (local.set $lo (select (i32.sub (i32.add (local.get $pos) (i32.const 1)) (local.get $window)) (i32.const 0)
+              (i32.gt_u (i32.add (local.get $pos) (i32.const 1)) (local.get $window))))
+            (call $attendStep
+              (i32.add (local.get $kBase) (i32.mul (local.get $lo) (local.get $slotBytes)))
+              (i32.add (local.get $vBase) (i32.mul (local.get $lo) (local.get $slotBytes)))
+              (i32.add (local.get $q) (local.get $qp)) (i32.add (local.get $out) (local.get $qp)) (local.get $probs)
+              (i32.sub (i32.add (local.get $pos) (i32.const 1)) (local.get $lo))
+              (local.get $rowBytes) (local.get $slotBytes))
+            (local.set $s (i32.add (local.get $s) (i32.const 1)))))
         (br_if $next_s (i32.lt_u (local.get $s) (local.get $steps))))
       (local.set $h (i32.add (local.get $h) (i32.const 1)))
       (br_if $next_h (i32.lt_u (local.get $h) (local.get $heads))))
@@ -454,7 +766,8 @@ export function wasmKernelsWat(): string {
     ...dotTiles,
     dotsSequential(1),
     dotsSequential(2),
-    exp4,
+    attendStep(),
+    attendGroup(),
     attend,
     ')',
   ].join('\n');

@@ -172,8 +172,11 @@ tf.registerKernel({
     if (g.headDim % 4 !== 0) throw new Error(`causalAttention: headDim ${g.headDim} is not a multiple of 4`);
     const out = k.backend.makeOutput([g.batch * g.steps, g.heads * g.headDim], 'float32');
     const seen = Math.min(g.window, g.slots);
-    const scratch = k.scratch(4 * (seen + 4 + g.batch));
-    const startsAt = scratch + 4 * (seen + 4);
+    // The kernel's scratch: a group of 4 steps' queries, interleaved, and their probabilities
+    // per slot (a group sees at most seen + 3 slots, padded to a multiple of 4); then the starts.
+    const scratchBytes = 16 * (g.headDim + seen + 8);
+    const scratch = k.scratch(scratchBytes + 4 * g.batch);
+    const startsAt = scratch + scratchBytes;
     k.heap32().set(g.starts, startsAt >> 2);
     k.exports.attend(
       k.offset(q),
