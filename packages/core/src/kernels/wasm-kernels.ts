@@ -6,49 +6,25 @@ import { WASM_KERNELS_BASE64 } from './wasm-binary.js';
  * instantiated over tfjs-backend-wasm's memory so they read and write
  * tensors in place. One instance per backend object.
  */
+/** A row tile of the packed product (see tile{R} in scripts/wasm-kernels.ts). */
+type TileFunction = (
+  at: number,
+  panels: number,
+  bias: number,
+  c: number,
+  k: number,
+  ldc: number,
+  p0: number,
+  p1: number,
+) => void;
+
 export interface WasmKernelExports {
   interleave(a: number, k: number, rows: number, at: number): void;
   packPanels(w: number, k: number, n: number, transposed: number, out: number): void;
-  tile1(
-    at: number,
-    panels: number,
-    bias: number,
-    c: number,
-    k: number,
-    ldc: number,
-    p0: number,
-    p1: number,
-  ): void;
-  tile2(
-    at: number,
-    panels: number,
-    bias: number,
-    c: number,
-    k: number,
-    ldc: number,
-    p0: number,
-    p1: number,
-  ): void;
-  tile3(
-    at: number,
-    panels: number,
-    bias: number,
-    c: number,
-    k: number,
-    ldc: number,
-    p0: number,
-    p1: number,
-  ): void;
-  tile4(
-    at: number,
-    panels: number,
-    bias: number,
-    c: number,
-    k: number,
-    ldc: number,
-    p0: number,
-    p1: number,
-  ): void;
+  tile1: TileFunction;
+  tile2: TileFunction;
+  tile3: TileFunction;
+  tile4: TileFunction;
   attend(
     q: number,
     keys: number,
