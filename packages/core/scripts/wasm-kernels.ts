@@ -194,8 +194,16 @@ function sum4(into: string, [a, b, c, d]: string[]): string[] {
   ];
 }
 
-/** Steps per $attendGroup call: the lanes of its probability vectors. */
-const GROUP = 4;
+/**
+ * Steps per $attendGroup{G} call, the lanes of its probabilities (G / 4
+ * vectors per slot). A group costs G steps' arithmetic whatever its count,
+ * and reads each key and value row it sees once for all its steps: 8 for
+ * six or more steps left (a call of 6–8 steps reads the keys and values
+ * once, from memory where the cache went cold between calls), 4 for three
+ * to five (five as a group of 4 and a step: a group of 8 took 1.25× as long
+ * for 5 steps of GPT-2 at context 512).
+ */
+const GROUPS = [4, 8];
 
 /** Slots per score tile of $attendStep: one query against STEP_TILE keys (independent sums). */
 const STEP_TILE = 8;
@@ -203,19 +211,27 @@ const STEP_TILE = 8;
 /**
  * Lines that add q_i·k_t into acc(i, t) for Q queries and T keys over a whole
  * head: the queries interleaved from $qq up to $qEnd (Q vectors per 4
- * dimensions), key rows from $p0 … $p{T−1}, each pointer advancing 16 bytes
- * an iteration (queries at immediate offsets from one pointer, which is why a
- * group copies its queries interleaved). With Q > 1 the T key vectors stay in
- * $kv0 … (read once for all queries), and with `touch` a word of each value
- * row at the same offset is read too ($p + $vDelta, summed into $sink so that
- * the loads stay): the values then stream in from memory alongside the keys,
- * in order, which the prefetcher follows. Without it the weighted sum's
+ * dimensions, `stride` vectors apart: each pass of a group of 8 takes four
+ * of its steps), key rows from $p0 … $p{T−1}, each pointer advancing 16
+ * bytes an iteration (queries at immediate offsets from one pointer, which
+ * is why a group copies its queries interleaved). With Q > 1 the T key
+ * vectors stay in $kv0 … (read once for all queries), and with `touch` a
+ * word of each value row at the same offset is read too ($p + $vDelta,
+ * summed into $sink so that the loads stay): the values then stream in from
+ * memory alongside the keys, in order, which the prefetcher follows (rows
+ * laid out heads first; see touchRecords). Without it the weighted sum's
  * passes, each over a strided slice of the value rows, waited on memory: 4
- * steps over GPT-2's caches at context 512 took 3.5 ms (12 layers' attention)
- * instead of 2.3. With Q = 1 each key vector is used as loaded. Clobbers the
- * pointers and $x.
+ * steps over GPT-2's caches at context 512 took 3.5 ms (12 layers'
+ * attention) instead of 2.3. With Q = 1 each key vector is used as loaded.
+ * Clobbers the pointers and $x.
  */
-function dotLoop(Q: number, T: number, acc: (i: number, t: number) => string, touch: boolean): string[] {
+function dotLoop(
+  Q: number,
+  T: number,
+  acc: (i: number, t: number) => string,
+  touch: boolean,
+  stride = Q,
+): string[] {
   const add = (i: number, t: number, k: string) =>
     `(local.set ${acc(i, t)} (f32x4.add (local.get ${acc(i, t)}) (f32x4.mul (local.get $x) ${k})))`;
   const body: string[] = [];
@@ -238,28 +254,62 @@ function dotLoop(Q: number, T: number, acc: (i: number, t: number) => string, to
     '(loop $next_dots',
     ...indent(body),
     ...range(T).map((t) => `  (local.set $p${t} (i32.add (local.get $p${t}) (i32.const 16)))`),
-    `  (local.set $qq (i32.add (local.get $qq) (i32.const ${16 * Q})))`,
+    `  (local.set $qq (i32.add (local.get $qq) (i32.const ${16 * stride})))`,
     '  (br_if $next_dots (i32.lt_u (local.get $qq) (local.get $qEnd))))',
   ];
 }
 
 /**
- * Lines that turn the scores at $probs into p = exp(score − max) in place
- * ($max holding each lane's maximum), four slots per iteration, adding the
- * k-th vector of each iteration into sums[k]: for one step (a float per
- * slot), one sum whose lanes are slots 0, 1, 2, 3 mod 4; for a group (a
- * vector per slot), four sums, of slots 0, 1, 2, 3 mod 4. Masked scores (−∞)
- * give 0; scores up to n rounded up to 4 must be there. Uses $x, $t1, $pp,
- * $j and the two temporaries named.
+ * Lines that read a word of every 64-byte line of the key and value records
+ * of the tile's slots, $p0 up to $p{T−1} + $touch (the records are $touch =
+ * slotBytes long and adjacent; a tile past the last slot repeats a slot, so
+ * reads no further), into $sink: keys and values laid out slots first,
+ * [batch, slots, kvHeads, headDim], for a row's first head. A head's own
+ * rows are 1 / kvHeads of each record, at a stride of slotBytes, which the
+ * prefetchers did not follow: from cold caches the
+ * streaming encoder's attention (4 heads of 80, 8 steps at context 500, 8
+ * layers) took 1.9 ms reading each head's rows, 1.3 ms reading whole
+ * records in order for the first head (the others then find theirs in L2).
+ * Rows laid out heads first are read in order already: there a touch loop
+ * before the dot loop made GPT-2's 4 steps 1.7× slower than dotLoop's touch.
  */
-function expLoop(sums: string[], temps: [string, string]): string[] {
+function touchRecords(T: number): string[] {
+  const both = (at: string) =>
+    `(local.set $sink (i32.add (local.get $sink) (i32.add (i32.load ${at}) (i32.load (i32.add ${at} (local.get $vDelta))))))`;
+  return [
+    '(local.set $at (local.get $p0))',
+    `(local.set $end (i32.add (local.get $p${T - 1}) (local.get $touch)))`,
+    '(loop $next_line',
+    `  ${both('(local.get $at)')}`,
+    '  (local.set $at (i32.add (local.get $at) (i32.const 64)))',
+    '  (br_if $next_line (i32.lt_u (local.get $at) (local.get $end))))',
+    ';; the last line, where the records do not end on a line',
+    both('(i32.sub (local.get $end) (i32.const 4))'),
+  ];
+}
+
+/**
+ * Lines that turn the scores at $probs into p = exp(score − max) in place,
+ * four slots per iteration, the k-th vector of an iteration less the maxima
+ * in max(k) (each lane's) and added into sums[k]: for one step (a float per
+ * slot), one sum whose lanes are slots 0, 1, 2, 3 mod 4; for a group of G
+ * steps (G / 4 vectors per slot), G sums, of slots 0, 1, 2, 3 mod 4 for
+ * each vector of a slot. Masked scores (−∞) give 0; scores up to n rounded
+ * up to 4 must be there. Uses $x, $t1, $pp, $j and the two temporaries
+ * named.
+ */
+function expLoop(
+  sums: string[],
+  temps: [string, string],
+  max: (k: number) => string = () => '$max',
+): string[] {
   return [
     ...sums.map((sum) => `(local.set ${sum} ${zero})`),
     '(local.set $pp (local.get $probs))',
     '(local.set $j (i32.const 0))',
     '(loop $next_exp',
     ...sums.flatMap((sum, k) => [
-      `  (local.set $t1 (f32x4.sub (v128.load offset=${16 * k} align=4 (local.get $pp)) (local.get $max)))`,
+      `  (local.set $t1 (f32x4.sub (v128.load offset=${16 * k} align=4 (local.get $pp)) (local.get ${max(k)})))`,
       ...indent(exp4('$x', '$t1', ...temps)),
       `  (v128.store offset=${16 * k} align=4 (local.get $pp) (local.get $x))`,
       `  (local.set ${sum} (f32x4.add (local.get ${sum}) (local.get $x)))`,
@@ -271,64 +321,76 @@ function expLoop(sums: string[], temps: [string, string]): string[] {
 }
 
 /**
- * Lines that write out_i = Σ_j p_ij·v_j / Σ_j p_ij for Q steps over the n
- * slots from value row $vFirst: probabilities at $probs (Q floats per slot),
- * 1 / Σ_j p_ij in lane i of $max (every lane when Q = 1), output rows
- * out(i). Each pass over the slots sums `width` vectors of every step's row
- * (widths largest first, down to 1 for any headDim) in Q·width independent
- * accumulators; with Q > 1 each value vector is loaded once for all steps.
- * Accumulators and operands stay within 14 vector registers.
+ * Lines that write out_i = Σ_j p_ij·v_j / Σ_j p_ij for Q·passes steps over
+ * the n slots from value row $vFirst: probabilities at $probs (Q·passes
+ * floats per slot), 1 / Σ_j p_ij given by scale(i), output rows out(i).
+ * Each pass over the slots sums `width` vectors of Q steps' rows (widths
+ * largest first, down to 1 for any headDim) in Q·width independent
+ * accumulators; with Q > 1 each value vector is loaded once for the pass's
+ * steps, and a stretch of dimensions takes `passes` passes, one after the
+ * other over the same value vectors (the later ones find them in cache).
+ * Every output float is one chain of adds over the slots in order, however
+ * the steps are tiled. Accumulators and operands stay within 14 vector
+ * registers.
  */
 function weightedValues(
   Q: number,
   widths: number[],
   acc: (i: number, w: number) => string,
   out: (i: number) => string,
+  scale: (i: number) => string,
+  passes = 1,
 ): string[] {
   const lines = ['(local.set $d (i32.const 0))'];
   for (const W of widths) {
-    const body: string[] = [];
-    if (Q === 1) {
-      body.push('(local.set $x (v128.load32_splat align=4 (local.get $pp)))');
-      for (let w = 0; w < W; w++) {
-        body.push(
-          `(local.set ${acc(0, w)} (f32x4.add (local.get ${acc(0, w)}) (f32x4.mul (local.get $x) (v128.load offset=${16 * w} align=4 (local.get $at)))))`,
-        );
-      }
-    } else {
-      for (let w = 0; w < W; w++)
-        body.push(`(local.set $kv${w} (v128.load offset=${16 * w} align=4 (local.get $at)))`);
-      for (let i = 0; i < Q; i++) {
-        body.push(`(local.set $x (v128.load32_splat offset=${4 * i} align=4 (local.get $pp)))`);
+    const loops = range(passes).flatMap((r) => {
+      const step = (i: number) => r * Q + i;
+      const body: string[] = [];
+      if (Q === 1) {
+        body.push(`(local.set $x (v128.load32_splat offset=${4 * step(0)} align=4 (local.get $pp)))`);
         for (let w = 0; w < W; w++) {
           body.push(
-            `(local.set ${acc(i, w)} (f32x4.add (local.get ${acc(i, w)}) (f32x4.mul (local.get $x) (local.get $kv${w}))))`,
+            `(local.set ${acc(0, w)} (f32x4.add (local.get ${acc(0, w)}) (f32x4.mul (local.get $x) (v128.load offset=${16 * w} align=4 (local.get $at)))))`,
           );
         }
+      } else {
+        for (let w = 0; w < W; w++)
+          body.push(`(local.set $kv${w} (v128.load offset=${16 * w} align=4 (local.get $at)))`);
+        for (let i = 0; i < Q; i++) {
+          body.push(`(local.set $x (v128.load32_splat offset=${4 * step(i)} align=4 (local.get $pp)))`);
+          for (let w = 0; w < W; w++) {
+            body.push(
+              `(local.set ${acc(i, w)} (f32x4.add (local.get ${acc(i, w)}) (f32x4.mul (local.get $x) (local.get $kv${w}))))`,
+            );
+          }
+        }
       }
-    }
-    const stores = range(Q).flatMap((i) => [
-      `(local.set $x ${Q === 1 ? '(local.get $max)' : `(i8x16.shuffle ${lanes(i, i, i, i)} (local.get $max) (local.get $max))`})`,
-      `(local.set $at (i32.add ${out(i)} (local.get $d)))`,
-      ...range(W).map(
-        (w) =>
-          `(v128.store offset=${16 * w} align=4 (local.get $at) (f32x4.mul (local.get ${acc(i, w)}) (local.get $x)))`,
-      ),
-    ]);
+      const stores = range(Q).flatMap((i) => [
+        `(local.set $x ${scale(step(i))})`,
+        `(local.set $at (i32.add ${out(step(i))} (local.get $d)))`,
+        ...range(W).map(
+          (w) =>
+            `(v128.store offset=${16 * w} align=4 (local.get $at) (f32x4.mul (local.get ${acc(i, w)}) (local.get $x)))`,
+        ),
+      ]);
+      return [
+        ...range(Q).flatMap((i) => range(W).map((w) => `(local.set ${acc(i, w)} ${zero})`)),
+        '(local.set $at (i32.add (local.get $vFirst) (local.get $d)))',
+        '(local.set $pp (local.get $probs))',
+        '(local.set $j (i32.const 0))',
+        `(loop $next_v${W}`,
+        ...indent(body),
+        '  (local.set $at (i32.add (local.get $at) (local.get $slotBytes)))',
+        `  (local.set $pp (i32.add (local.get $pp) (i32.const ${4 * Q * passes})))`,
+        '  (local.set $j (i32.add (local.get $j) (i32.const 1)))',
+        `  (br_if $next_v${W} (i32.lt_u (local.get $j) (local.get $n))))`,
+        ...stores,
+      ];
+    });
     lines.push(
       `(block $done${W} (loop $next${W}`,
       `  (br_if $done${W} (i32.gt_u (i32.add (local.get $d) (i32.const ${16 * W})) (local.get $rowBytes)))`,
-      ...range(Q).flatMap((i) => range(W).map((w) => `  (local.set ${acc(i, w)} ${zero})`)),
-      '  (local.set $at (i32.add (local.get $vFirst) (local.get $d)))',
-      '  (local.set $pp (local.get $probs))',
-      '  (local.set $j (i32.const 0))',
-      `  (loop $next_v${W}`,
-      ...indent(body, '    '),
-      '    (local.set $at (i32.add (local.get $at) (local.get $slotBytes)))',
-      `    (local.set $pp (i32.add (local.get $pp) (i32.const ${4 * Q})))`,
-      '    (local.set $j (i32.add (local.get $j) (i32.const 1)))',
-      `    (br_if $next_v${W} (i32.lt_u (local.get $j) (local.get $n))))`,
-      ...indent(stores),
+      ...indent(loops),
       `  (local.set $d (i32.add (local.get $d) (i32.const ${16 * W})))`,
       `  (br $next${W})))`,
     );
@@ -337,19 +399,22 @@ function weightedValues(
 }
 
 /**
- * $attendStep(kFirst, vFirst, q, out, probs, n, rowBytes, slotBytes): one
- * query step over n ≥ 1 visible slots, the first key at kFirst and value at
- * vFirst. Scores of STEP_TILE slots at a time, each query vector against
+ * $attendStep(kFirst, vFirst, q, out, probs, n, rowBytes, slotBytes, touch):
+ * one query step over n ≥ 1 visible slots, the first key at kFirst and value
+ * at vFirst. Scores of STEP_TILE slots at a time, each query vector against
  * STEP_TILE key rows (independent sums instead of one chain of adds per
  * slot), summed four slots to a vector; softmax; then the weighted sum of
- * values, 32, 16, then 4 dimensions per pass. probs: 4·(n + STEP_TILE) bytes.
+ * values, 32, 16, then 4 dimensions per pass. touch: 0, or slotBytes to
+ * read the whole key and value records of the slots as the scores go (see
+ * touchRecords). probs: 4·(n + STEP_TILE) bytes.
  */
 function attendStep(): string {
   const acc = (_: number, t: number) => `$c${t}`;
   const lines = [
     '(func $attendStep (param $kFirst i32) (param $vFirst i32) (param $q i32) (param $out i32) (param $probs i32)',
-    '    (param $n i32) (param $rowBytes i32) (param $slotBytes i32)',
+    '    (param $n i32) (param $rowBytes i32) (param $slotBytes i32) (param $touch i32)',
     '  (local $j i32) (local $d i32) (local $kp i32) (local $pp i32) (local $at i32) (local $last i32)',
+    '  (local $end i32) (local $vDelta i32) (local $sink i32)',
     '  (local $qq i32) (local $qEnd i32) (local $x v128) (local $max v128) (local $t0 v128) (local $t1 v128)',
     `  ${range(STEP_TILE)
       .map((t) => `(local $p${t} i32)`)
@@ -358,6 +423,7 @@ function attendStep(): string {
       .map((t) => `(local ${acc(0, t)} v128)`)
       .join(' ')}`,
     '  (local.set $qEnd (i32.add (local.get $q) (local.get $rowBytes)))',
+    '  (local.set $vDelta (i32.sub (local.get $vFirst) (local.get $kFirst)))',
     '  ;; scores of slots j … j + STEP_TILE − 1; a tile past the last slot reads the last again, and masks those scores',
     '  (local.set $last (i32.add (local.get $kFirst) (i32.mul (i32.sub (local.get $n) (i32.const 1)) (local.get $slotBytes))))',
     `  (local.set $max ${negInf})`,
@@ -374,6 +440,10 @@ function attendStep(): string {
     );
   }
   lines.push(
+    '    (if (local.get $touch)',
+    '      (then',
+    ...indent(touchRecords(STEP_TILE), '        '),
+    '      ))',
     ...range(STEP_TILE).map((t) => `    (local.set ${acc(0, t)} ${zero})`),
     '    (local.set $qq (local.get $q))',
     ...indent(dotLoop(1, STEP_TILE, acc, false), '    '),
@@ -401,63 +471,81 @@ function attendStep(): string {
     `    (local.set $pp (i32.add (local.get $pp) (i32.const ${4 * STEP_TILE})))`,
     `    (local.set $j (i32.add (local.get $j) (i32.const ${STEP_TILE})))`,
     '    (br_if $next_tile (i32.lt_u (local.get $j) (local.get $n))))',
+    "  ;; the touched words' sum, stored where the weighted sum writes later, so that the loads stay",
+    '  (i32.store (local.get $out) (local.get $sink))',
     '  ;; the maximum in every lane',
     `  (local.set $max (f32x4.pmax (local.get $max) (i8x16.shuffle ${lanes(2, 3, 0, 1)} (local.get $max) (local.get $max))))`,
     `  (local.set $max (f32x4.pmax (local.get $max) (i8x16.shuffle ${lanes(1, 0, 3, 2)} (local.get $max) (local.get $max))))`,
     ...indent(expLoop(['$t0'], ['$c0', '$c1'])),
     `  (local.set $max (f32x4.splat (f32.div (f32.const 1) ${hsum('(local.get $t0)')})))`,
-    ...indent(weightedValues(1, [8, 4, 1], acc, () => '(local.get $out)')),
+    ...indent(
+      weightedValues(
+        1,
+        [8, 4, 1],
+        acc,
+        () => '(local.get $out)',
+        () => '(local.get $max)',
+      ),
+    ),
     ')',
   );
   return lines.join('\n');
 }
 
 /**
- * $attendGroup(kBase, vBase, q, out, qs, probs, pos, count, window, qStride,
- * rowBytes, slotBytes, touch): GROUP consecutive steps of one row and head at
- * once, the first at position pos (count ≤ GROUP of them real; lanes past the
- * last repeat it, and write its output again, the same values). Step i sees
- * slots lo_i … pos_i; both bounds grow with i, so the group reads the union
- * lo_0 … pos_last, each key and value row once for all its steps: scores of
- * two slots × GROUP steps per tile, summed to one vector per slot whose lanes
- * are the steps (probs[slot][step]), masked to −∞ outside each step's range;
- * softmax lane-wise; the weighted sum of values, 8 then 4 dimensions per pass
- * (a slot outside a step's range adds 0·v, so cached values are taken to be
- * finite). Each step's output is the one $attendStep gives it, bit for bit
- * (zeros' signs aside). touch: read the values along with the keys (see
- * dotLoop), for a head's first group (later ones find them in cache). qs: the
- * queries interleaved, [headDim / 4][GROUP][4] (16·headDim bytes); probs:
- * 16·(window + 8) bytes.
+ * $attendGroup{G}(kBase, vBase, q, out, qs, probs, pos, count, window,
+ * qStride, rowBytes, slotBytes, touch): G consecutive steps of one row and
+ * head at once, the first at position pos (count ≤ G of them real; lanes
+ * past the last repeat it, and write its output again, the same values).
+ * Step i sees slots lo_i … pos_i; both bounds grow with i, so the group
+ * reads the union lo_0 … pos_last, each key and value row once for all its
+ * steps: scores of two slots × four steps per pass of the dot loop, G / 4
+ * passes per pair of slots (the later ones find the keys in L1), summed to
+ * G / 4 vectors per slot whose lanes are the steps (probs[slot][step]),
+ * masked to −∞ outside each step's range; softmax lane-wise; the weighted
+ * sum of values, 8 then 4 dimensions of four steps per pass over the
+ * slots, G / 4 passes per stretch of dimensions (a slot outside a step's
+ * range adds 0·v, so cached values are taken to be finite). Each step's
+ * output is the one $attendStep gives it, bit for bit (zeros' signs aside).
+ * Tried for G = 8 and slower: scores of one slot × eight steps (1.1×),
+ * weighted sums of eight steps × 4 dimensions (1.7×). touch: for a head's
+ * first group (later ones find the rows in cache), 0 or rowBytes: read the
+ * values along with the keys (see dotLoop); slotBytes > rowBytes: read the
+ * slots' whole records (see touchRecords). qs: the queries interleaved,
+ * [headDim / 4][G][4] (4·G·headDim bytes), then 12·G bytes of lane limits
+ * and sums; probs: 4·G·(window + G + 2) bytes.
  */
-function attendGroup(): string {
-  const acc = (i: number, w: number) => `$c${i}_${w}`;
-  const buckets = [acc(1, 0), acc(1, 1), acc(2, 0), acc(2, 1)];
+function attendGroup(G: number): string {
+  const P = G / 4;
+  const acc = (i: number, t: number) => `$c${i}_${t}`;
+  // sums[k]: the sum of the k-th vector of each four slots' probabilities (slot k / P, steps 4·(k mod P) …)
+  const sums = range(4 * P).map((k) => `$s${k % P}_${Math.floor(k / P)}`);
+  const max = (h: number) => `$max${h}`;
+  // At $lims, for steps 4h … 4h + 3: lo_i at 16h, pos_i at 16(P + h), 1 / Σ_j p_ij at 16(2P + h).
+  // In memory rather than registers: the dot loop's tile, keys, query and the maxima take 13.
+  const lov = (h: number) => `(v128.load offset=${16 * h} align=4 (local.get $lims))`;
+  const hiv = (h: number) => `(v128.load offset=${16 * (P + h)} align=4 (local.get $lims))`;
   const lines = [
-    '(func $attendGroup (param $kBase i32) (param $vBase i32) (param $q i32) (param $out i32) (param $qs i32)',
+    `(func $attendGroup${G} (param $kBase i32) (param $vBase i32) (param $q i32) (param $out i32) (param $qs i32)`,
     '    (param $probs i32) (param $pos i32) (param $count i32) (param $window i32) (param $qStride i32)',
     '    (param $rowBytes i32) (param $slotBytes i32) (param $touch i32)',
     '  (local $lo i32) (local $n i32) (local $j i32) (local $d i32) (local $kp i32) (local $pp i32) (local $at i32)',
-    '  (local $vFirst i32) (local $qq i32) (local $qEnd i32) (local $p0 i32) (local $p1 i32) (local $vDelta i32)',
-    '  (local $sink i32)',
-    `  ${range(GROUP)
+    '  (local $end i32) (local $vFirst i32) (local $qq i32) (local $qEnd i32) (local $lims i32) (local $p0 i32)',
+    '  (local $p1 i32) (local $vDelta i32) (local $sink i32)',
+    `  ${range(G)
       .map((i) => `(local $q${i} i32) (local $o${i} i32)`)
       .join(' ')}`,
-    '  (local $lov v128) (local $hiv v128) (local $max v128) (local $x v128) (local $kv0 v128) (local $kv1 v128)',
-    '  (local $t0 v128) (local $t1 v128)',
-    `  ${range(GROUP)
+    '  (local $x v128) (local $kv0 v128) (local $kv1 v128) (local $t0 v128) (local $t1 v128)',
+    `  ${range(P)
+      .map((h) => `(local ${max(h)} v128)`)
+      .join(' ')}`,
+    `  ${sums.map((sum) => `(local ${sum} v128)`).join(' ')}`,
+    `  ${range(4)
       .map((i) => `(local ${acc(i, 0)} v128) (local ${acc(i, 1)} v128)`)
       .join(' ')}`,
-    '  ;; lane i: the last slot pos_i and first lo_i = max(0, pos_i + 1 − window) step i sees',
-    '  (local.set $hiv (i32x4.min_s (i32x4.add (i32x4.splat (local.get $pos)) (v128.const i32x4 0 1 2 3))',
-    '    (i32x4.splat (i32.sub (i32.add (local.get $pos) (local.get $count)) (i32.const 1)))))',
-    `  (local.set $lov (i32x4.max_s (i32x4.sub (local.get $hiv) (i32x4.splat (i32.sub (local.get $window) (i32.const 1)))) ${zero}))`,
-    '  (local.set $lo (i32x4.extract_lane 0 (local.get $lov)))',
-    '  (local.set $n (i32.sub (i32.add (local.get $pos) (local.get $count)) (local.get $lo)))',
-    '  (local.set $vFirst (i32.add (local.get $vBase) (i32.mul (local.get $lo) (local.get $slotBytes))))',
-    '  (local.set $vDelta (i32.sub (local.get $vBase) (local.get $kBase)))',
     "  ;; lane i's query and output rows",
   ];
-  for (let i = 0; i < GROUP; i++) {
+  for (let i = 0; i < G; i++) {
     const offset =
       i === 0
         ? '(i32.const 0)'
@@ -468,20 +556,38 @@ function attendGroup(): string {
     );
   }
   lines.push(
-    '  ;; the queries interleaved, so that one pointer reads all four',
+    `  ;; the queries interleaved, so that one pointer reads all ${G}`,
     '  (local.set $qq (local.get $qs))',
     '  (local.set $d (i32.const 0))',
     '  (loop $next_copy',
-    ...range(GROUP).map(
+    ...range(G).map(
       (i) =>
         `    (v128.store offset=${16 * i} align=4 (local.get $qq) (v128.load align=4 (i32.add (local.get $q${i}) (local.get $d))))`,
     ),
-    `    (local.set $qq (i32.add (local.get $qq) (i32.const ${16 * GROUP})))`,
+    `    (local.set $qq (i32.add (local.get $qq) (i32.const ${16 * G})))`,
     '    (local.set $d (i32.add (local.get $d) (i32.const 16)))',
     '    (br_if $next_copy (i32.lt_u (local.get $d) (local.get $rowBytes))))',
     '  (local.set $qEnd (local.get $qq))',
+    '  (local.set $lims (local.get $qq))',
+    '  ;; lane i: the last slot pos_i and first lo_i = max(0, pos_i + 1 − window) step i sees',
+  );
+  for (let h = 0; h < P; h++) {
+    const steps = range(4).map((l) => 4 * h + l);
+    lines.push(
+      `  (local.set $x (i32x4.min_s (i32x4.add (i32x4.splat (local.get $pos)) (v128.const i32x4 ${steps.join(' ')}))`,
+      '    (i32x4.splat (i32.sub (i32.add (local.get $pos) (local.get $count)) (i32.const 1)))))',
+      `  (v128.store offset=${16 * (P + h)} align=4 (local.get $lims) (local.get $x))`,
+      `  (v128.store offset=${16 * h} align=4 (local.get $lims)`,
+      `    (i32x4.max_s (i32x4.sub (local.get $x) (i32x4.splat (i32.sub (local.get $window) (i32.const 1)))) ${zero}))`,
+    );
+  }
+  lines.push(
+    '  (local.set $lo (i32.load (local.get $lims)))',
+    '  (local.set $n (i32.sub (i32.add (local.get $pos) (local.get $count)) (local.get $lo)))',
+    '  (local.set $vFirst (i32.add (local.get $vBase) (i32.mul (local.get $lo) (local.get $slotBytes))))',
+    '  (local.set $vDelta (i32.sub (local.get $vBase) (local.get $kBase)))',
     '  ;; scores of slots lo + j and lo + j + 1 (the first again past the last: masked, as it is after every step)',
-    `  (local.set $max ${negInf})`,
+    ...range(P).map((h) => `  (local.set ${max(h)} ${negInf})`),
     '  (local.set $kp (i32.add (local.get $kBase) (i32.mul (local.get $lo) (local.get $slotBytes))))',
     '  (local.set $pp (local.get $probs))',
     '  (local.set $j (i32.const 0))',
@@ -489,54 +595,92 @@ function attendGroup(): string {
     '    (local.set $p0 (local.get $kp))',
     '    (local.set $p1 (select (i32.add (local.get $kp) (local.get $slotBytes)) (local.get $kp)',
     '      (i32.lt_u (i32.add (local.get $j) (i32.const 1)) (local.get $n))))',
-    ...range(GROUP).map((i) => `    (local.set ${acc(i, 0)} ${zero}) (local.set ${acc(i, 1)} ${zero})`),
-    '    (local.set $qq (local.get $qs))',
-    '    (if (local.get $touch)',
-    '      (then',
-    ...indent(dotLoop(GROUP, 2, acc, true), '        '),
-    '      )',
-    '      (else',
-    ...indent(dotLoop(GROUP, 2, acc, false), '        '),
-    '      ))',
   );
-  for (const w of [0, 1]) {
-    lines.push(
-      ...indent(
-        sum4(
-          '$x',
-          range(GROUP).map((i) => acc(i, w)),
-        ),
-        '    ',
-      ),
-      `    ;; −∞ for the steps that do not see slot lo + j + ${w}: before their first, or after them`,
-      `    (local.set $kv0 (i32x4.splat (i32.add (i32.add (local.get $lo) (local.get $j)) (i32.const ${w}))))`,
-      `    (local.set $x (v128.bitselect ${negInf} (local.get $x)`,
-      '      (v128.or (i32x4.gt_s (local.get $lov) (local.get $kv0)) (i32x4.gt_s (local.get $kv0) (local.get $hiv)))))',
-      '    (local.set $max (f32x4.pmax (local.get $max) (local.get $x)))',
-      `    (v128.store offset=${16 * w} align=4 (local.get $pp) (local.get $x))`,
+  for (let h = 0; h < P; h++) {
+    const zeros = range(4).map(
+      (i) => `    (local.set ${acc(i, 0)} ${zero}) (local.set ${acc(i, 1)} ${zero})`,
     );
+    if (h === 0) {
+      lines.push(
+        ...zeros,
+        '    (local.set $qq (local.get $qs))',
+        '    (if (i32.eq (local.get $touch) (local.get $rowBytes))',
+        '      (then',
+        ...indent(dotLoop(4, 2, acc, true, G), '        '),
+        '      )',
+        '      (else',
+        '        (if (local.get $touch)',
+        '          (then',
+        ...indent(touchRecords(2), '            '),
+        '          ))',
+        ...indent(dotLoop(4, 2, acc, false, G), '        '),
+        '      ))',
+      );
+    } else {
+      lines.push(
+        `    ;; steps ${4 * h} … ${4 * h + 3}, over the same two key rows`,
+        '    (local.set $p0 (i32.sub (local.get $p0) (local.get $rowBytes)))',
+        '    (local.set $p1 (i32.sub (local.get $p1) (local.get $rowBytes)))',
+        ...zeros,
+        `    (local.set $qq (i32.add (local.get $qs) (i32.const ${16 * 4 * h})))`,
+        ...indent(dotLoop(4, 2, acc, false, G), '    '),
+      );
+    }
+    for (const t of [0, 1]) {
+      lines.push(
+        ...indent(
+          sum4(
+            '$x',
+            range(4).map((i) => acc(i, t)),
+          ),
+          '    ',
+        ),
+        `    ;; −∞ for the steps that do not see slot lo + j + ${t}: before their first, or after them`,
+        `    (local.set $kv0 (i32x4.splat (i32.add (i32.add (local.get $lo) (local.get $j)) (i32.const ${t}))))`,
+        `    (local.set $x (v128.bitselect ${negInf} (local.get $x)`,
+        `      (v128.or (i32x4.gt_s ${lov(h)} (local.get $kv0)) (i32x4.gt_s (local.get $kv0) ${hiv(h)}))))`,
+        `    (local.set ${max(h)} (f32x4.pmax (local.get ${max(h)}) (local.get $x)))`,
+        `    (v128.store offset=${16 * (P * t + h)} align=4 (local.get $pp) (local.get $x))`,
+      );
+    }
   }
   lines.push(
     '    (local.set $kp (i32.add (local.get $kp) (i32.shl (local.get $slotBytes) (i32.const 1))))',
-    '    (local.set $pp (i32.add (local.get $pp) (i32.const 32)))',
+    `    (local.set $pp (i32.add (local.get $pp) (i32.const ${8 * G})))`,
     '    (local.set $j (i32.add (local.get $j) (i32.const 2)))',
     '    (br_if $next_pair (i32.lt_u (local.get $j) (local.get $n))))',
     "  ;; the touched words' sum, stored where nothing reads it, so that the loads stay",
     '  (i32.store (local.get $qs) (local.get $sink))',
     '  ;; −∞ past the last pair, up to a multiple of 4 slots',
-    `  (v128.store align=4 (local.get $pp) ${negInf})`,
-    `  (v128.store offset=16 align=4 (local.get $pp) ${negInf})`,
+    ...range(2 * P).map((k) => `  (v128.store offset=${16 * k} align=4 (local.get $pp) ${negInf})`),
     '  ;; p = exp(score − max) (every step sees a slot, so no lane is −∞ throughout), and Σ p by slot mod 4',
-    ...indent(expLoop(buckets, ['$c0_0', '$c0_1'])),
+    ...indent(expLoop(sums, ['$c0_0', '$c0_1'], (k) => max(k % P))),
     "  ;; Σ p per step in the order $attendStep adds a step's p alone (sums of slots j − lo_i mod 4,",
     "  ;; then (0 + 1) + (2 + 3)), so that no step's output depends on which steps share its call (the",
     '  ;; same holds of scores, maxima, exp and the weighted sums): these sums are of slots j − lo_0 mod 4,',
     '  ;; rotated by one in the order where lo_i − lo_0 is odd (by two it is the same sum)',
-    `  (local.set $t0 (f32x4.add (f32x4.add ${get(buckets[0])} ${get(buckets[1])}) (f32x4.add ${get(buckets[2])} ${get(buckets[3])})))`,
-    `  (local.set $t1 (f32x4.add (f32x4.add ${get(buckets[1])} ${get(buckets[2])}) (f32x4.add ${get(buckets[3])} ${get(buckets[0])})))`,
-    '  (local.set $kv0 (v128.and (i32x4.sub (local.get $lov) (i32x4.splat (local.get $lo))) (v128.const i32x4 1 1 1 1)))',
-    `  (local.set $max (f32x4.div ${f32x4(1)} (v128.bitselect (local.get $t1) (local.get $t0) (i32x4.ne (local.get $kv0) ${zero}))))`,
-    ...indent(weightedValues(GROUP, [2, 1], acc, (i) => `(local.get $o${i})`)),
+  );
+  for (let h = 0; h < P; h++) {
+    const b = range(4).map((k) => get(sums[P * k + h]));
+    lines.push(
+      `  (local.set $t0 (f32x4.add (f32x4.add ${b[0]} ${b[1]}) (f32x4.add ${b[2]} ${b[3]})))`,
+      `  (local.set $t1 (f32x4.add (f32x4.add ${b[1]} ${b[2]}) (f32x4.add ${b[3]} ${b[0]})))`,
+      `  (local.set $kv0 (v128.and (i32x4.sub ${lov(h)} (i32x4.splat (local.get $lo))) (v128.const i32x4 1 1 1 1)))`,
+      `  (v128.store offset=${16 * (2 * P + h)} align=4 (local.get $lims)`,
+      `    (f32x4.div ${f32x4(1)} (v128.bitselect (local.get $t1) (local.get $t0) (i32x4.ne (local.get $kv0) ${zero}))))`,
+    );
+  }
+  lines.push(
+    ...indent(
+      weightedValues(
+        4,
+        [2, 1],
+        acc,
+        (i) => `(local.get $o${i})`,
+        (i) => `(v128.load32_splat offset=${32 * P + 4 * i} align=4 (local.get $lims))`,
+        P,
+      ),
+    ),
     ')',
   );
   return lines.join('\n');
@@ -552,62 +696,85 @@ function attendGroup(): string {
  * [batch, kvHeads, slots, headDim] and [batch, slots, kvHeads, headDim]
  * work. Query head h reads KV head h / (heads / kvHeads). Row b's step s
  * sees the last min(window, n) of slots 0 … n − 1, n = starts[b] + s + 1
- * (i32 starts). scratch: 16·(headDim + window + 8) bytes. headDim a
- * multiple of 4. Steps go GROUP at a time through $attendGroup (each key and
- * value row read once per group rather than once per step), one or two left
- * after groups alone through $attendStep.
+ * (i32 starts). scratch: 32·(headDim + window + 13) bytes. headDim a
+ * multiple of 4. Steps go eight at a time through $attendGroup8 while six
+ * or more are left, then up to four through $attendGroup4 while three or
+ * more are left (each key and value row read once per group rather than once
+ * per step); one or two left after groups go alone through $attendStep.
  */
 const attend = `(func (export "attend") (param $q i32) (param $keys i32) (param $values i32) (param $out i32)
     (param $scratch i32) (param $starts i32) (param $batch i32) (param $steps i32) (param $heads i32)
     (param $kvHeads i32) (param $hd i32) (param $batchStride i32) (param $headStride i32) (param $slotStride i32)
     (param $window i32)
-  (local $b i32) (local $h i32) (local $s i32) (local $pos i32) (local $lo i32) (local $qp i32) (local $probs i32)
-  (local $rowBytes i32) (local $slotBytes i32) (local $qStride i32) (local $kBase i32) (local $vBase i32)
+  (local $b i32) (local $h i32) (local $s i32) (local $left i32) (local $pos i32) (local $lo i32) (local $qp i32)
+  (local $probs i32) (local $rowBytes i32) (local $slotBytes i32) (local $qStride i32) (local $kBase i32)
+  (local $vBase i32) (local $perKv i32) (local $touch i32)
   (local.set $rowBytes (i32.shl (local.get $hd) (i32.const 2)))
   (local.set $slotBytes (i32.shl (local.get $slotStride) (i32.const 2)))
   (local.set $qStride (i32.mul (local.get $heads) (local.get $rowBytes)))
-  ;; scratch: a group's queries interleaved (${GROUP} rows), then the probabilities
-  (local.set $probs (i32.add (local.get $scratch) (i32.mul (local.get $rowBytes) (i32.const ${GROUP}))))
+  (local.set $perKv (i32.div_u (local.get $heads) (local.get $kvHeads)))
+  ;; scratch: a group's queries interleaved (up to 8 rows), its lane limits and sums (96 bytes),
+  ;; then the probabilities
+  (local.set $probs (i32.add (local.get $scratch) (i32.add (i32.shl (local.get $rowBytes) (i32.const 3)) (i32.const 96))))
   (local.set $b (i32.const 0))
   (loop $next_b
     (local.set $h (i32.const 0))
     (loop $next_h
       ;; this head's first key: b·batchStride + (h / group)·headStride floats
       (local.set $kBase (i32.shl (i32.add (i32.mul (local.get $b) (local.get $batchStride))
-        (i32.mul (i32.div_u (local.get $h) (i32.div_u (local.get $heads) (local.get $kvHeads))) (local.get $headStride)))
+        (i32.mul (i32.div_u (local.get $h) (local.get $perKv)) (local.get $headStride)))
         (i32.const 2)))
       (local.set $vBase (i32.add (local.get $values) (local.get $kBase)))
       (local.set $kBase (i32.add (local.get $keys) (local.get $kBase)))
+      ;; what the head's first group or step reads ahead: rows laid out heads first (or of one KV
+      ;; head), the values along with the keys (touch = rowBytes), for a KV head's first query
+      ;; head; slots first with several KV heads, whole records (touch = slotBytes), for the row's
+      ;; first head, the others then finding their rows in cache (see touchRecords)
+      (local.set $touch (select
+        (select (local.get $rowBytes) (i32.const 0) (i32.eqz (i32.rem_u (local.get $h) (local.get $perKv))))
+        (select (local.get $slotBytes) (i32.const 0) (i32.eqz (local.get $h)))
+        (i32.eq (local.get $slotStride) (local.get $hd))))
       (local.set $s (i32.const 0))
       (loop $next_s
+        (local.set $left (i32.sub (local.get $steps) (local.get $s)))
         (local.set $pos (i32.add (i32.load (i32.add (local.get $starts) (i32.shl (local.get $b) (i32.const 2))))
           (local.get $s)))
         (local.set $qp (i32.mul (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $steps)) (local.get $s))
           (local.get $heads)) (local.get $h)) (local.get $rowBytes)))
-        ;; a group for three or more steps left, or two at the start (it reads the values along with
-        ;; the keys); one or two after a group go alone: a group costs four steps' arithmetic
-        ;; whatever its count, and the keys and values are then in cache
-        (if (i32.or (i32.ge_u (i32.sub (local.get $steps) (local.get $s)) (i32.const 3))
-              (i32.and (i32.eqz (local.get $s)) (i32.ge_u (local.get $steps) (i32.const 2))))
+        ;; a group of 8 for six or more steps left, of 4 for three to five, or two at the start (it
+        ;; reads the values along with the keys); one or two after a group go alone: a group costs
+        ;; its lanes' arithmetic whatever its count, and the keys and values are then in cache
+        (if (i32.ge_u (local.get $left) (i32.const 6))
           (then
-            (call $attendGroup (local.get $kBase) (local.get $vBase) (i32.add (local.get $q) (local.get $qp))
+            (call $attendGroup8 (local.get $kBase) (local.get $vBase) (i32.add (local.get $q) (local.get $qp))
               (i32.add (local.get $out) (local.get $qp)) (local.get $scratch) (local.get $probs) (local.get $pos)
-              (select (i32.sub (local.get $steps) (local.get $s)) (i32.const ${GROUP})
-                (i32.lt_u (i32.sub (local.get $steps) (local.get $s)) (i32.const ${GROUP})))
+              (select (local.get $left) (i32.const 8) (i32.lt_u (local.get $left) (i32.const 8)))
               (local.get $window) (local.get $qStride) (local.get $rowBytes) (local.get $slotBytes)
-              (i32.eqz (local.get $s)))
-            (local.set $s (i32.add (local.get $s) (i32.const ${GROUP}))))
-          (else
-            ;; visible slots lo … pos
-            (local.set $lo (select (i32.sub (i32.add (local.get $pos) (i32.const 1)) (local.get $window)) (i32.const 0)
-              (i32.gt_u (i32.add (local.get $pos) (i32.const 1)) (local.get $window))))
-            (call $attendStep
-              (i32.add (local.get $kBase) (i32.mul (local.get $lo) (local.get $slotBytes)))
-              (i32.add (local.get $vBase) (i32.mul (local.get $lo) (local.get $slotBytes)))
-              (i32.add (local.get $q) (local.get $qp)) (i32.add (local.get $out) (local.get $qp)) (local.get $probs)
-              (i32.sub (i32.add (local.get $pos) (i32.const 1)) (local.get $lo))
-              (local.get $rowBytes) (local.get $slotBytes))
-            (local.set $s (i32.add (local.get $s) (i32.const 1)))))
+              (select (local.get $touch) (i32.const 0) (i32.eqz (local.get $s))))
+            (local.set $s (i32.add (local.get $s) (i32.const 8))))
+          (else (if (i32.or (i32.ge_u (local.get $left) (i32.const 3))
+                (i32.and (i32.eqz (local.get $s)) (i32.eq (local.get $left) (i32.const 2))))
+            (then
+              (call $attendGroup4 (local.get $kBase) (local.get $vBase) (i32.add (local.get $q) (local.get $qp))
+                (i32.add (local.get $out) (local.get $qp)) (local.get $scratch) (local.get $probs) (local.get $pos)
+                (select (local.get $left) (i32.const 4) (i32.lt_u (local.get $left) (i32.const 4)))
+                (local.get $window) (local.get $qStride) (local.get $rowBytes) (local.get $slotBytes)
+                (select (local.get $touch) (i32.const 0) (i32.eqz (local.get $s))))
+              (local.set $s (i32.add (local.get $s) (i32.const 4))))
+            (else
+              ;; visible slots lo … pos
+              (local.set $lo (select (i32.sub (i32.add (local.get $pos) (i32.const 1)) (local.get $window)) (i32.const 0)
+                (i32.gt_u (i32.add (local.get $pos) (i32.const 1)) (local.get $window))))
+              ;; a single step reads ahead only whole records (it has no values to read with its keys)
+              (call $attendStep
+                (i32.add (local.get $kBase) (i32.mul (local.get $lo) (local.get $slotBytes)))
+                (i32.add (local.get $vBase) (i32.mul (local.get $lo) (local.get $slotBytes)))
+                (i32.add (local.get $q) (local.get $qp)) (i32.add (local.get $out) (local.get $qp)) (local.get $probs)
+                (i32.sub (i32.add (local.get $pos) (i32.const 1)) (local.get $lo))
+                (local.get $rowBytes) (local.get $slotBytes)
+                (select (local.get $touch) (i32.const 0)
+                  (i32.and (i32.eqz (local.get $s)) (i32.gt_u (local.get $touch) (local.get $rowBytes)))))
+              (local.set $s (i32.add (local.get $s) (i32.const 1)))))))
         (br_if $next_s (i32.lt_u (local.get $s) (local.get $steps))))
       (local.set $h (i32.add (local.get $h) (i32.const 1)))
       (br_if $next_h (i32.lt_u (local.get $h) (local.get $heads))))
@@ -767,7 +934,7 @@ export function wasmKernelsWat(): string {
     dotsSequential(1),
     dotsSequential(2),
     attendStep(),
-    attendGroup(),
+    ...GROUPS.map(attendGroup),
     attend,
     ')',
   ].join('\n');

@@ -254,15 +254,25 @@ describe('core wasm kernels', () => {
     { steps: 5, heads: 3, kvHeads: 3, headDim: 12, slots: 70, starts: [64], window: Infinity },
     { steps: 6, heads: 4, kvHeads: 2, headDim: 8, slots: 20, starts: [14, 3], window: 5 },
     { steps: 4, heads: 2, kvHeads: 2, headDim: 16, slots: 12, starts: [8], window: 1 },
-    // Steps go up to four at a time (a group), and one or two left after groups one at a time;
-    // these reach groups of 2, 3 and 4 real steps, single steps after groups, windows that start
-    // inside a group, odd numbers of slots (a group reads them in pairs, one step eight at a
-    // time), and head sizes whose weighted sums take every pass width (4, 8, 16, 32 dimensions).
+    // Steps go up to eight at a time (a group of 8 while six or more are left, of 4 for three to
+    // five), and one or two left after groups one at a time; these reach groups of 6, 7 and 8 and
+    // of 2, 3 and 4 real steps, single steps after groups, windows that start inside a group,
+    // odd numbers of slots (a group reads them in pairs, one step eight at a time), and head
+    // sizes whose weighted sums take every pass width (4, 8, 16, 32 dimensions).
     { steps: 7, heads: 4, kvHeads: 2, headDim: 4, slots: 30, starts: [20, 3], window: 3 },
     { steps: 10, heads: 2, kvHeads: 1, headDim: 20, slots: 40, starts: [25, 0, 30], window: 7 },
     { steps: 9, heads: 3, kvHeads: 3, headDim: 36, slots: 64, starts: [50, 17], window: Infinity },
     { steps: 2, heads: 2, kvHeads: 2, headDim: 80, slots: 24, starts: [0, 13, 21], window: Infinity },
     { steps: 13, heads: 2, kvHeads: 1, headDim: 64, slots: 200, starts: [180, 100], window: 50 },
+    { steps: 8, heads: 4, kvHeads: 2, headDim: 80, slots: 40, starts: [32, 5], window: Infinity },
+    { steps: 6, heads: 4, kvHeads: 4, headDim: 20, slots: 30, starts: [3, 24], window: 4 },
+    { steps: 5, heads: 4, kvHeads: 2, headDim: 80, slots: 50, starts: [45, 20], window: 9 },
+    { steps: 14, heads: 3, kvHeads: 3, headDim: 20, slots: 60, starts: [46, 9], window: 5 },
+    { steps: 16, heads: 4, kvHeads: 1, headDim: 4, slots: 40, starts: [24, 0], window: Infinity },
+    { steps: 8, heads: 2, kvHeads: 2, headDim: 4, slots: 20, starts: [12, 1], window: 2 },
+    // Slots first with several KV heads, a row's first head reads its slots' whole records ahead
+    // (the other heads' rows too); rows that end at the last slot read up to the buffer's end.
+    { steps: 1, heads: 4, kvHeads: 2, headDim: 80, slots: 33, starts: [32, 0, 17], window: Infinity },
   ];
   // The kernels on wasm and cpu, and the tfjs-op composition (other backends) on wasm.
   describe.each([
@@ -331,30 +341,38 @@ describe('core wasm kernels', () => {
   });
 
   test('causal attention gives a step the same result whichever steps share its call', () => {
-    // The kernel takes steps up to four at a time or alone, in one order of operations, so a
+    // The kernel takes steps eight or four at a time or alone, in one order of operations, so a
     // sequence streamed in chunks equals one call over it (the streaming encoder relies on it).
+    // The whole call takes groups of 8, 8 and 8 (6 real); the chunks groups of 2, 3, 4, 7, 8
+    // and 4 and a step (5), and single steps.
     const rng = seedrandom('chunks');
-    const [steps, heads, kvHeads, headDim, slots, start] = [11, 4, 2, 20, 40, 21];
+    const [steps, heads, kvHeads, headDim, slots, start] = [30, 4, 2, 20, 56, 21];
+    const chunks = [1, 2, 3, 5, 7, 4, 8];
     const before = tf.memory().numTensors;
-    for (const window of [Infinity, 6, 9]) {
-      const q = tf.tensor4d(
-        randomArray(steps * heads * headDim, rng).map((x) => 3 * x),
-        [1, steps, heads, headDim],
-      );
-      const keys = tf.tensor4d(randomArray(kvHeads * slots * headDim, rng), [1, kvHeads, slots, headDim]);
-      const values = tf.tensor4d(randomArray(kvHeads * slots * headDim, rng), [1, kvHeads, slots, headDim]);
-      const whole = causalAttention(q, keys, values, [start], { window });
-      const chunked: number[] = [];
-      let s = 0;
-      for (const n of [1, 2, 3, 5]) {
-        const part = tf.slice(q, [0, s, 0, 0], [1, n, heads, headDim]) as tf.Tensor4D;
-        const out = causalAttention(part, keys, values, [start + s], { window });
-        chunked.push(...out.dataSync());
-        for (const t of [part, out]) t.dispose();
-        s += n;
+    for (const layout of ['heads', 'slots'] as const) {
+      for (const window of [Infinity, 6, 9, 3]) {
+        const q = tf.tensor4d(
+          randomArray(steps * heads * headDim, rng).map((x) => 3 * x),
+          [1, steps, heads, headDim],
+        );
+        const shape: [number, number, number, number] =
+          layout === 'heads' ? [1, kvHeads, slots, headDim] : [1, slots, kvHeads, headDim];
+        const keys = tf.tensor4d(randomArray(kvHeads * slots * headDim, rng), shape);
+        const values = tf.tensor4d(randomArray(kvHeads * slots * headDim, rng), shape);
+        const whole = causalAttention(q, keys, values, [start], { window, layout });
+        const chunked: number[] = [];
+        let s = 0;
+        for (const n of chunks) {
+          const part = tf.slice(q, [0, s, 0, 0], [1, n, heads, headDim]) as tf.Tensor4D;
+          const out = causalAttention(part, keys, values, [start + s], { window, layout });
+          chunked.push(...out.dataSync());
+          for (const t of [part, out]) t.dispose();
+          s += n;
+        }
+        expect(s).toBe(steps);
+        expect(chunked, `window ${window}, ${layout} first`).toEqual(Array.from(whole.dataSync()));
+        for (const t of [q, keys, values, whole]) t.dispose();
       }
-      expect(chunked, `window ${window}`).toEqual(Array.from(whole.dataSync()));
-      for (const t of [q, keys, values, whole]) t.dispose();
     }
     expect(tf.memory().numTensors).toBe(before);
   });

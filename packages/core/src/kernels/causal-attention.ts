@@ -172,9 +172,10 @@ tf.registerKernel({
     if (g.headDim % 4 !== 0) throw new Error(`causalAttention: headDim ${g.headDim} is not a multiple of 4`);
     const out = k.backend.makeOutput([g.batch * g.steps, g.heads * g.headDim], 'float32');
     const seen = Math.min(g.window, g.slots);
-    // The kernel's scratch: a group of 4 steps' queries, interleaved, and their probabilities
-    // per slot (a group sees at most seen + 3 slots, padded to a multiple of 4); then the starts.
-    const scratchBytes = 16 * (g.headDim + seen + 8);
+    // The kernel's scratch: a group of up to 8 steps' queries, interleaved, 96 bytes of their
+    // limits and sums, and their probabilities per slot (a group of 8 sees at most seen + 7 slots,
+    // written up to 3 past, 32 bytes each); then the starts.
+    const scratchBytes = 32 * (g.headDim + seen + 13);
     const scratch = k.scratch(scratchBytes + 4 * g.batch);
     const startsAt = scratch + scratchBytes;
     k.heap32().set(g.starts, startsAt >> 2);
