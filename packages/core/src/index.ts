@@ -22,6 +22,7 @@ export {
   transposedLinearSupported,
   useWasmKernels,
 } from './kernels/packed-linear.js';
+export { STANDARDIZE, standardizeRows, standardizeRowsSupported } from './kernels/standardize.js';
 export * from './kv-cache/index.js';
 export { getLogger, type Logger, setLogger } from './log.js';
 export * from './prefill.js';

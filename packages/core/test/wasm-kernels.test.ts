@@ -16,6 +16,7 @@ import {
   transposedLinear,
   transposedLinearSupported,
 } from '../src/kernels/packed-linear.js';
+import { standardizeRows, standardizeRowsSupported } from '../src/kernels/standardize.js';
 import { WASM_KERNELS_BASE64 } from '../src/kernels/wasm-binary.js';
 
 function randomArray(n: number, rng: () => number): Float32Array {
@@ -140,6 +141,37 @@ describe('core wasm kernels', () => {
     expect(tf.memory().numTensors).toBe(before);
     disposePackedLinear(layer);
   });
+
+  test.each([3, 8, 13, 768])(
+    'standardized rows equal (x − mean) / √(var + eps) and x / √(mean(x²) + eps) (width %i)',
+    (d) => {
+      expect(standardizeRowsSupported()).toBe(true);
+      const rng = seedrandom(`norm${d}`);
+      const rows = 5;
+      // An offset and a scale per row, so centering and scaling both matter.
+      const xs = randomArray(rows * d, rng).map((v, i) => 3 * v + Math.floor(i / d) - 2);
+      const before = tf.memory().numTensors;
+      const x = tf.tensor3d(xs, [1, rows, d]);
+      for (const center of [true, false]) {
+        const eps = 1e-5;
+        const expected = new Float64Array(rows * d);
+        for (let r = 0; r < rows; r++) {
+          const row = Array.from(xs.subarray(r * d, (r + 1) * d));
+          const mean = center ? row.reduce((a, b) => a + b, 0) / d : 0;
+          const variance = row.reduce((a, b) => a + (b - mean) ** 2, 0) / d;
+          row.forEach((v, i) => {
+            expected[r * d + i] = (v - mean) / Math.sqrt(variance + eps);
+          });
+        }
+        const y = standardizeRows(x, eps, center);
+        expect(y.shape).toEqual([1, rows, d]);
+        expect(maxError(y.dataSync(), expected)).toBeLessThan(1e-5);
+        y.dispose();
+      }
+      x.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+    },
+  );
 
   test('packing writes over the weight when it can, and copies when its data is shared', () => {
     const rng = seedrandom('in place');

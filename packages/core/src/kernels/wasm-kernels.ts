@@ -21,6 +21,7 @@ type TileFunction = (
 export interface WasmKernelExports {
   interleave(a: number, k: number, rows: number, at: number): void;
   packPanels(w: number, k: number, n: number, transposed: number, out: number): void;
+  standardize(x: number, out: number, rows: number, d: number, eps: number, center: number): void;
   tile1: TileFunction;
   tile2: TileFunction;
   tile3: TileFunction;

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { standardizeRows, standardizeRowsSupported } from '../kernels/standardize.js';
 import { type ConstantOf, plainNumber } from './constants.js';
 
 export type NormKind = 'rms' | 'layer';
@@ -28,6 +29,7 @@ export function layerNorm(x: tf.Tensor, norm: NormWeights, eps: number, constant
  * linear layer that follows (foldNormIntoLinear).
  */
 export function standardize(kind: NormKind, x: tf.Tensor, eps: number, constant = plainNumber): tf.Tensor {
+  if (standardizeRowsSupported()) return standardizeRows(x, eps, kind === 'layer');
   if (kind === 'rms') return tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), constant(eps))));
   const { mean, variance } = tf.moments(x, -1, true);
   return tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, constant(eps))));

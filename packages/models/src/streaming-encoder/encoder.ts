@@ -19,6 +19,7 @@ import {
   rotaryInverseFrequencies,
   rotaryTables,
   rotateHalfMatrix,
+  standardizeRowsSupported,
   useWasmKernels,
 } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
@@ -256,9 +257,10 @@ export function createStreamingEncoder(
   /**
    * x / √(mean(x²) + eps) over the last axis, x of zero mean: LayerNorm less
    * its weight and bias, which the matmul after it applies (see
-   * PreparedLayer). Four kernels.
+   * PreparedLayer). One kernel where core has it (standardizeRows), else four.
    */
   function scaleRows(x: tf.Tensor3D): tf.Tensor3D {
+    if (standardizeRowsSupported()) return k.rmsStandardize(x, eps);
     return k.mul(x, k.rsqrt(dense(k.square(x), variance)));
   }
 

@@ -15,6 +15,7 @@ import {
   causalAttention as composedOrKernel,
   PACKED_MATMUL,
   type PackedLinear,
+  STANDARDIZE,
 } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -218,3 +219,7 @@ export function packedMatMul(x: tf.Tensor3D, layer: PackedLinear): tf.Tensor3D {
     : { x, panels: layer.panels };
   return run<tf.Tensor3D>(PACKED_MATMUL, inputs, { outDim: layer.outDim });
 }
+
+/** core's one-kernel x / √(mean(x²) + eps) over the last axis (callers check standardizeRowsSupported). */
+export const rmsStandardize = <T extends tf.Tensor>(x: T, eps: number): T =>
+  run<T>(STANDARDIZE, { x }, { eps, center: false });

@@ -1,0 +1,37 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { useWasmKernels } from './packed-linear.js';
+import { wasmKernels } from './wasm-kernels.js';
+
+/**
+ * A norm without its affine part over the last axis, in one kernel (wasm):
+ * (x − mean(x)) / √(var(x) + eps) when `center` (LayerNorm), x / √(mean(x²)
+ * + eps) otherwise (RMSNorm). tfjs composes it of five to seven kernels, and
+ * models run it twice per layer per step.
+ */
+export const STANDARDIZE = 'SpecstreamStandardize';
+
+/** Whether standardizeRows runs as one kernel on the current backend (see useWasmKernels). */
+export function standardizeRowsSupported(): boolean {
+  return useWasmKernels();
+}
+
+export function standardizeRows<T extends tf.Tensor>(x: T, eps: number, center: boolean): T {
+  return tf.engine().runKernel(STANDARDIZE, { x }, { eps, center }) as T;
+}
+
+tf.registerKernel({
+  kernelName: STANDARDIZE,
+  backendName: 'wasm',
+  kernelFunc: ({ inputs, attrs }) => {
+    const k = wasmKernels();
+    if (k === undefined) throw new Error('core wasm kernels are unavailable on this backend');
+    const x = inputs.x as tf.TensorInfo;
+    const d = x.shape[x.shape.length - 1];
+    const rows = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
+    const out = k.backend.makeOutput([...x.shape], 'float32');
+    if (rows > 0 && d > 0) {
+      k.exports.standardize(k.offset(x), k.offset(out), rows, d, attrs!.eps as number, attrs!.center ? 1 : 0);
+    }
+    return out;
+  },
+});
