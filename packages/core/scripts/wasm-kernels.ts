@@ -782,6 +782,27 @@ const attend = `(func (export "attend") (param $q i32) (param $keys i32) (param 
     (br_if $next_b (i32.lt_u (local.get $b) (local.get $batch)))))`;
 
 /**
+ * The part the dot kernels share: each input row's address ($px{r}, rows k
+ * floats apart), then the loop over output rows v0 … v1 − 1 with `pointer`
+ * set to weight row v.
+ */
+function dotRowsLoopHead(R: number, pointer: string): string[] {
+  const lines: string[] = [];
+  for (let r = 0; r < R; r++) {
+    lines.push(
+      `  (local.set $px${r} (i32.add (local.get $x) (i32.mul (local.get $bytes) (i32.const ${r}))))`,
+    );
+  }
+  lines.push(
+    '  (local.set $v (local.get $v0))',
+    '  (block $done (loop $next_v',
+    '    (br_if $done (i32.ge_u (local.get $v) (local.get $v1)))',
+    `    (local.set ${pointer} (i32.add (local.get $w) (i32.mul (local.get $v) (local.get $bytes))))`,
+  );
+  return lines;
+}
+
+/**
  * dots{R}x{E}(x, w, c, k, ldc, v0, v1): c[r][v] = Σ_i x[r][i] · w[v][i] for
  * r < R and v0 ≤ v < v1 in steps of E (v1 − v0 a multiple of E), k a
  * multiple of 4: a product with a weight kept [out, in], as a tied
@@ -801,17 +822,7 @@ function dots(R: number, E: number): string {
   for (let r = 0; r < R; r++) lines.push(`  (local $px${r} i32)`);
   for (let r = 0; r < R; r++) for (let e = 0; e < E; e++) lines.push(`  (local ${acc(r, e)} v128)`);
   lines.push('  (local.set $bytes (i32.shl (local.get $k) (i32.const 2)))');
-  for (let r = 0; r < R; r++) {
-    lines.push(
-      `  (local.set $px${r} (i32.add (local.get $x) (i32.mul (local.get $bytes) (i32.const ${r}))))`,
-    );
-  }
-  lines.push(
-    '  (local.set $v (local.get $v0))',
-    '  (block $done (loop $next_v',
-    '    (br_if $done (i32.ge_u (local.get $v) (local.get $v1)))',
-    '    (local.set $pw0 (i32.add (local.get $w) (i32.mul (local.get $v) (local.get $bytes))))',
-  );
+  lines.push(...dotRowsLoopHead(R, '$pw0'));
   for (let e = 1; e < E; e++)
     lines.push(`    (local.set $pw${e} (i32.add (local.get $pw${e - 1}) (local.get $bytes)))`);
   for (let r = 0; r < R; r++) for (let e = 0; e < E; e++) lines.push(`    (local.set ${acc(r, e)} ${zero})`);
@@ -864,17 +875,7 @@ function dotsSequential(R: number): string {
     '  (local.set $bytes (i32.shl (local.get $k) (i32.const 2)))',
     '  (local.set $bytes16 (i32.and (local.get $bytes) (i32.const -64)))',
   );
-  for (let r = 0; r < R; r++) {
-    lines.push(
-      `  (local.set $px${r} (i32.add (local.get $x) (i32.mul (local.get $bytes) (i32.const ${r}))))`,
-    );
-  }
-  lines.push(
-    '  (local.set $v (local.get $v0))',
-    '  (block $done (loop $next_v',
-    '    (br_if $done (i32.ge_u (local.get $v) (local.get $v1)))',
-    '    (local.set $pw (i32.add (local.get $w) (i32.mul (local.get $v) (local.get $bytes))))',
-  );
+  lines.push(...dotRowsLoopHead(R, '$pw'));
   for (let r = 0; r < R; r++) for (let u = 0; u < 4; u++) lines.push(`    (local.set ${acc(r, u)} ${zero})`);
   lines.push(
     '    (local.set $i (i32.const 0))',
