@@ -9,7 +9,7 @@ import type {
 } from './decoder.js';
 import { InvalidArgumentError } from './errors.js';
 import { causalAttention, causalAttentionSupported } from './kernels/causal-attention.js';
-import { packLinear, transposedLinearSupported, useWasmKernels } from './kernels/packed-linear.js';
+import { denseForBackend, transposedLinearSupported, useWasmKernels } from './kernels/packed-linear.js';
 import { createKvCache, type KvCache, type KvCacheKind } from './kv-cache/index.js';
 import { cachedAttention, causalMask } from './transformer/attention.js';
 import { createConstants } from './transformer/constants.js';
@@ -129,7 +129,7 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
   const scale = config.attentionScale ?? 1 / Math.sqrt(headDim);
   // On wasm, every weight matrix is packed for core's kernel (see PackedLinear) and the original freed.
   const packing = useWasmKernels();
-  const packed = (layer: Linear): DenseLayer => (packing ? packLinear(layer) : layer);
+  const packed = denseForBackend;
   const layers = weights.layers.map((layer) => prepareLayer(layer, config, scale));
   // And attention runs in one kernel that reads the cache in place where it can.
   const fusedAttention = packing && causalAttentionSupported(headDim);

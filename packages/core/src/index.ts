@@ -11,6 +11,7 @@ export {
   causalAttentionSupported,
 } from './kernels/causal-attention.js';
 export {
+  denseForBackend,
   disposePackedLinear,
   PACKED_MATMUL,
   type PackedLinear,

@@ -71,6 +71,15 @@ export function packLinear(layer: Linear, options: { transposed?: boolean } = {}
   return bias ? { panels, bias, inDim, outDim } : { panels, inDim, outDim };
 }
 
+/**
+ * A layer as the current backend multiplies fastest: packed for core's wasm
+ * product where models pack (useWasmKernels; ownership of `layer` passes to
+ * the result), else `layer` itself.
+ */
+export function denseForBackend(layer: Linear): Linear | PackedLinear {
+  return useWasmKernels() ? packLinear(layer) : layer;
+}
+
 export function disposePackedLinear(layer: PackedLinear): void {
   layer.panels.dispose();
   layer.bias?.dispose();

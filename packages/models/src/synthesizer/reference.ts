@@ -6,6 +6,7 @@ import {
   checkNotDisposed,
   checkPositiveInteger,
   createKvCache,
+  type DenseLayer,
   DisposedError,
   disposeLinear,
   disposeNorm,
@@ -213,7 +214,7 @@ export function createReferenceSynthesizer(
   /** q [batch, steps, heads, headDim] and k/v as the cache stores them, [batch, heads, steps, headDim]. */
   function selfProjections(
     h: tf.Tensor2D,
-    qkvLayer: Linear,
+    qkvLayer: DenseLayer,
     batch: number,
     steps: number,
     angles: { cos: tf.Tensor; sin: tf.Tensor },

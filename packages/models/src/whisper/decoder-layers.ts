@@ -1,6 +1,8 @@
 import {
   type Activation,
   cachedAttention,
+  type DenseLayer,
+  denseForBackend,
   disposeLinear,
   disposeNorm,
   type Linear,
@@ -20,14 +22,14 @@ import type { DecoderLayerWeights } from './weights.js';
  */
 export interface PreparedDecoderLayer {
   attnNorm: NormWeights;
-  qkv: Linear;
-  o: Linear;
+  qkv: DenseLayer;
+  o: DenseLayer;
   crossNorm: NormWeights;
-  crossQ: Linear;
-  crossKv: Linear;
-  crossO: Linear;
+  crossQ: DenseLayer;
+  crossKv: DenseLayer;
+  crossO: DenseLayer;
   mlpNorm: NormWeights;
-  mlp: { up: Linear; down: Linear };
+  mlp: { up: DenseLayer; down: DenseLayer };
 }
 
 /** One layer's cross-attention keys and values, [batch, heads, sourceSteps, headDim]. */
@@ -40,14 +42,16 @@ export function prepareDecoderLayer(layer: DecoderLayerWeights, scale: number): 
   const { attn, cross } = layer;
   return {
     attnNorm: layer.attnNorm,
-    qkv: fuseLinears([{ layer: attn.q, factor: scale }, { layer: attn.k }, { layer: attn.v }]),
-    o: attn.o,
+    qkv: denseForBackend(
+      fuseLinears([{ layer: attn.q, factor: scale }, { layer: attn.k }, { layer: attn.v }]),
+    ),
+    o: denseForBackend(attn.o),
     crossNorm: layer.crossNorm,
-    crossQ: scaleLinear(cross.q, scale),
-    crossKv: fuseLinears([{ layer: cross.k }, { layer: cross.v }]),
-    crossO: cross.o,
+    crossQ: denseForBackend(scaleLinear(cross.q, scale)),
+    crossKv: denseForBackend(fuseLinears([{ layer: cross.k }, { layer: cross.v }])),
+    crossO: denseForBackend(cross.o),
     mlpNorm: layer.mlpNorm,
-    mlp: { up: layer.fc1, down: layer.fc2 },
+    mlp: { up: denseForBackend(layer.fc1), down: denseForBackend(layer.fc2) },
   };
 }
 

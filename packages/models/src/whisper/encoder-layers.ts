@@ -2,6 +2,8 @@ import {
   type Activation,
   activate,
   cachedAttention,
+  type DenseLayer,
+  denseForBackend,
   disposeLinear,
   disposeNorm,
   type Linear,
@@ -17,10 +19,10 @@ import type { ConvWeights, EncoderLayerWeights } from './weights.js';
 /** An encoder layer as the forward pass uses it: q/k/v fused into one matmul, q pre-scaled. */
 export interface PreparedEncoderLayer {
   attnNorm: NormWeights;
-  qkv: Linear;
-  o: Linear;
+  qkv: DenseLayer;
+  o: DenseLayer;
   mlpNorm: NormWeights;
-  mlp: { up: Linear; down: Linear };
+  mlp: { up: DenseLayer; down: DenseLayer };
 }
 
 /** A conv as tf.conv1d takes it: filter [kernel, in, out]. */
@@ -53,10 +55,10 @@ export function prepareEncoderLayer(layer: EncoderLayerWeights, scale: number): 
   const { q, k, v, o } = layer.attn;
   return {
     attnNorm: layer.attnNorm,
-    qkv: fuseLinears([{ layer: q, factor: scale }, { layer: k }, { layer: v }]),
-    o,
+    qkv: denseForBackend(fuseLinears([{ layer: q, factor: scale }, { layer: k }, { layer: v }])),
+    o: denseForBackend(o),
     mlpNorm: layer.mlpNorm,
-    mlp: { up: layer.fc1, down: layer.fc2 },
+    mlp: { up: denseForBackend(layer.fc1), down: denseForBackend(layer.fc2) },
   };
 }
 
