@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
 import { assembleWasmKernels } from '../scripts/wasm-kernels.js';
 import { initBackend } from '../src/backend.js';
 import {
@@ -45,13 +46,6 @@ function reference(
   return out;
 }
 
-function maxError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  expect(actual.length).toBe(expected.length);
-  let worst = 0;
-  for (let i = 0; i < actual.length; i++) worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
-  return worst;
-}
-
 describe('core wasm kernels', () => {
   beforeAll(async () => {
     await initBackend({ backend: 'wasm' });
@@ -90,7 +84,7 @@ describe('core wasm kernels', () => {
           const x = tf.tensor2d(xs, [rows, inDim]);
           const y = packedLinear(x, layer);
           expect(y.shape).toEqual([rows, outDim]);
-          const error = maxError(y.dataSync(), reference(xs, w, b, rows, inDim, outDim, transposed));
+          const error = maxAbsDiff(y.dataSync(), reference(xs, w, b, rows, inDim, outDim, transposed));
           expect(error, `rows ${rows} transposed ${transposed} bias ${withBias}`).toBeLessThan(1e-5 * inDim);
           x.dispose();
           y.dispose();
@@ -111,11 +105,11 @@ describe('core wasm kernels', () => {
     const x = tf.tensor2d(xs, [rows, inDim]);
     const expected = reference(xs, w, undefined, rows, inDim, outDim, false);
     const first = packedLinear(x, layer);
-    expect(maxError(first.dataSync(), expected)).toBeLessThan(1e-4);
+    expect(maxAbsDiff(first.dataSync(), expected)).toBeLessThan(1e-4);
     // 256 MB more forces the wasm heap to grow (a new ArrayBuffer behind the same memory).
     const big = tf.zeros([64 * 1024 * 1024]);
     const second = packedLinear(x, layer);
-    expect(maxError(second.dataSync(), expected)).toBeLessThan(1e-4);
+    expect(maxAbsDiff(second.dataSync(), expected)).toBeLessThan(1e-4);
     for (const t of [big, first, second, x]) t.dispose();
     disposePackedLinear(layer);
     expect(tf.memory().numTensors).toBe(before);
@@ -165,7 +159,7 @@ describe('core wasm kernels', () => {
         }
         const y = standardizeRows(x, eps, center);
         expect(y.shape).toEqual([1, rows, d]);
-        expect(maxError(y.dataSync(), expected)).toBeLessThan(1e-5);
+        expect(maxAbsDiff(y.dataSync(), expected)).toBeLessThan(1e-5);
         y.dispose();
       }
       x.dispose();
@@ -187,15 +181,15 @@ describe('core wasm kernels', () => {
     const packedOwn = packLinear({ weight: own });
     expect(packedOwn.panels.dataId).toBe(dataId);
     const y1 = packedLinear(x, packedOwn);
-    expect(maxError(y1.dataSync(), expected)).toBeLessThan(1e-4);
+    expect(maxAbsDiff(y1.dataSync(), expected)).toBeLessThan(1e-4);
 
     const shared = tf.tensor2d(w, [inDim, outDim]);
     const view = tf.reshape(shared, [inDim * outDim]);
     const packedShared = packLinear({ weight: shared });
     expect(packedShared.panels.dataId).not.toBe(view.dataId);
-    expect(maxError(view.dataSync(), w)).toBe(0);
+    expect(maxAbsDiff(view.dataSync(), w)).toBe(0);
     const y2 = packedLinear(x, packedShared);
-    expect(maxError(y2.dataSync(), expected)).toBeLessThan(1e-4);
+    expect(maxAbsDiff(y2.dataSync(), expected)).toBeLessThan(1e-4);
 
     for (const t of [x, y1, y2, view]) t.dispose();
     disposePackedLinear(packedOwn);
@@ -217,7 +211,7 @@ describe('core wasm kernels', () => {
       const xs = randomArray(rows * inDim, rng);
       const x = tf.tensor2d(xs, [rows, inDim]);
       const y = transposedLinear(x, { weightT });
-      const error = maxError(y.dataSync(), reference(xs, w, undefined, rows, inDim, outDim, true));
+      const error = maxAbsDiff(y.dataSync(), reference(xs, w, undefined, rows, inDim, outDim, true));
       expect(error, `rows ${rows}`).toBeLessThan(1e-5 * inDim);
       x.dispose();
       y.dispose();
@@ -365,7 +359,7 @@ describe('core wasm kernels', () => {
           slots,
           window,
         ]);
-        expect(maxError(out.dataSync(), expected)).toBeLessThan(1e-5);
+        expect(maxAbsDiff(out.dataSync(), expected)).toBeLessThan(1e-5);
         for (const t of [q, keys, values, out]) t.dispose();
         expect(tf.memory().numTensors).toBe(before);
       },

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { type CausalLm, generate, InvalidArgumentError, initBackend } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
 import { loadCausalLm, loadModel } from '../src/load-model.js';
 import { SafetensorsError } from '../src/safetensors/errors.js';
 import { openSafetensors } from '../src/safetensors/file.js';
@@ -33,13 +34,6 @@ async function readReference(model: string): Promise<Reference> {
   };
   await file.close();
   return ref;
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
 }
 
 /** Logits of every position of every row via one extendStep per split point list. */

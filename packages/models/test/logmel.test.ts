@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { concatFloat32, InvalidArgumentError } from '@specstream/core';
 import { describe, expect, it } from 'vitest';
+import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
 import {
   createBluesteinDft,
   createLogMelStream,
@@ -50,12 +51,6 @@ function rng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let max = 0;
-  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
-  return max;
 }
 
 describe('slaney mel filter bank', () => {

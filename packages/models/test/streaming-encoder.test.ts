@@ -8,6 +8,7 @@ import {
 } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
 import { frameCacheMode } from '../src/streaming-encoder/frame-cache.js';
 import {
   createStreamingEncoder,
@@ -50,13 +51,6 @@ function randomSplit(n: number, max: number, random: () => number): number[] {
     left -= size;
   }
   return chunks;
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let max = 0;
-  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
-  return max;
 }
 
 interface Run {

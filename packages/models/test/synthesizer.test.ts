@@ -8,6 +8,7 @@ import {
 } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
 import { createRealDft, melFilterBank, rawLogMelFrames } from '../src/audio/index.js';
 import {
   createGriffinLimVocoder,
@@ -25,13 +26,6 @@ const CONFIG = TINY_SYNTHESIZER_CONFIG;
 const R = CONFIG.framesPerStep;
 const M = CONFIG.nMels;
 const TEXT = [3, 17, 5, 29, 8, 1, 12, 30, 7, 21, 14, 2];
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 /** Runs `calls` extendStep calls of the given step counts; frames of row `row`, concatenated. */
 async function generate(

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { CacheOverflowError, DisposedError, InvalidArgumentError, initBackend } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
 import { openSafetensors } from '../src/safetensors/file.js';
 import { loadWhisper, type Whisper, type WhisperDecoderState, whisperGreedy } from '../src/whisper/index.js';
 
@@ -34,13 +35,6 @@ async function readReference(): Promise<Reference> {
   } finally {
     await file.close();
   }
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let max = 0;
-  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
-  return max;
 }
 
 /** Small seeded LCG (Numerical Recipes constants), so a failing split reproduces. */

@@ -9,6 +9,7 @@ import {
 import * as tf from '@tensorflow/tfjs-core';
 import { from, lastValueFrom, Observable, Subject, throwError, toArray } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
 import { type EncodedChunk, streamingEncode } from '../src/encode.js';
 
 const N_MELS = STREAMING_ENCODER_TINY.nMels;
@@ -39,13 +40,6 @@ function randomNotifications(frames: Float32Array, maxFrames: number, random: ()
     at += n;
   }
   return out;
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let max = 0;
-  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
-  return max;
 }
 
 function concatFrames(chunks: EncodedChunk[]): Float32Array {

@@ -23,6 +23,7 @@ import {
   toArray,
 } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
 import { type AudioChunk, streamingSynthesize } from '../src/synthesize.js';
 
 const CONFIG = TINY_SYNTHESIZER_CONFIG;
@@ -58,13 +59,6 @@ function concatChunks(chunks: AudioChunk[]): Float32Array {
     at += c.samples.length;
   }
   return out;
-}
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
 }
 
 const spaced = (chunks: number[][], ms: number): Observable<number[]> =>

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { cachedAttention, causalMask } from '../transformer/attention.js';
-import { wasmKernels } from './wasm-kernels.js';
+import { requireWasmKernels, wasmKernels } from './wasm-kernels.js';
 
 /**
  * Causal attention of new steps over a cache of keys and values. On wasm it
@@ -165,8 +165,7 @@ tf.registerKernel({
   kernelName: CAUSAL_ATTENTION,
   backendName: 'wasm',
   kernelFunc: ({ inputs, attrs }) => {
-    const k = wasmKernels();
-    if (k === undefined) throw new Error('core wasm kernels are unavailable on this backend');
+    const k = requireWasmKernels();
     const { q, keys, values } = inputs as Record<string, tf.TensorInfo>;
     const g = geometry(q, keys, attrs);
     if (g.headDim % 4 !== 0) throw new Error(`causalAttention: headDim ${g.headDim} is not a multiple of 4`);

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Linear } from '../transformer/linear.js';
-import { type WasmKernels, wasmKernels } from './wasm-kernels.js';
+import { requireWasmKernels, wasmKernels } from './wasm-kernels.js';
 
 /**
  * A dense layer whose weight is kept as column panels for core's wasm matrix
@@ -49,7 +49,7 @@ export function packLinear(layer: Linear, options: { transposed?: boolean } = {}
   const [rows, cols] = layer.weight.shape;
   const [inDim, outDim] = transposed ? [cols, rows] : [rows, cols];
   const padded = 8 * Math.ceil(outDim / 8);
-  const k = kernelsOrThrow();
+  const k = requireWasmKernels();
   let panels: tf.Tensor3D;
   if (!transposed && padded === outDim && k.backend.dataIdMap.get(layer.weight.dataId)?.refCount === 1) {
     const bytes = 4 * inDim * outDim;
@@ -124,17 +124,11 @@ export function transposedLinear(x: tf.Tensor2D, layer: TransposedLinear): tf.Te
   return tf.engine().runKernel(TRANSPOSED_MATMUL, { x, weightT: layer.weightT }) as tf.Tensor2D;
 }
 
-function kernelsOrThrow(): WasmKernels {
-  const kernels = wasmKernels();
-  if (kernels === undefined) throw new Error('core wasm kernels are unavailable on this backend');
-  return kernels;
-}
-
 tf.registerKernel({
   kernelName: PACK_PANELS,
   backendName: 'wasm',
   kernelFunc: ({ inputs, attrs }) => {
-    const k = kernelsOrThrow();
+    const k = requireWasmKernels();
     const weight = inputs.weight as tf.TensorInfo;
     const transposed = attrs?.transposed === true;
     const [rows, cols] = weight.shape;
@@ -157,7 +151,7 @@ tf.registerKernel({
   kernelName: PACKED_MATMUL,
   backendName: 'wasm',
   kernelFunc: ({ inputs, attrs }) => {
-    const k = kernelsOrThrow();
+    const k = requireWasmKernels();
     const { x, panels, bias } = inputs as Record<string, tf.TensorInfo>;
     const outDim = attrs!.outDim as number;
     // Any rank: leading dimensions are rows (the streaming encoder's [1, rows, in] needs no reshape).
@@ -232,7 +226,7 @@ tf.registerKernel({
   kernelName: TRANSPOSED_MATMUL,
   backendName: 'wasm',
   kernelFunc: ({ inputs }) => {
-    const k = kernelsOrThrow();
+    const k = requireWasmKernels();
     const { x, weightT } = inputs as Record<string, tf.TensorInfo>;
     const [rows, inDim] = x.shape;
     const outDim = weightT.shape[0];

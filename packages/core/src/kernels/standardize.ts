@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { useWasmKernels } from './packed-linear.js';
-import { wasmKernels } from './wasm-kernels.js';
+import { requireWasmKernels } from './wasm-kernels.js';
 
 /**
  * A norm without its affine part over the last axis, in one kernel (wasm):
@@ -23,8 +23,7 @@ tf.registerKernel({
   kernelName: STANDARDIZE,
   backendName: 'wasm',
   kernelFunc: ({ inputs, attrs }) => {
-    const k = wasmKernels();
-    if (k === undefined) throw new Error('core wasm kernels are unavailable on this backend');
+    const k = requireWasmKernels();
     const x = inputs.x as tf.TensorInfo;
     const d = x.shape[x.shape.length - 1];
     const rows = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);

@@ -94,6 +94,13 @@ export function wasmKernels(): WasmKernels | undefined {
   return kernels ?? undefined;
 }
 
+/** wasmKernels() inside a kernel registered for wasm, where their absence is a bug worth a clear error. */
+export function requireWasmKernels(): WasmKernels {
+  const kernels = wasmKernels();
+  if (kernels === undefined) throw new Error('core wasm kernels are unavailable on this backend');
+  return kernels;
+}
+
 function instantiate(backend: WasmBackendInternals): WasmKernels | null {
   const memory = backend.wasm?.asm?.memory;
   // The backend's own memory must be importable, and the engine must have SIMD

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { WasmBackendInternals } from '../kernels/wasm-kernels.js';
 import { type KvCache, type KvCacheShape, roundUp } from './kv-cache.js';
 
 /**
@@ -30,16 +31,20 @@ type HostMemory = (t: tf.TensorInfo) => Float32Array;
  * a new one after allocating.
  */
 export function hostFloats(t: tf.TensorInfo): Float32Array | undefined {
-  const backend = tf.backend() as unknown as Record<string, any>;
   const name = tf.getBackend();
-  if (name === 'cpu') return backend.data.get(t.dataId).values as Float32Array;
+  if (name === 'cpu') return (tf.backend() as unknown as CpuBackendInternals).data.get(t.dataId).values;
   if (name === 'wasm') {
-    const { memoryOffset } = backend.dataIdMap.get(t.dataId);
-    const heap = backend.wasm.HEAPF32 as Float32Array;
+    const backend = tf.backend() as WasmBackendInternals;
+    const memoryOffset = backend.dataIdMap.get(t.dataId)!.memoryOffset;
     const size = t.shape.reduce((a, b) => a * b, 1);
-    return heap.subarray(memoryOffset / 4, memoryOffset / 4 + size);
+    return backend.wasm.HEAPF32.subarray(memoryOffset / 4, memoryOffset / 4 + size);
   }
   return undefined;
+}
+
+/** The part of tfjs-backend-cpu's MathBackendCPU (4.x) hostFloats reads. */
+interface CpuBackendInternals {
+  data: { get(dataId: object): { values: Float32Array } };
 }
 
 function inplaceMemory(): InplaceMemory | undefined {

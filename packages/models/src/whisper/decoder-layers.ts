@@ -5,7 +5,6 @@ import {
   denseForBackend,
   disposeLinear,
   disposeNorm,
-  type Linear,
   layerNorm,
   linear,
   mlp,

@@ -6,7 +6,6 @@ import {
   denseForBackend,
   disposeLinear,
   disposeNorm,
-  type Linear,
   layerNorm,
   linear,
   mlp,
