@@ -35,7 +35,7 @@ const zero = '(v128.const i32x4 0 0 0 0)';
 function tile(R: number): string {
   const acc = (r: number, v: number) => `$c${r}_${v}`;
   const lines = [
-    `(func (export "tile${R}") (param $at i32) (param $panels i32) (param $bias i32) (param $c i32)`,
+    `(func $tile${R} (export "tile${R}") (param $at i32) (param $panels i32) (param $bias i32) (param $c i32)`,
     '    (param $k i32) (param $ldc i32) (param $p0 i32) (param $p1 i32)',
     '  (local $pa i32) (local $pb i32) (local $end i32) (local $pc i32) (local $panel i32)',
     '  (local $a v128) (local $b0 v128) (local $b1 v128)',
@@ -814,7 +814,7 @@ function dots(R: number, E: number): string {
   // Row addresses are locals set once per output tile: the inner loop only adds the offset i.
   const acc = (r: number, e: number) => `$c${r}_${e}`;
   const lines = [
-    `(func (export "dots${R}x${E}") (param $x i32) (param $w i32) (param $c i32) (param $k i32)`,
+    `(func $dots${R}x${E} (export "dots${R}x${E}") (param $x i32) (param $w i32) (param $c i32) (param $k i32)`,
     '    (param $ldc i32) (param $v0 i32) (param $v1 i32)',
     '  (local $v i32) (local $i i32) (local $bytes i32) (local $pc i32) (local $xi v128)',
   ];
@@ -864,7 +864,7 @@ function dots(R: number, E: number): string {
 function dotsSequential(R: number): string {
   const acc = (r: number, u: number) => `$c${r}_${u}`;
   const lines = [
-    `(func (export "dots${R}seq") (param $x i32) (param $w i32) (param $c i32) (param $k i32)`,
+    `(func $dots${R}seq (export "dots${R}seq") (param $x i32) (param $w i32) (param $c i32) (param $k i32)`,
     '    (param $ldc i32) (param $v0 i32) (param $v1 i32)',
     '  (local $v i32) (local $i i32) (local $bytes i32) (local $bytes16 i32) (local $pc i32) (local $pw i32) (local $xi v128)',
     '  (local $w0 v128) (local $w1 v128) (local $w2 v128) (local $w3 v128)',
@@ -993,12 +993,99 @@ const standardize = `(func (export "standardize") (param $x i32) (param $out i32
     (br $next_row)))
 )`;
 
-export function wasmKernelsWat(): string {
+/** Panels per column block of `product`: 8·K·16 floats of weights (393 KB at K = 768) stay in L2 while every row tile passes over them. */
+export const COLUMN_BLOCK = 16;
+/** Output rows per block of `dotsProduct`: 64 rows of a 768-wide weight (196 KB) stay in L2 the same way. */
+export const ROW_BLOCK = 64;
+
+/** `(if (i32.eq $n 1) (then a(1)) (else (if … a(max)))`: a call chosen by a count 1…max. */
+function byCount(n: string, max: number, call: (count: number) => string): string {
+  let text = call(max);
+  for (let count = max - 1; count >= 1; count--) {
+    text = `(if (i32.eq (local.get ${n}) (i32.const ${count})) (then ${call(count)}) (else ${text}))`;
+  }
+  return text;
+}
+
+/**
+ * product(at, rows, panels, bias, c, k, ldc, p0, p1): the whole packed
+ * product for panels p0..p1-1, rows interleaved in tiles of up to 4 from
+ * `at` (tile by tile, as `interleave` writes them). One call per thread:
+ * threads take disjoint panel ranges.
+ */
+const product = `(func (export "product") (param $at i32) (param $rows i32) (param $panels i32) (param $bias i32)
+    (param $c i32) (param $k i32) (param $ldc i32) (param $p0 i32) (param $p1 i32)
+  (local $b i32) (local $be i32) (local $row i32) (local $a i32) (local $n i32) (local $cr i32)
+  (local.set $b (local.get $p0))
+  (block $done (loop $next_block
+    (br_if $done (i32.ge_u (local.get $b) (local.get $p1)))
+    (local.set $be (i32.add (local.get $b) (i32.const ${COLUMN_BLOCK})))
+    (if (i32.gt_u (local.get $be) (local.get $p1)) (then (local.set $be (local.get $p1))))
+    (local.set $row (i32.const 0))
+    (local.set $a (local.get $at))
+    (block $rows_done (loop $next_tile
+      (br_if $rows_done (i32.ge_u (local.get $row) (local.get $rows)))
+      (local.set $n (i32.sub (local.get $rows) (local.get $row)))
+      (if (i32.gt_u (local.get $n) (i32.const ${MAX_TILE_ROWS})) (then (local.set $n (i32.const ${MAX_TILE_ROWS}))))
+      (local.set $cr (i32.add (local.get $c) (i32.shl (i32.mul (local.get $row) (local.get $ldc)) (i32.const 2))))
+      ${byCount('$n', MAX_TILE_ROWS, (R) => `(call $tile${R} (local.get $a) (local.get $panels) (local.get $bias) (local.get $cr) (local.get $k) (local.get $ldc) (local.get $b) (local.get $be))`)}
+      (local.set $a (i32.add (local.get $a) (i32.shl (i32.mul (local.get $n) (local.get $k)) (i32.const 2))))
+      (local.set $row (i32.add (local.get $row) (local.get $n)))
+      (br $next_tile)))
+    (local.set $b (local.get $be))
+    (br $next_block)))
+)`;
+
+/**
+ * dotsProduct(x, w, c, k, rows, ldc, v0, v1): c[r][v] = Σ_i x[r][i] · w[v][i]
+ * for output rows v0..v1-1 of a weight kept [out, in]. Up to 2 input rows
+ * read each weight row as one stream (dots{n}seq: memory-bound); more go 4
+ * at a time against 2 weight rows (dots{n}x2, arithmetic-bound). One call
+ * per thread: threads take disjoint output ranges.
+ */
+const dotsProduct = `(func (export "dotsProduct") (param $x i32) (param $w i32) (param $c i32) (param $k i32)
+    (param $rows i32) (param $ldc i32) (param $v0 i32) (param $v1 i32)
+  (local $vb i32) (local $ve i32) (local $row i32) (local $n i32) (local $xr i32) (local $cr i32) (local $even i32)
+  (local.set $vb (local.get $v0))
+  (block $done (loop $next_block
+    (br_if $done (i32.ge_u (local.get $vb) (local.get $v1)))
+    (local.set $ve (i32.add (local.get $vb) (i32.const ${ROW_BLOCK})))
+    (if (i32.gt_u (local.get $ve) (local.get $v1)) (then (local.set $ve (local.get $v1))))
+    (if (i32.le_u (local.get $rows) (i32.const 2))
+      (then
+        ${byCount('$rows', 2, (R) => `(call $dots${R}seq (local.get $x) (local.get $w) (local.get $c) (local.get $k) (local.get $ldc) (local.get $vb) (local.get $ve))`)})
+      (else
+        (local.set $even (i32.sub (local.get $ve) (i32.and (i32.sub (local.get $ve) (local.get $vb)) (i32.const 1))))
+        (local.set $row (i32.const 0))
+        (block $rows_done (loop $next_tile
+          (br_if $rows_done (i32.ge_u (local.get $row) (local.get $rows)))
+          (local.set $n (i32.sub (local.get $rows) (local.get $row)))
+          (if (i32.gt_u (local.get $n) (i32.const ${MAX_TILE_ROWS})) (then (local.set $n (i32.const ${MAX_TILE_ROWS}))))
+          (local.set $xr (i32.add (local.get $x) (i32.shl (i32.mul (local.get $row) (local.get $k)) (i32.const 2))))
+          (local.set $cr (i32.add (local.get $c) (i32.shl (i32.mul (local.get $row) (local.get $ldc)) (i32.const 2))))
+          (if (i32.gt_u (local.get $even) (local.get $vb))
+            (then ${byCount('$n', MAX_TILE_ROWS, (R) => `(call $dots${R}x2 (local.get $xr) (local.get $w) (local.get $cr) (local.get $k) (local.get $ldc) (local.get $vb) (local.get $even))`)}))
+          (if (i32.lt_u (local.get $even) (local.get $ve))
+            (then ${byCount('$n', MAX_TILE_ROWS, (R) => `(call $dots${R}x1 (local.get $xr) (local.get $w) (local.get $cr) (local.get $k) (local.get $ldc) (local.get $even) (local.get $ve))`)}))
+          (local.set $row (i32.add (local.get $row) (local.get $n)))
+          (br $next_tile)))))
+    (local.set $vb (local.get $ve))
+    (br $next_block)))
+)`;
+
+/**
+ * The module's text. `shared`: it imports a shared memory (core's weight
+ * arena, which worker threads instantiate the same module over) instead of
+ * tfjs-backend-wasm's own, which is not shared.
+ */
+export function wasmKernelsWat(memory: 'tfjs' | 'shared' = 'tfjs'): string {
   const tiles = Array.from({ length: MAX_TILE_ROWS }, (_, i) => tile(i + 1));
   const dotTiles = Array.from({ length: MAX_TILE_ROWS }, (_, i) => [dots(i + 1, 1), dots(i + 1, 2)]).flat();
   return [
     '(module',
-    '(import "tfjs" "memory" (memory 1))',
+    memory === 'shared'
+      ? '(import "tfjs" "memory" (memory 1 65536 shared))'
+      : '(import "tfjs" "memory" (memory 1))',
     interleave,
     packPanels,
     standardize,
@@ -1006,6 +1093,8 @@ export function wasmKernelsWat(): string {
     ...dotTiles,
     dotsSequential(1),
     dotsSequential(2),
+    product,
+    dotsProduct,
     attendStep(),
     ...GROUPS.map(attendGroup),
     attend,
@@ -1014,26 +1103,38 @@ export function wasmKernelsWat(): string {
 }
 
 /** Assembles the text with wabt (a dev dependency: only this script and its test need it). */
-export async function assembleWasmKernels(): Promise<Uint8Array> {
+export async function assembleWasmKernels(memory: 'tfjs' | 'shared' = 'tfjs'): Promise<Uint8Array> {
   const { default: wabtInit } = await import('wabt');
   const wabt = await wabtInit();
-  const module = wabt.parseWat('specstream-kernels.wat', wasmKernelsWat(), { simd: true });
+  const features = { simd: true, threads: memory === 'shared' };
+  const module = wabt.parseWat('specstream-kernels.wat', wasmKernelsWat(memory), features);
   try {
-    module.validate();
+    module.validate(features);
     return module.toBinary({}).buffer;
   } finally {
     module.destroy();
   }
 }
 
-export function binaryModuleSource(bytes: Uint8Array): string {
+function base64Constant(name: string, bytes: Uint8Array): string[] {
   const base64 = Buffer.from(bytes).toString('base64');
   const lines = base64.match(/.{1,100}/g) ?? [];
   return [
+    `export const ${name} =`,
+    ...lines.map((line, i) => `  '${line}'${i === lines.length - 1 ? ';' : ' +'}`),
+  ];
+}
+
+export function binaryModuleSource(tfjsMemory: Uint8Array, sharedMemory: Uint8Array): string {
+  return [
     '// Generated by packages/core/scripts/wasm-kernels.ts from the WebAssembly text there; do not edit.',
     '// Regenerate: node --import tsx packages/core/scripts/wasm-kernels.ts',
-    'export const WASM_KERNELS_BASE64 =',
-    ...lines.map((line, i) => `  '${line}'${i === lines.length - 1 ? ';' : ' +'}`),
+    '',
+    "/** Over tfjs-backend-wasm's memory. */",
+    ...base64Constant('WASM_KERNELS_BASE64', tfjsMemory),
+    '',
+    "/** The same kernels over a shared memory (core's weight arena and its worker threads). */",
+    ...base64Constant('WASM_SHARED_KERNELS_BASE64', sharedMemory),
     '',
   ].join('\n');
 }
@@ -1041,6 +1142,9 @@ export function binaryModuleSource(bytes: Uint8Array): string {
 export const GENERATED_PATH = join(dirname(fileURLToPath(import.meta.url)), '../src/kernels/wasm-binary.ts');
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  writeFileSync(GENERATED_PATH, binaryModuleSource(await assembleWasmKernels()));
+  writeFileSync(
+    GENERATED_PATH,
+    binaryModuleSource(await assembleWasmKernels('tfjs'), await assembleWasmKernels('shared')),
+  );
   console.log(`wrote ${GENERATED_PATH}`);
 }

@@ -10,6 +10,7 @@ export {
   causalAttention,
   causalAttentionSupported,
 } from './kernels/causal-attention.js';
+export { kernelThreadCount, stopKernelThreads } from './kernels/kernel-threads.js';
 export {
   denseForBackend,
   disposePackedLinear,
@@ -17,13 +18,16 @@ export {
   type PackedLinear,
   packedLinear,
   packedLinearSupported,
+  packedMatMulCall,
   packLinear,
+  packLinearValues,
   type TransposedLinear,
   transposedLinear,
   transposedLinearSupported,
   useWasmKernels,
 } from './kernels/packed-linear.js';
 export { STANDARDIZE, standardizeRows, standardizeRowsSupported } from './kernels/standardize.js';
+export { type WeightArena, weightArena } from './kernels/weight-arena.js';
 export * from './kv-cache/index.js';
 export { getLogger, type Logger, setLogger } from './log.js';
 export * from './prefill.js';

@@ -9,16 +9,19 @@ import {
   causalAttentionSupported,
   composedCausalAttention,
 } from '../src/kernels/causal-attention.js';
+import { runOnThreads } from '../src/kernels/kernel-threads.js';
 import {
   disposePackedLinear,
   packedLinear,
   packedLinearSupported,
   packLinear,
+  packLinearValues,
   transposedLinear,
   transposedLinearSupported,
 } from '../src/kernels/packed-linear.js';
 import { standardizeRows, standardizeRowsSupported } from '../src/kernels/standardize.js';
-import { WASM_KERNELS_BASE64 } from '../src/kernels/wasm-binary.js';
+import { WASM_KERNELS_BASE64, WASM_SHARED_KERNELS_BASE64 } from '../src/kernels/wasm-binary.js';
+import { weightArena } from '../src/kernels/weight-arena.js';
 
 function randomArray(n: number, rng: () => number): Float32Array {
   return Float32Array.from({ length: n }, () => 2 * rng() - 1);
@@ -51,9 +54,11 @@ describe('core wasm kernels', () => {
     await initBackend({ backend: 'wasm' });
   });
 
-  test('the committed binary is what the kernel source assembles to', async () => {
-    const bytes = await assembleWasmKernels();
-    expect(Buffer.from(bytes).toString('base64')).toBe(WASM_KERNELS_BASE64);
+  test('the committed binaries are what the kernel source assembles to', async () => {
+    const tfjs = await assembleWasmKernels('tfjs');
+    expect(Buffer.from(tfjs).toString('base64')).toBe(WASM_KERNELS_BASE64);
+    const shared = await assembleWasmKernels('shared');
+    expect(Buffer.from(shared).toString('base64')).toBe(WASM_SHARED_KERNELS_BASE64);
   });
 
   test('they start on the wasm backend', () => {
@@ -167,34 +172,85 @@ describe('core wasm kernels', () => {
     },
   );
 
-  test('packing writes over the weight when it can, and copies when its data is shared', () => {
-    const rng = seedrandom('in place');
-    const [inDim, outDim, rows] = [24, 16, 3];
+  test('products split over kernel threads equal one thread, bit for bit; a trapped thread is an error', () => {
+    const rng = seedrandom('threads');
+    // 50 panels and 5 · 256 · 400 multiply-adds and more: three threads' shares (one row stays on one).
+    const [inDim, outDim] = [256, 400];
     const w = randomArray(inDim * outDim, rng);
+    const b = randomArray(outDim, rng);
+    const layer = packLinearValues(w, [inDim, outDim], { bias: b });
+    const saved = process.env.SPECSTREAM_THREADS;
+    try {
+      for (const rows of [1, 5, 8, 13]) {
+        const xs = randomArray(rows * inDim, rng);
+        const x = tf.tensor2d(xs, [rows, inDim]);
+        const results = [1, 2, 3].map((threads) => {
+          process.env.SPECSTREAM_THREADS = String(threads);
+          return tf.tidy(() => packedLinear(x, layer).dataSync());
+        });
+        expect(maxAbsDiff(results[0], reference(xs, w, b, rows, inDim, outDim, false))).toBeLessThan(1e-3);
+        expect(Array.from(results[1]), `rows ${rows}`).toEqual(Array.from(results[0]));
+        expect(Array.from(results[2]), `rows ${rows}`).toEqual(Array.from(results[0]));
+        x.dispose();
+      }
+      process.env.SPECSTREAM_THREADS = '2';
+      const arena = weightArena()!;
+      const beyond = arena.floats().byteLength;
+      const good = [0, 0, layer.panels, 0, 0, inDim, 400, 0, 0];
+      expect(() =>
+        runOnThreads(arena, 'product', [good, [beyond, 1, beyond, 0, beyond, inDim, 400, 0, 50]]),
+      ).toThrow(/product failed on a kernel thread/);
+      // The threads still work.
+      const x = tf.ones([8, inDim]) as tf.Tensor2D;
+      const y = packedLinear(x, layer);
+      const expected = Array.from({ length: outDim }, (_, j) => {
+        let sum = b[j];
+        for (let i = 0; i < inDim; i++) sum += w[i * outDim + j];
+        return sum;
+      });
+      expect(maxAbsDiff(y.dataSync().subarray(7 * outDim), expected)).toBeLessThan(1e-3);
+      x.dispose();
+      y.dispose();
+      process.env.SPECSTREAM_THREADS = '0';
+      expect(() => tf.tidy(() => packedLinear(tf.ones([8, inDim]) as tf.Tensor2D, layer))).toThrow(
+        /SPECSTREAM_THREADS must be a positive integer, got "0"/,
+      );
+    } finally {
+      if (saved === undefined) delete process.env.SPECSTREAM_THREADS;
+      else process.env.SPECSTREAM_THREADS = saved;
+      disposePackedLinear(layer);
+    }
+  });
+
+  test('packing moves a weight into the arena and disposing frees it there', () => {
+    const rng = seedrandom('arena');
+    const [inDim, outDim, rows] = [24, 13, 3];
+    const w = randomArray(inDim * outDim, rng);
+    const b = randomArray(outDim, rng);
     const xs = randomArray(rows * inDim, rng);
-    const expected = reference(xs, w, undefined, rows, inDim, outDim, false);
-    const before = tf.memory().numTensors;
+    const expected = reference(xs, w, b, rows, inDim, outDim, false);
+    const arena = weightArena()!;
+    const beforeTensors = tf.memory().numTensors;
+    const beforeBytes = arena.bytesInUse();
+    const layer = packLinear({ weight: tf.tensor2d(w, [inDim, outDim]), bias: tf.tensor1d(b) });
+    expect(tf.memory().numTensors).toBe(beforeTensors);
+    // 16 padded columns of panels and of bias.
+    expect(arena.bytesInUse() - beforeBytes).toBe(4 * 16 * inDim + 64);
     const x = tf.tensor2d(xs, [rows, inDim]);
-
-    const own = tf.tensor2d(w, [inDim, outDim]);
-    const dataId = own.dataId;
-    const packedOwn = packLinear({ weight: own });
-    expect(packedOwn.panels.dataId).toBe(dataId);
-    const y1 = packedLinear(x, packedOwn);
-    expect(maxAbsDiff(y1.dataSync(), expected)).toBeLessThan(1e-4);
-
-    const shared = tf.tensor2d(w, [inDim, outDim]);
-    const view = tf.reshape(shared, [inDim * outDim]);
-    const packedShared = packLinear({ weight: shared });
-    expect(packedShared.panels.dataId).not.toBe(view.dataId);
-    expect(maxAbsDiff(view.dataSync(), w)).toBe(0);
-    const y2 = packedLinear(x, packedShared);
-    expect(maxAbsDiff(y2.dataSync(), expected)).toBeLessThan(1e-4);
-
-    for (const t of [x, y1, y2, view]) t.dispose();
-    disposePackedLinear(packedOwn);
-    disposePackedLinear(packedShared);
-    expect(tf.memory().numTensors).toBe(before);
+    const y = packedLinear(x, layer);
+    expect(maxAbsDiff(y.dataSync(), expected)).toBeLessThan(1e-4);
+    // The same from host values.
+    const fromValues = packLinearValues(w, [inDim, outDim], { bias: b });
+    const z = packedLinear(x, fromValues);
+    expect(Array.from(z.dataSync())).toEqual(Array.from(y.dataSync()));
+    for (const t of [x, y, z]) t.dispose();
+    disposePackedLinear(layer);
+    disposePackedLinear(layer);
+    disposePackedLinear(fromValues);
+    expect(arena.bytesInUse()).toBe(beforeBytes);
+    expect(tf.memory().numTensors).toBe(beforeTensors);
+    expect(() => packedLinear(tf.zeros([1, inDim]) as tf.Tensor2D, layer)).toThrow(/disposed/);
+    expect(() => packLinearValues(w, [inDim, outDim + 1])).toThrow(/values for a \[24, 14\] weight/);
   });
 
   test.each([

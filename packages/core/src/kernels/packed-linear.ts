@@ -1,31 +1,35 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Linear } from '../transformer/linear.js';
+import { kernelThreadCount, runOnThreads } from './kernel-threads.js';
 import { requireWasmKernels, wasmKernels } from './wasm-kernels.js';
+import { type WeightArena, weightArena } from './weight-arena.js';
 
 /**
  * A dense layer whose weight is kept as column panels for core's wasm matrix
- * product (layout in scripts/wasm-kernels.ts). On wasm it replaces tfjs's
- * fused matmul for every row count: measured on this machine's 2-core EPYC
- * (GPT-2-small shapes), one row runs at memory speed like XNNPACK's, 8 rows
- * take 0.7 ms where XNNPACK takes 1.0 ms, 512 rows 45 instead of 60 ms. It
- * also replaces XNNPACK's hidden packed copy (tfjs-wasm keeps one per weight
- * it has multiplied by), so a model holds its weights once.
+ * product (layout in scripts/wasm-kernels.ts), in the weight arena, where
+ * the kernel threads share it (weight-arena.ts, kernel-threads.ts). On wasm
+ * it replaces tfjs's fused matmul for every row count: measured on this
+ * machine's 2-core EPYC (GPT-2-small shapes, one thread), one row runs at
+ * memory speed like XNNPACK's, 8 rows take 0.7 ms where XNNPACK takes
+ * 1.0 ms, 512 rows 45 instead of 60 ms; two threads add 1.25× for one row
+ * and up to 1.7× for several. It also replaces XNNPACK's hidden packed copy
+ * (tfjs-wasm keeps one per weight it has multiplied by), so a model holds
+ * its weights once.
  */
 export interface PackedLinear {
-  /** [ceil(outDim/8), inDim, 8], zero-padded. */
-  readonly panels: tf.Tensor3D;
-  /** [8·ceil(outDim/8)], zero-padded. */
-  readonly bias?: tf.Tensor1D;
+  /** Arena offset of the panels, [ceil(outDim/8), inDim, 8] floats, zero-padded. */
+  readonly panels: number;
+  /** Arena offset of the bias, 8·ceil(outDim/8) floats, zero-padded; 0: none. */
+  readonly bias: number;
   readonly inDim: number;
   readonly outDim: number;
 }
 
 export const PACKED_MATMUL = 'SpecstreamPackedMatMul';
-const PACK_PANELS = 'SpecstreamPackPanels';
 
 /** Whether packLinear can run on the current backend. */
 export function packedLinearSupported(): boolean {
-  return wasmKernels() !== undefined;
+  return wasmKernels() !== undefined && weightArena() !== undefined;
 }
 
 /**
@@ -37,38 +41,90 @@ export function useWasmKernels(): boolean {
   return globalThis.process?.env?.SPECSTREAM_WASM_KERNELS !== 'off' && packedLinearSupported();
 }
 
+function requireArena(): WeightArena {
+  const arena = weightArena();
+  if (arena === undefined) throw new Error('the weight arena is unavailable (no shared WebAssembly memory)');
+  return arena;
+}
+
+/** Rows per tile of the product (MAX_TILE_ROWS in scripts/wasm-kernels.ts). */
+const MAX_TILE_ROWS = 4;
+
+/** Columns packed per step: a band of K × 128 floats is staged in the arena's scratch. */
+const PACK_BAND = 128;
+
 /**
- * Packs a layer for the wasm product, taking ownership of its tensors. When
- * outDim is a multiple of 8 (no padding) and nothing else shares the
- * weight's data, the panels are written over the weight's own memory
- * (through a temporary buffer of one matrix), so packing a model needs no
- * second copy of its weights. `transposed`: `weight` is [out, in].
+ * Packs a weight given as floats, [inDim, outDim] or (transposed) [outDim, inDim],
+ * into the arena. The caller's arrays are only read.
+ */
+export function packLinearValues(
+  weight: Float32Array,
+  shape: readonly [number, number],
+  options: { transposed?: boolean; bias?: Float32Array } = {},
+): PackedLinear {
+  const transposed = options.transposed === true;
+  const [rows, cols] = shape;
+  const [inDim, outDim] = transposed ? [cols, rows] : [rows, cols];
+  if (weight.length !== rows * cols) {
+    throw new Error(`packLinear: ${weight.length} values for a [${rows}, ${cols}] weight`);
+  }
+  if (options.bias !== undefined && options.bias.length !== outDim) {
+    throw new Error(`packLinear: a bias of ${options.bias.length} for ${outDim} outputs`);
+  }
+  const arena = requireArena();
+  const padded = 8 * Math.ceil(outDim / 8);
+  const panels = arena.alloc(4 * padded * Math.max(inDim, 1));
+  let bias = 0;
+  try {
+    const band = arena.scratch(4 * PACK_BAND * inDim);
+    for (let c0 = 0; c0 < outDim; c0 += PACK_BAND) {
+      const width = Math.min(PACK_BAND, outDim - c0);
+      const floats = arena.floats();
+      if (transposed) floats.set(weight.subarray(c0 * inDim, (c0 + width) * inDim), band >> 2);
+      else {
+        for (let i = 0; i < inDim; i++) {
+          floats.set(weight.subarray(i * outDim + c0, i * outDim + c0 + width), (band >> 2) + i * width);
+        }
+      }
+      arena.exports.packPanels(band, inDim, width, transposed ? 1 : 0, panels + 4 * c0 * inDim);
+    }
+    if (options.bias !== undefined) {
+      bias = arena.alloc(4 * padded);
+      const floats = arena.floats();
+      floats.fill(0, bias >> 2, (bias >> 2) + padded);
+      floats.set(options.bias, bias >> 2);
+    }
+  } catch (error) {
+    arena.free(panels);
+    throw error;
+  }
+  const layer = { panels, bias, inDim, outDim };
+  live.add(layer);
+  return layer;
+}
+
+/** Packed layers not yet disposed (a second dispose is a no-op, not a double free). */
+const live = new WeakSet<PackedLinear>();
+
+/**
+ * Packs a layer for the wasm product, taking ownership of its tensors: the
+ * panels go to the weight arena and the tensors are freed. `transposed`:
+ * `weight` is [out, in].
  */
 export function packLinear(layer: Linear, options: { transposed?: boolean } = {}): PackedLinear {
-  const transposed = options.transposed === true;
-  const [rows, cols] = layer.weight.shape;
-  const [inDim, outDim] = transposed ? [cols, rows] : [rows, cols];
-  const padded = 8 * Math.ceil(outDim / 8);
   const k = requireWasmKernels();
-  let panels: tf.Tensor3D;
-  if (!transposed && padded === outDim && k.backend.dataIdMap.get(layer.weight.dataId)?.refCount === 1) {
-    const bytes = 4 * inDim * outDim;
-    const weightAt = k.offset(layer.weight);
-    const temp = k.backend.wasm._malloc(bytes) >>> 0;
-    try {
-      k.exports.packPanels(weightAt, inDim, outDim, 0, temp);
-      k.heap().copyWithin(weightAt >> 2, temp >> 2, (temp + bytes) >> 2);
-    } finally {
-      k.backend.wasm._free(temp);
-    }
-    panels = tf.reshape(layer.weight, [outDim / 8, inDim, 8]);
-  } else {
-    panels = tf.engine().runKernel(PACK_PANELS, { weight: layer.weight }, { transposed }) as tf.Tensor3D;
+  const shape = layer.weight.shape;
+  try {
+    // Read in place from the backend's heap: no host copy of the weight.
+    const heap = k.heap();
+    const at = k.offset(layer.weight) >> 2;
+    const weight = heap.subarray(at, at + shape[0] * shape[1]);
+    const bias = layer.bias && (layer.bias.dataSync() as Float32Array);
+    return packLinearValues(weight, shape, { transposed: options.transposed, bias });
+  } finally {
+    layer.weight.dispose();
+    layer.bias?.dispose();
   }
-  layer.weight.dispose();
-  const bias = layer.bias && tf.tidy(() => tf.pad(layer.bias!, [[0, padded - outDim]]) as tf.Tensor1D);
-  layer.bias?.dispose();
-  return bias ? { panels, bias, inDim, outDim } : { panels, inDim, outDim };
 }
 
 /**
@@ -81,20 +137,30 @@ export function denseForBackend(layer: Linear): Linear | PackedLinear {
 }
 
 export function disposePackedLinear(layer: PackedLinear): void {
-  layer.panels.dispose();
-  layer.bias?.dispose();
+  if (!live.delete(layer)) return;
+  const arena = requireArena();
+  arena.free(layer.panels);
+  if (layer.bias !== 0) arena.free(layer.bias);
 }
 
-/** x [..., inDim] → [..., outDim]. */
-export function packedLinear<T extends tf.Tensor>(x: T, layer: PackedLinear): T {
+/** The inputs and attributes of a PACKED_MATMUL kernel call (for callers that run kernels directly). */
+export function packedMatMulCall(
+  x: tf.Tensor,
+  layer: PackedLinear,
+): { inputs: tf.NamedTensorMap; attrs: tf.NamedAttrMap } {
   const columns = x.shape[x.shape.length - 1];
   if (x.rank < 1 || columns !== layer.inDim) {
     throw new Error(`packedLinear: x has ${columns} columns, the layer takes ${layer.inDim}`);
   }
-  const inputs: tf.NamedTensorMap = layer.bias
-    ? { x, panels: layer.panels, bias: layer.bias }
-    : { x, panels: layer.panels };
-  return tf.engine().runKernel(PACKED_MATMUL, inputs, { outDim: layer.outDim }) as T;
+  if (!live.has(layer)) throw new Error('packedLinear: the layer was disposed');
+  const { panels, bias, inDim, outDim } = layer;
+  return { inputs: { x }, attrs: { panels, bias, inDim, outDim } };
+}
+
+/** x [..., inDim] → [..., outDim]. */
+export function packedLinear<T extends tf.Tensor>(x: T, layer: PackedLinear): T {
+  const { inputs, attrs } = packedMatMulCall(x, layer);
+  return tf.engine().runKernel(PACKED_MATMUL, inputs, attrs) as T;
 }
 
 /**
@@ -124,88 +190,61 @@ export function transposedLinear(x: tf.Tensor2D, layer: TransposedLinear): tf.Te
   return tf.engine().runKernel(TRANSPOSED_MATMUL, { x, weightT: layer.weightT }) as tf.Tensor2D;
 }
 
-tf.registerKernel({
-  kernelName: PACK_PANELS,
-  backendName: 'wasm',
-  kernelFunc: ({ inputs, attrs }) => {
-    const k = requireWasmKernels();
-    const weight = inputs.weight as tf.TensorInfo;
-    const transposed = attrs?.transposed === true;
-    const [rows, cols] = weight.shape;
-    const [inDim, outDim] = transposed ? [cols, rows] : [rows, cols];
-    const out = k.backend.makeOutput([Math.ceil(outDim / 8), inDim, 8], 'float32');
-    k.exports.packPanels(k.offset(weight), inDim, outDim, transposed ? 1 : 0, k.offset(out));
-    return out;
-  },
-});
-
 /**
- * Rows go in tiles of 4 (one remainder tile); columns in blocks of
- * COLUMN_BLOCK panels, each block's weights (8·K·COLUMN_BLOCK floats, 393 KB
- * at K = 768) staying in L2 while every row tile passes over it.
+ * Below this many multiply-adds (rows × in × out) a product runs on this
+ * thread alone: handing work to a thread costs tens of µs.
  */
-const COLUMN_BLOCK = 16;
-const TILE_ROWS = 4;
+const THREADED_WORK = 1 << 19;
+/** A thread's share is at least this many panels. */
+const MIN_PANELS_PER_THREAD = 16;
 
 tf.registerKernel({
   kernelName: PACKED_MATMUL,
   backendName: 'wasm',
   kernelFunc: ({ inputs, attrs }) => {
     const k = requireWasmKernels();
-    const { x, panels, bias } = inputs as Record<string, tf.TensorInfo>;
-    const outDim = attrs!.outDim as number;
+    const arena = requireArena();
+    const x = inputs.x as tf.TensorInfo;
+    const { panels, bias, inDim, outDim } = attrs as Record<string, number>;
     // Any rank: leading dimensions are rows (the streaming encoder's [1, rows, in] needs no reshape).
-    const inDim = x.shape[x.shape.length - 1];
     const rows = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
     const out = k.backend.makeOutput([...x.shape.slice(0, -1), outDim], 'float32');
     if (rows === 0 || outDim === 0) return out;
-    const tiles: { at: number; row: number; rows: number }[] = [];
-    // Interleaved left operand for every tile, then 8 columns per row for the last, partial panel.
-    const interleavedBytes = 4 * rows * inDim;
-    const scratch = k.scratch(interleavedBytes + 4 * 8 * TILE_ROWS);
-    const xOffset = k.offset(x);
-    for (let row = 0, at = scratch; row < rows; row += TILE_ROWS) {
-      const n = Math.min(TILE_ROWS, rows - row);
-      // One row interleaved is itself.
-      if (n === 1) tiles.push({ at: xOffset + 4 * row * inDim, row, rows: n });
-      else {
-        k.exports.interleave(xOffset + 4 * row * inDim, inDim, n, at);
-        tiles.push({ at, row, rows: n });
-      }
-      at += 4 * n * inDim;
-    }
-    const edge = scratch + interleavedBytes;
-    const fullPanels = Math.floor(outDim / 8);
-    const panelsOffset = k.offset(panels);
-    const biasOffset = bias ? k.offset(bias) : 0;
-    const outOffset = k.offset(out);
-    const tile = [k.exports.tile1, k.exports.tile2, k.exports.tile3, k.exports.tile4];
-    for (let p0 = 0; p0 < fullPanels; p0 += COLUMN_BLOCK) {
-      const p1 = Math.min(fullPanels, p0 + COLUMN_BLOCK);
-      for (const t of tiles) {
-        tile[t.rows - 1](
-          t.at,
-          panelsOffset,
-          biasOffset,
-          outOffset + 4 * t.row * outDim,
-          inDim,
-          outDim,
-          p0,
-          p1,
-        );
+    const padded = 8 * Math.ceil(outDim / 8);
+    // Arena scratch: the rows as given, interleaved by tiles of up to 4 (one row is itself), the product.
+    const size = rows * inDim;
+    const scratch = arena.scratch(4 * (2 * size + rows * padded));
+    const given = scratch;
+    const interleaved = rows === 1 ? given : given + 4 * size;
+    const product = given + 8 * size;
+    const xAt = k.offset(x) >> 2;
+    arena.floats().set(k.heap().subarray(xAt, xAt + size), given >> 2);
+    if (rows > 1) {
+      for (let row = 0; row < rows; row += MAX_TILE_ROWS) {
+        const n = Math.min(MAX_TILE_ROWS, rows - row);
+        arena.exports.interleave(given + 4 * row * inDim, inDim, n, interleaved + 4 * row * inDim);
       }
     }
-    const rest = outDim - 8 * fullPanels;
-    if (rest > 0) {
-      const panel = panelsOffset + 32 * inDim * fullPanels;
-      const panelBias = bias ? biasOffset + 32 * fullPanels : 0;
-      for (const t of tiles) {
-        tile[t.rows - 1](t.at, panel, panelBias, edge, inDim, 8, 0, 1);
-        const heap = k.heap();
-        for (let r = 0; r < t.rows; r++) {
-          const from = edge / 4 + 8 * r;
-          heap.copyWithin((outOffset >> 2) + (t.row + r) * outDim + 8 * fullPanels, from, from + rest);
-        }
+    const total = padded / 8;
+    const threads =
+      rows * inDim * outDim < THREADED_WORK
+        ? 1
+        : Math.max(1, Math.min(kernelThreadCount(), Math.floor(total / MIN_PANELS_PER_THREAD)));
+    const calls: number[][] = [];
+    for (let t = 0; t < threads; t++) {
+      const p0 = Math.floor((t * total) / threads);
+      const p1 = Math.floor(((t + 1) * total) / threads);
+      calls.push([interleaved, rows, panels, bias, product, inDim, padded, p0, p1]);
+    }
+    runOnThreads(arena, 'product', calls);
+    const floats = arena.floats();
+    const heap = k.heap();
+    const outAt = k.offset(out) >> 2;
+    if (padded === outDim) heap.set(floats.subarray(product >> 2, (product >> 2) + rows * outDim), outAt);
+    else {
+      for (let r = 0; r < rows; r++) {
+        const from = (product >> 2) + r * padded;
+        heap.set(floats.subarray(from, from + outDim), outAt + r * outDim);
       }
     }
     return out;
@@ -238,7 +277,7 @@ tf.registerKernel({
     const outAt = k.offset(out);
     for (let v0 = 0; v0 < outDim; v0 += ROW_BLOCK) {
       const v1 = Math.min(outDim, v0 + ROW_BLOCK);
-      const tileRows = rows <= 2 ? 2 : TILE_ROWS;
+      const tileRows = rows <= 2 ? 2 : MAX_TILE_ROWS;
       for (let row = 0; row < rows; row += tileRows) {
         const n = Math.min(tileRows, rows - row);
         const [xRow, cRow] = [xAt + 4 * row * inDim, outAt + 4 * row * outDim];

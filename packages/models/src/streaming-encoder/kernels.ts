@@ -15,6 +15,7 @@ import {
   causalAttention as composedOrKernel,
   PACKED_MATMUL,
   type PackedLinear,
+  packedMatMulCall,
   STANDARDIZE,
 } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
@@ -214,10 +215,8 @@ export function causalAttention(
 
 /** x [batch, rows, in] · a layer packed for core's wasm product (+ its bias), in one kernel. */
 export function packedMatMul(x: tf.Tensor3D, layer: PackedLinear): tf.Tensor3D {
-  const inputs: tf.NamedTensorMap = layer.bias
-    ? { x, panels: layer.panels, bias: layer.bias }
-    : { x, panels: layer.panels };
-  return run<tf.Tensor3D>(PACKED_MATMUL, inputs, { outDim: layer.outDim });
+  const { inputs, attrs } = packedMatMulCall(x, layer);
+  return run<tf.Tensor3D>(PACKED_MATMUL, inputs, attrs);
 }
 
 /** core's one-kernel x / √(mean(x²) + eps) over the last axis (callers check standardizeRowsSupported). */
