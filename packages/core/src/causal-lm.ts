@@ -84,18 +84,18 @@ export interface CausalLmWeights {
   embedTokens: tf.Tensor2D;
   /** Learned positions only: [maxPositions, hidden]. */
   embedPositions?: tf.Tensor2D;
-  layers: CausalLmLayerWeights[];
+  /** Raw, or already prepared with the same config (prepareCausalLmLayer). */
+  layers: (CausalLmLayerWeights | PreparedCausalLmLayer)[];
   finalNorm: NormWeights;
   /** [hidden, vocab]; omitted when the head is tied to embedTokens. */
   lmHead?: tf.Tensor2D;
 }
 
-/** Per layer, what the forward pass uses: q/k/v fused into one matmul, gate/up into another. */
-/** Per layer, what the forward pass uses: norms folded into qkv and up (see foldNormIntoLinear). */
-interface PreparedLayer {
-  qkv: DenseLayer;
-  o: DenseLayer;
-  mlp: { up: DenseLayer; down: DenseLayer };
+/** A layer as the forward pass uses it (prepareCausalLmLayer). */
+export interface PreparedCausalLmLayer {
+  readonly qkv: DenseLayer;
+  readonly o: DenseLayer;
+  readonly mlp: { readonly up: DenseLayer; readonly down: DenseLayer };
 }
 
 export interface CausalLmState extends DecoderState {
@@ -126,11 +126,11 @@ export interface CausalLm extends Decoder<CausalLmState> {
 export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights): CausalLm {
   checkConfig(config, weights);
   const { heads, kvHeads, headDim, vocabSize } = config;
-  const scale = config.attentionScale ?? 1 / Math.sqrt(headDim);
   // On wasm, every weight matrix is packed for core's kernel (see PackedLinear) and the original freed.
   const packing = useWasmKernels();
-  const packed = denseForBackend;
-  const layers = weights.layers.map((layer) => prepareLayer(layer, config, scale));
+  const layers = weights.layers.map((layer) =>
+    isPrepared(layer) ? layer : prepareCausalLmLayer(config, layer),
+  );
   // And attention runs in one kernel that reads the cache in place where it can.
   const fusedAttention = packing && causalAttentionSupported(headDim);
   const embed = weights.embedTokens;
@@ -148,7 +148,7 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
   // for GPT-2's head against 0.3 ms untransposed, so GPU backends keep a transposed copy; core's wasm
   // kernel reads the embedding's rows as they are (XNNPACK kept a packed copy of it).
   const head: DenseLayer | undefined = lmHead
-    ? packed({ weight: lmHead })
+    ? denseForBackend({ weight: lmHead })
     : packing && transposedLinearSupported(config.hiddenSize)
       ? { weightT: embed }
       : tf.getBackend() === 'webgpu'
@@ -326,48 +326,71 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
       constants.dispose();
     },
   };
+}
 
-  function prepareLayer(layer: CausalLmLayerWeights, cfg: CausalLmConfig, attnScale: number): PreparedLayer {
-    const qkv = tf.tidy(() => {
-      // The score scale is folded into q's weights: one op less per layer and step.
-      const weight = tf.concat(
-        [tf.mul(layer.q.weight, attnScale), layer.k.weight, layer.v.weight],
-        1,
-      ) as tf.Tensor2D;
-      const hasBias = layer.q.bias || layer.k.bias || layer.v.bias;
-      const bias = hasBias
-        ? (tf.concat(
-            [
-              layer.q.bias ? tf.mul(layer.q.bias, attnScale) : tf.zeros([cfg.heads * cfg.headDim]),
-              layer.k.bias ?? tf.zeros([cfg.kvHeads * cfg.headDim]),
-              layer.v.bias ?? tf.zeros([cfg.kvHeads * cfg.headDim]),
-            ],
-            0,
-          ) as tf.Tensor1D)
-        : undefined;
+/**
+ * One layer as the forward pass uses it: q/k/v fused into one product (the
+ * score scale folded into q), gate/up into another, each norm's affine part
+ * folded into the product after it, and on wasm every product packed into
+ * the weight arena. Takes ownership of `layer`'s tensors. Loaders call it as
+ * each layer is read, so a checkpoint never sits whole in tfjs's heap next
+ * to its packed copy (createCausalLm accepts layers prepared or not).
+ */
+export function prepareCausalLmLayer(
+  config: CausalLmConfig,
+  layer: CausalLmLayerWeights,
+): PreparedCausalLmLayer {
+  if (config.gatedMlp && !layer.gate) {
+    throw new InvalidArgumentError('a gated MLP needs a gate projection in every layer');
+  }
+  const attnScale = config.attentionScale ?? 1 / Math.sqrt(config.headDim);
+  const qkv = tf.tidy(() => {
+    // The score scale is folded into q's weights: one op less per layer and step.
+    const weight = tf.concat(
+      [tf.mul(layer.q.weight, attnScale), layer.k.weight, layer.v.weight],
+      1,
+    ) as tf.Tensor2D;
+    const hasBias = layer.q.bias || layer.k.bias || layer.v.bias;
+    const bias = hasBias
+      ? (tf.concat(
+          [
+            layer.q.bias ? tf.mul(layer.q.bias, attnScale) : tf.zeros([config.heads * config.headDim]),
+            layer.k.bias ?? tf.zeros([config.kvHeads * config.headDim]),
+            layer.v.bias ?? tf.zeros([config.kvHeads * config.headDim]),
+          ],
+          0,
+        ) as tf.Tensor1D)
+      : undefined;
+    return bias ? { weight, bias } : { weight };
+  });
+  for (const l of [layer.q, layer.k, layer.v]) disposeLinear(l);
+  let up = layer.up;
+  if (config.gatedMlp) {
+    const gate = layer.gate!;
+    up = tf.tidy(() => {
+      const weight = tf.concat([gate.weight, layer.up.weight], 1) as tf.Tensor2D;
+      const bias =
+        gate.bias && layer.up.bias ? (tf.concat([gate.bias, layer.up.bias], 0) as tf.Tensor1D) : undefined;
       return bias ? { weight, bias } : { weight };
     });
-    for (const l of [layer.q, layer.k, layer.v]) disposeLinear(l);
-    let up = layer.up;
-    if (cfg.gatedMlp) {
-      const gate = layer.gate!;
-      up = tf.tidy(() => {
-        const weight = tf.concat([gate.weight, layer.up.weight], 1) as tf.Tensor2D;
-        const bias =
-          gate.bias && layer.up.bias ? (tf.concat([gate.bias, layer.up.bias], 0) as tf.Tensor1D) : undefined;
-        return bias ? { weight, bias } : { weight };
-      });
-      disposeLinear(gate);
-      disposeLinear(layer.up);
-    }
-    // Each norm's weight (and bias) moves into the matmul after it: two ops less per norm and step.
-    return {
-      qkv: packed(foldNormIntoLinear(layer.attnNorm, qkv)),
-      o: packed(layer.o),
-      mlp: { up: packed(foldNormIntoLinear(layer.mlpNorm, up)), down: packed(layer.down) },
-    };
+    disposeLinear(gate);
+    disposeLinear(layer.up);
   }
+  // Each norm's weight (and bias) moves into the matmul after it: two ops less per norm and step.
+  return {
+    qkv: denseForBackend(foldNormIntoLinear(layer.attnNorm, qkv)),
+    o: denseForBackend(layer.o),
+    mlp: { up: denseForBackend(foldNormIntoLinear(layer.mlpNorm, up)), down: denseForBackend(layer.down) },
+  };
 }
+
+/** Frees a prepared layer (what createCausalLm's dispose does for its own). */
+export function disposePreparedCausalLmLayer(layer: PreparedCausalLmLayer): void {
+  for (const l of [layer.qkv, layer.o, layer.mlp.up, layer.mlp.down]) disposeLinear(l);
+}
+
+const isPrepared = (layer: CausalLmLayerWeights | PreparedCausalLmLayer): layer is PreparedCausalLmLayer =>
+  'qkv' in layer;
 
 function checkConfig(config: CausalLmConfig, weights: CausalLmWeights): void {
   for (const key of ['vocabSize', 'hiddenSize', 'layers', 'heads', 'kvHeads', 'headDim'] as const) {
@@ -389,7 +412,7 @@ function checkConfig(config: CausalLmConfig, weights: CausalLmWeights): void {
   if (config.positions.kind === 'learned' && !weights.embedPositions) {
     throw new InvalidArgumentError('learned positions need weights.embedPositions');
   }
-  if (config.gatedMlp && weights.layers.some((l) => !l.gate)) {
+  if (config.gatedMlp && weights.layers.some((l) => !isPrepared(l) && !l.gate)) {
     throw new InvalidArgumentError('a gated MLP needs a gate projection in every layer');
   }
 }

@@ -2,7 +2,7 @@ import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type CausalLm, generate, InvalidArgumentError, initBackend } from '@specstream/core';
+import { type CausalLm, generate, InvalidArgumentError, initBackend, weightArena } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
@@ -67,17 +67,22 @@ describe.each(['llama', 'qwen2', 'gpt2'])('%s checkpoint', (name) => {
   let ref: Reference;
   let model: CausalLm;
   let tensorsBefore: number;
+  let arenaBefore: number;
 
   beforeAll(async () => {
     ref = await readReference(name);
     tensorsBefore = tf.memory().numTensors;
+    arenaBefore = weightArena()!.bytesInUse();
     const loaded = await loadModel(join(FIXTURES, name));
+    // On wasm the layers' products are packed into core's weight arena as they are read.
+    expect(weightArena()!.bytesInUse()).toBeGreaterThan(arenaBefore);
     if (loaded.kind !== 'causal-lm') throw new Error('expected a causal LM');
     model = loaded.model;
   });
   afterAll(() => {
     model.dispose();
     expect(tf.memory().numTensors).toBe(tensorsBefore);
+    expect(weightArena()!.bytesInUse()).toBe(arenaBefore);
   });
 
   test('full forward matches transformers logits (≤ 1e-4)', () => {
@@ -177,9 +182,12 @@ describe('bad model folders', () => {
     await writeSafetensors(join(dir, 'model.safetensors'), tensors);
     await copyFile(join(FIXTURES, 'llama', 'config.json'), join(dir, 'config.json'));
     const before = tf.memory().numTensors;
+    const arenaBefore = weightArena()!.bytesInUse();
     await expect(loadModel(dir)).rejects.toThrow(SafetensorsError);
     await expect(loadModel(dir)).rejects.toThrow(/needs tensor "model.layers.1.mlp.up_proj.weight"/);
     expect(tf.memory().numTensors).toBe(before);
+    // Layer 0 was packed into the arena before layer 1 failed; it is freed too.
+    expect(weightArena()!.bytesInUse()).toBe(arenaBefore);
   });
 
   test('a config with an unsupported rope type is rejected before reading weights', async () => {

@@ -2,9 +2,12 @@ import {
   type CausalLm,
   type CausalLmConfig,
   createCausalLm,
+  disposePreparedCausalLmLayer,
   InvalidArgumentError,
   type KvCacheKind,
   type Linear,
+  type PreparedCausalLmLayer,
+  prepareCausalLmLayer,
 } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { field, type HfConfig } from './hf-config.js';
@@ -61,25 +64,34 @@ export async function loadGpt2(
   const shape = gpt2Config(config, kvCache);
   // GPT2LMHeadModel prefixes names with "transformer."; a bare GPT2Model does not.
   const root = weights.has('transformer.wte.weight') ? 'transformer.' : '';
-  const layers = [];
-  for (let i = 0; i < shape.layers; i++) {
-    const p = `${root}h.${i}`;
-    const [q, k, v] = splitQkv(await weights.conv1d(`${p}.attn.c_attn`));
-    layers.push({
-      attnNorm: await weights.norm(`${p}.ln_1`),
-      q,
-      k,
-      v,
-      o: await weights.conv1d(`${p}.attn.c_proj`),
-      mlpNorm: await weights.norm(`${p}.ln_2`),
-      up: await weights.conv1d(`${p}.mlp.c_fc`),
-      down: await weights.conv1d(`${p}.mlp.c_proj`),
+  const layers: PreparedCausalLmLayer[] = [];
+  try {
+    // wte first: its tfjs memory is reused by the layers read after it (load bench).
+    const embedTokens = (await weights.tensor(`${root}wte.weight`)) as tf.Tensor2D;
+    const embedPositions = (await weights.tensor(`${root}wpe.weight`)) as tf.Tensor2D;
+    for (let i = 0; i < shape.layers; i++) {
+      const p = `${root}h.${i}`;
+      const attn = await weights.conv1d(`${p}.attn.c_attn`);
+      const read = {
+        attnNorm: await weights.norm(`${p}.ln_1`),
+        o: await weights.conv1d(`${p}.attn.c_proj`),
+        mlpNorm: await weights.norm(`${p}.ln_2`),
+        up: await weights.conv1d(`${p}.mlp.c_fc`),
+        down: await weights.conv1d(`${p}.mlp.c_proj`),
+      };
+      // Split last: its parts are not the weight source's to free if a read above fails.
+      const [q, k, v] = splitQkv(attn);
+      // Prepared (fused and, on wasm, packed into core's arena) as soon as it is read.
+      layers.push(prepareCausalLmLayer(shape, { ...read, q, k, v }));
+    }
+    return createCausalLm(shape, {
+      embedTokens,
+      embedPositions,
+      layers,
+      finalNorm: await weights.norm(`${root}ln_f`),
     });
+  } catch (error) {
+    for (const layer of layers) disposePreparedCausalLmLayer(layer);
+    throw error;
   }
-  return createCausalLm(shape, {
-    embedTokens: (await weights.tensor(`${root}wte.weight`)) as tf.Tensor2D,
-    embedPositions: (await weights.tensor(`${root}wpe.weight`)) as tf.Tensor2D,
-    layers,
-    finalNorm: await weights.norm(`${root}ln_f`),
-  });
 }

@@ -2,8 +2,11 @@ import {
   type CausalLm,
   type CausalLmConfig,
   createCausalLm,
+  disposePreparedCausalLmLayer,
   InvalidArgumentError,
   type KvCacheKind,
+  type PreparedCausalLmLayer,
+  prepareCausalLmLayer,
 } from '@specstream/core';
 import type * as tf from '@tensorflow/tfjs-core';
 import { field, type HfConfig, ropeSettings } from './hf-config.js';
@@ -47,27 +50,35 @@ export async function loadLlama(
   // The embedding is usually the largest tensor: reading it while memory is still
   // small keeps its read buffer from adding to the final peak (load bench).
   const embedTokens = (await weights.tensor('model.embed_tokens.weight')) as tf.Tensor2D;
-  const layers = [];
-  for (let i = 0; i < shape.layers; i++) {
-    const p = `model.layers.${i}`;
-    layers.push({
-      attnNorm: await weights.norm(`${p}.input_layernorm`),
-      q: await weights.linear(`${p}.self_attn.q_proj`),
-      k: await weights.linear(`${p}.self_attn.k_proj`),
-      v: await weights.linear(`${p}.self_attn.v_proj`),
-      o: await weights.linear(`${p}.self_attn.o_proj`),
-      mlpNorm: await weights.norm(`${p}.post_attention_layernorm`),
-      gate: await weights.linear(`${p}.mlp.gate_proj`),
-      up: await weights.linear(`${p}.mlp.up_proj`),
-      down: await weights.linear(`${p}.mlp.down_proj`),
+  const layers: PreparedCausalLmLayer[] = [];
+  try {
+    for (let i = 0; i < shape.layers; i++) {
+      const p = `model.layers.${i}`;
+      // Prepared (fused and, on wasm, packed into core's arena) as soon as it is read.
+      layers.push(
+        prepareCausalLmLayer(shape, {
+          attnNorm: await weights.norm(`${p}.input_layernorm`),
+          q: await weights.linear(`${p}.self_attn.q_proj`),
+          k: await weights.linear(`${p}.self_attn.k_proj`),
+          v: await weights.linear(`${p}.self_attn.v_proj`),
+          o: await weights.linear(`${p}.self_attn.o_proj`),
+          mlpNorm: await weights.norm(`${p}.post_attention_layernorm`),
+          gate: await weights.linear(`${p}.mlp.gate_proj`),
+          up: await weights.linear(`${p}.mlp.up_proj`),
+          down: await weights.linear(`${p}.mlp.down_proj`),
+        }),
+      );
+    }
+    // Tied checkpoints usually omit lm_head; some store a copy anyway, which is then the same matrix.
+    const tied = field<boolean>(config, 'tie_word_embeddings', false) || !weights.has('lm_head.weight');
+    return createCausalLm(shape, {
+      embedTokens,
+      layers,
+      finalNorm: await weights.norm('model.norm'),
+      lmHead: tied ? undefined : (await weights.linear('lm_head')).weight,
     });
+  } catch (error) {
+    for (const layer of layers) disposePreparedCausalLmLayer(layer);
+    throw error;
   }
-  // Tied checkpoints usually omit lm_head; some store a copy anyway, which is then the same matrix.
-  const tied = field<boolean>(config, 'tie_word_embeddings', false) || !weights.has('lm_head.weight');
-  return createCausalLm(shape, {
-    embedTokens,
-    layers,
-    finalNorm: await weights.norm('model.norm'),
-    lmHead: tied ? undefined : (await weights.linear('lm_head')).weight,
-  });
 }
