@@ -8,6 +8,13 @@ import type {
   TokenBatch,
 } from './decoder.js';
 import { InvalidArgumentError } from './errors.js';
+import {
+  type ArenaMatrix,
+  arenaGather,
+  arenaMatrix,
+  disposeArenaMatrix,
+  isArenaMatrix,
+} from './kernels/arena-matrix.js';
 import { causalAttention, causalAttentionSupported } from './kernels/causal-attention.js';
 import { denseForBackend, transposedLinearSupported, useWasmKernels } from './kernels/packed-linear.js';
 import { createKvCache, type KvCache, type KvCacheKind } from './kv-cache/index.js';
@@ -81,7 +88,13 @@ export interface CausalLmLayerWeights extends TransformerLayerWeights {
 }
 
 export interface CausalLmWeights {
-  embedTokens: tf.Tensor2D;
+  /**
+   * [vocab, hidden]. Where the wasm kernels run (useWasmKernels) a tied
+   * embedding lives in core's weight arena, where the kernel threads share
+   * the head's product: a tensor given is moved there, and loaders pass an
+   * ArenaMatrix directly so the checkpoint's copy never enters tfjs's heap.
+   */
+  embedTokens: tf.Tensor2D | ArenaMatrix;
   /** Learned positions only: [maxPositions, hidden]. */
   embedPositions?: tf.Tensor2D;
   /** Raw, or already prepared with the same config (prepareCausalLmLayer). */
@@ -120,6 +133,14 @@ export interface CausalLm extends Decoder<CausalLmState> {
 }
 
 /**
+ * Whether a tied embedding of this model lives in core's weight arena on the
+ * current backend (so loaders put it there straight from the checkpoint).
+ */
+export function tiedEmbeddingInArena(config: CausalLmConfig): boolean {
+  return useWasmKernels() && transposedLinearSupported(config.hiddenSize);
+}
+
+/**
  * Builds a Decoder from weights. Takes ownership of `weights`: the tensors
  * are fused (and the originals disposed) here, and freed by `dispose()`.
  */
@@ -133,7 +154,14 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
   );
   // And attention runs in one kernel that reads the cache in place where it can.
   const fusedAttention = packing && causalAttentionSupported(headDim);
-  const embed = weights.embedTokens;
+  const inArena = !weights.lmHead && tiedEmbeddingInArena(config);
+  if (isArenaMatrix(weights.embedTokens) && !inArena) {
+    throw new InvalidArgumentError(
+      'embedTokens is an ArenaMatrix, which only a tied head on the wasm backend with core kernels uses',
+    );
+  }
+  const embed =
+    inArena && !isArenaMatrix(weights.embedTokens) ? arenaMatrix(weights.embedTokens) : weights.embedTokens;
   const positionTable = weights.embedPositions;
   const finalNorm = weights.finalNorm;
   const lmHead = weights.lmHead;
@@ -149,7 +177,7 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
   // kernel reads the embedding's rows as they are (XNNPACK kept a packed copy of it).
   const head: DenseLayer | undefined = lmHead
     ? denseForBackend({ weight: lmHead })
-    : packing && transposedLinearSupported(config.hiddenSize)
+    : isArenaMatrix(embed)
       ? { weightT: embed }
       : tf.getBackend() === 'webgpu'
         ? { weight: tf.transpose(embed) as tf.Tensor2D }
@@ -182,7 +210,9 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
     for (let r = 0; r < batch; r++) for (let s = 0; s < steps; s++) positions[r * steps + s] = lengths[r] + s;
     const readLength = Math.max(...lengths) + steps;
     return tf.tidy(() => {
-      let x = tf.gather(embed, ids instanceof tf.Tensor ? tf.reshape(ids, [-1]) : ids) as tf.Tensor2D;
+      let x = isArenaMatrix(embed)
+        ? arenaGather(embed, ids)
+        : (tf.gather(embed, ids instanceof tf.Tensor ? tf.reshape(ids, [-1]) : ids) as tf.Tensor2D);
       if (positionTable) x = tf.add(x, tf.gather(positionTable, positions));
       let cos: tf.Tensor | undefined;
       let sin: tf.Tensor | undefined;
@@ -243,7 +273,7 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
       if (selection === 'none') return tf.zeros([batch, 0, vocabSize]) as tf.Tensor3D;
       const selected = selectLogitRows(x, batch, steps, selection);
       const normed = applyNorm(config.norm, selected, finalNorm, config.normEps, constant) as tf.Tensor2D;
-      const logits = head ? linear(normed, head) : tf.matMul(normed, embed, false, true);
+      const logits = head ? linear(normed, head) : tf.matMul(normed, embed as tf.Tensor2D, false, true);
       return tf.reshape(logits, [batch, -1, vocabSize]) as tf.Tensor3D;
     });
   }
@@ -318,7 +348,8 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
       for (const layer of layers) {
         for (const l of [layer.qkv, layer.o, layer.mlp.up, layer.mlp.down]) disposeLinear(l);
       }
-      embed.dispose();
+      if (isArenaMatrix(embed)) disposeArenaMatrix(embed);
+      else embed.dispose();
       positionTable?.dispose();
       disposeNorm(finalNorm);
       disposeLinear(head);

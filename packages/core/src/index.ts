@@ -5,6 +5,14 @@ export * from './decoder.js';
 export * from './errors.js';
 export * from './generate.js';
 export {
+  type ArenaMatrix,
+  arenaGather,
+  arenaMatrix,
+  arenaTransposedLinear,
+  disposeArenaMatrix,
+  isArenaMatrix,
+} from './kernels/arena-matrix.js';
+export {
   CAUSAL_ATTENTION,
   type CausalAttentionOptions,
   causalAttention,

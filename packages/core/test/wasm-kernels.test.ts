@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
 import { assembleWasmKernels } from '../scripts/wasm-kernels.js';
 import { initBackend } from '../src/backend.js';
+import { arenaGather, arenaMatrix, disposeArenaMatrix } from '../src/kernels/arena-matrix.js';
 import {
   causalAttention,
   causalAttentionSupported,
@@ -220,6 +221,62 @@ describe('core wasm kernels', () => {
       else process.env.SPECSTREAM_THREADS = saved;
       disposePackedLinear(layer);
     }
+  });
+
+  test('an arena matrix gathers its rows and multiplies as [out, in], split over threads bit for bit', () => {
+    const rng = seedrandom('arena matrix');
+    // 700 output rows of 64: two threads' shares of at least 256 rows once there are 12+ input rows.
+    const [outDim, inDim] = [700, 64];
+    const w = randomArray(outDim * inDim, rng);
+    const arena = weightArena()!;
+    const beforeBytes = arena.bytesInUse();
+    const beforeTensors = tf.memory().numTensors;
+    const fromTensor = arenaMatrix(tf.tensor2d(w, [outDim, inDim]));
+    const fromValues = arenaMatrix({ values: w, shape: [outDim, inDim] });
+    expect(tf.memory().numTensors).toBe(beforeTensors);
+    expect(arena.bytesInUse() - beforeBytes).toBe(2 * 4 * outDim * inDim);
+    const ids = [3, 0, 699, 3];
+    const rows = arenaGather(fromTensor, Int32Array.from(ids));
+    expect(rows.shape).toEqual([4, inDim]);
+    const expectedRows = ids.flatMap((id) => Array.from(w.subarray(id * inDim, (id + 1) * inDim)));
+    expect(Array.from(rows.dataSync())).toEqual(expectedRows);
+    rows.dispose();
+    const saved = process.env.SPECSTREAM_THREADS;
+    try {
+      for (const n of [1, 2, 5, 16]) {
+        const xs = randomArray(n * inDim, rng);
+        const x = tf.tensor2d(xs, [n, inDim]);
+        const results = [1, 2, 3].map((threads) => {
+          process.env.SPECSTREAM_THREADS = String(threads);
+          return tf.tidy(() => transposedLinear(x, { weightT: fromValues }).dataSync());
+        });
+        expect(maxAbsDiff(results[0], reference(xs, w, undefined, n, inDim, outDim, true))).toBeLessThan(
+          1e-4,
+        );
+        expect(Array.from(results[1]), `rows ${n}`).toEqual(Array.from(results[0]));
+        expect(Array.from(results[2]), `rows ${n}`).toEqual(Array.from(results[0]));
+        // The tensor path (this thread, tfjs's heap) computes the same sums.
+        const viaTensor = tf.tidy(() => {
+          const weightT = tf.tensor2d(w, [outDim, inDim]);
+          return transposedLinear(x, { weightT }).dataSync();
+        });
+        expect(Array.from(viaTensor)).toEqual(Array.from(results[0]));
+        x.dispose();
+      }
+    } finally {
+      if (saved === undefined) delete process.env.SPECSTREAM_THREADS;
+      else process.env.SPECSTREAM_THREADS = saved;
+    }
+    expect(() => arenaGather(fromTensor, Int32Array.from([700]))).toThrow(/id 700 is outside \[0, 700\)/);
+    expect(() =>
+      tf.tidy(() => transposedLinear(tf.zeros([1, 60]) as tf.Tensor2D, { weightT: fromValues })),
+    ).toThrow(/x has 60 columns, the layer takes 64/);
+    expect(tf.memory().numTensors).toBe(beforeTensors);
+    disposeArenaMatrix(fromTensor);
+    disposeArenaMatrix(fromValues);
+    disposeArenaMatrix(fromValues);
+    expect(arena.bytesInUse()).toBe(beforeBytes);
+    expect(() => arenaGather(fromTensor, Int32Array.from([0]))).toThrow(/disposed/);
   });
 
   test('packing moves a weight into the arena and disposing frees it there', () => {

@@ -19,6 +19,12 @@ import type { WeightArena } from './weight-arena.js';
  */
 export const MAX_THREADS = 8;
 
+/**
+ * Below this many multiply-adds (rows × in × out) a product runs on the
+ * calling thread alone: handing work to a thread costs tens of µs.
+ */
+export const THREADED_WORK = 1 << 19;
+
 /** The functions a worker can run, by index in the control block. */
 export const THREAD_FUNCTIONS = ['product', 'dotsProduct'] as const;
 export type ThreadFunction = (typeof THREAD_FUNCTIONS)[number];

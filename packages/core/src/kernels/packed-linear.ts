@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Linear } from '../transformer/linear.js';
-import { kernelThreadCount, runOnThreads } from './kernel-threads.js';
+import { type ArenaMatrix, arenaTransposedLinear, isArenaMatrix } from './arena-matrix.js';
+import { kernelThreadCount, runOnThreads, THREADED_WORK } from './kernel-threads.js';
 import { requireWasmKernels, wasmKernels } from './wasm-kernels.js';
-import { type WeightArena, weightArena } from './weight-arena.js';
+import { requireArena, weightArena } from './weight-arena.js';
 
 /**
  * A dense layer whose weight is kept as column panels for core's wasm matrix
@@ -39,12 +40,6 @@ export function packedLinearSupported(): boolean {
  */
 export function useWasmKernels(): boolean {
   return globalThis.process?.env?.SPECSTREAM_WASM_KERNELS !== 'off' && packedLinearSupported();
-}
-
-function requireArena(): WeightArena {
-  const arena = weightArena();
-  if (arena === undefined) throw new Error('the weight arena is unavailable (no shared WebAssembly memory)');
-  return arena;
 }
 
 /** Rows per tile of the product (MAX_TILE_ROWS in scripts/wasm-kernels.ts). */
@@ -167,10 +162,12 @@ export function packedLinear<T extends tf.Tensor>(x: T, layer: PackedLinear): T 
  * A dense layer whose weight is kept [out, in], one row per output (a tied
  * embedding used as the output head): multiplied by rows of dot products,
  * with no transposed or packed copy (for GPT-2's head that copy is 154 MB).
- * No bias. Not owned: disposing the layer is the weight owner's business.
+ * In the weight arena (an ArenaMatrix) the work is split over the kernel
+ * threads; a tensor runs on this thread. No bias. Not owned: disposing the
+ * layer is the weight owner's business.
  */
 export interface TransposedLinear {
-  readonly weightT: tf.Tensor2D;
+  readonly weightT: tf.Tensor2D | ArenaMatrix;
 }
 
 export const TRANSPOSED_MATMUL = 'SpecstreamTransposedMatMul';
@@ -182,19 +179,14 @@ export function transposedLinearSupported(inDim: number): boolean {
 
 /** x [rows, in] · weightTᵀ → [rows, out]. */
 export function transposedLinear(x: tf.Tensor2D, layer: TransposedLinear): tf.Tensor2D {
-  if (x.shape[1] !== layer.weightT.shape[1]) {
-    throw new Error(
-      `transposedLinear: x has ${x.shape[1]} columns, the layer takes ${layer.weightT.shape[1]}`,
-    );
+  const { weightT } = layer;
+  if (isArenaMatrix(weightT)) return arenaTransposedLinear(x, weightT);
+  if (x.shape[1] !== weightT.shape[1]) {
+    throw new Error(`transposedLinear: x has ${x.shape[1]} columns, the layer takes ${weightT.shape[1]}`);
   }
-  return tf.engine().runKernel(TRANSPOSED_MATMUL, { x, weightT: layer.weightT }) as tf.Tensor2D;
+  return tf.engine().runKernel(TRANSPOSED_MATMUL, { x, weightT: weightT as tf.Tensor2D }) as tf.Tensor2D;
 }
 
-/**
- * Below this many multiply-adds (rows × in × out) a product runs on this
- * thread alone: handing work to a thread costs tens of µs.
- */
-const THREADED_WORK = 1 << 19;
 /** A thread's share is at least this many panels. */
 const MIN_PANELS_PER_THREAD = 16;
 
@@ -251,16 +243,6 @@ tf.registerKernel({
   },
 });
 
-/**
- * Output rows per block: 64 rows of a 768-wide weight (196 KB) stay in L2
- * while every tile of input rows passes over them. Up to 2 input rows read
- * each weight row as one stream (dots{n}seq: memory-bound, as fast as the
- * packed product: GPT-2's head 5.5 against 5.2 ms for one row); more rows
- * go 4 at a time against 2 weight rows (dots4x2: arithmetic-bound, 8 rows
- * 22 against 12 ms packed, where tfjs's transposed product took 195 ms).
- */
-const ROW_BLOCK = 64;
-
 tf.registerKernel({
   kernelName: TRANSPOSED_MATMUL,
   backendName: 'wasm',
@@ -271,25 +253,8 @@ tf.registerKernel({
     const outDim = weightT.shape[0];
     if (inDim % 4 !== 0) throw new Error(`transposedLinear: input width ${inDim} is not a multiple of 4`);
     const out = k.backend.makeOutput([rows, outDim], 'float32');
-    const e = k.exports as unknown as Record<string, (...args: number[]) => void>;
-    const xAt = k.offset(x);
-    const wAt = k.offset(weightT);
-    const outAt = k.offset(out);
-    for (let v0 = 0; v0 < outDim; v0 += ROW_BLOCK) {
-      const v1 = Math.min(outDim, v0 + ROW_BLOCK);
-      const tileRows = rows <= 2 ? 2 : MAX_TILE_ROWS;
-      for (let row = 0; row < rows; row += tileRows) {
-        const n = Math.min(tileRows, rows - row);
-        const [xRow, cRow] = [xAt + 4 * row * inDim, outAt + 4 * row * outDim];
-        if (rows <= 2) {
-          e[`dots${n}seq`](xRow, wAt, cRow, inDim, outDim, v0, v1);
-          continue;
-        }
-        const even = v1 - ((v1 - v0) % 2);
-        if (even > v0) e[`dots${n}x2`](xRow, wAt, cRow, inDim, outDim, v0, even);
-        if (even < v1) e[`dots${n}x1`](xRow, wAt, cRow, inDim, outDim, even, v1);
-      }
-    }
+    // The whole product in one call (dotsProduct in scripts/wasm-kernels.ts blocks and tiles it).
+    k.exports.dotsProduct(k.offset(x), k.offset(weightT), k.offset(out), inDim, rows, outDim, 0, outDim);
     return out;
   },
 });

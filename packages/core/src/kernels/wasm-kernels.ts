@@ -26,6 +26,28 @@ export interface WasmKernelExports {
   tile2: TileFunction;
   tile3: TileFunction;
   tile4: TileFunction;
+  /** The whole packed product over panels p0..p1-1 (one call per thread). */
+  product(
+    at: number,
+    rows: number,
+    panels: number,
+    bias: number,
+    c: number,
+    k: number,
+    ldc: number,
+    p0: number,
+    p1: number,
+  ): void;
+  dotsProduct(
+    x: number,
+    w: number,
+    c: number,
+    k: number,
+    rows: number,
+    ldc: number,
+    v0: number,
+    v1: number,
+  ): void;
   attend(
     q: number,
     keys: number,

@@ -29,29 +29,8 @@ export interface WeightArena {
   scratch(bytes: number): number;
 }
 
-export interface SharedKernelExports extends WasmKernelExports {
-  product(
-    at: number,
-    rows: number,
-    panels: number,
-    bias: number,
-    c: number,
-    k: number,
-    ldc: number,
-    p0: number,
-    p1: number,
-  ): void;
-  dotsProduct(
-    x: number,
-    w: number,
-    c: number,
-    k: number,
-    rows: number,
-    ldc: number,
-    v0: number,
-    v1: number,
-  ): void;
-}
+/** The module over the arena is the same as over tfjs's memory. */
+export type SharedKernelExports = WasmKernelExports;
 
 interface SharedMemory {
   readonly buffer: ArrayBufferLike;
@@ -75,6 +54,13 @@ let arena: WeightArena | null | undefined;
 export function weightArena(): WeightArena | undefined {
   if (arena === undefined) arena = createArena();
   return arena ?? undefined;
+}
+
+/** weightArena() where its absence is a bug worth a clear error. */
+export function requireArena(): WeightArena {
+  const found = weightArena();
+  if (found === undefined) throw new Error('the weight arena is unavailable (no shared WebAssembly memory)');
+  return found;
 }
 
 function createArena(): WeightArena | null {

@@ -1,13 +1,17 @@
 import {
+  arenaMatrix,
   type CausalLm,
   type CausalLmConfig,
   createCausalLm,
+  disposeArenaMatrix,
   disposePreparedCausalLmLayer,
   InvalidArgumentError,
+  isArenaMatrix,
   type KvCacheKind,
   type Linear,
   type PreparedCausalLmLayer,
   prepareCausalLmLayer,
+  tiedEmbeddingInArena,
 } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { field, type HfConfig } from './hf-config.js';
@@ -65,9 +69,12 @@ export async function loadGpt2(
   // GPT2LMHeadModel prefixes names with "transformer."; a bare GPT2Model does not.
   const root = weights.has('transformer.wte.weight') ? 'transformer.' : '';
   const layers: PreparedCausalLmLayer[] = [];
+  // wte first, while memory is small; on wasm straight into core's weight arena (the head is tied).
+  const embedName = `${root}wte.weight`;
+  const embedTokens = tiedEmbeddingInArena(shape)
+    ? arenaMatrix(await weights.matrix(embedName))
+    : ((await weights.tensor(embedName)) as tf.Tensor2D);
   try {
-    // wte first: its tfjs memory is reused by the layers read after it (load bench).
-    const embedTokens = (await weights.tensor(`${root}wte.weight`)) as tf.Tensor2D;
     const embedPositions = (await weights.tensor(`${root}wpe.weight`)) as tf.Tensor2D;
     for (let i = 0; i < shape.layers; i++) {
       const p = `${root}h.${i}`;
@@ -92,6 +99,7 @@ export async function loadGpt2(
     });
   } catch (error) {
     for (const layer of layers) disposePreparedCausalLmLayer(layer);
+    if (isArenaMatrix(embedTokens)) disposeArenaMatrix(embedTokens);
     throw error;
   }
 }

@@ -1,12 +1,16 @@
 import {
+  arenaMatrix,
   type CausalLm,
   type CausalLmConfig,
   createCausalLm,
+  disposeArenaMatrix,
   disposePreparedCausalLmLayer,
   InvalidArgumentError,
+  isArenaMatrix,
   type KvCacheKind,
   type PreparedCausalLmLayer,
   prepareCausalLmLayer,
+  tiedEmbeddingInArena,
 } from '@specstream/core';
 import type * as tf from '@tensorflow/tfjs-core';
 import { field, type HfConfig, ropeSettings } from './hf-config.js';
@@ -47,9 +51,16 @@ export async function loadLlama(
   kvCache?: KvCacheKind,
 ): Promise<CausalLm> {
   const shape = llamaConfig(config, kvCache);
+  // Tied checkpoints usually omit lm_head; some store a copy anyway, which is then the same matrix.
+  const tied = field<boolean>(config, 'tie_word_embeddings', false) || !weights.has('lm_head.weight');
   // The embedding is usually the largest tensor: reading it while memory is still
-  // small keeps its read buffer from adding to the final peak (load bench).
-  const embedTokens = (await weights.tensor('model.embed_tokens.weight')) as tf.Tensor2D;
+  // small keeps its read buffer from adding to the final peak (load bench). Tied on
+  // wasm, it goes straight into core's weight arena, never through tfjs's heap.
+  const embedName = 'model.embed_tokens.weight';
+  const embedTokens =
+    tied && tiedEmbeddingInArena(shape)
+      ? arenaMatrix(await weights.matrix(embedName))
+      : ((await weights.tensor(embedName)) as tf.Tensor2D);
   const layers: PreparedCausalLmLayer[] = [];
   try {
     for (let i = 0; i < shape.layers; i++) {
@@ -69,8 +80,6 @@ export async function loadLlama(
         }),
       );
     }
-    // Tied checkpoints usually omit lm_head; some store a copy anyway, which is then the same matrix.
-    const tied = field<boolean>(config, 'tie_word_embeddings', false) || !weights.has('lm_head.weight');
     return createCausalLm(shape, {
       embedTokens,
       layers,
@@ -79,6 +88,7 @@ export async function loadLlama(
     });
   } catch (error) {
     for (const layer of layers) disposePreparedCausalLmLayer(layer);
+    if (isArenaMatrix(embedTokens)) disposeArenaMatrix(embedTokens);
     throw error;
   }
 }

@@ -10,6 +10,8 @@ import type { TensorReader } from '../safetensors/file.js';
 export interface WeightSource {
   has(name: string): boolean;
   tensor(name: string): Promise<tf.Tensor>;
+  /** A float matrix's values on the host, for what does not go through tfjs (core's weight arena). */
+  matrix(name: string): Promise<{ values: Float32Array; shape: [number, number] }>;
   /** A transformers nn.Linear ([out, in]) as a core Linear ([in, out]); bias if present. */
   linear(prefix: string): Promise<Linear>;
   /** A GPT-2 Conv1D, already stored [in, out]. */
@@ -38,11 +40,12 @@ export function weightSource(
     handedOut.push(t);
     return t;
   };
-  /** Reads one tensor's values; `arrange` may reorder them before they become a tensor. */
-  async function read(
-    name: string,
-    arrange?: (values: Float32Array | Int32Array, shape: readonly number[]) => TensorParts,
-  ): Promise<tf.Tensor> {
+  /** Counts a tensor as loaded, once it is wherever it goes. */
+  function loadedOne(name: string): void {
+    loaded += byteLength(reader, name);
+    onProgress?.(loaded, total, name);
+  }
+  async function readValues(name: string) {
     if (!reader.has(name)) {
       throw new SafetensorsError(
         location,
@@ -50,11 +53,17 @@ export function weightSource(
       );
     }
     const { values, dtype } = await reader.readValues(name);
-    const { shape } = reader.info(name);
+    return { values, dtype, shape: reader.info(name).shape };
+  }
+  /** Reads one tensor; `arrange` may reorder its values before they become a tensor. */
+  async function read(
+    name: string,
+    arrange?: (values: Float32Array | Int32Array, shape: readonly number[]) => TensorParts,
+  ): Promise<tf.Tensor> {
+    const { values, dtype, shape } = await readValues(name);
     const parts = arrange ? arrange(values, shape) : { values, shape };
     const t = track(tf.tensor(parts.values, [...parts.shape], dtype));
-    loaded += byteLength(reader, name);
-    onProgress?.(loaded, total, name);
+    loadedOne(name);
     return t;
   }
   const tensor = (name: string) => read(name);
@@ -67,6 +76,14 @@ export function weightSource(
     },
     has: (name) => reader.has(name),
     tensor,
+    async matrix(name) {
+      const { values, dtype, shape } = await readValues(name);
+      if (dtype !== 'float32' || shape.length !== 2) {
+        throw new SafetensorsError(location, `tensor "${name}" is not a float matrix: ${dtype} [${shape}]`);
+      }
+      loadedOne(name);
+      return { values: values as Float32Array, shape: [shape[0], shape[1]] };
+    },
     async linear(prefix) {
       // Transposed before it becomes a tensor: a tfjs transpose would hold both layouts at once
       // in the backend, and on wasm the freed one leaves a hole that a later tensor rarely fits.
