@@ -143,8 +143,11 @@ export function runOnThreads(arena: WeightArena, fn: ThreadFunction, calls: read
   let failed = false;
   for (const w of handed) {
     for (let i = 0; i < SPIN && Atomics.load(w.control, DONE) !== w.seq; i++);
-    while (Atomics.load(w.control, DONE) !== w.seq)
-      Atomics.wait(w.control, DONE, Atomics.load(w.control, DONE));
+    // Sleep only while DONE still holds the value just checked: reading it again for the
+    // wait would miss a worker that finished in between (and its notify), forever.
+    for (let done = Atomics.load(w.control, DONE); done !== w.seq; done = Atomics.load(w.control, DONE)) {
+      Atomics.wait(w.control, DONE, done);
+    }
     failed ||= w.control[STATUS] !== 0;
   }
   if (failed) throw new Error(`${fn} failed on a kernel thread (out-of-bounds arguments?)`);
