@@ -8,6 +8,7 @@ export {
   type ArenaMatrix,
   arenaGather,
   arenaMatrix,
+  arenaMatrixFromChunks,
   arenaTransposedLinear,
   disposeArenaMatrix,
   isArenaMatrix,

@@ -4,7 +4,12 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
 import { assembleWasmKernels } from '../scripts/wasm-kernels.js';
 import { initBackend } from '../src/backend.js';
-import { arenaGather, arenaMatrix, disposeArenaMatrix } from '../src/kernels/arena-matrix.js';
+import {
+  arenaGather,
+  arenaMatrix,
+  arenaMatrixFromChunks,
+  disposeArenaMatrix,
+} from '../src/kernels/arena-matrix.js';
 import {
   causalAttention,
   causalAttentionSupported,
@@ -277,6 +282,24 @@ describe('core wasm kernels', () => {
     disposeArenaMatrix(fromValues);
     expect(arena.bytesInUse()).toBe(beforeBytes);
     expect(() => arenaGather(fromTensor, Int32Array.from([0]))).toThrow(/disposed/);
+  });
+
+  test('an arena matrix filled from chunks holds them in order; a short or long read frees it', async () => {
+    const arena = weightArena()!;
+    const before = arena.bytesInUse();
+    const chunks = (sizes: number[]) =>
+      (async function* () {
+        let next = 0;
+        for (const size of sizes) yield Float32Array.from({ length: size }, () => next++);
+      })();
+    const matrix = await arenaMatrixFromChunks([3, 4], chunks([5, 7]));
+    const rows = arenaGather(matrix, Int32Array.from([2, 0]));
+    expect(Array.from(rows.dataSync())).toEqual([8, 9, 10, 11, 0, 1, 2, 3]);
+    rows.dispose();
+    disposeArenaMatrix(matrix);
+    await expect(arenaMatrixFromChunks([3, 4], chunks([5, 6]))).rejects.toThrow(/do not hold \[3, 4\]/);
+    await expect(arenaMatrixFromChunks([3, 4], chunks([5, 7, 1]))).rejects.toThrow(/do not hold \[3, 4\]/);
+    expect(arena.bytesInUse()).toBe(before);
   });
 
   test('packing moves a weight into the arena and disposing frees it there', () => {

@@ -252,6 +252,49 @@ describe('16-bit floats', () => {
   });
 });
 
+describe('reading in chunks', () => {
+  let tmp: string;
+  beforeAll(async () => {
+    tmp = await mkdtemp(join(tmpdir(), 'specstream-chunks-'));
+  });
+  afterAll(async () => {
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  it('gives the same float32 values as a whole read, for F32, BF16 and F16, in any chunk size', async () => {
+    const source = await openSafetensors(LLAMA_FILE);
+    const name = source.names.find((n) => source.info(n).shape.length === 2)!;
+    const { values } = await source.readValues(name);
+    const path = join(tmp, 'one.safetensors');
+    await writeSafetensors(path, {
+      f32: { dtype: 'F32', shape: source.info(name).shape, data: values },
+      bf16: { dtype: 'BF16', shape: source.info(name).shape, data: values },
+      f16: { dtype: 'F16', shape: source.info(name).shape, data: values },
+      ids: { dtype: 'I32', shape: [3], data: Int32Array.from([1, 2, 3]) },
+    });
+    await source.close();
+    const file = await openSafetensors(path);
+    try {
+      for (const dtype of ['f32', 'bf16', 'f16']) {
+        const whole = (await file.readValues(dtype)).values;
+        for (const chunk of [7, 64, 1 << 20]) {
+          const parts: number[] = [];
+          for await (const part of file.readChunks(dtype, chunk)) {
+            expect(part.length).toBeLessThanOrEqual(chunk);
+            parts.push(...part);
+          }
+          expect(parts, `${dtype} in chunks of ${chunk}`).toEqual(Array.from(whole));
+        }
+      }
+      await expect(async () => {
+        for await (const _ of file.readChunks('ids')) void _;
+      }).rejects.toThrow(/'ids' is I32, not a float tensor/);
+    } finally {
+      await file.close();
+    }
+  });
+});
+
 describe('other dtypes', () => {
   it('reads F64 as float32 and every integer type as int32', async () => {
     const path = join(tmp, 'dtypes.safetensors');

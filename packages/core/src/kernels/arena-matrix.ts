@@ -51,6 +51,36 @@ export function arenaMatrix(
   }
 }
 
+/**
+ * A matrix filled from consecutive chunks of its values (row-major), e.g.
+ * read from a checkpoint piece by piece, so no whole host copy exists. On
+ * a failed read or a wrong count the matrix is freed and the error thrown.
+ */
+export async function arenaMatrixFromChunks(
+  shape: readonly [number, number],
+  chunks: AsyncIterable<Float32Array>,
+): Promise<ArenaMatrix> {
+  const arena = requireArena();
+  const [rows, cols] = shape;
+  const at = arena.alloc(4 * rows * cols);
+  let filled = 0;
+  try {
+    for await (const chunk of chunks) {
+      if (filled + chunk.length > rows * cols) break;
+      // Re-read the view per chunk: the arena may have grown while the read was pending.
+      arena.floats().set(chunk, (at >> 2) + filled);
+      filled += chunk.length;
+    }
+    if (filled !== rows * cols) throw new Error(`arenaMatrix: chunks do not hold [${rows}, ${cols}] values`);
+  } catch (error) {
+    arena.free(at);
+    throw error;
+  }
+  const matrix = { at, rows, cols };
+  live.add(matrix);
+  return matrix;
+}
+
 export function disposeArenaMatrix(matrix: ArenaMatrix): void {
   if (live.delete(matrix)) requireArena().free(matrix.at);
 }

@@ -72,7 +72,7 @@ export async function loadGpt2(
   // wte first, while memory is small; on wasm straight into core's weight arena (the head is tied).
   const embedName = `${root}wte.weight`;
   const embedTokens = tiedEmbeddingInArena(shape)
-    ? arenaMatrix(await weights.matrix(embedName))
+    ? await weights.arenaMatrix(embedName)
     : ((await weights.tensor(embedName)) as tf.Tensor2D);
   try {
     const embedPositions = (await weights.tensor(`${root}wpe.weight`)) as tf.Tensor2D;

@@ -59,7 +59,7 @@ export async function loadLlama(
   const embedName = 'model.embed_tokens.weight';
   const embedTokens =
     tied && tiedEmbeddingInArena(shape)
-      ? arenaMatrix(await weights.matrix(embedName))
+      ? await weights.arenaMatrix(embedName)
       : ((await weights.tensor(embedName)) as tf.Tensor2D);
   const layers: PreparedCausalLmLayer[] = [];
   try {

@@ -1,4 +1,11 @@
-import { InvalidArgumentError, type Linear, type NormWeights, reserveBackendMemory } from '@specstream/core';
+import {
+  type ArenaMatrix,
+  arenaMatrixFromChunks,
+  InvalidArgumentError,
+  type Linear,
+  type NormWeights,
+  reserveBackendMemory,
+} from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { SafetensorsError } from '../safetensors/errors.js';
 import type { TensorReader } from '../safetensors/file.js';
@@ -10,8 +17,8 @@ import type { TensorReader } from '../safetensors/file.js';
 export interface WeightSource {
   has(name: string): boolean;
   tensor(name: string): Promise<tf.Tensor>;
-  /** A float matrix's values on the host, for what does not go through tfjs (core's weight arena). */
-  matrix(name: string): Promise<{ values: Float32Array; shape: [number, number] }>;
+  /** A float matrix read chunk by chunk into core's weight arena, never whole on the host or in tfjs. */
+  arenaMatrix(name: string): Promise<ArenaMatrix>;
   /** A transformers nn.Linear ([out, in]) as a core Linear ([in, out]); bias if present. */
   linear(prefix: string): Promise<Linear>;
   /** A GPT-2 Conv1D, already stored [in, out]. */
@@ -45,13 +52,16 @@ export function weightSource(
     loaded += byteLength(reader, name);
     onProgress?.(loaded, total, name);
   }
-  async function readValues(name: string) {
+  function requireTensor(name: string): void {
     if (!reader.has(name)) {
       throw new SafetensorsError(
         location,
         `the ${architecture} architecture needs tensor "${name}", which the checkpoint lacks`,
       );
     }
+  }
+  async function readValues(name: string) {
+    requireTensor(name);
     const { values, dtype } = await reader.readValues(name);
     return { values, dtype, shape: reader.info(name).shape };
   }
@@ -76,13 +86,14 @@ export function weightSource(
     },
     has: (name) => reader.has(name),
     tensor,
-    async matrix(name) {
-      const { values, dtype, shape } = await readValues(name);
-      if (dtype !== 'float32' || shape.length !== 2) {
-        throw new SafetensorsError(location, `tensor "${name}" is not a float matrix: ${dtype} [${shape}]`);
-      }
+    async arenaMatrix(name) {
+      requireTensor(name);
+      const { shape } = reader.info(name);
+      if (shape.length !== 2)
+        throw new SafetensorsError(location, `tensor "${name}" is not a matrix: [${shape}]`);
+      const matrix = await arenaMatrixFromChunks([shape[0], shape[1]], reader.readChunks(name));
       loadedOne(name);
-      return { values: values as Float32Array, shape: [shape[0], shape[1]] };
+      return matrix;
     },
     async linear(prefix) {
       // Transposed before it becomes a tensor: a tfjs transpose would hold both layouts at once

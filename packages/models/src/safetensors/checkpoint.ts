@@ -63,6 +63,7 @@ async function openSharded(dir: string, indexPath: string): Promise<Checkpoint> 
     has: (name) => weightMap.has(name),
     info: (name) => shardOf(name).info(name),
     readValues: (name) => shardOf(name).readValues(name),
+    readChunks: (name, chunkElements) => shardOf(name).readChunks(name, chunkElements),
     readTensor: (name) => shardOf(name).readTensor(name),
     close: async () => {
       await closeAll();

@@ -2,7 +2,7 @@ import { open } from 'node:fs/promises';
 import { DisposedError } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { decodeTensorBytes, type TensorValues } from './decode.js';
-import { HOST_IS_LITTLE_ENDIAN } from './dtypes.js';
+import { HOST_IS_LITTLE_ENDIAN, tensorDtypeOf } from './dtypes.js';
 import { SafetensorsError } from './errors.js';
 import { type ParsedHeader, readHeader, type TensorInfo } from './header.js';
 import { readExactly } from './io.js';
@@ -16,6 +16,12 @@ export interface TensorReader {
   info(name: string): TensorInfo;
   /** Reads just this tensor's bytes and widens them to float32 / int32, without creating a tensor. */
   readValues(name: string): Promise<TensorValues>;
+  /**
+   * A float tensor's values as float32, in consecutive chunks of at most
+   * `chunkElements`: for a destination outside tfjs (core's weight arena)
+   * with no whole host copy in between.
+   */
+  readChunks(name: string, chunkElements?: number): AsyncIterable<Float32Array>;
   /** Like readValues, wrapped in a new tf.Tensor the caller owns (and must dispose). */
   readTensor(name: string): Promise<tf.Tensor>;
   close(): Promise<void>;
@@ -55,6 +61,22 @@ export async function openSafetensors(path: string): Promise<SafetensorsFile> {
     return decodeTensorBytes(bytes, entry.dtype, name, path);
   };
 
+  async function* readChunks(name: string, chunkElements = 1 << 20): AsyncIterable<Float32Array> {
+    const entry = info(name);
+    if (tensorDtypeOf(entry.dtype) !== 'float32') {
+      throw new SafetensorsError(path, `tensor '${name}' is ${entry.dtype}, not a float tensor`);
+    }
+    const elements = entry.shape.reduce((a, b) => a * b, 1);
+    const elementBytes = entry.byteLength / Math.max(elements, 1);
+    for (let at = 0; at < elements; at += chunkElements) {
+      if (closed) throw new DisposedError(`${path}: file was closed while reading '${name}'`);
+      const count = Math.min(chunkElements, elements - at);
+      const bytes = new Uint8Array(count * elementBytes);
+      await readExactly(handle, path, bytes, entry.fileOffset + at * elementBytes);
+      yield decodeTensorBytes(bytes, entry.dtype, name, path).values as Float32Array;
+    }
+  }
+
   return {
     path,
     metadata,
@@ -62,6 +84,7 @@ export async function openSafetensors(path: string): Promise<SafetensorsFile> {
     has: (name) => tensors.has(name),
     info,
     readValues,
+    readChunks,
     readTensor: async (name) => {
       const { values, dtype } = await readValues(name);
       return tf.tensor(values, [...info(name).shape], dtype);
