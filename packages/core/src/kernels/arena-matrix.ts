@@ -66,7 +66,10 @@ export async function arenaMatrixFromChunks(
   let filled = 0;
   try {
     for await (const chunk of chunks) {
-      if (filled + chunk.length > rows * cols) break;
+      if (filled + chunk.length > rows * cols) {
+        filled = -1; // more values than the shape holds
+        break;
+      }
       // Re-read the view per chunk: the arena may have grown while the read was pending.
       arena.floats().set(chunk, (at >> 2) + filled);
       filled += chunk.length;
