@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
-import { assembleWasmKernels } from '../scripts/wasm-kernels.js';
+import { assembleAll, fuseMultiplyAdds, wasmKernelsWat } from '../scripts/wasm-kernels.js';
 import { initBackend } from '../src/backend.js';
 import {
   arenaGather,
@@ -25,8 +25,15 @@ import {
   transposedLinear,
   transposedLinearSupported,
 } from '../src/kernels/packed-linear.js';
+import { fusedMultiplyAdd } from '../src/kernels/relaxed-simd.js';
 import { standardizeRows, standardizeRowsSupported } from '../src/kernels/standardize.js';
-import { WASM_KERNELS_BASE64, WASM_SHARED_KERNELS_BASE64 } from '../src/kernels/wasm-binary.js';
+import {
+  RELAXED_SIMD_PROBE_BASE64,
+  WASM_KERNELS_BASE64,
+  WASM_KERNELS_FMA_BASE64,
+  WASM_SHARED_KERNELS_BASE64,
+  WASM_SHARED_KERNELS_FMA_BASE64,
+} from '../src/kernels/wasm-binary.js';
 import { weightArena } from '../src/kernels/weight-arena.js';
 
 function randomArray(n: number, rng: () => number): Float32Array {
@@ -61,10 +68,90 @@ describe('core wasm kernels', () => {
   });
 
   test('the committed binaries are what the kernel source assembles to', async () => {
-    const tfjs = await assembleWasmKernels('tfjs');
-    expect(Buffer.from(tfjs).toString('base64')).toBe(WASM_KERNELS_BASE64);
-    const shared = await assembleWasmKernels('shared');
-    expect(Buffer.from(shared).toString('base64')).toBe(WASM_SHARED_KERNELS_BASE64);
+    const built = await assembleAll();
+    const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
+    expect(base64(built.tfjs)).toBe(WASM_KERNELS_BASE64);
+    expect(base64(built.shared)).toBe(WASM_SHARED_KERNELS_BASE64);
+    expect(base64(built.tfjsFma)).toBe(WASM_KERNELS_FMA_BASE64);
+    expect(base64(built.sharedFma)).toBe(WASM_SHARED_KERNELS_FMA_BASE64);
+    expect(base64(built.probe)).toBe(RELAXED_SIMD_PROBE_BASE64);
+  });
+
+  test('fused builds turn every multiply-accumulate of the products into relaxed_madd, and nothing else', () => {
+    const accumulate =
+      /\(f32x4\.add \(local\.get \$\w+\) \(f32x4\.mul \(local\.get \$\w+\) \(local\.get \$\w+\)\)\)/g;
+    const functions = (text: string) =>
+      new Map(
+        text
+          .split('(func ')
+          .slice(1)
+          .map((f) => [f.slice(0, f.indexOf(' ')), f] as const),
+      );
+    const plain = functions(wasmKernelsWat({ memory: 'shared', fma: false }));
+    const fused = functions(wasmKernelsWat({ memory: 'shared', fma: true }));
+    expect([...fused.keys()]).toEqual([...plain.keys()]);
+    let products = 0;
+    for (const [name, text] of fused) {
+      const before = plain.get(name)?.match(accumulate)?.length ?? 0;
+      if (/^\$(tile|dots)/.test(name)) {
+        products++;
+        expect(before, name).toBeGreaterThan(0);
+        expect(text.match(accumulate), name).toBeNull();
+        expect(text.match(/f32x4\.relaxed_madd/g)?.length, name).toBe(before);
+      } else {
+        // Attention keeps the same rounding in its one-step and grouped paths.
+        expect(text, name).toBe(plain.get(name));
+      }
+    }
+    expect(products).toBe(4 + 8 + 2);
+    // Operands keep their roles: acc + a·b becomes madd(a, b, acc).
+    expect(fuseMultiplyAdds('(f32x4.add (local.get $c0) (f32x4.mul (local.get $x) (local.get $w1)))')).toBe(
+      '(f32x4.relaxed_madd (local.get $x) (local.get $w1) (local.get $c0))',
+    );
+    // Other forms (a load as an operand) stay as written.
+    const other = '(f32x4.add (local.get $c0) (f32x4.mul (local.get $w0) (v128.load (local.get $p))))';
+    expect(fuseMultiplyAdds(other)).toBe(other);
+  });
+
+  test('Node 20 gets relaxed SIMD (behind its flag) and the fused kernels agree with the plain ones', () => {
+    // Node ≥ 20.16 has it (flagged before 22); CI runs Node 20.20.
+    expect(fusedMultiplyAdd()).toBe(true);
+    const wasm = globalThis.WebAssembly;
+    const memory = new wasm.Memory({ initial: 64 });
+    const run = (base64: string) => {
+      const module = new wasm.Module(Buffer.from(base64, 'base64'));
+      const kernels = new wasm.Instance(module, { tfjs: { memory } }).exports as unknown as {
+        packPanels(w: number, k: number, n: number, transposed: number, out: number): void;
+        interleave(a: number, k: number, rows: number, at: number): void;
+        product(...args: number[]): void;
+        dotsProduct(...args: number[]): void;
+      };
+      const [k, n, rows] = [96, 40, 4];
+      const floats = new Float32Array(memory.buffer);
+      const rng = seedrandom('fma');
+      const w = randomArray(k * n, rng);
+      const x = randomArray(rows * k, rng);
+      const [wAt, panelsAt, xAt, atAt, cAt, dAt] = [1 << 16, 1 << 17, 1 << 18, 1 << 19, 1 << 20, 1 << 21];
+      floats.set(w, wAt >> 2);
+      floats.set(x, xAt >> 2);
+      kernels.packPanels(wAt, k, n, 0, panelsAt);
+      kernels.interleave(xAt, k, rows, atAt);
+      kernels.product(atAt, rows, panelsAt, 0, cAt, k, n, 0, n / 8);
+      // w as [out, in] = [k', n'] with k' = n rows of width k: reuse w read as n × k.
+      kernels.dotsProduct(xAt, wAt, dAt, k, rows, n, 0, n);
+      return {
+        product: floats.slice(cAt >> 2, (cAt >> 2) + rows * n),
+        dots: floats.slice(dAt >> 2, (dAt >> 2) + rows * n),
+        expected: reference(x, w, undefined, rows, k, n, false),
+        expectedDots: reference(x, w, undefined, rows, k, n, true),
+      };
+    };
+    const plain = run(WASM_KERNELS_BASE64);
+    const fused = run(WASM_KERNELS_FMA_BASE64);
+    expect(maxAbsDiff(fused.product, plain.product)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(fused.dots, plain.dots)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(fused.product, fused.expected)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(fused.dots, fused.expectedDots)).toBeLessThan(1e-5);
   });
 
   test('they start on the wasm backend', () => {

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { WASM_KERNELS_BASE64 } from './wasm-binary.js';
+import { fusedMultiplyAdd } from './relaxed-simd.js';
+import { WASM_KERNELS_BASE64, WASM_KERNELS_FMA_BASE64 } from './wasm-binary.js';
 
 /**
  * Core's own WebAssembly SIMD kernels (source: scripts/wasm-kernels.ts),
@@ -129,7 +130,9 @@ function instantiate(backend: WasmBackendInternals): WasmKernels | null {
   // (tfjs picks its SIMD build only where it validates; without it, so do we).
   if (!(memory instanceof wasmApi.Memory)) return null;
   try {
-    compiled ??= new wasmApi.Module(Buffer.from(WASM_KERNELS_BASE64, 'base64'));
+    compiled ??= new wasmApi.Module(
+      Buffer.from(fusedMultiplyAdd() ? WASM_KERNELS_FMA_BASE64 : WASM_KERNELS_BASE64, 'base64'),
+    );
     const instance = new wasmApi.Instance(compiled, { tfjs: { memory } });
     const exports = instance.exports as unknown as WasmKernelExports;
     let region = 0;

@@ -1,4 +1,5 @@
-import { WASM_SHARED_KERNELS_BASE64 } from './wasm-binary.js';
+import { fusedMultiplyAdd } from './relaxed-simd.js';
+import { WASM_SHARED_KERNELS_BASE64, WASM_SHARED_KERNELS_FMA_BASE64 } from './wasm-binary.js';
 import type { WasmKernelExports } from './wasm-kernels.js';
 
 /**
@@ -69,7 +70,9 @@ function createArena(): WeightArena | null {
   let exports: SharedKernelExports;
   try {
     memory = new wasmApi.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
-    module = new wasmApi.Module(Buffer.from(WASM_SHARED_KERNELS_BASE64, 'base64'));
+    module = new wasmApi.Module(
+      Buffer.from(fusedMultiplyAdd() ? WASM_SHARED_KERNELS_FMA_BASE64 : WASM_SHARED_KERNELS_BASE64, 'base64'),
+    );
     exports = new wasmApi.Instance(module, { tfjs: { memory } }).exports as SharedKernelExports;
   } catch {
     return null;
