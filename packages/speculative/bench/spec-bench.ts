@@ -46,22 +46,39 @@ async function medianMs(fn: () => Promise<void>, reps: number): Promise<number> 
   return times.sort((a, b) => a - b)[Math.floor(times.length / 2)];
 }
 
-/** Time of one extendStep of `steps` tokens at context `context` (state rolled back after each). */
-async function stepMs(model: CausalLm, context: number, steps: number, reps: number): Promise<number> {
-  const state = model.createState({ batch: 1, maxLength: context + steps });
-  let logits: tf.Tensor = model.extendStep(state, [randomPrompt(context, model.vocabSize, 3)], {
-    logits: 'last',
-  }).logits;
-  logits.dispose();
-  const tokens = [randomPrompt(steps, model.vocabSize, 5)];
-  const ms = await medianMs(async () => {
-    ({ logits } = model.extendStep(state, tokens));
-    await logits.data();
-    logits.dispose();
-    model.rollback(state, [context]);
-  }, reps);
-  model.disposeState(state);
-  return ms;
+/**
+ * Median times of extendStep calls of several shapes, each `steps` tokens on
+ * `model` at context `context` (state rolled back after each), timed in
+ * rotation (one call of each per round) so that a drift in the machine's
+ * speed reaches all of them alike: their ratios are what the prediction uses.
+ */
+async function stepsMs(
+  calls: readonly { model: CausalLm; steps: number }[],
+  context: number,
+  reps: number,
+): Promise<number[]> {
+  const runs = calls.map(({ model, steps }) => {
+    const state = model.createState({ batch: 1, maxLength: context + steps });
+    model.extendStep(state, [randomPrompt(context, model.vocabSize, 3)], { logits: 'last' }).logits.dispose();
+    const tokens = [randomPrompt(steps, model.vocabSize, 5)];
+    const once = async () => {
+      const { logits } = model.extendStep(state, tokens);
+      await logits.data();
+      logits.dispose();
+      model.rollback(state, [context]);
+    };
+    return { model, state, once, times: [] as number[] };
+  });
+  for (const run of runs) await run.once();
+  for (let i = 0; i < reps; i++) {
+    for (const run of runs) {
+      const t0 = performance.now();
+      await run.once();
+      run.times.push(performance.now() - t0);
+    }
+  }
+  for (const run of runs) run.model.disposeState(run.state);
+  return runs.map(({ times }) => times.sort((a, b) => a - b)[Math.floor(times.length / 2)]);
 }
 
 /** Decode throughput after the first token (prefill excluded), and the tokens. */
@@ -87,10 +104,16 @@ export async function runSpecBench(
   const context = o.promptTokens + o.newTokens / 2;
   // The prediction divides by these: more repetitions than the end-to-end runs, whose noise averages over many steps.
   const stepReps = Math.max(15, o.reps);
-  const tTarget = await stepMs(target, context, 1, stepReps);
-  const tDraft = await stepMs(draft, context, 1, stepReps);
-  const tVerify: number[] = [];
-  for (let k = 1; k <= maxK; k++) tVerify[k] = await stepMs(target, context, k + 1, stepReps);
+  const [tTarget, tDraft, ...verifies] = await stepsMs(
+    [
+      { model: target, steps: 1 },
+      { model: draft, steps: 1 },
+      ...Array.from({ length: maxK }, (_, i) => ({ model: target, steps: i + 2 })),
+    ],
+    context,
+    stepReps,
+  );
+  const tVerify = [Number.NaN, ...verifies];
   const c = tDraft / tTarget;
   log(
     `steps at context ${context}: target ${tTarget.toFixed(1)} ms, draft ${tDraft.toFixed(1)} ms (c = ${c.toFixed(2)}), verify k+1=${maxK + 1}: ${tVerify[maxK].toFixed(1)} ms`,
@@ -118,9 +141,15 @@ export async function runSpecBench(
     // between one k and the next (large on a shared GPU host) does not enter the ratio:
     // the step costs are timed again here, and each speculative run is paired with a
     // plain run made just before it; the median pair over `reps` rounds is kept.
-    const kTarget = await stepMs(target, context, 1, stepReps);
-    const kDraft = await stepMs(draft, context, 1, stepReps);
-    const kVerify = await stepMs(target, context, k + 1, stepReps);
+    const [kTarget, kDraft, kVerify] = await stepsMs(
+      [
+        { model: target, steps: 1 },
+        { model: draft, steps: 1 },
+        { model: target, steps: k + 1 },
+      ],
+      context,
+      stepReps,
+    );
     const rounds: { r: Awaited<ReturnType<typeof specRun>>; plainTokensPerS: number }[] = [];
     for (let i = 0; i < Math.max(1, o.reps); i++) {
       const pair = await plainRun(target, prompt);
