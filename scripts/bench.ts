@@ -16,6 +16,8 @@ const { values } = parseArgs({
     backends: { type: 'string', default: 'webgpu,wasm,cpu' },
     only: { type: 'string', default: 'core,speculative,streaming,load' },
     reps: { type: 'string', default: '5' },
+    // Tokens per speculative run (default 192, 96 on cpu): fewer fit a GPU run into a time limit.
+    'spec-tokens': { type: 'string' },
   },
 });
 
@@ -82,7 +84,7 @@ for (const name of values.backends.split(',') as BackendName[]) {
         promptTokens: 32,
         // ~20 passes at k = 5 with 96 tokens left α, and the last pass's shortened draft, noisy
         // enough to move S1 by ±0.1 between runs: twice as many.
-        newTokens: slow ? 96 : 192,
+        newTokens: values['spec-tokens'] !== undefined ? Number(values['spec-tokens']) : slow ? 96 : 192,
         reps: Number(values.reps),
       },
       log,
