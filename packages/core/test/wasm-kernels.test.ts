@@ -25,7 +25,7 @@ import {
   transposedLinear,
   transposedLinearSupported,
 } from '../src/kernels/packed-linear.js';
-import { fusedMultiplyAdd } from '../src/kernels/relaxed-simd.js';
+import { chooseFusedMultiplyAdd, fusedMultiplyAdd } from '../src/kernels/relaxed-simd.js';
 import { standardizeRows, standardizeRowsSupported } from '../src/kernels/standardize.js';
 import {
   RELAXED_SIMD_PROBE_BASE64,
@@ -116,6 +116,12 @@ describe('core wasm kernels', () => {
   test('Node 20 gets relaxed SIMD (behind its flag) and the fused kernels agree with the plain ones', () => {
     // Node ≥ 20.16 has it (flagged before 22); CI runs Node 20.20.
     expect(fusedMultiplyAdd()).toBe(true);
+    expect(chooseFusedMultiplyAdd(undefined)).toBe(true);
+    expect(chooseFusedMultiplyAdd('on')).toBe(true);
+    expect(chooseFusedMultiplyAdd('off')).toBe(false);
+    expect(() => chooseFusedMultiplyAdd('yes')).toThrow(
+      /SPECSTREAM_RELAXED_SIMD must be "on" or "off", got "yes"/,
+    );
     const wasm = globalThis.WebAssembly;
     const memory = new wasm.Memory({ initial: 64 });
     const run = (base64: string) => {

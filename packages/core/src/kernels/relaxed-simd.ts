@@ -18,7 +18,7 @@ const wasmApi = (globalThis as unknown as { WebAssembly: { validate(bytes: Uint8
   .WebAssembly;
 
 export function fusedMultiplyAdd(): boolean {
-  decided ??= decide();
+  decided ??= chooseFusedMultiplyAdd(globalThis.process?.env?.SPECSTREAM_RELAXED_SIMD);
   return decided;
 }
 
@@ -30,11 +30,15 @@ function probeValidates(): boolean {
   }
 }
 
-function decide(): boolean {
+/** The decision for a value of SPECSTREAM_RELAXED_SIMD: 'off', or 'on' / unset (use it where the engine can). */
+export function chooseFusedMultiplyAdd(setting: string | undefined): boolean {
   const log = getLogger('core');
-  if (globalThis.process?.env?.SPECSTREAM_RELAXED_SIMD === 'off') {
+  if (setting === 'off') {
     log.info('relaxed SIMD off (SPECSTREAM_RELAXED_SIMD=off): plain multiply and add');
     return false;
+  }
+  if (setting !== undefined && setting !== '' && setting !== 'on') {
+    throw new Error(`SPECSTREAM_RELAXED_SIMD must be "on" or "off", got "${setting}"`);
   }
   if (probeValidates()) return true;
   const v8 = globalThis.process?.getBuiltinModule?.('node:v8') as

@@ -129,10 +129,10 @@ function instantiate(backend: WasmBackendInternals): WasmKernels | null {
   // The backend's own memory must be importable, and the engine must have SIMD
   // (tfjs picks its SIMD build only where it validates; without it, so do we).
   if (!(memory instanceof wasmApi.Memory)) return null;
+  // Outside the try: a bad SPECSTREAM_RELAXED_SIMD is the caller's error to see, not missing kernels.
+  const binary = fusedMultiplyAdd() ? WASM_KERNELS_FMA_BASE64 : WASM_KERNELS_BASE64;
   try {
-    compiled ??= new wasmApi.Module(
-      Buffer.from(fusedMultiplyAdd() ? WASM_KERNELS_FMA_BASE64 : WASM_KERNELS_BASE64, 'base64'),
-    );
+    compiled ??= new wasmApi.Module(Buffer.from(binary, 'base64'));
     const instance = new wasmApi.Instance(compiled, { tfjs: { memory } });
     const exports = instance.exports as unknown as WasmKernelExports;
     let region = 0;

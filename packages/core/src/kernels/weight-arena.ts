@@ -68,11 +68,11 @@ function createArena(): WeightArena | null {
   let memory: SharedMemory;
   let module: object;
   let exports: SharedKernelExports;
+  // Outside the try: a bad SPECSTREAM_RELAXED_SIMD is the caller's error to see, not a missing arena.
+  const binary = fusedMultiplyAdd() ? WASM_SHARED_KERNELS_FMA_BASE64 : WASM_SHARED_KERNELS_BASE64;
   try {
     memory = new wasmApi.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
-    module = new wasmApi.Module(
-      Buffer.from(fusedMultiplyAdd() ? WASM_SHARED_KERNELS_FMA_BASE64 : WASM_SHARED_KERNELS_BASE64, 'base64'),
-    );
+    module = new wasmApi.Module(Buffer.from(binary, 'base64'));
     exports = new wasmApi.Instance(module, { tfjs: { memory } }).exports as SharedKernelExports;
   } catch {
     return null;
