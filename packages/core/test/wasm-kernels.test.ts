@@ -15,7 +15,7 @@ import {
   causalAttentionSupported,
   composedCausalAttention,
 } from '../src/kernels/causal-attention.js';
-import { runOnThreads } from '../src/kernels/kernel-threads.js';
+import { runOnThreads, THREADED_WORK, threadRanges } from '../src/kernels/kernel-threads.js';
 import {
   disposePackedLinear,
   packedLinear,
@@ -318,6 +318,31 @@ describe('core wasm kernels', () => {
       if (saved === undefined) delete process.env.SPECSTREAM_THREADS;
       else process.env.SPECSTREAM_THREADS = saved;
       disposePackedLinear(layer);
+    }
+  });
+
+  test('work is split into contiguous ranges, one per thread, none shorter than asked, small work unsplit', () => {
+    const saved = process.env.SPECSTREAM_THREADS;
+    try {
+      process.env.SPECSTREAM_THREADS = '3';
+      const big = THREADED_WORK;
+      expect(threadRanges(100, 16, big)).toEqual([
+        [0, 33],
+        [33, 66],
+        [66, 100],
+      ]);
+      // 40 panels at 16 or more each: two threads, not three.
+      expect(threadRanges(40, 16, big)).toEqual([
+        [0, 20],
+        [20, 40],
+      ]);
+      expect(threadRanges(10, 16, big)).toEqual([[0, 10]]);
+      expect(threadRanges(100, 16, big - 1)).toEqual([[0, 100]]);
+      process.env.SPECSTREAM_THREADS = '1';
+      expect(threadRanges(100, 16, big)).toEqual([[0, 100]]);
+    } finally {
+      if (saved === undefined) delete process.env.SPECSTREAM_THREADS;
+      else process.env.SPECSTREAM_THREADS = saved;
     }
   });
 

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { kernelThreadCount, runOnThreads, THREADED_WORK } from './kernel-threads.js';
+import { runOnThreads, threadRanges } from './kernel-threads.js';
 import { requireWasmKernels } from './wasm-kernels.js';
 import { requireArena } from './weight-arena.js';
 
@@ -158,16 +158,16 @@ tf.registerKernel({
     const product = scratch + 4 * rows * inDim;
     const xAt = k.offset(x) >> 2;
     arena.floats().set(k.heap().subarray(xAt, xAt + rows * inDim), scratch >> 2);
-    const threads =
-      rows * inDim * outDim < THREADED_WORK
-        ? 1
-        : Math.max(1, Math.min(kernelThreadCount(), Math.floor(outDim / MIN_ROWS_PER_THREAD)));
-    const calls: number[][] = [];
-    for (let t = 0; t < threads; t++) {
-      const v0 = Math.floor((t * outDim) / threads);
-      const v1 = Math.floor(((t + 1) * outDim) / threads);
-      calls.push([scratch, at, product, inDim, rows, outDim, v0, v1]);
-    }
+    const calls = threadRanges(outDim, MIN_ROWS_PER_THREAD, rows * inDim * outDim).map(([v0, v1]) => [
+      scratch,
+      at,
+      product,
+      inDim,
+      rows,
+      outDim,
+      v0,
+      v1,
+    ]);
     runOnThreads(arena, 'dotsProduct', calls);
     const outAt = k.offset(out) >> 2;
     k.heap().set(arena.floats().subarray(product >> 2, (product >> 2) + rows * outDim), outAt);

@@ -116,6 +116,20 @@ function ensureWorkers(arena: WeightArena, count: number): KernelWorker[] {
 }
 
 /**
+ * Splits [0, total) into one contiguous range per thread: a single range
+ * when the product is small (`work` multiply-adds, under THREADED_WORK),
+ * else as many as there are threads but each at least `minPerThread` long.
+ */
+export function threadRanges(total: number, minPerThread: number, work: number): [number, number][] {
+  const threads =
+    work < THREADED_WORK ? 1 : Math.max(1, Math.min(kernelThreadCount(), Math.floor(total / minPerThread)));
+  return Array.from({ length: threads }, (_, t) => [
+    Math.floor((t * total) / threads),
+    Math.floor(((t + 1) * total) / threads),
+  ]);
+}
+
+/**
  * Runs `fn` once per argument list, concurrently: the first on this thread,
  * the others on workers (fewer workers than lists: the rest run here too).
  * Returns when all have finished; throws if any trapped.

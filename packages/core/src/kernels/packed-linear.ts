@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Linear } from '../transformer/linear.js';
 import { type ArenaMatrix, arenaTransposedLinear, isArenaMatrix } from './arena-matrix.js';
-import { kernelThreadCount, runOnThreads, THREADED_WORK } from './kernel-threads.js';
+import { runOnThreads, threadRanges } from './kernel-threads.js';
 import { requireWasmKernels, wasmKernels } from './wasm-kernels.js';
 import { requireArena, weightArena } from './weight-arena.js';
 
@@ -218,16 +218,17 @@ tf.registerKernel({
       }
     }
     const total = padded / 8;
-    const threads =
-      rows * inDim * outDim < THREADED_WORK
-        ? 1
-        : Math.max(1, Math.min(kernelThreadCount(), Math.floor(total / MIN_PANELS_PER_THREAD)));
-    const calls: number[][] = [];
-    for (let t = 0; t < threads; t++) {
-      const p0 = Math.floor((t * total) / threads);
-      const p1 = Math.floor(((t + 1) * total) / threads);
-      calls.push([interleaved, rows, panels, bias, product, inDim, padded, p0, p1]);
-    }
+    const calls = threadRanges(total, MIN_PANELS_PER_THREAD, rows * inDim * outDim).map(([p0, p1]) => [
+      interleaved,
+      rows,
+      panels,
+      bias,
+      product,
+      inDim,
+      padded,
+      p0,
+      p1,
+    ]);
     runOnThreads(arena, 'product', calls);
     const floats = arena.floats();
     const heap = k.heap();
