@@ -52,8 +52,9 @@ async function medianMs(fn: () => Promise<void>, reps: number): Promise<number> 
  * round) so that a drift in the machine's speed reaches all of them alike:
  * their ratios are what the prediction uses. As in decoding, each call
  * starts one position further on (rolled back to keep one of its tokens):
- * on webgpu, repeating a call at one position took 35 ms where decoding
- * the same model took 45–49 ms per step.
+ * in one webgpu run, repeating a call at one position took 35 ms where
+ * decoding the same model took 45–49 ms per step (H200; the read size was
+ * ruled out: 97 to 128 slots all took 37–40 ms in a later run).
  */
 async function stepsMs(
   calls: readonly { model: CausalLm; steps: number }[],
