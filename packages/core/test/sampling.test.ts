@@ -5,6 +5,7 @@ import {
   argmax,
   createRng,
   createSampler,
+  greedyToken,
   processLogits,
   type Rng,
   type SamplingOptions,
@@ -142,6 +143,47 @@ describe('argmax', () => {
     expect(argmax([1, 5, 5, 2])).toBe(1);
     expect(argmax([-Infinity, -3, -3])).toBe(1);
     expect(() => argmax([])).toThrow(InvalidArgumentError);
+  });
+});
+
+describe('greedyToken', () => {
+  it('is the argmax, ties to the lowest index, masks skipped', () => {
+    expect(greedyToken(f32([1, 5, 2]))).toBe(1);
+    expect(greedyToken(f32([1, 5, 5, 2]))).toBe(1);
+    expect(greedyToken(f32([-Infinity, -3, -3]))).toBe(1);
+    expect(greedyToken(f32([-Infinity, -Infinity, -1e30]))).toBe(2);
+    // A long random row against a plain scan written here.
+    const row = f32(
+      Array.from(
+        { length: 5000 },
+        (_, i) => Math.sin(i * 12.9898) * 43758.5453 - Math.floor(Math.sin(i * 12.9898) * 43758.5453),
+      ),
+    );
+    let best = 0;
+    for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
+    expect(greedyToken(row)).toBe(best);
+  });
+
+  it('refuses what sampling refuses, with the same errors', () => {
+    for (const bad of [
+      [0, 1, Number.NaN, Number.NaN],
+      [Number.NaN, 1],
+      [0, Number.POSITIVE_INFINITY, Number.NaN],
+      [3, 1, Number.POSITIVE_INFINITY],
+      [Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY],
+    ]) {
+      const expected = (() => {
+        try {
+          processLogits(f32(bad), {});
+        } catch (error) {
+          return error as Error;
+        }
+      })();
+      expect(expected).toBeInstanceOf(NonFiniteError);
+      expect(() => greedyToken(f32(bad))).toThrow(expected?.message);
+    }
+    expect(() => greedyToken(f32([-Infinity, -Infinity]))).toThrow(InvalidArgumentError);
+    expect(() => greedyToken(new Float32Array(0))).toThrow(InvalidArgumentError);
   });
 });
 

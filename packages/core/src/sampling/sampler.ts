@@ -1,4 +1,3 @@
-import { argmax } from './argmax.js';
 import { assertSampleableLogits } from './finite.js';
 import {
   isGreedy,
@@ -28,10 +27,27 @@ export interface Sampler {
   readonly plainArgmax: boolean;
 }
 
-/** The argmax of a row of logits, after the same finiteness checks as sampling. */
+/**
+ * The argmax of a row of logits (ties to the lowest index), with the same
+ * checks and errors as sampling: the first NaN or +Infinity is named, and a
+ * row with nothing but -Infinity is refused. One pass over the row, since
+ * greedy decoding runs it on every vocabulary-sized row it reads.
+ */
 export function greedyToken(logits: Float32Array): number {
-  assertSampleableLogits(logits);
-  return argmax(logits);
+  let best = -1;
+  let bestValue = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < logits.length; i++) {
+    const value = logits[i];
+    if (value > bestValue) {
+      if (value === Number.POSITIVE_INFINITY) assertSampleableLogits(logits);
+      best = i;
+      bestValue = value;
+    } else if (Number.isNaN(value)) {
+      assertSampleableLogits(logits);
+    }
+  }
+  if (best < 0) assertSampleableLogits(logits);
+  return best;
 }
 
 /** Validates once up front; `seed`, when given, overrides `options.seed`. */
