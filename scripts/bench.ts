@@ -16,8 +16,10 @@ const { values } = parseArgs({
     backends: { type: 'string', default: 'webgpu,wasm,cpu' },
     only: { type: 'string', default: 'core,speculative,streaming,load' },
     reps: { type: 'string', default: '5' },
-    // Tokens per speculative run (default 192, 96 on cpu): fewer fit a GPU run into a time limit.
+    // Speculative runs: tokens per prompt (default 96, 48 on cpu) and prompts per k (default 8);
+    // fewer fit a GPU run into a time limit.
     'spec-tokens': { type: 'string' },
+    'spec-prompts': { type: 'string' },
   },
 });
 
@@ -82,9 +84,8 @@ for (const name of values.backends.split(',') as BackendName[]) {
         draftLayers: slow ? 1 : 2,
         epsilon: 0.1,
         promptTokens: 32,
-        // ~20 passes at k = 5 with 96 tokens left α, and the last pass's shortened draft, noisy
-        // enough to move S1 by ±0.1 between runs: twice as many.
-        newTokens: values['spec-tokens'] !== undefined ? Number(values['spec-tokens']) : slow ? 96 : 192,
+        newTokens: values['spec-tokens'] !== undefined ? Number(values['spec-tokens']) : slow ? 48 : 96,
+        prompts: values['spec-prompts'] !== undefined ? Number(values['spec-prompts']) : 8,
         reps: Number(values.reps),
       },
       log,
@@ -125,7 +126,7 @@ if (suites.has('speculative')) {
   for (const [backend, r] of rows) {
     const x = r as { S1: Record<string, unknown>[] };
     console.log(`\nSpeculative S1 on ${backend} (goal: measured ≥ 0.9 × predicted)`);
-    console.table(x.S1);
+    console.table(x.S1.map(({ costs: _, ...row }) => row));
   }
   console.table(
     rows.map(([backend, r]) => {

@@ -136,7 +136,7 @@ async function main(): Promise<void> {
 
   await setupTfjsCpu();
   // One run each: at ~20–30 s a run, the verdict does not need a median.
-  let tfjsSpectra = new Float32Array(0);
+  let tfjsSpectra: Float32Array = new Float32Array(0);
   timings.push(
     time('tfjs cpu tf.spectral.rfft 400', true, 1, () => {
       tfjsSpectra = tfjsPowerSpectra(frames, N_FFT);

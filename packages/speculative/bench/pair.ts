@@ -1,6 +1,7 @@
 import {
   type CausalLm,
   type CausalLmConfig,
+  type CausalLmLayerWeights,
   type CausalLmWeights,
   createCausalLm,
   mapWeightTensors,
@@ -36,7 +37,8 @@ export function layerSkipPair(
     t.dispose();
     return scaled;
   };
-  weights.layers = weights.layers.map((layer, i) =>
+  // Random weights are raw layers, never prepared ones.
+  weights.layers = (weights.layers as CausalLmLayerWeights[]).map((layer, i) =>
     i < draftLayers
       ? layer
       : { ...layer, o: mapWeightTensors(layer.o, scale), down: mapWeightTensors(layer.down, scale) },
@@ -60,7 +62,7 @@ export function contextFreeTarget(config: CausalLmConfig, seed = 7): CausalLm {
     weights.embedPositions.dispose();
     weights.embedPositions = zero as tf.Tensor2D;
   }
-  weights.layers = weights.layers.map((layer) => ({
+  weights.layers = (weights.layers as CausalLmLayerWeights[]).map((layer) => ({
     ...layer,
     o: mapWeightTensors(layer.o, (t) => {
       const scaled = tf.mul(t, 1e-3);

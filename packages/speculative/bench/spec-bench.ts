@@ -4,13 +4,15 @@
  * token for token against target-only decoding.
  */
 import { type CausalLm, type CausalLmConfig, type Decoder, generate } from '@specstream/core';
-import type * as tf from '@tensorflow/tfjs-core';
 import {
   adaptiveK,
   type Drafter,
+  emptyMetrics,
   expectedTokens,
   type KPolicy,
   promptLookupDrafter,
+  rates,
+  type SpeculativeMetrics,
   speculativeGenerate,
 } from '../src/index.js';
 import { contextFreeTarget, layerSkipPair } from './pair.js';
@@ -20,7 +22,16 @@ export interface SpecBenchOptions {
   draftLayers: number;
   epsilon: number;
   promptTokens: number;
+  /** Tokens generated per prompt. */
   newTokens: number;
+  /**
+   * Prompts each k runs over, one after another. One greedy text fixes where
+   * the draft disagrees, and so the acceptance pattern: with one 192-token
+   * prompt, tokens per pass at k = 6 came out 7% under E(α) where eight
+   * prompts gave 1%. α and E are taken over all of them.
+   */
+  prompts: number;
+  /** Repetitions of each step-cost timing (end-to-end runs are paired per prompt instead). */
   reps: number;
   maxK?: number;
 }
@@ -35,34 +46,34 @@ function randomPrompt(length: number, vocab: number, seed: number): number[] {
   });
 }
 
-async function medianMs(fn: () => Promise<void>, reps: number): Promise<number> {
-  await fn();
-  const times: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    await fn();
-    times.push(performance.now() - t0);
-  }
-  return times.sort((a, b) => a - b)[Math.floor(times.length / 2)];
+interface StepTimer {
+  /** Times `rounds` more rounds: one call of each shape per round. */
+  time(rounds: number): Promise<void>;
+  /** Median time of each shape over every round so far, in ms. */
+  medians(): number[];
+  dispose(): void;
 }
 
 /**
- * Median times of extendStep calls of several shapes, each `steps` tokens on
- * `model` from context `context`, timed in rotation (one call of each per
- * round) so that a drift in the machine's speed reaches all of them alike:
- * their ratios are what the prediction uses. As in decoding, each call
- * starts one position further on (rolled back to keep one of its tokens):
- * in one webgpu run, repeating a call at one position took 35 ms where
- * decoding the same model took 45–49 ms per step (H200; the read size was
- * ruled out: 97 to 128 slots all took 37–40 ms in a later run).
+ * Times extendStep calls of several shapes, each `steps` tokens on `model`
+ * after a context of `context`, in rotation (one call of each per round) so
+ * that a drift in the machine's speed reaches all of them alike: their
+ * ratios are what the prediction uses. Rounds can be spread between the
+ * end-to-end runs, so that the costs and the runs sample the same minutes
+ * (a GPU host's speed drifted ±10% from one k's runs to the next). As in
+ * decoding, each call starts one position further on (rolled back to keep
+ * one of its tokens), cycling through `span` positions: in one webgpu run,
+ * repeating a call at one position took 35 ms where decoding the same model
+ * took 45–49 ms per step (H200; the read size was ruled out: 97 to 128 slots
+ * all took 37–40 ms in a later run).
  */
-async function stepsMs(
+function stepTimer(
   calls: readonly { model: CausalLm; steps: number }[],
   context: number,
-  reps: number,
-): Promise<number[]> {
+  span = 64,
+): StepTimer {
   const runs = calls.map(({ model, steps }) => {
-    const state = model.createState({ batch: 1, maxLength: context + reps + 1 + steps });
+    const state = model.createState({ batch: 1, maxLength: context + span + steps });
     model.extendStep(state, [randomPrompt(context, model.vocabSize, 3)], { logits: 'last' }).logits.dispose();
     const tokens = [randomPrompt(steps, model.vocabSize, 5)];
     let at = context;
@@ -70,35 +81,47 @@ async function stepsMs(
       const { logits } = model.extendStep(state, tokens);
       await logits.data();
       logits.dispose();
-      at++;
+      at = at + 1 < context + span ? at + 1 : context;
       model.rollback(state, [at]);
     };
     return { model, state, once, times: [] as number[] };
   });
-  for (const run of runs) await run.once();
-  for (let i = 0; i < reps; i++) {
-    for (const run of runs) {
-      const t0 = performance.now();
-      await run.once();
-      run.times.push(performance.now() - t0);
-    }
-  }
-  for (const run of runs) run.model.disposeState(run.state);
-  return runs.map(({ times }) => times.sort((a, b) => a - b)[Math.floor(times.length / 2)]);
+  let warm = false;
+  return {
+    async time(rounds) {
+      if (!warm) {
+        for (const run of runs) await run.once();
+        warm = true;
+      }
+      for (let i = 0; i < rounds; i++) {
+        for (const run of runs) {
+          const t0 = performance.now();
+          await run.once();
+          run.times.push(performance.now() - t0);
+        }
+      }
+    },
+    medians: () => runs.map(({ times }) => [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)]),
+    dispose() {
+      for (const run of runs) run.model.disposeState(run.state);
+    },
+  };
 }
 
-/** Decode throughput after the first token (prefill excluded), and the tokens. */
-async function timeRun(
-  events: AsyncIterable<{ token: number }>,
-): Promise<{ tokensPerS: number; tokens: number[] }> {
+/** Decode time after the first token (prefill excluded) and the tokens. */
+async function timeRun(events: AsyncIterable<{ token: number }>): Promise<{ ms: number; tokens: number[] }> {
   const tokens: number[] = [];
   let first = 0;
   for await (const e of events) {
     if (tokens.length === 0) first = performance.now();
     tokens.push(e.token);
   }
-  return { tokensPerS: (1000 * (tokens.length - 1)) / (performance.now() - first), tokens };
+  return { ms: performance.now() - first, tokens };
 }
+
+/** Tokens per second over several runs: tokens after each run's first, over their summed time. */
+const rate = (runs: readonly { ms: number; tokens: number[] }[]) =>
+  (1000 * runs.reduce((n, r) => n + r.tokens.length - 1, 0)) / runs.reduce((t, r) => t + r.ms, 0);
 
 export async function runSpecBench(
   o: SpecBenchOptions,
@@ -106,72 +129,111 @@ export async function runSpecBench(
 ): Promise<Record<string, unknown>> {
   const maxK = o.maxK ?? 8;
   const { target, draft } = layerSkipPair(o.config, o.draftLayers, o.epsilon);
-  const prompt = randomPrompt(o.promptTokens, o.config.vocabSize, 11);
+  const prompts = Array.from({ length: o.prompts }, (_, i) =>
+    randomPrompt(o.promptTokens, o.config.vocabSize, 11 + i),
+  );
   const context = o.promptTokens + o.newTokens / 2;
   // The prediction divides by these: more repetitions than the end-to-end runs, whose noise averages over many steps.
   const stepReps = Math.max(15, o.reps);
-  const [tTarget, tDraft, ...verifies] = await stepsMs(
+  const overview = stepTimer(
     [
       { model: target, steps: 1 },
       { model: draft, steps: 1 },
+      // A draft catching up after a full acceptance reads two tokens in one step.
+      { model: draft, steps: 2 },
       ...Array.from({ length: maxK }, (_, i) => ({ model: target, steps: i + 2 })),
     ],
     context,
-    stepReps,
   );
+  await overview.time(stepReps);
+  const [tTarget, tDraft, tDraft2, ...verifies] = overview.medians();
+  overview.dispose();
   const tVerify = [Number.NaN, ...verifies];
   const c = tDraft / tTarget;
   log(
-    `steps at context ${context}: target ${tTarget.toFixed(1)} ms, draft ${tDraft.toFixed(1)} ms (c = ${c.toFixed(2)}), verify k+1=${maxK + 1}: ${tVerify[maxK].toFixed(1)} ms`,
+    `steps at context ${context}: target ${tTarget.toFixed(1)} ms, draft ${tDraft.toFixed(1)} ms (c = ${c.toFixed(2)}; two tokens ${tDraft2.toFixed(1)} ms), verify k+1=${maxK + 1}: ${tVerify[maxK].toFixed(1)} ms`,
   );
 
   const plainRun = (model: Decoder, p: number[]) =>
     timeRun(generate({ model, prompt: p, maxNewTokens: o.newTokens }));
-  const plain = await plainRun(target, prompt);
-  log(`target alone: ${plain.tokensPerS.toFixed(1)} tok/s`);
+  const plain: Awaited<ReturnType<typeof plainRun>>[] = [];
+  for (const p of prompts) plain.push(await plainRun(target, p));
+  log(`target alone: ${rate(plain).toFixed(1)} tok/s over ${o.prompts} prompts of ${o.newTokens} tokens`);
+  /** One speculative run of prompt i, its metrics added into `totals`; exact when its tokens are plain decoding's. */
   const specRun = async (
     drafter: Decoder | Drafter,
     k: number | KPolicy,
-    p: number[],
-    expected: number[],
+    i: number,
+    totals: SpeculativeMetrics,
   ) => {
-    const run = speculativeGenerate({ target, draft: drafter, k, prompt: p, maxNewTokens: o.newTokens });
-    const { tokensPerS, tokens } = await timeRun(run);
-    const exact = tokens.length === expected.length && tokens.every((t, i) => t === expected[i]);
-    return { tokensPerS, exact, metrics: run.metrics, ...run.rates() };
+    const run = speculativeGenerate({
+      target,
+      draft: drafter,
+      k,
+      prompt: prompts[i],
+      maxNewTokens: o.newTokens,
+      totals,
+    });
+    const timed = await timeRun(run);
+    const expected = plain[i].tokens;
+    return {
+      ...timed,
+      exact: timed.tokens.length === expected.length && timed.tokens.every((t, j) => t === expected[j]),
+    };
+  };
+  /**
+   * Every prompt run by `first` then by `second`, one prompt after another, so
+   * that a drift in the machine's speed (large on a shared GPU host) reaches
+   * both alike; the rates are over all prompts.
+   */
+  const paired = async (
+    first: (i: number) => Promise<{ ms: number; tokens: number[]; exact?: boolean }>,
+    second: (i: number) => Promise<{ ms: number; tokens: number[]; exact: boolean }>,
+    after?: () => Promise<void>,
+  ) => {
+    const a: { ms: number; tokens: number[]; exact?: boolean }[] = [];
+    const b: { ms: number; tokens: number[]; exact: boolean }[] = [];
+    for (let i = 0; i < o.prompts; i++) {
+      a.push(await first(i));
+      b.push(await second(i));
+      await after?.();
+    }
+    return {
+      first: rate(a),
+      second: rate(b),
+      exact: b.every((r) => r.exact) && a.every((r) => r.exact !== false),
+    };
   };
 
   const s1: Record<string, unknown>[] = [];
   for (let k = 1; k <= maxK; k++) {
-    // Each k's figures come from runs made together, so a drift in the machine's speed
-    // between one k and the next (large on a shared GPU host) does not enter the ratio:
-    // the step costs are timed again here, and each speculative run is paired with a
-    // plain run made just before it; the median pair over `reps` rounds is kept.
-    const [kTarget, kDraft, kVerify] = await stepsMs(
+    // The step costs are timed again for each k, a few rounds after each prompt's pair of
+    // runs, so that they sample the same minutes as the runs they predict.
+    const timer = stepTimer(
       [
         { model: target, steps: 1 },
         { model: draft, steps: 1 },
         { model: target, steps: k + 1 },
       ],
       context,
-      stepReps,
     );
-    const rounds: { r: Awaited<ReturnType<typeof specRun>>; plainTokensPerS: number }[] = [];
-    for (let i = 0; i < Math.max(1, o.reps); i++) {
-      const pair = await plainRun(target, prompt);
-      rounds.push({ r: await specRun(draft, k, prompt, plain.tokens), plainTokensPerS: pair.tokensPerS });
-    }
-    rounds.sort((a, b) => a.r.tokensPerS / a.plainTokensPerS - b.r.tokensPerS / b.plainTokensPerS);
-    const { r, plainTokensPerS } = rounds[Math.floor(rounds.length / 2)];
+    const m = emptyMetrics();
+    const runs = await paired(
+      (i) => plainRun(target, prompts[i]),
+      (i) => specRun(draft, k, i, m),
+      () => timer.time(Math.ceil(stepReps / o.prompts)),
+    );
+    const [kTarget, kDraft, kVerify] = timer.medians();
+    timer.dispose();
+    const r = rates(m);
     const e = expectedTokens(r.acceptanceRate, k);
     const cost = (k * kDraft + kVerify) / kTarget;
     const predicted = e / cost;
-    const measured = r.tokensPerS / plainTokensPerS;
+    const measured = runs.second / runs.first;
     // The same formula with the costs as they were inside the runs: the target step is the
-    // plain run's time per token, the draft step and the verify pass come from the speculative
-    // run's own timers (draft catch-ups included). What is left is loop overhead and α's model.
-    const m = r.metrics;
-    const tTargetRun = 1000 / plainTokensPerS;
+    // plain runs' time per token, the draft step and the verify pass come from the speculative
+    // runs' own timers (draft catch-ups included). What is left is loop overhead and α's model.
+    const tTargetRun = 1000 / runs.first;
     const costRun = (m.draftMs / m.kSum) * (k / tTargetRun) + m.verifyMs / m.iterations / tTargetRun;
     const predictedRun = e / costRun;
     s1.push({
@@ -179,7 +241,7 @@ export async function runSpecBench(
       alpha: round(r.acceptanceRate, 3),
       'tokens/pass': round(r.tokensPerPass),
       'E[tokens/iter]': round(e),
-      'tok/s': round(r.tokensPerS, 1),
+      'tok/s': round(runs.second, 1),
       measured: round(measured),
       predicted: round(predicted),
       'measured/predicted': round(measured / predicted),
@@ -189,30 +251,33 @@ export async function runSpecBench(
       // Same cost model with the observed tokens per pass instead of E: separates
       // non-geometric acceptance from loop overhead.
       'predicted (observed tokens/pass)': round(r.tokensPerPass / cost),
-      exact: r.exact,
+      exact: runs.exact,
+      // ms: timed alone (medians) and inside the runs (means).
+      costs: {
+        alone: { target: round(kTarget), draft: round(kDraft), verify: round(kVerify) },
+        inRun: {
+          targetPerToken: round(tTargetRun),
+          draftPerStep: round(m.draftMs / m.kSum),
+          verifyPerPass: round(m.verifyMs / m.iterations),
+        },
+      },
     });
     log(
-      `k=${k}: α ${r.acceptanceRate.toFixed(3)}, ${r.tokensPerS.toFixed(1)} tok/s, speedup ${measured.toFixed(2)} (predicted ${predicted.toFixed(2)}, ratio ${(measured / predicted).toFixed(2)}; from in-run costs ${predictedRun.toFixed(2)}, ratio ${(measured / predictedRun).toFixed(2)}), exact ${r.exact}`,
+      `k=${k}: α ${r.acceptanceRate.toFixed(3)}, ${runs.second.toFixed(1)} tok/s, speedup ${measured.toFixed(2)} (predicted ${predicted.toFixed(2)}, ratio ${(measured / predicted).toFixed(2)}; from in-run costs ${predictedRun.toFixed(2)}, ratio ${(measured / predictedRun).toFixed(2)}), exact ${runs.exact}`,
     );
   }
   const best = s1.reduce((a, b) => ((b['tok/s'] as number) > (a['tok/s'] as number) ? b : a));
-  // Adaptive k against the best fixed k, paired like S1: each adaptive run right after a
-  // run of that k, the median ratio over `reps` rounds (unpaired, a drift of the GPU host
-  // between the S1 runs and this one entered the ratio).
+  // Adaptive k against the best fixed k, paired like S1: each prompt run with that k, then adaptively.
   const bestK = best.k as number;
-  const adaptiveRounds: { run: Awaited<ReturnType<typeof specRun>>; fixedTokensPerS: number }[] = [];
-  for (let i = 0; i < Math.max(1, o.reps); i++) {
-    const fixed = await specRun(draft, bestK, prompt, plain.tokens);
-    adaptiveRounds.push({
-      run: await specRun(draft, adaptiveK({ maxK }), prompt, plain.tokens),
-      fixedTokensPerS: fixed.tokensPerS,
-    });
-  }
-  adaptiveRounds.sort((a, b) => a.run.tokensPerS / a.fixedTokensPerS - b.run.tokensPerS / b.fixedTokensPerS);
-  const { run: adaptive, fixedTokensPerS } = adaptiveRounds[Math.floor(adaptiveRounds.length / 2)];
-  const adaptiveRatio = adaptive.tokensPerS / fixedTokensPerS;
+  const adaptiveTotals = emptyMetrics();
+  const adaptive = await paired(
+    (i) => specRun(draft, bestK, i, emptyMetrics()),
+    (i) => specRun(draft, adaptiveK({ maxK }), i, adaptiveTotals),
+  );
+  const adaptiveRatio = adaptive.second / adaptive.first;
+  const adaptiveMeanK = rates(adaptiveTotals).meanK;
   log(
-    `adaptive k: ${adaptive.tokensPerS.toFixed(1)} tok/s (mean k ${adaptive.meanK.toFixed(1)}) vs best fixed k=${bestK}: ${fixedTokensPerS.toFixed(1)} tok/s just before → ${adaptiveRatio.toFixed(2)} (median of ${adaptiveRounds.length} pairs), exact ${adaptiveRounds.every((r) => r.run.exact)}`,
+    `adaptive k: ${adaptive.second.toFixed(1)} tok/s (mean k ${adaptiveMeanK.toFixed(1)}) vs best fixed k=${bestK}: ${adaptive.first.toFixed(1)} tok/s → ${adaptiveRatio.toFixed(2)}, exact ${adaptive.exact}`,
   );
 
   // Prompt lookup on a prompt whose continuation repeats it: a target whose
@@ -236,13 +301,13 @@ export async function runSpecBench(
   const lookupRun = await timeRun(run);
   const lookup = {
     ...run.rates(),
-    tokensPerS: lookupRun.tokensPerS,
+    tokensPerS: rate([lookupRun]),
     exact: lookupRun.tokens.every((t, i) => t === lookupPlain.tokens[i]),
   };
   copier.dispose();
-  const lookupGain = lookup.tokensPerS / lookupPlain.tokensPerS;
+  const lookupGain = lookup.tokensPerS / rate([lookupPlain]);
   log(
-    `prompt lookup (${document.length}-token prompt that the output repeats): α ${lookup.acceptanceRate.toFixed(3)}, ${lookup.tokensPerS.toFixed(1)} vs ${lookupPlain.tokensPerS.toFixed(1)} tok/s → gain ${lookupGain.toFixed(2)}, exact ${lookup.exact}`,
+    `prompt lookup (${document.length}-token prompt that the output repeats): α ${lookup.acceptanceRate.toFixed(3)}, ${lookup.tokensPerS.toFixed(1)} vs ${rate([lookupPlain]).toFixed(1)} tok/s → gain ${lookupGain.toFixed(2)}, exact ${lookup.exact}`,
   );
 
   target.dispose();
@@ -253,24 +318,27 @@ export async function runSpecBench(
     stepMs: {
       target: round(tTarget),
       draft: round(tDraft),
+      draftTwoTokens: round(tDraft2),
       c: round(c, 3),
       verify: tVerify.slice(1).map((t) => round(t)),
     },
-    plainTokensPerS: round(plain.tokensPerS, 1),
+    prompts: o.prompts,
+    newTokensPerPrompt: o.newTokens,
+    plainTokensPerS: round(rate(plain), 1),
     S1: s1,
     S2: { bestFixedK: best.k, speedup: best.measured, tokensPerS: best['tok/s'] },
     adaptive: {
-      tokensPerS: round(adaptive.tokensPerS, 1),
-      meanK: round(adaptive.meanK),
-      bestFixedTokensPerS: round(fixedTokensPerS, 1),
+      tokensPerS: round(adaptive.second, 1),
+      meanK: round(adaptiveMeanK),
+      bestFixedTokensPerS: round(adaptive.first, 1),
       vsBestFixed: round(adaptiveRatio),
-      exact: adaptiveRounds.every((r) => r.run.exact),
+      exact: adaptive.exact,
     },
     promptLookup: {
       promptTokens: document.length,
       alpha: round(lookup.acceptanceRate, 3),
       tokensPerS: round(lookup.tokensPerS, 1),
-      plainTokensPerS: round(lookupPlain.tokensPerS, 1),
+      plainTokensPerS: round(rate([lookupPlain]), 1),
       gain: round(lookupGain),
       exact: lookup.exact,
     },
