@@ -267,6 +267,13 @@ export async function runSpecBench(
     );
   }
   const best = s1.reduce((a, b) => ((b['tok/s'] as number) > (a['tok/s'] as number) ? b : a));
+  const worst = s1.reduce((a, b) =>
+    (b['measured/predicted'] as number) < (a['measured/predicted'] as number) ? b : a,
+  );
+  const s1Met = (worst['measured/predicted'] as number) >= 0.9;
+  log(
+    `S1: lowest measured/predicted ${worst['measured/predicted']} at k=${worst.k} (goal ≥ 0.9 at every k: ${s1Met ? 'met' : 'not met'})`,
+  );
   // Adaptive k against the best fixed k, paired like S1: each prompt run with that k, then adaptively.
   const bestK = best.k as number;
   const adaptiveTotals = emptyMetrics();
@@ -326,6 +333,7 @@ export async function runSpecBench(
     newTokensPerPrompt: o.newTokens,
     plainTokensPerS: round(rate(plain), 1),
     S1: s1,
+    S1Lowest: { k: worst.k, ratio: worst['measured/predicted'], met: s1Met },
     S2: { bestFixedK: best.k, speedup: best.measured, tokensPerS: best['tok/s'] },
     adaptive: {
       tokensPerS: round(adaptive.second, 1),
