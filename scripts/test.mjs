@@ -1,5 +1,6 @@
-// The README's test command: lint, type-check/build every package, run every
-// test, and finish with one summary line ("N passed, N failed").
+// The README's test command: lint, type-check/build every package, type-check
+// the tests, benches and scripts (which vitest and tsx run without checking),
+// run every test, and finish with one summary line ("N passed, N failed").
 import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 
@@ -9,6 +10,7 @@ const run = (cmd, args) => spawnSync(cmd, args, { stdio: 'inherit' }).status ?? 
 const steps = [
   ['lint', () => run(bin('biome'), ['ci', '.'])],
   ['build', () => run(bin('tsc'), ['-b'])],
+  ['type-check tests, benches, scripts', () => run(bin('tsc'), ['-p', 'tsconfig.check.json'])],
 ];
 for (const [name, step] of steps) {
   const status = step();

@@ -1186,7 +1186,9 @@ async function assemble(name: string, text: string, features: Record<string, boo
   const wabt = await wabtInit();
   const module = wabt.parseWat(name, text, features);
   try {
-    module.validate(features);
+    // wabt's index.d.ts declares validate() without parameters, but index.js's takes the same features as
+    // parseWat (without them the relaxed SIMD kernels fail validation).
+    (module.validate as (features: Record<string, boolean>) => void).call(module, features);
     return module.toBinary({}).buffer;
   } finally {
     module.destroy();

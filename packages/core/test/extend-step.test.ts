@@ -58,7 +58,7 @@ describe.each(CASES)('extendStep semantics ($name on $backend)', ({ backend, nam
       const starts = Array.from(state.lengths);
       const tokens = sequences.map((seq, r) => seq.slice(starts[r], starts[r] + steps));
       const { logits } = model.extendStep(state, tokens);
-      const values = logits.dataSync();
+      const values = logits.dataSync<'float32'>();
       logits.dispose();
       for (let r = 0; r < batch; r++) {
         for (let s = 0; s < steps; s++)

@@ -1,5 +1,24 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { CausalLmConfig, CausalLmWeights } from '../src/causal-lm.js';
+import type { CausalLmConfig, CausalLmLayerWeights, CausalLmWeights } from '../src/causal-lm.js';
+import { isArenaMatrix } from '../src/kernels/arena-matrix.js';
+
+/**
+ * CausalLmWeights as randomCausalLmWeights makes them and checkpoints define
+ * them: every matrix a tfjs tensor, no layer prepared (prepareCausalLmLayer).
+ */
+interface RawCausalLmWeights extends CausalLmWeights {
+  embedTokens: tf.Tensor2D;
+  layers: CausalLmLayerWeights[];
+}
+
+/** The helpers here read raw weights only: the embedding's tensor and each layer's q/k/v/gate/up. */
+function assertRaw(w: CausalLmWeights): asserts w is RawCausalLmWeights {
+  if (isArenaMatrix(w.embedTokens)) throw new Error('reference-forward needs embedTokens as a tensor');
+  // A prepared layer (prepareCausalLmLayer) has fused, packed projections that only createCausalLm reads.
+  if (w.layers.some((l) => 'qkv' in l)) {
+    throw new Error('reference-forward needs raw layers, not prepared ones');
+  }
+}
 
 /**
  * A deliberately naive forward pass over a whole sequence, one row, no
@@ -9,6 +28,7 @@ import type { CausalLmConfig, CausalLmWeights } from '../src/causal-lm.js';
  * extendStep must agree with it.
  */
 export function referenceLogits(config: CausalLmConfig, w: CausalLmWeights, ids: number[]): Float32Array {
+  assertRaw(w);
   return tf.tidy(() => {
     const T = ids.length;
     const { heads, kvHeads, headDim: D } = config;
@@ -95,6 +115,7 @@ export function referenceLogits(config: CausalLmConfig, w: CausalLmWeights, ids:
 
 /** Deep copy, because createCausalLm takes ownership of (and fuses) its weights. */
 export function cloneWeights(w: CausalLmWeights): CausalLmWeights {
+  assertRaw(w);
   return tf.tidy(() => {
     const copy = <T extends tf.Tensor | undefined>(t: T): T => (t ? tf.keep(t.clone()) : t) as T;
     const lin = (l?: { weight: tf.Tensor2D; bias?: tf.Tensor1D }) =>
@@ -124,6 +145,7 @@ export function cloneWeights(w: CausalLmWeights): CausalLmWeights {
 }
 
 export function disposeWeights(w: CausalLmWeights): void {
+  assertRaw(w);
   tf.dispose(
     [w.embedTokens, w.embedPositions, w.finalNorm.weight, w.finalNorm.bias, w.lmHead].filter(
       (t) => !!t,

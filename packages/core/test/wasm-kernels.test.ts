@@ -122,7 +122,16 @@ describe('core wasm kernels', () => {
     expect(() => chooseFusedMultiplyAdd('yes')).toThrow(
       /SPECSTREAM_RELAXED_SIMD must be "on" or "off", got "yes"/,
     );
-    const wasm = globalThis.WebAssembly;
+    // The lib settings leave out the DOM's WebAssembly types (as in src/kernels): the members used here.
+    const wasm = (
+      globalThis as unknown as {
+        WebAssembly: {
+          Memory: new (descriptor: { initial: number }) => { buffer: ArrayBuffer };
+          Module: new (bytes: Uint8Array) => object;
+          Instance: new (module: object, imports: object) => { exports: object };
+        };
+      }
+    ).WebAssembly;
     const memory = new wasm.Memory({ initial: 64 });
     const run = (base64: string) => {
       const module = new wasm.Module(Buffer.from(base64, 'base64'));

@@ -337,7 +337,9 @@ describe('other dtypes', () => {
 
   it('rejects I64 values outside int32, naming the tensor', async () => {
     const path = join(tmp, 'big-i64.safetensors');
-    await writeSafetensors(path, { positions: { dtype: 'I64', shape: [2], data: [1n, 2n ** 40n] } });
+    await writeSafetensors(path, {
+      positions: { dtype: 'I64', shape: [2], data: BigInt64Array.of(1n, 2n ** 40n) },
+    });
     await expectSafetensorsError(
       loadTensors(path),
       path,

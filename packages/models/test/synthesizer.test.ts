@@ -4,7 +4,6 @@ import {
   DisposedError,
   InvalidArgumentError,
   initBackend,
-  type SynthesizerState,
 } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -17,6 +16,7 @@ import {
   DEFAULT_VOCODER_OPTIONS,
   type ReferenceSynthesizer,
   type ReferenceSynthesizerConfig,
+  type ReferenceSynthesizerState,
   randomSynthesizerWeights,
   TINY_SYNTHESIZER_CONFIG,
   TINY_VOCODER_OPTIONS,
@@ -30,7 +30,7 @@ const TEXT = [3, 17, 5, 29, 8, 1, 12, 30, 7, 21, 14, 2];
 /** Runs `calls` extendStep calls of the given step counts; frames of row `row`, concatenated. */
 async function generate(
   synth: ReferenceSynthesizer,
-  state: SynthesizerState,
+  state: ReferenceSynthesizerState,
   calls: number[],
   row = 0,
 ): Promise<Float32Array> {
