@@ -152,8 +152,8 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
   const layers = weights.layers.map((layer) =>
     isPrepared(layer) ? layer : prepareCausalLmLayer(config, layer),
   );
-  // And attention runs in one kernel that reads the cache in place where it can.
-  const fusedAttention = packing && causalAttentionSupported(headDim);
+  // And attention runs in one kernel that reads the cache in place where it can (wasm, webgpu).
+  const fusedAttention = (packing || tf.getBackend() === 'webgpu') && causalAttentionSupported(headDim);
   const inArena = !weights.lmHead && tiedEmbeddingInArena(config);
   if (isArenaMatrix(weights.embedTokens) && !inArena) {
     throw new InvalidArgumentError(

@@ -4,6 +4,7 @@ export * from './causal-lm.js';
 export * from './decoder.js';
 export * from './errors.js';
 export * from './generate.js';
+export { ACTIVATION, activateRows, activationSupported } from './kernels/activation.js';
 export {
   type ArenaMatrix,
   arenaGather,
@@ -36,6 +37,7 @@ export {
   useWasmKernels,
 } from './kernels/packed-linear.js';
 export { STANDARDIZE, standardizeRows, standardizeRowsSupported } from './kernels/standardize.js';
+export { webGpuPrograms } from './kernels/webgpu-program.js';
 export { type WeightArena, weightArena } from './kernels/weight-arena.js';
 export * from './kv-cache/index.js';
 export { getLogger, type Logger, setLogger } from './log.js';

@@ -1,10 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { cachedAttention, causalMask } from '../transformer/attention.js';
 import { requireWasmKernels, wasmKernels } from './wasm-kernels.js';
+import { attentionProgram } from './webgpu-attention.js';
+import { MAX_WORKGROUPS, requireWebGpuPrograms, rowUniforms, webGpuPrograms } from './webgpu-program.js';
 
 /**
  * Causal attention of new steps over a cache of keys and values. On wasm it
- * is one kernel of core's (scores, the causal and window limits, softmax
+ * is one kernel of core's (on webgpu one WGSL program, webgpu-attention.ts) (scores, the causal and window limits, softmax
  * and the weighted sum of values for every row, head and step), reading
  * only the slots each query sees, straight from the cache's buffers:
  * tfjs's wasm BatchMatMul runs products with batch dimensions in a scalar
@@ -27,11 +29,13 @@ export interface CausalAttentionOptions {
 /**
  * Whether causalAttention runs as one kernel for this head size on the
  * current backend: core's SIMD kernel on wasm (headDim a multiple of 4), a
- * plain loop on cpu (as fast as tfjs's cpu ops, with no mask to build).
+ * plain loop on cpu (as fast as tfjs's cpu ops, with no mask to build), a
+ * WGSL program on webgpu (any head size).
  */
 export function causalAttentionSupported(headDim: number): boolean {
   const backend = tf.getBackend();
   if (backend === 'cpu') return true;
+  if (backend === 'webgpu') return webGpuPrograms() !== undefined;
   return headDim % 4 === 0 && wasmKernels() !== undefined;
 }
 
@@ -53,7 +57,10 @@ export function causalAttention(
   const window = options.window ?? Number.POSITIVE_INFINITY;
   const layout = options.layout ?? 'heads';
   if (!(window >= 1)) throw new Error(`causalAttention: window must be at least 1, got ${window}`);
-  if (causalAttentionSupported(q.shape[3])) {
+  // The WGSL program takes a workgroup per (row, step, head).
+  const [batch, steps, heads] = q.shape;
+  const tooWide = tf.getBackend() === 'webgpu' && batch * steps * heads > MAX_WORKGROUPS;
+  if (causalAttentionSupported(q.shape[3]) && !tooWide) {
     const attrs = { starts: Array.from(starts), window: Math.min(window, 2 ** 31 - 1), layout };
     return tf.engine().runKernel(CAUSAL_ATTENTION, { q, keys, values }, attrs) as tf.Tensor2D;
   }
@@ -196,5 +203,22 @@ tf.registerKernel({
       seen,
     );
     return out;
+  },
+});
+
+tf.registerKernel({
+  kernelName: CAUSAL_ATTENTION,
+  backendName: 'webgpu',
+  kernelFunc: ({ inputs, attrs }) => {
+    const { q, keys, values } = inputs as Record<string, tf.TensorInfo>;
+    const g = geometry(q, keys, attrs);
+    const rows = rowUniforms(g.starts);
+    const layout = attrs!.layout === 'slots' ? 'slots' : 'heads';
+    return requireWebGpuPrograms().runWebGPUProgram(
+      attentionProgram(g, layout, rows),
+      [q, keys, values],
+      'float32',
+      [{ type: 'int32', data: [g.window] }, ...rows.uniforms],
+    );
   },
 });

@@ -1,18 +1,24 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { useWasmKernels } from './packed-linear.js';
 import { requireWasmKernels } from './wasm-kernels.js';
+import { MAX_WORKGROUPS, requireWebGpuPrograms, webGpuPrograms } from './webgpu-program.js';
+import { standardizeProgram } from './webgpu-standardize.js';
 
 /**
- * A norm without its affine part over the last axis, in one kernel (wasm):
+ * A norm without its affine part over the last axis, in one kernel (wasm, webgpu):
  * (x − mean(x)) / √(var(x) + eps) when `center` (LayerNorm), x / √(mean(x²)
  * + eps) otherwise (RMSNorm). tfjs composes it of five to seven kernels, and
  * models run it twice per layer per step.
  */
 export const STANDARDIZE = 'SpecstreamStandardize';
 
-/** Whether standardizeRows runs as one kernel on the current backend (see useWasmKernels). */
-export function standardizeRowsSupported(): boolean {
-  return useWasmKernels();
+/**
+ * Whether standardizeRows runs as one kernel on the current backend for
+ * `rows` rows: core's wasm kernels (see useWasmKernels), or its WGSL
+ * program (a workgroup per row, so up to MAX_WORKGROUPS rows).
+ */
+export function standardizeRowsSupported(rows = 1): boolean {
+  return useWasmKernels() || (webGpuPrograms() !== undefined && rows <= MAX_WORKGROUPS);
 }
 
 export function standardizeRows<T extends tf.Tensor>(x: T, eps: number, center: boolean): T {
@@ -32,5 +38,23 @@ tf.registerKernel({
       k.exports.standardize(k.offset(x), k.offset(out), rows, d, attrs!.eps as number, attrs!.center ? 1 : 0);
     }
     return out;
+  },
+});
+
+tf.registerKernel({
+  kernelName: STANDARDIZE,
+  backendName: 'webgpu',
+  kernelFunc: ({ inputs, attrs }) => {
+    const x = inputs.x as tf.TensorInfo;
+    const cols = x.shape[x.shape.length - 1];
+    return requireWebGpuPrograms().runWebGPUProgram(
+      standardizeProgram(x.shape, attrs!.center === true),
+      [x],
+      'float32',
+      [
+        { type: 'float32', data: [attrs!.eps as number] },
+        { type: 'int32', data: [cols] },
+      ],
+    );
   },
 });

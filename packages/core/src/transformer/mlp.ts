@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { activateRows, activationSupported } from '../kernels/activation.js';
 import { type ConstantOf, plainNumber } from './constants.js';
 import { type DenseLayer, linear } from './linear.js';
 
@@ -57,6 +58,7 @@ export function mlp(
   constant: ConstantOf = plainNumber,
 ): tf.Tensor2D {
   const hidden = linear(x, weights.up);
+  if (activationSupported()) return linear(activateRows(activation, hidden, gated), weights.down);
   if (!gated) return linear(activate(activation, hidden, constant) as tf.Tensor2D, weights.down);
   const [gate, up] = tf.split(hidden, 2, 1) as [tf.Tensor2D, tf.Tensor2D];
   return linear(tf.mul(activate(activation, gate, constant), up) as tf.Tensor2D, weights.down);

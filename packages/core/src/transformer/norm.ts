@@ -29,7 +29,8 @@ export function layerNorm(x: tf.Tensor, norm: NormWeights, eps: number, constant
  * linear layer that follows (foldNormIntoLinear).
  */
 export function standardize(kind: NormKind, x: tf.Tensor, eps: number, constant = plainNumber): tf.Tensor {
-  if (standardizeRowsSupported()) return standardizeRows(x, eps, kind === 'layer');
+  if (standardizeRowsSupported(x.size / x.shape[x.shape.length - 1]))
+    return standardizeRows(x, eps, kind === 'layer');
   if (kind === 'rms') return tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), constant(eps))));
   const { mean, variance } = tf.moments(x, -1, true);
   return tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, constant(eps))));

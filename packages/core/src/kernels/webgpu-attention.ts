@@ -1,0 +1,103 @@
+import { MAIN, type WebGpuProgram } from './webgpu-program.js';
+
+/** Query threads per workgroup, and slots scored per tile. */
+const TILE = 64;
+
+/**
+ * causalAttention as one WGSL program: a workgroup per (row, step, head)
+ * walks the slots its query sees in tiles of 64, one slot's score per
+ * thread, and keeps a running maximum and sum (online softmax) while each
+ * thread accumulates its share of the head's dimensions over the values.
+ * No mask, no score tensor, no transposes; only the visible slots are read.
+ * `startOf` (the caller's row uniforms) gives each row's cache start.
+ */
+export function attentionProgram(
+  shape: { batch: number; steps: number; heads: number; headDim: number },
+  layout: 'heads' | 'slots',
+  startOf: { accessor: string; fields: string; vectors: number },
+): WebGpuProgram {
+  const { batch, steps, heads, headDim } = shape;
+  const perThread = Math.ceil(headDim / TILE);
+  const headsFirst = layout === 'heads';
+  return {
+    variableNames: ['q', 'keys', 'values'],
+    outputShape: [batch * steps, heads * headDim],
+    shaderKey: `specstreamAttention_${headDim}_${layout}_${startOf.vectors}`,
+    dispatchLayout: { x: [0, 1] },
+    dispatch: [batch * steps * heads, 1, 1],
+    workgroupSize: [TILE, 1, 1],
+    uniforms: `window : i32, ${startOf.fields}`,
+    getUserCode: () => `
+    const D = ${headDim};
+    var<workgroup> query : array<f32, D>;
+    var<workgroup> scores : array<f32, ${TILE}>;
+    var<workgroup> span : vec2<i32>;
+
+    ${startOf.accessor}
+
+    // Float offset of slot p of KV head kvh in row b.
+    fn slotAt(b : i32, kvh : i32, p : i32) -> i32 {
+      ${
+        headsFirst
+          ? 'return ((b * uniforms.keysShape.y + kvh) * uniforms.keysShape.z + p) * D;'
+          : 'return ((b * uniforms.keysShape.y + p) * uniforms.keysShape.z + kvh) * D;'
+      }
+    }
+
+    ${MAIN} {
+      let tid = i32(localId.x);
+      let item = index / ${TILE};
+      let heads = uniforms.qShape.z;
+      let steps = uniforms.qShape.y;
+      let h = item % heads;
+      let s = (item / heads) % steps;
+      let b = item / (heads * steps);
+      let kvHeads = ${headsFirst ? 'uniforms.keysShape.y' : 'uniforms.keysShape.z'};
+      let kvh = h / (heads / kvHeads);
+      let at = item * D;
+      for (var d = tid; d < D; d = d + ${TILE}) { query[d] = q[at + d]; }
+      if (tid == 0) {
+        let last = startOf(b) + s;
+        span = vec2<i32>(max(0, last + 1 - uniforms.window), last + 1);
+      }
+      let seen = workgroupUniformLoad(&span);
+      var best = -3.402823e+38;
+      var total = 0.0;
+      var mixed : array<f32, ${perThread}>;
+      for (var first = seen.x; first < seen.y; first = first + ${TILE}) {
+        let p = first + tid;
+        var score = -3.402823e+38;
+        if (p < seen.y) {
+          let k = slotAt(b, kvh, p);
+          var dot = 0.0;
+          for (var d = 0; d < D; d = d + 1) { dot = dot + query[d] * keys[k + d]; }
+          score = dot;
+        }
+        scores[tid] = score;
+        workgroupBarrier();
+        let count = min(${TILE}, seen.y - first);
+        var tileBest = best;
+        for (var j = 0; j < count; j = j + 1) { tileBest = max(tileBest, scores[j]); }
+        let rescale = exp(best - tileBest);
+        total = total * rescale;
+        for (var i = 0; i < ${perThread}; i = i + 1) { mixed[i] = mixed[i] * rescale; }
+        for (var j = 0; j < count; j = j + 1) {
+          let weight = exp(scores[j] - tileBest);
+          total = total + weight;
+          let v = slotAt(b, kvh, first + j);
+          for (var i = 0; i < ${perThread}; i = i + 1) {
+            let d = tid + i * ${TILE};
+            if (d < D) { mixed[i] = mixed[i] + weight * values[v + d]; }
+          }
+        }
+        best = tileBest;
+        workgroupBarrier();
+      }
+      for (var i = 0; i < ${perThread}; i = i + 1) {
+        let d = tid + i * ${TILE};
+        if (d < D) { result[at + d] = mixed[i] / total; }
+      }
+    }
+  `,
+  };
+}

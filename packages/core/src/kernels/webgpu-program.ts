@@ -1,0 +1,97 @@
+import * as tf from '@tensorflow/tfjs-core';
+
+/**
+ * Core's own WGSL programs, run through tfjs-backend-webgpu (4.x) like its
+ * own: the backend writes the shader's preamble (bindings, a `uniforms`
+ * struct with every input's shape, `result`) and caches one pipeline per
+ * shaderKey, so a key must name every constant baked into the code. On a
+ * GPU driven from Node each dispatch costs tens of µs of host time (a GPT-2
+ * small decode step was ~37 tfjs kernels per layer, 45 ms per token on an
+ * H200), so one program per norm, attention and activation is where the
+ * time goes down.
+ */
+export interface WebGpuProgram {
+  variableNames: string[];
+  outputShape: number[];
+  shaderKey: string;
+  /** Every output axis on x: the backend then passes main() a flat global index. */
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number];
+  /** Adds `size` (the output's element count) to the uniforms. */
+  size?: boolean;
+  /** Extra uniform fields, e.g. `eps : f32, `; their values follow the backend's own, in order. */
+  uniforms?: string;
+  getUserCode(): string;
+}
+
+export interface ProgramUniform {
+  type: 'float32' | 'int32';
+  data: number[];
+}
+
+interface WebGpuBackendPrograms {
+  runWebGPUProgram(
+    program: WebGpuProgram,
+    inputs: tf.TensorInfo[],
+    dtype: tf.DataType,
+    uniforms?: ProgramUniform[],
+    output?: tf.TensorInfo,
+  ): tf.TensorInfo;
+}
+
+/**
+ * The backend's program runner when the current backend is webgpu and core's
+ * programs are on (SPECSTREAM_WEBGPU_KERNELS=off turns them off, for
+ * comparing with tfjs's own kernels).
+ */
+export function webGpuPrograms(): WebGpuBackendPrograms | undefined {
+  if (tf.getBackend() !== 'webgpu' || globalThis.process?.env?.SPECSTREAM_WEBGPU_KERNELS === 'off') {
+    return undefined;
+  }
+  const backend = tf.backend() as unknown as Partial<WebGpuBackendPrograms>;
+  return typeof backend.runWebGPUProgram === 'function' ? (backend as WebGpuBackendPrograms) : undefined;
+}
+
+/** webGpuPrograms() inside a kernel registered for webgpu, where their absence is a bug. */
+export function requireWebGpuPrograms(): WebGpuBackendPrograms {
+  const programs = webGpuPrograms();
+  if (programs === undefined) throw new Error('core webgpu programs are unavailable on this backend');
+  return programs;
+}
+
+/**
+ * Per-row integers (cache starts) as uniforms: `count` rows in vec4 fields
+ * starts0, starts1, … with a WGSL accessor `startOf(row)`, so no buffer has
+ * to be uploaded for them on every call.
+ */
+export function rowUniforms(values: ArrayLike<number>): {
+  fields: string;
+  accessor: string;
+  uniforms: ProgramUniform[];
+  vectors: number;
+} {
+  const vectors = Math.max(1, Math.ceil(values.length / 4));
+  const uniforms: ProgramUniform[] = [];
+  for (let i = 0; i < vectors; i++) {
+    const data = [0, 0, 0, 0];
+    for (let j = 0; j < 4 && 4 * i + j < values.length; j++) data[j] = values[4 * i + j];
+    uniforms.push({ type: 'int32', data });
+  }
+  const fields = Array.from({ length: vectors }, (_, i) => `starts${i} : vec4<i32>, `).join('');
+  const branches = Array.from(
+    { length: vectors },
+    (_, i) => `if (row < ${4 * (i + 1)}) { return uniforms.starts${i}[row - ${4 * i}]; }`,
+  ).join('\n      ');
+  const accessor = `fn startOf(row : i32) -> i32 {
+      ${branches}
+      return 0;
+    }`;
+  return { fields, accessor, uniforms, vectors };
+}
+
+/** Workgroups one dispatch axis takes (WebGPU's default limit): programs with a workgroup per row stop there. */
+export const MAX_WORKGROUPS = 65535;
+
+/** The program's main() header: the backend calls it with the flat global invocation index. */
+export const MAIN = 'fn main(index : i32)';

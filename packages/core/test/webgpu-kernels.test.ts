@@ -1,0 +1,218 @@
+/**
+ * Core's WGSL programs against float64 references written here. They need a
+ * WebGPU adapter: a GPU, or Mesa's lavapipe on a CPU (scripts/lavapipe.sh
+ * sets one up); where initBackend cannot start webgpu the suite is skipped
+ * and says why.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import seedrandom from 'seedrandom';
+import { beforeAll, describe, expect, test } from 'vitest';
+import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
+import { initBackend } from '../src/backend.js';
+import { activateRows } from '../src/kernels/activation.js';
+import { causalAttention, causalAttentionSupported } from '../src/kernels/causal-attention.js';
+import { standardizeRows, standardizeRowsSupported } from '../src/kernels/standardize.js';
+import { webGpuPrograms } from '../src/kernels/webgpu-program.js';
+
+const unavailable = await initBackend({ backend: 'webgpu' }).then(
+  () => undefined,
+  (error: Error) => error.message,
+);
+if (unavailable) console.info(`webgpu kernel tests skipped: ${unavailable}`);
+
+function randomArray(n: number, rng: () => number, scale = 1): Float32Array {
+  return Float32Array.from({ length: n }, () => scale * (2 * rng() - 1));
+}
+
+/** erf by its Taylor series, exact to float64 rounding for |z| ≤ 3. */
+function erf(z: number): number {
+  let term = z;
+  let sum = z;
+  for (let n = 1; n < 80; n++) {
+    term *= (-z * z) / n;
+    sum += term / (2 * n + 1);
+  }
+  return (2 / Math.sqrt(Math.PI)) * sum;
+}
+
+const ACTIVATIONS = {
+  silu: (x: number) => x / (1 + Math.exp(-x)),
+  gelu_tanh: (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3))),
+  gelu: (x: number) => 0.5 * x * (1 + erf(x / Math.SQRT2)),
+  relu: (x: number) => Math.max(x, 0),
+} as const;
+
+/** Attention of q [B, S, H, D] over keys/values [B, KV, slots, D] in float64. */
+function attentionReference(
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  dims: { batch: number; steps: number; heads: number; kvHeads: number; headDim: number; slots: number },
+  starts: number[],
+  window: number,
+): Float64Array {
+  const { batch, steps, heads, kvHeads, headDim: D, slots } = dims;
+  const out = new Float64Array(batch * steps * heads * D);
+  for (let b = 0; b < batch; b++)
+    for (let s = 0; s < steps; s++)
+      for (let h = 0; h < heads; h++) {
+        const kvh = Math.floor(h / (heads / kvHeads));
+        const qAt = ((b * steps + s) * heads + h) * D;
+        const last = starts[b] + s;
+        const first = Math.max(0, last + 1 - window);
+        const scores: number[] = [];
+        for (let p = first; p <= last; p++) {
+          let dot = 0;
+          for (let d = 0; d < D; d++) dot += q[qAt + d] * k[((b * kvHeads + kvh) * slots + p) * D + d];
+          scores.push(dot);
+        }
+        const max = Math.max(...scores);
+        const weights = scores.map((x) => Math.exp(x - max));
+        const total = weights.reduce((a, c) => a + c, 0);
+        for (let d = 0; d < D; d++) {
+          let sum = 0;
+          for (let p = first; p <= last; p++)
+            sum += weights[p - first] * v[((b * kvHeads + kvh) * slots + p) * D + d];
+          out[qAt + d] = sum / total;
+        }
+      }
+  return out;
+}
+
+describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => {
+  beforeAll(async () => {
+    await initBackend({ backend: 'webgpu' });
+  });
+
+  test('are what the backend runs, unless SPECSTREAM_WEBGPU_KERNELS=off', () => {
+    expect(webGpuPrograms()).toBeDefined();
+    expect([standardizeRowsSupported(8), causalAttentionSupported(80)]).toEqual([true, true]);
+    process.env.SPECSTREAM_WEBGPU_KERNELS = 'off';
+    try {
+      expect([standardizeRowsSupported(8), causalAttentionSupported(80)]).toEqual([false, false]);
+    } finally {
+      delete process.env.SPECSTREAM_WEBGPU_KERNELS;
+    }
+  });
+
+  test.each([
+    [1, 768, true],
+    [9, 768, false],
+    [3, 100, true],
+    [2, 4096, true],
+    [5, 64, false],
+  ])('standardizeRows of [%i, %i] (center %s) matches the closed form', async (rows, cols, center) => {
+    const rng = seedrandom(`std${rows}x${cols}`);
+    // An offset and spread like a residual stream's, so centering matters.
+    const values = randomArray(rows * cols, rng, 4).map((v) => v + 3);
+    const eps = 1e-5;
+    const expected = new Float64Array(rows * cols);
+    for (let r = 0; r < rows; r++) {
+      const row = values.subarray(r * cols, (r + 1) * cols);
+      const mean = center ? row.reduce((a, b) => a + b, 0) / cols : 0;
+      const variance = row.reduce((a, b) => a + (b - mean) ** 2, 0) / cols;
+      for (let c = 0; c < cols; c++) expected[r * cols + c] = (row[c] - mean) / Math.sqrt(variance + eps);
+    }
+    const x = tf.tensor2d(values, [rows, cols]);
+    const before = tf.memory().numTensors;
+    const y = standardizeRows(x, eps, center);
+    expect(tf.memory().numTensors).toBe(before + 1);
+    expect(maxAbsDiff(await y.data(), expected)).toBeLessThan(2e-5);
+    tf.dispose([x, y]);
+  });
+
+  test.each(
+    (['silu', 'gelu_tanh', 'gelu', 'relu'] as const).flatMap((kind) => [
+      [kind, false],
+      [kind, true],
+    ]),
+  )('activateRows %s (gated %s) matches its formula', async (kind, gated) => {
+    const rng = seedrandom(`act-${kind}-${gated}`);
+    const [rows, cols] = [3, 2 * 130];
+    const values = randomArray(rows * cols, rng, 4);
+    const f = ACTIVATIONS[kind];
+    const outCols = gated ? cols / 2 : cols;
+    const expected = Float64Array.from({ length: rows * outCols }, (_, i) => {
+      const [r, c] = [Math.floor(i / outCols), i % outCols];
+      return gated ? f(values[r * cols + c]) * values[r * cols + outCols + c] : f(values[i]);
+    });
+    const x = tf.tensor2d(values, [rows, cols]);
+    const y = activateRows(kind, x, gated);
+    expect(y.shape).toEqual([rows, outCols]);
+    // gelu's erf is a 1.5e-7 approximation, scaled by |x·up| ≤ 16.
+    expect(maxAbsDiff(await y.data(), expected)).toBeLessThan(1e-5);
+    tf.dispose([x, y]);
+  });
+
+  test('activateRows rejects a gated input with an odd width, naming it', () => {
+    const x = tf.zeros([2, 5]) as tf.Tensor2D;
+    expect(() => activateRows('silu', x, true)).toThrow(/gated silu to \[2,5\]/);
+    x.dispose();
+  });
+
+  test.each([
+    // batch, steps, heads, kvHeads, headDim, slots, window
+    [1, 1, 12, 12, 64, 160, Number.POSITIVE_INFINITY],
+    [2, 5, 4, 2, 64, 200, Number.POSITIVE_INFINITY],
+    [3, 3, 6, 2, 32, 150, Number.POSITIVE_INFINITY],
+    [2, 4, 4, 4, 128, 300, 37],
+    [1, 2, 2, 1, 80, 70, Number.POSITIVE_INFINITY],
+    [5, 9, 2, 1, 16, 40, Number.POSITIVE_INFINITY],
+  ])(
+    'causalAttention B%i S%i H%i KV%i D%i over %i slots (window %s) matches float64',
+    async (batch, steps, heads, kvHeads, headDim, slots, window) => {
+      const rng = seedrandom(`attn${batch}-${steps}-${heads}-${headDim}`);
+      const dims = { batch, steps, heads, kvHeads, headDim, slots };
+      const q = randomArray(batch * steps * heads * headDim, rng, 0.5);
+      const k = randomArray(batch * kvHeads * slots * headDim, rng);
+      const v = randomArray(batch * kvHeads * slots * headDim, rng);
+      // Rows at different depths; stale slots past each row's end hold values that must stay unseen.
+      const starts = Array.from({ length: batch }, (_, r) => Math.max(0, slots - steps - 7 * r - 1));
+      const expected = attentionReference(q, k, v, dims, starts, window);
+      const tensors = [
+        tf.tensor4d(q, [batch, steps, heads, headDim]),
+        tf.tensor4d(k, [batch, kvHeads, slots, headDim]),
+        tf.tensor4d(v, [batch, kvHeads, slots, headDim]),
+      ] as const;
+      const before = tf.memory().numTensors;
+      const out = causalAttention(...tensors, starts, { window });
+      expect(tf.memory().numTensors).toBe(before + 1);
+      expect(out.shape).toEqual([batch * steps, heads * headDim]);
+      expect(maxAbsDiff(await out.data(), expected)).toBeLessThan(1e-5);
+      tf.dispose([...tensors, out]);
+    },
+  );
+
+  test('causalAttention in the slots layout equals the heads layout', async () => {
+    const rng = seedrandom('layouts');
+    const [batch, steps, heads, kvHeads, headDim, slots] = [2, 3, 4, 2, 32, 50];
+    const q = tf.tensor4d(randomArray(batch * steps * heads * headDim, rng), [batch, steps, heads, headDim]);
+    const k = tf.tensor4d(randomArray(batch * kvHeads * slots * headDim, rng), [
+      batch,
+      kvHeads,
+      slots,
+      headDim,
+    ]);
+    const v = tf.tensor4d(randomArray(batch * kvHeads * slots * headDim, rng), [
+      batch,
+      kvHeads,
+      slots,
+      headDim,
+    ]);
+    const [ks, vs] = [k, v].map((t) => tf.transpose(t, [0, 2, 1, 3]) as tf.Tensor4D);
+    const starts = [40, 20];
+    const heads4 = causalAttention(q, k, v, starts);
+    const slots4 = causalAttention(q, ks, vs, starts, { layout: 'slots' });
+    expect(maxAbsDiff(await slots4.data(), await heads4.data())).toBeLessThan(1e-6);
+    tf.dispose([q, k, v, ks, vs, heads4, slots4]);
+  });
+
+  test('causalAttention names a row that runs past the cache', () => {
+    const q = tf.zeros([1, 2, 2, 16]) as tf.Tensor4D;
+    const k = tf.zeros([1, 2, 10, 16]) as tf.Tensor4D;
+    const before = tf.memory().numTensors;
+    expect(() => causalAttention(q, k, k, [9])).toThrow(/starting at 9 with 2 steps exceeds 10 slots/);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([q, k]);
+  });
+});

@@ -1,0 +1,118 @@
+/**
+ * The fixture checkpoints on webgpu, where core's WGSL programs (norms,
+ * attention, activations) replace most of tfjs's kernels: logits against
+ * transformers' and greedy output token for token. Needs a WebGPU adapter
+ * (a GPU, or lavapipe: scripts/lavapipe.sh); skipped, saying why, without.
+ */
+import { join } from 'node:path';
+import { type CausalLm, generate, initBackend } from '@specstream/core';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
+import { loadModel } from '../src/load-model.js';
+import { openSafetensors } from '../src/safetensors/file.js';
+import { FIXTURES_DIR } from './fixtures.js';
+
+const unavailable = await initBackend({ backend: 'webgpu' }).then(
+  () => undefined,
+  (error: Error) => error.message,
+);
+if (unavailable) console.info(`webgpu model tests skipped: ${unavailable}`);
+
+/** Program keys the webgpu backend compiles while `work` runs. */
+function programsUsed(work: () => void): Set<string> {
+  const backend = tf.backend() as unknown as {
+    runWebGPUProgram: (p: { shaderKey: string }, ...r: unknown[]) => unknown;
+  };
+  const original = backend.runWebGPUProgram;
+  const keys = new Set<string>();
+  backend.runWebGPUProgram = function (this: unknown, program, ...rest) {
+    keys.add(program.shaderKey.split('_')[0]);
+    return original.call(this, program, ...rest);
+  };
+  try {
+    work();
+  } finally {
+    backend.runWebGPUProgram = original;
+  }
+  return keys;
+}
+
+describe.skipIf(unavailable !== undefined).each(['llama', 'qwen2', 'gpt2'])(
+  '%s checkpoint on webgpu',
+  (name) => {
+    let model: CausalLm;
+    let ref: { ids: number[][]; logits: Float32Array; prompt: number[]; output: number[] };
+    let tensorsBefore: number;
+
+    beforeAll(async () => {
+      await initBackend({ backend: 'webgpu' });
+      const file = await openSafetensors(join(FIXTURES_DIR, name, 'reference.safetensors'));
+      const values = async (key: string) => (await file.readValues(key)).values;
+      const ids = Array.from(await values('input_ids'));
+      const width = file.info('input_ids').shape[1];
+      ref = {
+        ids: Array.from({ length: ids.length / width }, (_, r) => ids.slice(r * width, (r + 1) * width)),
+        logits: (await values('logits')) as Float32Array,
+        prompt: Array.from(await values('greedy_prompt')),
+        output: Array.from(await values('greedy_output')),
+      };
+      await file.close();
+      tensorsBefore = tf.memory().numTensors;
+      const loaded = await loadModel(join(FIXTURES_DIR, name));
+      if (loaded.kind !== 'causal-lm') throw new Error('expected a causal LM');
+      model = loaded.model;
+    });
+    afterAll(() => {
+      model?.dispose();
+      expect(tf.memory().numTensors).toBe(tensorsBefore);
+    });
+
+    /** Every position's logits, fed in chunks ending at `splits`. */
+    async function logits(splits: number[]): Promise<Float32Array> {
+      const T = ref.ids[0].length;
+      const V = model.vocabSize;
+      const out = new Float32Array(ref.ids.length * T * V);
+      const state = model.createState({ batch: ref.ids.length, maxLength: T });
+      let at = 0;
+      for (const end of [...splits, T]) {
+        const result = model.extendStep(
+          state,
+          ref.ids.map((row) => row.slice(at, end)),
+        );
+        const values = (await result.logits.data()) as Float32Array;
+        result.logits.dispose();
+        const steps = end - at;
+        for (let r = 0; r < ref.ids.length; r++)
+          out.set(values.subarray(r * steps * V, (r + 1) * steps * V), (r * T + at) * V);
+        at = end;
+      }
+      model.disposeState(state);
+      return out;
+    }
+
+    test("a step runs core's programs for norms, attention and the activation", () => {
+      const state = model.createState({ batch: 1, maxLength: 8 });
+      const keys = programsUsed(() => model.extendStep(state, [[1, 2]]).logits.dispose());
+      model.disposeState(state);
+      expect([...keys].filter((k) => k.startsWith('specstream')).sort()).toEqual([
+        'specstreamActivation',
+        'specstreamAttention',
+        'specstreamStandardize',
+      ]);
+    });
+
+    test('logits match transformers (≤ 1e-4), whole and in chunks', async () => {
+      expect(maxAbsDiff(await logits([]), ref.logits)).toBeLessThan(1e-4);
+      expect(maxAbsDiff(await logits([1, 2, 3]), ref.logits)).toBeLessThan(1e-4);
+      expect(maxAbsDiff(await logits([7, 8, 20]), ref.logits)).toBeLessThan(1e-4);
+    });
+
+    test('greedy generation reproduces greedy_output token for token', async () => {
+      const ids: number[] = [];
+      const maxNewTokens = ref.output.length - ref.prompt.length;
+      for await (const e of generate({ model, prompt: ref.prompt, maxNewTokens })) ids.push(e.token);
+      expect([...ref.prompt, ...ids]).toEqual(ref.output);
+    });
+  },
+);
