@@ -17,6 +17,7 @@ import {
 } from './kernels/arena-matrix.js';
 import { causalAttention, causalAttentionSupported } from './kernels/causal-attention.js';
 import { denseForBackend, transposedLinearSupported, useWasmKernels } from './kernels/packed-linear.js';
+import { webGpuPrograms } from './kernels/webgpu-program.js';
 import { createKvCache, type KvCache, type KvCacheKind } from './kv-cache/index.js';
 import { cachedAttention, causalMask } from './transformer/attention.js';
 import { createConstants } from './transformer/constants.js';
@@ -154,6 +155,8 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
   );
   // And attention runs in one kernel that reads the cache in place where it can (wasm, webgpu).
   const fusedAttention = (packing || tf.getBackend() === 'webgpu') && causalAttentionSupported(headDim);
+  // On webgpu core's programs also write the cache and attend straight from the packed q|k|v product.
+  const packedAttention = fusedAttention && webGpuPrograms() !== undefined;
   const inArena = !weights.lmHead && tiedEmbeddingInArena(config);
   if (isArenaMatrix(weights.embedTokens) && !inArena) {
     throw new InvalidArgumentError(
@@ -231,30 +234,55 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
           // are freed before the next layer instead of piling up over all of them.
           const next = tf.tidy(() => {
             const h = standardize(config.norm, x, config.normEps, constant) as tf.Tensor2D;
-            const qkv = tf.reshape(linear(h, layer.qkv), [batch, steps, heads + 2 * kvHeads, headDim]);
-            let q: tf.Tensor4D;
-            let k: tf.Tensor4D;
-            let v: tf.Tensor4D;
-            if (rotateHalf) {
-              const [qk, vv] = tf.split(qkv, [heads + kvHeads, kvHeads], 2) as tf.Tensor4D[];
-              [q, k] = tf.split(
-                applyRotary(qk, cos!, sin!, rotateHalf),
-                [heads, kvHeads],
-                2,
-              ) as tf.Tensor4D[];
-              v = vv;
-            } else {
-              [q, k, v] = tf.split(qkv, [heads, kvHeads, kvHeads], 2) as tf.Tensor4D[];
-            }
-            cache.write(index, headsFirst(k), headsFirst(v), lengths);
+            const qkv = tf.reshape(linear(h, layer.qkv), [
+              batch,
+              steps,
+              heads + 2 * kvHeads,
+              headDim,
+            ]) as tf.Tensor4D;
             let mixed: tf.Tensor2D;
-            if (fusedAttention) {
-              const { keys, values } = cache.whole?.(index) ?? cache.read(index, readLength);
-              mixed = causalAttention(q, keys, values, lengths);
+            if (packedAttention && cache.writeHeads && cache.whole) {
+              // Cache and attention read the heads where the projection put them: no slices, no transposes.
+              const qk = rotateHalf
+                ? (applyRotary(
+                    tf.slice(qkv, [0, 0, 0, 0], [batch, steps, heads + kvHeads, headDim]),
+                    cos!,
+                    sin!,
+                    rotateHalf,
+                  ) as tf.Tensor4D)
+                : qkv;
+              cache.writeHeads(
+                index,
+                { from: qk, head: heads },
+                { from: qkv, head: heads + kvHeads },
+                lengths,
+              );
+              const { keys, values } = cache.whole(index);
+              mixed = causalAttention(qk, keys, values, lengths, { queryHeads: heads });
             } else {
-              const { keys, values } = cache.read(index, readLength);
-              mask ??= tf.keep(causalMask(lengths, steps, keys.shape[2]));
-              mixed = cachedAttention(q, keys, values, mask);
+              let q: tf.Tensor4D;
+              let k: tf.Tensor4D;
+              let v: tf.Tensor4D;
+              if (rotateHalf) {
+                const [qk, vv] = tf.split(qkv, [heads + kvHeads, kvHeads], 2) as tf.Tensor4D[];
+                [q, k] = tf.split(
+                  applyRotary(qk, cos!, sin!, rotateHalf),
+                  [heads, kvHeads],
+                  2,
+                ) as tf.Tensor4D[];
+                v = vv;
+              } else {
+                [q, k, v] = tf.split(qkv, [heads, kvHeads, kvHeads], 2) as tf.Tensor4D[];
+              }
+              cache.write(index, headsFirst(k), headsFirst(v), lengths);
+              if (fusedAttention) {
+                const { keys, values } = cache.whole?.(index) ?? cache.read(index, readLength);
+                mixed = causalAttention(q, keys, values, lengths);
+              } else {
+                const { keys, values } = cache.read(index, readLength);
+                mask ??= tf.keep(causalMask(lengths, steps, keys.shape[2]));
+                mixed = cachedAttention(q, keys, values, mask);
+              }
             }
             const attended = tf.add(x, linear(mixed, layer.o)) as tf.Tensor2D;
             const h2 = standardize(config.norm, attended, config.normEps, constant) as tf.Tensor2D;

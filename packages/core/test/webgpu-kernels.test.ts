@@ -13,6 +13,7 @@ import { activateRows } from '../src/kernels/activation.js';
 import { causalAttention, causalAttentionSupported } from '../src/kernels/causal-attention.js';
 import { standardizeRows, standardizeRowsSupported } from '../src/kernels/standardize.js';
 import { webGpuPrograms } from '../src/kernels/webgpu-program.js';
+import { createKvCache } from '../src/kv-cache/index.js';
 
 const unavailable = await initBackend({ backend: 'webgpu' }).then(
   () => undefined,
@@ -214,5 +215,42 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
     expect(() => causalAttention(q, k, k, [9])).toThrow(/starting at 9 with 2 steps exceeds 10 slots/);
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([q, k]);
+  });
+
+  test('the inplace cache writes heads straight from packed projections, as write() does from slices', async () => {
+    const rng = seedrandom('write-heads');
+    const [batch, steps, heads, kvHeads, headDim, capacity] = [3, 4, 4, 2, 16, 24];
+    const packed = tf.tensor4d(randomArray(batch * steps * (heads + 2 * kvHeads) * headDim, rng), [
+      batch,
+      steps,
+      heads + 2 * kvHeads,
+      headDim,
+    ]);
+    const starts = [0, 5, 20];
+    const shape = { batch, layers: 1, kvHeads, headDim, capacity };
+    const viaHeads = createKvCache(shape, 'inplace');
+    const viaSlices = createKvCache(shape, 'inplace');
+    expect(viaHeads.writeHeads).toBeDefined();
+    const before = tf.memory().numTensors;
+    viaHeads.writeHeads!(0, { from: packed, head: heads }, { from: packed, head: heads + kvHeads }, starts);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.tidy(() => {
+      const part = (first: number) =>
+        tf.transpose(
+          tf.slice(packed, [0, 0, first, 0], [batch, steps, kvHeads, headDim]),
+          [0, 2, 1, 3],
+        ) as tf.Tensor4D;
+      viaSlices.write(0, part(heads), part(heads + kvHeads), starts);
+    });
+    const [a, b] = [viaHeads.whole!(0), viaSlices.whole!(0)];
+    expect(maxAbsDiff(await a.keys.data(), await b.keys.data())).toBe(0);
+    expect(maxAbsDiff(await a.values.data(), await b.values.data())).toBe(0);
+    // And something was written: the slots of row 1 at 5..8 hold the packed values.
+    const magnitude = tf.sum(tf.abs(a.keys));
+    expect((await magnitude.data())[0]).toBeGreaterThan(0);
+    magnitude.dispose();
+    tf.dispose(packed);
+    viaHeads.dispose();
+    viaSlices.dispose();
   });
 });

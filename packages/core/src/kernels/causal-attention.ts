@@ -24,6 +24,12 @@ export interface CausalAttentionOptions {
    * appended along axis 1 with no transpose). Default 'heads'.
    */
   layout?: 'heads' | 'slots';
+  /**
+   * Queries are only the first queryHeads heads of q's axis 2: q may be a
+   * packed q|k|v projection, read in place by the webgpu program (sliced
+   * first elsewhere). Default: all of them.
+   */
+  queryHeads?: number;
 }
 
 /**
@@ -57,14 +63,29 @@ export function causalAttention(
   const window = options.window ?? Number.POSITIVE_INFINITY;
   const layout = options.layout ?? 'heads';
   if (!(window >= 1)) throw new Error(`causalAttention: window must be at least 1, got ${window}`);
-  // The WGSL program takes a workgroup per (row, step, head).
-  const [batch, steps, heads] = q.shape;
-  const tooWide = tf.getBackend() === 'webgpu' && batch * steps * heads > MAX_WORKGROUPS;
-  if (causalAttentionSupported(q.shape[3]) && !tooWide) {
-    const attrs = { starts: Array.from(starts), window: Math.min(window, 2 ** 31 - 1), layout };
+  const [batch, steps, packedHeads, headDim] = q.shape;
+  const heads = options.queryHeads ?? packedHeads;
+  if (!(Number.isInteger(heads) && heads >= 1 && heads <= packedHeads)) {
+    throw new Error(`causalAttention: queryHeads ${heads} is not in [1, ${packedHeads}]`);
+  }
+  // The WGSL program reads packed queries in place and takes a workgroup per (row, step, head).
+  const webgpu = tf.getBackend() === 'webgpu';
+  const supported = causalAttentionSupported(headDim) && !(webgpu && batch * steps * heads > MAX_WORKGROUPS);
+  if (supported && (webgpu || heads === packedHeads)) {
+    const attrs = {
+      starts: Array.from(starts),
+      window: Math.min(window, 2 ** 31 - 1),
+      layout,
+      queryHeads: heads,
+    };
     return tf.engine().runKernel(CAUSAL_ATTENTION, { q, keys, values }, attrs) as tf.Tensor2D;
   }
-  return composedCausalAttention(q, keys, values, starts, window, layout);
+  return tf.tidy(() => {
+    const queries = heads === packedHeads ? q : tf.slice(q, [0, 0, 0, 0], [batch, steps, heads, headDim]);
+    return supported
+      ? causalAttention(queries, keys, values, starts, { window, layout })
+      : composedCausalAttention(queries, keys, values, starts, window, layout);
+  });
 }
 
 /** causalAttention composed of tfjs ops (any backend, any head size). */
@@ -91,7 +112,8 @@ function geometry(q: tf.TensorInfo, keys: tf.TensorInfo, attrs: tf.NamedAttrMap 
   const starts = attrs!.starts as number[];
   const window = attrs!.window as number;
   const headsFirst = attrs!.layout !== 'slots';
-  const [batch, steps, heads, headDim] = q.shape;
+  const [batch, steps, packedHeads, headDim] = q.shape;
+  const heads = (attrs!.queryHeads as number | undefined) ?? packedHeads;
   const [, kvHeads, slots] = headsFirst ? keys.shape : [keys.shape[0], keys.shape[2], keys.shape[1]];
   if (
     heads % kvHeads !== 0 ||
@@ -116,6 +138,7 @@ function geometry(q: tf.TensorInfo, keys: tf.TensorInfo, attrs: tf.NamedAttrMap 
     batch,
     steps,
     heads,
+    packedHeads,
     headDim,
     kvHeads,
     slots,
@@ -218,7 +241,7 @@ tf.registerKernel({
       attentionProgram(g, layout, rows),
       [q, keys, values],
       'float32',
-      [{ type: 'int32', data: [g.window] }, ...rows.uniforms],
+      [{ type: 'int32', data: [g.window] }, { type: 'int32', data: [g.heads] }, ...rows.uniforms],
     );
   },
 });

@@ -9,7 +9,9 @@ const TILE = 64;
  * thread, and keeps a running maximum and sum (online softmax) while each
  * thread accumulates its share of the head's dimensions over the values.
  * No mask, no score tensor, no transposes; only the visible slots are read.
- * `startOf` (the caller's row uniforms) gives each row's cache start.
+ * `startOf` (the caller's row uniforms) gives each row's cache start. The
+ * queries are the first `heads` heads of q's axis 2, which may hold more
+ * (a packed q|k|v projection, read in place).
  */
 export function attentionProgram(
   shape: { batch: number; steps: number; heads: number; headDim: number },
@@ -26,7 +28,7 @@ export function attentionProgram(
     dispatchLayout: { x: [0, 1] },
     dispatch: [batch * steps * heads, 1, 1],
     workgroupSize: [TILE, 1, 1],
-    uniforms: `window : i32, ${startOf.fields}`,
+    uniforms: `window : i32, queryHeads : i32, ${startOf.fields}`,
     getUserCode: () => `
     const D = ${headDim};
     var<workgroup> query : array<f32, D>;
@@ -47,7 +49,7 @@ export function attentionProgram(
     ${MAIN} {
       let tid = i32(localId.x);
       let item = index / ${TILE};
-      let heads = uniforms.qShape.z;
+      let heads = uniforms.queryHeads;
       let steps = uniforms.qShape.y;
       let h = item % heads;
       let s = (item / heads) % steps;
@@ -55,7 +57,8 @@ export function attentionProgram(
       let kvHeads = ${headsFirst ? 'uniforms.keysShape.y' : 'uniforms.keysShape.z'};
       let kvh = h / (heads / kvHeads);
       let at = item * D;
-      for (var d = tid; d < D; d = d + ${TILE}) { query[d] = q[at + d]; }
+      let queryAt = ((b * steps + s) * uniforms.qShape.z + h) * D;
+      for (var d = tid; d < D; d = d + ${TILE}) { query[d] = q[queryAt + d]; }
       if (tid == 0) {
         let last = startOf(b) + s;
         span = vec2<i32>(max(0, last + 1 - uniforms.window), last + 1);

@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { WasmBackendInternals } from '../kernels/wasm-kernels.js';
+import { kvWriteProgram } from '../kernels/webgpu-kv-write.js';
+import { rowUniforms, webGpuPrograms } from '../kernels/webgpu-program.js';
 import { type KvCache, type KvCacheShape, roundUp } from './kv-cache.js';
 
 /**
@@ -19,6 +21,12 @@ interface InplaceMemory {
   copySteps(target: tf.Tensor4D, source: tf.Tensor4D, starts: ArrayLike<number>): void;
   /** Slots [0, size) of `source` as a new tensor; O(size) whatever the capacity. */
   readPrefix(source: tf.Tensor4D, size: number): tf.Tensor4D;
+  /**
+   * Heads firstHead.. of packed projections `source` [B, steps, heads, D] to
+   * slots starts[r].. of `target` [B, H, capacity, D]; where a kernel can read
+   * that layout (core's webgpu programs).
+   */
+  copyHeads?(target: tf.Tensor4D, source: tf.Tensor4D, firstHead: number, starts: ArrayLike<number>): void;
 }
 
 type HostMemory = (t: tf.TensorInfo) => Float32Array;
@@ -138,6 +146,21 @@ function webGpuInplace(backend: Record<string, any>): InplaceMemory | undefined 
       const [batch, heads, , dim] = source.shape;
       return tf.slice(source, [0, 0, 0, 0], [batch, heads, size, dim]);
     },
+    copyHeads(target, source, firstHead, starts) {
+      const programs = webGpuPrograms();
+      if (programs === undefined) throw new Error('copyHeads needs core webgpu programs');
+      const rows = rowUniforms(starts);
+      const [batch, steps, , dim] = source.shape;
+      const count = batch * steps * target.shape[1] * dim;
+      // The cache is the program's output: written in place, no new tensor.
+      programs.runWebGPUProgram(
+        kvWriteProgram(target.shape, source.shape, rows),
+        [source],
+        'float32',
+        [{ type: 'int32', data: [firstHead] }, { type: 'int32', data: [count] }, ...rows.uniforms],
+        target,
+      );
+    },
   };
 }
 
@@ -165,6 +188,13 @@ export function createInplaceCache(shape: KvCacheShape): KvCache {
       return { keys: memory.readPrefix(keys[layer], size), values: memory.readPrefix(values[layer], size) };
     },
     whole: (layer) => ({ keys: keys[layer], values: values[layer] }),
+    writeHeads:
+      memory.copyHeads && webGpuPrograms() !== undefined
+        ? (layer, k, v, starts) => {
+            memory.copyHeads!(keys[layer], k.from, k.head, starts);
+            memory.copyHeads!(values[layer], v.from, v.head, starts);
+          }
+        : undefined,
     dispose() {
       for (const t of [...keys, ...values]) t.dispose();
     },

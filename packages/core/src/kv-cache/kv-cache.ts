@@ -31,6 +31,19 @@ export interface KvCache {
    * them; valid until the next write.
    */
   whole?(layer: number): { keys: tf.Tensor4D; values: tf.Tensor4D };
+  /**
+   * write() for keys and values still packed with other heads: heads
+   * keys.head .. keys.head + kvHeads − 1 of keys.from [batch, steps, heads,
+   * headDim] (a fused q|k|v projection, say), values likewise. Spares slicing
+   * them out and transposing them. Only strategies whose backend can read the
+   * packed layout in place have it (inplace on webgpu).
+   */
+  writeHeads?(
+    layer: number,
+    keys: { from: tf.Tensor4D; head: number },
+    values: { from: tf.Tensor4D; head: number },
+    starts: ArrayLike<number>,
+  ): void;
   dispose(): void;
 }
 

@@ -71,5 +71,12 @@ export function applyNorm(
   eps: number,
   constant: ConstantOf = plainNumber,
 ): tf.Tensor {
+  // Where the standardization is one kernel, the affine part is two more (tfjs composes it of 7–9).
+  if (standardizeRowsSupported(x.size / x.shape[x.shape.length - 1])) {
+    return tf.tidy(() => {
+      const scaled = tf.mul(standardizeRows(x, eps, kind === 'layer'), norm.weight);
+      return norm.bias === undefined ? scaled : tf.add(scaled, norm.bias);
+    });
+  }
   return kind === 'rms' ? rmsNorm(x, norm, eps, constant) : layerNorm(x, norm, eps, constant);
 }
