@@ -21,15 +21,15 @@ import { webGpuPrograms } from './kernels/webgpu-program.js';
 import { createKvCache, type KvCache, type KvCacheKind } from './kv-cache/index.js';
 import { cachedAttention, causalMask } from './transformer/attention.js';
 import { createConstants } from './transformer/constants.js';
+import { fusedLinear } from './transformer/fused-linear.js';
 import { type DenseLayer, disposeLinear, type Linear, linear } from './transformer/linear.js';
-import { type Activation, activationConstants, mlp } from './transformer/mlp.js';
+import { type Activation, activationConstants } from './transformer/mlp.js';
 import {
   applyNorm,
   disposeNorm,
   foldNormIntoLinear,
   type NormKind,
   type NormWeights,
-  standardize,
 } from './transformer/norm.js';
 import {
   applyRotary,
@@ -212,6 +212,7 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
     const positions = new Int32Array(batch * steps);
     for (let r = 0; r < batch; r++) for (let s = 0; s < steps; s++) positions[r * steps + s] = lengths[r] + s;
     const readLength = Math.max(...lengths) + steps;
+    const norm = { kind: config.norm, eps: config.normEps };
     return tf.tidy(() => {
       let x = isArenaMatrix(embed)
         ? arenaGather(embed, ids)
@@ -233,8 +234,7 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
           // One scope per layer: a long window's attention scores ([steps, length] per head)
           // are freed before the next layer instead of piling up over all of them.
           const next = tf.tidy(() => {
-            const h = standardize(config.norm, x, config.normEps, constant) as tf.Tensor2D;
-            const qkv = tf.reshape(linear(h, layer.qkv), [
+            const qkv = tf.reshape(fusedLinear(x, layer.qkv, { norm, constant }), [
               batch,
               steps,
               heads + 2 * kvHeads,
@@ -284,12 +284,14 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
                 mixed = cachedAttention(q, keys, values, mask);
               }
             }
-            const attended = tf.add(x, linear(mixed, layer.o)) as tf.Tensor2D;
-            const h2 = standardize(config.norm, attended, config.normEps, constant) as tf.Tensor2D;
-            return tf.add(
-              attended,
-              mlp(h2, layer.mlp, config.activation, config.gatedMlp, constant),
-            ) as tf.Tensor2D;
+            const attended = fusedLinear(mixed, layer.o, { residual: x });
+            const hidden = fusedLinear(attended, layer.mlp.up, {
+              norm,
+              activation: config.activation,
+              gated: config.gatedMlp,
+              constant,
+            });
+            return fusedLinear(hidden, layer.mlp.down, { residual: attended });
           });
           x.dispose();
           x = next;

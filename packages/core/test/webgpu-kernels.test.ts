@@ -14,6 +14,7 @@ import { causalAttention, causalAttentionSupported } from '../src/kernels/causal
 import { standardizeRows, standardizeRowsSupported } from '../src/kernels/standardize.js';
 import { webGpuPrograms } from '../src/kernels/webgpu-program.js';
 import { createKvCache } from '../src/kv-cache/index.js';
+import { fusedLinear } from '../src/transformer/fused-linear.js';
 
 const unavailable = await initBackend({ backend: 'webgpu' }).then(
   () => undefined,
@@ -252,5 +253,69 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
     tf.dispose(packed);
     viaHeads.dispose();
     viaSlices.dispose();
+  });
+
+  test.each([
+    // rows, inner, out, norm, activation, gated, bias, residual
+    [1, 768, 2304, 'layer', undefined, false, true, false],
+    [9, 768, 768, undefined, undefined, false, true, true],
+    [16, 100, 130, 'rms', 'silu', true, false, false],
+    [3, 64, 200, 'layer', 'gelu_tanh', false, true, false],
+    [5, 37, 65, undefined, 'gelu', true, true, true],
+    [2, 300, 50, 'rms', undefined, false, false, true],
+  ] as const)(
+    'fusedLinear of %i×%i by %i (norm %s, %s, gated %s, bias %s, residual %s) matches float64',
+    async (rows, inner, out, norm, activation, gated, withBias, withResidual) => {
+      const rng = seedrandom(`lin${rows}-${inner}-${out}-${norm}-${activation}`);
+      const width = gated ? 2 * out : out;
+      const x = randomArray(rows * inner, rng, 2).map((v) => v + 1);
+      const w = randomArray(inner * width, rng, 0.1);
+      const b = randomArray(width, rng);
+      const r = randomArray(rows * out, rng);
+      const f = activation ? ACTIVATIONS[activation] : (v: number) => v;
+      const expected = new Float64Array(rows * out);
+      for (let m = 0; m < rows; m++) {
+        const row = Array.from(x.subarray(m * inner, (m + 1) * inner));
+        const mean = norm === 'layer' ? row.reduce((s, v) => s + v, 0) / inner : 0;
+        const scale = norm ? 1 / Math.sqrt(row.reduce((s, v) => s + (v - mean) ** 2, 0) / inner + 1e-5) : 1;
+        const h = row.map((v) => (v - mean) * scale);
+        const dot = (col: number) => h.reduce((s, v, k) => s + v * w[k * width + col], withBias ? b[col] : 0);
+        for (let n = 0; n < out; n++) {
+          const value = gated ? f(dot(n)) * dot(n + out) : f(dot(n));
+          expected[m * out + n] = value + (withResidual ? r[m * out + n] : 0);
+        }
+      }
+      const tensors = {
+        x: tf.tensor2d(x, [rows, inner]),
+        weight: tf.tensor2d(w, [inner, width]),
+        bias: tf.tensor1d(b),
+        residual: tf.tensor2d(r, [rows, out]),
+      };
+      const before = tf.memory().numTensors;
+      const y = fusedLinear(
+        tensors.x,
+        withBias ? { weight: tensors.weight, bias: tensors.bias } : { weight: tensors.weight },
+        {
+          norm: norm ? { kind: norm, eps: 1e-5 } : undefined,
+          activation,
+          gated,
+          residual: withResidual ? tensors.residual : undefined,
+        },
+      );
+      expect(tf.memory().numTensors).toBe(before + 1);
+      expect(y.shape).toEqual([rows, out]);
+      expect(maxAbsDiff(await y.data(), expected)).toBeLessThan(2e-5);
+      tf.dispose([...Object.values(tensors), y]);
+    },
+  );
+
+  test('fusedLinear names shapes it cannot multiply', () => {
+    const x = tf.zeros([2, 8]) as tf.Tensor2D;
+    const weight = tf.zeros([7, 4]) as tf.Tensor2D;
+    const before = tf.memory().numTensors;
+    expect(() => fusedLinear(x, { weight })).toThrow(/cannot multiply \[2,8\] by \[7,4\]/);
+    expect(() => fusedLinear(x, { weight }, { gated: true })).toThrow(/gated layer needs an activation/);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([x, weight]);
   });
 });

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Activation } from '../transformer/mlp.js';
+import { ACTIVATION_WGSL } from './webgpu-activation.js';
 import { MAIN, requireWebGpuPrograms, type WebGpuProgram, webGpuPrograms } from './webgpu-program.js';
 
 /**
@@ -20,22 +21,6 @@ export function activateRows(kind: Activation, x: tf.Tensor2D, gated: boolean): 
   return tf.engine().runKernel(ACTIVATION, { x }, { kind, gated }) as tf.Tensor2D;
 }
 
-// WGSL of each activation of v (an f32); gelu's erf is Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7).
-const FORMULAS: Record<Activation, string> = {
-  silu: 'v / (1.0 + exp(-v))',
-  gelu_tanh: `v / (1.0 + exp(-v * (${2 * Math.sqrt(2 / Math.PI)} + ${2 * Math.sqrt(2 / Math.PI) * 0.044715} * v * v)))`,
-  gelu: '0.5 * v * (1.0 + erfApprox(v * 0.7071067811865476))',
-  relu: 'max(v, 0.0)',
-};
-
-const ERF = `
-    fn erfApprox(z : f32) -> f32 {
-      let a = abs(z);
-      let t = 1.0 / (1.0 + 0.3275911 * a);
-      let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
-      return sign(z) * (1.0 - poly * exp(-a * a));
-    }`;
-
 function activationProgram(kind: Activation, gated: boolean, rows: number, cols: number): WebGpuProgram {
   const outCols = gated ? cols / 2 : cols;
   const threads = 64;
@@ -49,8 +34,8 @@ function activationProgram(kind: Activation, gated: boolean, rows: number, cols:
     workgroupSize: [threads, 1, 1],
     size: true,
     getUserCode: () => `
-    ${kind === 'gelu' ? ERF : ''}
-    fn activate(v : f32) -> f32 { return ${FORMULAS[kind]}; }
+    ${ACTIVATION_WGSL[kind].helpers}
+    fn activate(v : f32) -> f32 { return ${ACTIVATION_WGSL[kind].formula}; }
 
     ${MAIN} {
       if (index >= uniforms.size) { return; }
@@ -75,7 +60,7 @@ tf.registerKernel({
     const [rows, cols] = x.shape;
     const kind = attrs!.kind as Activation;
     const gated = attrs!.gated === true;
-    if (x.shape.length !== 2 || (gated && cols % 2 !== 0) || !(kind in FORMULAS)) {
+    if (x.shape.length !== 2 || (gated && cols % 2 !== 0) || !(kind in ACTIVATION_WGSL)) {
       throw new Error(`activateRows: cannot apply ${gated ? 'gated ' : ''}${kind} to [${x.shape}]`);
     }
     return requireWebGpuPrograms().runWebGPUProgram(
