@@ -16,6 +16,7 @@ import {
   isArenaMatrix,
 } from './kernels/arena-matrix.js';
 import { causalAttention, causalAttentionSupported } from './kernels/causal-attention.js';
+import { embedRows, embedSupported } from './kernels/embed.js';
 import { denseForBackend, transposedLinearSupported, useWasmKernels } from './kernels/packed-linear.js';
 import { webGpuPrograms } from './kernels/webgpu-program.js';
 import { createKvCache, type KvCache, type KvCacheKind } from './kv-cache/index.js';
@@ -185,6 +186,15 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
       : tf.getBackend() === 'webgpu'
         ? { weight: tf.transpose(embed) as tf.Tensor2D }
         : undefined;
+  // Where core's webgpu programs run, the final norm's affine part moves into the head (its own
+  // copy there), so standardizing and the product are one program (fusedLinear).
+  const foldedFinalNorm = webGpuPrograms() !== undefined && head !== undefined && 'weight' in head;
+  const outputHead: DenseLayer | undefined = foldedFinalNorm
+    ? foldNormIntoLinear(
+        { weight: finalNorm.weight.clone(), bias: finalNorm.bias?.clone() },
+        head as { weight: tf.Tensor2D; bias?: tf.Tensor1D },
+      )
+    : head;
   let disposed = false;
 
   function createState({ batch, maxLength }: CreateStateOptions): CausalLmState {
@@ -214,10 +224,17 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
     const readLength = Math.max(...lengths) + steps;
     const norm = { kind: config.norm, eps: config.normEps };
     return tf.tidy(() => {
-      let x = isArenaMatrix(embed)
-        ? arenaGather(embed, ids)
-        : (tf.gather(embed, ids instanceof tf.Tensor ? tf.reshape(ids, [-1]) : ids) as tf.Tensor2D);
-      if (positionTable) x = tf.add(x, tf.gather(positionTable, positions));
+      let x: tf.Tensor2D;
+      if (!isArenaMatrix(embed) && embedSupported()) {
+        const flat =
+          ids instanceof tf.Tensor ? (tf.reshape(ids, [-1]) as tf.Tensor1D) : tf.tensor1d(ids, 'int32');
+        x = embedRows(embed, flat, positionTable, lengths, steps);
+      } else {
+        x = isArenaMatrix(embed)
+          ? arenaGather(embed, ids)
+          : (tf.gather(embed, ids instanceof tf.Tensor ? tf.reshape(ids, [-1]) : ids) as tf.Tensor2D);
+        if (positionTable) x = tf.add(x, tf.gather(positionTable, positions));
+      }
       let cos: tf.Tensor | undefined;
       let sin: tf.Tensor | undefined;
       if (inverseFrequencies) {
@@ -302,8 +319,14 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
       const selection = options?.logits ?? 'all';
       if (selection === 'none') return tf.zeros([batch, 0, vocabSize]) as tf.Tensor3D;
       const selected = selectLogitRows(x, batch, steps, selection);
-      const normed = applyNorm(config.norm, selected, finalNorm, config.normEps, constant) as tf.Tensor2D;
-      const logits = head ? linear(normed, head) : tf.matMul(normed, embed as tf.Tensor2D, false, true);
+      let logits: tf.Tensor2D;
+      if (foldedFinalNorm) logits = fusedLinear(selected, outputHead!, { norm, constant });
+      else {
+        const normed = applyNorm(config.norm, selected, finalNorm, config.normEps, constant) as tf.Tensor2D;
+        logits = outputHead
+          ? linear(normed, outputHead)
+          : tf.matMul(normed, embed as tf.Tensor2D, false, true);
+      }
       return tf.reshape(logits, [batch, -1, vocabSize]) as tf.Tensor3D;
     });
   }
@@ -382,7 +405,7 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
       else embed.dispose();
       positionTable?.dispose();
       disposeNorm(finalNorm);
-      disposeLinear(head);
+      disposeLinear(outputHead);
       rotateHalf?.dispose();
       constants.dispose();
     },

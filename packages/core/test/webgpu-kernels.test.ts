@@ -11,6 +11,7 @@ import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
 import { initBackend } from '../src/backend.js';
 import { activateRows } from '../src/kernels/activation.js';
 import { causalAttention, causalAttentionSupported } from '../src/kernels/causal-attention.js';
+import { embedRows } from '../src/kernels/embed.js';
 import { standardizeRows, standardizeRowsSupported } from '../src/kernels/standardize.js';
 import { webGpuPrograms } from '../src/kernels/webgpu-program.js';
 import { createKvCache } from '../src/kv-cache/index.js';
@@ -318,4 +319,32 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([x, weight]);
   });
+
+  test.each([true, false])(
+    'embedRows looks up tokens and (%s) positions from each row’s start',
+    async (withPositions) => {
+      const rng = seedrandom(`embed${withPositions}`);
+      const [vocab, hidden, maxPositions, steps] = [50, 12, 40, 3];
+      const table = randomArray(vocab * hidden, rng);
+      const positions = randomArray(maxPositions * hidden, rng);
+      const starts = [0, 17, 36, 5, 9];
+      const ids = Int32Array.from({ length: starts.length * steps }, () => Math.floor(rng() * vocab));
+      const expected = new Float64Array(ids.length * hidden);
+      ids.forEach((id, i) => {
+        const position = starts[Math.floor(i / steps)] + (i % steps);
+        for (let c = 0; c < hidden; c++)
+          expected[i * hidden + c] =
+            table[id * hidden + c] + (withPositions ? positions[position * hidden + c] : 0);
+      });
+      const t = {
+        table: tf.tensor2d(table, [vocab, hidden]),
+        positions: tf.tensor2d(positions, [maxPositions, hidden]),
+        ids: tf.tensor1d(ids, 'int32'),
+      };
+      const out = embedRows(t.table, t.ids, withPositions ? t.positions : undefined, starts, steps);
+      expect(maxAbsDiff(await out.data(), expected)).toBe(0);
+      expect(() => embedRows(t.table, t.ids, undefined, starts, 2)).toThrow(/do not give 5 rows of 2 steps/);
+      tf.dispose([...Object.values(t), out]);
+    },
+  );
 });

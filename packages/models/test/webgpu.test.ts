@@ -91,15 +91,15 @@ describe.skipIf(unavailable !== undefined).each(['llama', 'qwen2', 'gpt2'])(
       return out;
     }
 
-    test("a step runs core's programs: fused products, the cache write, attention, the final norm", () => {
+    test("a step runs core's programs: embedding, fused products, the cache write, attention", () => {
       const state = model.createState({ batch: 1, maxLength: 8 });
       const keys = programsUsed(() => model.extendStep(state, [[1, 2]]).logits.dispose());
       model.disposeState(state);
       expect([...keys].filter((k) => k.startsWith('specstream')).sort()).toEqual([
         'specstreamAttention',
+        'specstreamEmbed',
         'specstreamKvWrite',
         'specstreamLinear',
-        'specstreamStandardize',
       ]);
     });
 
