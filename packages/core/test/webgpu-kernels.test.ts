@@ -342,7 +342,8 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
         ids: tf.tensor1d(ids, 'int32'),
       };
       const out = embedRows(t.table, t.ids, withPositions ? t.positions : undefined, starts, steps);
-      expect(maxAbsDiff(await out.data(), expected)).toBe(0);
+      // One float32 addition: within its rounding of the float64 sum.
+      expect(maxAbsDiff(await out.data(), expected)).toBeLessThan(1e-6);
       expect(() => embedRows(t.table, t.ids, undefined, starts, 2)).toThrow(/do not give 5 rows of 2 steps/);
       tf.dispose([...Object.values(t), out]);
     },
