@@ -29,6 +29,7 @@ import {
   applyNorm,
   disposeNorm,
   foldNormIntoLinear,
+  foldNormIntoRows,
   type NormKind,
   type NormWeights,
 } from './transformer/norm.js';
@@ -183,17 +184,16 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
     ? denseForBackend({ weight: lmHead })
     : isArenaMatrix(embed)
       ? { weightT: embed }
-      : tf.getBackend() === 'webgpu'
-        ? { weight: tf.transpose(embed) as tf.Tensor2D }
-        : undefined;
-  // Where core's webgpu programs run, the final norm's affine part moves into the head (its own
-  // copy there), so standardizing and the product are one program (fusedLinear).
-  const foldedFinalNorm = webGpuPrograms() !== undefined && head !== undefined && 'weight' in head;
+      : webGpuPrograms() !== undefined
+        ? { weightRows: embed.clone() }
+        : tf.getBackend() === 'webgpu'
+          ? { weight: tf.transpose(embed) as tf.Tensor2D }
+          : undefined;
+  // Where core's webgpu programs run, the final norm's affine part moves into the head (a copy
+  // of the embedding when tied), so standardizing and the product are one program (fusedLinear).
+  const foldedFinalNorm = head !== undefined && 'weightRows' in head;
   const outputHead: DenseLayer | undefined = foldedFinalNorm
-    ? foldNormIntoLinear(
-        { weight: finalNorm.weight.clone(), bias: finalNorm.bias?.clone() },
-        head as { weight: tf.Tensor2D; bias?: tf.Tensor1D },
-      )
+    ? foldNormIntoRows({ weight: finalNorm.weight.clone(), bias: finalNorm.bias?.clone() }, head)
     : head;
   let disposed = false;
 

@@ -264,6 +264,7 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
     [3, 64, 200, 'layer', 'gelu_tanh', false, true, false],
     [5, 37, 65, undefined, 'gelu', true, true, true],
     [2, 300, 50, 'rms', undefined, false, false, true],
+    [37, 96, 40, 'layer', 'relu', false, true, true],
   ] as const)(
     'fusedLinear of %i×%i by %i (norm %s, %s, gated %s, bias %s, residual %s) matches float64',
     async (rows, inner, out, norm, activation, gated, withBias, withResidual) => {
@@ -288,14 +289,16 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
       }
       const tensors = {
         x: tf.tensor2d(x, [rows, inner]),
-        weight: tf.tensor2d(w, [inner, width]),
+        weightRows: tf.transpose(tf.tensor2d(w, [inner, width])) as tf.Tensor2D,
         bias: tf.tensor1d(b),
         residual: tf.tensor2d(r, [rows, out]),
       };
       const before = tf.memory().numTensors;
       const y = fusedLinear(
         tensors.x,
-        withBias ? { weight: tensors.weight, bias: tensors.bias } : { weight: tensors.weight },
+        withBias
+          ? { weightRows: tensors.weightRows, bias: tensors.bias }
+          : { weightRows: tensors.weightRows },
         {
           norm: norm ? { kind: norm, eps: 1e-5 } : undefined,
           activation,
@@ -312,12 +315,12 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
 
   test('fusedLinear names shapes it cannot multiply', () => {
     const x = tf.zeros([2, 8]) as tf.Tensor2D;
-    const weight = tf.zeros([7, 4]) as tf.Tensor2D;
+    const weightRows = tf.zeros([4, 7]) as tf.Tensor2D;
     const before = tf.memory().numTensors;
-    expect(() => fusedLinear(x, { weight })).toThrow(/cannot multiply \[2,8\] by \[7,4\]/);
-    expect(() => fusedLinear(x, { weight }, { gated: true })).toThrow(/gated layer needs an activation/);
+    expect(() => fusedLinear(x, { weightRows })).toThrow(/cannot multiply \[2,8\] by \[4,7\]ᵀ/);
+    expect(() => fusedLinear(x, { weightRows }, { gated: true })).toThrow(/gated layer needs an activation/);
     expect(tf.memory().numTensors).toBe(before);
-    tf.dispose([x, weight]);
+    tf.dispose([x, weightRows]);
   });
 
   test.each([true, false])(

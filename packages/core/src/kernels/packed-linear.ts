@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Linear } from '../transformer/linear.js';
 import { type ArenaMatrix, arenaTransposedLinear, isArenaMatrix } from './arena-matrix.js';
 import { runOnThreads, threadRanges } from './kernel-threads.js';
+import { type RowLinear, rowLinearForBackend } from './row-linear.js';
 import { requireWasmKernels, wasmKernels } from './wasm-kernels.js';
 import { requireArena, weightArena } from './weight-arena.js';
 
@@ -127,8 +128,9 @@ export function packLinear(layer: Linear, options: { transposed?: boolean } = {}
  * product where models pack (useWasmKernels; ownership of `layer` passes to
  * the result), else `layer` itself.
  */
-export function denseForBackend(layer: Linear): Linear | PackedLinear {
-  return useWasmKernels() ? packLinear(layer) : layer;
+export function denseForBackend(layer: Linear): Linear | PackedLinear | RowLinear {
+  if (useWasmKernels()) return packLinear(layer);
+  return rowLinearForBackend(layer) ?? layer;
 }
 
 export function disposePackedLinear(layer: PackedLinear): void {

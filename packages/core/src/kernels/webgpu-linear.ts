@@ -2,55 +2,58 @@ import type { Activation } from '../transformer/mlp.js';
 import { ACTIVATION_WGSL } from './webgpu-activation.js';
 import { MAIN, type WebGpuProgram } from './webgpu-program.js';
 
-/** Rows a workgroup carries through the product at once; more go to tfjs's matmul. */
-export const LINEAR_MAX_ROWS = 16;
-
-/** Output columns per workgroup, and slices of the inner dimension (threads = their product). */
-const COLUMNS = 64;
-const SLICES = 4;
-const THREADS = COLUMNS * SLICES;
+/** Rows a workgroup carries through the product at most (more rows: more workgroups). */
+const ROW_BLOCK = 16;
+/** Threads that share one output column, striding over the inner dimension. */
+const LANES = 32;
+/** Output columns per workgroup. */
+const COLUMNS = 8;
+const THREADS = LANES * COLUMNS;
 
 export interface LinearProgramOptions {
   rows: number;
-  /** Output columns (half the weight's when gated). */
+  /** Output columns (half the weight's rows when gated). */
   columns: number;
   /** Standardize each input row first (a norm whose affine part is folded into the weights). */
   norm?: 'layer' | 'rms';
   bias: boolean;
   activation?: Activation;
-  /** act(x·W_gate + b) · (x·W_up + b): the weight's first half of columns gates its second half. */
+  /** act(x·W_gateᵀ + b) · (x·W_upᵀ + b): the weight's first half of rows gates its second half. */
   gated: boolean;
   /** Adds a [rows, out] residual after everything else. */
   residual: boolean;
 }
 
 /**
- * x·W for a few rows (decode and verification steps) with what surrounds it
- * in a transformer layer fused in: the norm before it, the bias, the
- * activation (gated or not) and the residual add after it. A product of a
- * few rows reads each weight once and does little arithmetic with it, so it
- * is the reading that must go well: a workgroup takes 64 adjacent columns
- * (adjacent threads read adjacent weights) and splits the inner dimension in
- * four, each thread keeping a sum per row; the four partial sums meet in
- * shared memory. tfjs's tiled matmul, made for many rows, took ~170 µs per
- * GPT-2 product on an H200 where the weights take ~2 µs to read.
+ * x·Wᵀ with W stored [out, in], and what surrounds a product in a
+ * transformer layer fused in: the norm before it, the bias, the activation
+ * (gated or not), the residual add. Decoding multiplies a few rows, so the
+ * weights' reading is the cost: 32 threads share each output column and
+ * stride along its row of W (adjacent threads, adjacent floats), a sum per
+ * input row each, then meet in shared memory; a workgroup takes 8 columns
+ * and up to 16 input rows, so even a 768-wide product spreads over 96
+ * workgroups. (Stored [in, out], a column's weights are a stride apart and
+ * only splitting the inner dimension across a few threads keeps reads
+ * together: that version took ~450 µs per GPT-2 product on an H200, tfjs's
+ * tiled matmul ~170 µs.)
  */
 export function linearProgram(o: LinearProgramOptions): WebGpuProgram {
   const { rows, columns, norm, bias, activation, gated, residual } = o;
-  const sums = gated ? 2 : 1;
   const variableNames = ['x', 'w', ...(bias ? ['bias'] : []), ...(residual ? ['residual'] : [])];
-  const normalized = norm ? '(x[m * K + k] - stats[m].x) * stats[m].y' : 'x[m * K + k]';
+  const input = norm ? '(x[(r0 + m) * K + k] - stats[m].x) * stats[m].y' : 'x[(r0 + m) * K + k]';
+  // The block is baked in: a decode step's single row should not loop over 16.
+  const block = Math.min(ROW_BLOCK, rows);
+  const workgroups = Math.ceil(columns / COLUMNS) * Math.ceil(rows / block);
   return {
     variableNames,
     outputShape: [rows, columns],
-    shaderKey: `specstreamLinear_${rows}_${norm ?? 'none'}_${activation ?? 'none'}_${gated}_${bias}_${residual}`,
+    shaderKey: `specstreamLinear_${block}_${norm ?? 'none'}_${activation ?? 'none'}_${gated}_${bias}_${residual}`,
     dispatchLayout: { x: [0, 1] },
-    dispatch: [Math.ceil(columns / COLUMNS), 1, 1],
+    dispatch: [workgroups, 1, 1],
     workgroupSize: [THREADS, 1, 1],
     uniforms: 'eps : f32, ',
     getUserCode: () => `
-    const M = ${rows};
-    var<workgroup> partial : array<f32, ${(SLICES - 1) * COLUMNS * rows * sums}>;
+    const M = ${block};
     var<workgroup> lanes : array<f32, ${THREADS}>;
     var<workgroup> stats : array<vec2<f32>, M>;
     ${activation ? ACTIVATION_WGSL[activation].helpers : ''}
@@ -67,27 +70,47 @@ export function linearProgram(o: LinearProgramOptions): WebGpuProgram {
       return lanes[0];
     }
 
+    // The sum over each group of ${LANES} threads, in the group's first thread.
+    fn groupSum(tid : i32, value : f32) -> f32 {
+      workgroupBarrier();
+      lanes[tid] = value;
+      workgroupBarrier();
+      for (var half = ${LANES / 2}; half > 0; half = half / 2) {
+        if (tid % ${LANES} < half) { lanes[tid] = lanes[tid] + lanes[tid + half]; }
+        workgroupBarrier();
+      }
+      return lanes[tid];
+    }
+
     ${MAIN} {
       let tid = i32(localId.x);
-      let column = tid % ${COLUMNS};
-      let part = tid / ${COLUMNS};
+      let lane = tid % ${LANES};
       let K = uniforms.xShape.y;
-      let N = uniforms.wShape.y;
+      let rows = uniforms.xShape.x;
       let outN = uniforms.outShape.y;
-      let n = (index / ${THREADS}) * ${COLUMNS} + column;
+      let columnBlocks = (outN + ${COLUMNS - 1}) / ${COLUMNS};
+      let block = index / ${THREADS};
+      let n = (block % columnBlocks) * ${COLUMNS} + tid / ${LANES};
+      let r0 = (block / columnBlocks) * M;
+      let count = clamp(rows - r0, 0, M);
       ${
         norm
           ? `for (var m = 0; m < M; m = m + 1) {
         var mean = 0.0;
-        ${
-          norm === 'layer'
-            ? `var sum = 0.0;
-        for (var k = tid; k < K; k = k + ${THREADS}) { sum = sum + x[m * K + k]; }
-        mean = workgroupSum(tid, sum) / f32(K);`
-            : ''
-        }
         var squares = 0.0;
-        for (var k = tid; k < K; k = k + ${THREADS}) { let d = x[m * K + k] - mean; squares = squares + d * d; }
+        if (m < count) {
+          ${
+            norm === 'layer'
+              ? `var sum = 0.0;
+          for (var k = tid; k < K; k = k + ${THREADS}) { sum = sum + x[(r0 + m) * K + k]; }
+          mean = sum;`
+              : ''
+          }
+        }
+        ${norm === 'layer' ? 'mean = workgroupSum(tid, mean) / f32(K);' : ''}
+        if (m < count) {
+          for (var k = tid; k < K; k = k + ${THREADS}) { let d = x[(r0 + m) * K + k] - mean; squares = squares + d * d; }
+        }
         let scale = inverseSqrt(workgroupSum(tid, squares) / f32(K) + uniforms.eps);
         if (tid == 0) { stats[m] = vec2<f32>(mean, scale); }
       }
@@ -96,40 +119,28 @@ export function linearProgram(o: LinearProgramOptions): WebGpuProgram {
       }
       var acc : array<f32, M>;
       ${gated ? 'var up : array<f32, M>;' : ''}
-      let span = (K + ${SLICES - 1}) / ${SLICES};
-      let first = part * span;
-      let last = min(K, first + span);
       if (n < outN) {
-        for (var k = first; k < last; k = k + 1) {
-          let weight = w[k * N + n];
-          ${gated ? 'let weightUp = w[k * N + n + outN];' : ''}
+        for (var k = lane; k < K; k = k + ${LANES}) {
+          let weight = w[n * K + k];
+          ${gated ? 'let weightUp = w[(n + outN) * K + k];' : ''}
           for (var m = 0; m < M; m = m + 1) {
-            let v = ${normalized};
-            acc[m] = acc[m] + v * weight;
-            ${gated ? 'up[m] = up[m] + v * weightUp;' : ''}
+            if (m < count) {
+              let v = ${input};
+              acc[m] = acc[m] + v * weight;
+              ${gated ? 'up[m] = up[m] + v * weightUp;' : ''}
+            }
           }
         }
       }
-      if (part > 0) {
-        for (var m = 0; m < M; m = m + 1) {
-          partial[(((part - 1) * ${COLUMNS} + column) * M + m) * ${sums}] = acc[m];
-          ${gated ? `partial[(((part - 1) * ${COLUMNS} + column) * M + m) * 2 + 1] = up[m];` : ''}
-        }
-      }
-      workgroupBarrier();
-      if (part == 0 && n < outN) {
-        for (var m = 0; m < M; m = m + 1) {
-          var value = acc[m];
-          ${gated ? 'var upValue = up[m];' : ''}
-          for (var s = 0; s < ${SLICES - 1}; s = s + 1) {
-            value = value + partial[((s * ${COLUMNS} + column) * M + m) * ${sums}];
-            ${gated ? `upValue = upValue + partial[((s * ${COLUMNS} + column) * M + m) * 2 + 1];` : ''}
-          }
+      for (var m = 0; m < M; m = m + 1) {
+        var value = groupSum(tid, acc[m]);
+        ${gated ? 'var upValue = groupSum(tid, up[m]);' : ''}
+        if (lane == 0 && n < outN && m < count) {
           ${bias ? `value = value + bias[n];${gated ? ' upValue = upValue + bias[n + outN];' : ''}` : ''}
           ${activation ? 'value = activate(value);' : ''}
           ${gated ? 'value = value * upValue;' : ''}
-          ${residual ? 'value = value + residual[m * outN + n];' : ''}
-          result[m * outN + n] = value;
+          ${residual ? 'value = value + residual[(r0 + m) * outN + n];' : ''}
+          result[(r0 + m) * outN + n] = value;
         }
       }
     }

@@ -6,6 +6,7 @@ import {
   type TransposedLinear,
   transposedLinear,
 } from '../kernels/packed-linear.js';
+import { type RowLinear, rowLinear } from '../kernels/row-linear.js';
 
 /** A dense layer stored [in, out] so the matmul needs no transpose; bias fused into the matmul. */
 export interface Linear {
@@ -14,13 +15,15 @@ export interface Linear {
 }
 
 /**
- * A dense layer as given, packed for core's wasm kernel (packLinear), or a
- * borrowed [out, in] weight (a tied embedding as the head).
+ * A dense layer as given, packed for core's wasm kernel (packLinear), a
+ * borrowed [out, in] weight (a tied embedding as the head), or stored
+ * [out, in] for core's webgpu programs (RowLinear).
  */
-export type DenseLayer = Linear | PackedLinear | TransposedLinear;
+export type DenseLayer = Linear | PackedLinear | TransposedLinear | RowLinear;
 
 export function linear(x: tf.Tensor2D, layer: DenseLayer): tf.Tensor2D {
   if ('panels' in layer) return packedLinear(x, layer);
+  if ('weightRows' in layer) return rowLinear(x, layer);
   if ('weightT' in layer) return transposedLinear(x, layer);
   return tf.fused.matMul({ a: x, b: layer.weight, bias: layer.bias }) as tf.Tensor2D;
 }
@@ -29,7 +32,10 @@ export function linear(x: tf.Tensor2D, layer: DenseLayer): tf.Tensor2D {
 export function disposeLinear(layer: DenseLayer | undefined): void {
   if (layer === undefined || 'weightT' in layer) return;
   if ('panels' in layer) disposePackedLinear(layer);
-  else {
+  else if ('weightRows' in layer) {
+    layer.weightRows.dispose();
+    layer.bias?.dispose();
+  } else {
     layer.weight.dispose();
     layer.bias?.dispose();
   }

@@ -58,6 +58,23 @@ export function foldNormIntoLinear(norm: NormWeights, layer: { weight: tf.Tensor
   return folded;
 }
 
+/**
+ * foldNormIntoLinear for a weight stored [out, in] (RowLinear): each row
+ * scaled by γ, the bias β·Wᵀ added. Takes ownership of both.
+ */
+export function foldNormIntoRows(norm: NormWeights, layer: { weightRows: tf.Tensor2D; bias?: tf.Tensor1D }) {
+  const folded = tf.tidy(() => {
+    const weightRows = tf.mul(layer.weightRows, norm.weight) as tf.Tensor2D;
+    let bias = norm.bias ? (tf.sum(tf.mul(layer.weightRows, norm.bias), 1) as tf.Tensor1D) : undefined;
+    if (layer.bias) bias = bias ? (tf.add(bias, layer.bias) as tf.Tensor1D) : layer.bias.clone();
+    return bias ? { weightRows, bias } : { weightRows };
+  });
+  disposeNorm(norm);
+  layer.weightRows.dispose();
+  layer.bias?.dispose();
+  return folded;
+}
+
 /** Frees a norm's weight and (LayerNorm) bias. */
 export function disposeNorm(norm: NormWeights): void {
   norm.weight.dispose();

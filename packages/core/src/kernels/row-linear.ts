@@ -1,0 +1,84 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { Activation } from '../transformer/mlp.js';
+import { linearProgram } from './webgpu-linear.js';
+import { requireWebGpuPrograms, webGpuPrograms } from './webgpu-program.js';
+
+/**
+ * A dense layer for core's webgpu programs: the weight stored [out, in], so
+ * each output's weights are one contiguous row (see linearProgram), the bias
+ * and whatever surrounds the product fused into the same program.
+ */
+export interface RowLinear {
+  readonly weightRows: tf.Tensor2D;
+  readonly bias?: tf.Tensor1D;
+}
+
+export const ROW_LINEAR = 'SpecstreamRowLinear';
+
+export interface RowLinearEpilogue {
+  norm?: { kind: 'layer' | 'rms'; eps: number };
+  activation?: Activation;
+  gated?: boolean;
+  residual?: tf.Tensor2D;
+}
+
+/** A layer given [in, out] as a RowLinear where core's webgpu programs run (the original is disposed). */
+export function rowLinearForBackend(layer: {
+  weight: tf.Tensor2D;
+  bias?: tf.Tensor1D;
+}): RowLinear | undefined {
+  if (webGpuPrograms() === undefined) return undefined;
+  const weightRows = tf.transpose(layer.weight) as tf.Tensor2D;
+  layer.weight.dispose();
+  return layer.bias ? { weightRows, bias: layer.bias } : { weightRows };
+}
+
+/** residual + act(standardize(x)·Wᵀ + b), each part optional, as one program. */
+export function rowLinear(x: tf.Tensor2D, layer: RowLinear, o: RowLinearEpilogue = {}): tf.Tensor2D {
+  const gated = o.gated ?? false;
+  if (gated && o.activation === undefined) throw new Error('fusedLinear: a gated layer needs an activation');
+  const inputs: tf.NamedTensorMap = { x, w: layer.weightRows };
+  if (layer.bias) inputs.bias = layer.bias;
+  if (o.residual) inputs.residual = o.residual;
+  const attrs = {
+    norm: o.norm?.kind ?? 'none',
+    eps: o.norm?.eps ?? 0,
+    activation: o.activation ?? 'none',
+    gated,
+  };
+  return tf.engine().runKernel(ROW_LINEAR, inputs, attrs) as tf.Tensor2D;
+}
+
+tf.registerKernel({
+  kernelName: ROW_LINEAR,
+  backendName: 'webgpu',
+  kernelFunc: ({ inputs, attrs }) => {
+    const { x, w, bias, residual } = inputs as Record<string, tf.TensorInfo | undefined>;
+    const [rows, inner] = x!.shape;
+    const gated = attrs!.gated === true;
+    const columns = gated ? w!.shape[0] / 2 : w!.shape[0];
+    if (x!.shape.length !== 2 || w!.shape[1] !== inner || (gated && w!.shape[0] % 2 !== 0)) {
+      throw new Error(
+        `fusedLinear: cannot multiply [${x!.shape}] by [${w!.shape}]ᵀ${gated ? ' (gated)' : ''}`,
+      );
+    }
+    if (residual && (residual.shape[0] !== rows || residual.shape[1] !== columns)) {
+      throw new Error(`fusedLinear: residual [${residual.shape}] is not [${rows},${columns}]`);
+    }
+    const norm = attrs!.norm as 'layer' | 'rms' | 'none';
+    const activation = attrs!.activation as Activation | 'none';
+    const program = linearProgram({
+      rows,
+      columns,
+      norm: norm === 'none' ? undefined : norm,
+      bias: bias !== undefined,
+      activation: activation === 'none' ? undefined : activation,
+      gated,
+      residual: residual !== undefined,
+    });
+    const used = [x!, w!, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
+    return requireWebGpuPrograms().runWebGPUProgram(program, used, 'float32', [
+      { type: 'float32', data: [attrs!.eps as number] },
+    ]);
+  },
+});
