@@ -20,6 +20,7 @@ export {
   causalAttention,
   causalAttentionSupported,
 } from './kernels/causal-attention.js';
+export { GREEDY_ROWS, greedyRows, greedyRowsSupported } from './kernels/greedy-rows.js';
 export { kernelThreadCount, stopKernelThreads } from './kernels/kernel-threads.js';
 export {
   denseForBackend,

@@ -12,9 +12,11 @@ import { initBackend } from '../src/backend.js';
 import { activateRows } from '../src/kernels/activation.js';
 import { causalAttention, causalAttentionSupported } from '../src/kernels/causal-attention.js';
 import { embedRows } from '../src/kernels/embed.js';
+import { greedyRows } from '../src/kernels/greedy-rows.js';
 import { standardizeRows, standardizeRowsSupported } from '../src/kernels/standardize.js';
 import { webGpuPrograms } from '../src/kernels/webgpu-program.js';
 import { createKvCache } from '../src/kv-cache/index.js';
+import { greedyToken } from '../src/sampling/sampler.js';
 import { fusedLinear } from '../src/transformer/fused-linear.js';
 
 const unavailable = await initBackend({ backend: 'webgpu' }).then(
@@ -351,4 +353,34 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
       tf.dispose([...Object.values(t), out]);
     },
   );
+
+  test('greedyRows gives greedyToken of each row, and −1 where greedyToken refuses it', async () => {
+    const rng = seedrandom('greedy-rows');
+    const vocab = 1000;
+    const rows: Float32Array[] = Array.from({ length: 7 }, () => randomArray(vocab, rng, 5));
+    rows[1][10] = 9;
+    rows[1][900] = 9; // a tie: the first index wins
+    rows[2][3] = Number.NaN;
+    rows[3][500] = Number.POSITIVE_INFINITY;
+    rows[4].fill(Number.NEGATIVE_INFINITY);
+    rows[5][0] = Number.NEGATIVE_INFINITY;
+    rows[5][999] = 7; // the last index
+    rows[6].fill(-2); // all equal: index 0
+    const logits = tf.tensor3d(Float32Array.from(rows.flatMap((r) => Array.from(r))), [
+      1,
+      rows.length,
+      vocab,
+    ]);
+    const ids = greedyRows(logits);
+    const expected = rows.map((r) => {
+      try {
+        return greedyToken(r);
+      } catch {
+        return -1;
+      }
+    });
+    expect(expected.slice(1, 5)).toEqual([10, -1, -1, -1]);
+    expect(Array.from(await ids.data())).toEqual(expected);
+    tf.dispose([logits, ids]);
+  });
 });

@@ -5,12 +5,15 @@ import {
   DEFAULT_PREFILL_BUCKETS,
   type FinishReason,
   getLogger,
+  greedyRows,
+  greedyRowsSupported,
   greedyToken,
   InvalidArgumentError,
   prefill,
   type SamplingOptions,
   type TokenEvent,
 } from '@specstream/core';
+import type * as tf from '@tensorflow/tfjs-core';
 import { type AcceptResult, type AcceptRule, acceptDraft } from './accept.js';
 import type { Proposal } from './drafter.js';
 import {
@@ -59,10 +62,30 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
 }
 
 /** acceptDraft's outcome for a one-hot p, without building it: accept while the argmax agrees. */
-function acceptGreedy(draft: readonly number[], row: (i: number) => Float32Array): AcceptResult {
+function acceptGreedy(draft: readonly number[], argmax: (i: number) => number): AcceptResult {
   for (let i = 0; ; i++) {
-    const token = greedyToken(row(i));
+    const token = argmax(i);
     if (i === draft.length || token !== draft[i]) return { accepted: i, next: token };
+  }
+}
+
+/**
+ * The verification pass's output on the host: its logits, or where greedy
+ * acceptance runs on the device (webgpu) only each position's argmax, −1
+ * marking a row greedyToken refuses (whose logits are then read too, so the
+ * refusal raises the sampler's own error).
+ */
+async function readVerification(
+  logits: tf.Tensor3D,
+  onDevice: boolean,
+): Promise<{ values?: Float32Array; argmax?: Int32Array }> {
+  try {
+    if (!onDevice) return { values: (await logits.data()) as Float32Array };
+    const ids = greedyRows(logits);
+    const argmax = (await ids.data().finally(() => ids.dispose())) as Int32Array;
+    return argmax.includes(-1) ? { argmax, values: (await logits.data()) as Float32Array } : { argmax };
+  } finally {
+    logits.dispose();
   }
 }
 
@@ -198,7 +221,10 @@ export function speculativeGenerate(options: SpeculativeGenerateOptions): Specul
           return [last, ...drafts[r], ...new Array<number>(steps - 1 - drafts[r].length).fill(last)];
         });
         const { logits } = target.extendStep(state, window);
-        const values = (await logits.data().finally(() => logits.dispose())) as Float32Array;
+        const { values, argmax } = await readVerification(
+          logits,
+          fastGreedy && greedyRowsSupported(batch * steps),
+        );
         const verifyMs = performance.now() - t0;
 
         const events: SpeculativeTokenEvent[] = [];
@@ -207,9 +233,12 @@ export function speculativeGenerate(options: SpeculativeGenerateOptions): Specul
           if (!active[r]) continue;
           const d = drafts[r];
           const base = r * steps * tv;
-          const row = (i: number) => values.subarray(base + i * tv, base + (i + 1) * tv);
+          const row = (i: number) => values!.subarray(base + i * tv, base + (i + 1) * tv);
           const result = fastGreedy
-            ? acceptGreedy(d, row)
+            ? acceptGreedy(d, (i) => {
+                const token = argmax?.[r * steps + i] ?? -1;
+                return token >= 0 ? token : greedyToken(row(i));
+              })
             : rule({
                 draft: d,
                 q: proposals[r].probs,

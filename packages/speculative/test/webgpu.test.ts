@@ -1,0 +1,113 @@
+/**
+ * Speculative decoding on webgpu, where core's programs run the models and
+ * greedy verification takes each position's argmax on the device (reading
+ * integers, not logits). Needs a WebGPU adapter (a GPU, or lavapipe:
+ * scripts/lavapipe.sh); skipped, saying why, without one.
+ */
+import { generate, initBackend } from '@specstream/core';
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, test } from 'vitest';
+import { speculativeGenerate } from '../src/index.js';
+import {
+  collect,
+  fixtureGreedy,
+  loadFixture,
+  noisyPair,
+  plainGreedy,
+  prompts,
+  SMALL_LLAMA,
+} from './helpers.js';
+
+const unavailable = await initBackend({ backend: 'webgpu' }).then(
+  () => undefined,
+  (error: Error) => error.message,
+);
+if (unavailable) console.info(`webgpu speculative tests skipped: ${unavailable}`);
+
+/** Program keys the webgpu backend runs while `work` runs. */
+async function programsUsed(work: () => Promise<void>): Promise<Set<string>> {
+  const backend = tf.backend() as unknown as {
+    runWebGPUProgram: (p: { shaderKey: string }, ...r: unknown[]) => unknown;
+  };
+  const original = backend.runWebGPUProgram;
+  const keys = new Set<string>();
+  backend.runWebGPUProgram = function (this: unknown, program, ...rest) {
+    keys.add(program.shaderKey.split('_')[0]);
+    return original.call(this, program, ...rest);
+  };
+  try {
+    await work();
+  } finally {
+    backend.runWebGPUProgram = original;
+  }
+  return keys;
+}
+
+describe.skipIf(unavailable !== undefined)('speculative decoding on webgpu', () => {
+  test('greedy output equals plain greedy decoding for k = 1…6 and batched rows; argmax taken on the device', async () => {
+    const { target, draft } = noisyPair(SMALL_LLAMA, 0.02);
+    const batch = prompts(3, SMALL_LLAMA.vocabSize, 11, 1, 15);
+    const want = await Promise.all(batch.map((p) => plainGreedy(target, p, 24)));
+    const before = tf.memory().numTensors;
+    for (const k of [1, 2, 4, 6]) {
+      let got: number[][] = [];
+      const keys = await programsUsed(async () => {
+        got = await collect(speculativeGenerate({ target, draft, k, prompt: batch, maxNewTokens: 24 }), 3);
+      });
+      expect(got).toEqual(want);
+      expect(keys.has('specstreamGreedyRows')).toBe(true);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    target.dispose();
+    draft.dispose();
+  });
+
+  test("the gpt2 fixture drafting for itself reproduces transformers' greedy output", async () => {
+    const [target, draft] = [await loadFixture('gpt2'), await loadFixture('gpt2')];
+    const { prompt, output } = await fixtureGreedy('gpt2');
+    const run = speculativeGenerate({
+      target,
+      draft,
+      k: 3,
+      prompt,
+      maxNewTokens: output.length - prompt.length,
+    });
+    const [tokens] = await collect(run);
+    expect([...prompt, ...tokens]).toEqual(output);
+    expect(run.rates().acceptanceRate).toBe(1);
+    target.dispose();
+    draft.dispose();
+  });
+
+  test('a target whose logits turn NaN fails with the same error as plain decoding, leaving no tensors', async () => {
+    const { target: inner, draft } = noisyPair(SMALL_LLAMA, 0.02);
+    let calls = 0;
+    // From the third pass on, every logit is NaN.
+    const target = {
+      ...inner,
+      extendStep: (...args: Parameters<typeof inner.extendStep>) => {
+        const result = inner.extendStep(...args);
+        if (++calls < 3) return result;
+        const logits = tf.tidy(() => tf.mul(result.logits, Number.NaN)) as tf.Tensor3D;
+        result.logits.dispose();
+        return { ...result, logits };
+      },
+    };
+    const prompt = [1, 2, 3];
+    const plain = generate({ model: target, prompt, maxNewTokens: 10 });
+    const plainError = await (async () => {
+      for await (const _ of plain);
+    })().then(
+      () => undefined,
+      (e: Error) => e.message,
+    );
+    expect(plainError).toBeDefined();
+    calls = 0;
+    const before = tf.memory().numTensors;
+    const run = speculativeGenerate({ target, draft, k: 3, prompt, maxNewTokens: 10 });
+    await expect(collect(run)).rejects.toThrow(plainError);
+    expect(tf.memory().numTensors).toBe(before);
+    inner.dispose();
+    draft.dispose();
+  });
+});
