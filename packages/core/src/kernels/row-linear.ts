@@ -75,6 +75,7 @@ tf.registerKernel({
       activation: activation === 'none' ? undefined : activation,
       gated,
       residual: residual !== undefined,
+      vectorized: inner % 4 === 0,
     });
     const used = [x!, w!, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
     return requireWebGpuPrograms().runWebGPUProgram(program, used, 'float32', [

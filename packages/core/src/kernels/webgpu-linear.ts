@@ -22,6 +22,8 @@ export interface LinearProgramOptions {
   gated: boolean;
   /** Adds a [rows, out] residual after everything else. */
   residual: boolean;
+  /** The inner dimension is a multiple of 4: x and W are read as vec4s (a quarter of the loads). */
+  vectorized: boolean;
 }
 
 /**
@@ -38,19 +40,26 @@ export interface LinearProgramOptions {
  * tiled matmul ~170 µs.)
  */
 export function linearProgram(o: LinearProgramOptions): WebGpuProgram {
-  const { rows, columns, norm, bias, activation, gated, residual } = o;
+  const { rows, columns, norm, bias, activation, gated, residual, vectorized } = o;
   const variableNames = ['x', 'w', ...(bias ? ['bias'] : []), ...(residual ? ['residual'] : [])];
-  const input = norm ? '(x[(r0 + m) * K + k] - stats[m].x) * stats[m].y' : 'x[(r0 + m) * K + k]';
+  // In vec4 units when vectorized: K below counts vec4s, and sums and products are over 4 lanes.
+  const sumOf = (v: string) => (vectorized ? `(${v}.x + ${v}.y + ${v}.z + ${v}.w)` : v);
+  const product = (a: string, b: string) => (vectorized ? `dot(${a}, ${b})` : `${a} * ${b}`);
+  const minus = (v: string, mean: string) =>
+    vectorized ? `(${v} - vec4<f32>(${mean}))` : `(${v} - ${mean})`;
+  const input = norm ? `${minus('x[(r0 + m) * K + k]', 'stats[m].x')} * stats[m].y` : 'x[(r0 + m) * K + k]';
+  const width = vectorized ? 4 : 1;
   // The block is baked in: a decode step's single row should not loop over 16.
   const block = Math.min(ROW_BLOCK, rows);
   const workgroups = Math.ceil(columns / COLUMNS) * Math.ceil(rows / block);
   return {
     variableNames,
     outputShape: [rows, columns],
-    shaderKey: `specstreamLinear_${block}_${norm ?? 'none'}_${activation ?? 'none'}_${gated}_${bias}_${residual}`,
+    shaderKey: `specstreamLinear_${block}_${width}_${norm ?? 'none'}_${activation ?? 'none'}_${gated}_${bias}_${residual}`,
     dispatchLayout: { x: [0, 1] },
     dispatch: [workgroups, 1, 1],
     workgroupSize: [THREADS, 1, 1],
+    variableComponents: [width, width, 1, 1].slice(0, variableNames.length),
     uniforms: 'eps : f32, ',
     getUserCode: () => `
     const M = ${block};
@@ -85,7 +94,8 @@ export function linearProgram(o: LinearProgramOptions): WebGpuProgram {
     ${MAIN} {
       let tid = i32(localId.x);
       let lane = tid % ${LANES};
-      let K = uniforms.xShape.y;
+      let K = uniforms.xShape.y / ${width};
+      let inner = f32(uniforms.xShape.y);
       let rows = uniforms.xShape.x;
       let outN = uniforms.outShape.y;
       let columnBlocks = (outN + ${COLUMNS - 1}) / ${COLUMNS};
@@ -102,16 +112,19 @@ export function linearProgram(o: LinearProgramOptions): WebGpuProgram {
           ${
             norm === 'layer'
               ? `var sum = 0.0;
-          for (var k = tid; k < K; k = k + ${THREADS}) { sum = sum + x[(r0 + m) * K + k]; }
+          for (var k = tid; k < K; k = k + ${THREADS}) { sum = sum + ${sumOf('x[(r0 + m) * K + k]')}; }
           mean = sum;`
               : ''
           }
         }
-        ${norm === 'layer' ? 'mean = workgroupSum(tid, mean) / f32(K);' : ''}
+        ${norm === 'layer' ? 'mean = workgroupSum(tid, mean) / inner;' : ''}
         if (m < count) {
-          for (var k = tid; k < K; k = k + ${THREADS}) { let d = x[(r0 + m) * K + k] - mean; squares = squares + d * d; }
+          for (var k = tid; k < K; k = k + ${THREADS}) {
+            let d = ${minus('x[(r0 + m) * K + k]', 'mean')};
+            squares = squares + ${product('d', 'd')};
+          }
         }
-        let scale = inverseSqrt(workgroupSum(tid, squares) / f32(K) + uniforms.eps);
+        let scale = inverseSqrt(workgroupSum(tid, squares) / inner + uniforms.eps);
         if (tid == 0) { stats[m] = vec2<f32>(mean, scale); }
       }
       workgroupBarrier();`
@@ -126,8 +139,8 @@ export function linearProgram(o: LinearProgramOptions): WebGpuProgram {
           for (var m = 0; m < M; m = m + 1) {
             if (m < count) {
               let v = ${input};
-              acc[m] = acc[m] + v * weight;
-              ${gated ? 'up[m] = up[m] + v * weightUp;' : ''}
+              acc[m] = acc[m] + ${product('v', 'weight')};
+              ${gated ? `up[m] = up[m] + ${product('v', 'weightUp')};` : ''}
             }
           }
         }

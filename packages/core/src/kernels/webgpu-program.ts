@@ -20,6 +20,8 @@ export interface WebGpuProgram {
   workgroupSize: [number, number, number];
   /** Adds `size` (the output's element count) to the uniforms. */
   size?: boolean;
+  /** Components per element each input is declared with (4: array<vec4<f32>>); default 1. */
+  variableComponents?: number[];
   /** Extra uniform fields, e.g. `eps : f32, `; their values follow the backend's own, in order. */
   uniforms?: string;
   getUserCode(): string;
