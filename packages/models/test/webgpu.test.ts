@@ -9,6 +9,7 @@ import { type CausalLm, generate, initBackend } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
+import { programsUsed } from '../../../test-support/webgpu-programs.js';
 import { loadModel } from '../src/load-model.js';
 import { openSafetensors } from '../src/safetensors/file.js';
 import { FIXTURES_DIR } from './fixtures.js';
@@ -18,25 +19,6 @@ const unavailable = await initBackend({ backend: 'webgpu' }).then(
   (error: Error) => error.message,
 );
 if (unavailable) console.info(`webgpu model tests skipped: ${unavailable}`);
-
-/** Program keys the webgpu backend compiles while `work` runs. */
-function programsUsed(work: () => void): Set<string> {
-  const backend = tf.backend() as unknown as {
-    runWebGPUProgram: (p: { shaderKey: string }, ...r: unknown[]) => unknown;
-  };
-  const original = backend.runWebGPUProgram;
-  const keys = new Set<string>();
-  backend.runWebGPUProgram = function (this: unknown, program, ...rest) {
-    keys.add(program.shaderKey.split('_')[0]);
-    return original.call(this, program, ...rest);
-  };
-  try {
-    work();
-  } finally {
-    backend.runWebGPUProgram = original;
-  }
-  return keys;
-}
 
 describe.skipIf(unavailable !== undefined).each(['llama', 'qwen2', 'gpt2'])(
   '%s checkpoint on webgpu',
@@ -91,9 +73,9 @@ describe.skipIf(unavailable !== undefined).each(['llama', 'qwen2', 'gpt2'])(
       return out;
     }
 
-    test("a step runs core's programs: embedding, fused products, the cache write, attention", () => {
+    test("a step runs core's programs: embedding, fused products, the cache write, attention", async () => {
       const state = model.createState({ batch: 1, maxLength: 8 });
-      const keys = programsUsed(() => model.extendStep(state, [[1, 2]]).logits.dispose());
+      const keys = await programsUsed(tf.backend(), () => model.extendStep(state, [[1, 2]]).logits.dispose());
       model.disposeState(state);
       expect([...keys].filter((k) => k.startsWith('specstream')).sort()).toEqual([
         'specstreamAttention',

@@ -7,6 +7,7 @@
 import { generate, initBackend } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, test } from 'vitest';
+import { programsUsed } from '../../../test-support/webgpu-programs.js';
 import { speculativeGenerate } from '../src/index.js';
 import {
   collect,
@@ -24,25 +25,6 @@ const unavailable = await initBackend({ backend: 'webgpu' }).then(
 );
 if (unavailable) console.info(`webgpu speculative tests skipped: ${unavailable}`);
 
-/** Program keys the webgpu backend runs while `work` runs. */
-async function programsUsed(work: () => Promise<void>): Promise<Set<string>> {
-  const backend = tf.backend() as unknown as {
-    runWebGPUProgram: (p: { shaderKey: string }, ...r: unknown[]) => unknown;
-  };
-  const original = backend.runWebGPUProgram;
-  const keys = new Set<string>();
-  backend.runWebGPUProgram = function (this: unknown, program, ...rest) {
-    keys.add(program.shaderKey.split('_')[0]);
-    return original.call(this, program, ...rest);
-  };
-  try {
-    await work();
-  } finally {
-    backend.runWebGPUProgram = original;
-  }
-  return keys;
-}
-
 describe.skipIf(unavailable !== undefined)('speculative decoding on webgpu', () => {
   test('greedy output equals plain greedy decoding for k = 1…6 and batched rows; argmax taken on the device', async () => {
     const { target, draft } = noisyPair(SMALL_LLAMA, 0.02);
@@ -51,7 +33,7 @@ describe.skipIf(unavailable !== undefined)('speculative decoding on webgpu', () 
     const before = tf.memory().numTensors;
     for (const k of [1, 2, 4, 6]) {
       let got: number[][] = [];
-      const keys = await programsUsed(async () => {
+      const keys = await programsUsed(tf.backend(), async () => {
         got = await collect(speculativeGenerate({ target, draft, k, prompt: batch, maxNewTokens: 24 }), 3);
       });
       expect(got).toEqual(want);

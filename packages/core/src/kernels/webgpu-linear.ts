@@ -1,6 +1,6 @@
 import type { Activation } from '../transformer/mlp.js';
 import { ACTIVATION_WGSL } from './webgpu-activation.js';
-import { MAIN, type WebGpuProgram } from './webgpu-program.js';
+import { MAIN, type WebGpuProgram, workgroupSumWgsl } from './webgpu-program.js';
 
 /** Rows a workgroup carries through the product at most (more rows: more workgroups). */
 const ROW_BLOCK = 16;
@@ -63,21 +63,11 @@ export function linearProgram(o: LinearProgramOptions): WebGpuProgram {
     uniforms: 'eps : f32, ',
     getUserCode: () => `
     const M = ${block};
-    var<workgroup> lanes : array<f32, ${THREADS}>;
     var<workgroup> stats : array<vec2<f32>, M>;
     ${activation ? ACTIVATION_WGSL[activation].helpers : ''}
     ${activation ? `fn activate(v : f32) -> f32 { return ${ACTIVATION_WGSL[activation].formula}; }` : ''}
 
-    fn workgroupSum(tid : i32, value : f32) -> f32 {
-      workgroupBarrier();
-      lanes[tid] = value;
-      workgroupBarrier();
-      for (var half = ${THREADS / 2}; half > 0; half = half / 2) {
-        if (tid < half) { lanes[tid] = lanes[tid] + lanes[tid + half]; }
-        workgroupBarrier();
-      }
-      return lanes[0];
-    }
+    ${workgroupSumWgsl(THREADS)}
 
     // The sum over each group of ${LANES} threads, in the group's first thread.
     fn groupSum(tid : i32, value : f32) -> f32 {

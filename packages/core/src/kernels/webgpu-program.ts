@@ -95,5 +95,26 @@ export function rowUniforms(values: ArrayLike<number>): {
 /** Workgroups one dispatch axis takes (WebGPU's default limit): programs with a workgroup per row stop there. */
 export const MAX_WORKGROUPS = 65535;
 
+/**
+ * WGSL for `workgroupSum(tid, value)`: the sum over a workgroup of `threads`
+ * invocations (a power of two), returned to all of them, through the
+ * workgroup array `lanes` it declares. Call it in uniform control flow.
+ */
+export function workgroupSumWgsl(threads: number): string {
+  return `
+    var<workgroup> lanes : array<f32, ${threads}>;
+
+    fn workgroupSum(tid : i32, value : f32) -> f32 {
+      workgroupBarrier();
+      lanes[tid] = value;
+      workgroupBarrier();
+      for (var half = ${threads / 2}; half > 0; half = half / 2) {
+        if (tid < half) { lanes[tid] = lanes[tid] + lanes[tid + half]; }
+        workgroupBarrier();
+      }
+      return lanes[0];
+    }`;
+}
+
 /** The program's main() header: the backend calls it with the flat global invocation index. */
 export const MAIN = 'fn main(index : i32)';

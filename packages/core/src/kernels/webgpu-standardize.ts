@@ -1,4 +1,4 @@
-import { MAIN, type WebGpuProgram } from './webgpu-program.js';
+import { MAIN, type WebGpuProgram, workgroupSumWgsl } from './webgpu-program.js';
 
 /**
  * standardizeRows as one WGSL program: a workgroup per row sums it (and,
@@ -19,19 +19,7 @@ export function standardizeProgram(shape: readonly number[], center: boolean): W
     workgroupSize: [threads, 1, 1],
     uniforms: 'eps : f32, cols : i32, ',
     getUserCode: () => `
-    var<workgroup> partial : array<f32, ${threads}>;
-
-    // The sum of every thread's value, returned to all of them.
-    fn workgroupSum(tid : i32, value : f32) -> f32 {
-      workgroupBarrier();
-      partial[tid] = value;
-      workgroupBarrier();
-      for (var half = ${threads / 2}; half > 0; half = half / 2) {
-        if (tid < half) { partial[tid] = partial[tid] + partial[tid + half]; }
-        workgroupBarrier();
-      }
-      return partial[0];
-    }
+    ${workgroupSumWgsl(threads)}
 
     ${MAIN} {
       let tid = i32(localId.x);
