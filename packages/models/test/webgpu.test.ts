@@ -12,6 +12,7 @@ import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
 import { programsUsed } from '../../../test-support/webgpu-programs.js';
 import { loadModel } from '../src/load-model.js';
 import { openSafetensors } from '../src/safetensors/file.js';
+import { loadWhisper } from '../src/whisper/index.js';
 import { FIXTURES_DIR } from './fixtures.js';
 
 const unavailable = await initBackend({ backend: 'webgpu' }).then(
@@ -99,3 +100,29 @@ describe.skipIf(unavailable !== undefined).each(['llama', 'qwen2', 'gpt2'])(
     });
   },
 );
+
+describe.skipIf(unavailable !== undefined)('whisper checkpoint on webgpu', () => {
+  test('encoder output and decoder logits match transformers (≤ 1e-4), no tensor left', async () => {
+    await initBackend({ backend: 'webgpu' });
+    const file = await openSafetensors(join(FIXTURES_DIR, 'whisper', 'reference.safetensors'));
+    const features = (await file.readTensor('input_features')) as tf.Tensor3D;
+    const encoderOutput = (await file.readValues('encoder_output')).values as Float32Array;
+    const ids = Array.from((await file.readValues('decoder_input_ids')).values);
+    const logits = (await file.readValues('logits')).values as Float32Array;
+    await file.close();
+    const before = tf.memory().numTensors;
+    const whisper = await loadWhisper(join(FIXTURES_DIR, 'whisper'));
+    const encoded = whisper.encoder.encode(features);
+    expect(maxAbsDiff(await encoded.data(), encoderOutput)).toBeLessThan(1e-4);
+    const state = whisper.decoder.createState({ batch: 1, maxLength: ids.length });
+    whisper.decoder.setEncoderOutput(state, encoded);
+    const step = whisper.decoder.extendStep(state, [ids]);
+    expect(maxAbsDiff(await step.logits.data(), logits)).toBeLessThan(1e-4);
+    step.logits.dispose();
+    whisper.decoder.disposeState(state);
+    encoded.dispose();
+    whisper.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    features.dispose();
+  });
+});
