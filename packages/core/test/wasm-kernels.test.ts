@@ -666,6 +666,33 @@ describe('core wasm kernels', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  test('causal attention over packed q|k|v (queryHeads) equals attention over the queries sliced out', () => {
+    const rng = seedrandom('packed-queries');
+    const [batch, steps, heads, kvHeads, headDim, slots] = [2, 3, 4, 2, 8, 12];
+    const packed = tf.tensor4d(randomArray(batch * steps * (heads + 2 * kvHeads) * headDim, rng), [
+      batch,
+      steps,
+      heads + 2 * kvHeads,
+      headDim,
+    ]);
+    const kv = tf.tensor4d(randomArray(batch * kvHeads * slots * headDim, rng), [
+      batch,
+      kvHeads,
+      slots,
+      headDim,
+    ]);
+    const queries = tf.slice(packed, [0, 0, 0, 0], [batch, steps, heads, headDim]) as tf.Tensor4D;
+    const before = tf.memory().numTensors;
+    const fromPacked = causalAttention(packed, kv, kv, [4, 9], { queryHeads: heads });
+    expect(tf.memory().numTensors).toBe(before + 1);
+    const fromSlice = causalAttention(queries, kv, kv, [4, 9]);
+    expect(Array.from(fromPacked.dataSync())).toEqual(Array.from(fromSlice.dataSync()));
+    expect(() => causalAttention(packed, kv, kv, [4, 9], { queryHeads: 9 })).toThrow(
+      /queryHeads 9 is not in \[1, 8\]/,
+    );
+    for (const t of [packed, kv, queries, fromPacked, fromSlice]) t.dispose();
+  });
+
   test('causal attention names a window past the slots or a bad window, and runs odd head sizes on tfjs ops', () => {
     const q = tf.zeros([1, 4, 2, 8]) as tf.Tensor4D;
     const kv = tf.zeros([1, 2, 6, 8]) as tf.Tensor4D;
