@@ -20,11 +20,16 @@ packages="mesa-vulkan-drivers libvulkan1 libc6 libstdc++6 libgcc-s1 libllvm19 li
   libedit2 libffi8 libtinfo6 libzstd1 libelf1t64 libdrm2 libdrm-amdgpu1 libwayland-client0 libx11-xcb1
   libxcb-dri3-0 libxcb-present0 libxcb-randr0 libxcb-shm0 libxcb-sync1 libxcb-xfixes0 libxcb1 libxshmfence1
   libexpat1 zlib1g libicu76 libbsd0 libmd0 libxau6 libxdmcp6 libx11-6 liblzma5 libatomic1"
-[ -f Packages ] || curl -fsSL "$mirror/dists/trixie/main/binary-amd64/Packages.xz" | xz -d > Packages
+# Downloads land under a temporary name first, so an interrupted run leaves nothing that looks complete.
+fetch() { curl -fsSL -o "$2.part" "$1" && mv "$2.part" "$2"; }
+if [ ! -f Packages ]; then
+  fetch "$mirror/dists/trixie/main/binary-amd64/Packages.xz" Packages.xz
+  xz -d Packages.xz
+fi
 for p in $packages; do
   file=$(awk -v p="$p" '$0 == "Package: " p { f = 1 } f && /^Filename:/ { print $2; exit }' Packages)
   [ -n "$file" ] || { echo "lavapipe.sh: no package $p in trixie" >&2; exit 1; }
-  [ -f "debs/$(basename "$file")" ] || curl -fsSL -o "debs/$(basename "$file")" "$mirror/$file"
+  [ -f "debs/$(basename "$file")" ] || fetch "$mirror/$file" "debs/$(basename "$file")"
 done
 for deb in debs/*.deb; do dpkg-deb -x "$deb" root; done
 lib=$root/root/usr/lib/x86_64-linux-gnu
