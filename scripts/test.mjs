@@ -50,6 +50,7 @@ const WEBGPU_SUITES = [
   'packages/core/test/webgpu-kernels.test.ts',
   'packages/models/test/webgpu.test.ts',
   'packages/speculative/test/webgpu.test.ts',
+  'packages/streaming/test/webgpu.test.ts',
 ];
 function webgpuOnLavapipe() {
   if (process.env.SPECSTREAM_LAVAPIPE === 'off') return { note: 'SPECSTREAM_LAVAPIPE=off' };

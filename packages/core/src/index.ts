@@ -44,6 +44,7 @@ export * from './kv-cache/index.js';
 export { getLogger, type Logger, setLogger } from './log.js';
 export * from './prefill.js';
 export * from './random-model.js';
+export { readAndDispose } from './read-and-dispose.js';
 export * from './sampling/index.js';
 export * from './synthesizer.js';
 export * from './transformer/index.js';

@@ -3,6 +3,7 @@ import {
   type Encoder,
   type EncoderState,
   InvalidArgumentError,
+  readAndDispose,
 } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { Observable, type OperatorFunction } from 'rxjs';
@@ -148,11 +149,9 @@ export function streamingEncode<S extends EncoderState>(
               input.dispose();
             }
             const [, steps, outputDim] = outputs.shape;
-            // data() has taken its copy (or claimed the buffer) by the time it
-            // returns: the tensor can go now, so nothing is left in flight.
-            const pending = outputs.data() as Promise<Float32Array>;
-            outputs.dispose();
-            const frames = await pending;
+            // Disposed at once where data() has already copied (so an unsubscribe meanwhile
+            // leaves nothing allocated), when the read settles on webgpu.
+            const frames = (await readAndDispose(outputs)) as Float32Array;
             if (subscriber.closed) return;
             const now = performance.now();
             const chunk: EncodedChunk = {
