@@ -163,6 +163,8 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
     [2, 4, 4, 4, 128, 300, 37],
     [1, 2, 2, 1, 80, 70, Number.POSITIVE_INFINITY],
     [5, 9, 2, 1, 16, 40, Number.POSITIVE_INFINITY],
+    // More rows than uniforms carry: the starts go in a buffer.
+    [21, 2, 2, 1, 16, 200, Number.POSITIVE_INFINITY],
   ])(
     'causalAttention B%i S%i H%i KV%i D%i over %i slots (window %s) matches float64',
     async (batch, steps, heads, kvHeads, headDim, slots, window) => {
@@ -223,14 +225,15 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
 
   test('the inplace cache writes heads straight from packed projections, as write() does from slices', async () => {
     const rng = seedrandom('write-heads');
-    const [batch, steps, heads, kvHeads, headDim, capacity] = [3, 4, 4, 2, 16, 24];
+    const [batch, steps, heads, kvHeads, headDim, capacity] = [19, 4, 4, 2, 16, 24];
     const packed = tf.tensor4d(randomArray(batch * steps * (heads + 2 * kvHeads) * headDim, rng), [
       batch,
       steps,
       heads + 2 * kvHeads,
       headDim,
     ]);
-    const starts = [0, 5, 20];
+    // 19 rows: more than uniforms carry, so the starts go in a buffer.
+    const starts = Array.from({ length: batch }, (_, r) => (r * 5) % 21);
     const shape = { batch, layers: 1, kvHeads, headDim, capacity };
     const viaHeads = createKvCache(shape, 'inplace');
     const viaSlices = createKvCache(shape, 'inplace');
@@ -332,7 +335,8 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
       const [vocab, hidden, maxPositions, steps] = [50, 12, 40, 3];
       const table = randomArray(vocab * hidden, rng);
       const positions = randomArray(maxPositions * hidden, rng);
-      const starts = [0, 17, 36, 5, 9];
+      // 21 rows: more than uniforms carry, so the starts go in a buffer.
+      const starts = Array.from({ length: 21 }, (_, r) => (r * 17) % 37);
       const ids = Int32Array.from({ length: starts.length * steps }, () => Math.floor(rng() * vocab));
       const expected = new Float64Array(ids.length * hidden);
       ids.forEach((id, i) => {
@@ -349,7 +353,7 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
       const out = embedRows(t.table, t.ids, withPositions ? t.positions : undefined, starts, steps);
       // One float32 addition: within its rounding of the float64 sum.
       expect(maxAbsDiff(await out.data(), expected)).toBeLessThan(1e-6);
-      expect(() => embedRows(t.table, t.ids, undefined, starts, 2)).toThrow(/do not give 5 rows of 2 steps/);
+      expect(() => embedRows(t.table, t.ids, undefined, starts, 2)).toThrow(/do not give 21 rows of 2 steps/);
       tf.dispose([...Object.values(t), out]);
     },
   );

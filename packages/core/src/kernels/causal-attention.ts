@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { cachedAttention, causalMask } from '../transformer/attention.js';
 import { requireWasmKernels, wasmKernels } from './wasm-kernels.js';
 import { attentionProgram } from './webgpu-attention.js';
-import { MAX_WORKGROUPS, requireWebGpuPrograms, rowUniforms, webGpuPrograms } from './webgpu-program.js';
+import { MAX_WORKGROUPS, rowStarts, runWithStarts, webGpuPrograms } from './webgpu-program.js';
 
 /**
  * Causal attention of new steps over a cache of keys and values. On wasm it
@@ -235,13 +235,11 @@ tf.registerKernel({
   kernelFunc: ({ inputs, attrs }) => {
     const { q, keys, values } = inputs as Record<string, tf.TensorInfo>;
     const g = geometry(q, keys, attrs);
-    const rows = rowUniforms(g.starts);
+    const starts = rowStarts(g.starts);
     const layout = attrs!.layout === 'slots' ? 'slots' : 'heads';
-    return requireWebGpuPrograms().runWebGPUProgram(
-      attentionProgram(g, layout, rows),
-      [q, keys, values],
-      'float32',
-      [{ type: 'int32', data: [g.window] }, { type: 'int32', data: [g.heads] }, ...rows.uniforms],
-    );
+    return runWithStarts(attentionProgram(g, layout, starts), [q, keys, values], starts, [
+      { type: 'int32', data: [g.window] },
+      { type: 'int32', data: [g.heads] },
+    ]);
   },
 });

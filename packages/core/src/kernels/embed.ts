@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
   MAIN,
-  requireWebGpuPrograms,
-  rowUniforms,
+  type RowStarts,
+  rowStarts,
+  runWithStarts,
   type WebGpuProgram,
   webGpuPrograms,
 } from './webgpu-program.js';
@@ -30,17 +31,12 @@ export function embedRows(
   return tf.engine().runKernel(EMBED, inputs, { starts: Array.from(starts), steps }) as tf.Tensor2D;
 }
 
-function embedProgram(
-  rows: number,
-  hidden: number,
-  positions: boolean,
-  startOf: ReturnType<typeof rowUniforms>,
-): WebGpuProgram {
+function embedProgram(rows: number, hidden: number, positions: boolean, startOf: RowStarts): WebGpuProgram {
   const threads = 64;
   return {
     variableNames: positions ? ['table', 'ids', 'positionTable'] : ['table', 'ids'],
     outputShape: [rows, hidden],
-    shaderKey: `specstreamEmbed_${positions}_${startOf.vectors}`,
+    shaderKey: `specstreamEmbed_${positions}_${startOf.key}`,
     dispatchLayout: { x: [0, 1] },
     dispatch: [Math.ceil((rows * hidden) / threads), 1, 1],
     workgroupSize: [threads, 1, 1],
@@ -81,13 +77,14 @@ tf.registerKernel({
       );
     }
     const hidden = table!.shape[1];
-    const uniforms = rowUniforms(starts);
+    // Without positions the starts go unused, and a buffer bound but unused breaks the pipeline's layout.
+    const rowStartsOf = rowStarts(positionTable ? starts : []);
     const used = positionTable ? [table!, ids!, positionTable] : [table!, ids!];
-    return requireWebGpuPrograms().runWebGPUProgram(
-      embedProgram(rows, hidden, positionTable !== undefined, uniforms),
+    return runWithStarts(
+      embedProgram(rows, hidden, positionTable !== undefined, rowStartsOf),
       used,
-      'float32',
-      [{ type: 'int32', data: [steps] }, ...uniforms.uniforms],
+      rowStartsOf,
+      [{ type: 'int32', data: [steps] }],
     );
   },
 });

@@ -1,4 +1,4 @@
-import { MAIN, type WebGpuProgram } from './webgpu-program.js';
+import { MAIN, type RowStarts, type WebGpuProgram } from './webgpu-program.js';
 
 /** Query threads per workgroup, and slots scored per tile. */
 const TILE = 64;
@@ -16,7 +16,7 @@ const TILE = 64;
 export function attentionProgram(
   shape: { batch: number; steps: number; heads: number; headDim: number },
   layout: 'heads' | 'slots',
-  startOf: { accessor: string; fields: string; vectors: number },
+  startOf: RowStarts,
 ): WebGpuProgram {
   const { batch, steps, heads, headDim } = shape;
   const perThread = Math.ceil(headDim / TILE);
@@ -24,7 +24,7 @@ export function attentionProgram(
   return {
     variableNames: ['q', 'keys', 'values'],
     outputShape: [batch * steps, heads * headDim],
-    shaderKey: `specstreamAttention_${headDim}_${layout}_${startOf.vectors}`,
+    shaderKey: `specstreamAttention_${headDim}_${layout}_${startOf.key}`,
     dispatchLayout: { x: [0, 1] },
     dispatch: [batch * steps * heads, 1, 1],
     workgroupSize: [TILE, 1, 1],

@@ -1,4 +1,4 @@
-import { MAIN, type WebGpuProgram } from './webgpu-program.js';
+import { MAIN, type RowStarts, type WebGpuProgram } from './webgpu-program.js';
 
 /**
  * Writes new keys (or values) into a KV cache buffer in place, reading them
@@ -12,7 +12,7 @@ import { MAIN, type WebGpuProgram } from './webgpu-program.js';
 export function kvWriteProgram(
   cacheShape: readonly number[],
   packedShape: readonly number[],
-  startOf: { accessor: string; fields: string; vectors: number },
+  startOf: RowStarts,
 ): WebGpuProgram {
   const [batch, steps, , headDim] = packedShape;
   const count = batch * steps * cacheShape[1] * headDim;
@@ -20,7 +20,7 @@ export function kvWriteProgram(
   return {
     variableNames: ['packed'],
     outputShape: [...cacheShape],
-    shaderKey: `specstreamKvWrite_${startOf.vectors}`,
+    shaderKey: `specstreamKvWrite_${startOf.key}`,
     dispatchLayout: { x: cacheShape.map((_, i) => i) },
     dispatch: [Math.ceil(count / threads), 1, 1],
     workgroupSize: [threads, 1, 1],

@@ -62,17 +62,44 @@ export function requireWebGpuPrograms(): WebGpuBackendPrograms {
   return programs;
 }
 
-/**
- * Per-row integers (cache starts) as uniforms: `count` rows in vec4 fields
- * starts0, starts1, … with a WGSL accessor `startOf(row)`, so no buffer has
- * to be uploaded for them on every call.
- */
-export function rowUniforms(values: ArrayLike<number>): {
+/** Rows whose starts ride in uniforms; more go in a buffer (a uniform struct is small and its accessor a chain of ifs). */
+const UNIFORM_ROWS = 16;
+
+/** Per-row integers (cache starts) for a program, with the WGSL accessor `startOf(row)`. */
+export interface RowStarts {
+  /** Uniform fields to declare (empty when the starts are a buffer). */
   fields: string;
   accessor: string;
   uniforms: ProgramUniform[];
-  vectors: number;
-} {
+  /** Names the layout in shader keys. */
+  key: string;
+  /** Set when the starts are an input buffer: add it as the program's input named `starts`. */
+  buffer?: tf.TensorInfo;
+  /** Frees the buffer, if any, once the program is recorded. */
+  release(): void;
+}
+
+/**
+ * Up to 16 rows: vec4 uniform fields starts0, starts1, … (no upload of their
+ * own: the backend writes uniforms for every dispatch anyway). More rows
+ * (a batch of 20,000 in the sampling test): an int32 buffer, bound as the
+ * input `starts`.
+ */
+export function rowStarts(values: ArrayLike<number>): RowStarts {
+  if (values.length > UNIFORM_ROWS) {
+    const backend = tf.backend();
+    const shape = [values.length];
+    const dataId = backend.write(Int32Array.from(values), shape, 'int32');
+    return {
+      fields: '',
+      accessor: 'fn startOf(row : i32) -> i32 { return starts[row]; }',
+      uniforms: [],
+      key: 'buffer',
+      buffer: { dataId, shape, dtype: 'int32' },
+      // Safe right after recording: the backend keeps a buffer its queued commands use until they are submitted.
+      release: () => backend.disposeData(dataId),
+    };
+  }
   const vectors = Math.max(1, Math.ceil(values.length / 4));
   const uniforms: ProgramUniform[] = [];
   for (let i = 0; i < vectors; i++) {
@@ -89,7 +116,28 @@ export function rowUniforms(values: ArrayLike<number>): {
       ${branches}
       return 0;
     }`;
-  return { fields, accessor, uniforms, vectors };
+  return { fields, accessor, uniforms, key: `u${vectors}`, release() {} };
+}
+
+/** Runs `program` over `inputs` plus the starts' buffer when they have one, then releases it. */
+export function runWithStarts(
+  program: WebGpuProgram,
+  inputs: tf.TensorInfo[],
+  starts: RowStarts,
+  uniforms: ProgramUniform[],
+  output?: tf.TensorInfo,
+): tf.TensorInfo {
+  try {
+    return requireWebGpuPrograms().runWebGPUProgram(
+      starts.buffer ? { ...program, variableNames: [...program.variableNames, 'starts'] } : program,
+      starts.buffer ? [...inputs, starts.buffer] : inputs,
+      output?.dtype ?? 'float32',
+      [...uniforms, ...starts.uniforms],
+      output,
+    );
+  } finally {
+    starts.release();
+  }
 }
 
 /** Workgroups one dispatch axis takes (WebGPU's default limit): programs with a workgroup per row stop there. */

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { WasmBackendInternals } from '../kernels/wasm-kernels.js';
 import { kvWriteProgram } from '../kernels/webgpu-kv-write.js';
-import { rowUniforms, webGpuPrograms } from '../kernels/webgpu-program.js';
+import { rowStarts, runWithStarts, webGpuPrograms } from '../kernels/webgpu-program.js';
 import { type KvCache, type KvCacheShape, roundUp } from './kv-cache.js';
 
 /**
@@ -147,17 +147,19 @@ function webGpuInplace(backend: Record<string, any>): InplaceMemory | undefined 
       return tf.slice(source, [0, 0, 0, 0], [batch, heads, size, dim]);
     },
     copyHeads(target, source, firstHead, starts) {
-      const programs = webGpuPrograms();
-      if (programs === undefined) throw new Error('copyHeads needs core webgpu programs');
-      const rows = rowUniforms(starts);
+      if (webGpuPrograms() === undefined) throw new Error('copyHeads needs core webgpu programs');
+      const rows = rowStarts(starts);
       const [batch, steps, , dim] = source.shape;
       const count = batch * steps * target.shape[1] * dim;
       // The cache is the program's output: written in place, no new tensor.
-      programs.runWebGPUProgram(
+      runWithStarts(
         kvWriteProgram(target.shape, source.shape, rows),
         [source],
-        'float32',
-        [{ type: 'int32', data: [firstHead] }, { type: 'int32', data: [count] }, ...rows.uniforms],
+        rows,
+        [
+          { type: 'int32', data: [firstHead] },
+          { type: 'int32', data: [count] },
+        ],
         target,
       );
     },
