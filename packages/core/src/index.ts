@@ -1,4 +1,5 @@
 export { concatFloat32 } from './arrays.js';
+export { webGpuErrors } from './backend/candidates.js';
 export * from './backend.js';
 export * from './causal-lm.js';
 export * from './decoder.js';

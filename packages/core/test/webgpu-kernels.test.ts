@@ -6,8 +6,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
-import { beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
+import { webGpuErrors } from '../src/backend/candidates.js';
 import { initBackend } from '../src/backend.js';
 import { activateRows } from '../src/kernels/activation.js';
 import { causalAttention, causalAttentionSupported } from '../src/kernels/causal-attention.js';
@@ -387,4 +388,9 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
     expect(Array.from(await ids.data())).toEqual(expected);
     tf.dispose([logits, ids]);
   });
+});
+
+// Dawn skips a command that fails validation and carries on: results would be silently wrong.
+afterAll(() => {
+  if (unavailable === undefined) expect(webGpuErrors()).toEqual([]);
 });

@@ -5,7 +5,7 @@
  * (a GPU, or lavapipe: scripts/lavapipe.sh); skipped, saying why, without.
  */
 import { join } from 'node:path';
-import { type CausalLm, generate, initBackend } from '@specstream/core';
+import { type CausalLm, generate, initBackend, webGpuErrors } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
@@ -125,4 +125,9 @@ describe.skipIf(unavailable !== undefined)('whisper checkpoint on webgpu', () =>
     expect(tf.memory().numTensors).toBe(before);
     features.dispose();
   });
+});
+
+// Dawn skips a command that fails validation and carries on: results would be silently wrong.
+afterAll(() => {
+  if (unavailable === undefined) expect(webGpuErrors()).toEqual([]);
 });

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendName } from '../backend.js';
+import { getLogger } from '../log.js';
 import { requireWebGpuAdapter } from './webgpu.js';
 
 /** One way of getting a backend: the package that provides it and how to start it. */
@@ -56,6 +57,33 @@ async function startWebGpu(): Promise<void> {
   await import('@tensorflow/tfjs-backend-webgpu');
   tuneWebGpu();
   await activate('webgpu');
+  watchWebGpuErrors();
+}
+
+const webGpuErrorLog: string[] = [];
+
+/**
+ * Errors the WebGPU device reported outside any error scope, oldest first
+ * (the last 100). Dawn skips the command that caused one and carries on, so
+ * whatever it belonged to computed nothing: tests assert there were none.
+ */
+export function webGpuErrors(): readonly string[] {
+  return webGpuErrorLog;
+}
+
+interface DeviceWithErrors {
+  onuncapturederror: ((event: { error?: { message?: string } }) => void) | null;
+}
+
+function watchWebGpuErrors(): void {
+  const device = (tf.backend() as unknown as { device?: DeviceWithErrors }).device;
+  if (device === undefined) return;
+  device.onuncapturederror = (event) => {
+    const message = event.error?.message ?? 'unknown WebGPU error';
+    webGpuErrorLog.push(message);
+    if (webGpuErrorLog.length > 100) webGpuErrorLog.shift();
+    getLogger('webgpu').error({ message }, 'WebGPU error: the command it came from was skipped');
+  };
 }
 
 /**
