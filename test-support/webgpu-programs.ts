@@ -23,3 +23,20 @@ export async function programsUsed(
   }
   return keys;
 }
+
+/**
+ * Starts webgpu through core's `initBackend` (passed in: test-support has no
+ * dependencies of its own) and returns why it cannot, or undefined when it
+ * did; a suite skipped for that reason says so.
+ */
+export async function webgpuUnavailable(
+  initBackend: (options: { backend: 'webgpu' }) => Promise<unknown>,
+  suite: string,
+): Promise<string | undefined> {
+  const reason = await initBackend({ backend: 'webgpu' }).then(
+    () => undefined,
+    (error: Error) => error.message,
+  );
+  if (reason !== undefined) console.info(`${suite} skipped: ${reason}`);
+  return reason;
+}

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
+import { webgpuUnavailable } from '../../../test-support/webgpu-programs.js';
 import { webGpuErrors } from '../src/backend/candidates.js';
 import { initBackend } from '../src/backend.js';
 import { activateRows } from '../src/kernels/activation.js';
@@ -20,11 +21,7 @@ import { createKvCache } from '../src/kv-cache/index.js';
 import { greedyToken } from '../src/sampling/sampler.js';
 import { fusedLinear } from '../src/transformer/fused-linear.js';
 
-const unavailable = await initBackend({ backend: 'webgpu' }).then(
-  () => undefined,
-  (error: Error) => error.message,
-);
-if (unavailable) console.info(`webgpu kernel tests skipped: ${unavailable}`);
+const unavailable = await webgpuUnavailable(initBackend, 'webgpu kernel tests');
 
 function randomArray(n: number, rng: () => number, scale = 1): Float32Array {
   return Float32Array.from({ length: n }, () => scale * (2 * rng() - 1));

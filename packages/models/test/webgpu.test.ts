@@ -9,17 +9,13 @@ import { type CausalLm, generate, initBackend, webGpuErrors } from '@specstream/
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
-import { programsUsed } from '../../../test-support/webgpu-programs.js';
+import { programsUsed, webgpuUnavailable } from '../../../test-support/webgpu-programs.js';
 import { loadModel } from '../src/load-model.js';
 import { openSafetensors } from '../src/safetensors/file.js';
 import { loadWhisper } from '../src/whisper/index.js';
 import { FIXTURES_DIR } from './fixtures.js';
 
-const unavailable = await initBackend({ backend: 'webgpu' }).then(
-  () => undefined,
-  (error: Error) => error.message,
-);
-if (unavailable) console.info(`webgpu model tests skipped: ${unavailable}`);
+const unavailable = await webgpuUnavailable(initBackend, 'webgpu model tests');
 
 describe.skipIf(unavailable !== undefined).each(['llama', 'qwen2', 'gpt2'])(
   '%s checkpoint on webgpu',

@@ -7,7 +7,7 @@
 import { generate, initBackend, webGpuErrors } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, test } from 'vitest';
-import { programsUsed } from '../../../test-support/webgpu-programs.js';
+import { programsUsed, webgpuUnavailable } from '../../../test-support/webgpu-programs.js';
 import { speculativeGenerate } from '../src/index.js';
 import {
   collect,
@@ -19,11 +19,7 @@ import {
   SMALL_LLAMA,
 } from './helpers.js';
 
-const unavailable = await initBackend({ backend: 'webgpu' }).then(
-  () => undefined,
-  (error: Error) => error.message,
-);
-if (unavailable) console.info(`webgpu speculative tests skipped: ${unavailable}`);
+const unavailable = await webgpuUnavailable(initBackend, 'webgpu speculative tests');
 
 describe.skipIf(unavailable !== undefined)('speculative decoding on webgpu', () => {
   test('greedy output equals plain greedy decoding for k = 1…6 and batched rows; argmax taken on the device', async () => {

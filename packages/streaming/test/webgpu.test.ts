@@ -14,13 +14,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { from, lastValueFrom, toArray } from 'rxjs';
 import { afterAll, describe, expect, test } from 'vitest';
 import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
+import { webgpuUnavailable } from '../../../test-support/webgpu-programs.js';
 import { streamingEncode } from '../src/encode.js';
 
-const unavailable = await initBackend({ backend: 'webgpu' }).then(
-  () => undefined,
-  (error: Error) => error.message,
-);
-if (unavailable) console.info(`webgpu streaming tests skipped: ${unavailable}`);
+const unavailable = await webgpuUnavailable(initBackend, 'webgpu streaming tests');
 
 describe.skipIf(unavailable !== undefined)('streamingEncode on webgpu', () => {
   test('chunks of 8 frames, arriving unevenly, equal one offline pass; no tensor left', async () => {
