@@ -4,7 +4,7 @@
  * integers, not logits). Needs a WebGPU adapter (a GPU, or lavapipe:
  * scripts/lavapipe.sh); skipped, saying why, without one.
  */
-import { generate, initBackend, webGpuErrors } from '@specstream/core';
+import { generate, initBackend, randomCausalLm, webGpuErrors } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, test } from 'vitest';
 import { programsUsed, webgpuUnavailable } from '../../../test-support/webgpu-programs.js';
@@ -18,6 +18,7 @@ import {
   prompts,
   SMALL_LLAMA,
 } from './helpers.js';
+import { chiSquare, SAMPLING_CONFIG, wrongRule } from './sampling-law.js';
 
 const unavailable = await webgpuUnavailable(initBackend, 'webgpu speculative tests');
 
@@ -53,6 +54,22 @@ describe.skipIf(unavailable !== undefined)('speculative decoding on webgpu', () 
     const [tokens] = await collect(run);
     expect([...prompt, ...tokens]).toEqual(output);
     expect(run.rates().acceptanceRate).toBe(1);
+    target.dispose();
+    draft.dispose();
+  });
+
+  test('speculative sampling reproduces the target distribution (chi-square over 2,000 rows; a wrong rule fails)', async () => {
+    const target = randomCausalLm(SAMPLING_CONFIG, { seed: 11, std: 0.08 });
+    const draft = randomCausalLm(SAMPLING_CONFIG, { seed: 29, std: 0.08 });
+    // 2,000 rows (the wasm suite takes 20,000): more than 16 rows, so starts go in a buffer, and the
+    // attention program's workgroups stay under one dispatch axis's limit.
+    const one = { target, draft, rows: 2000, temperature: 1, topK: 0, k: 2, seed: 7 };
+    const good = await chiSquare(one);
+    expect(good.minExpected).toBeGreaterThan(20);
+    expect(good.rates.acceptanceRate).toBeGreaterThan(0.2);
+    expect(good.rates.acceptanceRate).toBeLessThan(0.9);
+    expect(good.chi2).toBeLessThan(good.critical);
+    expect((await chiSquare({ ...one, rule: wrongRule })).chi2).toBeGreaterThan(good.critical * 3);
     target.dispose();
     draft.dispose();
   });
