@@ -12,9 +12,11 @@ import { type KvCache, type KvCacheShape, roundUp } from './kv-cache.js';
  *
  * How a write reaches backend memory depends on the backend: cpu and wasm keep
  * float32 storage in host memory, which is set directly; webgpu keeps GPU
- * buffers, into which the new steps are copied by copy commands recorded in
- * the backend's own command stream (so they run after the kernels that made
- * the steps and before the kernels that read the cache next).
+ * buffers, into which the new steps go by commands recorded in the backend's
+ * own command stream (so they run after the kernels that made the steps and
+ * before the kernels that read the cache next): with core's programs one
+ * dispatch per buffer reading them straight from the packed q|k|v product
+ * (writeHeads), otherwise a copy command per row and head.
  */
 interface InplaceMemory {
   /** Copy rows of `source` [B, H, steps, D] to slots starts[r].. of `target` [B, H, capacity, D]. */

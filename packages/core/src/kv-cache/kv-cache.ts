@@ -59,7 +59,8 @@ export interface KvCacheShape {
 /**
  * - inplace: one position-major buffer per layer allocated once; writes copy
  *   only the new steps straight into backend memory (cpu, wasm: host copies;
- *   webgpu: buffer-to-buffer copy commands); reads copy the needed prefix.
+ *   webgpu: core's write program from the packed q|k|v product, or copy
+ *   commands); reads copy the needed prefix (attention kernels read in place).
  *   Fastest where available.
  * - blocks: fixed-size block tensors; a write rebuilds only the blocks it
  *   touches, a read concatenates the needed prefix. Pure tfjs, any backend.
