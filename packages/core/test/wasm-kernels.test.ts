@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { referenceAttention } from '../../../test-support/attention-reference.js';
 import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
 import { assembleAll, fuseMultiplyAdds, wasmKernelsWat } from '../scripts/wasm-kernels.js';
 import { initBackend } from '../src/backend.js';
@@ -483,44 +484,6 @@ describe('core wasm kernels', () => {
     expect(transposedLinearSupported(6)).toBe(false);
     weightT.dispose();
   });
-
-  /** Softmax attention in float64, straight from the definition; keys/values [batch, kvHeads, slots, headDim]. */
-  function referenceAttention(
-    q: Float32Array,
-    keys: Float32Array,
-    values: Float32Array,
-    starts: number[],
-    [steps, heads, kvHeads, headDim, slots, window]: number[],
-  ): Float64Array {
-    const batch = starts.length;
-    const out = new Float64Array(batch * steps * heads * headDim);
-    for (let b = 0; b < batch; b++) {
-      for (let s = 0; s < steps; s++) {
-        for (let h = 0; h < heads; h++) {
-          const kv = Math.floor(h / (heads / kvHeads));
-          const last = starts[b] + s;
-          const first = Math.max(0, last + 1 - window);
-          const qAt = ((b * steps + s) * heads + h) * headDim;
-          const at = (j: number) => ((b * kvHeads + kv) * slots + j) * headDim;
-          const scores: number[] = [];
-          for (let j = first; j <= last; j++) {
-            let dot = 0;
-            for (let d = 0; d < headDim; d++) dot += q[qAt + d] * keys[at(j) + d];
-            scores.push(dot);
-          }
-          const max = Math.max(...scores);
-          const weights = scores.map((x) => Math.exp(x - max));
-          const total = weights.reduce((acc, w) => acc + w, 0);
-          for (let d = 0; d < headDim; d++) {
-            let sum = 0;
-            for (let j = first; j <= last; j++) sum += weights[j - first] * values[at(j) + d];
-            out[qAt + d] = sum / total;
-          }
-        }
-      }
-    }
-    return out;
-  }
 
   /** [batch, kvHeads, slots, headDim] → [batch, slots, kvHeads, headDim]. */
   function slotsFirst(x: Float32Array, [batch, kvHeads, slots, headDim]: number[]): Float32Array {

@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { referenceAttention } from '../../../test-support/attention-reference.js';
 import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
 import { webgpuUnavailable } from '../../../test-support/webgpu-programs.js';
 import { webGpuErrors } from '../src/backend/candidates.js';
@@ -44,43 +45,6 @@ const ACTIVATIONS = {
   gelu: (x: number) => 0.5 * x * (1 + erf(x / Math.SQRT2)),
   relu: (x: number) => Math.max(x, 0),
 } as const;
-
-/** Attention of q [B, S, H, D] over keys/values [B, KV, slots, D] in float64. */
-function attentionReference(
-  q: Float32Array,
-  k: Float32Array,
-  v: Float32Array,
-  dims: { batch: number; steps: number; heads: number; kvHeads: number; headDim: number; slots: number },
-  starts: number[],
-  window: number,
-): Float64Array {
-  const { batch, steps, heads, kvHeads, headDim: D, slots } = dims;
-  const out = new Float64Array(batch * steps * heads * D);
-  for (let b = 0; b < batch; b++)
-    for (let s = 0; s < steps; s++)
-      for (let h = 0; h < heads; h++) {
-        const kvh = Math.floor(h / (heads / kvHeads));
-        const qAt = ((b * steps + s) * heads + h) * D;
-        const last = starts[b] + s;
-        const first = Math.max(0, last + 1 - window);
-        const scores: number[] = [];
-        for (let p = first; p <= last; p++) {
-          let dot = 0;
-          for (let d = 0; d < D; d++) dot += q[qAt + d] * k[((b * kvHeads + kvh) * slots + p) * D + d];
-          scores.push(dot);
-        }
-        const max = Math.max(...scores);
-        const weights = scores.map((x) => Math.exp(x - max));
-        const total = weights.reduce((a, c) => a + c, 0);
-        for (let d = 0; d < D; d++) {
-          let sum = 0;
-          for (let p = first; p <= last; p++)
-            sum += weights[p - first] * v[((b * kvHeads + kvh) * slots + p) * D + d];
-          out[qAt + d] = sum / total;
-        }
-      }
-  return out;
-}
 
 describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => {
   beforeAll(async () => {
@@ -167,13 +131,12 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
     'causalAttention B%i S%i H%i KV%i D%i over %i slots (window %s) matches float64',
     async (batch, steps, heads, kvHeads, headDim, slots, window) => {
       const rng = seedrandom(`attn${batch}-${steps}-${heads}-${headDim}`);
-      const dims = { batch, steps, heads, kvHeads, headDim, slots };
       const q = randomArray(batch * steps * heads * headDim, rng, 0.5);
       const k = randomArray(batch * kvHeads * slots * headDim, rng);
       const v = randomArray(batch * kvHeads * slots * headDim, rng);
       // Rows at different depths; stale slots past each row's end hold values that must stay unseen.
       const starts = Array.from({ length: batch }, (_, r) => Math.max(0, slots - steps - 7 * r - 1));
-      const expected = attentionReference(q, k, v, dims, starts, window);
+      const expected = referenceAttention(q, k, v, starts, [steps, heads, kvHeads, headDim, slots, window]);
       const tensors = [
         tf.tensor4d(q, [batch, steps, heads, headDim]),
         tf.tensor4d(k, [batch, kvHeads, slots, headDim]),
