@@ -41,6 +41,72 @@ describe.skipIf(unavailable !== undefined)('speculative decoding on webgpu', () 
     draft.dispose();
   });
 
+  test('greedy drafting chains its steps on the device (no read per step) and proposes what the host path does', async () => {
+    const { target, draft } = noisyPair(SMALL_LLAMA, 0.05);
+    // The same draft model without extendStepOnDevice takes the read-per-step path.
+    const hostOnly = { ...draft, extendStepOnDevice: undefined };
+    let deviceSteps = 0;
+    const counted: typeof draft = {
+      ...draft,
+      extendStepOnDevice: (state, ids, options) => {
+        deviceSteps++;
+        return draft.extendStepOnDevice(state, ids, options);
+      },
+    };
+    const batch = prompts(4, SMALL_LLAMA.vocabSize, 3, 2, 15);
+    const want = await Promise.all(batch.map((p) => plainGreedy(target, p, 24)));
+    const before = tf.memory().numTensors;
+    for (const k of [1, 2, 5]) {
+      const device = speculativeGenerate({ target, draft: counted, k, prompt: batch, maxNewTokens: 24 });
+      const host = speculativeGenerate({ target, draft: hostOnly, k, prompt: batch, maxNewTokens: 24 });
+      expect(await collect(device, batch.length)).toEqual(want);
+      expect(await collect(host, batch.length)).toEqual(want);
+      // Same proposals, hence the same acceptance counts.
+      expect(device.metrics.acceptedTokens).toBe(host.metrics.acceptedTokens);
+      expect(device.metrics.draftedTokens).toBe(host.metrics.draftedTokens);
+      expect(device.metrics.acceptedTokens).toBeGreaterThan(0);
+    }
+    expect(deviceSteps).toBeGreaterThan(0); // k = 2 and 5 fed picks back on device
+    expect(tf.memory().numTensors).toBe(before);
+    target.dispose();
+    draft.dispose();
+  });
+
+  test("a draft whose logits turn NaN fails with the host path's error, leaving no tensors", async () => {
+    const { target, draft: inner } = noisyPair(SMALL_LLAMA, 0.02);
+    let calls = 0;
+    // From the fourth draft pass on (prefill, catch-up or chained step), every logit is NaN.
+    const poison = <R extends { logits: tf.Tensor3D }>(result: R): R => {
+      if (++calls < 4) return result;
+      const logits = tf.tidy(() => tf.mul(result.logits, Number.NaN)) as tf.Tensor3D;
+      result.logits.dispose();
+      return { ...result, logits };
+    };
+    const draft: typeof inner = {
+      ...inner,
+      extendStep: (...args) => poison(inner.extendStep(...args)),
+      extendStepOnDevice: (...args) => poison(inner.extendStepOnDevice(...args)),
+    };
+    const hostOnly = { ...draft, extendStepOnDevice: undefined };
+    const failure = async (d: typeof draft | typeof hostOnly) => {
+      calls = 0;
+      const before = tf.memory().numTensors;
+      const message = await collect(
+        speculativeGenerate({ target, draft: d, k: 4, prompt: [1, 2, 3], maxNewTokens: 20 }),
+      ).then(
+        () => undefined,
+        (e: Error) => e.message,
+      );
+      expect(tf.memory().numTensors).toBe(before);
+      return message;
+    };
+    const hostError = await failure(hostOnly);
+    expect(hostError).toMatch(/NaN/);
+    expect(await failure(draft)).toBe(hostError);
+    target.dispose();
+    inner.dispose();
+  });
+
   test("the gpt2 fixture drafting for itself reproduces transformers' greedy output", async () => {
     const [target, draft] = [await loadFixture('gpt2'), await loadFixture('gpt2')];
     const { prompt, output } = await fixtureGreedy('gpt2');
