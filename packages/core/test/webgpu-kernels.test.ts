@@ -321,16 +321,22 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
 
   test('greedyRows gives greedyToken of each row, and −1 where greedyToken refuses it', async () => {
     const rng = seedrandom('greedy-rows');
-    const vocab = 1000;
-    const rows: Float32Array[] = Array.from({ length: 7 }, () => randomArray(vocab, rng, 5));
+    // Over 2,048 (one round of 256 threads × 8 loads) and not a multiple of 8.
+    const vocab = 5003;
+    const rows: Float32Array[] = Array.from({ length: 10 }, () => randomArray(vocab, rng, 5));
     rows[1][10] = 9;
     rows[1][900] = 9; // a tie: the first index wins
     rows[2][3] = Number.NaN;
     rows[3][500] = Number.POSITIVE_INFINITY;
     rows[4].fill(Number.NEGATIVE_INFINITY);
     rows[5][0] = Number.NEGATIVE_INFINITY;
-    rows[5][999] = 7; // the last index
+    rows[5][vocab - 1] = 7; // the last index
     rows[6].fill(-2); // all equal: index 0
+    rows[7][12] = 9;
+    rows[7][13] = 9; // a tie within one thread's loads
+    rows[8][2058] = 9;
+    rows[8][10] = 9; // a tie across one thread's rounds (10 + 2,048)
+    rows[9][4999] = Number.NaN; // refused in the last round
     const logits = tf.tensor3d(Float32Array.from(rows.flatMap((r) => Array.from(r))), [
       1,
       rows.length,
@@ -344,7 +350,7 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
         return -1;
       }
     });
-    expect(expected.slice(1, 5)).toEqual([10, -1, -1, -1]);
+    expect(expected.slice(1, 10)).toEqual([10, -1, -1, -1, vocab - 1, 0, 12, 10, -1]);
     expect(Array.from(await ids.data())).toEqual(expected);
     tf.dispose([logits, ids]);
   });

@@ -209,6 +209,8 @@ export async function runSpecBench(
   };
 
   const s1: Record<string, unknown>[] = [];
+  // Unrounded measured/predicted per k: the goal is checked on these (two digits would round 0.895 up to 0.9).
+  const s1Ratios: number[] = [];
   for (let k = 1; k <= maxK; k++) {
     // The step costs are timed again for each k, a few rounds after each prompt's pair of
     // runs, so that they sample the same minutes as the runs they predict.
@@ -239,6 +241,7 @@ export async function runSpecBench(
     const predicted = e / cost;
     const predictedByMeans = e / ((k * mDraft + mVerify) / mTarget);
     const measured = runs.second / runs.first;
+    s1Ratios.push(measured / predicted);
     // The same formula with the costs as they were inside the runs: the target step is the
     // plain runs' time per token, the draft step and the verify pass come from the speculative
     // runs' own timers (draft catch-ups included). What is left is loop overhead and α's model.
@@ -251,13 +254,13 @@ export async function runSpecBench(
       'tokens/pass': round(r.tokensPerPass),
       'E[tokens/iter]': round(e),
       'tok/s': round(runs.second, 1),
-      measured: round(measured),
-      predicted: round(predicted),
-      'measured/predicted': round(measured / predicted),
-      'measured/predicted (means)': round(measured / predictedByMeans),
+      measured: round(measured, 3),
+      predicted: round(predicted, 3),
+      'measured/predicted': round(measured / predicted, 3),
+      'measured/predicted (means)': round(measured / predictedByMeans, 3),
       'c in run': round(m.draftMs / m.kSum / tTargetRun),
       'predicted (in-run costs)': round(predictedRun),
-      'measured/predicted (in-run)': round(measured / predictedRun),
+      'measured/predicted (in-run)': round(measured / predictedRun, 3),
       // Same cost model with the observed tokens per pass instead of E: separates
       // non-geometric acceptance from loop overhead.
       'predicted (observed tokens/pass)': round(r.tokensPerPass / cost),
@@ -274,14 +277,14 @@ export async function runSpecBench(
       },
     });
     log(
-      `k=${k}: α ${r.acceptanceRate.toFixed(3)}, ${runs.second.toFixed(1)} tok/s, speedup ${measured.toFixed(2)} (predicted ${predicted.toFixed(2)}, ratio ${(measured / predicted).toFixed(2)}; by mean costs ${(measured / predictedByMeans).toFixed(2)}; from in-run costs ${predictedRun.toFixed(2)}, ratio ${(measured / predictedRun).toFixed(2)}), exact ${runs.exact}`,
+      `k=${k}: α ${r.acceptanceRate.toFixed(3)}, ${runs.second.toFixed(1)} tok/s, speedup ${measured.toFixed(3)} (predicted ${predicted.toFixed(3)}, ratio ${(measured / predicted).toFixed(3)}; by mean costs ${(measured / predictedByMeans).toFixed(3)}; from in-run costs ${predictedRun.toFixed(3)}, ratio ${(measured / predictedRun).toFixed(3)}), exact ${runs.exact}`,
     );
   }
   const best = s1.reduce((a, b) => ((b['tok/s'] as number) > (a['tok/s'] as number) ? b : a));
   const worst = s1.reduce((a, b) =>
     (b['measured/predicted'] as number) < (a['measured/predicted'] as number) ? b : a,
   );
-  const s1Met = (worst['measured/predicted'] as number) >= 0.9;
+  const s1Met = Math.min(...s1Ratios) >= 0.9;
   const lowestByMeans = Math.min(...s1.map((row) => row['measured/predicted (means)'] as number));
   log(
     `S1: lowest measured/predicted ${worst['measured/predicted']} at k=${worst.k} (goal ≥ 0.9 at every k: ${s1Met ? 'met' : 'not met'}; by mean step costs the lowest is ${lowestByMeans})`,

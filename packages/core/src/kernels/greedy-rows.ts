@@ -26,6 +26,8 @@ export function greedyRows(logits: tf.Tensor): tf.Tensor1D {
 }
 
 const THREADS = 256;
+/** Consecutive logits each thread loads per round. */
+const UNROLL = 8;
 
 function greedyRowsProgram(rows: number): WebGpuProgram {
   return {
@@ -48,15 +50,24 @@ function greedyRowsProgram(rows: number): WebGpuProgram {
       var best = -1;
       var bestValue = 0.0;
       var bad = 0;
-      for (var i = tid; i < vocab; i = i + ${THREADS}) {
-        let v = logits[row * vocab + i];
-        let bits = bitcast<u32>(v);
-        let infinite = (bits & 0x7fffffffu) == 0x7f800000u;
-        if (isnan(v) || (infinite && v > 0.0)) { bad = 1; }
-        // Indices rise along a thread's stride: a strict > keeps the first of equal values.
-        if (!isnan(v) && !(infinite && v < 0.0) && (best < 0 || v > bestValue)) {
-          best = i;
-          bestValue = v;
+      let at = row * vocab;
+      let last = vocab - 1;
+      // One workgroup scans a row, so the scan is bound by load latency: each thread
+      // issues ${UNROLL} independent loads per round (clamped at the row's end) before comparing.
+      for (var base = tid * ${UNROLL}; base < vocab; base = base + ${THREADS * UNROLL}) {
+        var values = array<f32, ${UNROLL}>(${Array.from({ length: UNROLL }, (_, j) => `logits[at + min(base + ${j}, last)]`).join(', ')});
+        for (var j = 0; j < ${UNROLL}; j = j + 1) {
+          let i = base + j;
+          if (i > last) { break; }
+          let v = values[j];
+          let bits = bitcast<u32>(v);
+          let infinite = (bits & 0x7fffffffu) == 0x7f800000u;
+          if (isnan(v) || (infinite && v > 0.0)) { bad = 1; }
+          // Indices rise along a thread's rounds: a strict > keeps the first of equal values.
+          if (!isnan(v) && !(infinite && v < 0.0) && (best < 0 || v > bestValue)) {
+            best = i;
+            bestValue = v;
+          }
         }
       }
       bestValues[tid] = bestValue;
