@@ -1,5 +1,4 @@
 import {
-  arenaMatrix,
   type CausalLm,
   type CausalLmConfig,
   createCausalLm,
