@@ -128,7 +128,8 @@ export function selectLogitRows(
   steps: number,
   selection: Exclude<LogitsSelection, 'none'>,
 ): tf.Tensor2D {
-  if (selection === 'all') return x;
+  // One step per row: every selection picks every row (a decode step skips the gather).
+  if (selection === 'all' || steps === 1) return x;
   const rows = new Int32Array(batch);
   for (let r = 0; r < batch; r++) rows[r] = r * steps + (selection === 'last' ? steps - 1 : selection[r]);
   return tf.gather(x, rows);
