@@ -226,8 +226,7 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
     return tf.tidy(() => {
       let x: tf.Tensor2D;
       if (!isArenaMatrix(embed) && embedSupported()) {
-        const flat =
-          ids instanceof tf.Tensor ? (tf.reshape(ids, [-1]) as tf.Tensor1D) : tf.tensor1d(ids, 'int32');
+        const flat = ids instanceof tf.Tensor ? (tf.reshape(ids, [-1]) as tf.Tensor1D) : ids;
         x = embedRows(embed, flat, positionTable, lengths, steps);
       } else {
         x = isArenaMatrix(embed)

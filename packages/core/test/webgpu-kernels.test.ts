@@ -290,32 +290,51 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
   });
 
   test.each([true, false])(
-    'embedRows looks up tokens and (%s) positions from each row’s start',
+    'embedRows looks up tokens and (%s) positions from each row’s start, with ids on the device or from the host',
     async (withPositions) => {
       const rng = seedrandom(`embed${withPositions}`);
       const [vocab, hidden, maxPositions, steps] = [50, 12, 40, 3];
       const table = randomArray(vocab * hidden, rng);
       const positions = randomArray(maxPositions * hidden, rng);
-      // 21 rows: more than uniforms carry, so the starts go in a buffer.
-      const starts = Array.from({ length: 21 }, (_, r) => (r * 17) % 37);
-      const ids = Int32Array.from({ length: starts.length * steps }, () => Math.floor(rng() * vocab));
-      const expected = new Float64Array(ids.length * hidden);
-      ids.forEach((id, i) => {
-        const position = starts[Math.floor(i / steps)] + (i % steps);
-        for (let c = 0; c < hidden; c++)
-          expected[i * hidden + c] =
-            table[id * hidden + c] + (withPositions ? positions[position * hidden + c] : 0);
-      });
+      const reference = (starts: number[], ids: Int32Array) => {
+        const expected = new Float64Array(ids.length * hidden);
+        ids.forEach((id, i) => {
+          const position = starts[Math.floor(i / steps)] + (i % steps);
+          for (let c = 0; c < hidden; c++)
+            expected[i * hidden + c] =
+              table[id * hidden + c] + (withPositions ? positions[position * hidden + c] : 0);
+        });
+        return expected;
+      };
       const t = {
         table: tf.tensor2d(table, [vocab, hidden]),
         positions: tf.tensor2d(positions, [maxPositions, hidden]),
-        ids: tf.tensor1d(ids, 'int32'),
       };
-      const out = embedRows(t.table, t.ids, withPositions ? t.positions : undefined, starts, steps);
-      // One float32 addition: within its rounding of the float64 sum.
-      expect(maxAbsDiff(await out.data(), expected)).toBeLessThan(1e-6);
-      expect(() => embedRows(t.table, t.ids, undefined, starts, 2)).toThrow(/do not give 21 rows of 2 steps/);
-      tf.dispose([...Object.values(t), out]);
+      const positionTable = withPositions ? t.positions : undefined;
+      // 21 rows: more starts than uniforms carry, so they go in a buffer; 5 rows of 3: 15 ids, which do not.
+      for (const rows of [21, 5]) {
+        const starts = Array.from({ length: rows }, (_, r) => (r * 17) % 37);
+        const ids = Int32Array.from({ length: rows * steps }, () => Math.floor(rng() * vocab));
+        const expected = reference(starts, ids);
+        const onDevice = tf.tensor1d(ids, 'int32');
+        const before = tf.memory().numTensors;
+        for (const given of [onDevice, ids, Array.from(ids)]) {
+          const out = embedRows(t.table, given, positionTable, starts, steps);
+          // One float32 addition: within its rounding of the float64 sum.
+          expect(maxAbsDiff(await out.data(), expected)).toBeLessThan(1e-6);
+          out.dispose();
+        }
+        // Host ids written to a buffer (more than 16) are freed after the dispatch.
+        expect(tf.memory().numTensors).toBe(before);
+        expect(() => embedRows(t.table, onDevice, undefined, starts, 2)).toThrow(
+          new RegExp(`do not give ${rows} rows of 2 steps`),
+        );
+        expect(() => embedRows(t.table, ids, undefined, starts, 2)).toThrow(
+          new RegExp(`\\[${rows * steps}\\] from the host do not give ${rows} rows of 2 steps`),
+        );
+        onDevice.dispose();
+      }
+      tf.dispose(Object.values(t));
     },
   );
 

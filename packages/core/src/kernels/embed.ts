@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  type IntTable,
+  intTable,
   MAIN,
   type RowStarts,
   rowStarts,
@@ -19,30 +21,47 @@ export function embedSupported(): boolean {
   return webGpuPrograms() !== undefined;
 }
 
-/** ids: [rows·steps] int32 → [rows·steps, hidden]. */
+/**
+ * ids: [rows·steps] int32 → [rows·steps, hidden]. Ids from the host (a
+ * decode step's few) ride in the program's uniforms instead of being
+ * uploaded; a tensor (ids already on the device) is read in place.
+ */
 export function embedRows(
   table: tf.Tensor2D,
-  ids: tf.Tensor1D,
+  ids: tf.Tensor1D | ArrayLike<number>,
   positionTable: tf.Tensor2D | undefined,
   starts: ArrayLike<number>,
   steps: number,
 ): tf.Tensor2D {
-  const inputs: tf.NamedTensorMap = positionTable ? { table, ids, positionTable } : { table, ids };
-  return tf.engine().runKernel(EMBED, inputs, { starts: Array.from(starts), steps }) as tf.Tensor2D;
+  const onDevice = ids instanceof tf.Tensor;
+  const inputs: tf.NamedTensorMap = {
+    table,
+    ...(onDevice ? { ids } : {}),
+    ...(positionTable ? { positionTable } : {}),
+  };
+  const attrs = { starts: Array.from(starts), steps, ...(onDevice ? {} : { hostIds: Array.from(ids) }) };
+  return tf.engine().runKernel(EMBED, inputs, attrs) as tf.Tensor2D;
 }
 
-function embedProgram(rows: number, hidden: number, positions: boolean, startOf: RowStarts): WebGpuProgram {
+function embedProgram(
+  rows: number,
+  hidden: number,
+  positions: boolean,
+  idOf: IntTable,
+  startOf: RowStarts,
+): WebGpuProgram {
   const threads = 64;
   return {
-    variableNames: positions ? ['table', 'ids', 'positionTable'] : ['table', 'ids'],
+    variableNames: positions ? ['table', 'positionTable'] : ['table'],
     outputShape: [rows, hidden],
-    shaderKey: `specstreamEmbed_${positions}_${startOf.key}`,
+    shaderKey: `specstreamEmbed_${positions}_${idOf.key}_${startOf.key}`,
     dispatchLayout: { x: [0, 1] },
     dispatch: [Math.ceil((rows * hidden) / threads), 1, 1],
     workgroupSize: [threads, 1, 1],
     size: true,
-    uniforms: `steps : i32, ${startOf.fields}`,
+    uniforms: `steps : i32, ${idOf.fields}${startOf.fields}`,
     getUserCode: () => `
+    ${idOf.accessor}
     ${startOf.accessor}
 
     ${MAIN} {
@@ -50,7 +69,7 @@ function embedProgram(rows: number, hidden: number, positions: boolean, startOf:
       let hidden = uniforms.outShape.y;
       let row = index / hidden;
       let c = index - row * hidden;
-      var value = table[ids[row] * hidden + c];
+      var value = table[idOf(row) * hidden + c];
       ${
         positions
           ? `let position = startOf(row / uniforms.steps) + row % uniforms.steps;
@@ -70,20 +89,20 @@ tf.registerKernel({
     const { table, ids, positionTable } = inputs as Record<string, tf.TensorInfo | undefined>;
     const starts = attrs!.starts as number[];
     const steps = attrs!.steps as number;
-    const rows = ids!.shape[0];
-    if (ids!.dtype !== 'int32' || rows !== starts.length * steps) {
-      throw new Error(
-        `embedRows: ids ${ids!.dtype} [${ids!.shape}] do not give ${starts.length} rows of ${steps} steps`,
-      );
+    const hostIds = attrs!.hostIds as number[] | undefined;
+    const rows = ids ? ids.shape[0] : hostIds!.length;
+    if ((ids && ids.dtype !== 'int32') || rows !== starts.length * steps) {
+      const got = ids ? `${ids.dtype} [${ids.shape}]` : `[${rows}] from the host`;
+      throw new Error(`embedRows: ids ${got} do not give ${starts.length} rows of ${steps} steps`);
     }
     const hidden = table!.shape[1];
+    const idOf = intTable('ids', 'idOf', ids ?? hostIds!);
     // Without positions the starts go unused, and a buffer bound but unused breaks the pipeline's layout.
-    const rowStartsOf = rowStarts(positionTable ? starts : []);
-    const used = positionTable ? [table!, ids!, positionTable] : [table!, ids!];
+    const startOf = rowStarts(positionTable ? starts : []);
     return runWithStarts(
-      embedProgram(rows, hidden, positionTable !== undefined, rowStartsOf),
-      used,
-      rowStartsOf,
+      embedProgram(rows, hidden, positionTable !== undefined, idOf, startOf),
+      positionTable ? [table!, positionTable] : [table!],
+      [idOf, startOf],
       [{ type: 'int32', data: [steps] }],
     );
   },

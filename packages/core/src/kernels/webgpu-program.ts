@@ -62,39 +62,55 @@ export function requireWebGpuPrograms(): WebGpuBackendPrograms {
   return programs;
 }
 
-/** Rows whose starts ride in uniforms; more go in a buffer (a uniform struct is small and its accessor a chain of ifs). */
-const UNIFORM_ROWS = 16;
+/** Integers that ride in uniforms; more go in a buffer (a uniform struct is small and its accessor a chain of ifs). */
+const UNIFORM_INTS = 16;
 
-/** Per-row integers (cache starts) for a program, with the WGSL accessor `startOf(row)`. */
-export interface RowStarts {
-  /** Uniform fields to declare (empty when the starts are a buffer). */
+/** Small per-row or per-token integers (cache starts, token ids) for a program, with a WGSL accessor. */
+export interface IntTable {
+  /** Uniform fields to declare (empty when the values are a buffer). */
   fields: string;
+  /** WGSL `fn <accessor>(i : i32) -> i32`. */
   accessor: string;
   uniforms: ProgramUniform[];
   /** Names the layout in shader keys. */
   key: string;
-  /** Set when the starts are an input buffer: add it as the program's input named `starts`. */
+  /** The input's name when the values are a buffer. */
+  name: string;
+  /** Set when the values are a buffer: runWithStarts binds it as the input `name`, after the others. */
   buffer?: tf.TensorInfo;
-  /** Frees the buffer, if any, once the program is recorded. */
+  /** Frees the buffer if this table wrote it, once the program is recorded. */
   release(): void;
 }
 
+/** Per-row cache starts, read in WGSL as `startOf(row)`. */
+export type RowStarts = IntTable;
+
 /**
- * Up to 16 rows: vec4 uniform fields starts0, starts1, … (no upload of their
- * own: the backend writes uniforms for every dispatch anyway). More rows
- * (a batch of 20,000 in the sampling test): an int32 buffer, bound as the
- * input `starts`.
+ * Up to 16 values: vec4 uniform fields name0, name1, … (no upload of their
+ * own: the backend writes uniforms for every dispatch anyway, while an
+ * uploaded tensor costs a mapped staging buffer and a copy). More values (a
+ * batch of 20,000 in the sampling test, a prefill's ids): an int32 buffer,
+ * bound as the input `name`; a tensor already on the device is bound as it is.
  */
-export function rowStarts(values: ArrayLike<number>): RowStarts {
-  if (values.length > UNIFORM_ROWS) {
+export function intTable(
+  name: string,
+  accessorName: string,
+  values: ArrayLike<number> | tf.TensorInfo,
+): IntTable {
+  const read = `fn ${accessorName}(i : i32) -> i32 { return ${name}[i]; }`;
+  if ('dataId' in values) {
+    return { fields: '', accessor: read, uniforms: [], key: 'buffer', name, buffer: values, release() {} };
+  }
+  if (values.length > UNIFORM_INTS) {
     const backend = tf.backend();
     const shape = [values.length];
     const dataId = backend.write(Int32Array.from(values), shape, 'int32');
     return {
       fields: '',
-      accessor: 'fn startOf(row : i32) -> i32 { return starts[row]; }',
+      accessor: read,
       uniforms: [],
       key: 'buffer',
+      name,
       buffer: { dataId, shape, dtype: 'int32' },
       // Safe right after recording: the backend keeps a buffer its queued commands use until they are submitted.
       release: () => backend.disposeData(dataId),
@@ -107,36 +123,50 @@ export function rowStarts(values: ArrayLike<number>): RowStarts {
     for (let j = 0; j < 4 && 4 * i + j < values.length; j++) data[j] = values[4 * i + j];
     uniforms.push({ type: 'int32', data });
   }
-  const fields = Array.from({ length: vectors }, (_, i) => `starts${i} : vec4<i32>, `).join('');
+  const fields = Array.from({ length: vectors }, (_, i) => `${name}${i} : vec4<i32>, `).join('');
   const branches = Array.from(
     { length: vectors },
-    (_, i) => `if (row < ${4 * (i + 1)}) { return uniforms.starts${i}[row - ${4 * i}]; }`,
+    (_, i) => `if (i < ${4 * (i + 1)}) { return uniforms.${name}${i}[i - ${4 * i}]; }`,
   ).join('\n      ');
-  const accessor = `fn startOf(row : i32) -> i32 {
+  const accessor = `fn ${accessorName}(i : i32) -> i32 {
       ${branches}
       return 0;
     }`;
-  return { fields, accessor, uniforms, key: `u${vectors}`, release() {} };
+  return { fields, accessor, uniforms, key: `u${vectors}`, name, release() {} };
 }
 
-/** Runs `program` over `inputs` plus the starts' buffer when they have one, then releases it. */
+/** Per-row cache starts as `startOf(row)`: see intTable. */
+export function rowStarts(values: ArrayLike<number>): RowStarts {
+  return intTable('starts', 'startOf', values);
+}
+
+/**
+ * Runs `program` over `inputs` plus the tables' buffers (in the tables'
+ * order, after `inputs`), with `uniforms` then each table's uniform fields,
+ * then releases what the tables wrote. The program declares its uniform
+ * fields in that order.
+ */
 export function runWithStarts(
   program: WebGpuProgram,
   inputs: tf.TensorInfo[],
-  starts: RowStarts,
+  tables: IntTable | readonly IntTable[],
   uniforms: ProgramUniform[],
   output?: tf.TensorInfo,
 ): tf.TensorInfo {
+  const all = 'fields' in tables ? [tables as IntTable] : (tables as readonly IntTable[]);
+  const buffered = all.filter((t) => t.buffer !== undefined);
   try {
     return requireWebGpuPrograms().runWebGPUProgram(
-      starts.buffer ? { ...program, variableNames: [...program.variableNames, 'starts'] } : program,
-      starts.buffer ? [...inputs, starts.buffer] : inputs,
+      buffered.length > 0
+        ? { ...program, variableNames: [...program.variableNames, ...buffered.map((t) => t.name)] }
+        : program,
+      [...inputs, ...buffered.map((t) => t.buffer!)],
       output?.dtype ?? 'float32',
-      [...uniforms, ...starts.uniforms],
+      [...uniforms, ...all.flatMap((t) => t.uniforms)],
       output,
     );
   } finally {
-    starts.release();
+    for (const t of all) t.release();
   }
 }
 
