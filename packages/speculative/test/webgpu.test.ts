@@ -4,7 +4,7 @@
  * integers, not logits). Needs a WebGPU adapter (a GPU, or lavapipe:
  * scripts/lavapipe.sh); skipped, saying why, without one.
  */
-import { generate, initBackend, randomCausalLm, webGpuErrors } from '@specstream/core';
+import { AbortError, generate, initBackend, randomCausalLm, webGpuErrors } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, test } from 'vitest';
 import { programsUsed, webgpuUnavailable } from '../../../test-support/webgpu-programs.js';
@@ -68,6 +68,38 @@ describe.skipIf(unavailable !== undefined)('speculative decoding on webgpu', () 
     }
     expect(deviceSteps).toBeGreaterThan(0); // k = 2 and 5 fed picks back on device
     expect(tf.memory().numTensors).toBe(before);
+    target.dispose();
+    draft.dispose();
+  });
+
+  test('an abort in the middle of an on-device draft chain rejects, leaving no tensors and the models usable', async () => {
+    const { target, draft } = noisyPair(SMALL_LLAMA, 0.02);
+    const controller = new AbortController();
+    let chained = 0;
+    const aborting: typeof draft = {
+      ...draft,
+      extendStepOnDevice: (...args) => {
+        // The fifth chained step (second iteration at k = 4) aborts; the chain checks before its next step.
+        if (++chained === 5) controller.abort(new AbortError('stopped mid-chain'));
+        return draft.extendStepOnDevice(...args);
+      },
+    };
+    const before = tf.memory().numTensors;
+    const run = speculativeGenerate({
+      target,
+      draft: aborting,
+      k: 4,
+      prompt: [1, 2, 3],
+      maxNewTokens: 40,
+      signal: controller.signal,
+    });
+    await expect(collect(run)).rejects.toThrow('stopped mid-chain');
+    expect(chained).toBe(5);
+    expect(tf.memory().numTensors).toBe(before);
+    const [tokens] = await collect(
+      speculativeGenerate({ target, draft, k: 4, prompt: [1, 2, 3], maxNewTokens: 6 }),
+    );
+    expect(tokens).toEqual(await plainGreedy(target, [1, 2, 3], 6));
     target.dispose();
     draft.dispose();
   });
