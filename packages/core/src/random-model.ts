@@ -61,7 +61,6 @@ export function randomCausalLm(config: CausalLmConfig, options: RandomWeightsOpt
   return createCausalLm(config, randomCausalLmWeights(config, options));
 }
 
-/** GPT-2 small's shape (124M parameters), used by benchmarks and the demo. */
 /**
  * A tiny Llama-style decoder (GQA, rotary, RMSNorm, gated SiLU MLP) for tests
  * and examples: 2 layers, hidden 32, vocab 97. Spread it to vary a field.
@@ -93,6 +92,7 @@ export function mapWeightTensors<T>(value: T, f: (t: tf.Tensor) => tf.Tensor): T
   return value;
 }
 
+/** GPT-2 small's shape (124M parameters), used by benchmarks and the demo. */
 export const GPT2_SMALL_SHAPE: CausalLmConfig = {
   vocabSize: 50257,
   hiddenSize: 768,
