@@ -18,6 +18,7 @@ import {
 import { causalAttention, causalAttentionSupported } from './kernels/causal-attention.js';
 import { embedRows, embedSupported } from './kernels/embed.js';
 import { denseForBackend, transposedLinearSupported, useWasmKernels } from './kernels/packed-linear.js';
+import { rotarySupported, rotatePacked } from './kernels/rotary-packed.js';
 import { webGpuPrograms } from './kernels/webgpu-program.js';
 import { createKvCache, type KvCache, type KvCacheKind } from './kv-cache/index.js';
 import { cachedAttention, causalMask } from './transformer/attention.js';
@@ -36,6 +37,7 @@ import {
 import {
   applyRotary,
   type RotaryConfig,
+  rotaryCosSin,
   rotaryInverseFrequencies,
   rotaryTables,
   rotateHalfMatrix,
@@ -234,9 +236,15 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
           : (tf.gather(embed, ids instanceof tf.Tensor ? tf.reshape(ids, [-1]) : ids) as tf.Tensor2D);
         if (positionTable) x = tf.add(x, tf.gather(positionTable, positions));
       }
+      // Cache and attention read the heads where the projection put them: no slices, no transposes.
+      const packed = packedAttention && cache.writeHeads !== undefined && cache.whole !== undefined;
       let cos: tf.Tensor | undefined;
       let sin: tf.Tensor | undefined;
-      if (inverseFrequencies) {
+      let cosSin: tf.Tensor2D | undefined;
+      if (inverseFrequencies && packed && rotarySupported()) {
+        // One table for every layer's rotary kernel: one upload per pass.
+        cosSin = tf.tensor2d(rotaryCosSin(inverseFrequencies, positions), [batch * steps, headDim]);
+      } else if (inverseFrequencies) {
         const tables = rotaryTables(inverseFrequencies, positions);
         cos = tf.tensor4d(tables.cos, [batch, steps, 1, headDim]);
         sin = tf.tensor4d(tables.sin, [batch, steps, 1, headDim]);
@@ -257,16 +265,17 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
               headDim,
             ]) as tf.Tensor4D;
             let mixed: tf.Tensor2D;
-            if (packedAttention && cache.writeHeads && cache.whole) {
-              // Cache and attention read the heads where the projection put them: no slices, no transposes.
-              const qk = rotateHalf
-                ? (applyRotary(
-                    tf.slice(qkv, [0, 0, 0, 0], [batch, steps, heads + kvHeads, headDim]),
-                    cos!,
-                    sin!,
-                    rotateHalf,
-                  ) as tf.Tensor4D)
-                : qkv;
+            if (packed && cache.writeHeads && cache.whole) {
+              const qk = !rotateHalf
+                ? qkv
+                : cosSin
+                  ? rotatePacked(qkv, cosSin, heads + kvHeads)
+                  : (applyRotary(
+                      tf.slice(qkv, [0, 0, 0, 0], [batch, steps, heads + kvHeads, headDim]),
+                      cos!,
+                      sin!,
+                      rotateHalf,
+                    ) as tf.Tensor4D);
               cache.writeHeads(
                 index,
                 { from: qk, head: heads },

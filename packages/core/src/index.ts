@@ -38,6 +38,7 @@ export {
   transposedLinearSupported,
   useWasmKernels,
 } from './kernels/packed-linear.js';
+export { ROTARY, rotarySupported, rotatePacked } from './kernels/rotary-packed.js';
 export { STANDARDIZE, standardizeRows, standardizeRowsSupported } from './kernels/standardize.js';
 export { webGpuPrograms } from './kernels/webgpu-program.js';
 export { type WeightArena, weightArena } from './kernels/weight-arena.js';

@@ -16,11 +16,13 @@ import { activateRows } from '../src/kernels/activation.js';
 import { causalAttention, causalAttentionSupported } from '../src/kernels/causal-attention.js';
 import { embedRows } from '../src/kernels/embed.js';
 import { greedyRows } from '../src/kernels/greedy-rows.js';
+import { rotatePacked } from '../src/kernels/rotary-packed.js';
 import { standardizeRows, standardizeRowsSupported } from '../src/kernels/standardize.js';
 import { webGpuPrograms } from '../src/kernels/webgpu-program.js';
 import { createKvCache } from '../src/kv-cache/index.js';
 import { greedyToken } from '../src/sampling/sampler.js';
 import { fusedLinear } from '../src/transformer/fused-linear.js';
+import { rotaryCosSin, rotaryInverseFrequencies } from '../src/transformer/rotary.js';
 
 const unavailable = await webgpuUnavailable(initBackend, 'webgpu kernel tests');
 
@@ -337,6 +339,42 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
       tf.dispose(Object.values(t));
     },
   );
+
+  test('rotatePacked rotates the query and key heads of a packed projection (rotate-half), leaving values out', async () => {
+    const rng = seedrandom('rotary');
+    const [batch, steps, heads, kvHeads, dim] = [2, 3, 4, 2, 8];
+    const all = heads + 2 * kvHeads;
+    const rotated = heads + kvHeads;
+    const qkv = randomArray(batch * steps * all * dim, rng);
+    const inv = rotaryInverseFrequencies({ theta: 10000, headDim: dim });
+    const positions = [0, 1, 2, 7, 8, 900];
+    const cosSin = rotaryCosSin(inv, positions);
+    const expected = new Float64Array(batch * steps * rotated * dim);
+    const half = dim / 2;
+    for (let p = 0; p < batch * steps; p++) {
+      for (let h = 0; h < rotated; h++) {
+        for (let d = 0; d < dim; d++) {
+          const x = (j: number) => qkv[(p * all + h) * dim + j];
+          const i = d % half;
+          // cos and sin of the position's angle, checked against Math.cos/sin of it as well.
+          const angle = Math.fround(positions[p] * inv[i]);
+          const [c, s] = [cosSin[p * dim + i], cosSin[p * dim + half + i]];
+          expect(Math.abs(c - Math.cos(angle)) + Math.abs(s - Math.sin(angle))).toBeLessThan(1e-7);
+          expected[(p * rotated + h) * dim + d] =
+            d < half ? x(d) * c - x(d + half) * s : x(d) * c + x(d - half) * s;
+        }
+      }
+    }
+    const t = {
+      qkv: tf.tensor4d(qkv, [batch, steps, all, dim]),
+      cosSin: tf.tensor2d(cosSin, [batch * steps, dim]),
+    };
+    const out = rotatePacked(t.qkv, t.cosSin, rotated);
+    expect(out.shape).toEqual([batch, steps, rotated, dim]);
+    expect(maxAbsDiff(await out.data(), expected)).toBeLessThan(1e-6);
+    expect(() => rotatePacked(t.qkv, t.cosSin, all + 1)).toThrow(/cannot rotate 9 heads of \[2,3,8,8\]/);
+    tf.dispose([...Object.values(t), out]);
+  });
 
   test('greedyRows gives greedyToken of each row, and −1 where greedyToken refuses it', async () => {
     const rng = seedrandom('greedy-rows');

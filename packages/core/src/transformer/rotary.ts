@@ -79,6 +79,23 @@ export function rotaryTables(
 }
 
 /**
+ * The same angles packed for the webgpu rotary kernel: [positions.length,
+ * headDim], each position's cos of its half-dimension angles, then their sin.
+ */
+export function rotaryCosSin(inv: Float32Array, positions: ArrayLike<number>): Float32Array {
+  const half = inv.length;
+  const table = new Float32Array(positions.length * 2 * half);
+  for (let p = 0; p < positions.length; p++) {
+    for (let i = 0; i < half; i++) {
+      const angle = f32(positions[p] * inv[i]);
+      table[2 * p * half + i] = Math.cos(angle);
+      table[(2 * p + 1) * half + i] = Math.sin(angle);
+    }
+  }
+  return table;
+}
+
+/**
  * rotate_half(x) = [-x₂, x₁] written as x·R, so applying rotary costs one
  * small matmul instead of two slices, a negation and a concat.
  */
