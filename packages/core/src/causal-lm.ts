@@ -326,10 +326,18 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
       }
       const selection = options?.logits ?? 'all';
       if (selection === 'none') return tf.zeros([batch, 0, vocabSize]) as tf.Tensor3D;
-      const selected = selectLogitRows(x, batch, steps, selection);
       let logits: tf.Tensor2D;
-      if (foldedFinalNorm) logits = fusedLinear(selected, outputHead!, { norm, constant });
-      else {
+      if (foldedFinalNorm && selection === 'last') {
+        // Each row's last step, picked inside the head's program: no gather, no index upload.
+        logits = fusedLinear(x, outputHead!, {
+          norm,
+          constant,
+          pickRows: { stride: steps, offset: steps - 1 },
+        });
+      } else if (foldedFinalNorm) {
+        logits = fusedLinear(selectLogitRows(x, batch, steps, selection), outputHead!, { norm, constant });
+      } else {
+        const selected = selectLogitRows(x, batch, steps, selection);
         const normed = applyNorm(config.norm, selected, finalNorm, config.normEps, constant) as tf.Tensor2D;
         logits = outputHead
           ? linear(normed, outputHead)

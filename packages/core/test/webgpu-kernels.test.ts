@@ -281,6 +281,47 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
     },
   );
 
+  test('fusedLinear with pickRows multiplies each batch row’s last step only (in the program, or gathered for a plain layer)', async () => {
+    const rng = seedrandom('pick-rows');
+    const [batch, steps, inner, out] = [3, 4, 64, 50];
+    const x = randomArray(batch * steps * inner, rng, 2);
+    const w = randomArray(inner * out, rng, 0.1);
+    const b = randomArray(out, rng);
+    const expected = new Float64Array(batch * out);
+    for (let r = 0; r < batch; r++) {
+      const row = Array.from(x.subarray((r * steps + steps - 1) * inner, (r * steps + steps) * inner));
+      const mean = row.reduce((s, v) => s + v, 0) / inner;
+      const scale = 1 / Math.sqrt(row.reduce((s, v) => s + (v - mean) ** 2, 0) / inner + 1e-5);
+      for (let n = 0; n < out; n++)
+        expected[r * out + n] = row.reduce((s, v, k) => s + (v - mean) * scale * w[k * out + n], b[n]);
+    }
+    const t = {
+      x: tf.tensor2d(x, [batch * steps, inner]),
+      weight: tf.tensor2d(w, [inner, out]),
+      weightRows: tf.transpose(tf.tensor2d(w, [inner, out])) as tf.Tensor2D,
+      bias: tf.tensor1d(b),
+    };
+    const options = {
+      norm: { kind: 'layer' as const, eps: 1e-5 },
+      pickRows: { stride: steps, offset: steps - 1 },
+    };
+    const before = tf.memory().numTensors;
+    for (const layer of [
+      { weightRows: t.weightRows, bias: t.bias },
+      { weight: t.weight, bias: t.bias },
+    ]) {
+      const y = fusedLinear(t.x, layer, options);
+      expect(y.shape).toEqual([batch, out]);
+      expect(maxAbsDiff(await y.data(), expected)).toBeLessThan(2e-5);
+      y.dispose();
+      expect(() => fusedLinear(t.x, layer, { pickRows: { stride: 1, offset: 12 } })).toThrow(
+        /cannot pick rows 12, 12 \+ 1, … of 12 rows/,
+      );
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose(Object.values(t));
+  });
+
   test('fusedLinear names shapes it cannot multiply', () => {
     const x = tf.zeros([2, 8]) as tf.Tensor2D;
     const weightRows = tf.zeros([4, 7]) as tf.Tensor2D;

@@ -20,6 +20,8 @@ export interface RowLinearEpilogue {
   activation?: Activation;
   gated?: boolean;
   residual?: tf.Tensor2D;
+  /** Multiply only x's rows offset, offset + stride, …: a pass's last step per batch row, without a gather. */
+  pickRows?: { stride: number; offset: number };
 }
 
 /** A layer given [in, out] as a RowLinear where core's webgpu programs run (the original is disposed). */
@@ -45,6 +47,8 @@ export function rowLinear(x: tf.Tensor2D, layer: RowLinear, o: RowLinearEpilogue
     eps: o.norm?.eps ?? 0,
     activation: o.activation ?? 'none',
     gated,
+    xStride: o.pickRows?.stride ?? 1,
+    xOffset: o.pickRows?.offset ?? 0,
   };
   return tf.engine().runKernel(ROW_LINEAR, inputs, attrs) as tf.Tensor2D;
 }
@@ -54,8 +58,20 @@ tf.registerKernel({
   backendName: 'webgpu',
   kernelFunc: ({ inputs, attrs }) => {
     const { x, w, bias, residual } = inputs as Record<string, tf.TensorInfo | undefined>;
-    const [rows, inner] = x!.shape;
+    const [xRows, inner] = x!.shape;
     const gated = attrs!.gated === true;
+    const stride = attrs!.xStride as number;
+    const offset = attrs!.xOffset as number;
+    if (
+      !Number.isInteger(stride) ||
+      stride < 1 ||
+      !Number.isInteger(offset) ||
+      offset < 0 ||
+      offset >= xRows
+    ) {
+      throw new Error(`fusedLinear: cannot pick rows ${offset}, ${offset} + ${stride}, … of ${xRows} rows`);
+    }
+    const rows = Math.floor((xRows - 1 - offset) / stride) + 1;
     const columns = gated ? w!.shape[0] / 2 : w!.shape[0];
     if (x!.shape.length !== 2 || w!.shape[1] !== inner || (gated && w!.shape[0] % 2 !== 0)) {
       throw new Error(
@@ -80,6 +96,8 @@ tf.registerKernel({
     const used = [x!, w!, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
     return requireWebGpuPrograms().runWebGPUProgram(program, used, 'float32', [
       { type: 'float32', data: [attrs!.eps as number] },
+      { type: 'int32', data: [stride] },
+      { type: 'int32', data: [offset] },
     ]);
   },
 });

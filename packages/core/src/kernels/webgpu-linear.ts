@@ -11,6 +11,7 @@ const COLUMNS = 8;
 const THREADS = LANES * COLUMNS;
 
 export interface LinearProgramOptions {
+  /** Output rows: x's rows r·xStride + xOffset (uniforms), r < rows. */
   rows: number;
   /** Output columns (half the weight's rows when gated). */
   columns: number;
@@ -47,7 +48,9 @@ export function linearProgram(o: LinearProgramOptions): WebGpuProgram {
   const product = (a: string, b: string) => (vectorized ? `dot(${a}, ${b})` : `${a} * ${b}`);
   const minus = (v: string, mean: string) =>
     vectorized ? `(${v} - vec4<f32>(${mean}))` : `(${v} - ${mean})`;
-  const input = norm ? `${minus('x[(r0 + m) * K + k]', 'stats[m].x')} * stats[m].y` : 'x[(r0 + m) * K + k]';
+  const input = norm
+    ? `${minus('x[xRow(r0 + m) * K + k]', 'stats[m].x')} * stats[m].y`
+    : 'x[xRow(r0 + m) * K + k]';
   const width = vectorized ? 4 : 1;
   // The block is baked in: a decode step's single row should not loop over 16.
   const block = Math.min(ROW_BLOCK, rows);
@@ -60,7 +63,7 @@ export function linearProgram(o: LinearProgramOptions): WebGpuProgram {
     dispatch: [workgroups, 1, 1],
     workgroupSize: [THREADS, 1, 1],
     variableComponents: [width, width, 1, 1].slice(0, variableNames.length),
-    uniforms: 'eps : f32, ',
+    uniforms: 'eps : f32, xStride : i32, xOffset : i32, ',
     getUserCode: () => `
     const M = ${block};
     var<workgroup> stats : array<vec2<f32>, M>;
@@ -68,6 +71,9 @@ export function linearProgram(o: LinearProgramOptions): WebGpuProgram {
     ${activation ? `fn activate(v : f32) -> f32 { return ${ACTIVATION_WGSL[activation].formula}; }` : ''}
 
     ${workgroupSumWgsl(THREADS)}
+
+    // The input row behind output row r (a pass's last step per batch row: stride steps, offset steps − 1).
+    fn xRow(r : i32) -> i32 { return r * uniforms.xStride + uniforms.xOffset; }
 
     // The sum over each group of ${LANES} threads, in the group's first thread.
     fn groupSum(tid : i32, value : f32) -> f32 {
@@ -86,7 +92,7 @@ export function linearProgram(o: LinearProgramOptions): WebGpuProgram {
       let lane = tid % ${LANES};
       let K = uniforms.xShape.y / ${width};
       let inner = f32(uniforms.xShape.y);
-      let rows = uniforms.xShape.x;
+      let rows = uniforms.outShape.x;
       let outN = uniforms.outShape.y;
       let columnBlocks = (outN + ${COLUMNS - 1}) / ${COLUMNS};
       let block = index / ${THREADS};
@@ -102,7 +108,7 @@ export function linearProgram(o: LinearProgramOptions): WebGpuProgram {
           ${
             norm === 'layer'
               ? `var sum = 0.0;
-          for (var k = tid; k < K; k = k + ${THREADS}) { sum = sum + ${sumOf('x[(r0 + m) * K + k]')}; }
+          for (var k = tid; k < K; k = k + ${THREADS}) { sum = sum + ${sumOf('x[xRow(r0 + m) * K + k]')}; }
           mean = sum;`
               : ''
           }
@@ -110,7 +116,7 @@ export function linearProgram(o: LinearProgramOptions): WebGpuProgram {
         ${norm === 'layer' ? 'mean = workgroupSum(tid, mean) / inner;' : ''}
         if (m < count) {
           for (var k = tid; k < K; k = k + ${THREADS}) {
-            let d = ${minus('x[(r0 + m) * K + k]', 'mean')};
+            let d = ${minus('x[xRow(r0 + m) * K + k]', 'mean')};
             squares = squares + ${product('d', 'd')};
           }
         }

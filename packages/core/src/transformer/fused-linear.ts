@@ -14,6 +14,11 @@ export interface FusedLinearOptions {
   gated?: boolean;
   /** Added last: the residual stream the layer writes into, [rows, out]. */
   residual?: tf.Tensor2D;
+  /**
+   * Multiply only x's rows offset, offset + stride, … (a pass's last step
+   * per batch row): inside the program for a RowLinear, a gather elsewhere.
+   */
+  pickRows?: { stride: number; offset: number };
   constant?: ConstantOf;
 }
 
@@ -28,12 +33,14 @@ export function fusedLinear(
   layer: DenseLayer,
   options: FusedLinearOptions = {},
 ): tf.Tensor2D {
-  const { norm, activation, gated = false, residual } = options;
+  const { norm, activation, gated = false, residual, pickRows } = options;
   if (gated && activation === undefined) throw new Error('fusedLinear: a gated layer needs an activation');
   if ('weightRows' in layer) return rowLinear(x, layer, options);
   const constant = options.constant ?? plainNumber;
   return tf.tidy(() => {
-    let y = linear(norm ? (standardize(norm.kind, x, norm.eps, constant) as tf.Tensor2D) : x, layer);
+    const rows = pickRows ? pickedRows(x.shape[0], pickRows) : undefined;
+    const input = rows ? (tf.gather(x, rows) as tf.Tensor2D) : x;
+    let y = linear(norm ? (standardize(norm.kind, input, norm.eps, constant) as tf.Tensor2D) : input, layer);
     if (activation !== undefined) {
       if (activationSupported()) y = activateRows(activation, y, gated);
       else if (!gated) y = activate(activation, y, constant) as tf.Tensor2D;
@@ -44,4 +51,14 @@ export function fusedLinear(
     }
     return residual ? (tf.add(residual, y) as tf.Tensor2D) : y;
   });
+}
+
+function pickedRows(total: number, { stride, offset }: { stride: number; offset: number }): Int32Array {
+  if (!Number.isInteger(stride) || stride < 1 || !Number.isInteger(offset) || offset < 0 || offset >= total) {
+    throw new Error(`fusedLinear: cannot pick rows ${offset}, ${offset} + ${stride}, … of ${total} rows`);
+  }
+  return Int32Array.from(
+    { length: Math.floor((total - 1 - offset) / stride) + 1 },
+    (_, r) => offset + r * stride,
+  );
 }
