@@ -14,13 +14,16 @@ export interface AdaptiveKOptions {
 
 /**
  * Picks k each iteration to maximise expected tokens per second:
- * E(k) / (k·t_draft + t_verify(k)), with α estimated from the acceptances
- * seen so far (each rejection ends a geometric run, so α = accepted /
- * (accepted + rejections)), t_draft the measured time of one draft step and
- * t_verify(k) the measured time of a k+1-position pass (a least-squares line
- * in k through the k values tried, so untried k are extrapolated). The first
- * three iterations try initialK, half and double it, to seed that line; a
- * k timed once whose timing alone keeps it from being chosen is timed again.
+ * E(k) / t_iteration(k), with α estimated from the acceptances seen so far
+ * (each rejection ends a geometric run, so α = accepted / (accepted +
+ * rejections)) and t_iteration(k) the measured time of an iteration at k:
+ * the draft's proposal plus the k+1-position verify pass, a least-squares
+ * line in k through the k values tried, so untried k are extrapolated. A
+ * proposal is not k times a step: a model drafter catches up on the accepted
+ * text and reads its picks once, so it costs a + b·k (on webgpu, where the
+ * steps chain on the device, b came out about 20% under a step timed alone). The first
+ * three iterations try initialK, half and double it, to seed that line; a k
+ * timed once whose timing alone keeps it from being chosen is timed again.
  */
 export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
   const minK = options.minK ?? 1;
@@ -35,11 +38,9 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
   // Decayed counts, with a weak prior of α = 0.5.
   let accepted = 1;
   let rejected = 1;
-  let draftStepMs: number | undefined;
-  const verifyMs = new Map<number, number>();
-  const verifySeen = new Map<number, number>();
+  const iterationMs = new Map<number, number>();
+  const seenAt = new Map<number, number>();
   const rechecked = new Set<number>();
-  let draftSeen = 0;
   let iteration = 0;
   // The first timing of a window size carries one-time costs (a GPU shader compile, first
   // allocations: 400 ms against 20 ms seen on webgpu), so the second replaces it; then a
@@ -53,11 +54,11 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
     ...new Set([initialK, Math.max(minK, Math.floor(initialK / 2)), Math.min(maxK, 2 * initialK)]),
   ];
 
-  /** Measured verify time of k, or the line through the other k's (all but `doubted`) at k. */
-  function verifyCost(k: number, doubted?: number): number {
-    const known = k === doubted ? undefined : verifyMs.get(k);
+  /** Measured iteration time at k, or the line through the other k's (all but `doubted`) at k. */
+  function cost(k: number, doubted?: number): number {
+    const known = k === doubted ? undefined : iterationMs.get(k);
     if (known !== undefined) return known;
-    const points = [...verifyMs.entries()].filter(([x]) => x !== doubted);
+    const points = [...iterationMs.entries()].filter(([x]) => x !== doubted);
     if (points.length === 0) return 1;
     if (points.length === 1) return points[0][1]; // flat until a second k is measured
     const n = points.length;
@@ -73,7 +74,7 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
     let bestK = minK;
     let bestRate = -1;
     for (let k = minK; k <= maxK; k++) {
-      const rate = expectedTokens(a, k) / (k * (draftStepMs ?? 0) + verifyCost(k, doubted));
+      const rate = expectedTokens(a, k) / cost(k, doubted);
       if (rate > bestRate) {
         bestRate = rate;
         bestK = k;
@@ -86,14 +87,14 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
     maxK,
     next() {
       iteration++;
-      // Three spread-out k first, so the verify-cost line rests on measurements, not a guess.
-      const probe = warmup.find((k) => !verifySeen.has(k));
+      // Three spread-out k first, so the cost line rests on measurements, not a guess.
+      const probe = warmup.find((k) => !seenAt.has(k));
       if (probe !== undefined && iteration <= warmup.length) return probe;
       best = choose();
       // A k timed only once may owe its cost to a one-time outlier (see average) and would
       // then never be picked again to correct it: if the other timings say it would be the
       // best, time it once more.
-      for (const [k, n] of verifySeen) {
+      for (const [k, n] of seenAt) {
         if (n === 1 && k !== best && !rechecked.has(k) && choose(k) === k) {
           rechecked.add(k);
           return k;
@@ -114,18 +115,10 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
       });
       accepted = (1 - w) * accepted + acc;
       rejected = (1 - w) * rejected + rej;
-      if (report.draftSteps > 0) {
-        draftStepMs = average(draftStepMs, report.draftMs / report.draftSteps, ++draftSeen);
-      } else if (draftStepMs === undefined) {
-        draftStepMs = 0;
-      }
-      const seen = (verifySeen.get(report.k) ?? 0) + 1;
-      verifySeen.set(report.k, seen);
-      verifyMs.set(report.k, average(verifyMs.get(report.k), report.verifyMs, seen));
-      log.debug(
-        { k: report.k, alpha: alpha(), draftStepMs, verifyMs: verifyMs.get(report.k), best },
-        'adaptive k',
-      );
+      const seen = (seenAt.get(report.k) ?? 0) + 1;
+      seenAt.set(report.k, seen);
+      iterationMs.set(report.k, average(iterationMs.get(report.k), report.draftMs + report.verifyMs, seen));
+      log.debug({ k: report.k, alpha: alpha(), iterationMs: iterationMs.get(report.k), best }, 'adaptive k');
     },
   };
 }

@@ -71,7 +71,35 @@ describe('adaptive k', () => {
     expect(chosen.slice(-4)).toEqual([8, 8, 8, 8]);
   });
 
-  test('the choice maximises E(k)/(k·t_draft + t_verify(k)) for the observed α', () => {
+  test('a proposal with a fixed cost (catch-up, one read) and cheap chained steps: k is chosen on the whole iteration', () => {
+    // α = 0.8; a proposal costs 6 + k ms, verify 10 + k/2 ms: the best k is 6. The previous model
+    // charged k × the mean time per draft step ((6 + k)/k ms, largest at small k) and settled at k = 1.
+    const policy = adaptiveK({ maxK: 8, exploreEvery: 1000, smoothing: 0.02 });
+    let seed = 5;
+    const coin = () => {
+      seed = (seed * 16807) % 2147483647;
+      return seed / 2147483647;
+    };
+    for (let i = 0; i < 3000; i++) {
+      const k = policy.next();
+      let accepted = 0;
+      while (accepted < k && coin() < 0.8) accepted++;
+      policy.observe({
+        k,
+        proposed: [k],
+        accepted: [accepted],
+        draftSteps: k,
+        draftMs: 6 + k,
+        verifyMs: 10 + k / 2,
+      });
+    }
+    const rate = (k: number) => expectedTokens(0.8, k) / (16 + 1.5 * k);
+    const best = [1, 2, 3, 4, 5, 6, 7, 8].reduce((b, k) => (rate(k) > rate(b) ? k : b));
+    expect(best).toBe(6);
+    expect(Math.abs(policy.next() - best)).toBeLessThanOrEqual(1);
+  });
+
+  test('the choice maximises E(k)/t_iteration(k) for the observed α', () => {
     // α = 0.8, draft step 3 ms, verify 10 + k ms: argmax over k of E(k)/(3k+10+k).
     const policy = adaptiveK({ maxK: 8, exploreEvery: 1000, smoothing: 0.02 });
     let seed = 3;
