@@ -25,6 +25,34 @@ export async function programsUsed(
 }
 
 /**
+ * Host-to-device uploads the webgpu backend makes while `work` runs: the
+ * shapes of tensors whose values it copies from the host (a staging buffer
+ * and a copy each). Outputs it only allocates are not counted.
+ */
+export async function uploadsDuring(
+  webgpuBackend: unknown,
+  work: () => void | Promise<void>,
+): Promise<number[][]> {
+  const backend = webgpuBackend as {
+    uploadToGPU: (dataId: object) => void;
+    tensorMap: { get(dataId: object): { values?: unknown; resource?: unknown; shape: number[] } };
+  };
+  const original = backend.uploadToGPU;
+  const shapes: number[][] = [];
+  backend.uploadToGPU = function (this: unknown, dataId) {
+    const data = backend.tensorMap.get(dataId);
+    if (data.resource == null && data.values != null) shapes.push(data.shape);
+    return original.call(this, dataId);
+  };
+  try {
+    await work();
+  } finally {
+    backend.uploadToGPU = original;
+  }
+  return shapes;
+}
+
+/**
  * Starts webgpu through core's `initBackend` (passed in: test-support has no
  * dependencies of its own) and returns why it cannot, or undefined when it
  * did; a suite skipped for that reason says so.

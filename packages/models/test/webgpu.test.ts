@@ -9,7 +9,7 @@ import { type CausalLm, generate, initBackend, webGpuErrors } from '@specstream/
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
-import { programsUsed, webgpuUnavailable } from '../../../test-support/webgpu-programs.js';
+import { programsUsed, uploadsDuring, webgpuUnavailable } from '../../../test-support/webgpu-programs.js';
 import { loadModel } from '../src/load-model.js';
 import { openSafetensors } from '../src/safetensors/file.js';
 import { loadWhisper } from '../src/whisper/index.js';
@@ -47,6 +47,8 @@ describe.skipIf(unavailable !== undefined).each(['llama', 'qwen2', 'gpt2'])(
       expect(tf.memory().numTensors).toBe(tensorsBefore);
     });
 
+    const uploads = (work: () => void) => uploadsDuring(tf.backend(), work);
+
     /** Every position's logits, fed in chunks ending at `splits`. */
     async function logits(splits: number[]): Promise<Float32Array> {
       const T = ref.ids[0].length;
@@ -81,6 +83,40 @@ describe.skipIf(unavailable !== undefined).each(['llama', 'qwen2', 'gpt2'])(
         'specstreamLinear',
         ...(name === 'gpt2' ? [] : ['specstreamRotary']),
       ]);
+    });
+
+    test('a decode step uploads nothing: ids ride in uniforms, no gather, rotary tables only for rotary models', async () => {
+      const state = model.createState({ batch: 2, maxLength: 8 });
+      model
+        .extendStep(
+          state,
+          [
+            [1, 2, 3],
+            [4, 5, 6],
+          ],
+          { logits: 'last' },
+        )
+        .logits.dispose();
+      const one = await uploads(() =>
+        model.extendStep(state, [[7], [8]], { logits: 'last' }).logits.dispose(),
+      );
+      // Rotary models upload one cos|sin table per pass ([rows, headDim]), shared by every layer.
+      expect(one).toEqual(name === 'gpt2' ? [] : [[2, model.config.headDim]]);
+      // A catch-up of two tokens per row, logits of the last: the head picks the rows, no index upload.
+      const two = await uploads(() =>
+        model
+          .extendStep(
+            state,
+            [
+              [1, 2],
+              [3, 4],
+            ],
+            { logits: 'last' },
+          )
+          .logits.dispose(),
+      );
+      expect(two).toEqual(name === 'gpt2' ? [] : [[4, model.config.headDim]]);
+      model.disposeState(state);
     });
 
     test('logits match transformers (≤ 1e-4), whole and in chunks', async () => {
