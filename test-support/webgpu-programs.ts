@@ -1,4 +1,29 @@
 /**
+ * Runs `work` with `object[method]` replaced by `replace(original)`, then
+ * puts the original back, whatever `work` did.
+ */
+async function whileReplaced<T extends object, K extends keyof T>(
+  object: T,
+  method: K,
+  replace: (original: T[K]) => T[K],
+  work: () => void | Promise<void>,
+): Promise<void> {
+  const original = object[method];
+  object[method] = replace(original);
+  try {
+    await work();
+  } finally {
+    object[method] = original;
+  }
+}
+
+interface WebGpuBackendInternals {
+  runWebGPUProgram(program: { shaderKey: string }, ...rest: unknown[]): unknown;
+  uploadToGPU(dataId: object): void;
+  tensorMap: { get(dataId: object): { values?: unknown; resource?: unknown; shape: number[] } };
+}
+
+/**
  * The program keys (up to the first '_') the webgpu backend (`tf.backend()`)
  * runs while `work` runs: what tests use to see that core's own programs, not tfjs's
  * kernels, did the work. Test-only code, shared by the packages' tests.
@@ -7,20 +32,17 @@ export async function programsUsed(
   webgpuBackend: unknown,
   work: () => void | Promise<void>,
 ): Promise<Set<string>> {
-  const backend = webgpuBackend as {
-    runWebGPUProgram: (program: { shaderKey: string }, ...rest: unknown[]) => unknown;
-  };
-  const original = backend.runWebGPUProgram;
   const keys = new Set<string>();
-  backend.runWebGPUProgram = function (this: unknown, program, ...rest) {
-    keys.add(program.shaderKey.split('_')[0]);
-    return original.call(this, program, ...rest);
-  };
-  try {
-    await work();
-  } finally {
-    backend.runWebGPUProgram = original;
-  }
+  await whileReplaced(
+    webgpuBackend as WebGpuBackendInternals,
+    'runWebGPUProgram',
+    (original) =>
+      function (this: unknown, program, ...rest) {
+        keys.add(program.shaderKey.split('_')[0]);
+        return original.call(this, program, ...rest);
+      },
+    work,
+  );
   return keys;
 }
 
@@ -33,22 +55,19 @@ export async function uploadsDuring(
   webgpuBackend: unknown,
   work: () => void | Promise<void>,
 ): Promise<number[][]> {
-  const backend = webgpuBackend as {
-    uploadToGPU: (dataId: object) => void;
-    tensorMap: { get(dataId: object): { values?: unknown; resource?: unknown; shape: number[] } };
-  };
-  const original = backend.uploadToGPU;
+  const backend = webgpuBackend as WebGpuBackendInternals;
   const shapes: number[][] = [];
-  backend.uploadToGPU = function (this: unknown, dataId) {
-    const data = backend.tensorMap.get(dataId);
-    if (data.resource == null && data.values != null) shapes.push(data.shape);
-    return original.call(this, dataId);
-  };
-  try {
-    await work();
-  } finally {
-    backend.uploadToGPU = original;
-  }
+  await whileReplaced(
+    backend,
+    'uploadToGPU',
+    (original) =>
+      function (this: unknown, dataId) {
+        const data = backend.tensorMap.get(dataId);
+        if (data.resource == null && data.values != null) shapes.push(data.shape);
+        return original.call(this, dataId);
+      },
+    work,
+  );
   return shapes;
 }
 

@@ -3,6 +3,7 @@ import seedrandom from 'seedrandom';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { referenceAttention } from '../../../test-support/attention-reference.js';
 import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
+import { randomArray, randomPackedQkv } from '../../../test-support/random-arrays.js';
 import { assembleAll, fuseMultiplyAdds, wasmKernelsWat } from '../scripts/wasm-kernels.js';
 import { initBackend } from '../src/backend.js';
 import {
@@ -36,10 +37,6 @@ import {
   WASM_SHARED_KERNELS_FMA_BASE64,
 } from '../src/kernels/wasm-binary.js';
 import { weightArena } from '../src/kernels/weight-arena.js';
-
-function randomArray(n: number, rng: () => number): Float32Array {
-  return Float32Array.from({ length: n }, () => 2 * rng() - 1);
-}
 
 /** x·W + b in float64, W given [in, out] or [out, in] (transposed). */
 function reference(
@@ -632,12 +629,7 @@ describe('core wasm kernels', () => {
   test('causal attention over packed q|k|v (queryHeads) equals attention over the queries sliced out', () => {
     const rng = seedrandom('packed-queries');
     const [batch, steps, heads, kvHeads, headDim, slots] = [2, 3, 4, 2, 8, 12];
-    const packed = tf.tensor4d(randomArray(batch * steps * (heads + 2 * kvHeads) * headDim, rng), [
-      batch,
-      steps,
-      heads + 2 * kvHeads,
-      headDim,
-    ]);
+    const packed = tf.tensor4d(...randomPackedQkv(rng, [batch, steps, heads, kvHeads, headDim]));
     const kv = tf.tensor4d(randomArray(batch * kvHeads * slots * headDim, rng), [
       batch,
       kvHeads,

@@ -9,6 +9,7 @@ import seedrandom from 'seedrandom';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { referenceAttention } from '../../../test-support/attention-reference.js';
 import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
+import { randomArray, randomPackedQkv } from '../../../test-support/random-arrays.js';
 import { webgpuUnavailable } from '../../../test-support/webgpu-programs.js';
 import { webGpuErrors } from '../src/backend/candidates.js';
 import { initBackend } from '../src/backend.js';
@@ -25,10 +26,6 @@ import { fusedLinear } from '../src/transformer/fused-linear.js';
 import { rotaryCosSin, rotaryInverseFrequencies } from '../src/transformer/rotary.js';
 
 const unavailable = await webgpuUnavailable(initBackend, 'webgpu kernel tests');
-
-function randomArray(n: number, rng: () => number, scale = 1): Float32Array {
-  return Float32Array.from({ length: n }, () => scale * (2 * rng() - 1));
-}
 
 /** erf by its Taylor series, exact to float64 rounding for |z| ≤ 3. */
 function erf(z: number): number {
@@ -189,12 +186,7 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
   test('the inplace cache writes heads straight from packed projections, as write() does from slices', async () => {
     const rng = seedrandom('write-heads');
     const [batch, steps, heads, kvHeads, headDim, capacity] = [19, 4, 4, 2, 16, 24];
-    const packed = tf.tensor4d(randomArray(batch * steps * (heads + 2 * kvHeads) * headDim, rng), [
-      batch,
-      steps,
-      heads + 2 * kvHeads,
-      headDim,
-    ]);
+    const packed = tf.tensor4d(...randomPackedQkv(rng, [batch, steps, heads, kvHeads, headDim]));
     // 19 rows: more than uniforms carry, so the starts go in a buffer.
     const starts = Array.from({ length: batch }, (_, r) => (r * 5) % 21);
     const shape = { batch, layers: 1, kvHeads, headDim, capacity };

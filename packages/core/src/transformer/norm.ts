@@ -42,20 +42,12 @@ export function standardize(kind: NormKind, x: tf.Tensor, eps: number, constant 
  * Takes ownership of both: they are disposed, the folded layer is returned.
  */
 export function foldNormIntoLinear(norm: NormWeights, layer: { weight: tf.Tensor2D; bias?: tf.Tensor1D }) {
-  const folded = tf.tidy(() => {
-    const weight = tf.mul(tf.reshape(norm.weight, [-1, 1]), layer.weight) as tf.Tensor2D;
+  return foldNorm(norm, layer.weight, layer.bias, {
+    scale: (w, gamma) => tf.mul(tf.reshape(gamma, [-1, 1]), w) as tf.Tensor2D,
     // β·W as a column sum rather than a [1, n] matmul reshaped: tfjs-wasm's fused matmul
     // rejects a bias that is a reshaped view of a batched matmul's output ("rank 3").
-    let bias = norm.bias
-      ? (tf.sum(tf.mul(tf.reshape(norm.bias, [-1, 1]), layer.weight), 0) as tf.Tensor1D)
-      : undefined;
-    if (layer.bias) bias = bias ? (tf.add(bias, layer.bias) as tf.Tensor1D) : layer.bias.clone();
-    return bias ? { weight, bias } : { weight };
+    betaTerm: (w, beta) => tf.sum(tf.mul(tf.reshape(beta, [-1, 1]), w), 0) as tf.Tensor1D,
   });
-  disposeNorm(norm);
-  layer.weight.dispose();
-  layer.bias?.dispose();
-  return folded;
 }
 
 /**
@@ -63,15 +55,32 @@ export function foldNormIntoLinear(norm: NormWeights, layer: { weight: tf.Tensor
  * scaled by γ, the bias β·Wᵀ added. Takes ownership of both.
  */
 export function foldNormIntoRows(norm: NormWeights, layer: { weightRows: tf.Tensor2D; bias?: tf.Tensor1D }) {
+  const { weight: weightRows, bias } = foldNorm(norm, layer.weightRows, layer.bias, {
+    scale: (w, gamma) => tf.mul(w, gamma) as tf.Tensor2D,
+    betaTerm: (w, beta) => tf.sum(tf.mul(w, beta), 1) as tf.Tensor1D,
+  });
+  return bias ? { weightRows, bias } : { weightRows };
+}
+
+/** The fold for either layout: γ scales the weight, β's term joins the layer's bias; the inputs are freed. */
+function foldNorm(
+  norm: NormWeights,
+  weight: tf.Tensor2D,
+  bias: tf.Tensor1D | undefined,
+  layout: {
+    scale: (w: tf.Tensor2D, gamma: tf.Tensor1D) => tf.Tensor2D;
+    betaTerm: (w: tf.Tensor2D, beta: tf.Tensor1D) => tf.Tensor1D;
+  },
+): { weight: tf.Tensor2D; bias?: tf.Tensor1D } {
   const folded = tf.tidy(() => {
-    const weightRows = tf.mul(layer.weightRows, norm.weight) as tf.Tensor2D;
-    let bias = norm.bias ? (tf.sum(tf.mul(layer.weightRows, norm.bias), 1) as tf.Tensor1D) : undefined;
-    if (layer.bias) bias = bias ? (tf.add(bias, layer.bias) as tf.Tensor1D) : layer.bias.clone();
-    return bias ? { weightRows, bias } : { weightRows };
+    const scaled = layout.scale(weight, norm.weight);
+    let b = norm.bias ? layout.betaTerm(weight, norm.bias) : undefined;
+    if (bias) b = b ? (tf.add(b, bias) as tf.Tensor1D) : bias.clone();
+    return b ? { weight: scaled, bias: b } : { weight: scaled };
   });
   disposeNorm(norm);
-  layer.weightRows.dispose();
-  layer.bias?.dispose();
+  weight.dispose();
+  bias?.dispose();
   return folded;
 }
 
