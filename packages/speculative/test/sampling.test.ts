@@ -1,7 +1,7 @@
 import { type CausalLm, createRng, initBackend, randomCausalLm, sampleFrom } from '@specstream/core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { acceptDraft } from '../src/index.js';
-import { chiSquare, SAMPLING_CONFIG, wrongRule } from './sampling-law.js';
+import { chiSquare, SAMPLING_CONFIG, V, wrongRule } from './sampling-law.js';
 
 /**
  * Exactness of speculative sampling, end to end (sampling-law.ts): 20,000
@@ -26,23 +26,27 @@ afterAll(() => {
 
 describe('speculative sampling reproduces the target distribution', () => {
   test.each([
-    [1, 0, 2, 7],
-    [0.7, 0, 3, 8],
-    [1, 3, 2, 9],
+    { temperature: 1, topK: 0, topP: 1, k: 2, seed: 7 },
+    { temperature: 0.7, topK: 0, topP: 1, k: 3, seed: 8 },
+    { temperature: 1, topK: 3, topP: 1, k: 2, seed: 9 },
+    { temperature: 1, topK: 0, topP: 0.75, k: 2, seed: 10 },
+    { temperature: 1.3, topK: 3, topP: 0.8, k: 4, seed: 12 },
   ])(
-    'temperature %f, top-k %i, k=%i: correct rule passes chi-square, wrong rule fails',
-    async (temperature, topK, k, seed) => {
-      const good = await chiSquare({ target, draft, rows: N, temperature, topK, k, seed });
+    'temperature $temperature, top-k $topK, top-p $topP, k=$k: correct rule passes chi-square, wrong rule fails',
+    async (filters) => {
+      const good = await chiSquare({ target, draft, rows: N, ...filters });
       const critical = good.critical;
       expect(good.impossible).toBe(0);
       // Preconditions that make the test meaningful: every possible cell expected ≥ 20 times,
-      // and a draft that disagrees often enough for the residual to matter.
+      // a filter that cuts (some pairs impossible) when one is set, and a draft that disagrees
+      // often enough for the residual to matter.
       expect(good.minExpected).toBeGreaterThan(20);
+      if (filters.topK > 0 || filters.topP < 1) expect(good.cells).toBeLessThan(V * V);
       expect(good.rates.acceptanceRate).toBeLessThan(0.9);
       expect(good.rates.acceptanceRate).toBeGreaterThan(0.2);
       expect(good.chi2).toBeLessThan(critical);
 
-      const bad = await chiSquare({ target, draft, rows: N, rule: wrongRule, temperature, topK, k, seed });
+      const bad = await chiSquare({ target, draft, rows: N, rule: wrongRule, ...filters });
       expect(bad.chi2).toBeGreaterThan(critical * 3);
     },
   );
