@@ -44,7 +44,10 @@ export interface DraftSessionOptions {
  */
 export interface Drafter {
   readonly name: string;
-  /** Ids the drafter can propose: [0, vocabSize). Undefined for drafters that copy tokens from the text. */
+  /**
+   * Ids the drafter can propose: [0, vocabSize). Undefined for drafters that copy tokens from the text.
+   * The histories it reads may still hold larger ids when the target's vocabulary is padded past it.
+   */
   readonly vocabSize?: number;
   /** Positions the drafter's own state can hold (a learned position table); undefined = no limit. */
   readonly maxPositions?: number;

@@ -6,6 +6,7 @@ import {
   greedyRows,
   greedyRowsSupported,
   greedyToken,
+  InvalidArgumentError,
   prefill,
   sampleFrom,
 } from '@specstream/core';
@@ -15,6 +16,14 @@ import type { Drafter, Proposal } from './drafter.js';
 export interface ModelDrafterOptions {
   /** Chunk sizes for catching up on the prompt and on accepted tokens. */
   prefillBuckets?: readonly number[];
+  /**
+   * What the draft reads in place of an id it has no embedding for: with a
+   * target vocabulary padded past the draft's (32064 vs 32000), the target
+   * may emit (or a prompt hold) one of the extra ids. Default 0. Exactness
+   * does not depend on it, since the target verifies every proposal; only
+   * the next few proposals may be worse.
+   */
+  unknownId?: number;
 }
 
 /**
@@ -31,6 +40,15 @@ export function modelDrafter<S extends DecoderState>(
 ): Drafter {
   // Catch-up is usually 1–2 tokens per row: small buckets keep it to one call.
   const buckets = options.prefillBuckets ?? [...DEFAULT_PREFILL_BUCKETS, 4, 2];
+  const unknown = options.unknownId ?? 0;
+  if (!Number.isInteger(unknown) || unknown < 0 || unknown >= model.vocabSize) {
+    throw new InvalidArgumentError(
+      `unknownId must be an id of the draft, in [0, ${model.vocabSize}), got ${unknown}`,
+    );
+  }
+  // The cache bookkeeping keeps the real ids (it is compared with the text); only what is fed is mapped.
+  const readable = (rows: number[][]) =>
+    rows.map((row) => row.map((id) => (id < model.vocabSize ? id : unknown)));
   return {
     name: 'model',
     vocabSize: model.vocabSize,
@@ -43,7 +61,7 @@ export function modelDrafter<S extends DecoderState>(
       if (prompts !== undefined && prompts.length === batch && prompts.every((p) => p.length >= 2)) {
         const heads = prompts.map((p) => p.slice(0, -1));
         try {
-          prefill(model, state, heads, { buckets }).dispose();
+          prefill(model, state, readable(heads), { buckets }).dispose();
         } catch (error) {
           model.disposeState(state);
           throw error;
@@ -63,8 +81,8 @@ export function modelDrafter<S extends DecoderState>(
           // ragged or long ones go through bucketed prefill.
           const uniform = pending.every((p) => p.length === pending[0].length) && pending[0].length <= 8;
           let logits: tf.Tensor3D | undefined = uniform
-            ? model.extendStep(state, pending, { logits: 'last' }).logits
-            : prefill(model, state, pending, { buckets });
+            ? model.extendStep(state, readable(pending), { logits: 'last' }).logits
+            : prefill(model, state, readable(pending), { buckets });
           for (const [r, p] of pending.entries()) cached[r].push(...p);
           if (sampler.plainArgmax && model.extendStepOnDevice && greedyRowsSupported(histories.length)) {
             const drafted = await greedyOnDevice(model, state, logits, k, active, signal);

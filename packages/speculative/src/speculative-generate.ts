@@ -108,7 +108,8 @@ export function speculativeGenerate(options: SpeculativeGenerateOptions): Specul
   const { maxNewTokens, signal } = options;
   checkPositiveInteger('maxNewTokens', maxNewTokens);
   if (prompts.length === 0) throw new InvalidArgumentError('prompt has no rows');
-  const vocab = drafter.vocabSize ?? target.vocabSize;
+  // Prompts are the target's text: ids past a shorter draft vocabulary are the drafter's to handle.
+  const vocab = target.vocabSize;
   prompts.forEach((p, r) => {
     if (p.length === 0) throw new InvalidArgumentError(`prompt of row ${r} is empty`);
     const bad = p.findIndex((t) => !Number.isInteger(t) || t < 0 || t >= vocab);

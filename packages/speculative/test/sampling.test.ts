@@ -52,6 +52,21 @@ describe('speculative sampling reproduces the target distribution', () => {
   );
 });
 
+test("a draft with a shorter vocabulary (3 of the target's 4 ids, id 3 in the prompt): chi-square passes, wrong rule fails", async () => {
+  const short = randomCausalLm({ ...SAMPLING_CONFIG, vocabSize: V - 1 }, { seed: 29, std: 0.08 });
+  try {
+    const filters = { temperature: 1, topK: 0, topP: 1, k: 2, seed: 13 };
+    const good = await chiSquare({ target, draft: short, rows: N, ...filters });
+    expect(good.impossible).toBe(0);
+    expect(good.rates.acceptanceRate).toBeGreaterThan(0.2);
+    expect(good.chi2).toBeLessThan(good.critical);
+    const bad = await chiSquare({ target, draft: short, rows: N, rule: wrongRule, ...filters });
+    expect(bad.chi2).toBeGreaterThan(good.critical * 3);
+  } finally {
+    short.dispose();
+  }
+});
+
 describe('acceptDraft on explicit distributions', () => {
   test('one position: the emitted token follows p whatever q is (50,000 draws)', () => {
     const p = new Float32Array([0.5, 0.3, 0.15, 0.05]);
