@@ -1,4 +1,12 @@
-import { AbortError, type CausalLm, InvalidArgumentError, initBackend } from '@specstream/core';
+import {
+  AbortError,
+  type CausalLm,
+  getLogger,
+  InvalidArgumentError,
+  initBackend,
+  type Logger,
+  setLogger,
+} from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
@@ -154,6 +162,47 @@ describe('metrics', () => {
     expect(totals.rejections).toBeLessThanOrEqual(totals.rowPasses);
     expect(totals.rejections).toBeLessThanOrEqual(totals.draftedTokens - totals.acceptedTokens);
     expect(a.rates().tokensPerPass).toBeGreaterThan(1); // the noisy draft is right often
+  });
+
+  test('each call logs its metrics and rates at debug level', async () => {
+    const lines: { level: string; fields: Record<string, unknown>; message: string }[] = [];
+    // A stand-in for pino: records what the library logs, by level.
+    const record =
+      (level: string) =>
+      (fields: Record<string, unknown>, message: string): void => {
+        lines.push({ level, fields, message });
+      };
+    const fake = {
+      debug: record('debug'),
+      info: record('info'),
+      warn: record('warn'),
+      error: record('error'),
+      child: () => fake,
+    };
+    const saved = Object.getPrototypeOf(getLogger('speculative')) as Logger;
+    setLogger(fake as unknown as Logger);
+    try {
+      const run = speculativeGenerate({ target, draft, k: 3, prompt: PROMPT, maxNewTokens: 12 });
+      await collect(run);
+      const logged = lines.filter((l) => l.message === 'speculative generation');
+      expect(logged.map((l) => l.level)).toEqual(['debug']);
+      const { fields } = logged[0];
+      expect(fields.drafter).toBe('model');
+      for (const key of [
+        'emittedTokens',
+        'acceptedTokens',
+        'draftedTokens',
+        'iterations',
+        'draftMs',
+        'verifyMs',
+      ] as const) {
+        expect(fields[key]).toBe(run.metrics[key]);
+      }
+      expect(fields.acceptanceRate).toBe(run.rates().acceptanceRate);
+      expect(fields.tokensPerSecond).toBe(run.rates().tokensPerSecond);
+    } finally {
+      setLogger(saved);
+    }
   });
 
   test('drafts no further than the tokens still needed, and stays exact', async () => {
