@@ -1,7 +1,12 @@
-import { getLogger } from '@specstream/core';
+import { getLogger, InvalidArgumentError } from '@specstream/core';
 import { checkK, expectedTokens, type IterationReport, type KPolicy } from './k-policy.js';
 
 export interface AdaptiveKOptions {
+  /**
+   * Smallest k (default 0). k = 0 is a plain target step with no drafting: chosen when the
+   * draft does not pay for itself (on a 2-core wasm machine a layer-skip draft ran at 0.98× of
+   * plain decoding at its best k), with k = 1 tried now and then in case acceptance rises.
+   */
   minK?: number;
   maxK?: number;
   /** k of the first iteration, before anything is measured (default 4). */
@@ -24,13 +29,18 @@ export interface AdaptiveKOptions {
  * steps chain on the device, b came out about 20% under a step timed alone). The first
  * three iterations try initialK, half and double it, to seed that line; a k
  * timed once whose timing alone keeps it from being chosen is timed again.
+ * k = 0 (a plain step: E = 1) is timed on its own, outside the line, since it
+ * has no proposal at all; a k = 1 tried after plain steps also pays the
+ * draft's catch-up on them, which is the real price of switching back.
  */
 export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
-  const minK = options.minK ?? 1;
+  const minK = options.minK ?? 0;
   const maxK = options.maxK ?? 8;
-  checkK(minK, 'minK');
   checkK(maxK, 'maxK');
-  const initialK = Math.min(Math.max(options.initialK ?? 4, minK), maxK);
+  if (!Number.isInteger(minK) || minK < 0 || minK > maxK) {
+    throw new InvalidArgumentError(`minK must be an integer in [0, maxK = ${maxK}], got ${minK}`);
+  }
+  const initialK = Math.min(Math.max(options.initialK ?? 4, minK, 1), maxK);
   const w = options.smoothing ?? 0.1;
   const exploreEvery = options.exploreEvery ?? 8;
   const log = getLogger('speculative');
@@ -39,6 +49,8 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
   let accepted = 1;
   let rejected = 1;
   const iterationMs = new Map<number, number>();
+  // Verify passes alone, per k: what a plain step is estimated from when its own timing is in doubt.
+  const verifyMs = new Map<number, number>();
   const seenAt = new Map<number, number>();
   const rechecked = new Set<number>();
   let iteration = 0;
@@ -51,14 +63,27 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
 
   const alpha = () => accepted / (accepted + rejected);
   const warmup = [
-    ...new Set([initialK, Math.max(minK, Math.floor(initialK / 2)), Math.min(maxK, 2 * initialK)]),
+    ...new Set([
+      initialK,
+      Math.max(minK, 1, Math.floor(initialK / 2)),
+      Math.min(maxK, 2 * initialK),
+      ...(minK === 0 ? [0] : []),
+    ]),
   ];
 
-  /** Measured iteration time at k, or the line through the other k's (all but `doubted`) at k. */
-  function cost(k: number, doubted?: number): number {
+  /**
+   * Measured iteration time at k, or else: for k ≥ 1 the line through the other k ≥ 1 (all but
+   * `doubted`) at k; for a plain step (k = 0) the cheapest verify pass seen, since one position
+   * costs no more than several (undefined before any).
+   */
+  function cost(k: number, doubted?: number): number | undefined {
     const known = k === doubted ? undefined : iterationMs.get(k);
     if (known !== undefined) return known;
-    const points = [...iterationMs.entries()].filter(([x]) => x !== doubted);
+    if (k === 0) {
+      const passes = [...verifyMs.entries()].filter(([x]) => x > 0).map(([, t]) => t);
+      return passes.length > 0 ? Math.min(...passes) : undefined;
+    }
+    const points = [...iterationMs.entries()].filter(([x]) => x !== doubted && x > 0);
     if (points.length === 0) return 1;
     if (points.length === 1) return points[0][1]; // flat until a second k is measured
     const n = points.length;
@@ -74,7 +99,9 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
     let bestK = minK;
     let bestRate = -1;
     for (let k = minK; k <= maxK; k++) {
-      const rate = expectedTokens(a, k) / cost(k, doubted);
+      const t = cost(k, doubted);
+      if (t === undefined) continue;
+      const rate = expectedTokens(a, k) / t;
       if (rate > bestRate) {
         bestRate = rate;
         bestK = k;
@@ -113,11 +140,15 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
         acc += report.accepted[i];
         if (report.accepted[i] < m) rej++;
       });
-      accepted = (1 - w) * accepted + acc;
-      rejected = (1 - w) * rejected + rej;
+      // A plain step says nothing about acceptance: α decays only on drafted tokens.
+      if (report.k > 0) {
+        accepted = (1 - w) * accepted + acc;
+        rejected = (1 - w) * rejected + rej;
+      }
       const seen = (seenAt.get(report.k) ?? 0) + 1;
       seenAt.set(report.k, seen);
       iterationMs.set(report.k, average(iterationMs.get(report.k), report.draftMs + report.verifyMs, seen));
+      verifyMs.set(report.k, average(verifyMs.get(report.k), report.verifyMs, seen));
       log.debug({ k: report.k, alpha: alpha(), iterationMs: iterationMs.get(report.k), best }, 'adaptive k');
     },
   };

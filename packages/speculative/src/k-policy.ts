@@ -2,6 +2,7 @@ import { InvalidArgumentError } from '@specstream/core';
 
 /** What one iteration cost and achieved, fed back to the policy. */
 export interface IterationReport {
+  /** Tokens drafted per row; 0 for a plain target step (the policy's choice, or the text's end near). */
   k: number;
   /** Per active row: tokens proposed and how many were accepted. */
   proposed: readonly number[];
@@ -16,6 +17,7 @@ export interface IterationReport {
 /** Chooses k before each iteration. */
 export interface KPolicy {
   readonly maxK: number;
+  /** k for the next iteration, in [0, maxK]; 0 = a plain target step. */
   next(): number;
   observe(report: IterationReport): void;
 }

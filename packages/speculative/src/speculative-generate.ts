@@ -265,15 +265,14 @@ export function speculativeGenerate(options: SpeculativeGenerateOptions): Specul
         metrics.kSum += k;
         metrics.draftMs += draftMs;
         metrics.verifyMs += verifyMs;
-        if (k > 0)
-          policy.observe({
-            k,
-            proposed: drafts.filter((_, r) => active[r]).map((d) => d.length),
-            accepted,
-            draftSteps: k,
-            draftMs,
-            verifyMs,
-          });
+        policy.observe({
+          k,
+          proposed: drafts.filter((_, r) => active[r]).map((d) => d.length),
+          accepted,
+          draftSteps: k,
+          draftMs,
+          verifyMs,
+        });
         metrics.totalMs = performance.now() - start;
         yield* events;
       }

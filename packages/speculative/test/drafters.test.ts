@@ -46,13 +46,62 @@ describe('adaptive k', () => {
     expect(policy.next()).toBe(8);
   });
 
-  test('a draft that is always wrong drives k to its minimum', () => {
-    const policy = adaptiveK({ maxK: 8, exploreEvery: 1000 });
-    for (let i = 0; i < 40; i++) {
-      const k = policy.next();
-      policy.observe(report(k, 0, 2, 10 + k));
+  test('a draft that is always wrong drives k to its minimum: plain steps, or 1 when minK is 1', () => {
+    for (const [minK, want] of [
+      [undefined, 0],
+      [1, 1],
+    ] as const) {
+      const policy = adaptiveK({ minK, maxK: 8, exploreEvery: 1000 });
+      for (let i = 0; i < 40; i++) {
+        const k = policy.next();
+        policy.observe(report(k, 0, 2, 10 + k));
+      }
+      expect(policy.next()).toBe(want);
     }
-    expect(policy.next()).toBe(1);
+  });
+
+  test('plain steps win when the draft costs more than its accepted tokens save, and lose when it pays', () => {
+    // α = 0.8, verify 10 + k ms, plain step 10 ms. A draft step of 12 ms: E(k)/t peaks at
+    // k = 1 with 1.8/23 per ms, under a plain step's 1/10. A draft step of 1 ms: k = 4 gives 3.36/18.
+    const run = (draftStepMs: number) => {
+      const policy = adaptiveK({ maxK: 8, exploreEvery: 16, smoothing: 0.05 });
+      const chosen: number[] = [];
+      let state = 7;
+      const coin = () => {
+        state = (state * 16807) % 2147483647;
+        return state / 2147483647;
+      };
+      for (let i = 0; i < 600; i++) {
+        const k = policy.next();
+        chosen.push(k);
+        let accepted = 0;
+        while (accepted < k && coin() < 0.8) accepted++;
+        policy.observe({
+          k,
+          proposed: [k],
+          accepted: [accepted],
+          draftSteps: k,
+          draftMs: k * draftStepMs,
+          verifyMs: 10 + k,
+        });
+      }
+      return chosen.slice(-200);
+    };
+    const costly = run(12);
+    // Mostly plain steps, with k = 1 tried now and then to follow α.
+    expect(costly.filter((k) => k === 0).length).toBeGreaterThan(180);
+    expect(costly.filter((k) => k === 1).length).toBeGreaterThan(0);
+    expect(costly.every((k) => k <= 1)).toBe(true);
+    const cheap = run(1);
+    expect(cheap.filter((k) => k === 0).length).toBe(0);
+    expect(cheap.filter((k) => k >= 3 && k <= 6).length).toBeGreaterThan(180);
+  });
+
+  test('minK out of range is refused by name', () => {
+    expect(() => adaptiveK({ minK: -1 })).toThrow(/minK must be an integer in \[0, maxK = 8\], got -1/);
+    expect(() => adaptiveK({ minK: 5, maxK: 4 })).toThrow(
+      /minK must be an integer in \[0, maxK = 4\], got 5/,
+    );
   });
 
   test('one slow first timing (a shader compile) does not hold k down for long', () => {
@@ -65,9 +114,9 @@ describe('adaptive k', () => {
       const slowFirst = k === 8 && !chosen.slice(0, -1).includes(8);
       policy.observe(report(k, k, 0.5, slowFirst ? 400 : 20));
     }
-    // Probes 4, 2, 8; the line through 2 and 4 says 8 would be best, so 8 is timed again
-    // and the second timing replaces the first.
-    expect(chosen.slice(0, 4)).toEqual([4, 2, 8, 8]);
+    // Probes 4, 2, 8 and a plain step (0); the line through 2 and 4 says 8 would be best, so 8
+    // is timed again and the second timing replaces the first.
+    expect(chosen.slice(0, 5)).toEqual([4, 2, 8, 0, 8]);
     expect(chosen.slice(-4)).toEqual([8, 8, 8, 8]);
   });
 
