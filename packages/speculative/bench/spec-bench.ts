@@ -306,8 +306,14 @@ export async function runSpecBench(
   );
   const adaptiveRatio = adaptive.second / adaptive.first;
   const adaptiveMeanK = rates(adaptiveTotals).meanK;
+  // And against plain decoding, which adaptive k can fall back to (k = 0) where no k pays.
+  const adaptiveVsPlain = await paired(
+    (i) => plainRun(target, prompts[i]),
+    (i) => specRun(draft, adaptiveK({ maxK }), i, emptyMetrics()),
+  );
+  const adaptiveSpeedup = adaptiveVsPlain.second / adaptiveVsPlain.first;
   log(
-    `adaptive k: ${adaptive.second.toFixed(1)} tok/s (mean k ${adaptiveMeanK.toFixed(1)}) vs best fixed k=${bestK}: ${adaptive.first.toFixed(1)} tok/s → ${adaptiveRatio.toFixed(2)}, exact ${adaptive.exact}`,
+    `adaptive k: ${adaptive.second.toFixed(1)} tok/s (mean k ${adaptiveMeanK.toFixed(1)}) vs best fixed k=${bestK}: ${adaptive.first.toFixed(1)} tok/s → ${adaptiveRatio.toFixed(2)}; vs plain decoding ${adaptiveSpeedup.toFixed(2)} (best fixed k: ${(best.measured as number).toFixed(2)}), exact ${adaptive.exact && adaptiveVsPlain.exact}`,
   );
 
   // Prompt lookup on a prompt whose continuation repeats it: a target whose
@@ -363,7 +369,8 @@ export async function runSpecBench(
       meanK: round(adaptiveMeanK),
       bestFixedTokensPerS: round(adaptive.first, 1),
       vsBestFixed: round(adaptiveRatio),
-      exact: adaptive.exact,
+      vsPlain: round(adaptiveSpeedup, 3),
+      exact: adaptive.exact && adaptiveVsPlain.exact,
     },
     promptLookup: {
       promptTokens: document.length,
