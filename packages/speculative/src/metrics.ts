@@ -16,7 +16,13 @@ export interface SpeculativeMetrics {
   emittedTokens: number;
   /** Sum over iterations of the k asked for, to report the mean k (adaptive k). */
   kSum: number;
+  /** The target's prefill of the prompts, and the drafter's (`draftPrefillMs`, also counted here). */
   prefillMs: number;
+  /**
+   * The drafter reading the prompts (a draft model's prefill). It runs after the first token is
+   * emitted, so that the first token is not kept waiting for it.
+   */
+  draftPrefillMs: number;
   draftMs: number;
   verifyMs: number;
   totalMs: number;
@@ -49,6 +55,7 @@ export function emptyMetrics(): SpeculativeMetrics {
     emittedTokens: 0,
     kSum: 0,
     prefillMs: 0,
+    draftPrefillMs: 0,
     draftMs: 0,
     verifyMs: 0,
     totalMs: 0,

@@ -194,7 +194,8 @@ export function speculativeGenerate(options: SpeculativeGenerateOptions): Specul
       yield* firstEvents;
       t0 = performance.now();
       session = drafter.start({ batch, maxLength: capacity, sampler, prompts });
-      metrics.prefillMs += performance.now() - t0;
+      metrics.draftPrefillMs = performance.now() - t0;
+      metrics.prefillMs += metrics.draftPrefillMs;
 
       while (!finished.every(Boolean)) {
         await yieldToEventLoop();

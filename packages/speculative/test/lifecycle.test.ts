@@ -150,6 +150,9 @@ describe('metrics', () => {
     expect(m.kSum).toBeGreaterThanOrEqual(4 * (m.iterations - 4));
     expect(m.draftedTokens).toBe(m.kSum);
     expect(m.draftMs).toBeGreaterThan(0);
+    // The draft read the prompt's first 4 tokens; that is part of the prefill time.
+    expect(m.draftPrefillMs).toBeGreaterThan(0);
+    expect(m.draftPrefillMs).toBeLessThan(m.prefillMs);
     expect(m.verifyMs).toBeGreaterThan(0);
     expect(totals.emittedTokens).toBe(16 + 16);
     expect(totals.iterations).toBe(a.metrics.iterations + b.metrics.iterations);
