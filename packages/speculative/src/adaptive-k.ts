@@ -17,6 +17,9 @@ export interface AdaptiveKOptions {
   exploreEvery?: number;
 }
 
+/** Standard errors added to α when weighing plain steps against drafting (see choose). */
+const HOPE = 1;
+
 /**
  * Picks k each iteration to maximise expected tokens per second:
  * E(k) / t_iteration(k), with α estimated from the acceptances seen so far
@@ -30,8 +33,12 @@ export interface AdaptiveKOptions {
  * three iterations try initialK, half and double it, to seed that line; a k
  * timed once whose timing alone keeps it from being chosen is timed again.
  * k = 0 (a plain step: E = 1) is timed on its own, outside the line, since it
- * has no proposal at all; a k = 1 tried after plain steps also pays the
- * draft's catch-up on them, which is the real price of switching back.
+ * has no proposal at all (until timed, it is estimated by the cheapest verify
+ * pass); a k = 1 tried after plain steps also pays the draft's catch-up on
+ * them, which is the real price of switching back. In a simulation of 96-token
+ * runs with this session's measured wasm and H200 costs, allowing k = 0 cost
+ * 0.6–1.4% where drafting pays (α = 0.8) and gained 7–23% where it does not
+ * (α = 0.2–0.5 on wasm).
  */
 export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
   const minK = options.minK ?? 0;
@@ -63,12 +70,7 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
 
   const alpha = () => accepted / (accepted + rejected);
   const warmup = [
-    ...new Set([
-      initialK,
-      Math.max(minK, 1, Math.floor(initialK / 2)),
-      Math.min(maxK, 2 * initialK),
-      ...(minK === 0 ? [0] : []),
-    ]),
+    ...new Set([initialK, Math.max(minK, 1, Math.floor(initialK / 2)), Math.min(maxK, 2 * initialK)]),
   ];
 
   /**
@@ -98,7 +100,7 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
     const a = alpha();
     let bestK = minK;
     let bestRate = -1;
-    for (let k = minK; k <= maxK; k++) {
+    for (let k = Math.max(minK, 1); k <= maxK; k++) {
       const t = cost(k, doubted);
       if (t === undefined) continue;
       const rate = expectedTokens(a, k) / t;
@@ -106,6 +108,19 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
         bestRate = rate;
         bestK = k;
       }
+    }
+    // Plain steps teach nothing about α, so a low estimate would keep k at 0 for good: they are
+    // chosen only when they beat drafting even at an optimistic α (one standard error up).
+    const plain = minK === 0 ? cost(0, doubted) : undefined;
+    if (plain !== undefined) {
+      const n = accepted + rejected;
+      const hopeful = Math.min(1, a + HOPE * Math.sqrt((a * (1 - a)) / n) + 1 / n);
+      let draftingRate = 0;
+      for (let k = 1; k <= maxK; k++) {
+        const t = cost(k, doubted);
+        if (t !== undefined) draftingRate = Math.max(draftingRate, expectedTokens(hopeful, k) / t);
+      }
+      if (1 / plain > draftingRate || bestRate < 0) return 0;
     }
     return bestK;
   }

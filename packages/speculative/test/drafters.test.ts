@@ -97,6 +97,29 @@ describe('adaptive k', () => {
     expect(cheap.filter((k) => k >= 3 && k <= 6).length).toBeGreaterThan(180);
   });
 
+  test('after a stretch of plain steps, a draft that turns good is drafted with again', () => {
+    // Cheap draft (1 ms a step), verify 10 + k ms, plain step 10 ms. First every draft is
+    // rejected (plain steps win), then every draft is accepted (k = 8 wins by far).
+    const policy = adaptiveK({ maxK: 8 });
+    const run = (iterations: number, right: boolean) =>
+      Array.from({ length: iterations }, () => {
+        const k = policy.next();
+        policy.observe({
+          k,
+          proposed: [k],
+          accepted: [right ? k : 0],
+          draftSteps: k,
+          draftMs: k,
+          verifyMs: 10 + k,
+        });
+        return k;
+      });
+    const bad = run(60, false);
+    expect(bad.slice(-20).filter((k) => k === 0).length).toBeGreaterThan(15);
+    const good = run(120, true);
+    expect(good.slice(-40).every((k) => k >= 7)).toBe(true);
+  });
+
   test('minK out of range is refused by name', () => {
     expect(() => adaptiveK({ minK: -1 })).toThrow(/minK must be an integer in \[0, maxK = 8\], got -1/);
     expect(() => adaptiveK({ minK: 5, maxK: 4 })).toThrow(
@@ -114,9 +137,9 @@ describe('adaptive k', () => {
       const slowFirst = k === 8 && !chosen.slice(0, -1).includes(8);
       policy.observe(report(k, k, 0.5, slowFirst ? 400 : 20));
     }
-    // Probes 4, 2, 8 and a plain step (0); the line through 2 and 4 says 8 would be best, so 8
-    // is timed again and the second timing replaces the first.
-    expect(chosen.slice(0, 5)).toEqual([4, 2, 8, 0, 8]);
+    // Probes 4, 2, 8; the line through 2 and 4 says 8 would be best, so 8 is timed again
+    // and the second timing replaces the first.
+    expect(chosen.slice(0, 4)).toEqual([4, 2, 8, 8]);
     expect(chosen.slice(-4)).toEqual([8, 8, 8, 8]);
   });
 
