@@ -239,6 +239,22 @@ describe('metrics', () => {
     expect(run.metrics.kSum).toBeLessThanOrEqual(6 * run.metrics.iterations);
   });
 
+  test('one adaptive policy reused across calls (and batch sizes) stays exact', async () => {
+    const policy = adaptiveK({ maxK: 6 });
+    const want = await plainGreedy(target, PROMPT, 24);
+    const first = speculativeGenerate({ target, draft, k: policy, prompt: PROMPT, maxNewTokens: 24 });
+    expect((await collect(first))[0]).toEqual(want);
+    const other = [9, 8, 7];
+    const second = speculativeGenerate({
+      target,
+      draft,
+      k: policy,
+      prompt: [PROMPT, other],
+      maxNewTokens: 24,
+    });
+    expect(await collect(second, 2)).toEqual([want, await plainGreedy(target, other, 24)]);
+  });
+
   test('with a draft that is never right, adaptive k falls back to plain steps and stays exact', async () => {
     // An unrelated model of the same size: α near 1/97, and a draft step costs a target step.
     const stranger = randomCausalLm(SMALL_LLAMA, { seed: 77, std: 0.3 });
