@@ -35,10 +35,10 @@ const HOPE = 1;
  * k = 0 (a plain step: E = 1) is timed on its own, outside the line, since it
  * has no proposal at all (until timed, it is estimated by the cheapest verify
  * pass); a k = 1 tried after plain steps also pays the draft's catch-up on
- * them, which is the real price of switching back. In a simulation of 96-token
- * runs with this session's measured wasm and H200 costs, allowing k = 0 cost
- * 0.6–1.4% where drafting pays (α = 0.8) and gained 7–23% where it does not
- * (α = 0.2–0.5 on wasm).
+ * them, which is the real price of switching back. Replayed on measured wasm
+ * and H200 costs (bench/adaptive-sim.ts), allowing k = 0 cost 0.6–1.3% where
+ * drafting pays (α = 0.8) and gained 7–35% on wasm where it does not
+ * (α = 0.2–0.5).
  */
 export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
   const minK = options.minK ?? 0;

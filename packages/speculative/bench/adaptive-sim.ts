@@ -1,0 +1,68 @@
+/**
+ * Adaptive k replayed without a model: 16 calls of 96 tokens, per-token
+ * acceptance α from a seeded coin, and iteration costs from measured curves
+ * (ms; wasm: 2-core Xeon, docs/bench/2026-12-02d/speculative-wasm-final;
+ * h200: ...-16p-4-adaptive0), ±2.5% noise. Prints each policy's tokens per
+ * second as a fraction of the best fixed k's (k = 0: plain steps). Run:
+ * node --conditions=@specstream/source --import tsx packages/speculative/bench/adaptive-sim.ts
+ */
+import { adaptiveK, fixedK, type KPolicy } from '../src/index.js';
+
+interface Curve {
+  draftStep: number;
+  /** A proposal's first step after a full acceptance reads two tokens. */
+  catchUpTwo: number;
+  /** Verify pass over k + 1 positions, for k = 0…8 (k = 0: a plain step). */
+  verify: number[];
+}
+
+const CURVES: Record<string, Curve> = {
+  wasm: { draftStep: 9.8, catchUpTwo: 10.6, verify: [26.7, 36, 37.7, 39, 46, 49.7, 50.7, 52.5, 62] },
+  h200: { draftStep: 1.9, catchUpTwo: 1.9, verify: [7.8, 7.9, 8.0, 8.3, 8.6, 9.0, 9.5, 10.0, 10.5] },
+};
+const plainOnly: KPolicy = { maxK: 0, next: () => 0, observe() {} };
+
+function tokensPerSecond(curve: Curve, makePolicy: () => KPolicy, alpha: number, reuse: boolean): number {
+  let seed = 5;
+  const coin = () => {
+    seed = (seed * 16807) % 2147483647;
+    return seed / 2147483647;
+  };
+  let tokens = 0;
+  let ms = 0;
+  let policy = makePolicy();
+  for (let call = 0; call < 16; call++) {
+    if (!reuse) policy = makePolicy();
+    let made = 1;
+    let fullLast = false;
+    while (made < 96) {
+      const k = Math.min(policy.next(), 96 - made - 1);
+      let accepted = 0;
+      while (accepted < k && coin() < alpha) accepted++;
+      const noise = () => 1 + 0.05 * (coin() - 0.5);
+      const draftMs =
+        k === 0 ? 0 : ((fullLast ? curve.catchUpTwo : curve.draftStep) + (k - 1) * curve.draftStep) * noise();
+      const verifyMs = curve.verify[k] * noise();
+      fullLast = k > 0 && accepted === k;
+      policy.observe({ k, proposed: [k], accepted: [accepted], draftSteps: k, draftMs, verifyMs });
+      made += accepted + 1;
+      tokens += accepted + 1;
+      ms += draftMs + verifyMs;
+    }
+  }
+  return (1000 * tokens) / ms;
+}
+
+for (const alpha of [0.8, 0.5, 0.2]) {
+  for (const [name, curve] of Object.entries(CURVES)) {
+    const fixed = [0, 1, 2, 3, 4, 5, 6, 7, 8].map((k) =>
+      tokensPerSecond(curve, () => (k === 0 ? plainOnly : fixedK(k)), alpha, false),
+    );
+    const best = Math.max(...fixed);
+    const share = (p: () => KPolicy, reuse: boolean) =>
+      (tokensPerSecond(curve, p, alpha, reuse) / best).toFixed(3);
+    console.log(
+      `${name} α ${alpha}: best fixed k ${fixed.indexOf(best)} (plain steps ${(fixed[0] / best).toFixed(2)}); adaptive ${share(() => adaptiveK(), false)}, minK 1 ${share(() => adaptiveK({ minK: 1 }), false)}, one policy for all calls ${share(() => adaptiveK(), true)}`,
+    );
+  }
+}
