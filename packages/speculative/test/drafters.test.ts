@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { adaptiveK, expectedTokens, type IterationReport } from '../src/index.js';
+import { adaptiveK, expectedTokens, type IterationReport, type KPolicy } from '../src/index.js';
 import { lookup } from '../src/prompt-lookup.js';
 
 describe('prompt lookup', () => {
@@ -30,6 +30,39 @@ describe('adaptive k', () => {
     draftMs: k * draftStepMs,
     verifyMs,
   });
+
+  /**
+   * Feeds `policy` `iterations` reports with per-token acceptance 0.8 (a seeded coin) and the
+   * given costs; `force` may override its k at iteration i. Returns the k of every iteration.
+   */
+  function replay(
+    policy: KPolicy,
+    iterations: number,
+    seed: number,
+    draftMs: (k: number) => number,
+    verifyMs: (k: number) => number,
+    force: (i: number) => number | undefined = () => undefined,
+  ): number[] {
+    let state = seed;
+    const coin = () => {
+      state = (state * 16807) % 2147483647;
+      return state / 2147483647;
+    };
+    return Array.from({ length: iterations }, (_, i) => {
+      const k = force(i) ?? policy.next();
+      let accepted = 0;
+      while (accepted < k && coin() < 0.8) accepted++;
+      policy.observe({
+        k,
+        proposed: [k],
+        accepted: [accepted],
+        draftSteps: k,
+        draftMs: draftMs(k),
+        verifyMs: verifyMs(k),
+      });
+      return k;
+    });
+  }
 
   test('expected tokens per iteration is the truncated geometric mean', () => {
     expect(expectedTokens(0, 5)).toBe(1);
@@ -63,30 +96,14 @@ describe('adaptive k', () => {
   test('plain steps win when the draft costs more than its accepted tokens save, and lose when it pays', () => {
     // α = 0.8, verify 10 + k ms, plain step 10 ms. A draft step of 12 ms: E(k)/t peaks at
     // k = 1 with 1.8/23 per ms, under a plain step's 1/10. A draft step of 1 ms: k = 4 gives 3.36/18.
-    const run = (draftStepMs: number) => {
-      const policy = adaptiveK({ maxK: 8, exploreEvery: 16, smoothing: 0.05 });
-      const chosen: number[] = [];
-      let state = 7;
-      const coin = () => {
-        state = (state * 16807) % 2147483647;
-        return state / 2147483647;
-      };
-      for (let i = 0; i < 600; i++) {
-        const k = policy.next();
-        chosen.push(k);
-        let accepted = 0;
-        while (accepted < k && coin() < 0.8) accepted++;
-        policy.observe({
-          k,
-          proposed: [k],
-          accepted: [accepted],
-          draftSteps: k,
-          draftMs: k * draftStepMs,
-          verifyMs: 10 + k,
-        });
-      }
-      return chosen.slice(-200);
-    };
+    const run = (draftStepMs: number) =>
+      replay(
+        adaptiveK({ maxK: 8, exploreEvery: 16, smoothing: 0.05 }),
+        600,
+        7,
+        (k) => k * draftStepMs,
+        (k) => 10 + k,
+      ).slice(-200);
     const costly = run(12);
     // Mostly plain steps, with k = 1 tried now and then to follow α.
     expect(costly.filter((k) => k === 0).length).toBeGreaterThan(180);
@@ -155,24 +172,7 @@ describe('adaptive k', () => {
     sweep = 0,
   ): { chosen: number; best: number } {
     const policy = adaptiveK({ maxK: 8, exploreEvery: 1000, smoothing: 0.02 });
-    let state = seed;
-    const coin = () => {
-      state = (state * 16807) % 2147483647;
-      return state / 2147483647;
-    };
-    for (let i = 0; i < 3000; i++) {
-      const k = i < sweep ? 1 + (i % 8) : policy.next();
-      let accepted = 0;
-      while (accepted < k && coin() < 0.8) accepted++;
-      policy.observe({
-        k,
-        proposed: [k],
-        accepted: [accepted],
-        draftSteps: k,
-        draftMs: draftMs(k),
-        verifyMs: verifyMs(k),
-      });
-    }
+    replay(policy, 3000, seed, draftMs, verifyMs, (i) => (i < sweep ? 1 + (i % 8) : undefined));
     const rate = (k: number) => expectedTokens(0.8, k) / (draftMs(k) + verifyMs(k));
     const best = [1, 2, 3, 4, 5, 6, 7, 8].reduce((b, k) => (rate(k) > rate(b) ? k : b));
     return { chosen: policy.next(), best };
