@@ -49,7 +49,9 @@ describe('greedy speculative decoding equals target-only greedy', () => {
   // the llama fixture loaded twice (a draft that is always right).
   const pairs = [
     ['llama', 'qwen2'],
+    ['qwen2', 'llama'],
     ['qwen2', 'gpt2'],
+    ['gpt2', 'qwen2'],
     ['gpt2', 'llama'],
     ['llama', 'gpt2'],
     ['llama', 'llama2'],
