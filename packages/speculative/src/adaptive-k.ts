@@ -120,7 +120,7 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
         const t = cost(k, doubted);
         if (t !== undefined) draftingRate = Math.max(draftingRate, expectedTokens(hopeful, k) / t);
       }
-      if (1 / plain > draftingRate || bestRate < 0) return 0;
+      if (1 / plain > draftingRate) return 0;
     }
     return bestK;
   }
