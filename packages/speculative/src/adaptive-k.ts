@@ -63,9 +63,11 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
   let iteration = 0;
   // The first timing of a window size carries one-time costs (a GPU shader compile, first
   // allocations: 400 ms against 20 ms seen on webgpu), so the second replaces it; then a
-  // plain mean until 1/w observations, then an exponential average.
+  // plain mean until 1/w observations, then an exponential average. A later timing counts for
+  // at most twice the estimate: one pause (GC, the host) of 5–9 ms among 0.5 ms steps was seen
+  // to make plain steps look costlier than drafting with a useless draft for dozens of iterations.
   const average = (old: number | undefined, x: number, n: number) =>
-    old === undefined || n <= 2 ? x : old + Math.max(w, 1 / (n - 1)) * (x - old);
+    old === undefined || n <= 2 ? x : old + Math.max(w, 1 / (n - 1)) * (Math.min(x, 2 * old) - old);
   let best = initialK;
 
   const alpha = () => accepted / (accepted + rejected);
