@@ -36,9 +36,9 @@ const HOPE = 1;
  * has no proposal at all (until timed, it is estimated by the cheapest verify
  * pass); a k = 1 tried after plain steps also pays the draft's catch-up on
  * them, which is the real price of switching back. Replayed on measured wasm
- * and H200 costs (bench/adaptive-sim.ts), allowing k = 0 cost 0.6–1.3% where
- * drafting pays (α = 0.8) and gained 7–35% on wasm where it does not
- * (α = 0.2–0.5).
+ * and H200 costs (bench/adaptive-sim.ts, 8 seeds), allowing k = 0 changed
+ * throughput by −0.4% to +0.3% where drafting pays (α = 0.8), and by +7% and
+ * +33% on wasm where it does not (α = 0.5, 0.2).
  */
 export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
   const minK = options.minK ?? 0;
@@ -61,13 +61,18 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
   const seenAt = new Map<number, number>();
   const rechecked = new Set<number>();
   let iteration = 0;
-  // The first timing of a window size carries one-time costs (a GPU shader compile, first
-  // allocations: 400 ms against 20 ms seen on webgpu), so the second replaces it; then a
-  // plain mean until 1/w observations, then an exponential average. A later timing counts for
-  // at most twice the estimate: one pause (GC, the host) of 5–9 ms among 0.5 ms steps was seen
-  // to make plain steps look costlier than drafting with a useless draft for dozens of iterations.
+  // The first timing of a window size may carry one-time costs (a GPU shader compile, first
+  // allocations: 400 ms against 20 ms seen on webgpu), and any timing may carry a pause (GC, the
+  // host: 5–9 ms among 0.3–0.5 ms steps seen on wasm), so the second timing keeps the smaller
+  // of the two; then a plain mean until 1/w observations, then an exponential average, where a
+  // timing counts for at most twice the estimate. Without that, one pause made plain steps look
+  // costlier than drafting with a useless draft, and k = 0 is timed again only when explored.
   const average = (old: number | undefined, x: number, n: number) =>
-    old === undefined || n <= 2 ? x : old + Math.max(w, 1 / (n - 1)) * (Math.min(x, 2 * old) - old);
+    old === undefined
+      ? x
+      : n === 2
+        ? Math.min(old, x)
+        : old + Math.max(w, 1 / (n - 1)) * (Math.min(x, 2 * old) - old);
   let best = initialK;
 
   const alpha = () => accepted / (accepted + rejected);
