@@ -1,14 +1,21 @@
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 
-/** Reference files made by HF transformers; shared/ sits beside the checkout, on CI too. */
-export const FIXTURES_URL = new URL('../../../../shared/fixtures/hf/', import.meta.url);
-export const FIXTURES_DIR = fileURLToPath(FIXTURES_URL);
-
-export function fixturePath(relativePath: string): string {
-  return fileURLToPath(new URL(relativePath, FIXTURES_URL));
-}
+/**
+ * Reference files made by HF transformers; shared/ sits beside the checkout, on CI too.
+ * SPECSTREAM_FIXTURES points the suites at another set laid out the same way
+ * (test-support/fixtures.ts; tools/fixtures/make_fixtures.py makes one).
+ */
+export {
+  causalFixture,
+  FIXTURES_DIR,
+  FIXTURES_URL,
+  fixturePath,
+  readFixtureJson,
+  safetensorsHeader,
+  tokenizerFixture,
+  whisperFixture,
+} from '../../../test-support/fixtures.js';
 
 /**
  * The cpu backend is a dependency of @specstream/core, not of this package, so a plain

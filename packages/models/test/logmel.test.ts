@@ -15,8 +15,7 @@ import {
   normalizeLogMel,
   rawLogMelFrames,
 } from '../src/audio/index.js';
-
-const fixtures = new URL('../../../../shared/fixtures/hf/', import.meta.url);
+import { FIXTURES_URL as fixtures, whisperFixture } from './fixtures.js';
 
 /** Minimal safetensors reader (F32 only): u64 LE header length, JSON header, data. */
 function readF32Tensors(url: URL): Record<string, { shape: number[]; data: Float32Array }> {
@@ -40,6 +39,12 @@ function readF32Tensors(url: URL): Record<string, { shape: number[]; data: Float
 
 const reference = readF32Tensors(new URL('whisper/reference.safetensors', fixtures));
 const audio = reference.audio.data;
+/** The feature extractor's framing (preprocessor_config.json) and the model's mel bins. */
+const W = whisperFixture();
+const MELS = W.numMelBins;
+const FRAMING = { nMels: MELS, nFft: W.nFft, hop: W.hop };
+/** Frames of the audio alone (no padding) with the default framing (hop 160). */
+const AUDIO_FRAMES = Math.floor(audio.length / 160);
 
 /** mulberry32: small seeded PRNG so failures reproduce. */
 function rng(seed: number): () => number {
@@ -161,24 +166,28 @@ describe('DFT', () => {
   }
 });
 
-/** Reference region bookkeeping: frames 0..198 lie wholly inside the 2 s of audio. */
-const FRAMES = 3000;
-const LAST_AUDIO_FRAME = Math.floor((audio.length - 200) / 160);
+/**
+ * Reference region bookkeeping: frames 0..LAST_AUDIO_FRAME lie wholly inside the audio
+ * (0..198 of the shared fixture's 2 s); FRAMES is the padded 30 s window.
+ */
+const FRAMES = W.windowFrames;
+const HALF = W.nFft / 2;
+const LAST_AUDIO_FRAME = Math.floor((audio.length - HALF) / W.hop);
 
 describe('offline log-mel vs WhisperFeatureExtractor', () => {
-  it('matches input_features [80, 3000]', () => {
+  it(`matches input_features [${MELS}, ${FRAMES}]`, () => {
     const features = reference.input_features;
-    expect(features.shape).toEqual([1, 80, FRAMES]);
-    const ours = logMelSpectrogram(audio);
-    expect(ours.length).toBe(80 * FRAMES);
+    expect(features.shape).toEqual([1, MELS, FRAMES]);
+    const ours = logMelSpectrogram(audio, { ...FRAMING, padTo: W.windowSamples });
+    expect(ours.length).toBe(MELS * FRAMES);
     const worst = { audio: 0, edge: 0, padding: 0, nearPeak: 0 };
     for (let t = 0; t < FRAMES; t++) {
       let framePeak = Number.NEGATIVE_INFINITY;
-      for (let m = 0; m < 80; m++) framePeak = Math.max(framePeak, features.data[m * FRAMES + t]);
-      for (let m = 0; m < 80; m++) {
+      for (let m = 0; m < MELS; m++) framePeak = Math.max(framePeak, features.data[m * FRAMES + t]);
+      for (let m = 0; m < MELS; m++) {
         const expected = features.data[m * FRAMES + t];
         const err = Math.abs(ours[m * FRAMES + t] - expected);
-        const region = t <= LAST_AUDIO_FRAME ? 'audio' : t * 160 - 200 < audio.length ? 'edge' : 'padding';
+        const region = t <= LAST_AUDIO_FRAME ? 'audio' : t * W.hop - HALF < audio.length ? 'edge' : 'padding';
         worst[region] = Math.max(worst[region], err);
         // Normalised units are log10 / 4: within 0.25 is within one decade of the frame's peak.
         if (region === 'audio' && framePeak - expected <= 0.25)
@@ -200,8 +209,9 @@ describe('offline log-mel vs WhisperFeatureExtractor', () => {
   });
 
   it('supports 128 mel bins and explicit padding lengths', () => {
-    expect(logMelSpectrogram(audio, { nMels: 128 }).length).toBe(128 * FRAMES);
-    expect(logMelSpectrogram(audio, { padTo: false }).length).toBe(80 * 200);
+    // The defaults: 80 mels, 400/160 framing, 30 s at 16 kHz (3000 frames), 1 s = 100 frames.
+    expect(logMelSpectrogram(audio, { nMels: 128 }).length).toBe(128 * 3000);
+    expect(logMelSpectrogram(audio, { padTo: false }).length).toBe(80 * AUDIO_FRAMES);
     expect(logMelSpectrogram(audio, { chunkLength: 1 }).length).toBe(80 * 100);
     const ours = logMelSpectrogram(audio, { padTo: 16000 });
     expect(ours.length).toBe(80 * 100);
@@ -229,7 +239,7 @@ describe('streaming raw log-mel', () => {
   const offline = rawLogMelFrames(audio, { padTo: false });
 
   it('reproduces the unpadded offline frames exactly for random chunkings', () => {
-    expect(offline.length).toBe(80 * 200);
+    expect(offline.length).toBe(80 * AUDIO_FRAMES);
     for (const seed of [1, 2, 3, 4, 5]) {
       const random = rng(seed);
       // Mix tiny and large chunks so frame boundaries fall everywhere.
@@ -270,15 +280,16 @@ describe('streaming raw log-mel', () => {
   });
 
   it('gives Whisper features when zero-padded to 30 s and normalised with the global max', () => {
-    const padded = new Float32Array(480000);
+    const padded = new Float32Array(W.windowSamples);
     padded.set(audio);
     const random = rng(11);
-    const raw = streamInChunks(padded, () => 1 + Math.floor(random() * 5000));
-    const features = logMelSpectrogram(audio);
+    const raw = streamInChunks(padded, () => 1 + Math.floor(random() * 5000), FRAMING);
+    const features = logMelSpectrogram(audio, { ...FRAMING, padTo: W.windowSamples });
+    expect(raw.length).toBe(MELS * FRAMES);
     // Stream output is [frames × nMels]; the features are [nMels × frames].
     const normalized = normalizeLogMel(raw);
     for (let t = 0; t < FRAMES; t += 7) {
-      for (let m = 0; m < 80; m++) expect(normalized[t * 80 + m]).toBe(features[m * FRAMES + t]);
+      for (let m = 0; m < MELS; m++) expect(normalized[t * MELS + m]).toBe(features[m * FRAMES + t]);
     }
   });
 });

@@ -16,10 +16,13 @@ import {
   type TensorToWrite,
   writeSafetensors,
 } from '../src/safetensors/index.js';
-import { fixturePath, useCpuBackend } from './fixtures.js';
+import { causalFixture, fixturePath, useCpuBackend } from './fixtures.js';
 
 const LLAMA_DIR = fixturePath('llama/');
 const LLAMA_FILE = fixturePath('llama/model.safetensors');
+/** lm_head's shape from the fixture's config.json: [vocab_size, hidden_size]. */
+const LLAMA = causalFixture('llama');
+const LM_HEAD_SHAPE = [LLAMA.vocabSize, LLAMA.hidden];
 
 interface RawEntry {
   dtype: string;
@@ -131,7 +134,7 @@ describe('reading the llama fixture', () => {
     const names = ['model.norm.weight', 'lm_head.weight'];
     const tensors = await loadTensors(LLAMA_DIR, { names });
     expect([...tensors.keys()].sort()).toEqual([...names].sort());
-    expect(tensors.get('lm_head.weight')!.shape).toEqual([512, 64]);
+    expect(tensors.get('lm_head.weight')!.shape).toEqual(LM_HEAD_SHAPE);
     disposeAll(tensors);
     await expectSafetensorsError(
       loadTensors(LLAMA_DIR, { names: ['model.norm.weight', 'model.no_such.weight'] }),
@@ -389,7 +392,7 @@ describe('sharded checkpoints', () => {
     const checkpoint = await openCheckpoint(dir);
     expect(checkpoint.files).toHaveLength(2);
     expect([...checkpoint.names].sort()).toEqual([...source.names].sort());
-    expect(checkpoint.info('lm_head.weight').shape).toEqual([512, 64]);
+    expect(checkpoint.info('lm_head.weight').shape).toEqual(LM_HEAD_SHAPE);
     await checkpoint.close();
 
     const progress: number[] = [];

@@ -1,17 +1,32 @@
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { CacheOverflowError, DisposedError, InvalidArgumentError, initBackend } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
 import { openSafetensors } from '../src/safetensors/file.js';
 import { loadWhisper, type Whisper, type WhisperDecoderState, whisperGreedy } from '../src/whisper/index.js';
+import { fixturePath, whisperFixture } from './fixtures.js';
 
-const fixtures = fileURLToPath(new URL('../../../../shared/fixtures/hf/', import.meta.url));
-const modelDir = join(fixtures, 'whisper');
+const modelDir = fixturePath('whisper');
 const TOLERANCE = 1e-4;
+/** The fixture's sizes (config.json, preprocessor_config.json, reference shapes): no test hard-codes one. */
+const W = whisperFixture();
+const VOCAB = W.vocabSize;
+/** Input frames of a full window: conv2's stride 2 halves them to maxSourcePositions. */
+const FRAMES = 2 * W.maxSourcePositions;
+/** decoder_input_ids' length. */
+const STEPS = W.decoderSteps;
+
+/**
+ * What transformers' `generate` returned as greedy_output: true when it begins with the
+ * decoder start id and so holds greedy_output.length - 1 new ids, false when every id is new.
+ * The one place to switch once tools/fixtures/make_fixtures.py has shown which
+ * (it prints the length of generate's output against max_new_tokens). The shared README
+ * says "12 ids for 12 new tokens"; the reference (all twelve ids are the start id) cannot tell.
+ */
+const GREEDY_OUTPUT_INCLUDES_START = true;
 
 interface Reference {
   features: tf.Tensor3D;
@@ -67,7 +82,6 @@ function take(logits: tf.Tensor): Float32Array {
 let whisper: Whisper;
 let ref: Reference;
 let encoded: tf.Tensor3D;
-const VOCAB = 512;
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
@@ -93,27 +107,29 @@ function stateFor(batch: number, maxLength: number): WhisperDecoderState {
 
 describe('Whisper encoder', () => {
   it('matches transformers on the reference features', () => {
-    expect(encoded.shape).toEqual([1, 1500, 64]);
+    expect(encoded.shape).toEqual([1, W.maxSourcePositions, W.dModel]);
+    expect(encoded.shape).toEqual(ref.encoderOutput.shape);
     const error = maxAbsDiff(encoded.dataSync(), ref.encoderOutput.dataSync());
     console.info(`whisper encoder max abs error: ${error.toExponential(2)}`);
     expect(error).toBeLessThanOrEqual(TOLERANCE);
   });
 
   it('extendStep encodes frames [batch, frames, nMels] as one window and counts them', () => {
-    const state = whisper.encoder.createState({ batch: 1, maxLength: 6000 });
+    const state = whisper.encoder.createState({ batch: 1, maxLength: 2 * FRAMES });
     const frames = tf.transpose(ref.features, [0, 2, 1]) as tf.Tensor3D;
     const { outputs } = whisper.encoder.extendStep(state, frames);
     frames.dispose();
     expect(maxAbsDiff(take(outputs), encoded.dataSync())).toBe(0);
-    expect(Array.from(state.lengths)).toEqual([3000]);
+    expect(Array.from(state.lengths)).toEqual([W.featureFrames]);
     whisper.encoder.disposeState(state);
   });
 
   it('rejects features of the wrong shape, a finite leftContext and a disposed state', () => {
-    const wrongMels = tf.zeros([1, 40, 3000]) as tf.Tensor3D;
-    const tooLong = tf.zeros([1, 80, 3002]) as tf.Tensor3D;
+    const mels = W.numMelBins;
+    const wrongMels = tf.zeros([1, mels / 2, FRAMES]) as tf.Tensor3D;
+    const tooLong = tf.zeros([1, mels, FRAMES + 2]) as tf.Tensor3D;
     expect(() => whisper.encoder.encode(wrongMels)).toThrow(
-      "Whisper's encoder takes float32 [batch, nMels, frames] with 80 mel bins and 1..3000 frames; got float32 [1,40,3000]",
+      `Whisper's encoder takes float32 [batch, nMels, frames] with ${mels} mel bins and 1..${FRAMES} frames; got float32 [1,${mels / 2},${FRAMES}]`,
     );
     expect(() => whisper.encoder.encode(tooLong)).toThrow(InvalidArgumentError);
     tf.dispose([wrongMels, tooLong]);
@@ -121,8 +137,8 @@ describe('Whisper encoder', () => {
       'leftContext 4 cannot be honoured',
     );
     const state = whisper.encoder.createState({ batch: 2, maxLength: 10 });
-    const oneRow = tf.zeros([1, 8, 80]) as tf.Tensor3D;
-    expect(() => whisper.encoder.extendStep(state, oneRow)).toThrow('with 2 rows, 80 mel bins');
+    const oneRow = tf.zeros([1, 8, mels]) as tf.Tensor3D;
+    expect(() => whisper.encoder.extendStep(state, oneRow)).toThrow(`with 2 rows, ${mels} mel bins`);
     whisper.encoder.disposeState(state);
     expect(() => whisper.encoder.extendStep(state, oneRow)).toThrow(DisposedError);
     oneRow.dispose();
@@ -131,8 +147,8 @@ describe('Whisper encoder', () => {
 
 describe('Whisper decoder', () => {
   it('matches transformers logits for decoder_input_ids (our encoder output and the reference one)', () => {
-    const ours = stateFor(1, 6);
-    const theirs = whisper.decoder.createState({ batch: 1, maxLength: 6 });
+    const ours = stateFor(1, STEPS);
+    const theirs = whisper.decoder.createState({ batch: 1, maxLength: STEPS });
     whisper.decoder.setEncoderOutput(theirs, ref.encoderOutput);
     const endToEnd = maxAbsDiff(take(whisper.decoder.extendStep(ours, [ref.ids]).logits), ref.logits);
     const decoderOnly = maxAbsDiff(take(whisper.decoder.extendStep(theirs, [ref.ids]).logits), ref.logits);
@@ -141,7 +157,7 @@ describe('Whisper decoder', () => {
     );
     expect(endToEnd).toBeLessThanOrEqual(TOLERANCE);
     expect(decoderOnly).toBeLessThanOrEqual(TOLERANCE);
-    expect(Array.from(ours.lengths)).toEqual([6]);
+    expect(Array.from(ours.lengths)).toEqual([STEPS]);
     whisper.decoder.disposeState(ours);
     whisper.decoder.disposeState(theirs);
   });
@@ -150,8 +166,8 @@ describe('Whisper decoder', () => {
     const random = seeded(7);
     let worst = 0;
     for (let trial = 0; trial < 6; trial++) {
-      const state = stateFor(1, 6);
-      const chunks = randomSplit(6, random);
+      const state = stateFor(1, STEPS);
+      const chunks = randomSplit(STEPS, random);
       const pieces: number[] = [];
       let at = 0;
       for (const size of chunks) {
@@ -167,8 +183,11 @@ describe('Whisper decoder', () => {
 
   it('keeps batch rows apart when they sit at different positions', () => {
     // Rows hold the same audio and ids; rollback puts them at different split points.
+    // With d = ⌊STEPS/3⌋ (2 of 6 ids): row 0 keeps STEPS - d ids of the first pass, row 1 STEPS - 2d.
+    const d = Math.floor(STEPS / 3);
+    const [early, late] = [STEPS - 2 * d, STEPS - d];
     const { decoder } = whisper;
-    const state = stateFor(2, 8);
+    const state = stateFor(2, STEPS + d);
     const rows: number[][] = [[], []];
     const keep = (logits: tf.Tensor3D, owned: Array<[row: number, steps: number]>) => {
       const [, steps] = logits.shape;
@@ -177,40 +196,44 @@ describe('Whisper decoder', () => {
         rows[row].push(...values.subarray(row * steps * VOCAB, (row * steps + count) * VOCAB));
     };
     const ids = ref.ids;
-    keep(decoder.extendStep(state, [ids.slice(0, 4), ids.slice(0, 4)]).logits, [
-      [0, 4],
-      [1, 2],
+    keep(decoder.extendStep(state, [ids.slice(0, late), ids.slice(0, late)]).logits, [
+      [0, late],
+      [1, early],
     ]);
-    decoder.rollback(state, [4, 2]);
-    keep(decoder.extendStep(state, [ids.slice(4, 6), ids.slice(2, 4)]).logits, [
-      [0, 2],
-      [1, 2],
+    decoder.rollback(state, [late, early]);
+    keep(decoder.extendStep(state, [ids.slice(late, STEPS), ids.slice(early, late)]).logits, [
+      [0, d],
+      [1, d],
     ]);
-    // Row 0 is done; it takes two throwaway ids that rollback forgets.
-    keep(decoder.extendStep(state, [[0, 0], ids.slice(4, 6)]).logits, [[1, 2]]);
-    decoder.rollback(state, [6, 6]);
+    // Row 0 is done; it takes d throwaway ids that rollback forgets.
+    keep(decoder.extendStep(state, [new Array<number>(d).fill(0), ids.slice(late, STEPS)]).logits, [[1, d]]);
+    decoder.rollback(state, [STEPS, STEPS]);
     expect(maxAbsDiff(rows[0], ref.logits)).toBeLessThanOrEqual(TOLERANCE);
     expect(maxAbsDiff(rows[1], ref.logits)).toBeLessThanOrEqual(TOLERANCE);
     decoder.disposeState(state);
   });
 
   it("selects logits rows with 'last' and per-row indices", () => {
-    const state = stateFor(2, 6);
-    const last = whisper.decoder.extendStep(state, [ref.ids.slice(0, 3), ref.ids.slice(0, 3)], {
+    // First half of the ids, then the rest, picking its first and last positions.
+    const half = Math.floor(STEPS / 2);
+    const state = stateFor(2, STEPS);
+    const last = whisper.decoder.extendStep(state, [ref.ids.slice(0, half), ref.ids.slice(0, half)], {
       logits: 'last',
     });
     expect(last.logits.shape).toEqual([2, 1, VOCAB]);
     expect(
-      maxAbsDiff(take(last.logits).subarray(0, VOCAB), ref.logits.subarray(2 * VOCAB, 3 * VOCAB)),
+      maxAbsDiff(take(last.logits).subarray(0, VOCAB), ref.logits.subarray((half - 1) * VOCAB, half * VOCAB)),
     ).toBeLessThanOrEqual(TOLERANCE);
-    const picked = whisper.decoder.extendStep(state, [ref.ids.slice(3, 6), ref.ids.slice(3, 6)], {
-      logits: [0, 2],
+    const picked = whisper.decoder.extendStep(state, [ref.ids.slice(half), ref.ids.slice(half)], {
+      logits: [0, STEPS - half - 1],
     });
     const values = take(picked.logits);
     expect(
-      maxAbsDiff(values.subarray(0, VOCAB), ref.logits.subarray(3 * VOCAB, 4 * VOCAB)),
+      maxAbsDiff(values.subarray(0, VOCAB), ref.logits.subarray(half * VOCAB, (half + 1) * VOCAB)),
     ).toBeLessThanOrEqual(TOLERANCE);
-    expect(maxAbsDiff(values.subarray(VOCAB), ref.logits.subarray(5 * VOCAB))).toBeLessThanOrEqual(TOLERANCE);
+    expect(maxAbsDiff(values.subarray(VOCAB), ref.logits.subarray((STEPS - 1) * VOCAB))).toBeLessThanOrEqual(
+      TOLERANCE,
+    );
     whisper.decoder.disposeState(state);
   });
 
@@ -221,7 +244,7 @@ describe('Whisper decoder', () => {
       const ids = await whisperGreedy(whisper, ref.features, {
         prompt: ref.ids.slice(0, k),
         maxNewTokens: 1,
-        eosTokenId: 2,
+        eosTokenId: W.eosTokenId,
       });
       expect(ids).toEqual([...ref.ids.slice(0, k), expected]);
     }
@@ -231,32 +254,36 @@ describe('Whisper decoder', () => {
     const first = ref.logits.subarray(0, VOCAB);
     const best = first.indexOf(Math.max(...first));
     const runnerUp = first.indexOf(Math.max(...first.filter((_, i) => i !== best)));
-    const options = { prompt: [1], maxNewTokens: 1, eosTokenId: 2 };
+    const start = ref.ids[0];
+    const options = { prompt: [start], maxNewTokens: 1, eosTokenId: W.eosTokenId };
     expect(await whisperGreedy(whisper, ref.features, { ...options, suppressTokens: [best] })).toEqual([
-      1,
+      start,
       runnerUp,
     ]);
     expect(await whisperGreedy(whisper, ref.features, { ...options, beginSuppressTokens: [best] })).toEqual([
-      1,
+      start,
       runnerUp,
     ]);
   });
 
   it('reproduces greedy_output', async () => {
+    const prompt = [W.decoderStartTokenId];
+    // whisperGreedy returns the prompt and then the new ids.
     const ids = await whisperGreedy(whisper, ref.features, {
-      prompt: [whisper.config.decoderStartTokenId],
-      maxNewTokens: ref.greedy.length - 1,
-      eosTokenId: whisper.config.eosTokenId,
+      prompt,
+      maxNewTokens: GREEDY_OUTPUT_INCLUDES_START ? ref.greedy.length - prompt.length : ref.greedy.length,
+      eosTokenId: W.eosTokenId,
     });
-    expect(ids).toEqual(ref.greedy);
+    expect(GREEDY_OUTPUT_INCLUDES_START ? ids : ids.slice(prompt.length)).toEqual(ref.greedy);
   });
 });
 
 describe('Whisper decoder input checks', () => {
   it('throws core’s errors and leaves the state as it was', () => {
     const { decoder } = whisper;
-    expect(() => decoder.createState({ batch: 1, maxLength: 65 })).toThrow(
-      "maxLength 65 exceeds the model's 64 positions",
+    const positions = W.maxTargetPositions;
+    expect(() => decoder.createState({ batch: 1, maxLength: positions + 1 })).toThrow(
+      `maxLength ${positions + 1} exceeds the model's ${positions} positions`,
     );
     expect(() => decoder.createState({ batch: 0, maxLength: 4 })).toThrow(
       'batch must be a positive integer, got 0',
@@ -267,13 +294,14 @@ describe('Whisper decoder input checks', () => {
     );
     const twoRows = tf.tile(encoded, [2, 1, 1]) as tf.Tensor3D;
     expect(() => decoder.setEncoderOutput(state, twoRows)).toThrow(
-      'encoderOutput must be float32 [1, sourceSteps, 64] (one row per state row); got float32 [2,1500,64]',
+      `encoderOutput must be float32 [1, sourceSteps, ${W.dModel}] (one row per state row); got float32 [2,${W.maxSourcePositions},${W.dModel}]`,
     );
     twoRows.dispose();
     decoder.setEncoderOutput(state, encoded);
-    take(decoder.extendStep(state, [[1, 5]]).logits);
-    expect(() => decoder.extendStep(state, [[512]])).toThrow(
-      'token id 512 at row 0, step 0 is outside the vocabulary [0, 512)',
+    // The first two reference ids now, the next two at the end.
+    take(decoder.extendStep(state, [ref.ids.slice(0, 2)]).logits);
+    expect(() => decoder.extendStep(state, [[VOCAB]])).toThrow(
+      `token id ${VOCAB} at row 0, step 0 is outside the vocabulary [0, ${VOCAB})`,
     );
     expect(() => decoder.extendStep(state, [[1.5]])).toThrow(InvalidArgumentError);
     expect(() => decoder.extendStep(state, [[1], [1]])).toThrow(
@@ -289,7 +317,7 @@ describe('Whisper decoder input checks', () => {
     expect(() => decoder.rollback(state, [3])).toThrow('rollback length 3 for row 0 is outside [0, 2]');
     expect(Array.from(state.lengths)).toEqual([2]);
     // After all those refusals the state still continues the sequence correctly.
-    const rest = take(decoder.extendStep(state, [[9, 17]]).logits);
+    const rest = take(decoder.extendStep(state, [ref.ids.slice(2, 4)]).logits);
     expect(maxAbsDiff(rest, ref.logits.subarray(2 * VOCAB, 4 * VOCAB))).toBeLessThanOrEqual(TOLERANCE);
     decoder.disposeState(state);
     decoder.disposeState(state);
@@ -304,9 +332,13 @@ describe('Whisper memory', () => {
     const before = tf.memory().numTensors;
     // A non-default cache strategy, to check it gives the same logits as well.
     const model = await loadWhisper(modelDir, { kvCache: 'blocks' });
-    const ids = await whisperGreedy(model, ref.features, { prompt: [1, 5], maxNewTokens: 3, eosTokenId: 2 });
+    const ids = await whisperGreedy(model, ref.features, {
+      prompt: ref.ids.slice(0, 2),
+      maxNewTokens: 3,
+      eosTokenId: W.eosTokenId,
+    });
     expect(ids).toHaveLength(5);
-    const state = model.decoder.createState({ batch: 1, maxLength: 6 });
+    const state = model.decoder.createState({ batch: 1, maxLength: STEPS });
     model.decoder.setEncoderOutput(state, ref.encoderOutput);
     // A second audio replaces the first's cross-attention keys and values.
     model.decoder.setEncoderOutput(state, ref.encoderOutput);
@@ -321,25 +353,30 @@ describe('Whisper memory', () => {
 
   it('frees everything when greedy decoding fails after encoding', async () => {
     const before = tf.memory().numTensors;
+    const [start, eosTokenId, positions] = [W.decoderStartTokenId, W.eosTokenId, W.maxTargetPositions];
+    const outside = VOCAB + 88;
     await expect(
-      whisperGreedy(whisper, ref.features, { prompt: [1, 600], maxNewTokens: 2, eosTokenId: 2 }),
-    ).rejects.toThrow('token id 600 at row 0, step 1 is outside the vocabulary [0, 512)');
+      whisperGreedy(whisper, ref.features, { prompt: [start, outside], maxNewTokens: 2, eosTokenId }),
+    ).rejects.toThrow(`token id ${outside} at row 0, step 1 is outside the vocabulary [0, ${VOCAB})`);
     await expect(
-      whisperGreedy(whisper, ref.features, { prompt: [1], maxNewTokens: 64, eosTokenId: 2 }),
-    ).rejects.toThrow("maxLength 65 exceeds the model's 64 positions");
+      whisperGreedy(whisper, ref.features, { prompt: [start], maxNewTokens: positions, eosTokenId }),
+    ).rejects.toThrow(`maxLength ${positions + 1} exceeds the model's ${positions} positions`);
     expect(tf.memory().numTensors).toBe(before);
   });
 
   it('frees everything when a load fails part-way', async () => {
-    // A config asking for a third decoder layer the checkpoint lacks: the load
-    // fails after reading the encoder and two decoder layers.
+    // A config asking for one more decoder layer than the checkpoint has: the load
+    // fails after reading the encoder and every decoder layer it holds.
     const dir = await mkdtemp(join(tmpdir(), 'whisper-'));
     try {
       const config = JSON.parse(await readFile(join(modelDir, 'config.json'), 'utf8'));
-      await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, decoder_layers: 3 }));
+      const layers = W.decoderLayers;
+      await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, decoder_layers: layers + 1 }));
       await copyFile(join(modelDir, 'model.safetensors'), join(dir, 'model.safetensors'));
       const before = tf.memory().numTensors;
-      await expect(loadWhisper(dir)).rejects.toThrow('model.decoder.layers.2.self_attn_layer_norm.weight');
+      await expect(loadWhisper(dir)).rejects.toThrow(
+        `model.decoder.layers.${layers}.self_attn_layer_norm.weight`,
+      );
       expect(tf.memory().numTensors).toBe(before);
     } finally {
       await rm(dir, { recursive: true, force: true });

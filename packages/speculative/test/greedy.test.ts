@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { promptLookupDrafter, speculativeGenerate } from '../src/index.js';
 import {
   collect,
+  FIXTURE_VOCAB,
   fixtureGreedy,
   loadFixture,
   noisyPair,
@@ -38,7 +39,7 @@ describe('greedy speculative decoding equals target-only greedy', () => {
         draft: models.qwen2,
         k,
         prompt,
-        maxNewTokens: 32,
+        maxNewTokens: output.length - prompt.length,
       });
       const [tokens] = await collect(run);
       expect(tokens).toEqual(output.slice(prompt.length));
@@ -56,7 +57,7 @@ describe('greedy speculative decoding equals target-only greedy', () => {
     ['llama', 'gpt2'],
     ['llama', 'llama2'],
   ] as const;
-  const rows = prompts(6, 512, 42, 1, 14);
+  const rows = prompts(6, FIXTURE_VOCAB, 42, 1, 14);
   const expected = new Map<string, number[][]>();
 
   test.each(pairs)('target %s, draft %s: 6 batched prompts, k = 1..8', async (targetName, draftName) => {
@@ -118,7 +119,7 @@ describe('greedy speculative decoding equals target-only greedy', () => {
   });
 
   test('prompt lookup drafting (no draft model) equals plain greedy', async () => {
-    const batch = prompts(4, 512, 9, 4, 30).map((p) => [...p, ...p]);
+    const batch = prompts(4, FIXTURE_VOCAB, 9, 4, 30).map((p) => [...p, ...p]);
     const want = await Promise.all(batch.map((p) => plainGreedy(models.gpt2, p, NEW)));
     const run = speculativeGenerate({
       target: models.gpt2,
@@ -133,7 +134,7 @@ describe('greedy speculative decoding equals target-only greedy', () => {
 
   test('stop tokens end a row inside an accepted run; no tensors are left', async () => {
     const before = tf.memory().numTensors;
-    const [prompt] = prompts(1, 512, 3, 5, 5);
+    const [prompt] = prompts(1, FIXTURE_VOCAB, 3, 5, 5);
     const full = await plainGreedy(models.llama, prompt, NEW);
     const stop = full[7];
     const cut = full.slice(0, full.indexOf(stop) + 1);

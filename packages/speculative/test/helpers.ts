@@ -1,5 +1,4 @@
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   type CausalLm,
   type CausalLmConfig,
@@ -12,9 +11,15 @@ import {
 } from '@specstream/core';
 import { loadModel, openSafetensors } from '@specstream/models';
 import * as tf from '@tensorflow/tfjs-core';
+import { causalFixture, FIXTURES_DIR, sharedCausalVocab } from '../../../test-support/fixtures.js';
 import type { SpeculativeRun } from '../src/index.js';
 
-export const FIXTURES = fileURLToPath(new URL('../../../../shared/fixtures/hf/', import.meta.url));
+/** The HF reference fixtures (SPECSTREAM_FIXTURES names another set; see test-support/fixtures.ts). */
+export const FIXTURES = FIXTURES_DIR;
+export { causalFixture };
+
+/** The vocabulary the fixture models share: random prompts for them draw ids below it. */
+export const FIXTURE_VOCAB = sharedCausalVocab();
 
 export async function loadFixture(name: 'llama' | 'qwen2' | 'gpt2'): Promise<CausalLm> {
   const loaded = await loadModel(join(FIXTURES, name));

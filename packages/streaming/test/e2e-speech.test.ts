@@ -4,11 +4,12 @@ import { loadWhisper, rawLogMelFrames, type Whisper } from '@specstream/models';
 import * as tf from '@tensorflow/tfjs-core';
 import { lastValueFrom, reduce, toArray } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { fixturePath } from '../../../test-support/fixtures.js';
 import { logMelFrames, streamingTranscription, wavFileSource, whisperTranscriber } from '../src/index.js';
 
 /** End to end on real speech (espeak-ng, see fixtures/README.md) read from its WAV file. */
 const SPEECH = fileURLToPath(new URL('./fixtures/speech-16k.wav', import.meta.url));
-const WHISPER = fileURLToPath(new URL('../../../../shared/fixtures/hf/whisper/', import.meta.url));
+const WHISPER = fixturePath('whisper/');
 
 describe('speech WAV → features → Whisper, streamed vs offline', () => {
   let whisper: Whisper;
@@ -29,7 +30,12 @@ describe('speech WAV → features → Whisper, streamed vs offline', () => {
   test('streaming transcription commits exactly the offline transcription; tensors freed', async () => {
     const wav = await wavFileSource(SPEECH, { chunkSamples: 3200 });
     const all = concatFloat32(await lastValueFrom(wav.samples.pipe(toArray())));
-    const transcribe = whisperTranscriber(whisper, { prompt: [1], eosTokenId: 2, maxNewTokens: 6 });
+    const { decoderStartTokenId, eosTokenId } = whisper.config;
+    const transcribe = whisperTranscriber(whisper, {
+      prompt: [decoderStartTokenId],
+      eosTokenId,
+      maxNewTokens: 6,
+    });
     const before = tf.memory().numTensors;
     const offline = await transcribe(all);
     const committed = await lastValueFrom(
