@@ -1,5 +1,5 @@
-// The main job until the CLI issue lands: generate from a model built in code
-// (seeded random weights), on the fastest backend available, and report speed.
+// `npm run example:random`: generates from a model built in code (seeded random weights), on
+// the fastest backend available, and reports its speed. No checkpoint needed.
 import { parseArgs } from 'node:util';
 import {
   type CausalLmConfig,

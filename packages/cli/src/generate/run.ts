@@ -1,0 +1,175 @@
+import { resolve } from 'node:path';
+import { type CausalLm, initBackend, type SamplingOptions } from '@specstream/core';
+import { loadCausalLm } from '@specstream/models';
+import type { GenerateFlags } from '../commands/generate.js';
+import { DEFAULT_PROMPT } from '../defaults.js';
+import { CliError, EXIT } from '../exit-codes.js';
+import { type CliIo, readAll, write } from '../io.js';
+import {
+  type DecodedToken,
+  type DecodeRequest,
+  type DecodeResult,
+  type DraftChoice,
+  decode,
+} from './decode.js';
+import {
+  checkDraftFits,
+  inspectFolder,
+  type ModelFolder,
+  stopTokenIds,
+  unsupportedOnError,
+} from './folders.js';
+import { loadProgress } from './progress.js';
+import { compare, compareLine, statsLine } from './stats.js';
+
+/** `specstream generate`: checks, loads, streams, reports. Resolves to the exit code. */
+export async function runGenerate(
+  promptArg: string | undefined,
+  flags: GenerateFlags,
+  io: CliIo,
+): Promise<number> {
+  const promptText = await readPrompt(promptArg, io);
+  const target = await inspectFolder(resolve(flags.model), 'target');
+  const useDraftModel = typeof flags.draft === 'string' && !flags.promptLookup;
+  const draftFolder = useDraftModel
+    ? await inspectFolder(resolve(flags.draft as string), 'draft')
+    : undefined;
+  if (draftFolder !== undefined) checkDraftFits(target, draftFolder);
+  const { prompt, maxNewTokens } = fitPrompt(promptText, flags.maxNewTokens, target, draftFolder);
+
+  await initBackend({ backend: flags.backend === undefined ? undefined : flags.backend });
+  const models: CausalLm[] = [];
+  try {
+    models.push(await loadModel(target, io));
+    if (draftFolder !== undefined && !io.interrupt.aborted) models.push(await loadModel(draftFolder, io));
+    if (io.interrupt.aborted) {
+      await write(io.stderr, 'specstream: interrupted while loading the models\n');
+      return EXIT.interrupted;
+    }
+    const draft: DraftChoice = flags.promptLookup
+      ? { kind: 'prompt-lookup' }
+      : models[1] !== undefined
+        ? { kind: 'model', model: models[1] }
+        : { kind: 'none' };
+    const request: DecodeRequest = {
+      target: models[0],
+      draft,
+      tokenizer: target.tokenizer!,
+      prompt,
+      maxNewTokens,
+      sampling: samplingOf(flags),
+      stopTokens: flags.ignoreEos ? [] : stopTokenIds(target),
+      stopStrings: flags.stop,
+      k: flags.k,
+      interrupt: io.interrupt,
+    };
+    return await stream(request, flags, io);
+  } finally {
+    for (const model of models) model.dispose();
+  }
+}
+
+/** The argument, else stdin when it is not a terminal, else (or when stdin is empty) the default. */
+async function readPrompt(promptArg: string | undefined, io: CliIo): Promise<string> {
+  if (promptArg !== undefined) return promptArg;
+  if (io.stdinIsTty) return DEFAULT_PROMPT;
+  const text = await readAll(io.stdin);
+  // A shell pipe usually ends with a newline the user did not mean as part of the prompt.
+  const trimmed = text.replace(/\r?\n$/, '');
+  return trimmed === '' ? DEFAULT_PROMPT : trimmed;
+}
+
+/** Encodes the prompt and caps the new tokens at the room the context leaves (target's and draft's). */
+function fitPrompt(
+  text: string,
+  maxNewTokens: number,
+  target: ModelFolder,
+  draft: ModelFolder | undefined,
+): { prompt: number[]; maxNewTokens: number } {
+  const prompt = target.tokenizer!.encode(text);
+  if (prompt.length === 0) throw new CliError(EXIT.usage, 'the prompt is empty');
+  const limiting = draft !== undefined && draft.context < target.context ? draft : target;
+  if (prompt.length >= limiting.context) {
+    throw new CliError(
+      EXIT.promptTooLong,
+      `the prompt is ${prompt.length} tokens; the ${limiting.role} model's context is ${limiting.context}, which leaves no room for a new token`,
+    );
+  }
+  return { prompt, maxNewTokens: Math.min(maxNewTokens, limiting.context - prompt.length) };
+}
+
+async function loadModel(folder: ModelFolder, io: CliIo): Promise<CausalLm> {
+  const progress = await loadProgress(io, folder.role);
+  try {
+    return await unsupportedOnError(
+      () => loadCausalLm(folder.dir, { onProgress: progress.onProgress }),
+      `${folder.role} model folder ${folder.dir}: `,
+    );
+  } finally {
+    progress.stop();
+  }
+}
+
+function samplingOf(flags: GenerateFlags): SamplingOptions {
+  return { temperature: flags.temperature, topP: flags.topP, topK: flags.topK, seed: flags.seed };
+}
+
+function drafterName(flags: GenerateFlags): string {
+  const k = flags.k === undefined ? 'adaptive k' : `k ${flags.k}`;
+  return `${flags.promptLookup ? 'prompt lookup' : 'draft model'}, ${k}`;
+}
+
+/** Streams text (or JSON lines) to stdout, the stats line to stderr, and the comparison if asked. */
+async function stream(request: DecodeRequest, flags: GenerateFlags, io: CliIo): Promise<number> {
+  let firstTokenAtMs: number | undefined;
+  const onToken = (token: DecodedToken) => {
+    if (flags.json) io.stdout.write(`${JSON.stringify({ event: 'token', ...token })}\n`);
+    else io.stdout.write(token.text);
+    // Process uptime: the time from the command's start to the first token on screen.
+    if (firstTokenAtMs === undefined && (flags.json || token.text !== '')) firstTokenAtMs = performance.now();
+  };
+  const result = await decode(request, onToken);
+  if (io.stdoutIsTty && !flags.json && result.text !== '' && !result.text.endsWith('\n')) {
+    await write(io.stdout, '\n');
+  }
+  await write(io.stderr, statsLine(result, drafterName(flags), firstTokenAtMs));
+  const comparison =
+    flags.compare && !result.interrupted
+      ? await decode({ ...request, draft: { kind: 'none' } }, () => {})
+      : undefined;
+  const interrupted = result.interrupted || (comparison?.interrupted ?? false);
+  const summary =
+    comparison === undefined || comparison.interrupted ? undefined : compare(result, comparison);
+  if (summary !== undefined) await write(io.stderr, compareLine(summary));
+  if (flags.json) await write(io.stdout, `${JSON.stringify(summaryEvent(result, flags, summary))}\n`);
+  return interrupted ? EXIT.interrupted : EXIT.ok;
+}
+
+function summaryEvent(
+  result: DecodeResult,
+  flags: GenerateFlags,
+  comparison: ReturnType<typeof compare> | undefined,
+) {
+  return {
+    event: 'summary',
+    text: result.text,
+    tokens: result.ids.length,
+    finishReason: result.finishReason ?? null,
+    interrupted: result.interrupted,
+    elapsedMs: result.elapsedMs,
+    firstTokenMs: result.firstTokenMs ?? null,
+    drafter: flags.draft === false && !flags.promptLookup ? 'none' : drafterName(flags),
+    tokensPerSecond: result.rates?.tokensPerSecond ?? result.tokensPerSecond,
+    ...(result.rates === undefined
+      ? {}
+      : {
+          acceptanceRate: result.rates.acceptanceRate,
+          tokensPerPass: result.rates.tokensPerPass,
+          meanK: result.rates.meanK,
+          draftedTokens: result.metrics?.draftedTokens,
+          acceptedTokens: result.metrics?.acceptedTokens,
+          targetPasses: result.metrics?.targetPasses,
+        }),
+    ...(comparison === undefined ? {} : { compare: comparison }),
+  };
+}

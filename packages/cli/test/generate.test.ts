@@ -1,0 +1,166 @@
+import { loadTokenizer } from '@specstream/models';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EXIT } from '../src/index.js';
+import { jsonLines, modelFolder, PROMPT, removeModelFolders, runCli } from './helpers.js';
+
+afterAll(removeModelFolders);
+
+// Short runs on the cpu backend: the fixtures are tiny, so each generation takes well under a second.
+const TOKENS = '40';
+let target: string;
+const drafts: Record<string, string> = {};
+beforeAll(() => {
+  target = modelFolder('llama');
+  // The target as its own draft (every token accepted) and two different models (rejections too).
+  for (const name of ['llama', 'qwen2', 'gpt2']) drafts[name] = modelFolder(name);
+});
+
+const generate = (...args: string[]) =>
+  runCli(['generate', PROMPT, '--backend', 'cpu', '--model', target, '--max-new-tokens', TOKENS, ...args]);
+
+interface TokenLine {
+  event: 'token';
+  id: number;
+  text: string;
+  index: number;
+  drafted: boolean;
+}
+
+describe('generate', () => {
+  it('greedy text with any draft, fixed or adaptive k, or prompt lookup equals the target alone (exact)', async () => {
+    const plain = await generate('--no-draft');
+    expect(plain.code).toBe(EXIT.ok);
+    expect(plain.stdout.length).toBeGreaterThan(0);
+    expect(plain.stderr).toMatch(/^specstream: 40 tokens in [\d.]+ s, [\d.]+ tokens\/s \| target alone/);
+    for (const draft of Object.values(drafts)) {
+      for (const k of [[], ['--k', '3']]) {
+        const result = await generate('--draft', draft, ...k);
+        expect(result.code).toBe(EXIT.ok);
+        expect(result.stdout).toBe(plain.stdout);
+        expect(result.stderr).toMatch(
+          /tokens\/s \| α [\d.]+, [\d.]+ tokens per target pass, mean k [\d.]+ \(draft model/,
+        );
+      }
+    }
+    const lookup = await generate('--prompt-lookup');
+    expect(lookup.stdout).toBe(plain.stdout);
+    expect(lookup.stderr).toMatch(/α [\d.]+.*\(prompt lookup, adaptive k\)/);
+  });
+
+  it('--json: one event per token whose ids decode to the text, then a summary with the rates', async () => {
+    // Past an end-of-sequence token, accepted drafts would be counted but not emitted.
+    const plain = await generate('--draft', drafts.qwen2, '--ignore-eos');
+    const result = await generate('--draft', drafts.qwen2, '--ignore-eos', '--json');
+    expect(result.code).toBe(EXIT.ok);
+    const lines = jsonLines(result.stdout);
+    const tokens = lines.slice(0, -1) as unknown as TokenLine[];
+    const summary = lines.at(-1)!;
+    expect(tokens.every((t) => t.event === 'token' && typeof t.drafted === 'boolean')).toBe(true);
+    expect(tokens.map((t) => t.index)).toEqual(tokens.map((_, i) => i));
+    expect(tokens.length).toBe(Number(TOKENS));
+    const tokenizer = await loadTokenizer(target);
+    const text = tokens.map((t) => t.text).join('');
+    expect(
+      tokenizer.decode(
+        tokens.map((t) => t.id),
+        { skipSpecialTokens: true },
+      ),
+    ).toBe(text);
+    expect(text).toBe(plain.stdout);
+    expect(summary).toMatchObject({ event: 'summary', text, tokens: tokens.length, interrupted: false });
+    for (const key of ['tokensPerSecond', 'acceptanceRate', 'tokensPerPass', 'meanK']) {
+      expect(typeof summary[key]).toBe('number');
+    }
+    // A token marked drafted is a drafted token the target accepted: the run's accepted count.
+    expect(tokens.filter((t) => t.drafted).length).toBe(summary.acceptedTokens);
+  });
+
+  it('--stop ends the text before a stop string that spans tokens', async () => {
+    const lines = jsonLines((await generate('--no-draft', '--json')).stdout).slice(
+      0,
+      -1,
+    ) as unknown as TokenLine[];
+    const text = lines.map((t) => t.text).join('');
+    // From the second character of one token's text to the first character of a later token's.
+    const starts = lines.map((_, i) => lines.slice(0, i).reduce((n, t) => n + t.text.length, 0));
+    const from = lines.findIndex((t, i) => i >= 2 && t.text.length >= 2);
+    const to = lines.findIndex((t, i) => i > from && t.text.length >= 1);
+    expect(from).toBeGreaterThan(0);
+    expect(to).toBeGreaterThan(from);
+    const stop = text.slice(starts[from] + 1, starts[to] + 1);
+    const expected = text.slice(0, text.indexOf(stop));
+    for (const draft of [['--no-draft'], ['--draft', drafts.gpt2]]) {
+      const result = await generate(...draft, '--stop', 'never appears in this text', '--stop', stop);
+      expect(result.code).toBe(EXIT.ok);
+      expect(result.stdout).toBe(expected);
+    }
+  });
+
+  it('--compare prints the measured speedup against the target alone', async () => {
+    const result = await generate('--draft', drafts.llama, '--compare');
+    expect(result.code).toBe(EXIT.ok);
+    expect(result.stderr).toMatch(
+      /compare: target alone [\d.]+ tokens\/s, speculative [\d.]+ tokens\/s: speedup [\d.]+x \(same tokens\)/,
+    );
+    const json = await generate('--draft', drafts.llama, '--compare', '--json');
+    const summary = jsonLines(json.stdout).at(-1)!;
+    expect(summary.compare).toMatchObject({ sameText: true, speedup: expect.any(Number) });
+  });
+
+  it('sampling with a seed repeats itself, alone or with a fixed k', async () => {
+    // Adaptive k chooses k from measured times, and k decides how the random stream is used: only
+    // the distribution of its text is fixed, not the text.
+    const flags = ['--temperature', '0.9', '--top-p', '0.95', '--top-k', '50', '--seed', '7'];
+    for (const draft of [['--no-draft'], ['--draft', drafts.qwen2, '--k', '3']]) {
+      const a = await generate(...draft, ...flags);
+      const b = await generate(...draft, ...flags);
+      expect(a.code).toBe(EXIT.ok);
+      expect(a.stdout).toBe(b.stdout);
+    }
+  });
+
+  it('stops at the end-of-sequence token unless --ignore-eos', async () => {
+    const eos = (await loadTokenizer(target)).eosTokenId;
+    const lines = jsonLines((await generate('--no-draft', '--json', '--max-new-tokens', '200')).stdout);
+    const ids = (lines.slice(0, -1) as unknown as TokenLine[]).map((t) => t.id);
+    // Random weights may or may not produce it; when they do, it ends the text.
+    if (eos !== undefined && ids.includes(eos)) expect(ids.indexOf(eos)).toBe(ids.length - 1);
+    const ignoring = jsonLines(
+      (await generate('--no-draft', '--json', '--max-new-tokens', '200', '--ignore-eos')).stdout,
+    );
+    expect(ignoring.at(-1)).toMatchObject({ finishReason: 'length' });
+  });
+
+  it('Ctrl-C (the interrupt signal) stops within one step, prints the stats line and exits 130', async () => {
+    let seen = 0;
+    const result = await runCli(
+      [
+        'generate',
+        PROMPT,
+        '--backend',
+        'cpu',
+        '--model',
+        target,
+        '--draft',
+        drafts.qwen2,
+        '--json',
+        '--ignore-eos',
+        '--max-new-tokens',
+        '200',
+      ],
+      {
+        onStdout: (_, interrupt) => {
+          if (++seen === 3) interrupt.abort();
+        },
+      },
+    );
+    expect(result.code).toBe(EXIT.interrupted);
+    expect(result.stderr).toMatch(
+      /^specstream: interrupted after \d+ tokens in [\d.]+ s, [\d.]+ tokens\/s \| α/,
+    );
+    const lines = jsonLines(result.stdout);
+    // One speculative step emits at most k + 1 tokens after the abort lands.
+    expect(lines.length - 1).toBeLessThan(200);
+    expect(lines.at(-1)).toMatchObject({ event: 'summary', interrupted: true });
+  });
+});
