@@ -39,7 +39,7 @@ export const EXIT_CODES_HELP = `Exit codes:
   1    unexpected failure (backend, corrupt checkpoint, bug)
   2    bad flag, flag value or argument
   3    model folder or its config.json missing
-  4    unsupported model folder (model_type, whisper, no tokenizer)
+  4    unsupported model folder (model_type, whisper, no tokenizer, missing tensors)
   5    prompt longer than the model's context
   6    draft vocabulary does not fit the target's
   130  interrupted (Ctrl-C); the stats line is still printed`;

@@ -100,7 +100,7 @@ describe('generate', () => {
     const result = await generate('--draft', drafts.llama, '--compare');
     expect(result.code).toBe(EXIT.ok);
     expect(result.stderr).toMatch(
-      /compare: target alone [\d.]+ tokens\/s, speculative [\d.]+ tokens\/s: speedup [\d.]+x \(same tokens\)/,
+      /compare: target alone [\d.]+ tokens\/s, speculative [\d.]+ tokens\/s \(both warm\): speedup [\d.]+x \(same tokens\)/,
     );
     const json = await generate('--draft', drafts.llama, '--compare', '--json');
     const summary = jsonLines(json.stdout).at(-1)!;
@@ -129,6 +129,16 @@ describe('generate', () => {
       (await generate('--no-draft', '--json', '--max-new-tokens', '200', '--ignore-eos')).stdout,
     );
     expect(ignoring.at(-1)).toMatchObject({ finishReason: 'length' });
+  });
+
+  it('draws a progress bar while weights load only when stderr is a terminal', async () => {
+    const args = ['generate', PROMPT, '--backend', 'cpu', '--model', target, '--draft', drafts.qwen2];
+    const terminal = await runCli([...args, '--max-new-tokens', '2'], { stderrTty: true });
+    expect(terminal.code).toBe(EXIT.ok);
+    expect(terminal.stderr).toMatch(/loading target \[[^\]]*\] \d+%/);
+    expect(terminal.stderr).toMatch(/loading draft \[[^\]]*\] \d+%/);
+    const piped = await runCli([...args, '--max-new-tokens', '2']);
+    expect(piped.stderr).not.toMatch(/loading/);
   });
 
   it('Ctrl-C (the interrupt signal) stops within one step, prints the stats line and exits 130', async () => {

@@ -59,6 +59,8 @@ export interface CliResult {
 
 export interface RunOptions {
   stdin?: string;
+  /** Make stderr look like a terminal (the progress bar draws only there). */
+  stderrTty?: boolean;
   /** Called with each stdout write, and the controller that stands for Ctrl-C. */
   onStdout?: (text: string, interrupt: AbortController) => void;
 }
@@ -67,7 +69,7 @@ export interface RunOptions {
 export async function runCli(args: readonly string[], options: RunOptions = {}): Promise<CliResult> {
   const interrupt = new AbortController();
   const stdout = new PassThrough();
-  const stderr = new PassThrough();
+  const stderr = Object.assign(new PassThrough(), { isTTY: options.stderrTty === true, columns: 100 });
   let out = '';
   let err = '';
   stdout.on('data', (chunk: Buffer) => {
@@ -83,7 +85,7 @@ export async function runCli(args: readonly string[], options: RunOptions = {}):
     stdin: Readable.from(options.stdin === undefined ? [] : [Buffer.from(options.stdin)]),
     stdoutIsTty: false,
     stdinIsTty: options.stdin === undefined,
-    stderrIsTty: false,
+    stderrIsTty: options.stderrTty === true,
     env: {},
     interrupt: interrupt.signal,
   };

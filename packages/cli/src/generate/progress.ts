@@ -17,7 +17,7 @@ export async function loadProgress(io: CliIo, label: string): Promise<LoadProgre
   const { default: cliProgress } = await import('cli-progress');
   const bar = new cliProgress.SingleBar({
     stream: io.stderr,
-    format: `loading ${label} [{bar}] {percentage}% {value}/{total} MB`,
+    format: `loading ${label} [{bar}] {percentage}% {loadedMb}/{totalMb} MB`,
     barsize: 30,
     clearOnComplete: true,
     hideCursor: true,
@@ -27,9 +27,9 @@ export async function loadProgress(io: CliIo, label: string): Promise<LoadProgre
   let started = false;
   return {
     onProgress(loaded, total) {
-      const [value, all] = [Math.round(loaded / MB), Math.max(1, Math.round(total / MB))];
-      if (!started) bar.start(all, value);
-      else bar.update(value);
+      const payload = { loadedMb: (loaded / MB).toFixed(1), totalMb: (total / MB).toFixed(1) };
+      if (!started) bar.start(Math.max(total, 1), loaded, payload);
+      else bar.update(loaded, payload);
       started = true;
     },
     stop() {

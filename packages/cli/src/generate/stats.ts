@@ -46,7 +46,7 @@ export function compare(speculative: DecodeResult, plain: DecodeResult): Compari
 export function compareLine(c: Comparison): string {
   return (
     `specstream: compare: target alone ${fixed(c.targetTokensPerSecond, 1)} tokens/s, speculative ` +
-    `${fixed(c.speculativeTokensPerSecond, 1)} tokens/s: speedup ${fixed(c.speedup, 2)}x` +
+    `${fixed(c.speculativeTokensPerSecond, 1)} tokens/s (both warm): speedup ${fixed(c.speedup, 2)}x` +
     `${c.sameText ? ' (same tokens)' : ' (tokens differ)'}\n`
   );
 }
