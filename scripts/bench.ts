@@ -3,6 +3,13 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { type BackendName, type CausalLmConfig, GPT2_SMALL_SHAPE, initBackend } from '@specstream/core';
+import {
+  PAIR_ARGS,
+  type PairResult,
+  pairSettings,
+  runPairBench,
+  writePairResults,
+} from '../bench/pair/pair-bench.js';
 import { runCoreBench } from '../packages/core/bench/core-bench.js';
 import { runLoadBench } from '../packages/models/bench/load-bench.js';
 import { runSpecBench } from '../packages/speculative/bench/spec-bench.js';
@@ -20,6 +27,8 @@ const { values } = parseArgs({
     // on webgpu, 8 elsewhere); fewer fit a run into a time limit.
     'spec-tokens': { type: 'string' },
     'spec-prompts': { type: 'string' },
+    // --only pair: the trained pair (bench/pair/pair-bench.ts lists its flags).
+    ...PAIR_ARGS,
   },
 });
 
@@ -36,6 +45,8 @@ const results: Record<string, unknown> = {
 const speculative: Record<string, unknown> = { date: results.date, node: process.version };
 const streaming: Record<string, unknown> = { date: results.date, node: process.version };
 const log = (line: string) => console.log(`  ${line}`);
+const pairOptions = suites.has('pair') ? pairSettings(values) : undefined;
+const pair: Record<string, PairResult> = {};
 for (const name of values.backends.split(',') as BackendName[]) {
   try {
     await initBackend({ backend: name });
@@ -95,9 +106,14 @@ for (const name of values.backends.split(',') as BackendName[]) {
       log,
     );
   }
+  if (pairOptions) {
+    console.log('-- pair (trained draft/target pair on held-out text)');
+    pair[name] = await runPairBench(name, pairOptions, log);
+  }
 }
 
 mkdirSync('bench-results', { recursive: true });
+if (pairOptions) writePairResults(pair, pairOptions, console.log);
 if (suites.has('streaming')) {
   writeFileSync('bench-results/streaming.json', `${JSON.stringify(streaming, null, 2)}\n`);
   console.log('wrote bench-results/streaming.json');
