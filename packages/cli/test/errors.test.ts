@@ -88,6 +88,19 @@ describe('model folders that cannot be used', () => {
     expect(expectOneLine(result.stderr)).toMatch(/hidden_act "relu6" is not supported/);
   });
 
+  it('a tokenizer that gives ids past the model embeddings exits 4', async () => {
+    const tokenizer = await loadTokenizer(modelFolder('llama'));
+    const last = tokenizer.vocabSize - 1;
+    const prompt = tokenizer.decode([last]);
+    expect(tokenizer.encode(prompt)).toContain(last);
+    const folder = modelFolder('llama', { config: { vocab_size: last } });
+    const result = await runCli(['generate', prompt, '--backend', 'cpu', '--model', folder, '--no-draft']);
+    expect(result.code).toBe(EXIT.unsupportedModel);
+    expect(expectOneLine(result.stderr)).toMatch(
+      new RegExp(`tokenizer gives id ${last}, past the model's ${last} embeddings`),
+    );
+  });
+
   it('a folder without a tokenizer exits 4', async () => {
     const result = await generate('--model', modelFolder('llama', { tokenizer: false }), '--no-draft');
     expect(result.code).toBe(EXIT.unsupportedModel);

@@ -37,7 +37,7 @@ export async function runGenerate(
   if (draftFolder !== undefined) checkDraftFits(target, draftFolder);
   const { prompt, maxNewTokens } = fitPrompt(promptText, flags.maxNewTokens, target, draftFolder);
 
-  await initBackend({ backend: flags.backend === undefined ? undefined : flags.backend });
+  await initBackend({ backend: flags.backend });
   const models: CausalLm[] = [];
   try {
     models.push(await loadModel(target, io));
@@ -88,6 +88,13 @@ function fitPrompt(
 ): { prompt: number[]; maxNewTokens: number } {
   const prompt = target.tokenizer!.encode(text);
   if (prompt.length === 0) throw new CliError(EXIT.usage, 'the prompt is empty');
+  const beyond = prompt.find((id) => id >= target.vocabSize);
+  if (beyond !== undefined) {
+    throw new CliError(
+      EXIT.unsupportedModel,
+      `target model folder ${target.dir}: its tokenizer gives id ${beyond}, past the model's ${target.vocabSize} embeddings`,
+    );
+  }
   const limiting = draft !== undefined && draft.context < target.context ? draft : target;
   if (prompt.length >= limiting.context) {
     throw new CliError(
