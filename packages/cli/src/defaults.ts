@@ -7,7 +7,12 @@ export const DEFAULT_TARGET = fileURLToPath(
 );
 export const DEFAULT_DRAFT = fileURLToPath(new URL('../../../models/specstream-docs-draft', import.meta.url));
 
-/** The shipped pair is trained on the Python 3.11 documentation: a sentence in its style. */
-export const DEFAULT_PROMPT = 'The list data type has some more methods.';
+/**
+ * The shipped pair is trained on the Python 3.11 documentation: the tutorial's opening of "More
+ * on Lists". Its second sentence matters: with the first alone the pair wandered off into an
+ * index of dunder methods, with both it lists list's methods.
+ */
+export const DEFAULT_PROMPT =
+  'The list data type has some more methods. Here are all of the methods of list objects:';
 
 export const DEFAULT_MAX_NEW_TOKENS = 128;
