@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import * as tf from '@tensorflow/tfjs-core';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { vulkanLoaderFindable } from '../src/backend/webgpu.js';
 import { type BackendName, currentBackend, initBackend } from '../src/backend.js';
 import { InvalidArgumentError } from '../src/errors.js';
 import { getLogger, type Logger, setLogger } from '../src/log.js';
@@ -173,5 +174,24 @@ describe('errors', () => {
     // The failed attempt leaves the previous backend in place.
     expect(tf.getBackend()).toBe('cpu');
     expect(currentBackend()).toBe('cpu');
+  });
+});
+
+describe('vulkanLoaderFindable', () => {
+  const noCache = () => '';
+  const cacheWith = () => '\0libvulkan.so.1\0/usr/lib/x86_64-linux-gnu/libvulkan.so.1\0';
+  it('is false on Linux with no loader in ld.so.cache, LD_LIBRARY_PATH or Vulkan variables', () => {
+    expect(vulkanLoaderFindable({}, 'linux', noCache)).toBe(false);
+    expect(vulkanLoaderFindable({ LD_LIBRARY_PATH: '/nonexistent-dir' }, 'linux', noCache)).toBe(false);
+  });
+  it('is true where the cache lists the loader, a Vulkan variable is set, or not on Linux', () => {
+    expect(vulkanLoaderFindable({}, 'linux', cacheWith)).toBe(true);
+    expect(vulkanLoaderFindable({ VK_DRIVER_FILES: '/x/icd.json' }, 'linux', noCache)).toBe(true);
+    expect(vulkanLoaderFindable({ VK_ICD_FILENAMES: '/x/icd.json' }, 'linux', noCache)).toBe(true);
+    expect(vulkanLoaderFindable({}, 'darwin', noCache)).toBe(true);
+    const unreadable = () => {
+      throw new Error('ENOENT');
+    };
+    expect(vulkanLoaderFindable({}, 'linux', unreadable)).toBe(true);
   });
 });

@@ -4,7 +4,35 @@
  * only says so by returning a null adapter, so the adapter is the real test.
  */
 
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
 const ADAPTER_TIMEOUT_MS = 3000;
+const VULKAN_LOADER = 'libvulkan.so.1';
+
+/**
+ * Whether Dawn could find a Vulkan loader on Linux. Without one Dawn still loads, prints a
+ * two-line warning to stderr that no caller can silence, and returns no adapter, so the
+ * main command on a GPU-less machine would open with that noise. A set VK_DRIVER_FILES or
+ * VK_ICD_FILENAMES means someone arranged Vulkan on purpose (lavapipe runs node under its
+ * own loader path): then Dawn is always tried. Elsewhere than Linux, always tried.
+ */
+export function vulkanLoaderFindable(
+  env: Record<string, string | undefined> = globalThis.process?.env ?? {},
+  platform: string = globalThis.process?.platform ?? 'unknown',
+  readLdCache: () => string = () => readFileSync('/etc/ld.so.cache', 'latin1'),
+): boolean {
+  if (platform !== 'linux') return true;
+  if (env.VK_DRIVER_FILES || env.VK_ICD_FILENAMES) return true;
+  for (const dir of (env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean)) {
+    if (existsSync(join(dir, VULKAN_LOADER))) return true;
+  }
+  try {
+    return readLdCache().includes(VULKAN_LOADER);
+  } catch {
+    return true; // no cache to read: let Dawn decide
+  }
+}
 
 interface GpuLike {
   requestAdapter(): Promise<unknown>;
@@ -18,6 +46,9 @@ export async function requireWebGpuAdapter(): Promise<void> {
   if (existing !== undefined) {
     await requireAdapter(existing);
     return;
+  }
+  if (!vulkanLoaderFindable()) {
+    throw new Error(`no Vulkan loader (${VULKAN_LOADER}) on this machine, so no WebGPU adapter`);
   }
   const dawn = await import('webgpu');
   const gpu = dawn.create(dawnOptions());
