@@ -4,10 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { FIXTURES_DIR } from '../../../test-support/fixtures.js';
 import { type CliIo, main } from '../src/index.js';
 
-/** Reference files made by HF transformers; shared/ sits beside the checkout, on CI too. */
-export const FIXTURES = fileURLToPath(new URL('../../../../shared/fixtures/hf/', import.meta.url));
+/**
+ * Reference files made by HF transformers; shared/ sits beside the checkout, on CI too.
+ * SPECSTREAM_FIXTURES names another set laid out the same way (test-support/fixtures.ts).
+ */
+export const FIXTURES = FIXTURES_DIR;
 export const TOKENIZER_JSON = join(FIXTURES, 'tokenizer', 'tokenizer.json');
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
