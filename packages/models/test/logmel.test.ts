@@ -200,12 +200,18 @@ describe('offline log-mel vs WhisperFeatureExtractor', () => {
     // energy; we compute in float64. The error therefore grows with how far a bin lies
     // below its frame's peak (≈1e-7 within a decade, 3.6e-6 five decades down), as log10
     // magnifies the reference's relative noise. Padding frames sit at the (max − 8) floor
-    // on both sides, and that floor's float32 rounding is mirrored, so they agree exactly.
-    expect(worst.audio).toBeLessThan(1e-5);
+    // on both sides and agree to one float32 ulp of the floor's value: 0 on the shared set,
+    // 1.19e-7 (one ulp in [1, 2)) on two sets made by tools/fixtures/make_fixtures.py, where
+    // the float64 and float32 maxima round apart.
+    // Bins far below their frame's peak carry the reference's float32 noise magnified by log10:
+    // 3.6e-6 on the shared set (80 bins, 2 s), 2.4e-5 on a generated one (128 bins, 1.5 s), whose
+    // narrower low bins lie deeper. Within a decade of the peak the bound stays at 3e-7.
+    expect(worst.audio).toBeLessThan(1e-4);
     expect(worst.nearPeak).toBeLessThan(3e-7);
-    expect(worst.edge).toBeLessThan(1e-5);
-    expect(worst.padding).toBe(0);
-    expect(maxAbsDiff(ours, features.data)).toBeLessThan(1e-5);
+    expect(worst.edge).toBeLessThan(1e-4);
+    const floor = Math.abs(features.data[FRAMES - 1]);
+    expect(worst.padding).toBeLessThanOrEqual(2 ** -23 * Math.max(1, 2 ** Math.floor(Math.log2(floor || 1))));
+    expect(maxAbsDiff(ours, features.data)).toBeLessThan(1e-4);
   });
 
   it('supports 128 mel bins and explicit padding lengths', () => {

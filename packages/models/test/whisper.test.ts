@@ -22,11 +22,13 @@ const STEPS = W.decoderSteps;
 /**
  * What transformers' `generate` returned as greedy_output: true when it begins with the
  * decoder start id and so holds greedy_output.length - 1 new ids, false when every id is new.
- * The one place to switch once tools/fixtures/make_fixtures.py has shown which
- * (it prints the length of generate's output against max_new_tokens). The shared README
- * says "12 ids for 12 new tokens"; the reference (all twelve ids are the start id) cannot tell.
+ * transformers 5.17 returns the new ids alone: tools/fixtures/make_fixtures.py, run on the GPU
+ * machine (torch 2.11, transformers 5.17.0), printed for max_new_tokens = 12 a 12-id output
+ * whose first id was not the start id on one set ([208 × 12], where our greedy from [start]
+ * gives [1, 208 × 12]), and on another, where a probe forbade the start id as a generated
+ * token, output equal to the 12 new ids alone.
  */
-const GREEDY_OUTPUT_INCLUDES_START = true;
+const GREEDY_OUTPUT_INCLUDES_START = false;
 
 interface Reference {
   features: tf.Tensor3D;

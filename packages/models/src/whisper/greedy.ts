@@ -16,18 +16,21 @@ export interface WhisperGreedyOptions {
 
 /**
  * Greedy decoding of one audio, like transformers' `generate(do_sample=False)`
- * for a short-form (≤ 30 s) input: returns the prompt followed by the new
- * ids, as generate's `sequences` include the decoder start ids.
+ * for a short-form (≤ 30 s) input. Returns the prompt followed by the new ids;
+ * transformers 5.17's `generate` returns the new ids alone (it strips the
+ * decoder start ids, and also trailing pad ids and a final EOS), so its
+ * `max_new_tokens = N` output is `result.slice(prompt.length)` here.
  *
  * Reproducing the reference: its generation_config.json sets
  * decoder_start_token_id 1 and nothing else that shapes the prompt (no
  * forced_decoder_ids, no lang_to_id / task_to_id / no_timestamps_token_id),
  * with empty suppress_tokens and null begin_suppress_tokens. So generate
  * starts from [1], masks nothing, and takes the argmax at every step:
- * greedy_output [1,12] is prompt [1] plus 11 new ids (eos 2 never comes).
- * All twelve are 1 (the random model's tied head echoes its input), so the
- * reference alone cannot show whether the start id is counted; generate's
- * sequences do count it. Ties go to the lowest id, as torch's argmax does.
+ * greedy_output [1,12] holds the 12 new ids (eos 2 never comes). In the
+ * shared reference all twelve are 1 (the random model's tied head echoes its
+ * input), which cannot show whether the start id is counted; a fixture set
+ * made by tools/fixtures/make_fixtures.py showed that it is not. Ties go to
+ * the lowest id, as torch's argmax does.
  */
 export async function whisperGreedy(
   whisper: Whisper,
