@@ -30,6 +30,7 @@ import {
   speculativeGenerate,
 } from '@specstream/speculative';
 import {
+  type PairK,
   type PairMode,
   type PairRow,
   pairChartSvg,
@@ -180,7 +181,7 @@ async function topMargin(model: CausalLm, ids: number[]): Promise<number> {
 }
 
 interface Mismatch {
-  k: number | 'adaptive';
+  k: PairK;
   prompt: number;
   /** Index of the first generated token that differs. */
   at: number;
@@ -274,9 +275,12 @@ export async function runPairBench(
       `${prompts.length} prompts (${promptTokens.min}–${promptTokens.max} tokens, mean ${promptTokens.mean}) × ${newTokens} new tokens; target ${s.target}, draft ${s.draft}`,
     );
 
-    const settings: (number | 'adaptive')[] = [...Array.from({ length: maxK + 1 }, (_, k) => k), 'adaptive'];
+    const settings: PairK[] = [...Array.from({ length: maxK + 1 }, (_, k) => k), 'adaptive', 'adaptive-kept'];
+    // One policy for every prompt of a mode (warm-up included): a caller that passes the same
+    // adaptiveK() to successive calls with a pair keeps what it has learned.
+    let kept = adaptiveK({ maxK });
     const runOne = async (
-      k: number | 'adaptive',
+      k: PairK,
       prompt: number[],
       sampling: SamplingOptions | undefined,
       totals?: SpeculativeMetrics,
@@ -286,7 +290,7 @@ export async function runPairBench(
         target,
         draft,
         // A fresh policy per call, as one 96-token request would get it (its probes included).
-        k: k === 'adaptive' ? adaptiveK({ maxK }) : k,
+        k: k === 'adaptive' ? adaptiveK({ maxK }) : k === 'adaptive-kept' ? kept : k,
         prompt,
         maxNewTokens: newTokens,
         sampling,
@@ -310,6 +314,7 @@ export async function runPairBench(
         mode.temperature > 0 ? { temperature: mode.temperature, seed: s.seed + i } : undefined;
       // Every setting once, unrecorded: compiles (webgpu shaders for each verify width), JIT and
       // first allocations land here.
+      kept = adaptiveK({ maxK });
       let t = performance.now();
       for (const k of settings) await runOne(k, prompts[0], sampling(0));
       warmupMs += performance.now() - t;
@@ -392,9 +397,10 @@ export async function runPairBench(
         .filter((r) => typeof r.k === 'number' && r.k > 0)
         .reduce((a, b) => (b.speedup > a.speedup ? b : a));
       const adaptive = rows.find((r) => r.k === 'adaptive')!;
+      const keptRow = rows.find((r) => r.k === 'adaptive-kept')!;
       const bad = rows.reduce((n, r) => n + (r.mismatches ?? 0), 0);
       log(
-        `best fixed k=${best.k}: ${best.speedup.toFixed(2)}×; adaptive ${adaptive.speedup.toFixed(2)}× (mean k ${adaptive.meanK.toFixed(1)})${mode.temperature === 0 ? `; ${bad === 0 ? 'every output token-identical to the target alone' : `${bad} OUTPUTS DIFFER FROM THE TARGET ALONE`}` : ''}`,
+        `best fixed k=${best.k}: ${best.speedup.toFixed(2)}×; adaptive ${adaptive.speedup.toFixed(2)}× (mean k ${adaptive.meanK.toFixed(1)}, ${(adaptive.speedup / best.speedup).toFixed(2)} of the best fixed k), kept across prompts ${keptRow.speedup.toFixed(2)}× (${(keptRow.speedup / best.speedup).toFixed(2)})${mode.temperature === 0 ? `; ${bad === 0 ? 'every output token-identical to the target alone' : `${bad} OUTPUTS DIFFER FROM THE TARGET ALONE`}` : ''}`,
       );
     }
     log(
@@ -447,7 +453,8 @@ run of its benchmark on that backend; everything else is kept.
 Python documentation (\`models/heldout-prompts.json\`) with the trained target
 \`models/specstream-docs-target\` and draft \`models/specstream-docs-draft\`: the
 target alone (k = 0, core's \`generate\`), fixed k = 1…8 and \`adaptiveK()\` (a
-fresh policy per prompt), greedy and at temperature 0.8 (seeded). α is the
+fresh policy per prompt, and "kept": one policy passed to every prompt's call),
+greedy and at temperature 0.8 (seeded). α is the
 acceptance rate, tokens/pass the tokens emitted per target pass; decode
 tokens/s count the tokens after the first over the time after the first, so
 neither the plain nor the speculative runs include the target's prefill;

@@ -6,9 +6,14 @@
  * (vitest runs only the packages' test folders).
  */
 
-/** One k of one sampling mode: k = 0 is the target alone, 'adaptive' is adaptiveK(). */
+/**
+ * One k of one sampling mode: k = 0 is the target alone, 'adaptive' a fresh adaptiveK() per
+ * prompt, 'adaptive-kept' one adaptiveK() passed to every prompt's call (what it learned kept).
+ */
+export type PairK = number | 'adaptive' | 'adaptive-kept';
+
 export interface PairRow {
-  k: number | 'adaptive';
+  k: PairK;
   /** Acceptance α; null where nothing is drafted (k = 0, or an adaptive run that never drafted). */
   alpha: number | null;
   tokensPerPass: number;
@@ -44,9 +49,10 @@ const fixed = (x: number | null | undefined, digits: number) =>
 
 const kLabel = (row: PairRow, modes: readonly PairMode[]) => {
   if (row.k === 0) return '0 (target alone)';
-  if (row.k !== 'adaptive') return String(row.k);
-  const means = modes.map((m) => m.rows.find((r) => r.k === 'adaptive')?.meanK);
-  return `adaptive (mean k ${means.map((x) => fixed(x, 1)).join(' / ')})`;
+  if (typeof row.k === 'number') return String(row.k);
+  const means = modes.map((m) => m.rows.find((r) => r.k === row.k)?.meanK);
+  const name = row.k === 'adaptive' ? 'adaptive' : 'adaptive, kept';
+  return `${name} (mean k ${means.map((x) => fixed(x, 1)).join(' / ')})`;
 };
 
 /** Greedy mismatches over all the speculative runs of a mode, or null when the mode was not checked. */

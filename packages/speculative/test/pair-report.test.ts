@@ -31,12 +31,19 @@ const greedy: PairMode = {
     row(1, 123.45, { alpha: 0.8125, mismatches: 0 }),
     row(2, 150, { mismatches: 0 }),
     row('adaptive', 140, { mismatches: 0 }),
+    row('adaptive-kept', 148, { meanK: 2.75, mismatches: 0 }),
   ],
 };
 const sampled: PairMode = {
   label: 'T 0.8',
   temperature: 0.8,
-  rows: [row(0, 98), row(1, 110), row(2, 111), row('adaptive', 105, { meanK: 1.5 })],
+  rows: [
+    row(0, 98),
+    row(1, 110),
+    row(2, 111),
+    row('adaptive', 105, { meanK: 1.5 }),
+    row('adaptive-kept', 108, { meanK: 2 }),
+  ],
 };
 
 describe('replaceMarkedSection', () => {
@@ -97,12 +104,13 @@ describe('pairMarkdownSection', () => {
     expect(flat).toContain('| 0 (target alone) | – | 1.00 | 100.0 | 1.00 | – | 1.00 | 98.0 | 0.98 |');
     expect(flat).toContain('| 1 | 0.813 | 2.50 | 123.5 | 1.23 |');
     expect(flat).toContain('| adaptive (mean k 3.3 / 1.5) |');
+    expect(flat).toContain('| adaptive, kept (mean k 2.8 / 2.0) | 0.700 | 2.50 | 148.0 | 1.48 |');
     const table = md.split('\n').filter((line) => line.startsWith('|'));
-    expect(table).toHaveLength(2 + 4);
+    expect(table).toHaveLength(2 + greedy.rows.length);
     expect(new Set(table.map((line) => line.length)).size).toBe(1);
     expect(table[1]).toMatch(/^\| -+ \| -+: \|/);
     expect(md).toContain('0 mismatches');
-    expect(md).toContain('(48 runs checked');
+    expect(md).toContain('(64 runs checked');
     expect(md).toContain('![tokens/s and α against k on wasm](docs/bench/pair-wasm.svg)');
     expect(md).not.toContain('BROKEN');
   });
@@ -112,7 +120,7 @@ describe('pairMarkdownSection', () => {
     expect(mismatchCount(broken)).toBe(3);
     expect(mismatchCount(sampled)).toBeNull();
     const md = pairMarkdownSection({ backend: 'cpu', meta: [], modes: [broken], chart: 'c.svg' });
-    expect(md).toContain('**EXACTNESS BROKEN (greedy): 3 of 48 speculative outputs differ');
+    expect(md).toContain('**EXACTNESS BROKEN (greedy): 3 of 64 speculative outputs differ');
     expect(md).toContain('k=2: 3');
   });
 });
