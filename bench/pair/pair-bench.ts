@@ -37,6 +37,7 @@ import {
   pairMarkdownSection,
   replaceMarkedSection,
 } from '../../packages/speculative/bench/pair-report.js';
+import { rate, timeRun } from '../../packages/speculative/bench/spec-bench.js';
 import { formatTable } from '../../scripts/lib/format-table.js';
 
 /** The suite's flags, spread into scripts/bench.ts's parseArgs options. */
@@ -146,21 +147,6 @@ function gitCommit(): { hash: string; dirty: boolean | null } {
     return { hash: 'unknown', dirty: null };
   }
 }
-
-/** Decode time after the first token (prefill excluded) and the tokens: spec-bench's definition. */
-async function timeRun(events: AsyncIterable<{ token: number }>): Promise<{ ms: number; tokens: number[] }> {
-  const tokens: number[] = [];
-  let first = 0;
-  for await (const e of events) {
-    if (tokens.length === 0) first = performance.now();
-    tokens.push(e.token);
-  }
-  return { ms: performance.now() - first, tokens };
-}
-
-/** Tokens per second over several runs: tokens after each run's first, over their summed time (spec-bench's). */
-const rate = (runs: readonly { ms: number; tokens: number[] }[]) =>
-  (1000 * runs.reduce((n, r) => n + r.tokens.length - 1, 0)) / runs.reduce((t, r) => t + r.ms, 0);
 
 /** The target's top-1 minus top-2 logit after `ids`: how close to a tie the token where outputs diverged was. */
 async function topMargin(model: CausalLm, ids: number[]): Promise<number> {

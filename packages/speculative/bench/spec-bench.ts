@@ -111,8 +111,10 @@ function stepTimer(
   };
 }
 
-/** Decode time after the first token (prefill excluded) and the tokens. */
-async function timeRun(events: AsyncIterable<{ token: number }>): Promise<{ ms: number; tokens: number[] }> {
+/** Decode time after the first token (prefill excluded) and the tokens (the pair bench's too). */
+export async function timeRun(
+  events: AsyncIterable<{ token: number }>,
+): Promise<{ ms: number; tokens: number[] }> {
   const tokens: number[] = [];
   let first = 0;
   for await (const e of events) {
@@ -123,7 +125,7 @@ async function timeRun(events: AsyncIterable<{ token: number }>): Promise<{ ms: 
 }
 
 /** Tokens per second over several runs: tokens after each run's first, over their summed time. */
-const rate = (runs: readonly { ms: number; tokens: number[] }[]) =>
+export const rate = (runs: readonly { ms: number; tokens: number[] }[]) =>
   (1000 * runs.reduce((n, r) => n + r.tokens.length - 1, 0)) / runs.reduce((t, r) => t + r.ms, 0);
 
 export async function runSpecBench(
