@@ -136,6 +136,10 @@ const describeModel = (m: ModelInfo) =>
   `\`${m.path}\` (${m.modelType}, ${m.layers} layers, hidden ${m.hidden}, vocab ${m.vocab}, ${m.safetensorsMB} MB ${m.dtype})`;
 
 function gitCommit(): { hash: string; dirty: boolean | null } {
+  // On the GPU machine the code is a bundle made elsewhere (scripts/gpu/pack.sh), and the copy's
+  // git state, if any, is not the bundle's: run.sh passes the bundle's commit.
+  const bundled = process.env.SPECSTREAM_BENCH_COMMIT;
+  if (bundled) return { hash: bundled, dirty: process.env.SPECSTREAM_BENCH_DIRTY === '1' };
   try {
     const git = (...args: string[]) => execFileSync('git', args, { encoding: 'utf8' }).trim();
     // Tracked files only, as `git describe --dirty` counts them.

@@ -204,6 +204,12 @@ bench() {
   sleep 1
   step "bench: node .gpu/bench.mjs --backends webgpu ${args[*]} (log: \$OUT/$log)"
   cp "$WORK/machine.txt" "$OUT/$log"
+  # The bench names the commit it ran: the bundle's (pack.sh wrote it), not this copy's git state.
+  if [ -f "$PACK/source.txt" ]; then
+    SPECSTREAM_BENCH_COMMIT=$(sed -n 's/.* from \([0-9a-f]*\).*/\1/p' "$PACK/source.txt")
+    export SPECSTREAM_BENCH_COMMIT
+    if grep -q uncommitted "$PACK/source.txt"; then export SPECSTREAM_BENCH_DIRTY=1; fi
+  fi
   "$NODE" "$PACK/bench.mjs" --backends webgpu "${args[@]}" 2>&1 | tee -a "$OUT/$log" || rc=$?
   collect "$marker" "$label"
   rm -f "$marker"
