@@ -2,7 +2,7 @@
  * Adaptive k replayed without a model: 16 calls of 96 tokens, per-token
  * acceptance α from a seeded coin, and iteration costs from measured curves
  * (ms; wasm: 2-core Xeon, docs/bench/2026-12-02d/speculative-wasm-final;
- * h200: ...-16p-4-adaptive0), ±2.5% noise; 8 seeds. Prints each policy's
+ * h200: ...-16p-4-adaptive0; pair-wasm: the shipped pair, docs/bench/2026-12-06), ±2.5% noise; 8 seeds. Prints each policy's
  * tokens per second as a fraction of the best fixed k's (k = 0: plain
  * steps), averaged over the seeds. Run:
  * node --conditions=@specstream/source --import tsx packages/speculative/bench/adaptive-sim.ts
@@ -20,6 +20,9 @@ interface Curve {
 const CURVES: Record<string, Curve> = {
   wasm: { draftStep: 9.8, catchUpTwo: 10.6, verify: [26.7, 36, 37.7, 39, 46, 49.7, 50.7, 52.5, 62] },
   h200: { draftStep: 1.9, catchUpTwo: 1.9, verify: [7.8, 7.9, 8.0, 8.3, 8.6, 9.0, 9.5, 10.0, 10.5] },
+  // The shipped pair on a 2-core EPYC (2026-12-06): a plain step and the 4-position verify pass
+  // timed inside the loop (3.3, 5.0 ms), the other widths from extendStep timed alone.
+  'pair-wasm': { draftStep: 0.63, catchUpTwo: 0.7, verify: [3.3, 5.9, 4.8, 5.0, 6.3, 6.9, 7.2, 7.5, 8.9] },
 };
 const plainOnly: KPolicy = { maxK: 0, next: () => 0, observe() {} };
 

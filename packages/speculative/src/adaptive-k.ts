@@ -30,7 +30,10 @@ const HOPE = 1;
  * proposal is not k times a step: a model drafter catches up on the accepted
  * text and reads its picks once, so it costs a + b·k (on webgpu, where the
  * steps chain on the device, b came out about 20% under a step timed alone). The first
- * three iterations try initialK, half and double it, to seed that line; a k
+ * two iterations try initialK and half of it, to seed that line (double it
+ * was a third probe until the shipped pair: on wasm a k = 8 verify pass costs
+ * two steps, and the replay in bench/adaptive-sim.ts gained 0.4–2.9% for a
+ * fresh policy on every curve and α without it); a k
  * timed once whose timing alone keeps it from being chosen is timed again.
  * k = 0 (a plain step: E = 1) is timed on its own, outside the line, since it
  * has no proposal at all (until timed, it is estimated by the cheapest verify
@@ -76,9 +79,7 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
   let best = initialK;
 
   const alpha = () => accepted / (accepted + rejected);
-  const warmup = [
-    ...new Set([initialK, Math.max(minK, 1, Math.floor(initialK / 2)), Math.min(maxK, 2 * initialK)]),
-  ];
+  const warmup = [...new Set([initialK, Math.max(minK, 1, Math.floor(initialK / 2))])];
 
   /**
    * Measured iteration time at k, or else: for k ≥ 1 the line through the other k ≥ 1 (all but
@@ -136,7 +137,7 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
     maxK,
     next() {
       iteration++;
-      // Three spread-out k first, so the cost line rests on measurements, not a guess.
+      // Two spread-out k first, so the cost line rests on measurements, not a guess.
       const probe = warmup.find((k) => !seenAt.has(k));
       if (probe !== undefined && iteration <= warmup.length) return probe;
       best = choose();
