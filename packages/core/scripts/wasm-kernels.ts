@@ -1024,7 +1024,7 @@ function loadIntoCache(start: string, end: string, sinkAt: string): string {
 }
 
 /**
- * product(at, rows, panels, bias, c, k, ldc, p0, p1): the whole packed
+ * product(at, rows, panels, bias, c, k, ldc, p0, p1, prefetch): the whole packed
  * product for panels p0..p1-1, rows interleaved in tiles of up to 4 from
  * `at` (tile by tile, as `interleave` writes them). One call per thread:
  * threads take disjoint panel ranges.
@@ -1039,9 +1039,13 @@ function loadIntoCache(start: string, end: string, sinkAt: string): string {
  * On a 2-core Xeon, one thread, 400 MB of weights: 8 rows 109 → 77 ms,
  * 2 rows 52 → 48 ms; one row (38 ms) streams as fast without it. Loading
  * the next block a word per step inside the tile instead was slower (88).
+ * On this project's 2-core EPYC the same loads cost time instead (a 4-row
+ * verify pass of the shipped 26M-parameter target: 4.5–4.7 ms with them,
+ * 3.7–3.9 without), so `prefetch` (0 or 1) turns them on, and the caller
+ * picks it by timing both on its first products (packed-linear.ts).
  */
 const product = `(func (export "product") (param $at i32) (param $rows i32) (param $panels i32) (param $bias i32)
-    (param $c i32) (param $k i32) (param $ldc i32) (param $p0 i32) (param $p1 i32)
+    (param $c i32) (param $k i32) (param $ldc i32) (param $p0 i32) (param $p1 i32) (param $prefetch i32)
   (local $b i32) (local $be i32) (local $row i32) (local $a i32) (local $n i32) (local $cr i32)
   (local $line i32) (local $end i32) (local $touched i32)
   (local.set $b (local.get $p0))
@@ -1049,7 +1053,7 @@ const product = `(func (export "product") (param $at i32) (param $rows i32) (par
     (br_if $done (i32.ge_u (local.get $b) (local.get $p1)))
     (local.set $be (i32.add (local.get $b) (i32.const ${COLUMN_BLOCK})))
     (if (i32.gt_u (local.get $be) (local.get $p1)) (then (local.set $be (local.get $p1))))
-    (if (i32.ge_u (local.get $rows) (i32.const 2))
+    (if (i32.and (i32.ge_u (local.get $rows) (i32.const 2)) (local.get $prefetch))
       (then
         ${loadIntoCache(
           '(i32.add (local.get $panels) (i32.shl (i32.mul (local.get $b) (local.get $k)) (i32.const 5)))',
@@ -1072,7 +1076,7 @@ const product = `(func (export "product") (param $at i32) (param $rows i32) (par
 )`;
 
 /**
- * dotsProduct(x, w, c, k, rows, ldc, v0, v1): c[r][v] = Σ_i x[r][i] · w[v][i]
+ * dotsProduct(x, w, c, k, rows, ldc, v0, v1, prefetch): c[r][v] = Σ_i x[r][i] · w[v][i]
  * for output rows v0..v1-1 of a weight kept [out, in]. Up to 2 input rows
  * read each weight row as one stream (dots{n}seq: memory-bound); more go 4
  * at a time against 2 weight rows (dots{n}x2, arithmetic-bound). One call
@@ -1080,10 +1084,10 @@ const product = `(func (export "product") (param $at i32) (param $rows i32) (par
  * block of weight rows is loaded into the cache first, as in product (a
  * word per line, their sum stored where the block's first output goes): on a 2-core Xeon,
  * one thread, GPT-2's tied head twice over, 2 rows 43 → 36.5 ms, 8 rows
- * 73 → 58 ms (one row: 32 ms either way).
+ * 73 → 58 ms (one row: 32 ms either way). `prefetch` as in product.
  */
 const dotsProduct = `(func (export "dotsProduct") (param $x i32) (param $w i32) (param $c i32) (param $k i32)
-    (param $rows i32) (param $ldc i32) (param $v0 i32) (param $v1 i32)
+    (param $rows i32) (param $ldc i32) (param $v0 i32) (param $v1 i32) (param $prefetch i32)
   (local $vb i32) (local $ve i32) (local $row i32) (local $n i32) (local $xr i32) (local $cr i32) (local $even i32)
   (local $line i32) (local $end i32) (local $touched i32)
   (local.set $vb (local.get $v0))
@@ -1091,7 +1095,7 @@ const dotsProduct = `(func (export "dotsProduct") (param $x i32) (param $w i32) 
     (br_if $done (i32.ge_u (local.get $vb) (local.get $v1)))
     (local.set $ve (i32.add (local.get $vb) (i32.const ${ROW_BLOCK})))
     (if (i32.gt_u (local.get $ve) (local.get $v1)) (then (local.set $ve (local.get $v1))))
-    (if (i32.ge_u (local.get $rows) (i32.const 2))
+    (if (i32.and (i32.ge_u (local.get $rows) (i32.const 2)) (local.get $prefetch))
       (then
         ${loadIntoCache(
           '(i32.add (local.get $w) (i32.shl (i32.mul (local.get $vb) (local.get $k)) (i32.const 2)))',

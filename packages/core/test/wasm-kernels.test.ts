@@ -149,12 +149,19 @@ describe('core wasm kernels', () => {
       floats.set(x, xAt >> 2);
       kernels.packPanels(wAt, k, n, 0, panelsAt);
       kernels.interleave(xAt, k, rows, atAt);
-      kernels.product(atAt, rows, panelsAt, 0, cAt, k, n, 0, n / 8);
+      kernels.product(atAt, rows, panelsAt, 0, cAt, k, n, 0, n / 8, 1);
       // w as [out, in] = [k', n'] with k' = n rows of width k: reuse w read as n × k.
-      kernels.dotsProduct(xAt, wAt, dAt, k, rows, n, 0, n);
+      kernels.dotsProduct(xAt, wAt, dAt, k, rows, n, 0, n, 1);
+      const product = floats.slice(cAt >> 2, (cAt >> 2) + rows * n);
+      const dots = floats.slice(dAt >> 2, (dAt >> 2) + rows * n);
+      // Loading the weights into the cache first (prefetch 1) changes the time, never a value.
+      kernels.product(atAt, rows, panelsAt, 0, cAt, k, n, 0, n / 8, 0);
+      kernels.dotsProduct(xAt, wAt, dAt, k, rows, n, 0, n, 0);
+      expect(floats.slice(cAt >> 2, (cAt >> 2) + rows * n)).toEqual(product);
+      expect(floats.slice(dAt >> 2, (dAt >> 2) + rows * n)).toEqual(dots);
       return {
-        product: floats.slice(cAt >> 2, (cAt >> 2) + rows * n),
-        dots: floats.slice(dAt >> 2, (dAt >> 2) + rows * n),
+        product,
+        dots,
         expected: reference(x, w, undefined, rows, k, n, false),
         expectedDots: reference(x, w, undefined, rows, k, n, true),
       };
@@ -302,9 +309,9 @@ describe('core wasm kernels', () => {
       process.env.SPECSTREAM_THREADS = '2';
       const arena = weightArena()!;
       const beyond = arena.floats().byteLength;
-      const good = [0, 0, layer.panels, 0, 0, inDim, 400, 0, 0];
+      const good = [0, 0, layer.panels, 0, 0, inDim, 400, 0, 0, 0];
       expect(() =>
-        runOnThreads(arena, 'product', [good, [beyond, 1, beyond, 0, beyond, inDim, 400, 0, 50]]),
+        runOnThreads(arena, 'product', [good, [beyond, 1, beyond, 0, beyond, inDim, 400, 0, 50, 0]]),
       ).toThrow(/product failed on a kernel thread/);
       // The threads still work.
       const x = tf.ones([8, inDim]) as tf.Tensor2D;

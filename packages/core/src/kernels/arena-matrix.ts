@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { runOnThreads, threadRanges } from './kernel-threads.js';
+import { prefetchChoice } from './prefetch-choice.js';
 import { requireWasmKernels } from './wasm-kernels.js';
 import { requireArena } from './weight-arena.js';
 
@@ -141,6 +142,8 @@ tf.registerKernel({
 
 /** A thread's share of output rows is at least this many (GPT-2's head: 50257 rows, 768 wide). */
 const MIN_ROWS_PER_THREAD = 256;
+/** Whether multi-row head products load weight rows into the cache first: decided by timing both. */
+const dotsPrefetch = prefetchChoice();
 
 tf.registerKernel({
   kernelName: ARENA_TRANSPOSED_MATMUL,
@@ -158,7 +161,10 @@ tf.registerKernel({
     const product = scratch + 4 * rows * inDim;
     const xAt = k.offset(x) >> 2;
     arena.floats().set(k.heap().subarray(xAt, xAt + rows * inDim), scratch >> 2);
-    const calls = threadRanges(outDim, MIN_ROWS_PER_THREAD, rows * inDim * outDim).map(([v0, v1]) => [
+    const work = rows * inDim * outDim;
+    const shape = `${inDim}x${outDim}`;
+    const prefetch = dotsPrefetch.flag(rows, work, shape);
+    const calls = threadRanges(outDim, MIN_ROWS_PER_THREAD, work).map(([v0, v1]) => [
       scratch,
       at,
       product,
@@ -167,8 +173,11 @@ tf.registerKernel({
       outDim,
       v0,
       v1,
+      prefetch,
     ]);
+    const t0 = performance.now();
     runOnThreads(arena, 'dotsProduct', calls);
+    dotsPrefetch.record(prefetch, rows, work, performance.now() - t0, shape);
     const outAt = k.offset(out) >> 2;
     k.heap().set(arena.floats().subarray(product >> 2, (product >> 2) + rows * outDim), outAt);
     return out;

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Linear } from '../transformer/linear.js';
 import { type ArenaMatrix, arenaTransposedLinear, isArenaMatrix } from './arena-matrix.js';
 import { runOnThreads, threadRanges } from './kernel-threads.js';
+import { prefetchChoice } from './prefetch-choice.js';
 import { type RowLinear, rowLinearForBackend } from './row-linear.js';
 import { requireWasmKernels, wasmKernels } from './wasm-kernels.js';
 import { requireArena, weightArena } from './weight-arena.js';
@@ -191,6 +192,8 @@ export function transposedLinear(x: tf.Tensor2D, layer: TransposedLinear): tf.Te
 
 /** A thread's share is at least this many panels. */
 const MIN_PANELS_PER_THREAD = 16;
+/** Whether multi-row products load weight blocks into the cache first: decided by timing both. */
+const productPrefetch = prefetchChoice();
 
 tf.registerKernel({
   kernelName: PACKED_MATMUL,
@@ -220,7 +223,10 @@ tf.registerKernel({
       }
     }
     const total = padded / 8;
-    const calls = threadRanges(total, MIN_PANELS_PER_THREAD, rows * inDim * outDim).map(([p0, p1]) => [
+    const work = rows * inDim * outDim;
+    const shape = `${inDim}x${outDim}`;
+    const prefetch = productPrefetch.flag(rows, work, shape);
+    const calls = threadRanges(total, MIN_PANELS_PER_THREAD, work).map(([p0, p1]) => [
       interleaved,
       rows,
       panels,
@@ -230,8 +236,11 @@ tf.registerKernel({
       padded,
       p0,
       p1,
+      prefetch,
     ]);
+    const t0 = performance.now();
     runOnThreads(arena, 'product', calls);
+    productPrefetch.record(prefetch, rows, work, performance.now() - t0, shape);
     const floats = arena.floats();
     const heap = k.heap();
     const outAt = k.offset(out) >> 2;
@@ -257,7 +266,7 @@ tf.registerKernel({
     if (inDim % 4 !== 0) throw new Error(`transposedLinear: input width ${inDim} is not a multiple of 4`);
     const out = k.backend.makeOutput([rows, outDim], 'float32');
     // The whole product in one call (dotsProduct in scripts/wasm-kernels.ts blocks and tiles it).
-    k.exports.dotsProduct(k.offset(x), k.offset(weightT), k.offset(out), inDim, rows, outDim, 0, outDim);
+    k.exports.dotsProduct(k.offset(x), k.offset(weightT), k.offset(out), inDim, rows, outDim, 0, outDim, 1);
     return out;
   },
 });

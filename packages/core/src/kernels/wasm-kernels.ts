@@ -38,6 +38,8 @@ export interface WasmKernelExports {
     ldc: number,
     p0: number,
     p1: number,
+    /** 1: load each column block into the cache before its row tiles (see scripts/wasm-kernels.ts). */
+    prefetch: number,
   ): void;
   dotsProduct(
     x: number,
@@ -48,6 +50,7 @@ export interface WasmKernelExports {
     ldc: number,
     v0: number,
     v1: number,
+    prefetch: number,
   ): void;
   attend(
     q: number,
