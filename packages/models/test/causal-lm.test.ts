@@ -1,7 +1,7 @@
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type CausalLm, generate, InvalidArgumentError, initBackend, weightArena } from '@specstream/core';
+import { type CausalLm, InvalidArgumentError, initBackend, weightArena } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
@@ -9,6 +9,7 @@ import { loadCausalLm, loadModel } from '../src/load-model.js';
 import { SafetensorsError } from '../src/safetensors/errors.js';
 import { openSafetensors } from '../src/safetensors/file.js';
 import { writeSafetensors } from '../src/safetensors/write.js';
+import { type CausalReference, greedyContinuation, readCausalReference } from './causal-reference.js';
 import { causalFixture, FIXTURES_DIR as FIXTURES } from './fixtures.js';
 
 /** Split points for extendStep, kept inside a reference row of `steps` ids. */
@@ -16,28 +17,7 @@ function splitsWithin(steps: number): number[][] {
   return [[1, 2, 3], [5, 13], [7, 8, 20, 23], [11]].map((points) => points.filter((p) => p < steps));
 }
 
-interface Reference {
-  inputIds: number[][];
-  logits: Float32Array;
-  greedyPrompt: number[];
-  greedyOutput: number[];
-}
-
-async function readReference(model: string): Promise<Reference> {
-  const file = await openSafetensors(join(FIXTURES, model, 'reference.safetensors'));
-  const values = async (name: string) => (await file.readValues(name)).values;
-  const rows = (data: ArrayLike<number>, width: number) =>
-    Array.from({ length: data.length / width }, (_, r) => Array.from(data).slice(r * width, (r + 1) * width));
-  const ids = await values('input_ids');
-  const ref = {
-    inputIds: rows(ids, file.info('input_ids').shape[1]),
-    logits: (await values('logits')) as Float32Array,
-    greedyPrompt: Array.from(await values('greedy_prompt')),
-    greedyOutput: Array.from(await values('greedy_output')),
-  };
-  await file.close();
-  return ref;
-}
+const readReference = (model: string) => readCausalReference(join(FIXTURES, model, 'reference.safetensors'));
 
 /** Logits of every position of every row via one extendStep per split point list. */
 function logitsBySplits(model: CausalLm, ids: number[][], splits: number[]): Float32Array {
@@ -67,7 +47,7 @@ beforeAll(async () => {
 });
 
 describe.each(['llama', 'qwen2', 'gpt2'])('%s checkpoint', (name) => {
-  let ref: Reference;
+  let ref: CausalReference;
   let model: CausalLm;
   let tensorsBefore: number;
   let arenaBefore: number;
@@ -100,10 +80,7 @@ describe.each(['llama', 'qwen2', 'gpt2'])('%s checkpoint', (name) => {
   });
 
   test('greedy generation reproduces greedy_output token for token', async () => {
-    const ids: number[] = [];
-    const maxNewTokens = ref.greedyOutput.length - ref.greedyPrompt.length;
-    for await (const e of generate({ model, prompt: ref.greedyPrompt, maxNewTokens })) ids.push(e.token);
-    expect([...ref.greedyPrompt, ...ids]).toEqual(ref.greedyOutput);
+    expect(await greedyContinuation(model, ref)).toEqual(ref.greedyOutput);
   });
 });
 

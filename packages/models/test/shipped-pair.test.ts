@@ -6,46 +6,27 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type CausalLm, generate, initBackend } from '@specstream/core';
+import { type CausalLm, initBackend } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
 import { loadCausalLm, readHfConfig } from '../src/load-model.js';
 import { openSafetensors } from '../src/safetensors/file.js';
 import { loadTokenizer } from '../src/tokenizer/index.js';
+import { type CausalReference, greedyContinuation, readCausalReference } from './causal-reference.js';
 
 const MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
 const PAIR = ['target', 'draft'] as const;
 const folder = (name: string) => join(MODELS, `specstream-docs-${name}`);
 
-interface Reference {
-  inputIds: number[][];
-  logits: Float32Array;
-  greedyPrompt: number[];
-  greedyOutput: number[];
-}
-
-async function readReference(name: string): Promise<Reference> {
-  const file = await openSafetensors(join(MODELS, 'reference', `${name}.safetensors`));
-  const values = async (key: string) => Array.from((await file.readValues(key)).values as ArrayLike<number>);
-  const width = file.info('input_ids').shape[1];
-  const ids = await values('input_ids');
-  const ref = {
-    inputIds: Array.from({ length: ids.length / width }, (_, r) => ids.slice(r * width, (r + 1) * width)),
-    logits: (await file.readValues('logits')).values as Float32Array,
-    greedyPrompt: await values('greedy_prompt'),
-    greedyOutput: await values('greedy_output'),
-  };
-  await file.close();
-  return ref;
-}
+const readReference = (name: string) => readCausalReference(join(MODELS, 'reference', `${name}.safetensors`));
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
 });
 
 describe.each(PAIR)('shipped %s', (name) => {
-  let ref: Reference;
+  let ref: CausalReference;
   let model: CausalLm;
   let tensorsBefore: number;
 
@@ -81,10 +62,7 @@ describe.each(PAIR)('shipped %s', (name) => {
   });
 
   test('greedy generation reproduces transformers’ greedy continuation', async () => {
-    const ids: number[] = [];
-    const maxNewTokens = ref.greedyOutput.length - ref.greedyPrompt.length;
-    for await (const e of generate({ model, prompt: ref.greedyPrompt, maxNewTokens })) ids.push(e.token);
-    expect([...ref.greedyPrompt, ...ids]).toEqual(ref.greedyOutput);
+    expect(await greedyContinuation(model, ref)).toEqual(ref.greedyOutput);
   });
 });
 
