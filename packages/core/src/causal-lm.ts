@@ -8,40 +8,14 @@ import type {
   TokenBatch,
 } from './decoder.js';
 import { InvalidArgumentError } from './errors.js';
-import {
-  type ArenaMatrix,
-  arenaGather,
-  arenaMatrix,
-  disposeArenaMatrix,
-  isArenaMatrix,
-} from './kernels/arena-matrix.js';
-import { causalAttention, causalAttentionSupported } from './kernels/causal-attention.js';
-import { embedRows, embedSupported } from './kernels/embed.js';
-import { denseForBackend, transposedLinearSupported, useWasmKernels } from './kernels/packed-linear.js';
-import { rotarySupported, rotatePacked } from './kernels/rotary-packed.js';
-import { webGpuPrograms } from './kernels/webgpu-program.js';
+import { kernelSet } from './kernel-sets/index.js';
+import type { KernelSetName } from './kernel-sets/setting.js';
+import type { ArenaMatrix } from './kernels/arena-matrix.js';
 import { createKvCache, type KvCache, type KvCacheKind } from './kv-cache/index.js';
-import { cachedAttention, causalMask } from './transformer/attention.js';
-import { createConstants } from './transformer/constants.js';
-import { fusedLinear } from './transformer/fused-linear.js';
-import { type DenseLayer, disposeLinear, type Linear, linear } from './transformer/linear.js';
-import { type Activation, activationConstants } from './transformer/mlp.js';
-import {
-  applyNorm,
-  disposeNorm,
-  foldNormIntoLinear,
-  foldNormIntoRows,
-  type NormKind,
-  type NormWeights,
-} from './transformer/norm.js';
-import {
-  applyRotary,
-  type RotaryConfig,
-  rotaryCosSin,
-  rotaryInverseFrequencies,
-  rotaryTables,
-  rotateHalfMatrix,
-} from './transformer/rotary.js';
+import { type DenseLayer, disposeLinear, type Linear } from './transformer/linear.js';
+import type { Activation } from './transformer/mlp.js';
+import { foldNormIntoLinear, type NormKind, type NormWeights } from './transformer/norm.js';
+import type { RotaryConfig } from './transformer/rotary.js';
 import {
   checkCapacity,
   checkLogitsSelection,
@@ -49,7 +23,6 @@ import {
   checkPositiveInteger,
   checkRollback,
   flattenTokens,
-  selectLogitRows,
 } from './validate.js';
 
 /** Shape and flavour of a decoder-only transformer (Llama family, GPT-2, ...). */
@@ -94,7 +67,7 @@ export interface CausalLmLayerWeights extends TransformerLayerWeights {
 
 export interface CausalLmWeights {
   /**
-   * [vocab, hidden]. Where the wasm kernels run (useWasmKernels) a tied
+   * [vocab, hidden]. Under the wasm kernel set (tiedEmbeddingInArena) a tied
    * embedding lives in core's weight arena, where the kernel threads share
    * the head's product: a tensor given is moved there, and loaders pass an
    * ArenaMatrix directly so the checkpoint's copy never enters tfjs's heap.
@@ -111,6 +84,8 @@ export interface CausalLmWeights {
 
 /** A layer as the forward pass uses it (prepareCausalLmLayer). */
 export interface PreparedCausalLmLayer {
+  /** The kernel set whose layouts the products are in. */
+  readonly kernels: KernelSetName;
   readonly qkv: DenseLayer;
   readonly o: DenseLayer;
   readonly mlp: { readonly up: DenseLayer; readonly down: DenseLayer };
@@ -137,66 +112,48 @@ export interface CausalLm extends Decoder<CausalLmState> {
   ): ExtendResult<CausalLmState>;
 }
 
+/** Options of createCausalLm. */
+export interface CausalLmOptions {
+  /** The kernel set (see kernelSet); default: SPECSTREAM_KERNELS, else the fastest here. */
+  kernels?: KernelSetName;
+}
+
 /**
- * Whether a tied embedding of this model lives in core's weight arena on the
- * current backend (so loaders put it there straight from the checkpoint).
+ * Whether a tied embedding of this model lives in core's weight arena under
+ * the kernel set it will be built with (so loaders put it there straight from
+ * the checkpoint).
  */
-export function tiedEmbeddingInArena(config: CausalLmConfig): boolean {
-  return useWasmKernels() && transposedLinearSupported(config.hiddenSize);
+export function tiedEmbeddingInArena(config: CausalLmConfig, options: CausalLmOptions = {}): boolean {
+  return kernelSet(options.kernels).tiedEmbeddingInArena(config);
 }
 
 /**
  * Builds a Decoder from weights. Takes ownership of `weights`: the tensors
  * are fused (and the originals disposed) here, and freed by `dispose()`.
  */
-export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights): CausalLm {
+export function createCausalLm(
+  config: CausalLmConfig,
+  weights: CausalLmWeights,
+  options: CausalLmOptions = {},
+): CausalLm {
   checkConfig(config, weights);
-  const { heads, kvHeads, headDim, vocabSize } = config;
-  // On wasm, every weight matrix is packed for core's kernel (see PackedLinear) and the original freed.
-  const packing = useWasmKernels();
-  const layers = weights.layers.map((layer) =>
-    isPrepared(layer) ? layer : prepareCausalLmLayer(config, layer),
-  );
-  // And attention runs in one kernel that reads the cache in place where it can (wasm, webgpu).
-  const fusedAttention = (packing || tf.getBackend() === 'webgpu') && causalAttentionSupported(headDim);
-  // On webgpu core's programs also write the cache and attend straight from the packed q|k|v product.
-  const packedAttention = fusedAttention && webGpuPrograms() !== undefined;
-  const inArena = !weights.lmHead && tiedEmbeddingInArena(config);
-  if (isArenaMatrix(weights.embedTokens) && !inArena) {
-    throw new InvalidArgumentError(
-      'embedTokens is an ArenaMatrix, which only a tied head on the wasm backend with core kernels uses',
-    );
+  const set = kernelSet(options.kernels);
+  for (const layer of weights.layers) {
+    if (isPrepared(layer) && layer.kernels !== set.name) {
+      throw new InvalidArgumentError(
+        `a layer was prepared for the ${layer.kernels} kernel set, the model is built with ${set.name}`,
+      );
+    }
   }
-  const embed =
-    inArena && !isArenaMatrix(weights.embedTokens) ? arenaMatrix(weights.embedTokens) : weights.embedTokens;
-  const positionTable = weights.embedPositions;
-  const finalNorm = weights.finalNorm;
-  const lmHead = weights.lmHead;
-  const rotary = config.positions.kind === 'rotary' ? config.positions.rotary : undefined;
-  const inverseFrequencies = rotary && rotaryInverseFrequencies({ ...rotary, headDim });
-  const rotateHalf = rotary && rotateHalfMatrix(headDim);
+  const { vocabSize, heads, kvHeads, headDim } = config;
+  const layers = weights.layers.map((layer) =>
+    isPrepared(layer) ? layer : prepareCausalLmLayer(config, layer, { kernels: set.name }),
+  );
+  const { embedTokens, embedPositions, finalNorm, lmHead } = weights;
+  const k = set.forModel(config, { embedTokens, embedPositions, finalNorm, lmHead });
   const maxPositions =
     config.positions.kind === 'learned' ? config.positions.maxPositions : Number.POSITIVE_INFINITY;
-  const constants = createConstants([config.normEps, ...activationConstants(config.activation)]);
-  const constant = constants.of;
-  // A tied head multiplies by embedTokensᵀ. tfjs-webgpu's transposed-operand matmul took 1.3–2 ms
-  // for GPT-2's head against 0.3 ms untransposed, so GPU backends keep a transposed copy; core's wasm
-  // kernel reads the embedding's rows as they are (XNNPACK kept a packed copy of it).
-  const head: DenseLayer | undefined = lmHead
-    ? denseForBackend({ weight: lmHead })
-    : isArenaMatrix(embed)
-      ? { weightT: embed }
-      : webGpuPrograms() !== undefined
-        ? { weightRows: embed.clone() }
-        : tf.getBackend() === 'webgpu'
-          ? { weight: tf.transpose(embed) as tf.Tensor2D }
-          : undefined;
-  // Where core's webgpu programs run, the final norm's affine part moves into the head (a copy
-  // of the embedding when tied), so standardizing and the product are one program (fusedLinear).
-  const foldedFinalNorm = head !== undefined && 'weightRows' in head;
-  const outputHead: DenseLayer | undefined = foldedFinalNorm
-    ? foldNormIntoRows({ weight: finalNorm.weight.clone(), bias: finalNorm.bias?.clone() }, head)
-    : head;
+  const norm = { kind: config.norm, eps: config.normEps };
   let disposed = false;
 
   function createState({ batch, maxLength }: CreateStateOptions): CausalLmState {
@@ -214,137 +171,44 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
     return state;
   }
 
+  /** The model: what it computes, step by step, in the kernel set's kernels. */
   function forward(
-    state: MutableState,
+    { batch, cache, lengths }: MutableState,
     ids: Int32Array | tf.Tensor2D,
     steps: number,
     options?: ExtendOptions,
   ): tf.Tensor3D {
-    const { batch, cache, lengths } = state;
     const positions = new Int32Array(batch * steps);
     for (let r = 0; r < batch; r++) for (let s = 0; s < steps; s++) positions[r * steps + s] = lengths[r] + s;
-    const readLength = Math.max(...lengths) + steps;
-    const norm = { kind: config.norm, eps: config.normEps };
-    return tf.tidy(() => {
-      let x: tf.Tensor2D;
-      if (!isArenaMatrix(embed) && embedSupported()) {
-        const flat = ids instanceof tf.Tensor ? (tf.reshape(ids, [-1]) as tf.Tensor1D) : ids;
-        x = embedRows(embed, flat, positionTable, lengths, steps);
-      } else {
-        x = isArenaMatrix(embed)
-          ? arenaGather(embed, ids)
-          : (tf.gather(embed, ids instanceof tf.Tensor ? tf.reshape(ids, [-1]) : ids) as tf.Tensor2D);
-        if (positionTable) x = tf.add(x, tf.gather(positionTable, positions));
-      }
-      // Cache and attention read the heads where the projection put them: no slices, no transposes.
-      const packed = packedAttention && cache.writeHeads !== undefined && cache.whole !== undefined;
-      let cos: tf.Tensor | undefined;
-      let sin: tf.Tensor | undefined;
-      let cosSin: tf.Tensor2D | undefined;
-      if (inverseFrequencies && packed && rotarySupported()) {
-        // One table for every layer's rotary kernel: one upload per pass.
-        cosSin = tf.tensor2d(rotaryCosSin(inverseFrequencies, positions), [batch * steps, headDim]);
-      } else if (inverseFrequencies) {
-        const tables = rotaryTables(inverseFrequencies, positions);
-        cos = tf.tensor4d(tables.cos, [batch, steps, 1, headDim]);
-        sin = tf.tensor4d(tables.sin, [batch, steps, 1, headDim]);
-      }
-      let mask: tf.Tensor | undefined;
-      // [batch, steps, kvHeads, headDim] → [batch, kvHeads, steps, headDim]; one step needs no data movement.
-      const headsFirst = (t: tf.Tensor4D): tf.Tensor4D =>
-        steps === 1 ? tf.reshape(t, [batch, kvHeads, 1, headDim]) : tf.transpose(t, [0, 2, 1, 3]);
-      try {
+    k.beginPass({ batch, steps, lengths, positions, cache });
+    try {
+      return tf.tidy(() => {
+        let x = k.embed(ids);
         for (const [index, layer] of layers.entries()) {
-          // One scope per layer: a long window's attention scores ([steps, length] per head)
-          // are freed before the next layer instead of piling up over all of them.
+          // One scope per layer: a long window's attention scores are freed before the next layer.
           const next = tf.tidy(() => {
-            const qkv = tf.reshape(fusedLinear(x, layer.qkv, { norm, constant }), [
-              batch,
-              steps,
-              heads + 2 * kvHeads,
-              headDim,
-            ]) as tf.Tensor4D;
-            let mixed: tf.Tensor2D;
-            if (packed && cache.writeHeads && cache.whole) {
-              const qk = !rotateHalf
-                ? qkv
-                : cosSin
-                  ? rotatePacked(qkv, cosSin, heads + kvHeads)
-                  : (applyRotary(
-                      tf.slice(qkv, [0, 0, 0, 0], [batch, steps, heads + kvHeads, headDim]),
-                      cos!,
-                      sin!,
-                      rotateHalf,
-                    ) as tf.Tensor4D);
-              cache.writeHeads(
-                index,
-                { from: qk, head: heads },
-                { from: qkv, head: heads + kvHeads },
-                lengths,
-              );
-              const { keys, values } = cache.whole(index);
-              mixed = causalAttention(qk, keys, values, lengths, { queryHeads: heads });
-            } else {
-              let q: tf.Tensor4D;
-              let k: tf.Tensor4D;
-              let v: tf.Tensor4D;
-              if (rotateHalf) {
-                const [qk, vv] = tf.split(qkv, [heads + kvHeads, kvHeads], 2) as tf.Tensor4D[];
-                [q, k] = tf.split(
-                  applyRotary(qk, cos!, sin!, rotateHalf),
-                  [heads, kvHeads],
-                  2,
-                ) as tf.Tensor4D[];
-                v = vv;
-              } else {
-                [q, k, v] = tf.split(qkv, [heads, kvHeads, kvHeads], 2) as tf.Tensor4D[];
-              }
-              cache.write(index, headsFirst(k), headsFirst(v), lengths);
-              if (fusedAttention) {
-                const { keys, values } = cache.whole?.(index) ?? cache.read(index, readLength);
-                mixed = causalAttention(q, keys, values, lengths);
-              } else {
-                const { keys, values } = cache.read(index, readLength);
-                mask ??= tf.keep(causalMask(lengths, steps, keys.shape[2]));
-                mixed = cachedAttention(q, keys, values, mask);
-              }
-            }
-            const attended = fusedLinear(mixed, layer.o, { residual: x });
-            const hidden = fusedLinear(attended, layer.mlp.up, {
+            const qkv = k.linear(x, layer.qkv, { norm });
+            const h = k.heads(qkv);
+            k.writeCache(index, h);
+            const mixed = k.attend(index, h);
+            const attended = k.linear(mixed, layer.o, { residual: x });
+            const hidden = k.linear(attended, layer.mlp.up, {
               norm,
               activation: config.activation,
               gated: config.gatedMlp,
-              constant,
             });
-            return fusedLinear(hidden, layer.mlp.down, { residual: attended });
+            return k.linear(hidden, layer.mlp.down, { residual: attended });
           });
           x.dispose();
           x = next;
         }
-      } finally {
-        mask?.dispose();
-      }
-      const selection = options?.logits ?? 'all';
-      if (selection === 'none') return tf.zeros([batch, 0, vocabSize]) as tf.Tensor3D;
-      let logits: tf.Tensor2D;
-      if (foldedFinalNorm && selection === 'last') {
-        // Each row's last step, picked inside the head's program: no gather, no index upload.
-        logits = fusedLinear(x, outputHead!, {
-          norm,
-          constant,
-          pickRows: { stride: steps, offset: steps - 1 },
-        });
-      } else if (foldedFinalNorm) {
-        logits = fusedLinear(selectLogitRows(x, batch, steps, selection), outputHead!, { norm, constant });
-      } else {
-        const selected = selectLogitRows(x, batch, steps, selection);
-        const normed = applyNorm(config.norm, selected, finalNorm, config.normEps, constant) as tf.Tensor2D;
-        logits = outputHead
-          ? linear(normed, outputHead)
-          : tf.matMul(normed, embed as tf.Tensor2D, false, true);
-      }
-      return tf.reshape(logits, [batch, -1, vocabSize]) as tf.Tensor3D;
-    });
+        const selection = options?.logits ?? 'all';
+        if (selection === 'none') return tf.zeros([batch, 0, vocabSize]) as tf.Tensor3D;
+        return tf.reshape(k.logits(x, selection), [batch, -1, vocabSize]) as tf.Tensor3D;
+      });
+    } finally {
+      k.endPass();
+    }
   }
 
   function extendStep(
@@ -414,16 +278,8 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
     dispose() {
       if (disposed) return;
       disposed = true;
-      for (const layer of layers) {
-        for (const l of [layer.qkv, layer.o, layer.mlp.up, layer.mlp.down]) disposeLinear(l);
-      }
-      if (isArenaMatrix(embed)) disposeArenaMatrix(embed);
-      else embed.dispose();
-      positionTable?.dispose();
-      disposeNorm(finalNorm);
-      disposeLinear(outputHead);
-      rotateHalf?.dispose();
-      constants.dispose();
+      for (const layer of layers) disposePreparedCausalLmLayer(layer);
+      k.dispose();
     },
   };
 }
@@ -431,15 +287,17 @@ export function createCausalLm(config: CausalLmConfig, weights: CausalLmWeights)
 /**
  * One layer as the forward pass uses it: q/k/v fused into one product (the
  * score scale folded into q), gate/up into another, each norm's affine part
- * folded into the product after it, and on wasm every product packed into
- * the weight arena. Takes ownership of `layer`'s tensors. Loaders call it as
+ * folded into the product after it, and every product in the kernel set's
+ * layout (on wasm: packed into the weight arena). Takes ownership of `layer`'s tensors. Loaders call it as
  * each layer is read, so a checkpoint never sits whole in tfjs's heap next
  * to its packed copy (createCausalLm accepts layers prepared or not).
  */
 export function prepareCausalLmLayer(
   config: CausalLmConfig,
   layer: CausalLmLayerWeights,
+  options: CausalLmOptions = {},
 ): PreparedCausalLmLayer {
+  const set = kernelSet(options.kernels);
   if (config.gatedMlp && !layer.gate) {
     throw new InvalidArgumentError('a gated MLP needs a gate projection in every layer');
   }
@@ -477,10 +335,13 @@ export function prepareCausalLmLayer(
     disposeLinear(layer.up);
   }
   // Each norm's weight (and bias) moves into the matmul after it: two ops less per norm and step.
+  // Then each product goes into the kernel set's layout (packed panels, rows, or as it is).
+  const dense = (l: Linear) => set.prepareLinear(l);
   return {
-    qkv: denseForBackend(foldNormIntoLinear(layer.attnNorm, qkv)),
-    o: denseForBackend(layer.o),
-    mlp: { up: denseForBackend(foldNormIntoLinear(layer.mlpNorm, up)), down: denseForBackend(layer.down) },
+    kernels: set.name,
+    qkv: dense(foldNormIntoLinear(layer.attnNorm, qkv)),
+    o: dense(layer.o),
+    mlp: { up: dense(foldNormIntoLinear(layer.mlpNorm, up)), down: dense(layer.down) },
   };
 }
 

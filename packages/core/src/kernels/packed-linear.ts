@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { kernelSetAllowed } from '../kernel-sets/setting.js';
 import type { Linear } from '../transformer/linear.js';
 import { type ArenaMatrix, arenaTransposedLinear, isArenaMatrix } from './arena-matrix.js';
 import { runOnThreads, threadRanges } from './kernel-threads.js';
@@ -36,12 +37,12 @@ export function packedLinearSupported(): boolean {
 }
 
 /**
- * Whether models built now pack their weights: where supported, unless
- * SPECSTREAM_WASM_KERNELS=off (which benchmarks use to compare with tfjs's
- * own kernels).
+ * Whether code that takes no kernel set (Whisper, the streaming encoder)
+ * uses core's wasm kernels: where supported, unless SPECSTREAM_KERNELS
+ * names another set (reference: tfjs's own kernels, for comparison).
  */
 export function useWasmKernels(): boolean {
-  return globalThis.process?.env?.SPECSTREAM_WASM_KERNELS !== 'off' && packedLinearSupported();
+  return kernelSetAllowed('wasm') && packedLinearSupported();
 }
 
 /** Rows per tile of the product (MAX_TILE_ROWS in scripts/wasm-kernels.ts). */

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { kernelSetAllowed } from '../kernel-sets/setting.js';
 
 /**
  * Core's own WGSL programs, run through tfjs-backend-webgpu (4.x) like its
@@ -44,13 +45,11 @@ interface WebGpuBackendPrograms {
 
 /**
  * The backend's program runner when the current backend is webgpu and core's
- * programs are on (SPECSTREAM_WEBGPU_KERNELS=off turns them off, for
- * comparing with tfjs's own kernels).
+ * programs are on (SPECSTREAM_KERNELS naming another set, e.g. reference,
+ * turns them off, for comparing with tfjs's own kernels).
  */
 export function webGpuPrograms(): WebGpuBackendPrograms | undefined {
-  if (tf.getBackend() !== 'webgpu' || globalThis.process?.env?.SPECSTREAM_WEBGPU_KERNELS === 'off') {
-    return undefined;
-  }
+  if (tf.getBackend() !== 'webgpu' || !kernelSetAllowed('webgpu')) return undefined;
   const backend = tf.backend() as unknown as Partial<WebGpuBackendPrograms>;
   return typeof backend.runWebGPUProgram === 'function' ? (backend as WebGpuBackendPrograms) : undefined;
 }

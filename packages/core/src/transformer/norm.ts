@@ -31,6 +31,16 @@ export function layerNorm(x: tf.Tensor, norm: NormWeights, eps: number, constant
 export function standardize(kind: NormKind, x: tf.Tensor, eps: number, constant = plainNumber): tf.Tensor {
   if (standardizeRowsSupported(x.size / x.shape[x.shape.length - 1]))
     return standardizeRows(x, eps, kind === 'layer');
+  return standardizeComposed(kind, x, eps, constant);
+}
+
+/** standardize of tfjs's own ops (the reference kernel set's). */
+export function standardizeComposed(
+  kind: NormKind,
+  x: tf.Tensor,
+  eps: number,
+  constant = plainNumber,
+): tf.Tensor {
   if (kind === 'rms') return tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), constant(eps))));
   const { mean, variance } = tf.moments(x, -1, true);
   return tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, constant(eps))));

@@ -1,0 +1,92 @@
+import type * as tf from '@tensorflow/tfjs-core';
+import type { CausalLmConfig } from '../causal-lm.js';
+import type { LogitsSelection } from '../decoder.js';
+import type { ArenaMatrix } from '../kernels/arena-matrix.js';
+import type { KvCache } from '../kv-cache/kv-cache.js';
+import type { DenseLayer, Linear } from '../transformer/linear.js';
+import type { Activation } from '../transformer/mlp.js';
+import type { NormKind, NormWeights } from '../transformer/norm.js';
+import type { KernelSetName } from './setting.js';
+
+/**
+ * How one backend computes the steps of a decoder (causal-lm.ts reads as
+ * those steps, top to bottom). A set is chosen once, when a model is built,
+ * and owns the layouts its kernels want: `prepareLinear` turns each product
+ * given [in, out] into the set's form (packed panels in the wasm arena, rows
+ * for the WGSL programs, as given for tfjs), `forModel` the embedding, head
+ * and per-model tables. Weight formats (f32 today) belong to a set's
+ * linear kernels.
+ */
+export interface KernelSet {
+  readonly name: KernelSetName;
+  /** Why the set cannot run on the current backend, or undefined when it can. */
+  unavailable(): string | undefined;
+  /** A product as this set multiplies it; takes ownership of `layer`. */
+  prepareLinear(layer: Linear): DenseLayer;
+  /**
+   * Whether a tied embedding lives in core's weight arena under this set
+   * (loaders then read it there straight from the checkpoint).
+   */
+  tiedEmbeddingInArena(config: CausalLmConfig): boolean;
+  /** The set bound to one model: its embedding and head prepared, its tables made. */
+  forModel(config: CausalLmConfig, output: OutputWeights): ModelKernels;
+}
+
+/** The weights outside the layers, as checkpoints define them. */
+export interface OutputWeights {
+  /** [vocab, hidden]: a tensor, or already in the weight arena (kernelSet.tiedEmbeddingInArena). */
+  embedTokens: tf.Tensor2D | ArenaMatrix;
+  /** Learned positions only: [maxPositions, hidden]. */
+  embedPositions?: tf.Tensor2D;
+  finalNorm: NormWeights;
+  /** [hidden, vocab]; omitted when the head is tied to embedTokens. */
+  lmHead?: tf.Tensor2D;
+}
+
+/** What every step of one pass (one extendStep) shares. */
+export interface Pass {
+  readonly batch: number;
+  readonly steps: number;
+  /** Each row's length before the pass, which is its first new position. */
+  readonly lengths: Int32Array;
+  /** positions[r·steps + s] = lengths[r] + s. */
+  readonly positions: Int32Array;
+  readonly cache: KvCache;
+}
+
+/** Options of a product step: residual + act(standardize(x)·W + b), each part optional. */
+export interface LinearStep {
+  /** Standardize x's rows first: a norm whose affine part was folded into the layer. */
+  norm?: { kind: NormKind; eps: number };
+  activation?: Activation;
+  /** The layer's output is [gate | up]: the result is act(gate)·up, half as wide. */
+  gated?: boolean;
+  /** Added last: the residual stream the layer writes into, [rows, out]. */
+  residual?: tf.Tensor2D;
+}
+
+/**
+ * The steps of a decoder on one backend, for one model. Every step runs
+ * inside the caller's tf.tidy; `beginPass`'s state is freed by `endPass`.
+ * `Heads` is the set's form of a pass's q, k and v heads (split tensors, or
+ * the packed product the kernels read in place).
+ */
+export interface ModelKernels<Heads = unknown> {
+  readonly name: KernelSetName;
+  /** Per-pass state (rotary tables, masks) for `pass`. */
+  beginPass(pass: Pass): void;
+  endPass(): void;
+  /** Token embeddings (+ learned positions) of the pass's ids: [batch·steps, hidden]. */
+  embed(ids: Int32Array | tf.Tensor2D): tf.Tensor2D;
+  linear(x: tf.Tensor2D, layer: DenseLayer, options?: LinearStep): tf.Tensor2D;
+  /** The q|k|v product [batch·steps, (heads + 2·kvHeads)·headDim] as heads, rotary applied. */
+  heads(qkv: tf.Tensor2D): Heads;
+  /** Stores the pass's keys and values in layer `layer`'s cache. */
+  writeCache(layer: number, heads: Heads): void;
+  /** Each query over its row's cached prefix: [batch·steps, heads·headDim]. */
+  attend(layer: number, heads: Heads): tf.Tensor2D;
+  /** Final norm and head of the selected rows: [rows, vocab]. */
+  logits(x: tf.Tensor2D, selection: Exclude<LogitsSelection, 'none'>): tf.Tensor2D;
+  /** Frees the embedding, head and tables (not the layers). */
+  dispose(): void;
+}
