@@ -5,6 +5,14 @@ export * from './causal-lm.js';
 export * from './decoder.js';
 export * from './errors.js';
 export * from './generate.js';
+export {
+  availableKernelSets,
+  KERNEL_SET_NAMES,
+  type KernelSet,
+  type KernelSetName,
+  kernelSet,
+  kernelSetting,
+} from './kernel-sets/index.js';
 export { ACTIVATION, activateRows, activationSupported } from './kernels/activation.js';
 export {
   type ArenaMatrix,

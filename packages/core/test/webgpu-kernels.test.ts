@@ -50,14 +50,14 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
     await initBackend({ backend: 'webgpu' });
   });
 
-  test('are what the backend runs, unless SPECSTREAM_WEBGPU_KERNELS=off', () => {
+  test('are what the backend runs, unless SPECSTREAM_KERNELS=reference', () => {
     expect(webGpuPrograms()).toBeDefined();
     expect([standardizeRowsSupported(8), causalAttentionSupported(80)]).toEqual([true, true]);
-    process.env.SPECSTREAM_WEBGPU_KERNELS = 'off';
+    process.env.SPECSTREAM_KERNELS = 'reference';
     try {
       expect([standardizeRowsSupported(8), causalAttentionSupported(80)]).toEqual([false, false]);
     } finally {
-      delete process.env.SPECSTREAM_WEBGPU_KERNELS;
+      delete process.env.SPECSTREAM_KERNELS;
     }
   });
 

@@ -1,6 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type CausalLm, getLogger, InvalidArgumentError, type KvCacheKind } from '@specstream/core';
+import {
+  type CausalLm,
+  getLogger,
+  InvalidArgumentError,
+  type KernelSetName,
+  type KvCacheKind,
+} from '@specstream/core';
 import { gpt2Config, loadGpt2 } from './architectures/gpt2.js';
 import type { HfConfig } from './architectures/hf-config.js';
 import { llamaConfig, loadLlama } from './architectures/llama.js';
@@ -13,6 +19,8 @@ export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'gpt2', 'whis
 export interface LoadModelOptions {
   onProgress?: Progress;
   kvCache?: KvCacheKind;
+  /** The kernel set of a causal LM (default: SPECSTREAM_KERNELS, else the fastest here). */
+  kernels?: KernelSetName;
 }
 
 export type LoadedModel =
@@ -62,8 +70,8 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
   try {
     const model =
       type === 'gpt2'
-        ? await loadGpt2(config, weights, options.kvCache)
-        : await loadLlama(config, weights, options.kvCache);
+        ? await loadGpt2(config, weights, options.kvCache, options.kernels)
+        : await loadLlama(config, weights, options.kvCache, options.kernels);
     return { kind: 'causal-lm', modelType: type, config, model };
   } catch (error) {
     weights.disposeAll();

@@ -6,7 +6,9 @@ import {
   disposePreparedCausalLmLayer,
   InvalidArgumentError,
   isArenaMatrix,
+  type KernelSetName,
   type KvCacheKind,
+  kernelSet,
   type Linear,
   type PreparedCausalLmLayer,
   prepareCausalLmLayer,
@@ -63,14 +65,17 @@ export async function loadGpt2(
   config: HfConfig,
   weights: WeightSource,
   kvCache?: KvCacheKind,
+  kernels?: KernelSetName,
 ): Promise<CausalLm> {
+  // One kernel set for the whole model: its layers are prepared in that set's layouts.
+  const options = { kernels: kernelSet(kernels).name };
   const shape = gpt2Config(config, kvCache);
   // GPT2LMHeadModel prefixes names with "transformer."; a bare GPT2Model does not.
   const root = weights.has('transformer.wte.weight') ? 'transformer.' : '';
   const layers: PreparedCausalLmLayer[] = [];
   // wte first, while memory is small; on wasm straight into core's weight arena (the head is tied).
   const embedName = `${root}wte.weight`;
-  const embedTokens = tiedEmbeddingInArena(shape)
+  const embedTokens = tiedEmbeddingInArena(shape, options)
     ? await weights.arenaMatrix(embedName)
     : ((await weights.tensor(embedName)) as tf.Tensor2D);
   try {
@@ -88,14 +93,18 @@ export async function loadGpt2(
       // Split last: its parts are not the weight source's to free if a read above fails.
       const [q, k, v] = splitQkv(attn);
       // Prepared (fused and, on wasm, packed into core's arena) as soon as it is read.
-      layers.push(prepareCausalLmLayer(shape, { ...read, q, k, v }));
+      layers.push(prepareCausalLmLayer(shape, { ...read, q, k, v }, options));
     }
-    return createCausalLm(shape, {
-      embedTokens,
-      embedPositions,
-      layers,
-      finalNorm: await weights.norm(`${root}ln_f`),
-    });
+    return createCausalLm(
+      shape,
+      {
+        embedTokens,
+        embedPositions,
+        layers,
+        finalNorm: await weights.norm(`${root}ln_f`),
+      },
+      options,
+    );
   } catch (error) {
     for (const layer of layers) disposePreparedCausalLmLayer(layer);
     if (isArenaMatrix(embedTokens)) disposeArenaMatrix(embedTokens);

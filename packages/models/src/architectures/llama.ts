@@ -6,7 +6,9 @@ import {
   disposePreparedCausalLmLayer,
   InvalidArgumentError,
   isArenaMatrix,
+  type KernelSetName,
   type KvCacheKind,
+  kernelSet,
   type PreparedCausalLmLayer,
   prepareCausalLmLayer,
   tiedEmbeddingInArena,
@@ -48,7 +50,10 @@ export async function loadLlama(
   config: HfConfig,
   weights: WeightSource,
   kvCache?: KvCacheKind,
+  kernels?: KernelSetName,
 ): Promise<CausalLm> {
+  // One kernel set for the whole model: its layers are prepared in that set's layouts.
+  const options = { kernels: kernelSet(kernels).name };
   const shape = llamaConfig(config, kvCache);
   // Tied checkpoints usually omit lm_head; some store a copy anyway, which is then the same matrix.
   const tied = field<boolean>(config, 'tie_word_embeddings', false) || !weights.has('lm_head.weight');
@@ -57,7 +62,7 @@ export async function loadLlama(
   // wasm, it goes straight into core's weight arena, never through tfjs's heap.
   const embedName = 'model.embed_tokens.weight';
   const embedTokens =
-    tied && tiedEmbeddingInArena(shape)
+    tied && tiedEmbeddingInArena(shape, options)
       ? await weights.arenaMatrix(embedName)
       : ((await weights.tensor(embedName)) as tf.Tensor2D);
   const layers: PreparedCausalLmLayer[] = [];
@@ -66,25 +71,33 @@ export async function loadLlama(
       const p = `model.layers.${i}`;
       // Prepared (fused and, on wasm, packed into core's arena) as soon as it is read.
       layers.push(
-        prepareCausalLmLayer(shape, {
-          attnNorm: await weights.norm(`${p}.input_layernorm`),
-          q: await weights.linear(`${p}.self_attn.q_proj`),
-          k: await weights.linear(`${p}.self_attn.k_proj`),
-          v: await weights.linear(`${p}.self_attn.v_proj`),
-          o: await weights.linear(`${p}.self_attn.o_proj`),
-          mlpNorm: await weights.norm(`${p}.post_attention_layernorm`),
-          gate: await weights.linear(`${p}.mlp.gate_proj`),
-          up: await weights.linear(`${p}.mlp.up_proj`),
-          down: await weights.linear(`${p}.mlp.down_proj`),
-        }),
+        prepareCausalLmLayer(
+          shape,
+          {
+            attnNorm: await weights.norm(`${p}.input_layernorm`),
+            q: await weights.linear(`${p}.self_attn.q_proj`),
+            k: await weights.linear(`${p}.self_attn.k_proj`),
+            v: await weights.linear(`${p}.self_attn.v_proj`),
+            o: await weights.linear(`${p}.self_attn.o_proj`),
+            mlpNorm: await weights.norm(`${p}.post_attention_layernorm`),
+            gate: await weights.linear(`${p}.mlp.gate_proj`),
+            up: await weights.linear(`${p}.mlp.up_proj`),
+            down: await weights.linear(`${p}.mlp.down_proj`),
+          },
+          options,
+        ),
       );
     }
-    return createCausalLm(shape, {
-      embedTokens,
-      layers,
-      finalNorm: await weights.norm('model.norm'),
-      lmHead: tied ? undefined : (await weights.linear('lm_head')).weight,
-    });
+    return createCausalLm(
+      shape,
+      {
+        embedTokens,
+        layers,
+        finalNorm: await weights.norm('model.norm'),
+        lmHead: tied ? undefined : (await weights.linear('lm_head')).weight,
+      },
+      options,
+    );
   } catch (error) {
     for (const layer of layers) disposePreparedCausalLmLayer(layer);
     if (isArenaMatrix(embedTokens)) disposeArenaMatrix(embedTokens);
