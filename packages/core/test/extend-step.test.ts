@@ -1,7 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type BackendName, initBackend } from '../src/backend.js';
-import { createCausalLm } from '../src/causal-lm.js';
+import { kernelSetCases } from '../../../test-support/kernel-sets.js';
+import { initBackend } from '../src/backend.js';
+import { type CausalLmLayerWeights, createCausalLm, prepareCausalLmLayer } from '../src/causal-lm.js';
+import { type KernelSetName, kernelSet } from '../src/kernel-sets/index.js';
+import { useWasmKernels } from '../src/kernels/packed-linear.js';
 import type { KvCacheKind } from '../src/kv-cache/index.js';
 import { randomCausalLmWeights } from '../src/random-model.js';
 import { createConstants } from '../src/transformer/constants.js';
@@ -21,11 +24,14 @@ function scenarioRng(seed: number): () => number {
 
 const KINDS: KvCacheKind[] = ['inplace', 'blocks', 'concat', 'static'];
 
-const CASES = (['cpu', 'wasm'] as BackendName[]).flatMap((backend) =>
-  Object.entries(TINY_CONFIGS).map(([name, config]) => ({ backend, name, config })),
+/** Every kernel set on the cpu and wasm backends (the webgpu set runs these in the webgpu suites). */
+const SETS = await kernelSetCases(['cpu', 'wasm']);
+
+const CASES = SETS.flatMap(({ backend, kernels, label }) =>
+  Object.entries(TINY_CONFIGS).map(([name, config]) => ({ backend, kernels, label, name, config })),
 );
 
-describe.each(CASES)('extendStep semantics ($name on $backend)', ({ backend, name, config }) => {
+describe.each(CASES)('extendStep semantics ($name, $label)', ({ backend, kernels, name, config }) => {
   const length = 40;
   const batch = 3;
   let weights: ReturnType<typeof randomCausalLmWeights>;
@@ -44,7 +50,7 @@ describe.each(CASES)('extendStep semantics ($name on $backend)', ({ backend, nam
   afterAll(() => disposeWeights(weights));
 
   test.each(KINDS)('random splits, ragged rows and rollback match the full forward (%s cache)', (kind) => {
-    const model = createCausalLm({ ...config, kvCache: kind }, cloneWeights(weights));
+    const model = createCausalLm({ ...config, kvCache: kind }, cloneWeights(weights), { kernels });
     const before = tf.memory().numTensors;
     const state = model.createState({ batch, maxLength: length });
     const V = config.vocabSize;
@@ -91,7 +97,7 @@ describe.each(CASES)('extendStep semantics ($name on $backend)', ({ backend, nam
   });
 
   test('logits selection: last and per-row indices equal the matching rows of all', () => {
-    const model = createCausalLm(config, cloneWeights(weights));
+    const model = createCausalLm(config, cloneWeights(weights), { kernels });
     const tokens = sequences.map((s) => s.slice(0, 6));
     const run = (logits: 'all' | 'last' | number[]) => {
       const state = model.createState({ batch, maxLength: length });
@@ -113,7 +119,7 @@ describe.each(CASES)('extendStep semantics ($name on $backend)', ({ backend, nam
   });
 
   test("logits 'none' projects nothing but extends the state; unknown keywords are rejected", () => {
-    const model = createCausalLm(config, cloneWeights(weights));
+    const model = createCausalLm(config, cloneWeights(weights), { kernels });
     const before = tf.memory().numTensors;
     const a = model.createState({ batch, maxLength: length });
     const b = model.createState({ batch, maxLength: length });
@@ -142,15 +148,15 @@ describe.each(CASES)('extendStep semantics ($name on $backend)', ({ backend, nam
 describe('norms folded into the linear layers after them', () => {
   // LayerNorm's bias lands in projections that had none: the case GPT-2-shaped random
   // weights hit (and the wasm fused matmul once rejected the folded bias's layout).
-  test.each(['cpu', 'wasm'] as BackendName[])(
-    'LayerNorm with bias-free linears matches the reference (%s)',
-    async (backend) => {
+  test.each(SETS)(
+    'LayerNorm with bias-free linears matches the reference ($label)',
+    async ({ backend, kernels }) => {
       await initBackend({ backend });
       const config = TINY_CONFIGS.gpt2;
       const weights = randomCausalLmWeights(config, { seed: 5, std: 0.2 });
       const ids = Array.from({ length: 12 }, (_, i) => (i * 7 + 3) % config.vocabSize);
       const want = referenceLogits(config, weights, ids);
-      const model = createCausalLm(config, cloneWeights(weights));
+      const model = createCausalLm(config, cloneWeights(weights), { kernels });
       const state = model.createState({ batch: 1, maxLength: 12 });
       const { logits } = model.extendStep(state, [ids]);
       const have = logits.dataSync();
@@ -166,17 +172,21 @@ describe('norms folded into the linear layers after them', () => {
 });
 
 describe('long windows (head-by-head attention on wasm)', () => {
-  test.each(['llama', 'gpt2'])(
-    '%s: windows of 35 and 40 steps, ragged rows, match the reference',
-    async (name) => {
-      await initBackend({ backend: 'wasm' });
+  test.each(
+    SETS.filter((c) => c.backend === 'wasm').flatMap((c) =>
+      ['llama', 'gpt2'].map((name) => ({ ...c, name })),
+    ),
+  )(
+    '$name: windows of 35 and 40 steps, ragged rows, match the reference ($label)',
+    async ({ backend, kernels, name }) => {
+      await initBackend({ backend });
       const config = TINY_CONFIGS[name];
       const weights = randomCausalLmWeights(config, { seed: 9, std: 0.2, biases: name === 'gpt2' });
       const rng = scenarioRng(5);
       const sequences = [0, 1].map(() =>
         Array.from({ length: 75 }, () => Math.floor(rng() * config.vocabSize)),
       );
-      const model = createCausalLm(config, cloneWeights(weights));
+      const model = createCausalLm(config, cloneWeights(weights), { kernels });
       const state = model.createState({ batch: 2, maxLength: 80 });
       const V = config.vocabSize;
       const first = model.extendStep(
@@ -212,13 +222,13 @@ describe('long windows (head-by-head attention on wasm)', () => {
 });
 
 describe('model-owned tensors', () => {
-  test.each(['cpu', 'wasm'] as BackendName[])(
-    'dispose frees every tensor the model made: fused weights and its scalar constants (%s)',
-    async (backend) => {
+  test.each(SETS)(
+    'dispose frees every tensor the model made: fused weights and its scalar constants ($label)',
+    async ({ backend, kernels }) => {
       await initBackend({ backend });
       for (const config of [TINY_CONFIGS.gpt2, TINY_CONFIGS.llama]) {
         const before = tf.memory().numTensors;
-        const model = createCausalLm(config, randomCausalLmWeights(config, { seed: 2 }));
+        const model = createCausalLm(config, randomCausalLmWeights(config, { seed: 2 }), { kernels });
         const state = model.createState({ batch: 1, maxLength: 8 });
         model.extendStep(state, [[1, 2, 3]]).logits.dispose();
         // A step creates no tensor that outlives it apart from the state's cache.
@@ -247,13 +257,13 @@ describe('model-owned tensors', () => {
 });
 
 describe('extendStepOnDevice', () => {
-  test.each(['cpu', 'wasm'] as BackendName[])(
-    'ids in an int32 tensor give the logits of the same ids as numbers; bad tensors are rejected (%s)',
-    async (backend) => {
+  test.each(SETS)(
+    'ids in an int32 tensor give the logits of the same ids as numbers; bad tensors are rejected ($label)',
+    async ({ backend, kernels }) => {
       await initBackend({ backend });
       const config = TINY_CONFIGS.llama;
       const weights = randomCausalLmWeights(config, { seed: 4, std: 0.2 });
-      const a = createCausalLm(config, cloneWeights(weights));
+      const a = createCausalLm(config, cloneWeights(weights), { kernels });
       const before = tf.memory().numTensors;
       const sa = a.createState({ batch: 2, maxLength: 16 });
       const sb = a.createState({ batch: 2, maxLength: 16 });
@@ -291,4 +301,60 @@ describe('extendStepOnDevice', () => {
       disposeWeights(weights);
     },
   );
+});
+
+describe('kernel set choice', () => {
+  test('by option, by SPECSTREAM_KERNELS, else the fastest; what cannot run is named and changes nothing', async () => {
+    await initBackend({ backend: 'wasm' });
+    expect(kernelSet().name).toBe('wasm');
+    expect(kernelSet('reference').name).toBe('reference');
+    expect(() => kernelSet('webgpu')).toThrow(
+      /the webgpu kernel set cannot run here: .*webgpu backend \(current: wasm\)/,
+    );
+    expect(() => kernelSet('fast' as KernelSetName)).toThrow(
+      /unknown kernel set "fast"; known: reference, wasm, webgpu/,
+    );
+    for (const [setting, check] of [
+      ['reference', () => expect([kernelSet().name, useWasmKernels()]).toEqual(['reference', false])],
+      [
+        'fastest',
+        () =>
+          expect(() => kernelSet()).toThrow(
+            /SPECSTREAM_KERNELS must be auto, reference, wasm, webgpu; got "fastest"/,
+          ),
+      ],
+    ] as const) {
+      process.env.SPECSTREAM_KERNELS = setting;
+      try {
+        check();
+      } finally {
+        delete process.env.SPECSTREAM_KERNELS;
+      }
+    }
+    expect(useWasmKernels()).toBe(true);
+  });
+
+  test('layers prepared for one set are refused by a model built with another, before it owns anything', async () => {
+    await initBackend({ backend: 'wasm' });
+    const config = TINY_CONFIGS.llama;
+    const before = tf.memory().numTensors;
+    const weights = randomCausalLmWeights(config, { seed: 1 });
+    const [first, ...rest] = weights.layers as CausalLmLayerWeights[];
+    const prepared = prepareCausalLmLayer(config, first, { kernels: 'reference' });
+    expect(prepared.kernels).toBe('reference');
+    expect(() =>
+      createCausalLm(config, { ...weights, layers: [prepared, ...rest] }, { kernels: 'wasm' }),
+    ).toThrow(/a layer was prepared for the reference kernel set, the model is built with wasm/);
+    // Still whole: the same weights build a reference model that runs.
+    const model = createCausalLm(
+      config,
+      { ...weights, layers: [prepared, ...rest] },
+      { kernels: 'reference' },
+    );
+    const state = model.createState({ batch: 1, maxLength: 4 });
+    model.extendStep(state, [[1, 2]]).logits.dispose();
+    model.disposeState(state);
+    model.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
 });

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { type CausalLm, generate, initBackend, webGpuErrors } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { type KernelSetCase, kernelSetCases } from '../../../test-support/kernel-sets.js';
 import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
 import { programsUsed, uploadsDuring, webgpuUnavailable } from '../../../test-support/webgpu-programs.js';
 import { loadModel } from '../src/load-model.js';
@@ -17,9 +18,17 @@ import { FIXTURES_DIR } from './fixtures.js';
 
 const unavailable = await webgpuUnavailable(initBackend, 'webgpu model tests');
 
-describe.skipIf(unavailable !== undefined).each(['llama', 'qwen2', 'gpt2'])(
-  '%s checkpoint on webgpu',
-  (name) => {
+/** Every kernel set the webgpu backend has (the webgpu set, the reference set), each over every fixture. */
+const SETS: KernelSetCase[] =
+  unavailable === undefined
+    ? await kernelSetCases(['webgpu'])
+    : [{ backend: 'webgpu', kernels: 'webgpu', label: 'webgpu set on webgpu' }];
+
+describe
+  .skipIf(unavailable !== undefined)
+  .each(SETS.flatMap((c) => ['llama', 'qwen2', 'gpt2'].map((name) => ({ ...c, name }))))(
+  '$name checkpoint, $label',
+  ({ kernels, name }) => {
     let model: CausalLm;
     let ref: { ids: number[][]; logits: Float32Array; prompt: number[]; output: number[] };
     let tensorsBefore: number;
@@ -38,7 +47,7 @@ describe.skipIf(unavailable !== undefined).each(['llama', 'qwen2', 'gpt2'])(
       };
       await file.close();
       tensorsBefore = tf.memory().numTensors;
-      const loaded = await loadModel(join(FIXTURES_DIR, name));
+      const loaded = await loadModel(join(FIXTURES_DIR, name), { kernels });
       if (loaded.kind !== 'causal-lm') throw new Error('expected a causal LM');
       model = loaded.model;
     });
@@ -72,52 +81,61 @@ describe.skipIf(unavailable !== undefined).each(['llama', 'qwen2', 'gpt2'])(
       return out;
     }
 
-    test("a step runs only core's programs: embedding, fused products, rotary (llama, qwen2), the cache write, attention", async () => {
-      const state = model.createState({ batch: 1, maxLength: 8 });
-      const keys = await programsUsed(tf.backend(), () => model.extendStep(state, [[1, 2]]).logits.dispose());
-      model.disposeState(state);
-      expect([...keys].sort()).toEqual([
-        'specstreamAttention',
-        'specstreamEmbed',
-        'specstreamKvWrite',
-        'specstreamLinear',
-        ...(name === 'gpt2' ? [] : ['specstreamRotary']),
-      ]);
-    });
+    // What the webgpu set's programs promise; the reference set runs tfjs's kernels.
+    test.runIf(kernels === 'webgpu')(
+      "a step runs only core's programs: embedding, fused products, rotary (llama, qwen2), the cache write, attention",
+      async () => {
+        const state = model.createState({ batch: 1, maxLength: 8 });
+        const keys = await programsUsed(tf.backend(), () =>
+          model.extendStep(state, [[1, 2]]).logits.dispose(),
+        );
+        model.disposeState(state);
+        expect([...keys].sort()).toEqual([
+          'specstreamAttention',
+          'specstreamEmbed',
+          'specstreamKvWrite',
+          'specstreamLinear',
+          ...(name === 'gpt2' ? [] : ['specstreamRotary']),
+        ]);
+      },
+    );
 
-    test('a decode step uploads nothing: ids ride in uniforms, no gather, rotary tables only for rotary models', async () => {
-      const state = model.createState({ batch: 2, maxLength: 8 });
-      model
-        .extendStep(
-          state,
-          [
-            [1, 2, 3],
-            [4, 5, 6],
-          ],
-          { logits: 'last' },
-        )
-        .logits.dispose();
-      const one = await uploads(() =>
-        model.extendStep(state, [[7], [8]], { logits: 'last' }).logits.dispose(),
-      );
-      // Rotary models upload one cos|sin table per pass ([rows, headDim]), shared by every layer.
-      expect(one).toEqual(name === 'gpt2' ? [] : [[2, model.config.headDim]]);
-      // A catch-up of two tokens per row, logits of the last: the head picks the rows, no index upload.
-      const two = await uploads(() =>
+    test.runIf(kernels === 'webgpu')(
+      'a decode step uploads nothing: ids ride in uniforms, no gather, rotary tables only for rotary models',
+      async () => {
+        const state = model.createState({ batch: 2, maxLength: 8 });
         model
           .extendStep(
             state,
             [
-              [1, 2],
-              [3, 4],
+              [1, 2, 3],
+              [4, 5, 6],
             ],
             { logits: 'last' },
           )
-          .logits.dispose(),
-      );
-      expect(two).toEqual(name === 'gpt2' ? [] : [[4, model.config.headDim]]);
-      model.disposeState(state);
-    });
+          .logits.dispose();
+        const one = await uploads(() =>
+          model.extendStep(state, [[7], [8]], { logits: 'last' }).logits.dispose(),
+        );
+        // Rotary models upload one cos|sin table per pass ([rows, headDim]), shared by every layer.
+        expect(one).toEqual(name === 'gpt2' ? [] : [[2, model.config.headDim]]);
+        // A catch-up of two tokens per row, logits of the last: the head picks the rows, no index upload.
+        const two = await uploads(() =>
+          model
+            .extendStep(
+              state,
+              [
+                [1, 2],
+                [3, 4],
+              ],
+              { logits: 'last' },
+            )
+            .logits.dispose(),
+        );
+        expect(two).toEqual(name === 'gpt2' ? [] : [[4, model.config.headDim]]);
+        model.disposeState(state);
+      },
+    );
 
     test('logits match transformers (≤ 1e-4), whole and in chunks', async () => {
       expect(maxAbsDiff(await logits([]), ref.logits)).toBeLessThan(1e-4);
