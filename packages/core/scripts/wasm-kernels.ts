@@ -1214,6 +1214,337 @@ export function assembleRelaxedSimdProbe(): Promise<Uint8Array> {
   return assemble('probe.wat', RELAXED_SIMD_PROBE, { simd: true, relaxed_simd: true });
 }
 
+// ---------------------------------------------------------------------------
+// Quantized products (a module of their own over the weight arena; see
+// quantKernelsWat and src/kernels/quant-matrix.ts for the layout).
+// ---------------------------------------------------------------------------
+
+/** Rows per tile of the quantized products: a tile reads each block of weights once for its rows. */
+export const QUANT_TILE_ROWS = 4;
+/** Quads (4 output columns) per column block: the tiles of a product's rows pass over a block while it is in L2. */
+export const QUANT_COLUMN_BLOCK = 16;
+
+/** The quantized weight formats: bytes of quants per block of 32 inputs × 4 columns. */
+export const QUANT_BLOCK_BYTES = { q8: 128, q4: 64 } as const;
+
+const i8x16 = (c: number) =>
+  `(v128.const i8x16 ${range(16)
+    .map(() => c)
+    .join(' ')})`;
+
+/**
+ * `into` = the four f16 scales at `at` (u16 bits) as f32: the magnitude's
+ * bits shifted into f32 position and multiplied by 2¹¹², which is exact
+ * for normal and subnormal halves alike (infinities and NaN are refused
+ * when a matrix is built), then the sign. Uses $h.
+ */
+function halfScales(into: string, at: string): string[] {
+  return [
+    `(local.set $h (v128.load16x4_u ${at}))`,
+    `(local.set ${into} (v128.or`,
+    '  (f32x4.mul (i32x4.shl (v128.and (local.get $h) (v128.const i32x4 0x7fff 0x7fff 0x7fff 0x7fff)) (i32.const 13))',
+    '    (v128.const f32x4 0x1p112 0x1p112 0x1p112 0x1p112))',
+    '  (i32x4.shl (v128.and (local.get $h) (v128.const i32x4 0x8000 0x8000 0x8000 0x8000)) (i32.const 16))))',
+  ];
+}
+
+/**
+ * quantizeRows(x, rows, k, out): activations quantized per block of 32, as
+ * the quantized products read them. x: f32 [rows, k], k a multiple of 32,
+ * so the n = rows·k/32 blocks are consecutive. Per block, d = amax/127 and
+ * q = nearest(x·127/amax) in −127…127 (0 for an all-zero block). Writes at
+ * `out`: d f32 [n], Σq i32 [n] (for q4's offset of 8), q as i16 [n·32],
+ * then q as i8 [n·32].
+ */
+const quantizeRows = `(func (export "quantizeRows") (param $x i32) (param $rows i32) (param $k i32) (param $out i32)
+  (local $n i32) (local $i i32) (local $pd i32) (local $ps i32) (local $p16 i32) (local $p8 i32) (local $px i32)
+  (local $m v128) (local $id v128) (local $amax f32)
+  ${range(8)
+    .map((i) => `(local $v${i} v128) (local $q${i} v128)`)
+    .join(' ')}
+  (local $h0 v128) (local $h1 v128) (local $h2 v128) (local $h3 v128)
+  (local.set $n (i32.mul (local.get $rows) (i32.shr_u (local.get $k) (i32.const 5))))
+  (local.set $pd (local.get $out))
+  (local.set $ps (i32.add (local.get $out) (i32.shl (local.get $n) (i32.const 2))))
+  (local.set $p16 (i32.add (local.get $ps) (i32.shl (local.get $n) (i32.const 2))))
+  (local.set $p8 (i32.add (local.get $p16) (i32.shl (local.get $n) (i32.const 6))))
+  (local.set $px (local.get $x))
+  (block $done (loop $next_block
+    (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+    ${range(8)
+      .map((i) => `(local.set $v${i} (v128.load offset=${16 * i} align=4 (local.get $px)))`)
+      .join('\n    ')}
+    (local.set $m (f32x4.max
+      (f32x4.max (f32x4.max (f32x4.abs (local.get $v0)) (f32x4.abs (local.get $v1))) (f32x4.max (f32x4.abs (local.get $v2)) (f32x4.abs (local.get $v3))))
+      (f32x4.max (f32x4.max (f32x4.abs (local.get $v4)) (f32x4.abs (local.get $v5))) (f32x4.max (f32x4.abs (local.get $v6)) (f32x4.abs (local.get $v7))))))
+    (local.set $m (f32x4.max (local.get $m) (i8x16.shuffle ${lanes(2, 3, 0, 1)} (local.get $m) (local.get $m))))
+    (local.set $m (f32x4.max (local.get $m) (i8x16.shuffle ${lanes(1, 0, 3, 2)} (local.get $m) (local.get $m))))
+    (local.set $amax (f32x4.extract_lane 0 (local.get $m)))
+    (f32.store (local.get $pd) (f32.div (local.get $amax) (f32.const 127)))
+    (local.set $id (f32x4.splat (select (f32.div (f32.const 127) (local.get $amax)) (f32.const 0) (f32.gt (local.get $amax) (f32.const 0)))))
+    ${range(8)
+      .map(
+        (i) =>
+          `(local.set $q${i} (i32x4.trunc_sat_f32x4_s (f32x4.nearest (f32x4.mul (local.get $v${i}) (local.get $id)))))`,
+      )
+      .join('\n    ')}
+    ${range(4)
+      .map(
+        (i) => `(local.set $h${i} (i16x8.narrow_i32x4_s (local.get $q${2 * i}) (local.get $q${2 * i + 1})))`,
+      )
+      .join('\n    ')}
+    ${range(4)
+      .map((i) => `(v128.store offset=${16 * i} align=2 (local.get $p16) (local.get $h${i}))`)
+      .join('\n    ')}
+    (v128.store align=1 (local.get $p8) (i8x16.narrow_i16x8_s (local.get $h0) (local.get $h1)))
+    (v128.store offset=16 align=1 (local.get $p8) (i8x16.narrow_i16x8_s (local.get $h2) (local.get $h3)))
+    (local.set $m (i32x4.add (i32x4.add (i32x4.add (local.get $q0) (local.get $q1)) (i32x4.add (local.get $q2) (local.get $q3)))
+      (i32x4.add (i32x4.add (local.get $q4) (local.get $q5)) (i32x4.add (local.get $q6) (local.get $q7)))))
+    (i32.store (local.get $ps) (i32.add
+      (i32.add (i32x4.extract_lane 0 (local.get $m)) (i32x4.extract_lane 1 (local.get $m)))
+      (i32.add (i32x4.extract_lane 2 (local.get $m)) (i32x4.extract_lane 3 (local.get $m)))))
+    (local.set $px (i32.add (local.get $px) (i32.const 128)))
+    (local.set $pd (i32.add (local.get $pd) (i32.const 4)))
+    (local.set $ps (i32.add (local.get $ps) (i32.const 4)))
+    (local.set $p16 (i32.add (local.get $p16) (i32.const 64)))
+    (local.set $p8 (i32.add (local.get $p8) (i32.const 32)))
+    (local.set $i (i32.add (local.get $i) (i32.const 1)))
+    (br $next_block)))
+)`;
+
+/**
+ * The kinds of quantized product: q8 and q4 multiply 8-bit activations by
+ * the weights widened to i16 (i32x4.dot_i16x8_s); q4r multiplies them by
+ * the nibbles as they are with relaxed SIMD's i16x8.relaxed_dot_i8x16_i7x16_s
+ * (nibbles 0…15 are valid 7-bit operands), then takes 8·Σx off each block.
+ */
+export type QuantKind = 'q8' | 'q4' | 'q4r';
+
+/**
+ * quantTile{kind}{R}(x16, x8, xd, xs, k, w, bias, c, ldc, nb, q0, q1): for
+ * quads q0..q1−1 of a quantized matrix at w (layout in quant-matrix.ts),
+ * c[r][4q + j] = bias[4q + j] + Σ_b d_w[b][4q + j]·dx[r][b]·Σ_i qx[r][32b + i]·qw[32b + i][4q + j],
+ * r < R: the R rows' quantized activations from x16 (i16, rows 2k bytes
+ * apart), x8 (i8, k apart), xd (scales, 4·nb apart), xs (sums, 4·nb apart).
+ *
+ * Each weight vector holds 4 inputs × 4 columns (bytes [column][input]),
+ * and a splat of the row's 4 activations lines up with it, so the products
+ * land in per-column lanes with no horizontal sums: for q8 and q4 the i16
+ * halves (columns 0–1 and 2–3) give two pairs of lanes per column, A and
+ * B, folded together once per block; q4r's 16-bit pair sums stay 16-bit
+ * through the block (|x·q| ≤ 127·15, eight pairs of them < 2¹⁵) and widen once.
+ * Integer sums are exact; each block adds one f32 product into the row's total.
+ */
+function quantTile(kind: QuantKind, R: number): string {
+  const rows = range(R);
+  const blockBytes = kind === 'q8' ? QUANT_BLOCK_BYTES.q8 : QUANT_BLOCK_BYTES.q4;
+  const lines = [
+    `(func $quantTile_${kind}_${R} (param $x16 i32) (param $x8 i32) (param $xd i32) (param $xs i32) (param $k i32)`,
+    '    (param $w i32) (param $bias i32) (param $c i32) (param $ldc i32) (param $nb i32) (param $q0 i32) (param $q1 i32)',
+    '  (local $q i32) (local $b i32) (local $pw i32) (local $ps i32) (local $pc i32) (local $quadBytes i32)',
+    '  (local $v v128) (local $lo v128) (local $hi v128) (local $xv v128) (local $h v128) (local $d v128)',
+    ...rows.map(
+      (r) =>
+        `  (local $px${r} i32) (local $pd${r} i32) (local $A${r} v128) (local $B${r} v128) (local $t${r} v128)`,
+    ),
+    `  (local.set $quadBytes (i32.add (i32.mul (local.get $nb) (i32.const ${blockBytes}))`,
+    '    (i32.shl (i32.shr_u (i32.add (local.get $nb) (i32.const 1)) (i32.const 1)) (i32.const 4))))',
+    '  (local.set $q (local.get $q0))',
+    '  (local.set $pw (i32.add (local.get $w) (i32.mul (local.get $q0) (local.get $quadBytes))))',
+    '  (block $done (loop $next_quad',
+    '    (br_if $done (i32.ge_u (local.get $q) (local.get $q1)))',
+    `    (local.set $ps (i32.add (local.get $pw) (i32.mul (local.get $nb) (i32.const ${blockBytes}))))`,
+    '    (if (local.get $bias)',
+    `      (then (local.set $t0 (v128.load align=4 (i32.add (local.get $bias) (i32.shl (local.get $q) (i32.const 4))))))`,
+    `      (else (local.set $t0 ${zero})))`,
+  ];
+  for (const r of rows) {
+    if (r > 0) lines.push(`    (local.set $t${r} (local.get $t0))`);
+    // q8/q4 read i16 activations, q4r i8 ones.
+    const [base, stride] =
+      kind === 'q4r' ? ['$x8', '(local.get $k)'] : ['$x16', '(i32.shl (local.get $k) (i32.const 1))'];
+    lines.push(
+      `    (local.set $px${r} (i32.add (local.get ${base}) (i32.mul (i32.const ${r}) ${stride})))`,
+      `    (local.set $pd${r} (i32.add (local.get $xd) (i32.mul (i32.const ${r}) (i32.shl (local.get $nb) (i32.const 2)))))`,
+    );
+  }
+  lines.push('    (local.set $b (i32.const 0))', '    (loop $next_block');
+  const body: string[] = [];
+  /** A_r += dot(lo, x), B_r += dot(hi, x) for the weight vector in $v (i8, signed) against inputs 4·quad… */
+  const widened = (quad: number, first: boolean) => {
+    body.push(
+      '(local.set $lo (i16x8.extend_low_i8x16_s (local.get $v)))',
+      '(local.set $hi (i16x8.extend_high_i8x16_s (local.get $v)))',
+    );
+    for (const r of rows) {
+      body.push(`(local.set $xv (v128.load64_splat offset=${8 * quad} align=2 (local.get $px${r})))`);
+      for (const [acc, half] of [
+        [`$A${r}`, '$lo'],
+        [`$B${r}`, '$hi'],
+      ]) {
+        const dot = `(i32x4.dot_i16x8_s (local.get ${half}) (local.get $xv))`;
+        body.push(`(local.set ${acc} ${first ? dot : `(i32x4.add (local.get ${acc}) ${dot})`})`);
+      }
+    }
+  };
+  if (kind === 'q8') {
+    for (let j = 0; j < 8; j++) {
+      body.push(`(local.set $v (v128.load offset=${16 * j} align=4 (local.get $pw)))`);
+      widened(j, j === 0);
+    }
+  } else if (kind === 'q4') {
+    for (let t = 0; t < 4; t++) {
+      body.push(
+        `(local.set $h (v128.load offset=${16 * t} align=4 (local.get $pw)))`,
+        `(local.set $v (i8x16.sub (v128.and (local.get $h) ${i8x16(15)}) ${i8x16(8)}))`,
+      );
+      widened(t, t === 0);
+      body.push(`(local.set $v (i8x16.sub (i8x16.shr_u (local.get $h) (i32.const 4)) ${i8x16(8)}))`);
+      widened(4 + t, false);
+    }
+  } else {
+    for (let t = 0; t < 4; t++) {
+      body.push(
+        `(local.set $h (v128.load offset=${16 * t} align=4 (local.get $pw)))`,
+        `(local.set $lo (v128.and (local.get $h) ${i8x16(15)}))`,
+        '(local.set $hi (i8x16.shr_u (local.get $h) (i32.const 4)))',
+      );
+      for (const r of rows) {
+        for (const [half, offset] of [
+          ['$lo', 4 * t],
+          ['$hi', 16 + 4 * t],
+        ] as const) {
+          const dot = `(i16x8.relaxed_dot_i8x16_i7x16_s (v128.load32_splat offset=${offset} align=1 (local.get $px${r})) (local.get ${half}))`;
+          body.push(
+            `(local.set $A${r} ${t === 0 && half === '$lo' ? dot : `(i16x8.add (local.get $A${r}) ${dot})`})`,
+          );
+        }
+      }
+    }
+  }
+  body.push(...halfScales('$d', '(local.get $ps)'));
+  for (const r of rows) {
+    const sums =
+      kind === 'q4r'
+        ? `(i32x4.sub (i32x4.extadd_pairwise_i16x8_s (local.get $A${r}))
+    (i32x4.splat (i32.shl (i32.load (i32.add (local.get $pd${r}) (i32.sub (local.get $xs) (local.get $xd)))) (i32.const 3))))`
+        : `(i32x4.add (i8x16.shuffle ${lanes(0, 2, 4, 6)} (local.get $A${r}) (local.get $B${r}))
+    (i8x16.shuffle ${lanes(1, 3, 5, 7)} (local.get $A${r}) (local.get $B${r})))`;
+    body.push(
+      `(local.set $t${r} (f32x4.add (local.get $t${r}) (f32x4.mul (f32x4.convert_i32x4_s ${sums})`,
+      `  (f32x4.mul (local.get $d) (v128.load32_splat align=4 (local.get $pd${r}))))))`,
+      `(local.set $px${r} (i32.add (local.get $px${r}) (i32.const ${kind === 'q4r' ? 32 : 64})))`,
+      `(local.set $pd${r} (i32.add (local.get $pd${r}) (i32.const 4)))`,
+    );
+  }
+  body.push(
+    `(local.set $pw (i32.add (local.get $pw) (i32.const ${blockBytes})))`,
+    '(local.set $ps (i32.add (local.get $ps) (i32.const 8)))',
+    '(local.set $b (i32.add (local.get $b) (i32.const 1)))',
+    '(br_if $next_block (i32.lt_u (local.get $b) (local.get $nb)))',
+  );
+  lines.push(...indent(body, '      '), '    )');
+  lines.push('    (local.set $pc (i32.add (local.get $c) (i32.shl (local.get $q) (i32.const 4))))');
+  for (const r of rows) {
+    lines.push(`    (v128.store align=4 (local.get $pc) (local.get $t${r}))`);
+    if (r < R - 1)
+      lines.push('    (local.set $pc (i32.add (local.get $pc) (i32.shl (local.get $ldc) (i32.const 2))))');
+  }
+  lines.push(
+    '    ;; the scales end on a 16-byte boundary: the next quad',
+    '    (local.set $pw (i32.add (local.get $ps) (i32.shl (i32.and (local.get $nb) (i32.const 1)) (i32.const 3))))',
+    '    (local.set $q (i32.add (local.get $q) (i32.const 1)))',
+    '    (br $next_quad)))',
+    ')',
+  );
+  return lines.join('\n');
+}
+
+/**
+ * quant{kind}(x, rows, w, bias, c, k, ldc, q0, q1): c [rows, ldc] = the
+ * activations at x (as quantizeRows wrote them) times quads q0..q1−1 of the
+ * quantized matrix at w, plus bias (4·quads floats, or 0 for none). One
+ * call per thread: threads take disjoint quad ranges. Quads go by column
+ * blocks of QUANT_COLUMN_BLOCK; each block passes through tiles of up to
+ * QUANT_TILE_ROWS rows (the later tiles find its weights in cache).
+ */
+function quantProduct(kind: QuantKind): string {
+  const args = (R: number) =>
+    `(call $quantTile_${kind}_${R} (i32.add (local.get $x16) (i32.shl (i32.mul (local.get $row) (local.get $k)) (i32.const 1)))
+          (i32.add (local.get $x8) (i32.mul (local.get $row) (local.get $k)))
+          (i32.add (local.get $xd) (i32.shl (i32.mul (local.get $row) (local.get $nb)) (i32.const 2)))
+          (i32.add (local.get $xs) (i32.shl (i32.mul (local.get $row) (local.get $nb)) (i32.const 2)))
+          (local.get $k) (local.get $w) (local.get $bias)
+          (i32.add (local.get $c) (i32.shl (i32.mul (local.get $row) (local.get $ldc)) (i32.const 2)))
+          (local.get $ldc) (local.get $nb) (local.get $qb) (local.get $qe))`;
+  return `(func (export "quant${kind}") (param $x i32) (param $rows i32) (param $w i32) (param $bias i32)
+    (param $c i32) (param $k i32) (param $ldc i32) (param $q0 i32) (param $q1 i32)
+  (local $nb i32) (local $xd i32) (local $xs i32) (local $x16 i32) (local $x8 i32)
+  (local $qb i32) (local $qe i32) (local $row i32) (local $n i32)
+  (local.set $nb (i32.shr_u (local.get $k) (i32.const 5)))
+  (local.set $xd (local.get $x))
+  (local.set $xs (i32.add (local.get $xd) (i32.shl (i32.mul (local.get $rows) (local.get $nb)) (i32.const 2))))
+  (local.set $x16 (i32.add (local.get $xs) (i32.shl (i32.mul (local.get $rows) (local.get $nb)) (i32.const 2))))
+  (local.set $x8 (i32.add (local.get $x16) (i32.shl (i32.mul (local.get $rows) (local.get $k)) (i32.const 1))))
+  (local.set $qb (local.get $q0))
+  (block $done (loop $next_block
+    (br_if $done (i32.ge_u (local.get $qb) (local.get $q1)))
+    (local.set $qe (i32.add (local.get $qb) (i32.const ${QUANT_COLUMN_BLOCK})))
+    (if (i32.gt_u (local.get $qe) (local.get $q1)) (then (local.set $qe (local.get $q1))))
+    (local.set $row (i32.const 0))
+    (block $rows_done (loop $next_tile
+      (br_if $rows_done (i32.ge_u (local.get $row) (local.get $rows)))
+      (local.set $n (i32.sub (local.get $rows) (local.get $row)))
+      (if (i32.gt_u (local.get $n) (i32.const ${QUANT_TILE_ROWS})) (then (local.set $n (i32.const ${QUANT_TILE_ROWS}))))
+      ${byCount('$n', QUANT_TILE_ROWS, args)}
+      (local.set $row (i32.add (local.get $row) (local.get $n)))
+      (br $next_tile)))
+    (local.set $qb (local.get $qe))
+    (br $next_block)))
+)`;
+}
+
+/**
+ * The quantized kernels' module, over the weight arena's shared memory:
+ * quantizeRows, quantq8, quantq4, and with `relaxed` quantq4r too (the
+ * relaxed build loads only where relaxed SIMD's dot product validates and
+ * gives right answers: V8 11.3's i32x4.relaxed_dot_i8x16_i7x16_add_s, in
+ * Node 20, returns twice the dot product and drops the addend, so the
+ * kernels use the i16x8 form, which it gets right; quant-kernels.ts checks).
+ */
+export function quantKernelsWat({ relaxed }: { relaxed: boolean }): string {
+  const kinds: QuantKind[] = relaxed ? ['q8', 'q4', 'q4r'] : ['q8', 'q4'];
+  return [
+    '(module',
+    '(import "tfjs" "memory" (memory 1 65536 shared))',
+    quantizeRows,
+    ...kinds.flatMap((kind) => range(QUANT_TILE_ROWS).map((r) => quantTile(kind, r + 1))),
+    ...kinds.map(quantProduct),
+    ')',
+  ].join('\n');
+}
+
+/**
+ * A module whose `dot` stores i16x8.relaxed_dot_i8x16_i7x16_s of the 16 bytes
+ * at 0 and the 16 at 16 at 32, for quant-kernels.ts to compare with the exact
+ * pair sums before it trusts the relaxed quantized kernels.
+ */
+const RELAXED_DOT_PROBE = `(module (memory (export "memory") 1)
+  (func (export "dot") (v128.store (i32.const 32)
+    (i16x8.relaxed_dot_i8x16_i7x16_s (v128.load (i32.const 0)) (v128.load (i32.const 16))))))`;
+
+export function assembleQuantKernels(relaxed: boolean): Promise<Uint8Array> {
+  return assemble('specstream-quant-kernels.wat', quantKernelsWat({ relaxed }), {
+    simd: true,
+    threads: true,
+    relaxed_simd: relaxed,
+  });
+}
+
+export function assembleRelaxedDotProbe(): Promise<Uint8Array> {
+  return assemble('relaxed-dot-probe.wat', RELAXED_DOT_PROBE, { simd: true, relaxed_simd: true });
+}
+
 /** The formatter's line width (biome.json). */
 const LINE_WIDTH = 110;
 
@@ -1235,6 +1566,9 @@ export interface KernelBinaries {
   tfjsFma: Uint8Array;
   sharedFma: Uint8Array;
   probe: Uint8Array;
+  quant: Uint8Array;
+  quantRelaxed: Uint8Array;
+  relaxedDotProbe: Uint8Array;
 }
 
 /** Each constant of the generated file: its name, its doc comment, the binary it holds. */
@@ -1252,6 +1586,17 @@ const GENERATED_CONSTANTS: [name: string, doc: string, binary: keyof KernelBinar
     'sharedFma',
   ],
   ['RELAXED_SIMD_PROBE_BASE64', 'A module that validates only where the engine has relaxed SIMD.', 'probe'],
+  ['WASM_QUANT_KERNELS_BASE64', "The quantized products, over the weight arena's shared memory.", 'quant'],
+  [
+    'WASM_QUANT_KERNELS_RELAXED_BASE64',
+    "WASM_QUANT_KERNELS_BASE64 and a q4 product on relaxed SIMD's 8-bit dot product.",
+    'quantRelaxed',
+  ],
+  [
+    'RELAXED_DOT_PROBE_BASE64',
+    "A module that checks relaxed SIMD's i16x8 dot product (quant-kernels.ts).",
+    'relaxedDotProbe',
+  ],
 ];
 
 export function binaryModuleSource(b: KernelBinaries): string {
@@ -1274,6 +1619,9 @@ export async function assembleAll(): Promise<KernelBinaries> {
     tfjsFma: await assembleWasmKernels({ memory: 'tfjs', fma: true }),
     sharedFma: await assembleWasmKernels({ memory: 'shared', fma: true }),
     probe: await assembleRelaxedSimdProbe(),
+    quant: await assembleQuantKernels(false),
+    quantRelaxed: await assembleQuantKernels(true),
+    relaxedDotProbe: await assembleRelaxedDotProbe(),
   };
 }
 

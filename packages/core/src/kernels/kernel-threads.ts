@@ -25,8 +25,11 @@ export const MAX_THREADS = 8;
  */
 export const THREADED_WORK = 1 << 19;
 
-/** The functions a worker can run, by index in the control block. */
-export const THREAD_FUNCTIONS = ['product', 'dotsProduct'] as const;
+/**
+ * The functions a worker can run, by index in the control block: the float
+ * kernels' and the quantized kernels' (quantq4r only in their relaxed build).
+ */
+export const THREAD_FUNCTIONS = ['product', 'dotsProduct', 'quantq8', 'quantq4', 'quantq4r'] as const;
 export type ThreadFunction = (typeof THREAD_FUNCTIONS)[number];
 
 // Control block per worker (Int32): sequence number, done sequence, status, function, argument count, arguments.
@@ -43,9 +46,9 @@ const SPIN = 20000;
 
 const workerSource = `
 const { workerData } = require('node:worker_threads');
-const { module, memory, control, names } = workerData;
-const exports = new WebAssembly.Instance(module, { tfjs: { memory } }).exports;
-const fns = names.map((name) => exports[name]);
+const { modules, memory, control, names } = workerData;
+const instances = modules.map((module) => new WebAssembly.Instance(module, { tfjs: { memory } }).exports);
+const fns = names.map((name) => instances.find((exports) => name in exports)?.[name]);
 let seen = 0;
 for (;;) {
   for (let i = 0; i < ${SPIN} && Atomics.load(control, ${SEQ}) === seen; i++);
@@ -89,7 +92,12 @@ function startWorkers(arena: WeightArena, count: number): KernelWorker[] {
       const control = new Int32Array(new SharedArrayBuffer(4 * (ARGS + MAX_ARGS)));
       const worker = new Worker(workerSource, {
         eval: true,
-        workerData: { module: arena.module, memory: arena.memory, control, names: THREAD_FUNCTIONS },
+        workerData: {
+          modules: [arena.module, arena.quant.module],
+          memory: arena.memory,
+          control,
+          names: THREAD_FUNCTIONS,
+        },
       });
       worker.unref();
       worker.on('error', (error) => getLogger('core').warn({ error: String(error) }, 'kernel thread failed'));
@@ -129,6 +137,16 @@ export function threadRanges(total: number, minPerThread: number, work: number):
   ]);
 }
 
+/** This thread's instance of a thread function (the float kernels' or the quantized ones'). */
+function threadFunction(arena: WeightArena, fn: ThreadFunction): (...args: number[]) => void {
+  const found =
+    fn in arena.exports
+      ? (arena.exports as unknown as Record<string, unknown>)[fn]
+      : (arena.quant.exports as unknown as Record<string, unknown>)[fn];
+  if (typeof found !== 'function') throw new Error(`runOnThreads: no kernel ${fn} in this build`);
+  return found as (...args: number[]) => void;
+}
+
 /**
  * Runs `fn` once per argument list, concurrently: the first on this thread,
  * the others on workers (fewer workers than lists: the rest run here too).
@@ -136,6 +154,8 @@ export function threadRanges(total: number, minPerThread: number, work: number):
  */
 export function runOnThreads(arena: WeightArena, fn: ThreadFunction, calls: readonly number[][]): void {
   const fnIndex = THREAD_FUNCTIONS.indexOf(fn);
+  // Before any worker starts: a kernel missing from this build is an error with nothing in flight.
+  const run = threadFunction(arena, fn);
   const pool = calls.length > 1 ? ensureWorkers(arena, calls.length - 1) : [];
   const handed: KernelWorker[] = [];
   for (let i = 1; i < calls.length && i - 1 < pool.length; i++) {
@@ -151,7 +171,6 @@ export function runOnThreads(arena: WeightArena, fn: ThreadFunction, calls: read
     Atomics.notify(w.control, SEQ);
     handed.push(w);
   }
-  const run = arena.exports[fn] as (...args: number[]) => void;
   run(...calls[0]);
   for (let i = 1 + handed.length; i < calls.length; i++) run(...calls[i]);
   let failed = false;

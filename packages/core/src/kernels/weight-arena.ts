@@ -1,3 +1,4 @@
+import { instantiateQuantKernels, type QuantKernels } from './quant-kernels.js';
 import { fusedMultiplyAdd } from './relaxed-simd.js';
 import { WASM_SHARED_KERNELS_BASE64, WASM_SHARED_KERNELS_FMA_BASE64 } from './wasm-binary.js';
 import type { WasmKernelExports } from './wasm-kernels.js';
@@ -20,6 +21,8 @@ export interface WeightArena {
   readonly memory: object;
   /** The compiled kernels, for worker threads. */
   readonly module: object;
+  /** The quantized products' module over the same memory (quant-kernels.ts). */
+  readonly quant: QuantKernels;
   /** The arena as floats; re-read after any allocation (growth makes a new buffer). */
   floats(): Float32Array;
   alloc(bytes: number): number;
@@ -68,12 +71,14 @@ function createArena(): WeightArena | null {
   let memory: SharedMemory;
   let module: object;
   let exports: SharedKernelExports;
+  let quant: QuantKernels;
   // Outside the try: a bad SPECSTREAM_RELAXED_SIMD is the caller's error to see, not a missing arena.
   const binary = fusedMultiplyAdd() ? WASM_SHARED_KERNELS_FMA_BASE64 : WASM_SHARED_KERNELS_BASE64;
   try {
     memory = new wasmApi.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
     module = new wasmApi.Module(Buffer.from(binary, 'base64'));
     exports = new wasmApi.Instance(module, { tfjs: { memory } }).exports as SharedKernelExports;
+    quant = instantiateQuantKernels(memory);
   } catch {
     return null;
   }
@@ -133,6 +138,7 @@ function createArena(): WeightArena | null {
     exports,
     memory,
     module,
+    quant,
     floats() {
       if (view.buffer.byteLength !== memory.buffer.byteLength) view = new Float32Array(memory.buffer);
       return view;

@@ -1,0 +1,353 @@
+import type * as tf from '@tensorflow/tfjs-core';
+import { requireArena } from './weight-arena.js';
+
+/**
+ * Quantized weight matrices [in, out] in the weight arena, for the quantized
+ * products of quant-linear.ts (kernels: quantKernelsWat in
+ * scripts/wasm-kernels.ts).
+ *
+ * Formats, with GGUF's semantics: each output column is cut along `in` into
+ * blocks of 32, each block with one f16 scale d.
+ * - q8 (GGUF Q8_0): w = d·q, q an int8 (−127…127 when quantized here).
+ * - q4 (GGUF Q4_0): w = d·(q − 8), q in 0…15.
+ *
+ * Arena layout. Output columns go in quads of 4 (the last one padded with
+ * zero columns); quad after quad, each quad is a record of
+ *   quants: nb = in/32 blocks of 128 (q8) or 64 (q4) bytes, then
+ *   scales: nb × 4 f16 (one per column, column order), padded to 16 bytes,
+ * so a one-row product reads the matrix as one stream. Within a block,
+ * bytes go [group][column][4 inputs]:
+ * - q8: byte 16g + 4c + m holds q of column c, input 32b + 4g + m (g < 8);
+ * - q4: byte 16g + 4c + m holds, low nibble, q of input 32b + 4g + m and,
+ *   high nibble, of input 32b + 16 + 4g + m (g < 4): GGUF's Q4_0 byte 4g + m
+ *   of that column's block, as it is.
+ * So one 16-byte load gives 4 inputs × 4 columns, which a splat of a row's
+ * 4 activations lines up with, products landing in per-column lanes. A
+ * GGUF block's quants move over in 4-byte groups and its scale unchanged.
+ * Bytes per weight: q8 1.0625, q4 0.5625 (plus padding: ≤ 8 bytes per
+ * quad of scales, ≤ 3 columns per matrix).
+ *
+ * Quantizing here: scales are rounded up (in magnitude) to f16, so no value
+ * is clipped and every weight is within d/2 of its quantized value:
+ * - q8: d = amax/127 (GGUF's), q = round(w/d);
+ * - q4: GGUF's d = −max/8 (max: the value of largest magnitude), enlarged
+ *   where the block's largest value of the other sign would otherwise fall
+ *   more than d/2 outside the grid: |d| = max(|max|/8, |other|/7.5), then
+ *   q = clamp(round(w/d) + 8, 0, 15). Where |other| ≤ 0.9375·|max| (nearly
+ *   always), d is GGUF's; GGUF would clip the rest at an error up to |d|.
+ */
+export type QuantFormat = 'q8' | 'q4';
+
+/** Inputs per block. */
+export const QUANT_BLOCK = 32;
+/** Bytes of quants per block of a quad (4 columns). */
+const BLOCK_BYTES: Record<QuantFormat, number> = { q8: 128, q4: 64 };
+/** Bytes of one column's block in GGUF (f16 scale, then quants). */
+export const GGUF_BLOCK_BYTES: Record<QuantFormat, number> = { q8: 34, q4: 18 };
+
+export interface QuantMatrix {
+  readonly format: QuantFormat;
+  /** Arena offset of the quad records. */
+  readonly at: number;
+  /** Arena offset of the bias, 4·quads floats, zero-padded; 0: none. */
+  readonly bias: number;
+  readonly inDim: number;
+  readonly outDim: number;
+  /** ceil(outDim / 4). */
+  readonly quads: number;
+}
+
+/** Matrices not yet disposed (a second dispose is a no-op, not a double free). */
+const live = new WeakSet<QuantMatrix>();
+
+export function isQuantMatrix(value: unknown): value is QuantMatrix {
+  return typeof value === 'object' && value !== null && live.has(value as QuantMatrix);
+}
+
+/** Bytes of one quad's record. */
+export function quantQuadBytes(format: QuantFormat, inDim: number): number {
+  const blocks = inDim / QUANT_BLOCK;
+  return blocks * BLOCK_BYTES[format] + 16 * Math.ceil(blocks / 2);
+}
+
+/** Arena bytes of a matrix's quants and scales (the bias not counted). */
+export function quantMatrixBytes(format: QuantFormat, inDim: number, outDim: number): number {
+  return Math.ceil(outDim / 4) * quantQuadBytes(format, inDim);
+}
+
+/** The value of f16 bits. */
+export function halfToFloat(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exponent = (bits >> 10) & 0x1f;
+  const mantissa = bits & 0x3ff;
+  if (exponent === 0) return sign * mantissa * 2 ** -24;
+  if (exponent === 31) return mantissa === 0 ? sign * Number.POSITIVE_INFINITY : Number.NaN;
+  return sign * 2 ** (exponent - 15) * (1 + mantissa / 1024);
+}
+
+/** The bits of the least f16 ≥ value (value ≥ 0, finite); an error past f16's largest, 65504. */
+export function halfAtLeast(value: number): number {
+  if (!(value >= 0) || !Number.isFinite(value)) throw new Error(`quantize: cannot scale by ${value}`);
+  if (value <= 2 ** -14) return Math.ceil(value / 2 ** -24); // subnormal (1024: the least normal)
+  let exponent = Math.floor(Math.log2(value));
+  if (2 ** exponent > value) exponent--;
+  if (2 ** (exponent + 1) <= value) exponent++;
+  let mantissa = Math.ceil((value / 2 ** exponent - 1) * 1024);
+  if (mantissa === 1024) {
+    exponent++;
+    mantissa = 0;
+  }
+  if (exponent + 15 >= 31) {
+    throw new Error(`quantize: a block scale of ${value} is past f16's range (weights above ~8e6)`);
+  }
+  return ((exponent + 15) << 10) | mantissa;
+}
+
+/**
+ * Quantizes 32 values into a GGUF block's quants (q8: 32 int8 bytes; q4: 16
+ * bytes, byte i holding q_i low and q_{i+16} high); returns the scale's f16 bits.
+ */
+export function quantizeBlock(format: QuantFormat, values: ArrayLike<number>, quants: Uint8Array): number {
+  let max = 0;
+  let top = 0;
+  for (let i = 0; i < QUANT_BLOCK; i++) {
+    const v = values[i];
+    if (!Number.isFinite(v)) throw new Error(`quantize: a weight is ${v}`);
+    if (Math.abs(v) > max) {
+      max = Math.abs(v);
+      top = v;
+    }
+  }
+  if (format === 'q8') {
+    const bits = halfAtLeast(max / 127);
+    const d = halfToFloat(bits);
+    for (let i = 0; i < QUANT_BLOCK; i++) {
+      const q = d === 0 ? 0 : Math.max(-127, Math.min(127, Math.round(values[i] / d)));
+      quants[i] = q & 0xff;
+    }
+    return bits;
+  }
+  let other = 0;
+  for (let i = 0; i < QUANT_BLOCK; i++) {
+    if (values[i] * top < 0) other = Math.max(other, Math.abs(values[i]));
+  }
+  // d = −sign(top)·|d|: top's side reaches 8|d|, the other side 7|d|.
+  const bits = halfAtLeast(Math.max(max / 8, other / 7.5)) | (top > 0 ? 0x8000 : 0);
+  const d = halfToFloat(bits);
+  const q = (v: number) => (d === 0 ? 8 : Math.max(0, Math.min(15, Math.round(v / d) + 8)));
+  for (let i = 0; i < 16; i++) quants[i] = q(values[i]) | (q(values[i + 16]) << 4);
+  return bits;
+}
+
+function checkShape(format: QuantFormat, inDim: number, outDim: number): void {
+  if (format !== 'q8' && format !== 'q4') throw new Error(`quantize: unknown format ${format}`);
+  if (!Number.isInteger(inDim) || inDim <= 0 || inDim % QUANT_BLOCK !== 0) {
+    throw new Error(`quantize: the input dimension ${inDim} is not a positive multiple of ${QUANT_BLOCK}`);
+  }
+  if (!Number.isInteger(outDim) || outDim <= 0) {
+    throw new Error(`quantize: the output dimension ${outDim} is not a positive integer`);
+  }
+}
+
+/**
+ * Allocates a matrix in the arena and fills it column block by column
+ * block: `fill(column, block, quants)` writes a GGUF block's quants and
+ * returns its scale's f16 bits. On an error the arena memory is freed.
+ */
+function buildMatrix(
+  format: QuantFormat,
+  inDim: number,
+  outDim: number,
+  bias: ArrayLike<number> | undefined,
+  fill: (column: number, block: number, quants: Uint8Array) => number,
+): QuantMatrix {
+  checkShape(format, inDim, outDim);
+  if (bias !== undefined && bias.length !== outDim) {
+    throw new Error(`quantize: a bias of ${bias.length} for ${outDim} outputs`);
+  }
+  const arena = requireArena();
+  const quads = Math.ceil(outDim / 4);
+  const quadBytes = quantQuadBytes(format, inDim);
+  const blocks = inDim / QUANT_BLOCK;
+  const blockBytes = BLOCK_BYTES[format];
+  const groups = blockBytes / 16;
+  const at = arena.alloc(quads * quadBytes);
+  let biasAt = 0;
+  try {
+    if (bias !== undefined) biasAt = arena.alloc(16 * quads);
+    // No allocation from here on: the views stay valid.
+    const floats = arena.floats();
+    const bytes = new Uint8Array(floats.buffer);
+    bytes.fill(0, at, at + quads * quadBytes);
+    if (bias !== undefined) {
+      floats.fill(0, biasAt >> 2, (biasAt >> 2) + 4 * quads);
+      for (let j = 0; j < outDim; j++) floats[(biasAt >> 2) + j] = bias[j];
+    }
+    const quants = new Uint8Array(QUANT_BLOCK);
+    for (let column = 0; column < outDim; column++) {
+      const quad = at + (column >> 2) * quadBytes;
+      const c = column & 3;
+      for (let b = 0; b < blocks; b++) {
+        const scale = fill(column, b, quants);
+        if ((scale & 0x7c00) === 0x7c00)
+          throw new Error(`quantize: column ${column} block ${b}'s scale is not finite`);
+        const base = quad + b * blockBytes + 4 * c;
+        for (let g = 0; g < groups; g++) {
+          const to = base + 16 * g;
+          bytes[to] = quants[4 * g];
+          bytes[to + 1] = quants[4 * g + 1];
+          bytes[to + 2] = quants[4 * g + 2];
+          bytes[to + 3] = quants[4 * g + 3];
+        }
+        const scaleAt = quad + blocks * blockBytes + 8 * b + 2 * c;
+        bytes[scaleAt] = scale & 0xff;
+        bytes[scaleAt + 1] = scale >> 8;
+      }
+    }
+  } catch (error) {
+    arena.free(at);
+    if (biasAt !== 0) arena.free(biasAt);
+    throw error;
+  }
+  const matrix: QuantMatrix = { format, at, bias: biasAt, inDim, outDim, quads };
+  live.add(matrix);
+  return matrix;
+}
+
+export interface QuantizeOptions {
+  /** The values are [out, in] (one row per output: a tied embedding as the head), not [in, out]. */
+  transposed?: boolean;
+  /** Added to each output, outDim values. */
+  bias?: ArrayLike<number>;
+}
+
+/**
+ * Quantizes a float weight, [in, out] (or [out, in] with `transposed`), into
+ * the arena. The caller's values are only read.
+ */
+export function quantizeMatrixValues(
+  format: QuantFormat,
+  weight: ArrayLike<number>,
+  shape: readonly [number, number],
+  options: QuantizeOptions = {},
+): QuantMatrix {
+  const transposed = options.transposed === true;
+  const [rows, cols] = shape;
+  const [inDim, outDim] = transposed ? [cols, rows] : [rows, cols];
+  if (weight.length !== rows * cols) {
+    throw new Error(`quantize: ${weight.length} values for a [${rows}, ${cols}] weight`);
+  }
+  const values = new Float64Array(QUANT_BLOCK);
+  return buildMatrix(format, inDim, outDim, options.bias, (column, block, quants) => {
+    const first = block * QUANT_BLOCK;
+    for (let i = 0; i < QUANT_BLOCK; i++) {
+      values[i] = transposed ? weight[column * inDim + first + i] : weight[(first + i) * outDim + column];
+    }
+    return quantizeBlock(format, values, quants);
+  });
+}
+
+/**
+ * Quantizes a float weight tensor, [in, out] (or [out, in] with
+ * `transposed`), and an optional bias into the arena. The tensors are only
+ * read: disposing them stays the caller's business.
+ */
+export function quantizeMatrix(
+  format: QuantFormat,
+  weight: tf.Tensor2D,
+  options: { transposed?: boolean; bias?: tf.Tensor1D } = {},
+): QuantMatrix {
+  if (weight.rank !== 2) throw new Error(`quantize: the weight has rank ${weight.rank}, not 2`);
+  const values = weight.dataSync() as Float32Array;
+  const bias = options.bias?.dataSync() as Float32Array | undefined;
+  return quantizeMatrixValues(format, values, weight.shape, { transposed: options.transposed, bias });
+}
+
+/**
+ * A matrix from GGUF tensor data of type Q8_0 (format q8) or Q4_0 (q4): a
+ * weight with ne0 = inDim (contiguous) and ne1 = outDim, so outDim rows of
+ * inDim/32 blocks of 34 (Q8_0: f16 d, 32 int8) or 18 bytes (Q4_0: f16 d, 16
+ * bytes, byte i holding q_i low and q_{i+16} high). Blocks move over without
+ * requantizing: the products give the values GGUF's dequantization gives.
+ */
+export function quantMatrixFromGguf(
+  format: QuantFormat,
+  data: Uint8Array,
+  inDim: number,
+  outDim: number,
+  options: { bias?: ArrayLike<number> } = {},
+): QuantMatrix {
+  checkShape(format, inDim, outDim);
+  const blocks = inDim / QUANT_BLOCK;
+  const blockBytes = GGUF_BLOCK_BYTES[format];
+  if (data.length !== outDim * blocks * blockBytes) {
+    throw new Error(
+      `quantMatrixFromGguf: ${data.length} bytes for ${outDim}×${blocks} ${format === 'q8' ? 'Q8_0' : 'Q4_0'} blocks of ${blockBytes}`,
+    );
+  }
+  const n = format === 'q8' ? 32 : 16;
+  return buildMatrix(format, inDim, outDim, options.bias, (column, block, quants) => {
+    const from = (column * blocks + block) * blockBytes;
+    for (let i = 0; i < n; i++) quants[i] = data[from + 2 + i];
+    return data[from] | (data[from + 1] << 8);
+  });
+}
+
+function requireLive(matrix: QuantMatrix, what: string): void {
+  if (!live.has(matrix)) throw new Error(`${what}: the quantized matrix was disposed`);
+}
+
+/** The block scales, [outDim, in/32] (column by column). */
+export function quantScales(matrix: QuantMatrix): Float32Array {
+  requireLive(matrix, 'quantScales');
+  const { format, at, inDim, outDim } = matrix;
+  const blocks = inDim / QUANT_BLOCK;
+  const quadBytes = quantQuadBytes(format, inDim);
+  const bytes = new Uint8Array(requireArena().floats().buffer);
+  const scales = new Float32Array(outDim * blocks);
+  for (let column = 0; column < outDim; column++) {
+    const from = at + (column >> 2) * quadBytes + blocks * BLOCK_BYTES[format] + 2 * (column & 3);
+    for (let b = 0; b < blocks; b++) {
+      scales[column * blocks + b] = halfToFloat(bytes[from + 8 * b] | (bytes[from + 8 * b + 1] << 8));
+    }
+  }
+  return scales;
+}
+
+/** The weight the matrix stands for, [inDim, outDim] floats (tests, checks). */
+export function dequantizeMatrix(matrix: QuantMatrix): Float32Array {
+  requireLive(matrix, 'dequantizeMatrix');
+  const { format, at, inDim, outDim } = matrix;
+  const scales = quantScales(matrix);
+  const blocks = inDim / QUANT_BLOCK;
+  const quadBytes = quantQuadBytes(format, inDim);
+  const bytes = new Uint8Array(requireArena().floats().buffer);
+  const out = new Float32Array(inDim * outDim);
+  for (let column = 0; column < outDim; column++) {
+    const quad = at + (column >> 2) * quadBytes + 4 * (column & 3);
+    for (let b = 0; b < blocks; b++) {
+      const d = scales[column * blocks + b];
+      const block = quad + b * BLOCK_BYTES[format];
+      for (let i = 0; i < QUANT_BLOCK; i++) {
+        let q: number;
+        if (format === 'q8') {
+          const byte = bytes[block + 16 * (i >> 2) + (i & 3)];
+          q = byte > 127 ? byte - 256 : byte;
+        } else {
+          const j = i & 15;
+          const byte = bytes[block + 16 * (j >> 2) + (j & 3)];
+          q = (i < 16 ? byte & 15 : byte >> 4) - 8;
+        }
+        out[(b * QUANT_BLOCK + i) * outDim + column] = d * q;
+      }
+    }
+  }
+  return out;
+}
+
+export function disposeQuantMatrix(matrix: QuantMatrix): void {
+  if (!live.delete(matrix)) return;
+  const arena = requireArena();
+  arena.free(matrix.at);
+  if (matrix.bias !== 0) arena.free(matrix.bias);
+}
