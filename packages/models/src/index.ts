@@ -1,4 +1,5 @@
 export * from './audio/index.js';
+export * from './gguf/index.js';
 export * from './load-model.js';
 export * from './safetensors/index.js';
 export * from './streaming-encoder/index.js';

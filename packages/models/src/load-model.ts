@@ -11,6 +11,7 @@ import { gpt2Config, loadGpt2 } from './architectures/gpt2.js';
 import type { HfConfig } from './architectures/hf-config.js';
 import { llamaConfig, loadLlama } from './architectures/llama.js';
 import { type Progress, weightSource } from './architectures/weights.js';
+import { isGgufPath } from './gguf/detect.js';
 import { openCheckpoint } from './safetensors/checkpoint.js';
 import type { Whisper } from './whisper/index.js';
 
@@ -42,8 +43,15 @@ export async function readHfConfig(dir: string): Promise<HfConfig> {
   }
 }
 
-/** Loads a Hugging Face model folder (config.json + safetensors), choosing the architecture from model_type. */
+/**
+ * Loads a Hugging Face model folder (config.json + safetensors), choosing the architecture from
+ * model_type, or a .gguf file (llama / qwen2 architectures).
+ */
 export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<LoadedModel> {
+  if (await isGgufPath(dir)) {
+    const { loadGgufModel } = await import('./gguf/load.js');
+    return loadGgufModel(dir, options);
+  }
   const config = await readHfConfig(dir);
   const type = config.model_type ?? '(missing)';
   if (!(SUPPORTED_MODEL_TYPES as readonly string[]).includes(type)) {
@@ -83,7 +91,7 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
 
 /** loadModel for text decoders: the model itself, or an error naming what the folder holds instead. */
 export async function loadCausalLm(dir: string, options: LoadModelOptions = {}): Promise<CausalLm> {
-  const { model_type: type } = await readHfConfig(dir);
+  const type = (await isGgufPath(dir)) ? 'gguf' : (await readHfConfig(dir)).model_type;
   if (type === 'whisper') {
     throw new InvalidArgumentError(
       `${dir} holds a whisper model, not a causal language model: use loadWhisper`,

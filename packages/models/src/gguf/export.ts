@@ -1,0 +1,211 @@
+import { readFile } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { InvalidArgumentError } from '@specstream/core';
+import { field, type HfConfig, ropeSettings } from '../architectures/hf-config.js';
+import { llamaConfig } from '../architectures/llama.js';
+import { readHfConfig } from '../load-model.js';
+import { openCheckpoint } from '../safetensors/checkpoint.js';
+import { float32ToHalfBits } from '../safetensors/half.js';
+import { GGUF_DEFAULT_ALIGNMENT, GGUF_FILE_TYPE, GgmlType } from './constants.js';
+import { GgufError } from './errors.js';
+import { entry, type GgufMetadata } from './metadata.js';
+import { GGUF_ARCHITECTURES, needsRopePermutation, permuteRows, tensorNameMap } from './names.js';
+import { QK, quantizeQ4_0, quantizeQ8_0 } from './quant.js';
+import { tokenizerMetadata } from './tokenizer.js';
+import { type GgufTensorToWrite, writeGguf } from './writer.js';
+
+export const GGUF_EXPORT_TYPES = ['f32', 'f16', 'q8_0', 'q4_0'] as const;
+export type GgufExportType = (typeof GGUF_EXPORT_TYPES)[number];
+
+export interface ExportGgufOptions {
+  /** Type of the 2-D weights; norms and biases stay F32. Default f16. */
+  type?: GgufExportType;
+  /** A tokenizer.json to embed instead of the folder's own (for folders that ship none). */
+  tokenizer?: string;
+  /** Called after each tensor is written. */
+  onProgress?: (done: number, total: number, name: string) => void;
+}
+
+export interface ExportGgufResult {
+  architecture: string;
+  tensors: number;
+  /** GGUF tensor names written in a type other than the one asked for (rows not a multiple of 32). */
+  fallbacks: string[];
+}
+
+const WEIGHT_TYPES: Record<GgufExportType, number> = {
+  f32: GgmlType.F32,
+  f16: GgmlType.F16,
+  q8_0: GgmlType.Q8_0,
+  q4_0: GgmlType.Q4_0,
+};
+
+/**
+ * Writes a Hugging Face Llama / Mistral / Qwen2 folder as a GGUF v3 file that llama.cpp loads:
+ * llama.cpp's metadata keys and tensor names, q/k rows permuted for its llama graph, the
+ * tokenizer as tokenizer.ggml.*. Tensors are read, converted and written one at a time.
+ * Quantized types need rows (ne[0]) that are a multiple of 32; other matrices fall back to
+ * F16, as llama.cpp's own converter does, and are listed in the result.
+ */
+export async function exportGguf(
+  hfFolder: string,
+  outPath: string,
+  options: ExportGgufOptions = {},
+): Promise<ExportGgufResult> {
+  const type = options.type ?? 'f16';
+  if (!GGUF_EXPORT_TYPES.includes(type)) {
+    throw new InvalidArgumentError(
+      `GGUF type "${type}" is not supported; supported: ${GGUF_EXPORT_TYPES.join(', ')}`,
+    );
+  }
+  const config = await readHfConfig(hfFolder);
+  const modelType = config.model_type ?? '(missing)';
+  const architecture = GGUF_ARCHITECTURES[modelType as keyof typeof GGUF_ARCHITECTURES];
+  if (!architecture) {
+    throw new InvalidArgumentError(
+      `model_type "${modelType}" cannot be exported to GGUF; supported: ${Object.keys(GGUF_ARCHITECTURES).join(', ')}`,
+    );
+  }
+  const shape = llamaConfig(config);
+  const metadata = modelMetadata(config, architecture, hfFolder, type);
+  for (const [key, value] of await readTokenizer(hfFolder, config, options.tokenizer))
+    metadata.set(key, value);
+
+  const checkpoint = await openCheckpoint(hfFolder);
+  try {
+    const names = tensorNameMap(shape.layers);
+    const tied = field<boolean>(config, 'tie_word_embeddings', false) || !checkpoint.has('lm_head.weight');
+    const fallbacks: string[] = [];
+    const tensors: GgufTensorToWrite[] = [];
+    for (const [hfName, ggufName] of names) {
+      if (!checkpoint.has(hfName) || (tied && hfName === 'lm_head.weight')) continue;
+      const hfShape = checkpoint.info(hfName).shape;
+      const dims = [...hfShape].reverse();
+      let tensorType = dims.length === 1 ? GgmlType.F32 : WEIGHT_TYPES[type];
+      if ((tensorType === GgmlType.Q8_0 || tensorType === GgmlType.Q4_0) && dims[0] % QK !== 0) {
+        tensorType = GgmlType.F16;
+        fallbacks.push(ggufName);
+      }
+      const heads = hfName.includes('.k_proj.') ? shape.kvHeads : shape.heads;
+      tensors.push({
+        name: ggufName,
+        dims,
+        type: tensorType,
+        bytes: async () => {
+          let values = (await checkpoint.readValues(hfName)).values as Float32Array;
+          if (needsRopePermutation(architecture, hfName)) {
+            values = permuteRows(values, heads, hfShape.length === 2 ? hfShape[1] : 1, 'to-gguf');
+          }
+          return encode(values, tensorType);
+        },
+      });
+    }
+    const missing = [...names.keys()].filter(
+      (n) => n.endsWith('.weight') && n !== 'lm_head.weight' && !checkpoint.has(n),
+    );
+    if (missing.length > 0) {
+      throw new GgufError(
+        hfFolder,
+        `the checkpoint lacks ${missing.length} tensors a ${modelType} model needs, e.g. '${missing[0]}'`,
+      );
+    }
+    let done = 0;
+    await writeGguf(
+      outPath,
+      metadata,
+      tensors.map((t) => ({
+        ...t,
+        bytes: async () => {
+          const bytes = await t.bytes();
+          options.onProgress?.(++done, tensors.length, t.name);
+          return bytes;
+        },
+      })),
+    );
+    return { architecture, tensors: tensors.length, fallbacks };
+  } finally {
+    await checkpoint.close();
+  }
+}
+
+function encode(values: Float32Array, type: number): Uint8Array {
+  switch (type) {
+    case GgmlType.F32:
+      return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+    case GgmlType.F16: {
+      const half = float32ToHalfBits(values);
+      return new Uint8Array(half.buffer);
+    }
+    case GgmlType.Q8_0:
+      return quantizeQ8_0(values);
+    case GgmlType.Q4_0:
+      return quantizeQ4_0(values);
+    default:
+      throw new Error(`cannot encode ggml type ${type}`);
+  }
+}
+
+function modelMetadata(config: HfConfig, arch: string, hfFolder: string, type: GgufExportType): GgufMetadata {
+  const shape = llamaConfig(config);
+  const { theta, scaling } = ropeSettings(config);
+  const metadata: GgufMetadata = new Map([
+    ['general.architecture', entry.string(arch)],
+    ['general.name', entry.string(basename(resolve(hfFolder)))],
+    ['general.file_type', entry.uint32(GGUF_FILE_TYPE[type])],
+    ['general.quantization_version', entry.uint32(2)],
+    ['general.alignment', entry.uint32(GGUF_DEFAULT_ALIGNMENT)],
+    [`${arch}.vocab_size`, entry.uint32(shape.vocabSize)],
+    [`${arch}.context_length`, entry.uint32(field<number>(config, 'max_position_embeddings'))],
+    [`${arch}.embedding_length`, entry.uint32(shape.hiddenSize)],
+    [`${arch}.block_count`, entry.uint32(shape.layers)],
+    [`${arch}.feed_forward_length`, entry.uint32(field<number>(config, 'intermediate_size'))],
+    [`${arch}.attention.head_count`, entry.uint32(shape.heads)],
+    [`${arch}.attention.head_count_kv`, entry.uint32(shape.kvHeads)],
+    [`${arch}.attention.key_length`, entry.uint32(shape.headDim)],
+    [`${arch}.attention.value_length`, entry.uint32(shape.headDim)],
+    [`${arch}.rope.dimension_count`, entry.uint32(shape.headDim)],
+    [`${arch}.rope.freq_base`, entry.float32(theta)],
+    [`${arch}.attention.layer_norm_rms_epsilon`, entry.float32(shape.normEps)],
+  ]);
+  if (shape.activation !== 'silu') {
+    throw new InvalidArgumentError(
+      `hidden_act "${config.hidden_act}" has no GGUF llama/qwen2 equivalent (llama.cpp uses SiLU)`,
+    );
+  }
+  if (scaling.type === 'linear') {
+    metadata.set(`${arch}.rope.scaling.type`, entry.string('linear'));
+    metadata.set(`${arch}.rope.scaling.factor`, entry.float32(scaling.factor));
+  } else if (scaling.type !== 'default') {
+    throw new InvalidArgumentError(
+      `rope scaling "${scaling.type}" is not exported to GGUF yet; supported: default, linear`,
+    );
+  }
+  return metadata;
+}
+
+async function readJsonFile(path: string): Promise<Record<string, unknown> | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch (error) {
+    throw new InvalidArgumentError(`${path} is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+async function readTokenizer(hfFolder: string, config: HfConfig, override?: string): Promise<GgufMetadata> {
+  const path = override ?? join(hfFolder, 'tokenizer.json');
+  const tokenizerJson = await readJsonFile(path);
+  if (!tokenizerJson) {
+    throw new InvalidArgumentError(
+      `${path} does not exist: a GGUF file carries its tokenizer, so export needs the model's tokenizer.json`,
+    );
+  }
+  const tokenizerConfig = (await readJsonFile(join(hfFolder, 'tokenizer_config.json'))) ?? {};
+  return tokenizerMetadata({ tokenizerJson, tokenizerConfig, modelConfig: config, source: path });
+}

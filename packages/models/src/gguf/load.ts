@@ -1,0 +1,207 @@
+import { type CausalLm, InvalidArgumentError } from '@specstream/core';
+import * as tf from '@tensorflow/tfjs-core';
+import type { HfConfig } from '../architectures/hf-config.js';
+import { loadLlama } from '../architectures/llama.js';
+import { weightSource } from '../architectures/weights.js';
+import type { LoadedModel, LoadModelOptions } from '../load-model.js';
+import type { TensorValues } from '../safetensors/decode.js';
+import type { TensorReader } from '../safetensors/file.js';
+import type { TensorInfo } from '../safetensors/header.js';
+import type { Tokenizer } from '../tokenizer/types.js';
+import { GgufValueType } from './constants.js';
+import { GgufError } from './errors.js';
+import { isNumberType } from './metadata.js';
+import { GGUF_ARCHITECTURES, needsRopePermutation, permuteRows, tensorNameMap } from './names.js';
+import { dequantize } from './quant.js';
+import { type GgufFile, openGguf } from './reader.js';
+import { tokenizerFromGguf } from './tokenizer.js';
+
+const READABLE_ARCHITECTURES: readonly string[] = [...new Set(Object.values(GGUF_ARCHITECTURES))];
+
+function numberKey(file: GgufFile, key: string, fallback?: number): number {
+  const value = file.metadata.get(key);
+  if (value === undefined) {
+    if (fallback !== undefined) return fallback;
+    throw new GgufError(file.path, `metadata '${key}' is missing`);
+  }
+  if (!isNumberType(value.type) || typeof value.value !== 'number' || !Number.isFinite(value.value)) {
+    const what =
+      value.type === GgufValueType.ARRAY
+        ? 'an array (per-layer values are not supported)'
+        : `${String(value.value)}`;
+    throw new GgufError(file.path, `metadata '${key}' is ${what}, not a number`);
+  }
+  return value.value;
+}
+
+function countKey(file: GgufFile, key: string, fallback?: number): number {
+  const value = numberKey(file, key, fallback);
+  if (!Number.isSafeInteger(value) || value <= 0)
+    throw new GgufError(file.path, `metadata '${key}' is ${value}, not a positive integer`);
+  return value;
+}
+
+/** The config.json that the file's metadata stands for, in the fields the HF loaders read. */
+export function ggufHfConfig(file: GgufFile): HfConfig {
+  const arch = file.metadata.get('general.architecture')?.value;
+  if (typeof arch !== 'string' || !READABLE_ARCHITECTURES.includes(arch)) {
+    throw new InvalidArgumentError(
+      `${file.path}: general.architecture ${JSON.stringify(arch)} is not supported; supported: ${READABLE_ARCHITECTURES.join(', ')}`,
+    );
+  }
+  const hidden = countKey(file, `${arch}.embedding_length`);
+  const heads = countKey(file, `${arch}.attention.head_count`);
+  const headDim = countKey(file, `${arch}.attention.key_length`, hidden / heads);
+  const valueLength = countKey(file, `${arch}.attention.value_length`, headDim);
+  if (valueLength !== headDim) {
+    throw new GgufError(
+      file.path,
+      `key_length ${headDim} and value_length ${valueLength} differ; this loader needs them equal`,
+    );
+  }
+  const ropeDims = countKey(file, `${arch}.rope.dimension_count`, headDim);
+  if (ropeDims !== headDim) {
+    throw new GgufError(
+      file.path,
+      `rope.dimension_count ${ropeDims} is not the head size ${headDim}: partial rotary is not supported`,
+    );
+  }
+  if (file.tensors.has('rope_freqs.weight')) {
+    throw new GgufError(
+      file.path,
+      'rope_freqs (per-frequency rope factors, e.g. llama3 scaling) are not supported',
+    );
+  }
+  const scalingType = file.metadata.get(`${arch}.rope.scaling.type`)?.value ?? 'none';
+  const factor = numberKey(file, `${arch}.rope.scaling.factor`, 0);
+  let ropeScaling: Record<string, unknown> | undefined;
+  if (scalingType === 'linear' && factor !== 0 && factor !== 1) ropeScaling = { rope_type: 'linear', factor };
+  else if (scalingType !== 'none' && scalingType !== 'linear') {
+    throw new GgufError(
+      file.path,
+      `rope scaling ${JSON.stringify(scalingType)} is not supported; supported: none, linear`,
+    );
+  }
+  const embedding = file.tensors.get('token_embd.weight');
+  if (embedding?.dims.length !== 2)
+    throw new GgufError(file.path, 'token_embd.weight is missing or not a matrix');
+  return {
+    model_type: arch,
+    vocab_size: embedding.dims[1],
+    hidden_size: hidden,
+    num_hidden_layers: countKey(file, `${arch}.block_count`),
+    num_attention_heads: heads,
+    num_key_value_heads: countKey(file, `${arch}.attention.head_count_kv`, heads),
+    head_dim: headDim,
+    intermediate_size: countKey(file, `${arch}.feed_forward_length`),
+    rms_norm_eps: numberKey(file, `${arch}.attention.layer_norm_rms_epsilon`),
+    rope_theta: numberKey(file, `${arch}.rope.freq_base`, 10000),
+    ...(ropeScaling ? { rope_scaling: ropeScaling } : {}),
+    max_position_embeddings: countKey(file, `${arch}.context_length`),
+    hidden_act: 'silu',
+    tie_word_embeddings: !file.tensors.has('output.weight'),
+  };
+}
+
+/**
+ * The file's tensors under their Hugging Face names and shapes, as float32: what the HF
+ * loaders read, so a GGUF model goes through the same weightSource / loadLlama path. Each
+ * read dequantizes one tensor (or a range of rows) from its offset, and undoes llama's q/k
+ * row permutation.
+ */
+export function ggufTensorReader(file: GgufFile, config: HfConfig): TensorReader {
+  const arch = config.model_type as string;
+  const layers = config.num_hidden_layers as number;
+  const hfToGguf = new Map([...tensorNameMap(layers)].filter(([, gguf]) => file.tensors.has(gguf)));
+  const names = [...hfToGguf.keys()];
+  const ggufName = (name: string): string => {
+    const mapped = hfToGguf.get(name);
+    if (!mapped) throw new GgufError(file.path, `no tensor for '${name}' in this file`);
+    return mapped;
+  };
+  const info = (name: string): TensorInfo => {
+    const t = file.info(ggufName(name));
+    return {
+      dtype: 'F32',
+      shape: [...t.dims].reverse(),
+      dataOffsets: [t.fileOffset - file.dataOffset, t.fileOffset - file.dataOffset + t.byteLength],
+      fileOffset: t.fileOffset,
+      byteLength: t.byteLength,
+      file: file.path,
+    };
+  };
+  const readValues = async (name: string): Promise<TensorValues> => {
+    let values = await file.readFloat32(ggufName(name));
+    if (needsRopePermutation(arch, name)) {
+      const heads = (
+        name.includes('.k_proj.') ? config.num_key_value_heads : config.num_attention_heads
+      ) as number;
+      const shape = info(name).shape;
+      values = permuteRows(values, heads, shape.length === 2 ? shape[1] : 1, 'from-gguf');
+    }
+    return { values, dtype: 'float32' };
+  };
+  return {
+    names,
+    has: (name) => hfToGguf.has(name),
+    info,
+    readValues,
+    async *readChunks(name, chunkElements = 1 << 20) {
+      if (needsRopePermutation(arch, name)) {
+        yield (await readValues(name)).values as Float32Array;
+        return;
+      }
+      const t = file.info(ggufName(name));
+      const rowLength = t.dims[0];
+      const rows = rowLength === 0 ? 0 : t.elements / rowLength;
+      const step = Math.max(1, Math.floor(chunkElements / Math.max(1, rowLength)));
+      for (let row = 0; row < rows; row += step) {
+        const count = Math.min(step, rows - row);
+        yield dequantize(t.type, await file.readRows(t.name, row, count), count * rowLength);
+      }
+    },
+    async readTensor(name) {
+      const { values } = await readValues(name);
+      return tf.tensor(values, [...info(name).shape], 'float32');
+    },
+    close: () => file.close(),
+  };
+}
+
+/** loadModel for a .gguf file: llama / qwen2 graphs (Mistral exports as llama). */
+export async function loadGgufModel(path: string, options: LoadModelOptions = {}): Promise<LoadedModel> {
+  const file = await openGgufOrExplain(path);
+  try {
+    const config = ggufHfConfig(file);
+    const reader = ggufTensorReader(file, config);
+    const weights = weightSource(reader, path, config.model_type as string, options.onProgress);
+    try {
+      const model: CausalLm = await loadLlama(config, weights, options.kvCache);
+      return { kind: 'causal-lm', modelType: config.model_type as string, config, model };
+    } catch (error) {
+      weights.disposeAll();
+      throw error;
+    }
+  } finally {
+    await file.close();
+  }
+}
+
+/** The tokenizer stored in a GGUF file's metadata, as the project's Tokenizer. */
+export async function loadGgufTokenizer(path: string): Promise<Tokenizer> {
+  const file = await openGgufOrExplain(path);
+  try {
+    return tokenizerFromGguf(file.metadata, path);
+  } finally {
+    await file.close();
+  }
+}
+
+async function openGgufOrExplain(path: string): Promise<GgufFile> {
+  try {
+    return await openGguf(path);
+  } catch (error) {
+    if (error instanceof GgufError) throw error;
+    throw new InvalidArgumentError(`cannot read ${path}: ${(error as Error).message}`);
+  }
+}
