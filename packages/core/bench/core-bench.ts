@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CausalLm, CausalLmConfig } from '../src/causal-lm.js';
 import { createCausalLm } from '../src/causal-lm.js';
+import { availableKernelSets, type KernelSetName, kernelSet } from '../src/kernel-sets/index.js';
 import type { KvCacheKind } from '../src/kv-cache/index.js';
 import { defaultKvCacheKind } from '../src/kv-cache/index.js';
 import { planPrefillChunks, prefill } from '../src/prefill.js';
@@ -23,9 +24,14 @@ export interface CoreBenchResult {
 const tokensOf = (n: number, offset = 0, vocab = 50257) =>
   Array.from({ length: n }, (_, i) => (i * 131 + offset * 17 + 5) % vocab);
 
-/** A model per cache strategy shares one set of weights: clone cost only once per kind. */
-function withKind(config: CausalLmConfig, kind: KvCacheKind, seed: number): CausalLm {
-  return createCausalLm({ ...config, kvCache: kind }, randomCausalLmWeights(config, { seed }));
+/** A model per cache strategy (and kernel set: default the fastest here) from seeded weights. */
+function withKind(
+  config: CausalLmConfig,
+  kind: KvCacheKind,
+  seed: number,
+  kernels?: KernelSetName,
+): CausalLm {
+  return createCausalLm({ ...config, kvCache: kind }, randomCausalLmWeights(config, { seed }), { kernels });
 }
 
 async function stepAt(
@@ -55,7 +61,7 @@ export async function runCoreBench(
 ): Promise<CoreBenchResult> {
   const kind = defaultKvCacheKind();
   const V = o.config.vocabSize;
-  const result: CoreBenchResult = { defaultKvCache: kind };
+  const result: CoreBenchResult = { defaultKvCache: kind, kernelSet: kernelSet().name };
 
   // B1 and B4 on the default strategy.
   const model = withKind(o.config, kind, 1);
@@ -88,8 +94,25 @@ export async function runCoreBench(
     opsPerStep: ops,
   };
   log(
-    `B4 decode: batch 1 ${(1000 / b1).toFixed(1)} tok/s, batch 8 ${((8 * 1000) / b8).toFixed(1)} tok/s, ${ops} kernels/step`,
+    `B4 decode (${kernelSet().name} set): batch 1 ${(1000 / b1).toFixed(1)} tok/s, batch 8 ${((8 * 1000) / b8).toFixed(1)} tok/s, ${ops} kernels/step`,
   );
+  // The same decode on every other kernel set the backend has: the reference set (tfjs's own
+  // kernels) is what core's kernels are measured against.
+  const sets: Record<string, unknown> = {};
+  for (const set of availableKernelSets().filter((s) => s.name !== kernelSet().name)) {
+    const other = withKind(o.config, kind, 1, set.name);
+    const at = (batch: number) => stepAt(other, batch, 128, 160, 1, o.reps);
+    const [one, eight] = [await at(1), await at(8)];
+    other.dispose();
+    sets[set.name] = {
+      batch1TokensPerS: round(1000 / one, 1),
+      batch8TokensPerS: round((8 * 1000) / eight, 1),
+    };
+    log(
+      `B4 decode (${set.name} set): batch 1 ${(1000 / one).toFixed(1)} tok/s, batch 8 ${((8 * 1000) / eight).toFixed(1)} tok/s → ${kernelSet().name} set ${(one / b1).toFixed(2)}× / ${(eight / b8).toFixed(2)}×`,
+    );
+  }
+  result.otherKernelSets = sets;
 
   // B3: one token per call vs bucketed prefill, same prompt.
   {

@@ -145,7 +145,7 @@ export function createCausalLm(
       );
     }
   }
-  const { vocabSize, heads, kvHeads, headDim } = config;
+  const { vocabSize, kvHeads, headDim } = config;
   const layers = weights.layers.map((layer) =>
     isPrepared(layer) ? layer : prepareCausalLmLayer(config, layer, { kernels: set.name }),
   );

@@ -7,6 +7,7 @@ export * from './errors.js';
 export * from './generate.js';
 export {
   availableKernelSets,
+  denseForBackend,
   KERNEL_SET_NAMES,
   type KernelSet,
   type KernelSetName,
@@ -32,7 +33,6 @@ export {
 export { GREEDY_ROWS, greedyRows, greedyRowsSupported } from './kernels/greedy-rows.js';
 export { kernelThreadCount, stopKernelThreads } from './kernels/kernel-threads.js';
 export {
-  denseForBackend,
   disposePackedLinear,
   PACKED_MATMUL,
   type PackedLinear,

@@ -18,11 +18,11 @@ import { causalAttention, causalAttentionSupported } from '../src/kernels/causal
 import { embedRows } from '../src/kernels/embed.js';
 import { greedyRows } from '../src/kernels/greedy-rows.js';
 import { rotatePacked } from '../src/kernels/rotary-packed.js';
+import { rowLinear } from '../src/kernels/row-linear.js';
 import { standardizeRows, standardizeRowsSupported } from '../src/kernels/standardize.js';
 import { webGpuPrograms } from '../src/kernels/webgpu-program.js';
 import { createKvCache } from '../src/kv-cache/index.js';
 import { greedyToken } from '../src/sampling/sampler.js';
-import { fusedLinear } from '../src/transformer/fused-linear.js';
 import { rotaryCosSin, rotaryInverseFrequencies } from '../src/transformer/rotary.js';
 
 const unavailable = await webgpuUnavailable(initBackend, 'webgpu kernel tests');
@@ -226,7 +226,7 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
     [2, 300, 50, 'rms', undefined, false, false, true],
     [37, 96, 40, 'layer', 'relu', false, true, true],
   ] as const)(
-    'fusedLinear of %i×%i by %i (norm %s, %s, gated %s, bias %s, residual %s) matches float64',
+    'rowLinear of %i×%i by %i (norm %s, %s, gated %s, bias %s, residual %s) matches float64',
     async (rows, inner, out, norm, activation, gated, withBias, withResidual) => {
       const rng = seedrandom(`lin${rows}-${inner}-${out}-${norm}-${activation}`);
       const width = gated ? 2 * out : out;
@@ -254,7 +254,7 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
         residual: tf.tensor2d(r, [rows, out]),
       };
       const before = tf.memory().numTensors;
-      const y = fusedLinear(
+      const y = rowLinear(
         tensors.x,
         withBias
           ? { weightRows: tensors.weightRows, bias: tensors.bias }
@@ -273,7 +273,7 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
     },
   );
 
-  test('fusedLinear with pickRows multiplies each batch row’s last step only (in the program, or gathered for a plain layer)', async () => {
+  test('rowLinear with pickRows multiplies each batch row’s last step only, in the program', async () => {
     const rng = seedrandom('pick-rows');
     const [batch, steps, inner, out] = [3, 4, 64, 50];
     const x = randomArray(batch * steps * inner, rng, 2);
@@ -289,7 +289,6 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
     }
     const t = {
       x: tf.tensor2d(x, [batch * steps, inner]),
-      weight: tf.tensor2d(w, [inner, out]),
       weightRows: tf.transpose(tf.tensor2d(w, [inner, out])) as tf.Tensor2D,
       bias: tf.tensor1d(b),
     };
@@ -298,28 +297,24 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
       pickRows: { stride: steps, offset: steps - 1 },
     };
     const before = tf.memory().numTensors;
-    for (const layer of [
-      { weightRows: t.weightRows, bias: t.bias },
-      { weight: t.weight, bias: t.bias },
-    ]) {
-      const y = fusedLinear(t.x, layer, options);
-      expect(y.shape).toEqual([batch, out]);
-      expect(maxAbsDiff(await y.data(), expected)).toBeLessThan(2e-5);
-      y.dispose();
-      expect(() => fusedLinear(t.x, layer, { pickRows: { stride: 1, offset: 12 } })).toThrow(
-        /cannot pick rows 12, 12 \+ 1, … of 12 rows/,
-      );
-    }
+    const layer = { weightRows: t.weightRows, bias: t.bias };
+    const y = rowLinear(t.x, layer, options);
+    expect(y.shape).toEqual([batch, out]);
+    expect(maxAbsDiff(await y.data(), expected)).toBeLessThan(2e-5);
+    y.dispose();
+    expect(() => rowLinear(t.x, layer, { pickRows: { stride: 1, offset: 12 } })).toThrow(
+      /cannot pick rows 12, 12 \+ 1, … of 12 rows/,
+    );
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose(Object.values(t));
   });
 
-  test('fusedLinear names shapes it cannot multiply', () => {
+  test('rowLinear names shapes it cannot multiply', () => {
     const x = tf.zeros([2, 8]) as tf.Tensor2D;
     const weightRows = tf.zeros([4, 7]) as tf.Tensor2D;
     const before = tf.memory().numTensors;
-    expect(() => fusedLinear(x, { weightRows })).toThrow(/cannot multiply \[2,8\] by \[4,7\]ᵀ/);
-    expect(() => fusedLinear(x, { weightRows }, { gated: true })).toThrow(/gated layer needs an activation/);
+    expect(() => rowLinear(x, { weightRows })).toThrow(/cannot multiply \[2,8\] by \[4,7\]ᵀ/);
+    expect(() => rowLinear(x, { weightRows }, { gated: true })).toThrow(/gated layer needs an activation/);
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([x, weightRows]);
   });

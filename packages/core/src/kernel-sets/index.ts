@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from '../errors.js';
+import type { DenseLayer, Linear } from '../transformer/linear.js';
 import type { KernelSet } from './kernel-set.js';
 import { referenceKernels } from './reference/index.js';
 import { KERNEL_SET_NAMES, type KernelSetName, kernelSetting } from './setting.js';
@@ -31,6 +32,14 @@ export function kernelSet(name?: KernelSetName): KernelSet {
     return set;
   }
   return availableKernelSets()[0];
+}
+
+/**
+ * A product in the layout of the set models built now use (kernelSet()),
+ * for code that takes no set (Whisper, the synthesizer); takes ownership.
+ */
+export function denseForBackend(layer: Linear): DenseLayer {
+  return kernelSet().prepareLinear(layer);
 }
 
 /** The sets that can run on the current backend, fastest first (reference always last). */

@@ -4,7 +4,6 @@ import type { Linear } from '../transformer/linear.js';
 import { type ArenaMatrix, arenaTransposedLinear, isArenaMatrix } from './arena-matrix.js';
 import { runOnThreads, threadRanges } from './kernel-threads.js';
 import { prefetchChoice } from './prefetch-choice.js';
-import { type RowLinear, rowLinearForBackend } from './row-linear.js';
 import { requireWasmKernels, wasmKernels } from './wasm-kernels.js';
 import { requireArena, weightArena } from './weight-arena.js';
 
@@ -123,16 +122,6 @@ export function packLinear(layer: Linear, options: { transposed?: boolean } = {}
     layer.weight.dispose();
     layer.bias?.dispose();
   }
-}
-
-/**
- * A layer as the current backend multiplies fastest: packed for core's wasm
- * product where models pack (useWasmKernels; ownership of `layer` passes to
- * the result), else `layer` itself.
- */
-export function denseForBackend(layer: Linear): Linear | PackedLinear | RowLinear {
-  if (useWasmKernels()) return packLinear(layer);
-  return rowLinearForBackend(layer) ?? layer;
 }
 
 export function disposePackedLinear(layer: PackedLinear): void {

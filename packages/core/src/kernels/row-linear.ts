@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Activation } from '../transformer/mlp.js';
 import { linearProgram } from './webgpu-linear.js';
-import { requireWebGpuPrograms, webGpuPrograms } from './webgpu-program.js';
+import { requireWebGpuPrograms } from './webgpu-program.js';
 
 /**
  * A dense layer for core's webgpu programs: the weight stored [out, in], so
@@ -24,21 +24,10 @@ export interface RowLinearEpilogue {
   pickRows?: { stride: number; offset: number };
 }
 
-/** A layer given [in, out] as a RowLinear where core's webgpu programs run (the original is disposed). */
-export function rowLinearForBackend(layer: {
-  weight: tf.Tensor2D;
-  bias?: tf.Tensor1D;
-}): RowLinear | undefined {
-  if (webGpuPrograms() === undefined) return undefined;
-  const weightRows = tf.transpose(layer.weight) as tf.Tensor2D;
-  layer.weight.dispose();
-  return layer.bias ? { weightRows, bias: layer.bias } : { weightRows };
-}
-
 /** residual + act(standardize(x)·Wᵀ + b), each part optional, as one program. */
 export function rowLinear(x: tf.Tensor2D, layer: RowLinear, o: RowLinearEpilogue = {}): tf.Tensor2D {
   const gated = o.gated ?? false;
-  if (gated && o.activation === undefined) throw new Error('fusedLinear: a gated layer needs an activation');
+  if (gated && o.activation === undefined) throw new Error('rowLinear: a gated layer needs an activation');
   const inputs: tf.NamedTensorMap = { x, w: layer.weightRows };
   if (layer.bias) inputs.bias = layer.bias;
   if (o.residual) inputs.residual = o.residual;
@@ -69,17 +58,15 @@ tf.registerKernel({
       offset < 0 ||
       offset >= xRows
     ) {
-      throw new Error(`fusedLinear: cannot pick rows ${offset}, ${offset} + ${stride}, … of ${xRows} rows`);
+      throw new Error(`rowLinear: cannot pick rows ${offset}, ${offset} + ${stride}, … of ${xRows} rows`);
     }
     const rows = Math.floor((xRows - 1 - offset) / stride) + 1;
     const columns = gated ? w!.shape[0] / 2 : w!.shape[0];
     if (x!.shape.length !== 2 || w!.shape[1] !== inner || (gated && w!.shape[0] % 2 !== 0)) {
-      throw new Error(
-        `fusedLinear: cannot multiply [${x!.shape}] by [${w!.shape}]ᵀ${gated ? ' (gated)' : ''}`,
-      );
+      throw new Error(`rowLinear: cannot multiply [${x!.shape}] by [${w!.shape}]ᵀ${gated ? ' (gated)' : ''}`);
     }
     if (residual && (residual.shape[0] !== rows || residual.shape[1] !== columns)) {
-      throw new Error(`fusedLinear: residual [${residual.shape}] is not [${rows},${columns}]`);
+      throw new Error(`rowLinear: residual [${residual.shape}] is not [${rows},${columns}]`);
     }
     const norm = attrs!.norm as 'layer' | 'rms' | 'none';
     const activation = attrs!.activation as Activation | 'none';
