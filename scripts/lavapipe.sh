@@ -7,7 +7,7 @@
 #
 #   sh scripts/lavapipe.sh                 # once: download and unpack (~120 MB)
 #   .dev/lavapipe/node node_modules/vitest/vitest.mjs run --pool=threads \
-#     packages/core/test/webgpu-kernels.test.ts packages/models/test/webgpu.test.ts
+#     packages/core/test/kernel-sets/webgpu.test.ts packages/models/test/webgpu.test.ts
 #
 # (--pool=threads: under the loader, process.execPath is the loader, which
 # vitest's forked workers cannot be started with.)

@@ -47,7 +47,8 @@ function counts(file) {
 // into .dev/lavapipe) and they run again under it. Where it cannot be set up the reason is
 // printed and nothing fails; SPECSTREAM_LAVAPIPE=off skips the attempt.
 const WEBGPU_SUITES = [
-  'packages/core/test/webgpu-kernels.test.ts',
+  'packages/core/test/kernel-sets/webgpu.test.ts',
+  'packages/core/test/kernel-sets/steps.test.ts',
   'packages/models/test/webgpu.test.ts',
   'packages/speculative/test/webgpu.test.ts',
   'packages/streaming/test/webgpu.test.ts',

@@ -27,7 +27,8 @@ if (relative(root, outdir).split(sep).length !== 1) {
 const esbuild = createRequire(join(resolve(esbuildDir), 'package.json'))('./lib/main.js');
 
 const SUITES = {
-  core: 'packages/core/test/webgpu-kernels.test.ts',
+  core: 'packages/core/test/kernel-sets/webgpu.test.ts',
+  'core-sets': 'packages/core/test/kernel-sets/steps.test.ts',
   models: 'packages/models/test/webgpu.test.ts',
   speculative: 'packages/speculative/test/webgpu.test.ts',
   streaming: 'packages/streaming/test/webgpu.test.ts',

@@ -5,7 +5,7 @@
 #   scripts/gpu/run.sh stash-models        copy models/ to /tmp/specstream-models (the first of two calls)
 #   scripts/gpu/run.sh info                set up, print the GPU, node and the WebGPU adapter
 #   scripts/gpu/run.sh bench [bench args]  set up, node .gpu/bench.mjs --backends webgpu [bench args]
-#   scripts/gpu/run.sh test [suites]       set up, run the webgpu suites (core models speculative streaming)
+#   scripts/gpu/run.sh test [suites]       set up, run the webgpu suites (core core-sets models speculative streaming)
 #
 # Setup, each step once per machine: the Vulkan loader and glvnd packages are
 # unpacked into / (dpkg -x) and ldconfig run; node and dawn.node are unpacked
@@ -221,9 +221,9 @@ bench() {
 
 tests() {
   local suites=("$@") s log rc failed=""
-  [ ${#suites[@]} -gt 0 ] || suites=(core models speculative streaming)
+  [ ${#suites[@]} -gt 0 ] || suites=(core core-sets models speculative streaming)
   for s in "${suites[@]}"; do
-    [ -f "$PACK/test-$s.mjs" ] || die "no suite '$s' (core, models, speculative, streaming)"
+    [ -f "$PACK/test-$s.mjs" ] || die "no suite '$s' (core, core-sets, models, speculative, streaming)"
   done
   setup
   for s in "${suites[@]}"; do

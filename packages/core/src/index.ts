@@ -14,7 +14,7 @@ export {
   kernelSet,
   kernelSetting,
 } from './kernel-sets/index.js';
-export { ACTIVATION, activateRows, activationSupported } from './kernels/activation.js';
+export { ACTIVATION, activateRows, activationSupported } from './kernel-sets/webgpu/activation.js';
 export {
   type ArenaMatrix,
   arenaGather,
@@ -30,7 +30,7 @@ export {
   causalAttention,
   causalAttentionSupported,
 } from './kernels/causal-attention.js';
-export { GREEDY_ROWS, greedyRows, greedyRowsSupported } from './kernels/greedy-rows.js';
+export { GREEDY_ROWS, greedyRows, greedyRowsSupported } from './kernel-sets/webgpu/greedy-rows.js';
 export { kernelThreadCount, stopKernelThreads } from './kernels/kernel-threads.js';
 export {
   disposePackedLinear,
@@ -46,9 +46,9 @@ export {
   transposedLinearSupported,
   useWasmKernels,
 } from './kernels/packed-linear.js';
-export { ROTARY, rotarySupported, rotatePacked } from './kernels/rotary-packed.js';
+export { ROTARY, rotarySupported, rotatePacked } from './kernel-sets/webgpu/rotary-packed.js';
 export { STANDARDIZE, standardizeRows, standardizeRowsSupported } from './kernels/standardize.js';
-export { webGpuPrograms } from './kernels/webgpu-program.js';
+export { webGpuPrograms } from './kernel-sets/webgpu/webgpu-program.js';
 export { type WeightArena, weightArena } from './kernels/weight-arena.js';
 export * from './kv-cache/index.js';
 export { getLogger, type Logger, setLogger } from './log.js';

@@ -6,7 +6,7 @@ import {
   type TransposedLinear,
   transposedLinear,
 } from '../kernels/packed-linear.js';
-import { type RowLinear, rowLinear } from '../kernels/row-linear.js';
+import { type RowLinear, rowLinear } from '../kernel-sets/webgpu/row-linear.js';
 
 /** A dense layer stored [in, out] so the matmul needs no transpose; bias fused into the matmul. */
 export interface Linear {

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { activateRows, activationSupported } from '../kernels/activation.js';
+import { activateRows, activationSupported } from '../kernel-sets/webgpu/activation.js';
 import { type ConstantOf, plainNumber } from './constants.js';
 import { type DenseLayer, linear } from './linear.js';
 

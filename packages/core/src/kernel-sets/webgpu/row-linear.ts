@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { Activation } from '../transformer/mlp.js';
+import type { Activation } from '../../transformer/mlp.js';
 import { linearProgram } from './webgpu-linear.js';
 import { requireWebGpuPrograms } from './webgpu-program.js';
 

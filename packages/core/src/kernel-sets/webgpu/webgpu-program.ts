@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { kernelSetAllowed } from '../kernel-sets/setting.js';
+import { kernelSetAllowed } from '../setting.js';
 
 /**
  * Core's own WGSL programs, run through tfjs-backend-webgpu (4.x) like its

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { Activation } from '../transformer/mlp.js';
+import type { Activation } from '../../transformer/mlp.js';
 import { ACTIVATION_WGSL } from './webgpu-activation.js';
 import { MAIN, requireWebGpuPrograms, type WebGpuProgram, webGpuPrograms } from './webgpu-program.js';
 

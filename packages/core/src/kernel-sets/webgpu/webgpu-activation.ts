@@ -1,4 +1,4 @@
-import type { Activation } from '../transformer/mlp.js';
+import type { Activation } from '../../transformer/mlp.js';
 
 const GELU_TWICE_Z = 2 * Math.sqrt(2 / Math.PI);
 

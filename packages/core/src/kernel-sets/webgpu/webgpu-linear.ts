@@ -1,4 +1,4 @@
-import type { Activation } from '../transformer/mlp.js';
+import type { Activation } from '../../transformer/mlp.js';
 import { ACTIVATION_WGSL } from './webgpu-activation.js';
 import { MAIN, type WebGpuProgram, workgroupSumWgsl } from './webgpu-program.js';
 
