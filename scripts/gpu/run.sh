@@ -14,7 +14,9 @@
 #
 # SPECSTREAM_GPU_DRY=1 prints the dpkg -x and ldconfig commands instead of
 # running them (to try the rest on a machine whose system must stay as it is).
-# SPECSTREAM_GPU_WORK and SPECSTREAM_MODELS_STASH move /tmp/specstream-gpu and
+# SPECSTREAM_GPU_BENCH runs another bench bundle (e.g. .gpu-before/bench.mjs,
+# bundled from an older commit for a same-machine A/B); its node_modules link
+# to .gpu's. SPECSTREAM_GPU_WORK and SPECSTREAM_MODELS_STASH move /tmp/specstream-gpu and
 # /tmp/specstream-models; SPECSTREAM_GPU_NODE runs another node (a wrapper).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -205,12 +207,18 @@ bench() {
   step "bench: node .gpu/bench.mjs --backends webgpu ${args[*]} (log: \$OUT/$log)"
   cp "$WORK/machine.txt" "$OUT/$log"
   # The bench names the commit it ran: the bundle's (pack.sh wrote it), not this copy's git state.
-  if [ -f "$PACK/source.txt" ]; then
-    SPECSTREAM_BENCH_COMMIT=$(sed -n 's/.* from \([0-9a-f]*\).*/\1/p' "$PACK/source.txt")
+  local bundle=${SPECSTREAM_GPU_BENCH:-$PACK/bench.mjs}
+  local from
+  from=$(dirname "$bundle")
+  [ -f "$bundle" ] || die "no bench bundle $bundle"
+  [ "$from" = "$PACK" ] || [ -e "$from/node_modules" ] || ln -s "$(pwd)/$PACK/node_modules" "$from/node_modules"
+  echo "bundle: $bundle ($(cat "$from/source.txt" 2>/dev/null))" >>"$OUT/$log"
+  if [ -f "$from/source.txt" ]; then
+    SPECSTREAM_BENCH_COMMIT=$(sed -n 's/.* from \([0-9a-f]*\).*/\1/p' "$from/source.txt")
     export SPECSTREAM_BENCH_COMMIT
-    if grep -q uncommitted "$PACK/source.txt"; then export SPECSTREAM_BENCH_DIRTY=1; fi
+    if grep -q uncommitted "$from/source.txt"; then export SPECSTREAM_BENCH_DIRTY=1; fi
   fi
-  "$NODE" "$PACK/bench.mjs" --backends webgpu "${args[@]}" 2>&1 | tee -a "$OUT/$log" || rc=$?
+  "$NODE" "$bundle" --backends webgpu "${args[@]}" 2>&1 | tee -a "$OUT/$log" || rc=$?
   collect "$marker" "$label"
   rm -f "$marker"
   [ "$rc" = 0 ] || die "the bench failed (exit $rc); its log is \$OUT/$log"
