@@ -11,6 +11,7 @@ import {
   writePairResults,
 } from '../bench/pair/pair-bench.js';
 import { runCoreBench } from '../packages/core/bench/core-bench.js';
+import { quantBenchTable, runQuantBench } from '../packages/core/bench/quant-bench.js';
 import { runLoadBench } from '../packages/models/bench/load-bench.js';
 import { runSpecBench } from '../packages/speculative/bench/spec-bench.js';
 import { runEncoderBench } from '../packages/streaming/bench/encoder-bench.js';
@@ -48,6 +49,8 @@ const streaming: Record<string, unknown> = { date: results.date, node: process.v
 const log = (line: string) => console.log(`  ${line}`);
 const pairOptions = suites.has('pair') ? pairSettings(values) : undefined;
 const pair: Record<string, PairResult> = {};
+// --only quant: the quantized linear kernels against the f32 product (wasm only; not in the default set).
+const quant: Record<string, unknown> = { date: results.date, node: process.version };
 for (const name of values.backends.split(',') as BackendName[]) {
   try {
     await initBackend({ backend: name });
@@ -86,6 +89,12 @@ for (const name of values.backends.split(',') as BackendName[]) {
     );
     results[name] = { model: slow ? 'reduced' : 'gpt2-small', ...core };
   }
+  if (suites.has('quant') && name === 'wasm') {
+    console.log('-- quant: GPT-2-small-shaped products, f32 vs q8 vs q4, 1 and 4 rows, weights from memory');
+    const run = await runQuantBench({ reps: Math.max(11, Number(values.reps)) }, log);
+    console.table(quantBenchTable(run.rows));
+    quant[name] = run;
+  }
   if (suites.has('speculative')) {
     console.log(
       `-- speculative (${slow ? 'reduced model, 1-layer draft' : 'GPT-2 small shape, 2-layer draft'})`,
@@ -118,6 +127,10 @@ for (const name of values.backends.split(',') as BackendName[]) {
 
 mkdirSync('bench-results', { recursive: true });
 if (pairOptions) writePairResults(pair, pairOptions, console.log);
+if (suites.has('quant')) {
+  writeFileSync('bench-results/quant.json', `${JSON.stringify(quant, null, 2)}\n`);
+  console.log('wrote bench-results/quant.json');
+}
 if (suites.has('streaming')) {
   writeFileSync('bench-results/streaming.json', `${JSON.stringify(streaming, null, 2)}\n`);
   console.log('wrote bench-results/streaming.json');

@@ -1219,8 +1219,14 @@ export function assembleRelaxedSimdProbe(): Promise<Uint8Array> {
 // quantKernelsWat and src/kernels/quant-matrix.ts for the layout).
 // ---------------------------------------------------------------------------
 
-/** Rows per tile of the quantized products: a tile reads each block of weights once for its rows. */
-export const QUANT_TILE_ROWS = 4;
+/**
+ * Rows per tile of the quantized products: a tile reads each block of
+ * weights once for its rows. Two: one thread on this project's 2-core EPYC
+ * (768×3072, warm cache) ran q8 at 24 (1 row), 28 (2), 21–24 (4) GMAC/s
+ * with tiles of 4 or 3 rows and about 28 at any row count with 2; q4r 44
+ * at 2–8 rows with tiles of 2, 40 with 4. Wider tiles spill accumulators.
+ */
+export const QUANT_TILE_ROWS = 2;
 /** Quads (4 output columns) per column block: the tiles of a product's rows pass over a block while it is in L2. */
 export const QUANT_COLUMN_BLOCK = 16;
 
@@ -1236,15 +1242,15 @@ const i8x16 = (c: number) =>
  * `into` = the four f16 scales at `at` (u16 bits) as f32: the magnitude's
  * bits shifted into f32 position and multiplied by 2¹¹², which is exact
  * for normal and subnormal halves alike (infinities and NaN are refused
- * when a matrix is built), then the sign. Uses $h.
+ * when a matrix is built), then the sign. Uses $h and the constants
+ * $c7fff, $c8000, $c112.
  */
 function halfScales(into: string, at: string): string[] {
   return [
     `(local.set $h (v128.load16x4_u ${at}))`,
     `(local.set ${into} (v128.or`,
-    '  (f32x4.mul (i32x4.shl (v128.and (local.get $h) (v128.const i32x4 0x7fff 0x7fff 0x7fff 0x7fff)) (i32.const 13))',
-    '    (v128.const f32x4 0x1p112 0x1p112 0x1p112 0x1p112))',
-    '  (i32x4.shl (v128.and (local.get $h) (v128.const i32x4 0x8000 0x8000 0x8000 0x8000)) (i32.const 16))))',
+    '  (f32x4.mul (i32x4.shl (v128.and (local.get $h) (local.get $c7fff)) (i32.const 13)) (local.get $c112))',
+    '  (i32x4.shl (v128.and (local.get $h) (local.get $c8000)) (i32.const 16))))',
   ];
 }
 
@@ -1343,6 +1349,7 @@ function quantTile(kind: QuantKind, R: number): string {
     '    (param $w i32) (param $bias i32) (param $c i32) (param $ldc i32) (param $nb i32) (param $q0 i32) (param $q1 i32)',
     '  (local $q i32) (local $b i32) (local $pw i32) (local $ps i32) (local $pc i32) (local $quadBytes i32)',
     '  (local $v v128) (local $lo v128) (local $hi v128) (local $xv v128) (local $h v128) (local $d v128)',
+    '  (local $c15 v128) (local $c8 v128) (local $c7fff v128) (local $c8000 v128) (local $c112 v128)',
     ...rows.map(
       (r) =>
         `  (local $px${r} i32) (local $pd${r} i32) (local $A${r} v128) (local $B${r} v128) (local $t${r} v128)`,
@@ -1351,6 +1358,11 @@ function quantTile(kind: QuantKind, R: number): string {
     '    (i32.shl (i32.shr_u (i32.add (local.get $nb) (i32.const 1)) (i32.const 1)) (i32.const 4))))',
     '  (local.set $q (local.get $q0))',
     '  (local.set $pw (i32.add (local.get $w) (i32.mul (local.get $q0) (local.get $quadBytes))))',
+    // Constants in locals: V8 builds a v128.const afresh at each use, inside the loop.
+    `  (local.set $c15 ${i8x16(15)}) (local.set $c8 ${i8x16(8)})`,
+    '  (local.set $c7fff (v128.const i32x4 0x7fff 0x7fff 0x7fff 0x7fff))',
+    '  (local.set $c8000 (v128.const i32x4 0x8000 0x8000 0x8000 0x8000))',
+    '  (local.set $c112 (v128.const f32x4 0x1p112 0x1p112 0x1p112 0x1p112))',
     '  (block $done (loop $next_quad',
     '    (br_if $done (i32.ge_u (local.get $q) (local.get $q1)))',
     `    (local.set $ps (i32.add (local.get $pw) (i32.mul (local.get $nb) (i32.const ${blockBytes}))))`,
@@ -1371,11 +1383,13 @@ function quantTile(kind: QuantKind, R: number): string {
   lines.push('    (local.set $b (i32.const 0))', '    (loop $next_block');
   const body: string[] = [];
   /** A_r += dot(lo, x), B_r += dot(hi, x) for the weight vector in $v (i8, signed) against inputs 4·quad… */
-  const widened = (quad: number, first: boolean) => {
-    body.push(
-      '(local.set $lo (i16x8.extend_low_i8x16_s (local.get $v)))',
-      '(local.set $hi (i16x8.extend_high_i8x16_s (local.get $v)))',
-    );
+  const widened = (
+    quad: number,
+    first: boolean,
+    lo = '(i16x8.extend_low_i8x16_s (local.get $v))',
+    hi = '(i16x8.extend_high_i8x16_s (local.get $v))',
+  ) => {
+    body.push(`(local.set $lo ${lo})`, `(local.set $hi ${hi})`);
     for (const r of rows) {
       body.push(`(local.set $xv (v128.load64_splat offset=${8 * quad} align=2 (local.get $px${r})))`);
       for (const [acc, half] of [
@@ -1388,25 +1402,30 @@ function quantTile(kind: QuantKind, R: number): string {
     }
   };
   if (kind === 'q8') {
+    // Loaded and widened in one (pmovsxbw from memory on x64): columns 0–1, then 2–3.
     for (let j = 0; j < 8; j++) {
-      body.push(`(local.set $v (v128.load offset=${16 * j} align=4 (local.get $pw)))`);
-      widened(j, j === 0);
+      widened(
+        j,
+        j === 0,
+        `(v128.load8x8_s offset=${16 * j} align=1 (local.get $pw))`,
+        `(v128.load8x8_s offset=${16 * j + 8} align=1 (local.get $pw))`,
+      );
     }
   } else if (kind === 'q4') {
     for (let t = 0; t < 4; t++) {
       body.push(
         `(local.set $h (v128.load offset=${16 * t} align=4 (local.get $pw)))`,
-        `(local.set $v (i8x16.sub (v128.and (local.get $h) ${i8x16(15)}) ${i8x16(8)}))`,
+        '(local.set $v (i8x16.sub (v128.and (local.get $h) (local.get $c15)) (local.get $c8)))',
       );
       widened(t, t === 0);
-      body.push(`(local.set $v (i8x16.sub (i8x16.shr_u (local.get $h) (i32.const 4)) ${i8x16(8)}))`);
+      body.push('(local.set $v (i8x16.sub (i8x16.shr_u (local.get $h) (i32.const 4)) (local.get $c8)))');
       widened(4 + t, false);
     }
   } else {
     for (let t = 0; t < 4; t++) {
       body.push(
         `(local.set $h (v128.load offset=${16 * t} align=4 (local.get $pw)))`,
-        `(local.set $lo (v128.and (local.get $h) ${i8x16(15)}))`,
+        '(local.set $lo (v128.and (local.get $h) (local.get $c15)))',
         '(local.set $hi (i8x16.shr_u (local.get $h) (i32.const 4)))',
       );
       for (const r of rows) {
