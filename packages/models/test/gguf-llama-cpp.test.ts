@@ -1,0 +1,178 @@
+// The exported GGUF files against llama.cpp itself (node-llama-cpp's prebuilt CPU binary):
+// it must load them, tokenize as we do, and continue prompts greedily with the same tokens
+// as specstream's own model loaded from the same file. Evaluation is on token ids through a
+// context sequence (no chat wrapper), at temperature 0, with an F32 KV cache so that neither
+// side rounds activations to f16.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type CausalLm, generate, initBackend } from '@specstream/core';
+import * as tf from '@tensorflow/tfjs-core';
+import { getLlama, type Llama, LlamaLogLevel, type LlamaModel } from 'node-llama-cpp';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { exportGguf, loadGgufTokenizer } from '../src/gguf/index.js';
+import { loadCausalLm } from '../src/load-model.js';
+import type { Tokenizer } from '../src/tokenizer/types.js';
+import { readCausalReference } from './causal-reference.js';
+import { FIXTURES_DIR, readFixtureJson } from './fixtures.js';
+import { fixtureFolder, removeDir, tempDir } from './gguf-helpers.js';
+
+const MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
+
+let dir: string;
+let llama: Llama;
+
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm' });
+  dir = tempDir('gguf-llama-cpp');
+  // build: 'never': the prebuilt binary from the npm package, or fail (no download, no compiler).
+  // One thread: llama.cpp's workers spin while they wait, and more of them than free cores
+  // (CI has two, shared) made 24 tokens of a 64-wide model take 10 s instead of 5 ms.
+  llama = await getLlama({
+    gpu: false,
+    build: 'never',
+    maxThreads: 1,
+    progressLogs: false,
+    logLevel: LlamaLogLevel.error,
+  });
+});
+afterAll(async () => {
+  await llama?.dispose();
+  removeDir(dir);
+});
+
+async function ourGreedy(model: CausalLm, prompt: number[], newTokens: number): Promise<number[]> {
+  const ids: number[] = [];
+  for await (const e of generate({ model, prompt, maxNewTokens: newTokens })) ids.push(e.token);
+  return ids;
+}
+
+async function llamaCppGreedy(
+  model: LlamaModel,
+  prompts: number[][],
+  newTokens: number,
+): Promise<number[][]> {
+  const longest = Math.max(...prompts.map((p) => p.length)) + newTokens;
+  const context = await model.createContext({
+    contextSize: Math.max(256, 2 ** Math.ceil(Math.log2(longest))),
+    sequences: 1,
+    threads: 1,
+    flashAttention: false,
+    experimentalKvCacheKeyType: 'F32',
+    experimentalKvCacheValueType: 'F32',
+  });
+  try {
+    const sequence = context.getSequence();
+    const outputs: number[][] = [];
+    for (const prompt of prompts) {
+      await sequence.clearHistory();
+      const out: number[] = [];
+      // yieldEogToken: an end-of-text id is just another token here, as in our generate().
+      for await (const token of sequence.evaluate(prompt as never[], {
+        temperature: 0,
+        yieldEogToken: true,
+      })) {
+        out.push(token);
+        if (out.length === newTokens) break;
+      }
+      outputs.push(out);
+    }
+    return outputs;
+  } finally {
+    await context.dispose();
+  }
+}
+
+interface Case {
+  label: string;
+  /** Makes the HF folder to export (inside `dir`). */
+  folder: () => string;
+  /** Prompts as ids, from the reference files. */
+  prompts: (tokenizer: Tokenizer) => Promise<number[][]>;
+  /** Texts whose ids llama.cpp and we must agree on. */
+  texts: () => string[];
+  newTokens: number;
+}
+
+const fixtureTexts = readFixtureJson<{ text: string }[]>('tokenizer/reference.json').map((r) => r.text);
+const pairTexts = () =>
+  (JSON.parse(readFileSync(join(MODELS, 'reference', 'tokenizer.json'), 'utf8')) as { text: string }[]).map(
+    (r) => r.text,
+  );
+
+function fixtureCase(name: 'llama' | 'qwen2'): Case {
+  return {
+    label: `${name} fixture`,
+    folder: () => fixtureFolder(dir, name),
+    prompts: async (tokenizer) => {
+      const ref = await readCausalReference(join(FIXTURES_DIR, name, 'reference.safetensors'));
+      const fromText = fixtureTexts.filter((t) => t !== '').map((t) => tokenizer.encode(t));
+      return [ref.greedyPrompt, ...ref.inputIds, ...fromText];
+    },
+    texts: () => fixtureTexts,
+    newTokens: 24,
+  };
+}
+
+const CASES: Case[] = [
+  fixtureCase('llama'),
+  fixtureCase('qwen2'),
+  {
+    label: 'shipped target (models/specstream-docs-target)',
+    folder: () => join(MODELS, 'specstream-docs-target'),
+    prompts: async (tokenizer) => {
+      const ref = await readCausalReference(join(MODELS, 'reference', 'target.safetensors'));
+      const held = (
+        JSON.parse(readFileSync(join(MODELS, 'heldout-prompts.json'), 'utf8')) as { prompts: string[] }
+      ).prompts;
+      // Prompt heads of a few dozen tokens: long enough to be real text, short enough to be quick.
+      return [ref.greedyPrompt, ...held.slice(0, 4).map((t) => tokenizer.encode(t).slice(0, 48))];
+    },
+    texts: pairTexts,
+    newTokens: 32,
+  },
+];
+
+describe.each(CASES)('$label, exported as F32 GGUF', (c) => {
+  let path: string;
+  let ours: CausalLm;
+  let tokenizer: Tokenizer;
+  let theirs: LlamaModel;
+  let tensorsBefore: number;
+
+  beforeAll(async () => {
+    path = join(dir, `${c.label.split(' ')[0]}.gguf`);
+    await exportGguf(c.folder(), path, { type: 'f32' });
+    tensorsBefore = tf.memory().numTensors;
+    ours = await loadCausalLm(path);
+    tokenizer = await loadGgufTokenizer(path);
+    theirs = await llama.loadModel({ modelPath: path });
+  });
+  afterAll(async () => {
+    ours?.dispose();
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+    await theirs?.dispose();
+  });
+
+  test('llama.cpp loads it with the metadata we wrote', () => {
+    expect(theirs.fileInfo.metadata.general.architecture).toBe(
+      c.label.startsWith('qwen2') ? 'qwen2' : 'llama',
+    );
+    expect(theirs.trainContextSize).toBeGreaterThan(0);
+    expect(theirs.fileInsights.totalLayers).toBeGreaterThan(0);
+  });
+
+  test('llama.cpp tokenizes the reference texts as we do', () => {
+    for (const text of c.texts())
+      expect(Array.from(theirs.tokenize(text, false)), JSON.stringify(text)).toEqual(tokenizer.encode(text));
+  });
+
+  test('greedy continuations agree token for token', async () => {
+    const prompts = await c.prompts(tokenizer);
+    expect(prompts.length).toBeGreaterThanOrEqual(4);
+    const expected = await llamaCppGreedy(theirs, prompts, c.newTokens);
+    for (const [i, prompt] of prompts.entries()) {
+      expect(await ourGreedy(ours, prompt, c.newTokens), `prompt ${i}`).toEqual(expected[i]);
+    }
+  });
+});
