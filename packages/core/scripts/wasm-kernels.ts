@@ -1348,6 +1348,7 @@ function quantTile(kind: QuantKind, R: number): string {
     `(func $quantTile_${kind}_${R} (param $x16 i32) (param $x8 i32) (param $xd i32) (param $xs i32) (param $k i32)`,
     '    (param $w i32) (param $bias i32) (param $c i32) (param $ldc i32) (param $nb i32) (param $q0 i32) (param $q1 i32)',
     '  (local $q i32) (local $b i32) (local $pw i32) (local $ps i32) (local $pc i32) (local $quadBytes i32)',
+    '  (local $odd i32) (local $last i32)',
     '  (local $v v128) (local $lo v128) (local $hi v128) (local $xv v128) (local $h v128) (local $d v128)',
     '  (local $c15 v128) (local $c8 v128) (local $c7fff v128) (local $c8000 v128) (local $c112 v128)',
     ...rows.map(
@@ -1365,7 +1366,6 @@ function quantTile(kind: QuantKind, R: number): string {
     '  (local.set $c112 (v128.const f32x4 0x1p112 0x1p112 0x1p112 0x1p112))',
     '  (block $done (loop $next_quad',
     '    (br_if $done (i32.ge_u (local.get $q) (local.get $q1)))',
-    `    (local.set $ps (i32.add (local.get $pw) (i32.mul (local.get $nb) (i32.const ${blockBytes}))))`,
     '    (if (local.get $bias)',
     `      (then (local.set $t0 (v128.load align=4 (i32.add (local.get $bias) (i32.shl (local.get $q) (i32.const 4))))))`,
     `      (else (local.set $t0 ${zero})))`,
@@ -1381,7 +1381,13 @@ function quantTile(kind: QuantKind, R: number): string {
     );
   }
   lines.push('    (local.set $b (i32.const 0))', '    (loop $next_block');
-  const body: string[] = [];
+  // Blocks go in pairs, each pair's 2 × 4 scales after its quants (a lone last block: after its own).
+  const body: string[] = [
+    '(local.set $odd (i32.and (local.get $b) (i32.const 1)))',
+    '(local.set $last (i32.eq (i32.add (local.get $b) (i32.const 1)) (local.get $nb)))',
+    `(local.set $ps (i32.add (local.get $pw) (i32.add (i32.const ${blockBytes})`,
+    `  (select (i32.const 8) (select (i32.const 0) (i32.const ${blockBytes}) (local.get $last)) (local.get $odd)))))`,
+  ];
   /** A_r += dot(lo, x), B_r += dot(hi, x) for the weight vector in $v (i8, signed) against inputs 4·quad… */
   const widened = (
     quad: number,
@@ -1457,8 +1463,8 @@ function quantTile(kind: QuantKind, R: number): string {
     );
   }
   body.push(
-    `(local.set $pw (i32.add (local.get $pw) (i32.const ${blockBytes})))`,
-    '(local.set $ps (i32.add (local.get $ps) (i32.const 8)))',
+    `(local.set $pw (i32.add (local.get $pw) (i32.add (i32.const ${blockBytes})`,
+    '  (select (i32.const 16) (i32.const 0) (i32.or (local.get $odd) (local.get $last))))))',
     '(local.set $b (i32.add (local.get $b) (i32.const 1)))',
     '(br_if $next_block (i32.lt_u (local.get $b) (local.get $nb)))',
   );
@@ -1469,13 +1475,7 @@ function quantTile(kind: QuantKind, R: number): string {
     if (r < R - 1)
       lines.push('    (local.set $pc (i32.add (local.get $pc) (i32.shl (local.get $ldc) (i32.const 2))))');
   }
-  lines.push(
-    '    ;; the scales end on a 16-byte boundary: the next quad',
-    '    (local.set $pw (i32.add (local.get $ps) (i32.shl (i32.and (local.get $nb) (i32.const 1)) (i32.const 3))))',
-    '    (local.set $q (i32.add (local.get $q) (i32.const 1)))',
-    '    (br $next_quad)))',
-    ')',
-  );
+  lines.push('    (local.set $q (i32.add (local.get $q) (i32.const 1)))', '    (br $next_quad)))', ')');
   return lines.join('\n');
 }
 
