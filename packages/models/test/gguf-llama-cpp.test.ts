@@ -176,3 +176,102 @@ describe.each(CASES)('$label, exported as F32 GGUF', (c) => {
     }
   });
 });
+
+/** The next-token distribution after `prompt`, from logits. */
+function softmaxLast(model: CausalLm, prompt: number[]): Float64Array {
+  const state = model.createState({ batch: 1, maxLength: prompt.length });
+  const { logits } = model.extendStep(state, [prompt]);
+  const values = logits.dataSync() as Float32Array;
+  logits.dispose();
+  model.disposeState(state);
+  const last = values.subarray(values.length - model.vocabSize);
+  const max = Math.max(...last);
+  const p = Float64Array.from(last, (x) => Math.exp(x - max));
+  const z = p.reduce((a, b) => a + b, 0);
+  return p.map((x) => x / z);
+}
+
+async function llamaCppNextProbabilities(
+  model: LlamaModel,
+  prompts: number[][],
+): Promise<Map<number, number>[]> {
+  const context = await model.createContext({
+    contextSize: 256,
+    sequences: 1,
+    threads: 1,
+    flashAttention: false,
+    experimentalKvCacheKeyType: 'F32',
+    experimentalKvCacheValueType: 'F32',
+  });
+  try {
+    const sequence = context.getSequence();
+    const out: Map<number, number>[] = [];
+    for (const prompt of prompts) {
+      await sequence.clearHistory();
+      const input = prompt.map((t, i) =>
+        i === prompt.length - 1 ? ([t, { generateNext: { probabilities: true } }] as const) : t,
+      );
+      const result = await sequence.controlledEvaluate(input as never);
+      out.push(result[prompt.length - 1]!.next.probabilities!);
+    }
+    return out;
+  } finally {
+    await context.dispose();
+  }
+}
+
+// Quantized files, on the trained target (a random model's flat distributions would hide
+// errors). llama.cpp's CPU kernels round the activations too before multiplying (to f16 for
+// F16 weights, to Q8_0 blocks, relative error ≤ 1/254, for Q8_0 and Q4_0), so the two sides
+// cannot agree exactly; measured, the next-token probabilities differ by ≤ 1e-4 (f16) and
+// ≤ 2.5e-3 (q8_0, q4_0). A layout mistake is far outside that: the same Q4_0 file with the
+// two nibbles of each byte swapped differs by 0.996.
+describe('shipped target, quantized exports in llama.cpp', () => {
+  const folder = join(MODELS, 'specstream-docs-target');
+  let prompts: number[][];
+  let f32: CausalLm;
+
+  beforeAll(async () => {
+    const path = join(dir, 'target-f32-reference.gguf');
+    await exportGguf(folder, path, { type: 'f32' });
+    f32 = await loadCausalLm(path);
+    const tokenizer = await loadGgufTokenizer(path);
+    const held = (
+      JSON.parse(readFileSync(join(MODELS, 'heldout-prompts.json'), 'utf8')) as { prompts: string[] }
+    ).prompts;
+    prompts = held.slice(0, 6).map((t) => tokenizer.encode(t).slice(0, 48));
+  });
+  afterAll(() => f32?.dispose());
+
+  test.each([
+    ['f16', 1e-3],
+    ['q8_0', 1e-2],
+    ['q4_0', 1e-2],
+  ] as const)('%s: llama.cpp’s next-token probabilities are ours within %s', async (type, bound) => {
+    const path = join(dir, `target-${type}.gguf`);
+    const result = await exportGguf(folder, path, { type });
+    expect(result.fallbacks).toEqual([]);
+    const ours = await loadCausalLm(path);
+    const theirs = await llama.loadModel({ modelPath: path });
+    try {
+      const expected = await llamaCppNextProbabilities(theirs, prompts);
+      let worst = 0;
+      let quantizationEffect = 0;
+      for (const [i, prompt] of prompts.entries()) {
+        const p = softmaxLast(ours, prompt);
+        const reference = softmaxLast(f32, prompt);
+        for (let v = 0; v < p.length; v++) {
+          worst = Math.max(worst, Math.abs(p[v] - (expected[i].get(v) ?? 0)));
+          quantizationEffect = Math.max(quantizationEffect, Math.abs(p[v] - reference[v]));
+        }
+      }
+      expect(worst).toBeLessThan(bound);
+      // Q4_0 moves the distribution much more than llama.cpp and we differ on it: the
+      // comparison sees the weights the file holds, not just the model it came from.
+      if (type === 'q4_0') expect(worst).toBeLessThan(quantizationEffect / 4);
+    } finally {
+      ours.dispose();
+      await theirs.dispose();
+    }
+  });
+});
