@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { addBenchCommand } from './commands/bench.js';
+import { addConvertCommand } from './commands/convert.js';
 import { addGenerateCommand } from './commands/generate.js';
 import { CliError, EXIT, EXIT_CODES_HELP } from './exit-codes.js';
 import type { CliIo } from './io.js';
@@ -23,6 +24,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     .addHelpText('after', `\n${EXIT_CODES_HELP}`);
   addGenerateCommand(program, io, done);
   addBenchCommand(program, io, done);
+  addConvertCommand(program, io, done);
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return code;
