@@ -115,8 +115,12 @@ describe('convert: bad arguments and folders', () => {
   });
 
   it.each([
-    ['gpt2', {}, /model_type "gpt2" cannot be exported to GGUF; supported: llama, mistral, qwen2/],
-    ['whisper', {}, /model_type "whisper" cannot be exported/],
+    ['gpt2', { config: { activation_function: 'relu' } }, /GPT-2 activation "relu" has no GGUF equivalent/],
+    [
+      'whisper',
+      {},
+      /model_type "whisper" cannot be exported to GGUF; supported: llama, mistral, qwen2, gpt2/,
+    ],
     ['llama', { tokenizer: false }, /tokenizer\.json does not exist: a GGUF file carries its tokenizer/],
     ['llama', { config: { hidden_act: 'relu' } }, /hidden_act "relu" is not supported/],
   ] as const)(

@@ -261,10 +261,10 @@ describe('hostile GGUF files', () => {
     await expect(loadModel(file(header(0, 0, 9)))).rejects.toThrow(GgufError);
     const noArch = file(valid());
     await expect(loadModel(noArch)).rejects.toThrow(
-      /general.architecture undefined is not supported; supported: llama, qwen2/,
+      /general.architecture undefined is not supported; supported: llama, qwen2, gpt2/,
     );
-    const gpt2 = header(0, 1).str('general.architecture').u32(GgufValueType.STRING).str('gpt2');
-    await expect(loadModel(file(gpt2))).rejects.toThrow(/general.architecture "gpt2" is not supported/);
+    const falcon = header(0, 1).str('general.architecture').u32(GgufValueType.STRING).str('falcon');
+    await expect(loadModel(file(falcon))).rejects.toThrow(/general.architecture "falcon" is not supported/);
     const noSizes = header(0, 1).str('general.architecture').u32(GgufValueType.STRING).str('llama');
     await expect(loadModel(file(noSizes))).rejects.toThrow(/metadata 'llama.embedding_length' is missing/);
     await expect(loadModel(join(dir, 'no-such-file.gguf'))).rejects.toThrow(

@@ -85,6 +85,7 @@ async function llamaCppGreedy(
 
 interface Case {
   label: string;
+  architecture: string;
   /** Makes the HF folder to export (inside `dir`). */
   folder: () => string;
   /** Prompts as ids, from the reference files. */
@@ -100,9 +101,10 @@ const pairTexts = () =>
     (r) => r.text,
   );
 
-function fixtureCase(name: 'llama' | 'qwen2'): Case {
+function fixtureCase(name: 'llama' | 'qwen2' | 'gpt2'): Case {
   return {
     label: `${name} fixture`,
+    architecture: name,
     folder: () => fixtureFolder(dir, name),
     prompts: async (tokenizer) => {
       const ref = await readCausalReference(join(FIXTURES_DIR, name, 'reference.safetensors'));
@@ -117,8 +119,10 @@ function fixtureCase(name: 'llama' | 'qwen2'): Case {
 const CASES: Case[] = [
   fixtureCase('llama'),
   fixtureCase('qwen2'),
+  fixtureCase('gpt2'),
   {
     label: 'shipped target (models/specstream-docs-target)',
+    architecture: 'llama',
     folder: () => join(MODELS, 'specstream-docs-target'),
     prompts: async (tokenizer) => {
       const ref = await readCausalReference(join(MODELS, 'reference', 'target.safetensors'));
@@ -155,9 +159,7 @@ describe.each(CASES)('$label, exported as F32 GGUF', (c) => {
   });
 
   test('llama.cpp loads it with the metadata we wrote', () => {
-    expect(theirs.fileInfo.metadata.general.architecture).toBe(
-      c.label.startsWith('qwen2') ? 'qwen2' : 'llama',
-    );
+    expect(theirs.fileInfo.metadata.general.architecture).toBe(c.architecture);
     expect(theirs.trainContextSize).toBeGreaterThan(0);
     expect(theirs.fileInsights.totalLayers).toBeGreaterThan(0);
   });

@@ -28,6 +28,12 @@ import { type CausalReference, greedyContinuation, readCausalReference } from '.
 import { causalFixture, FIXTURES_DIR, readFixtureJson, tokenizerFixture } from './fixtures.js';
 import { fixtureFolder, fullLogits, removeDir, tempDir } from './gguf-helpers.js';
 
+function transposed(values: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(values.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = values[r * cols + c];
+  return out;
+}
+
 const f16 = (x: number) => halfBitsToFloat(floatToHalfBits(x));
 const F16_EPS = 2 ** -11;
 
@@ -219,7 +225,7 @@ describe('quantizers', () => {
 const readReference = (name: string) =>
   readCausalReference(join(FIXTURES_DIR, name, 'reference.safetensors'));
 
-describe.each(['llama', 'qwen2'] as const)('%s fixture through GGUF', (name) => {
+describe.each(['llama', 'qwen2', 'gpt2'] as const)('%s fixture through GGUF', (name) => {
   let folder: string;
   let ref: CausalReference;
   let hf: CausalLm;
@@ -252,15 +258,25 @@ describe.each(['llama', 'qwen2'] as const)('%s fixture through GGUF', (name) => 
     const model = loaded.model;
     try {
       expect(model.vocabSize).toBe(fixture.vocabSize);
-      expect(loaded.config).toMatchObject({
-        hidden_size: fixture.hidden,
-        num_hidden_layers: fixture.layers,
-        num_attention_heads: fixture.heads,
-        num_key_value_heads: fixture.kvHeads,
-        head_dim: fixture.headDim,
-        max_position_embeddings: fixture.maxPositions,
-        tie_word_embeddings: readFixtureJson(`${name}/config.json`).tie_word_embeddings,
-      });
+      expect(loaded.modelType).toBe(name);
+      expect(loaded.config).toMatchObject(
+        name === 'gpt2'
+          ? {
+              n_embd: fixture.hidden,
+              n_layer: fixture.layers,
+              n_head: fixture.heads,
+              n_positions: fixture.maxPositions,
+            }
+          : {
+              hidden_size: fixture.hidden,
+              num_hidden_layers: fixture.layers,
+              num_attention_heads: fixture.heads,
+              num_key_value_heads: fixture.kvHeads,
+              head_dim: fixture.headDim,
+              max_position_embeddings: fixture.maxPositions,
+              tie_word_embeddings: readFixtureJson(`${name}/config.json`).tie_word_embeddings,
+            },
+      );
       expect(maxAbsDiff(fullLogits(model, ref.inputIds), hfLogits)).toBeLessThan(1e-5);
       expect(maxAbsDiff(fullLogits(model, ref.inputIds), ref.logits)).toBeLessThan(1e-4);
       expect(await greedyContinuation(model, ref)).toEqual(ref.greedyOutput);
@@ -278,18 +294,31 @@ describe.each(['llama', 'qwen2'] as const)('%s fixture through GGUF', (name) => 
       const fixture = causalFixture(name);
       expect(file.metadata.get('general.architecture')?.value).toBe(name);
       expect(file.metadata.get(`${name}.block_count`)?.value).toBe(fixture.layers);
-      expect(file.metadata.get(`${name}.attention.head_count_kv`)?.value).toBe(fixture.kvHeads);
+      expect(file.metadata.get(`${name}.attention.head_count`)?.value).toBe(fixture.heads);
       expect(file.metadata.get('tokenizer.ggml.pre')?.value).toBe('gpt-2');
       const tied = readFixtureJson(`${name}/config.json`).tie_word_embeddings === true;
       expect(file.tensors.has('output.weight')).toBe(!tied);
       expect(file.info('token_embd.weight').dims).toEqual([fixture.hidden, fixture.vocabSize]);
       expect(file.info('blk.0.attn_norm.weight').type).toBe(GgmlType.F32);
+      const cols = fixture.hidden;
+      const row = (values: Float32Array, r: number, width = cols) =>
+        values.subarray(r * width, (r + 1) * width);
+      if (name === 'gpt2') {
+        // Conv1D c_attn [in, 3·hidden] is written as rows of its columns: ne = [hidden, 3·hidden].
+        const hfQkv = (await source.readValues('transformer.h.0.attn.c_attn.weight')).values as Float32Array;
+        const ggufQkv = await file.readFloat32('blk.0.attn_qkv.weight');
+        expect(file.info('blk.0.attn_qkv.weight').dims).toEqual([fixture.hidden, 3 * fixture.hidden]);
+        const column = (c: number) => Float32Array.from({ length: cols }, (_, r) => hfQkv[r * 3 * cols + c]);
+        expect(row(ggufQkv, 5)).toEqual(column(5));
+        expect(row(ggufQkv, 3 * cols - 1)).toEqual(column(3 * cols - 1));
+        expect(file.info('position_embd.weight').dims).toEqual([fixture.hidden, fixture.maxPositions]);
+        return;
+      }
+      expect(file.metadata.get(`${name}.attention.head_count_kv`)?.value).toBe(fixture.kvHeads);
       // q rows: identical for qwen2, interleaved per head for llama.
       const hfQ = (await source.readValues('model.layers.0.self_attn.q_proj.weight')).values as Float32Array;
       const ggufQ = await file.readFloat32('blk.0.attn_q.weight');
-      const cols = fixture.hidden;
       const d = fixture.headDim;
-      const row = (values: Float32Array, r: number) => values.subarray(r * cols, (r + 1) * cols);
       if (name === 'qwen2') expect(ggufQ).toEqual(hfQ);
       else {
         // HF row h·d + d/2 + j (second half of head h) is GGUF row h·d + 2j + 1.
@@ -309,17 +338,23 @@ describe.each(['llama', 'qwen2'] as const)('%s fixture through GGUF', (name) => 
       const path = join(dir, `${name}-${type}.gguf`);
       const result = await exportGguf(folder, path, { type });
       // What the file must hold, computed here from the HF weights without the file: each
-      // matrix quantized and dequantized in HF order (rows are permuted whole, so blocks are
-      // the same either way), f16 for matrices whose rows are not whole blocks.
+      // matrix quantized and dequantized in HF row order (llama's q/k rows are permuted whole,
+      // so their blocks are the same either way), f16 for matrices whose rows are not whole blocks.
       const source = await openSafetensors(join(folder, 'model.safetensors'));
       const expected: Record<string, { dtype: 'F32'; shape: readonly number[]; data: Float32Array }> = {};
       for (const n of source.names) {
         const { shape } = source.info(n);
         const w = (await source.readValues(n)).values as Float32Array;
         let data = w;
+        // GPT-2's Conv1D matrices are [in, out]; GGUF blocks run along `in`, which is their
+        // column, so they are quantized as the transposed [out, in] rows the file holds.
+        const conv1d = name === 'gpt2' && /\.(c_attn|c_proj|c_fc)\.weight$/.test(n);
         if (shape.length === 2) {
+          const rowsOf = (values: Float32Array) => (conv1d ? transposed(values, shape[0], shape[1]) : values);
+          const back = (values: Float32Array) => (conv1d ? transposed(values, shape[1], shape[0]) : values);
+          const rowLength = conv1d ? shape[0] : shape[1];
           const ggmlType =
-            type === 'f16' || shape[1] % 32 !== 0
+            type === 'f16' || rowLength % 32 !== 0
               ? GgmlType.F16
               : type === 'q8_0'
                 ? GgmlType.Q8_0
@@ -332,19 +367,18 @@ describe.each(['llama', 'qwen2'] as const)('%s fixture through GGUF', (name) => 
               );
             }
           } else {
-            data = dequantize(
-              ggmlType,
-              ggmlType === GgmlType.Q8_0 ? quantizeQ8_0(w) : quantizeQ4_0(w),
-              w.length,
-            );
+            const rows = rowsOf(w);
+            const quantized = ggmlType === GgmlType.Q8_0 ? quantizeQ8_0(rows) : quantizeQ4_0(rows);
+            const dequantized = dequantize(ggmlType, quantized, w.length);
             for (let b = 0; b < w.length / 32; b++) {
-              const block = w.subarray(b * 32, b * 32 + 32);
+              const block = rows.subarray(b * 32, b * 32 + 32);
               for (let j = 0; j < 32; j++) {
-                expect(Math.abs(data[b * 32 + j] - block[j])).toBeLessThanOrEqual(
+                expect(Math.abs(dequantized[b * 32 + j] - block[j])).toBeLessThanOrEqual(
                   quantizationBound(ggmlType, block, j),
                 );
               }
             }
+            data = back(dequantized);
           }
         }
         expected[n] = { dtype: 'F32', shape, data };
@@ -359,7 +393,8 @@ describe.each(['llama', 'qwen2'] as const)('%s fixture through GGUF', (name) => 
       const fallbackRows = causalFixture(name).hidden;
       if (type !== 'f16') {
         // ffn_down's rows are intermediate_size long: F16 when that is not a multiple of 32.
-        const intermediate = readFixtureJson(`${name}/config.json`).intermediate_size as number;
+        const config = readFixtureJson(`${name}/config.json`);
+        const intermediate = (config.intermediate_size ?? config.n_inner ?? 4 * fallbackRows) as number;
         expect(result.fallbacks.length > 0).toBe(intermediate % 32 !== 0 || fallbackRows % 32 !== 0);
       }
       const fromGguf = await loadCausalLm(path);

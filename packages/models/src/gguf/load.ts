@@ -1,5 +1,6 @@
 import { type CausalLm, InvalidArgumentError } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
+import { loadGpt2 } from '../architectures/gpt2.js';
 import type { HfConfig } from '../architectures/hf-config.js';
 import { loadLlama } from '../architectures/llama.js';
 import { weightSource } from '../architectures/weights.js';
@@ -11,7 +12,14 @@ import type { Tokenizer } from '../tokenizer/types.js';
 import { GgufValueType } from './constants.js';
 import { GgufError } from './errors.js';
 import { isNumberType } from './metadata.js';
-import { GGUF_ARCHITECTURES, needsRopePermutation, permuteRows, tensorNameMap } from './names.js';
+import {
+  GGUF_ARCHITECTURES,
+  type GgufArchitecture,
+  permuteRows,
+  type TensorPlan,
+  tensorPlans,
+  transpose,
+} from './names.js';
 import { dequantize } from './quant.js';
 import { type GgufFile, openGguf } from './reader.js';
 import { tokenizerFromGguf } from './tokenizer.js';
@@ -49,6 +57,7 @@ export function ggufHfConfig(file: GgufFile): HfConfig {
       `${file.path}: general.architecture ${JSON.stringify(arch)} is not supported; supported: ${READABLE_ARCHITECTURES.join(', ')}`,
     );
   }
+  if (arch === 'gpt2') return gpt2HfConfig(file);
   const hidden = countKey(file, `${arch}.embedding_length`);
   const heads = countKey(file, `${arch}.attention.head_count`);
   const headDim = countKey(file, `${arch}.attention.key_length`, hidden / heads);
@@ -82,12 +91,9 @@ export function ggufHfConfig(file: GgufFile): HfConfig {
       `rope scaling ${JSON.stringify(scalingType)} is not supported; supported: none, linear`,
     );
   }
-  const embedding = file.tensors.get('token_embd.weight');
-  if (embedding?.dims.length !== 2)
-    throw new GgufError(file.path, 'token_embd.weight is missing or not a matrix');
   return {
     model_type: arch,
-    vocab_size: embedding.dims[1],
+    vocab_size: embeddingRows(file),
     hidden_size: hidden,
     num_hidden_layers: countKey(file, `${arch}.block_count`),
     num_attention_heads: heads,
@@ -103,6 +109,33 @@ export function ggufHfConfig(file: GgufFile): HfConfig {
   };
 }
 
+function embeddingRows(file: GgufFile): number {
+  const embedding = file.tensors.get('token_embd.weight');
+  if (embedding?.dims.length !== 2)
+    throw new GgufError(file.path, 'token_embd.weight is missing or not a matrix');
+  return embedding.dims[1];
+}
+
+function gpt2HfConfig(file: GgufFile): HfConfig {
+  if (file.tensors.has('output.weight')) {
+    throw new GgufError(file.path, 'a GPT-2 with an output matrix of its own (untied) is not supported');
+  }
+  const hidden = countKey(file, 'gpt2.embedding_length');
+  return {
+    model_type: 'gpt2',
+    vocab_size: embeddingRows(file),
+    n_embd: hidden,
+    n_head: countKey(file, 'gpt2.attention.head_count'),
+    n_layer: countKey(file, 'gpt2.block_count'),
+    n_positions: countKey(file, 'gpt2.context_length'),
+    n_inner: countKey(file, 'gpt2.feed_forward_length', 4 * hidden),
+    layer_norm_epsilon: numberKey(file, 'gpt2.attention.layer_norm_epsilon'),
+    // llama.cpp's gpt2 graph uses ggml_gelu, the tanh form.
+    activation_function: 'gelu_new',
+    tie_word_embeddings: true,
+  };
+}
+
 /**
  * The file's tensors under their Hugging Face names and shapes, as float32: what the HF
  * loaders read, so a GGUF model goes through the same weightSource / loadLlama path. Each
@@ -110,20 +143,26 @@ export function ggufHfConfig(file: GgufFile): HfConfig {
  * row permutation.
  */
 export function ggufTensorReader(file: GgufFile, config: HfConfig): TensorReader {
-  const arch = config.model_type as string;
-  const layers = config.num_hidden_layers as number;
-  const hfToGguf = new Map([...tensorNameMap(layers)].filter(([, gguf]) => file.tensors.has(gguf)));
-  const names = [...hfToGguf.keys()];
-  const ggufName = (name: string): string => {
-    const mapped = hfToGguf.get(name);
-    if (!mapped) throw new GgufError(file.path, `no tensor for '${name}' in this file`);
-    return mapped;
+  const arch = config.model_type as GgufArchitecture;
+  const layers = (arch === 'gpt2' ? config.n_layer : config.num_hidden_layers) as number;
+  const plans = new Map(
+    tensorPlans(arch, layers)
+      .filter((plan) => file.tensors.has(plan.gguf))
+      .map((plan) => [plan.hf, plan]),
+  );
+  const names = [...plans.keys()];
+  const planOf = (name: string): TensorPlan => {
+    const plan = plans.get(name);
+    if (!plan) throw new GgufError(file.path, `no tensor for '${name}' in this file`);
+    return plan;
   };
   const info = (name: string): TensorInfo => {
-    const t = file.info(ggufName(name));
+    const plan = planOf(name);
+    const t = file.info(plan.gguf);
     return {
       dtype: 'F32',
-      shape: [...t.dims].reverse(),
+      // A Conv1D is stored as [out, in] rows (ne = [in, out]) and read back as [in, out].
+      shape: plan.layout === 'transpose' ? [...t.dims] : [...t.dims].reverse(),
       dataOffsets: [t.fileOffset - file.dataOffset, t.fileOffset - file.dataOffset + t.byteLength],
       fileOffset: t.fileOffset,
       byteLength: t.byteLength,
@@ -131,27 +170,29 @@ export function ggufTensorReader(file: GgufFile, config: HfConfig): TensorReader
     };
   };
   const readValues = async (name: string): Promise<TensorValues> => {
-    let values = await file.readFloat32(ggufName(name));
-    if (needsRopePermutation(arch, name)) {
-      const heads = (
-        name.includes('.k_proj.') ? config.num_key_value_heads : config.num_attention_heads
-      ) as number;
-      const shape = info(name).shape;
-      values = permuteRows(values, heads, shape.length === 2 ? shape[1] : 1, 'from-gguf');
+    const plan = planOf(name);
+    let values = await file.readFloat32(plan.gguf);
+    const dims = file.info(plan.gguf).dims;
+    if (plan.layout === 'rope') {
+      const heads = (plan.heads === 'kv' ? config.num_key_value_heads : config.num_attention_heads) as number;
+      values = permuteRows(values, heads, dims.length === 2 ? dims[0] : 1, 'from-gguf');
+    } else if (plan.layout === 'transpose') {
+      values = transpose(values, dims[1], dims[0]);
     }
     return { values, dtype: 'float32' };
   };
   return {
     names,
-    has: (name) => hfToGguf.has(name),
+    has: (name) => plans.has(name),
     info,
     readValues,
     async *readChunks(name, chunkElements = 1 << 20) {
-      if (needsRopePermutation(arch, name)) {
+      const plan = planOf(name);
+      if (plan.layout !== 'same') {
         yield (await readValues(name)).values as Float32Array;
         return;
       }
-      const t = file.info(ggufName(name));
+      const t = file.info(plan.gguf);
       const rowLength = t.dims[0];
       const rows = rowLength === 0 ? 0 : t.elements / rowLength;
       const step = Math.max(1, Math.floor(chunkElements / Math.max(1, rowLength)));
@@ -168,7 +209,7 @@ export function ggufTensorReader(file: GgufFile, config: HfConfig): TensorReader
   };
 }
 
-/** loadModel for a .gguf file: llama / qwen2 graphs (Mistral exports as llama). */
+/** loadModel for a .gguf file: llama / qwen2 / gpt2 graphs (Mistral exports as llama). */
 export async function loadGgufModel(path: string, options: LoadModelOptions = {}): Promise<LoadedModel> {
   const file = await openGgufOrExplain(path);
   try {
@@ -176,7 +217,10 @@ export async function loadGgufModel(path: string, options: LoadModelOptions = {}
     const reader = ggufTensorReader(file, config);
     const weights = weightSource(reader, path, config.model_type as string, options.onProgress);
     try {
-      const model: CausalLm = await loadLlama(config, weights, options.kvCache);
+      const model: CausalLm =
+        config.model_type === 'gpt2'
+          ? await loadGpt2(config, weights, options.kvCache)
+          : await loadLlama(config, weights, options.kvCache);
       return { kind: 'causal-lm', modelType: config.model_type as string, config, model };
     } catch (error) {
       weights.disposeAll();
