@@ -45,7 +45,7 @@ export async function readHfConfig(dir: string): Promise<HfConfig> {
 
 /**
  * Loads a Hugging Face model folder (config.json + safetensors), choosing the architecture from
- * model_type, or a .gguf file (llama / qwen2 architectures).
+ * model_type, or a .gguf file (llama, qwen2 and gpt2 architectures).
  */
 export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<LoadedModel> {
   if (await isGgufPath(dir)) {

@@ -232,8 +232,10 @@ describe('shipped target, quantized exports in llama.cpp', () => {
   const folder = join(MODELS, 'specstream-docs-target');
   let prompts: number[][];
   let f32: CausalLm;
+  let tensorsBefore: number;
 
   beforeAll(async () => {
+    tensorsBefore = tf.memory().numTensors;
     const path = join(dir, 'target-f32-reference.gguf');
     await exportGguf(folder, path, { type: 'f32' });
     f32 = await loadCausalLm(path);
@@ -243,7 +245,10 @@ describe('shipped target, quantized exports in llama.cpp', () => {
     ).prompts;
     prompts = held.slice(0, 6).map((t) => tokenizer.encode(t).slice(0, 48));
   });
-  afterAll(() => f32?.dispose());
+  afterAll(() => {
+    f32?.dispose();
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+  });
 
   test.each([
     ['f16', 1e-3],

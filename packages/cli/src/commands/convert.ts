@@ -16,7 +16,7 @@ export function addConvertCommand(program: Command, io: CliIo, done: (code: numb
   program
     .command('convert')
     .description(
-      'Convert a Hugging Face model folder (Llama, Mistral or Qwen2: config.json, model.safetensors, ' +
+      'Convert a Hugging Face model folder (Llama, Mistral, Qwen2 or GPT-2: config.json, model.safetensors, ' +
         'tokenizer.json) to a GGUF v3 file for llama.cpp. Matrices are written in --type, norms and biases ' +
         'in f32; quantized types keep matrices whose rows are not a multiple of 32 in f16.',
     )
