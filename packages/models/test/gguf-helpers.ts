@@ -1,10 +1,10 @@
 // Shared by the GGUF tests: model folders made from the shared fixtures (which ship no
 // tokenizer.json of their own, so the tokenizer fixture is put beside their weights).
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CausalLm } from '@specstream/core';
-import { FIXTURES_DIR } from './fixtures.js';
+import { FIXTURES_DIR, readFixtureJson } from './fixtures.js';
 
 export const TOKENIZER_JSON = join(FIXTURES_DIR, 'tokenizer', 'tokenizer.json');
 
@@ -16,15 +16,31 @@ export function removeDir(dir: string | undefined): void {
   if (dir) rmSync(dir, { recursive: true, force: true });
 }
 
-/** `<parent>/<name>`: the fixture's config and weights (linked) and the tokenizer fixture. */
-export function fixtureFolder(parent: string, name: string): string {
-  const dir = join(parent, name);
+/**
+ * `<parent>/<folder>`: the fixture's config and weights (linked) and the tokenizer fixture;
+ * `config` fields, when given, replace the fixture's in a copy of its config.json.
+ */
+export function fixtureFolder(
+  parent: string,
+  name: string,
+  config?: Record<string, unknown>,
+  folder = name,
+): string {
+  const dir = join(parent, folder);
   mkdirSync(dir);
-  for (const file of ['config.json', 'model.safetensors'])
-    symlinkSync(join(FIXTURES_DIR, name, file), join(dir, file));
+  symlinkSync(join(FIXTURES_DIR, name, 'model.safetensors'), join(dir, 'model.safetensors'));
+  if (config) {
+    const merged = { ...readFixtureJson(`${name}/config.json`), ...config };
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(merged));
+  } else {
+    symlinkSync(join(FIXTURES_DIR, name, 'config.json'), join(dir, 'config.json'));
+  }
   copyFileSync(TOKENIZER_JSON, join(dir, 'tokenizer.json'));
   return dir;
 }
+
+/** Linear rope scaling ×2, in transformers v5's form (rope_parameters), for the llama fixture. */
+export const LINEAR_ROPE = { rope_parameters: { rope_theta: 10000, rope_type: 'linear', factor: 2 } };
 
 /** Logits of every position of every row, in one extendStep. */
 export function fullLogits(model: CausalLm, ids: number[][]): Float32Array {

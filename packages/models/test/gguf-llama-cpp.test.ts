@@ -15,7 +15,7 @@ import { loadCausalLm } from '../src/load-model.js';
 import type { Tokenizer } from '../src/tokenizer/types.js';
 import { readCausalReference } from './causal-reference.js';
 import { FIXTURES_DIR, readFixtureJson } from './fixtures.js';
-import { fixtureFolder, removeDir, tempDir } from './gguf-helpers.js';
+import { fixtureFolder, LINEAR_ROPE, removeDir, tempDir } from './gguf-helpers.js';
 
 const MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
 
@@ -101,11 +101,15 @@ const pairTexts = () =>
     (r) => r.text,
   );
 
-function fixtureCase(name: 'llama' | 'qwen2' | 'gpt2'): Case {
+function fixtureCase(
+  name: 'llama' | 'qwen2' | 'gpt2',
+  config?: Record<string, unknown>,
+  label = `${name} fixture`,
+): Case {
   return {
-    label: `${name} fixture`,
+    label,
     architecture: name,
-    folder: () => fixtureFolder(dir, name),
+    folder: () => fixtureFolder(dir, name, config, label.replaceAll(' ', '-')),
     prompts: async (tokenizer) => {
       const ref = await readCausalReference(join(FIXTURES_DIR, name, 'reference.safetensors'));
       const fromText = fixtureTexts.filter((t) => t !== '').map((t) => tokenizer.encode(t));
@@ -120,6 +124,7 @@ const CASES: Case[] = [
   fixtureCase('llama'),
   fixtureCase('qwen2'),
   fixtureCase('gpt2'),
+  fixtureCase('llama', LINEAR_ROPE, 'llama-linear-rope fixture'),
   {
     label: 'shipped target (models/specstream-docs-target)',
     architecture: 'llama',

@@ -26,7 +26,7 @@ import { writeSafetensors } from '../src/safetensors/write.js';
 import { loadTokenizer } from '../src/tokenizer/index.js';
 import { type CausalReference, greedyContinuation, readCausalReference } from './causal-reference.js';
 import { causalFixture, FIXTURES_DIR, readFixtureJson, tokenizerFixture } from './fixtures.js';
-import { fixtureFolder, fullLogits, removeDir, tempDir } from './gguf-helpers.js';
+import { fixtureFolder, fullLogits, LINEAR_ROPE, removeDir, tempDir } from './gguf-helpers.js';
 
 function transposed(values: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(values.length);
@@ -410,6 +410,51 @@ describe.each(['llama', 'qwen2', 'gpt2'] as const)('%s fixture through GGUF', (n
       }
     },
   );
+});
+
+describe('rope scaling', () => {
+  test('linear scaling is written as rope.scaling.type/factor and read back to the same logits', async () => {
+    const folder = fixtureFolder(dir, 'llama', LINEAR_ROPE, 'llama-linear-rope');
+    const path = join(dir, 'llama-linear-rope.gguf');
+    await exportGguf(folder, path, { type: 'f32' });
+    const file = await openGguf(path);
+    expect(file.metadata.get('llama.rope.scaling.type')?.value).toBe('linear');
+    expect(file.metadata.get('llama.rope.scaling.factor')?.value).toBe(2);
+    await file.close();
+    const ref = await readReference('llama');
+    const before = tf.memory().numTensors;
+    const fromGguf = await loadCausalLm(path);
+    const fromHf = await loadCausalLm(folder);
+    const plain = await loadCausalLm(join(dir, 'llama-f32.gguf'));
+    try {
+      const scaled = fullLogits(fromGguf, ref.inputIds);
+      expect(maxAbsDiff(scaled, fullLogits(fromHf, ref.inputIds))).toBeLessThan(1e-5);
+      // The scaling is in effect: positions > 0 give other logits than unscaled rope.
+      expect(maxAbsDiff(scaled, fullLogits(plain, ref.inputIds))).toBeGreaterThan(1e-3);
+    } finally {
+      fromGguf.dispose();
+      fromHf.dispose();
+      plain.dispose();
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  test('llama3 scaling (per-frequency factors in llama.cpp) is refused with the reason', async () => {
+    const llama3 = {
+      rope_parameters: {
+        rope_theta: 10000,
+        rope_type: 'llama3',
+        factor: 8,
+        low_freq_factor: 1,
+        high_freq_factor: 4,
+        original_max_position_embeddings: 64,
+      },
+    };
+    const folder = fixtureFolder(dir, 'llama', llama3, 'llama-llama3-rope');
+    await expect(exportGguf(folder, join(dir, 'llama3.gguf'), { type: 'f32' })).rejects.toThrow(
+      /rope scaling "llama3" is not exported to GGUF yet; supported: default, linear/,
+    );
+  });
 });
 
 describe('tokenizer metadata', () => {
