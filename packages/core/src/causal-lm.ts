@@ -9,7 +9,7 @@ import type {
 } from './decoder.js';
 import { InvalidArgumentError } from './errors.js';
 import { kernelSet } from './kernel-sets/index.js';
-import type { KernelSetName } from './kernel-sets/setting.js';
+import type { KernelSetName, WeightFormat } from './kernel-sets/setting.js';
 import type { ArenaMatrix } from './kernels/arena-matrix.js';
 import { createKvCache, type KvCache, type KvCacheKind } from './kv-cache/index.js';
 import { type DenseLayer, disposeLinear, type Linear } from './transformer/linear.js';
@@ -84,8 +84,9 @@ export interface CausalLmWeights {
 
 /** A layer as the forward pass uses it (prepareCausalLmLayer). */
 export interface PreparedCausalLmLayer {
-  /** The kernel set whose layouts the products are in. */
+  /** The kernel set whose layouts the products are in, and their weight format. */
   readonly kernels: KernelSetName;
+  readonly weights: WeightFormat;
   readonly qkv: DenseLayer;
   readonly o: DenseLayer;
   readonly mlp: { readonly up: DenseLayer; readonly down: DenseLayer };
@@ -116,6 +117,8 @@ export interface CausalLm extends Decoder<CausalLmState> {
 export interface CausalLmOptions {
   /** The kernel set (see kernelSet); default: SPECSTREAM_KERNELS, else the fastest here. */
   kernels?: KernelSetName;
+  /** How its linear kernels keep the weights (default f32; q8 and q4 on the wasm set). */
+  weights?: WeightFormat;
 }
 
 /**
@@ -124,7 +127,7 @@ export interface CausalLmOptions {
  * the checkpoint).
  */
 export function tiedEmbeddingInArena(config: CausalLmConfig, options: CausalLmOptions = {}): boolean {
-  return kernelSet(options.kernels).tiedEmbeddingInArena(config);
+  return kernelSet(options.kernels, options.weights).tiedEmbeddingInArena(config);
 }
 
 /**
@@ -137,17 +140,19 @@ export function createCausalLm(
   options: CausalLmOptions = {},
 ): CausalLm {
   checkConfig(config, weights);
-  const set = kernelSet(options.kernels);
+  const set = kernelSet(options.kernels, options.weights);
   for (const layer of weights.layers) {
-    if (isPrepared(layer) && layer.kernels !== set.name) {
+    if (isPrepared(layer) && (layer.kernels !== set.name || layer.weights !== set.weights)) {
       throw new InvalidArgumentError(
-        `a layer was prepared for the ${layer.kernels} kernel set, the model is built with ${set.name}`,
+        `a layer was prepared for the ${layer.kernels} kernel set with ${layer.weights} weights, the model is built with ${set.name} and ${set.weights}`,
       );
     }
   }
   const { vocabSize, kvHeads, headDim } = config;
   const layers = weights.layers.map((layer) =>
-    isPrepared(layer) ? layer : prepareCausalLmLayer(config, layer, { kernels: set.name }),
+    isPrepared(layer)
+      ? layer
+      : prepareCausalLmLayer(config, layer, { kernels: set.name, weights: set.weights }),
   );
   const { embedTokens, embedPositions, finalNorm, lmHead } = weights;
   const k = set.forModel(config, { embedTokens, embedPositions, finalNorm, lmHead });
@@ -297,7 +302,7 @@ export function prepareCausalLmLayer(
   layer: CausalLmLayerWeights,
   options: CausalLmOptions = {},
 ): PreparedCausalLmLayer {
-  const set = kernelSet(options.kernels);
+  const set = kernelSet(options.kernels, options.weights);
   if (config.gatedMlp && !layer.gate) {
     throw new InvalidArgumentError('a gated MLP needs a gate projection in every layer');
   }
@@ -339,6 +344,7 @@ export function prepareCausalLmLayer(
   const dense = (l: Linear) => set.prepareLinear(l);
   return {
     kernels: set.name,
+    weights: set.weights,
     qkv: dense(foldNormIntoLinear(layer.attnNorm, qkv)),
     o: dense(layer.o),
     mlp: { up: dense(foldNormIntoLinear(layer.mlpNorm, up)), down: dense(layer.down) },

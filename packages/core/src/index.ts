@@ -13,8 +13,13 @@ export {
   type KernelSetName,
   kernelSet,
   kernelSetting,
+  WEIGHT_FORMATS,
+  type WeightFormat,
 } from './kernel-sets/index.js';
 export { ACTIVATION, activateRows, activationSupported } from './kernel-sets/webgpu/activation.js';
+export { GREEDY_ROWS, greedyRows, greedyRowsSupported } from './kernel-sets/webgpu/greedy-rows.js';
+export { ROTARY, rotarySupported, rotatePacked } from './kernel-sets/webgpu/rotary-packed.js';
+export { webGpuPrograms } from './kernel-sets/webgpu/webgpu-program.js';
 export {
   type ArenaMatrix,
   arenaGather,
@@ -30,7 +35,6 @@ export {
   causalAttention,
   causalAttentionSupported,
 } from './kernels/causal-attention.js';
-export { GREEDY_ROWS, greedyRows, greedyRowsSupported } from './kernel-sets/webgpu/greedy-rows.js';
 export { kernelThreadCount, stopKernelThreads } from './kernels/kernel-threads.js';
 export {
   disposePackedLinear,
@@ -46,9 +50,21 @@ export {
   transposedLinearSupported,
   useWasmKernels,
 } from './kernels/packed-linear.js';
-export { ROTARY, rotarySupported, rotatePacked } from './kernel-sets/webgpu/rotary-packed.js';
+export { QUANT_MATMUL, quantLinear, quantLinearSupported } from './kernels/quant-linear.js';
+export {
+  dequantizeColumns,
+  dequantizeMatrix,
+  disposeQuantMatrix,
+  GGUF_BLOCK_BYTES,
+  isQuantMatrix,
+  QUANT_BLOCK,
+  type QuantFormat,
+  type QuantMatrix,
+  quantizeMatrix,
+  quantizeMatrixValues,
+  quantMatrixFromGguf,
+} from './kernels/quant-matrix.js';
 export { STANDARDIZE, standardizeRows, standardizeRowsSupported } from './kernels/standardize.js';
-export { webGpuPrograms } from './kernel-sets/webgpu/webgpu-program.js';
 export { type WeightArena, weightArena } from './kernels/weight-arena.js';
 export * from './kv-cache/index.js';
 export { getLogger, type Logger, setLogger } from './log.js';

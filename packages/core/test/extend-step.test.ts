@@ -344,7 +344,9 @@ describe('kernel set choice', () => {
     expect(prepared.kernels).toBe('reference');
     expect(() =>
       createCausalLm(config, { ...weights, layers: [prepared, ...rest] }, { kernels: 'wasm' }),
-    ).toThrow(/a layer was prepared for the reference kernel set, the model is built with wasm/);
+    ).toThrow(
+      /a layer was prepared for the reference kernel set with f32 weights, the model is built with wasm and f32/,
+    );
     // Still whole: the same weights build a reference model that runs.
     const model = createCausalLm(
       config,

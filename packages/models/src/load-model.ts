@@ -6,6 +6,7 @@ import {
   InvalidArgumentError,
   type KernelSetName,
   type KvCacheKind,
+  type WeightFormat,
 } from '@specstream/core';
 import { gpt2Config, loadGpt2 } from './architectures/gpt2.js';
 import type { HfConfig } from './architectures/hf-config.js';
@@ -22,6 +23,8 @@ export interface LoadModelOptions {
   kvCache?: KvCacheKind;
   /** The kernel set of a causal LM (default: SPECSTREAM_KERNELS, else the fastest here). */
   kernels?: KernelSetName;
+  /** How a causal LM's linear kernels keep the weights (default f32; q8, q4: the wasm set). */
+  weights?: WeightFormat;
 }
 
 export type LoadedModel =
@@ -78,8 +81,8 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
   try {
     const model =
       type === 'gpt2'
-        ? await loadGpt2(config, weights, options.kvCache, options.kernels)
-        : await loadLlama(config, weights, options.kvCache, options.kernels);
+        ? await loadGpt2(config, weights, options.kvCache, options)
+        : await loadLlama(config, weights, options.kvCache, options);
     return { kind: 'causal-lm', modelType: type, config, model };
   } catch (error) {
     weights.disposeAll();

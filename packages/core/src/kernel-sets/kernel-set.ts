@@ -6,19 +6,21 @@ import type { KvCache } from '../kv-cache/kv-cache.js';
 import type { DenseLayer, Linear } from '../transformer/linear.js';
 import type { Activation } from '../transformer/mlp.js';
 import type { NormKind, NormWeights } from '../transformer/norm.js';
-import type { KernelSetName } from './setting.js';
+import type { KernelSetName, WeightFormat } from './setting.js';
 
 /**
  * How one backend computes the steps of a decoder (causal-lm.ts reads as
  * those steps, top to bottom). A set is chosen once, when a model is built,
  * and owns the layouts its kernels want: `prepareLinear` turns each product
  * given [in, out] into the set's form (packed panels in the wasm arena, rows
- * for the WGSL programs, as given for tfjs), `forModel` the embedding, head
- * and per-model tables. Weight formats (f32 today) belong to a set's
- * linear kernels.
+ * for the WGSL programs, as given for tfjs, quantized blocks for q8/q4),
+ * `forModel` the embedding, head and per-model tables. A weight format is a
+ * property of a set's linear kernels: kernelSet(name, weights).
  */
 export interface KernelSet {
   readonly name: KernelSetName;
+  /** The format its linear kernels keep weights in. */
+  readonly weights: WeightFormat;
   /** Why the set cannot run on the current backend, or undefined when it can. */
   unavailable(): string | undefined;
   /** A product as this set multiplies it; takes ownership of `layer`. */

@@ -1,8 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { attentionProgram } from '../kernel-sets/webgpu/webgpu-attention.js';
+import {
+  MAX_WORKGROUPS,
+  rowStarts,
+  runWithStarts,
+  webGpuPrograms,
+} from '../kernel-sets/webgpu/webgpu-program.js';
 import { cachedAttention, causalMask } from '../transformer/attention.js';
 import { requireWasmKernels, wasmKernels } from './wasm-kernels.js';
-import { attentionProgram } from '../kernel-sets/webgpu/webgpu-attention.js';
-import { MAX_WORKGROUPS, rowStarts, runWithStarts, webGpuPrograms } from '../kernel-sets/webgpu/webgpu-program.js';
 
 /**
  * Causal attention of new steps over a cache of keys and values. On wasm it

@@ -335,17 +335,40 @@ export function quantScales(matrix: QuantMatrix): Float32Array {
 /** The weight the matrix stands for, [inDim, outDim] floats (tests, checks). */
 export function dequantizeMatrix(matrix: QuantMatrix): Float32Array {
   requireLive(matrix, 'dequantizeMatrix');
+  const { inDim, outDim } = matrix;
+  const columns = dequantizeColumns(
+    matrix,
+    Int32Array.from({ length: outDim }, (_, c) => c),
+  );
+  const out = new Float32Array(inDim * outDim);
+  for (let c = 0; c < outDim; c++)
+    for (let i = 0; i < inDim; i++) out[i * outDim + c] = columns[c * inDim + i];
+  return out;
+}
+
+/**
+ * Columns `columns` of the weight, [columns.length, inDim]: for a tied head
+ * quantized from the embedding ([vocab, hidden] transposed), the embedding
+ * rows of those token ids, so lookups need no float copy of the table.
+ */
+export function dequantizeColumns(matrix: QuantMatrix, columns: ArrayLike<number>): Float32Array {
+  requireLive(matrix, 'dequantizeColumns');
   const { format, at, inDim, outDim } = matrix;
-  const scales = quantScales(matrix);
   const blocks = inDim / QUANT_BLOCK;
   const quadBytes = quantQuadBytes(format, inDim);
   const bytes = new Uint8Array(requireArena().floats().buffer);
-  const out = new Float32Array(inDim * outDim);
-  for (let column = 0; column < outDim; column++) {
-    const quad = at + (column >> 2) * quadBytes + 4 * (column & 3);
+  const out = new Float32Array(columns.length * inDim);
+  for (let n = 0; n < columns.length; n++) {
+    const column = columns[n];
+    if (!(Number.isInteger(column) && column >= 0 && column < outDim)) {
+      throw new Error(`dequantizeColumns: column ${column} is not in [0, ${outDim})`);
+    }
+    const quad = at + (column >> 2) * quadBytes;
     for (let b = 0; b < blocks; b++) {
-      const d = scales[column * blocks + b];
-      const block = quad + blockOffset(format, b);
+      const scaleAt = quad + 2 * (column & 3) + scaleOffset(format, b, blocks);
+      const d = halfToFloat(bytes[scaleAt] | (bytes[scaleAt + 1] << 8));
+      const block = quad + 4 * (column & 3) + blockOffset(format, b);
+      const to = n * inDim + b * QUANT_BLOCK;
       for (let i = 0; i < QUANT_BLOCK; i++) {
         let q: number;
         if (format === 'q8') {
@@ -356,7 +379,7 @@ export function dequantizeMatrix(matrix: QuantMatrix): Float32Array {
           const byte = bytes[block + 16 * (j >> 2) + (j & 3)];
           q = (i < 16 ? byte & 15 : byte >> 4) - 8;
         }
-        out[(b * QUANT_BLOCK + i) * outDim + column] = d * q;
+        out[to + i] = d * q;
       }
     }
   }

@@ -1,8 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
+import {
+  MAX_WORKGROUPS,
+  requireWebGpuPrograms,
+  webGpuPrograms,
+} from '../kernel-sets/webgpu/webgpu-program.js';
+import { standardizeProgram } from '../kernel-sets/webgpu/webgpu-standardize.js';
 import { useWasmKernels } from './packed-linear.js';
 import { requireWasmKernels } from './wasm-kernels.js';
-import { MAX_WORKGROUPS, requireWebGpuPrograms, webGpuPrograms } from '../kernel-sets/webgpu/webgpu-program.js';
-import { standardizeProgram } from '../kernel-sets/webgpu/webgpu-standardize.js';
 
 /**
  * A norm without its affine part over the last axis, in one kernel (wasm, webgpu):

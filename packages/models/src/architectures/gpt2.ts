@@ -6,7 +6,7 @@ import {
   disposePreparedCausalLmLayer,
   InvalidArgumentError,
   isArenaMatrix,
-  type KernelSetName,
+  type CausalLmOptions,
   type KvCacheKind,
   kernelSet,
   type Linear,
@@ -65,10 +65,11 @@ export async function loadGpt2(
   config: HfConfig,
   weights: WeightSource,
   kvCache?: KvCacheKind,
-  kernels?: KernelSetName,
+  set: CausalLmOptions = {},
 ): Promise<CausalLm> {
-  // One kernel set for the whole model: its layers are prepared in that set's layouts.
-  const options = { kernels: kernelSet(kernels).name };
+  // One kernel set for the whole model: its layers are prepared in that set's layouts and weight format.
+  const chosen = kernelSet(set.kernels, set.weights);
+  const options = { kernels: chosen.name, weights: chosen.weights };
   const shape = gpt2Config(config, kvCache);
   // GPT2LMHeadModel prefixes names with "transformer."; a bare GPT2Model does not.
   const root = weights.has('transformer.wte.weight') ? 'transformer.' : '';

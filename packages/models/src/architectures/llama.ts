@@ -6,7 +6,7 @@ import {
   disposePreparedCausalLmLayer,
   InvalidArgumentError,
   isArenaMatrix,
-  type KernelSetName,
+  type CausalLmOptions,
   type KvCacheKind,
   kernelSet,
   type PreparedCausalLmLayer,
@@ -50,10 +50,11 @@ export async function loadLlama(
   config: HfConfig,
   weights: WeightSource,
   kvCache?: KvCacheKind,
-  kernels?: KernelSetName,
+  set: CausalLmOptions = {},
 ): Promise<CausalLm> {
-  // One kernel set for the whole model: its layers are prepared in that set's layouts.
-  const options = { kernels: kernelSet(kernels).name };
+  // One kernel set for the whole model: its layers are prepared in that set's layouts and weight format.
+  const chosen = kernelSet(set.kernels, set.weights);
+  const options = { kernels: chosen.name, weights: chosen.weights };
   const shape = llamaConfig(config, kvCache);
   // Tied checkpoints usually omit lm_head; some store a copy anyway, which is then the same matrix.
   const tied = field<boolean>(config, 'tie_word_embeddings', false) || !weights.has('lm_head.weight');

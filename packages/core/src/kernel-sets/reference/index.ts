@@ -36,6 +36,7 @@ export interface SplitHeads {
  */
 export const referenceKernels: KernelSet = {
   name: 'reference',
+  weights: 'f32',
   unavailable: () => undefined,
   prepareLinear: (layer) => layer,
   tiedEmbeddingInArena: () => false,

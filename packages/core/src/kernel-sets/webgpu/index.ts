@@ -2,16 +2,16 @@ import * as tf from '@tensorflow/tfjs-core';
 import { InvalidArgumentError } from '../../errors.js';
 import { isArenaMatrix } from '../../kernels/arena-matrix.js';
 import { causalAttention } from '../../kernels/causal-attention.js';
-import { embedRows } from './embed.js';
-import { rotatePacked } from './rotary-packed.js';
-import { type RowLinear, rowLinear } from './row-linear.js';
-import { webGpuPrograms } from './webgpu-program.js';
 import { disposeLinear } from '../../transformer/linear.js';
 import { foldNormIntoRows } from '../../transformer/norm.js';
 import { rotaryCosSin } from '../../transformer/rotary.js';
 import { selectLogitRows } from '../../validate.js';
 import type { KernelSet } from '../kernel-set.js';
 import { modelTables, passSteps, type SplitHeads } from '../reference/index.js';
+import { embedRows } from './embed.js';
+import { rotatePacked } from './rotary-packed.js';
+import { type RowLinear, rowLinear } from './row-linear.js';
+import { webGpuPrograms } from './webgpu-program.js';
 
 /** The q|k|v product as the programs read it: [batch, steps, heads + 2·kvHeads, headDim], q and k rotated in `qk`. */
 interface PackedHeads {
@@ -29,6 +29,7 @@ interface PackedHeads {
  */
 export const webgpuKernels: KernelSet = {
   name: 'webgpu',
+  weights: 'f32',
   unavailable: () =>
     webGpuPrograms()
       ? undefined
