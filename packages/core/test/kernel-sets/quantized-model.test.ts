@@ -8,7 +8,6 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { maxAbsDiff } from '../../../../test-support/max-abs-diff.js';
 import { initBackend } from '../../src/backend.js';
 import {
   type CausalLm,

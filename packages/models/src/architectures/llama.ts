@@ -1,12 +1,12 @@
 import {
   type CausalLm,
   type CausalLmConfig,
+  type CausalLmOptions,
   createCausalLm,
   disposeArenaMatrix,
   disposePreparedCausalLmLayer,
   InvalidArgumentError,
   isArenaMatrix,
-  type CausalLmOptions,
   type KvCacheKind,
   kernelSet,
   type PreparedCausalLmLayer,
