@@ -2,9 +2,13 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend.js';
-import { kernelThreadCount } from '../src/kernels/kernel-threads.js';
-import { disposePackedLinear, packedLinear, packLinearValues } from '../src/kernels/packed-linear.js';
-import { quantLinear, quantRelaxedAvailable } from '../src/kernels/quant-linear.js';
+import { kernelThreadCount } from '../src/kernel-sets/wasm/kernel-threads.js';
+import {
+  disposePackedLinear,
+  packedLinear,
+  packLinearValues,
+} from '../src/kernel-sets/wasm/packed-linear.js';
+import { quantLinear, quantRelaxedAvailable } from '../src/kernel-sets/wasm/quant-linear.js';
 import {
   disposeQuantMatrix,
   GGUF_BLOCK_BYTES,
@@ -13,7 +17,7 @@ import {
   quantizeBlock,
   quantMatrixBytes,
   quantMatrixFromGguf,
-} from '../src/kernels/quant-matrix.js';
+} from '../src/kernel-sets/wasm/quant-matrix.js';
 import { round } from './measure.js';
 
 /**

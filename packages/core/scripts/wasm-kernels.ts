@@ -1,7 +1,7 @@
 /**
  * Source of core's WebAssembly SIMD kernels, written as WebAssembly text
  * generated here (the row tiles are unrolled), and the script that assembles
- * it into src/kernels/wasm-binary.ts:
+ * it into src/kernel-sets/wasm/wasm-binary.ts:
  *
  *   node --import tsx packages/core/scripts/wasm-kernels.ts
  *
@@ -1216,7 +1216,7 @@ export function assembleRelaxedSimdProbe(): Promise<Uint8Array> {
 
 // ---------------------------------------------------------------------------
 // Quantized products (a module of their own over the weight arena; see
-// quantKernelsWat and src/kernels/quant-matrix.ts for the layout).
+// quantKernelsWat and src/kernel-sets/wasm/quant-matrix.ts for the layout).
 // ---------------------------------------------------------------------------
 
 /**
@@ -1644,7 +1644,10 @@ export async function assembleAll(): Promise<KernelBinaries> {
   };
 }
 
-export const GENERATED_PATH = join(dirname(fileURLToPath(import.meta.url)), '../src/kernels/wasm-binary.ts');
+export const GENERATED_PATH = join(
+  dirname(fileURLToPath(import.meta.url)),
+  '../src/kernel-sets/wasm/wasm-binary.ts',
+);
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   writeFileSync(GENERATED_PATH, binaryModuleSource(await assembleAll()));

@@ -10,7 +10,7 @@ import type {
 import { InvalidArgumentError } from './errors.js';
 import { kernelSet } from './kernel-sets/index.js';
 import type { KernelSetName, WeightFormat } from './kernel-sets/setting.js';
-import type { ArenaMatrix } from './kernels/arena-matrix.js';
+import type { ArenaMatrix } from './kernel-sets/wasm/arena-matrix.js';
 import { createKvCache, type KvCache, type KvCacheKind } from './kv-cache/index.js';
 import { type DenseLayer, disposeLinear, type Linear } from './transformer/linear.js';
 import type { Activation } from './transformer/mlp.js';

@@ -16,10 +16,6 @@ export {
   WEIGHT_FORMATS,
   type WeightFormat,
 } from './kernel-sets/index.js';
-export { ACTIVATION, activateRows, activationSupported } from './kernel-sets/webgpu/activation.js';
-export { GREEDY_ROWS, greedyRows, greedyRowsSupported } from './kernel-sets/webgpu/greedy-rows.js';
-export { ROTARY, rotarySupported, rotatePacked } from './kernel-sets/webgpu/rotary-packed.js';
-export { webGpuPrograms } from './kernel-sets/webgpu/webgpu-program.js';
 export {
   type ArenaMatrix,
   arenaGather,
@@ -28,14 +24,8 @@ export {
   arenaTransposedLinear,
   disposeArenaMatrix,
   isArenaMatrix,
-} from './kernels/arena-matrix.js';
-export {
-  CAUSAL_ATTENTION,
-  type CausalAttentionOptions,
-  causalAttention,
-  causalAttentionSupported,
-} from './kernels/causal-attention.js';
-export { kernelThreadCount, stopKernelThreads } from './kernels/kernel-threads.js';
+} from './kernel-sets/wasm/arena-matrix.js';
+export { kernelThreadCount, stopKernelThreads } from './kernel-sets/wasm/kernel-threads.js';
 export {
   disposePackedLinear,
   PACKED_MATMUL,
@@ -49,8 +39,8 @@ export {
   transposedLinear,
   transposedLinearSupported,
   useWasmKernels,
-} from './kernels/packed-linear.js';
-export { QUANT_MATMUL, quantLinear, quantLinearSupported } from './kernels/quant-linear.js';
+} from './kernel-sets/wasm/packed-linear.js';
+export { QUANT_MATMUL, quantLinear, quantLinearSupported } from './kernel-sets/wasm/quant-linear.js';
 export {
   dequantizeColumns,
   dequantizeMatrix,
@@ -63,9 +53,19 @@ export {
   quantizeMatrix,
   quantizeMatrixValues,
   quantMatrixFromGguf,
-} from './kernels/quant-matrix.js';
+} from './kernel-sets/wasm/quant-matrix.js';
+export { type WeightArena, weightArena } from './kernel-sets/wasm/weight-arena.js';
+export { ACTIVATION, activateRows, activationSupported } from './kernel-sets/webgpu/activation.js';
+export { GREEDY_ROWS, greedyRows, greedyRowsSupported } from './kernel-sets/webgpu/greedy-rows.js';
+export { ROTARY, rotarySupported, rotatePacked } from './kernel-sets/webgpu/rotary-packed.js';
+export { webGpuPrograms } from './kernel-sets/webgpu/webgpu-program.js';
+export {
+  CAUSAL_ATTENTION,
+  type CausalAttentionOptions,
+  causalAttention,
+  causalAttentionSupported,
+} from './kernels/causal-attention.js';
 export { STANDARDIZE, standardizeRows, standardizeRowsSupported } from './kernels/standardize.js';
-export { type WeightArena, weightArena } from './kernels/weight-arena.js';
 export * from './kv-cache/index.js';
 export { getLogger, type Logger, setLogger } from './log.js';
 export * from './prefill.js';

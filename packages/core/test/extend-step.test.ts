@@ -4,7 +4,7 @@ import { kernelSetCases } from '../../../test-support/kernel-sets.js';
 import { initBackend } from '../src/backend.js';
 import { type CausalLmLayerWeights, createCausalLm, prepareCausalLmLayer } from '../src/causal-lm.js';
 import { type KernelSetName, kernelSet } from '../src/kernel-sets/index.js';
-import { useWasmKernels } from '../src/kernels/packed-linear.js';
+import { useWasmKernels } from '../src/kernel-sets/wasm/packed-linear.js';
 import type { KvCacheKind } from '../src/kv-cache/index.js';
 import { randomCausalLmWeights } from '../src/random-model.js';
 import { createConstants } from '../src/transformer/constants.js';

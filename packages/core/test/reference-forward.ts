@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CausalLmConfig, CausalLmLayerWeights, CausalLmWeights } from '../src/causal-lm.js';
-import { isArenaMatrix } from '../src/kernels/arena-matrix.js';
+import { isArenaMatrix } from '../src/kernel-sets/wasm/arena-matrix.js';
 
 /**
  * CausalLmWeights as randomCausalLmWeights makes them and checkpoints define

@@ -1,12 +1,12 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { CausalLmConfig } from '../causal-lm.js';
 import type { LogitsSelection } from '../decoder.js';
-import type { ArenaMatrix } from '../kernels/arena-matrix.js';
 import type { KvCache } from '../kv-cache/kv-cache.js';
 import type { DenseLayer, Linear } from '../transformer/linear.js';
 import type { Activation } from '../transformer/mlp.js';
 import type { NormKind, NormWeights } from '../transformer/norm.js';
 import type { KernelSetName, WeightFormat } from './setting.js';
+import type { ArenaMatrix } from './wasm/arena-matrix.js';
 
 /**
  * How one backend computes the steps of a decoder (causal-lm.ts reads as

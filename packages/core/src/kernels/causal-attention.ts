@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { requireWasmKernels, wasmKernels } from '../kernel-sets/wasm/wasm-kernels.js';
 import { attentionProgram } from '../kernel-sets/webgpu/webgpu-attention.js';
 import {
   MAX_WORKGROUPS,
@@ -7,7 +8,6 @@ import {
   webGpuPrograms,
 } from '../kernel-sets/webgpu/webgpu-program.js';
 import { cachedAttention, causalMask } from '../transformer/attention.js';
-import { requireWasmKernels, wasmKernels } from './wasm-kernels.js';
 
 /**
  * Causal attention of new steps over a cache of keys and values. On wasm it

@@ -1,12 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { useWasmKernels } from '../kernel-sets/wasm/packed-linear.js';
+import { requireWasmKernels } from '../kernel-sets/wasm/wasm-kernels.js';
 import {
   MAX_WORKGROUPS,
   requireWebGpuPrograms,
   webGpuPrograms,
 } from '../kernel-sets/webgpu/webgpu-program.js';
 import { standardizeProgram } from '../kernel-sets/webgpu/webgpu-standardize.js';
-import { useWasmKernels } from './packed-linear.js';
-import { requireWasmKernels } from './wasm-kernels.js';
 
 /**
  * A norm without its affine part over the last axis, in one kernel (wasm, webgpu):

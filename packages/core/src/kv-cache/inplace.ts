@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { WasmBackendInternals } from '../kernel-sets/wasm/wasm-kernels.js';
 import { kvWriteProgram } from '../kernel-sets/webgpu/webgpu-kv-write.js';
 import { rowStarts, runWithStarts, webGpuPrograms } from '../kernel-sets/webgpu/webgpu-program.js';
-import type { WasmBackendInternals } from '../kernels/wasm-kernels.js';
 import { type KvCache, type KvCacheShape, roundUp } from './kv-cache.js';
 
 /**

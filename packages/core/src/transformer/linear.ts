@@ -1,14 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { type RowLinear, rowLinear } from '../kernel-sets/webgpu/row-linear.js';
 import {
   disposePackedLinear,
   type PackedLinear,
   packedLinear,
   type TransposedLinear,
   transposedLinear,
-} from '../kernels/packed-linear.js';
-import { quantLinear } from '../kernels/quant-linear.js';
-import { disposeQuantMatrix, type QuantMatrix } from '../kernels/quant-matrix.js';
+} from '../kernel-sets/wasm/packed-linear.js';
+import { quantLinear } from '../kernel-sets/wasm/quant-linear.js';
+import { disposeQuantMatrix, type QuantMatrix } from '../kernel-sets/wasm/quant-matrix.js';
+import { type RowLinear, rowLinear } from '../kernel-sets/webgpu/row-linear.js';
 
 /** A dense layer stored [in, out] so the matmul needs no transpose; bias fused into the matmul. */
 export interface Linear {

@@ -23,8 +23,8 @@ import {
   dequantizeMatrix,
   isQuantMatrix,
   type QuantMatrix,
-} from '../../src/kernels/quant-matrix.js';
-import { weightArena } from '../../src/kernels/weight-arena.js';
+} from '../../src/kernel-sets/wasm/quant-matrix.js';
+import { weightArena } from '../../src/kernel-sets/wasm/weight-arena.js';
 import { randomCausalLmWeights, TINY_LLAMA_SHAPE } from '../../src/random-model.js';
 import { type DenseLayer, disposeLinear, type Linear } from '../../src/transformer/linear.js';
 import { cloneWeights, disposeWeights } from '../reference-forward.js';

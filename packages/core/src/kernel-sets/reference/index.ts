@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CausalLmConfig } from '../../causal-lm.js';
 import { InvalidArgumentError } from '../../errors.js';
-import { isArenaMatrix } from '../../kernels/arena-matrix.js';
 import { cachedAttention, causalMask } from '../../transformer/attention.js';
 import { type ConstantOf, createConstants } from '../../transformer/constants.js';
 import { type DenseLayer, linear } from '../../transformer/linear.js';
@@ -21,6 +20,7 @@ import {
 } from '../../transformer/rotary.js';
 import { selectLogitRows } from '../../validate.js';
 import type { KernelSet, LinearStep, OutputWeights, Pass } from '../kernel-set.js';
+import { isArenaMatrix } from '../wasm/arena-matrix.js';
 
 /** A pass's q, k and v as separate [batch, steps, n, headDim] tensors. */
 export interface SplitHeads {

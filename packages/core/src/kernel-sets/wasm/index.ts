@@ -1,21 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InvalidArgumentError } from '../../errors.js';
-import {
-  type ArenaMatrix,
-  arenaGather,
-  arenaMatrix,
-  disposeArenaMatrix,
-  isArenaMatrix,
-} from '../../kernels/arena-matrix.js';
 import { causalAttention, causalAttentionSupported } from '../../kernels/causal-attention.js';
-import { packedLinearSupported, packLinear, transposedLinearSupported } from '../../kernels/packed-linear.js';
-import {
-  dequantizeColumns,
-  QUANT_BLOCK,
-  type QuantFormat,
-  type QuantMatrix,
-  quantizeMatrix,
-} from '../../kernels/quant-matrix.js';
 import { standardizeRows } from '../../kernels/standardize.js';
 import { type DenseLayer, disposeLinear, type Linear, linear } from '../../transformer/linear.js';
 import { disposeNorm } from '../../transformer/norm.js';
@@ -28,6 +13,21 @@ import {
   passSteps,
   type SplitHeads,
 } from '../reference/index.js';
+import {
+  type ArenaMatrix,
+  arenaGather,
+  arenaMatrix,
+  disposeArenaMatrix,
+  isArenaMatrix,
+} from './arena-matrix.js';
+import { packedLinearSupported, packLinear, transposedLinearSupported } from './packed-linear.js';
+import {
+  dequantizeColumns,
+  QUANT_BLOCK,
+  type QuantFormat,
+  type QuantMatrix,
+  quantizeMatrix,
+} from './quant-matrix.js';
 
 /**
  * Core's WebAssembly SIMD kernels (scripts/wasm-kernels.ts) on the wasm

@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InvalidArgumentError } from '../../errors.js';
-import { isArenaMatrix } from '../../kernels/arena-matrix.js';
 import { causalAttention } from '../../kernels/causal-attention.js';
 import { disposeLinear } from '../../transformer/linear.js';
 import { foldNormIntoRows } from '../../transformer/norm.js';
@@ -8,6 +7,7 @@ import { rotaryCosSin } from '../../transformer/rotary.js';
 import { selectLogitRows } from '../../validate.js';
 import type { KernelSet } from '../kernel-set.js';
 import { modelTables, passSteps, type SplitHeads } from '../reference/index.js';
+import { isArenaMatrix } from '../wasm/arena-matrix.js';
 import { embedRows } from './embed.js';
 import { rotatePacked } from './rotary-packed.js';
 import { type RowLinear, rowLinear } from './row-linear.js';

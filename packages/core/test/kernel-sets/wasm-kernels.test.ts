@@ -1,23 +1,18 @@
 import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { referenceAttention } from '../../../test-support/attention-reference.js';
-import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
-import { randomArray, randomPackedQkv } from '../../../test-support/random-arrays.js';
-import { assembleAll, fuseMultiplyAdds, wasmKernelsWat } from '../scripts/wasm-kernels.js';
-import { initBackend } from '../src/backend.js';
+import { referenceAttention } from '../../../../test-support/attention-reference.js';
+import { maxAbsDiff } from '../../../../test-support/max-abs-diff.js';
+import { randomArray, randomPackedQkv } from '../../../../test-support/random-arrays.js';
+import { assembleAll, fuseMultiplyAdds, wasmKernelsWat } from '../../scripts/wasm-kernels.js';
+import { initBackend } from '../../src/backend.js';
 import {
   arenaGather,
   arenaMatrix,
   arenaMatrixFromChunks,
   disposeArenaMatrix,
-} from '../src/kernels/arena-matrix.js';
-import {
-  causalAttention,
-  causalAttentionSupported,
-  composedCausalAttention,
-} from '../src/kernels/causal-attention.js';
-import { runOnThreads, THREADED_WORK, threadRanges } from '../src/kernels/kernel-threads.js';
+} from '../../src/kernel-sets/wasm/arena-matrix.js';
+import { runOnThreads, THREADED_WORK, threadRanges } from '../../src/kernel-sets/wasm/kernel-threads.js';
 import {
   disposePackedLinear,
   packedLinear,
@@ -26,17 +21,22 @@ import {
   packLinearValues,
   transposedLinear,
   transposedLinearSupported,
-} from '../src/kernels/packed-linear.js';
-import { chooseFusedMultiplyAdd, fusedMultiplyAdd } from '../src/kernels/relaxed-simd.js';
-import { standardizeRows, standardizeRowsSupported } from '../src/kernels/standardize.js';
+} from '../../src/kernel-sets/wasm/packed-linear.js';
+import { chooseFusedMultiplyAdd, fusedMultiplyAdd } from '../../src/kernel-sets/wasm/relaxed-simd.js';
 import {
   RELAXED_SIMD_PROBE_BASE64,
   WASM_KERNELS_BASE64,
   WASM_KERNELS_FMA_BASE64,
   WASM_SHARED_KERNELS_BASE64,
   WASM_SHARED_KERNELS_FMA_BASE64,
-} from '../src/kernels/wasm-binary.js';
-import { weightArena } from '../src/kernels/weight-arena.js';
+} from '../../src/kernel-sets/wasm/wasm-binary.js';
+import { weightArena } from '../../src/kernel-sets/wasm/weight-arena.js';
+import {
+  causalAttention,
+  causalAttentionSupported,
+  composedCausalAttention,
+} from '../../src/kernels/causal-attention.js';
+import { standardizeRows, standardizeRowsSupported } from '../../src/kernels/standardize.js';
 
 /** x·W + b in float64, W given [in, out] or [out, in] (transposed). */
 function reference(

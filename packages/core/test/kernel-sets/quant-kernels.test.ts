@@ -1,10 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { randomArray } from '../../../test-support/random-arrays.js';
-import { initBackend } from '../src/backend.js';
-import { relaxedDotProduct } from '../src/kernels/quant-kernels.js';
-import { quantLinear, quantLinearSupported, quantRelaxedAvailable } from '../src/kernels/quant-linear.js';
+import { randomArray } from '../../../../test-support/random-arrays.js';
+import { initBackend } from '../../src/backend.js';
+import { relaxedDotProduct } from '../../src/kernel-sets/wasm/quant-kernels.js';
+import {
+  quantLinear,
+  quantLinearSupported,
+  quantRelaxedAvailable,
+} from '../../src/kernel-sets/wasm/quant-linear.js';
 import {
   dequantizeMatrix,
   disposeQuantMatrix,
@@ -20,8 +24,8 @@ import {
   quantMatrixBytes,
   quantMatrixFromGguf,
   quantScales,
-} from '../src/kernels/quant-matrix.js';
-import { requireArena } from '../src/kernels/weight-arena.js';
+} from '../../src/kernel-sets/wasm/quant-matrix.js';
+import { requireArena } from '../../src/kernel-sets/wasm/weight-arena.js';
 
 const FORMATS: QuantFormat[] = ['q8', 'q4'];
 

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { kernelSetAllowed } from '../kernel-sets/setting.js';
-import type { Linear } from '../transformer/linear.js';
+import type { Linear } from '../../transformer/linear.js';
+import { kernelSetAllowed } from '../setting.js';
 import { type ArenaMatrix, arenaTransposedLinear, isArenaMatrix } from './arena-matrix.js';
 import { runOnThreads, threadRanges } from './kernel-threads.js';
 import { prefetchChoice } from './prefetch-choice.js';

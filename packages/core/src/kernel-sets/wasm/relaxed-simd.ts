@@ -1,4 +1,4 @@
-import { getLogger } from '../log.js';
+import { getLogger } from '../../log.js';
 import { RELAXED_SIMD_PROBE_BASE64 } from './wasm-binary.js';
 
 /**

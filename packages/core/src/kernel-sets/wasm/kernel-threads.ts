@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { getLogger } from '../log.js';
+import { getLogger } from '../../log.js';
 import type { WeightArena } from './weight-arena.js';
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FEW_ROWS, prefetchChoice, TIMED_WORK } from '../src/kernels/prefetch-choice.js';
+import { FEW_ROWS, prefetchChoice, TIMED_WORK } from '../../src/kernel-sets/wasm/prefetch-choice.js';
 
 describe('prefetchChoice', () => {
   it('alternates per weight shape while undecided, then keeps the flag faster on most shapes', () => {
