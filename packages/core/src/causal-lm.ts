@@ -12,6 +12,7 @@ import { kernelSet } from './kernel-sets/index.js';
 import type { KernelSetName, WeightFormat } from './kernel-sets/setting.js';
 import type { ArenaMatrix } from './kernel-sets/wasm/arena-matrix.js';
 import { createKvCache, type KvCache, type KvCacheKind } from './kv-cache/index.js';
+import { DEFAULT_PREFILL_BUCKETS } from './prefill.js';
 import { type DenseLayer, disposeLinear, type Linear } from './transformer/linear.js';
 import type { Activation } from './transformer/mlp.js';
 import { foldNormIntoLinear, type NormKind, type NormWeights } from './transformer/norm.js';
@@ -275,6 +276,8 @@ export function createCausalLm(
     config,
     vocabSize,
     maxPositions,
+    // Shape-free kernels take a prompt in one pass; GPU programs (and tfjs on webgpu) are made per shape.
+    prefillBuckets: set.name === 'webgpu' || tf.getBackend() === 'webgpu' ? DEFAULT_PREFILL_BUCKETS : 'any',
     createState,
     extendStep,
     extendStepOnDevice,

@@ -51,10 +51,20 @@ export interface ExtendResult<S extends DecoderState = DecoderState> {
   state: S;
 }
 
+/** Prefill chunk sizes: buckets (largest first after sorting), or 'any' length up to MAX_PREFILL_CHUNK. */
+export type PrefillBuckets = readonly number[] | 'any';
+
 export interface Decoder<S extends DecoderState = DecoderState> {
   readonly vocabSize: number;
   /** Largest position the model can represent (learned position tables); Infinity for rotary. */
   readonly maxPositions: number;
+  /**
+   * Optional: the prompt chunks this model prefills best with (prefill's
+   * default when the caller names none): bucket sizes, for backends that
+   * compile a program per shape, or 'any' where kernels take any row count
+   * (a prompt then runs in as few passes as MAX_PREFILL_CHUNK allows).
+   */
+  readonly prefillBuckets?: PrefillBuckets;
   createState(options: CreateStateOptions): S;
   /**
    * Row r's new steps take positions `lengths[r] + 0 .. steps-1`; each attends

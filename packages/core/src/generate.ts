@@ -1,4 +1,4 @@
-import type { Decoder, DecoderState } from './decoder.js';
+import type { Decoder, DecoderState, PrefillBuckets } from './decoder.js';
 import { AbortError, InvalidArgumentError } from './errors.js';
 import { DEFAULT_PREFILL_BUCKETS, prefill } from './prefill.js';
 import { createSampler, type SamplingOptions } from './sampling/index.js';
@@ -15,7 +15,7 @@ export interface GenerateOptions<S extends DecoderState = DecoderState> {
   signal?: AbortSignal;
   /** Cache size per row; default: longest prompt + maxNewTokens. */
   maxLength?: number;
-  prefillBuckets?: readonly number[];
+  prefillBuckets?: PrefillBuckets;
 }
 
 export type FinishReason = 'stop' | 'length';
@@ -81,7 +81,7 @@ export async function* generate<S extends DecoderState>(
   try {
     let stepStart = performance.now();
     let logits = prefill(model, state, prompts, {
-      buckets: options.prefillBuckets ?? DEFAULT_PREFILL_BUCKETS,
+      buckets: options.prefillBuckets ?? model.prefillBuckets ?? DEFAULT_PREFILL_BUCKETS,
     });
     for (;;) {
       // Asynchronous read: webgpu in Node has no synchronous download path.

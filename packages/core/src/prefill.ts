@@ -1,9 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { Decoder, DecoderState } from './decoder.js';
+import type { Decoder, DecoderState, PrefillBuckets } from './decoder.js';
 import { CacheOverflowError, InvalidArgumentError } from './errors.js';
 
 /** Chunk sizes for prompts: few distinct shapes, so GPU backends compile few shaders. */
 export const DEFAULT_PREFILL_BUCKETS: readonly number[] = [512, 64, 8, 1];
+
+/** The longest chunk a prompt is fed in: bounds a pass's attention scores ([chunk, context] per head). */
+export const MAX_PREFILL_CHUNK = 512;
 
 export function checkBuckets(buckets: readonly number[]): number[] {
   if (buckets.length === 0 || buckets.some((b) => !Number.isInteger(b) || b < 1)) {
@@ -20,8 +23,14 @@ export function checkBuckets(buckets: readonly number[]): number[] {
  */
 export function planPrefillChunks(
   length: number,
-  buckets: readonly number[] = DEFAULT_PREFILL_BUCKETS,
+  buckets: PrefillBuckets = DEFAULT_PREFILL_BUCKETS,
 ): number[] {
+  if (buckets === 'any') {
+    // Kernels that take any row count: full chunks, then the rest as it is (no padding).
+    const plan = new Array<number>(Math.floor(length / MAX_PREFILL_CHUNK)).fill(MAX_PREFILL_CHUNK);
+    if (length % MAX_PREFILL_CHUNK > 0) plan.push(length % MAX_PREFILL_CHUNK);
+    return plan;
+  }
   const sizes = checkBuckets(buckets);
   const plan: number[] = [];
   let left = length;
@@ -36,7 +45,8 @@ export function planPrefillChunks(
 }
 
 export interface PrefillOptions {
-  buckets?: readonly number[];
+  /** Default: the model's prefillBuckets, else DEFAULT_PREFILL_BUCKETS. */
+  buckets?: PrefillBuckets;
   /** Fills rows shorter than the longest prompt (and a padded last chunk); rolled back afterwards. */
   padToken?: number;
 }
@@ -62,7 +72,7 @@ export function prefill<S extends DecoderState>(
     if (p.length === 0) throw new InvalidArgumentError(`prompt of row ${r} is empty`);
   });
   const longest = Math.max(...prompts.map((p) => p.length));
-  const plan = planPrefillChunks(longest, options.buckets);
+  const plan = planPrefillChunks(longest, options.buckets ?? model.prefillBuckets ?? DEFAULT_PREFILL_BUCKETS);
   const padded = plan.reduce((a, b) => a + b, 0);
   const starts = Array.from(state.lengths);
   starts.forEach((start, r) => {

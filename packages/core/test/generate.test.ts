@@ -6,7 +6,7 @@ import { createCausalLm } from '../src/causal-lm.js';
 import type { Decoder, DecoderState } from '../src/decoder.js';
 import { CacheOverflowError, DisposedError, InvalidArgumentError, NonFiniteError } from '../src/errors.js';
 import { generate, type TokenEvent } from '../src/generate.js';
-import { planPrefillChunks, prefill } from '../src/prefill.js';
+import { MAX_PREFILL_CHUNK, planPrefillChunks, prefill } from '../src/prefill.js';
 import { randomCausalLmWeights } from '../src/random-model.js';
 import { TINY_CONFIGS } from './models.js';
 import { cloneWeights, disposeWeights, referenceLogits } from './reference-forward.js';
@@ -74,6 +74,35 @@ describe.each(SETS)('$label', ({ backend, kernels }) => {
       // Without a bucket of 1 the remainder becomes one padded chunk of the smallest bucket.
       expect(planPrefillChunks(21, [16, 4])).toEqual([16, 4, 4]);
       expect(() => planPrefillChunks(5, [4, 0])).toThrow(InvalidArgumentError);
+    });
+
+    test("'any' chunks: full chunks of MAX_PREFILL_CHUNK, then the rest unpadded; a model on shape-free kernels prefills in one pass", () => {
+      expect(planPrefillChunks(24, 'any')).toEqual([24]);
+      expect(planPrefillChunks(2 * MAX_PREFILL_CHUNK + 3, 'any')).toEqual([
+        MAX_PREFILL_CHUNK,
+        MAX_PREFILL_CHUNK,
+        3,
+      ]);
+      expect(planPrefillChunks(MAX_PREFILL_CHUNK, 'any')).toEqual([MAX_PREFILL_CHUNK]);
+      const inner = model();
+      expect(inner.prefillBuckets).toBe('any');
+      const { model: m, steps } = recordingSteps(inner);
+      const prompts = [
+        Array.from({ length: 21 }, (_, i) => (i * 7) % V),
+        Array.from({ length: 9 }, (_, i) => (i * 5 + 2) % V),
+      ];
+      const state = m.createState({ batch: 2, maxLength: 32 });
+      const logits = prefill(m, state, prompts);
+      expect(steps).toEqual([21]);
+      expect(Array.from(state.lengths)).toEqual([21, 9]);
+      const values = logits.dataSync();
+      prompts.forEach((p, r) => {
+        const want = referenceLogits(config, weights, p).subarray((p.length - 1) * V, p.length * V);
+        for (let i = 0; i < V; i++) expect(Math.abs(values[r * V + i] - want[i])).toBeLessThan(1e-4);
+      });
+      logits.dispose();
+      m.disposeState(state);
+      inner.dispose();
     });
 
     test('ragged prompts: last-token logits match the full forward, shapes stay within the bucket set', () => {

@@ -7,6 +7,7 @@ import {
   greedyRowsSupported,
   greedyToken,
   InvalidArgumentError,
+  type PrefillBuckets,
   prefill,
   sampleFrom,
 } from '@specstream/core';
@@ -15,7 +16,7 @@ import type { Drafter, Proposal } from './drafter.js';
 
 export interface ModelDrafterOptions {
   /** Chunk sizes for catching up on the prompt and on accepted tokens. */
-  prefillBuckets?: readonly number[];
+  prefillBuckets?: PrefillBuckets;
   /**
    * What the draft reads in place of an id it has no embedding for: with a
    * target vocabulary padded past the draft's (32064 vs 32000), the target
@@ -39,7 +40,7 @@ export function modelDrafter<S extends DecoderState>(
   options: ModelDrafterOptions = {},
 ): Drafter {
   // Catch-up is usually 1–2 tokens per row: small buckets keep it to one call.
-  const buckets = options.prefillBuckets ?? [...DEFAULT_PREFILL_BUCKETS, 4, 2];
+  const buckets = options.prefillBuckets ?? model.prefillBuckets ?? [...DEFAULT_PREFILL_BUCKETS, 4, 2];
   const unknown = options.unknownId ?? 0;
   if (!Number.isInteger(unknown) || unknown < 0 || unknown >= model.vocabSize) {
     throw new InvalidArgumentError(

@@ -9,6 +9,7 @@ import {
   greedyRowsSupported,
   greedyToken,
   InvalidArgumentError,
+  type PrefillBuckets,
   prefill,
   type SamplingOptions,
   type TokenEvent,
@@ -33,7 +34,7 @@ export interface SpeculativeGenerateOptions extends PairOptions {
   sampling?: SamplingOptions;
   stopTokens?: Iterable<number>;
   signal?: AbortSignal;
-  prefillBuckets?: readonly number[];
+  prefillBuckets?: PrefillBuckets;
   /** This call's metrics are added into it when the call ends: pass the same object to accumulate. */
   totals?: SpeculativeMetrics;
   /** Replaces the speculative sampling rule: for experiments and for tests that must see a wrong rule fail. */
@@ -178,7 +179,7 @@ export function speculativeGenerate(options: SpeculativeGenerateOptions): Specul
     try {
       let t0 = performance.now();
       const first = prefill(target, state, prompts, {
-        buckets: options.prefillBuckets ?? DEFAULT_PREFILL_BUCKETS,
+        buckets: options.prefillBuckets ?? target.prefillBuckets ?? DEFAULT_PREFILL_BUCKETS,
       });
       const firstValues = (await first.data().finally(() => first.dispose())) as Float32Array;
       const tv = target.vocabSize;
