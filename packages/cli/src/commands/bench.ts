@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { EXIT } from '../exit-codes.js';
+import { CliError, EXIT } from '../exit-codes.js';
 import type { CliIo } from '../io.js';
+import { WEIGHT_CHOICES } from './generate.js';
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 
@@ -12,15 +13,64 @@ export function addBenchCommand(program: Command, io: CliIo, done: (code: number
     .command('bench')
     .description(
       "Run the repository's benchmarks (scripts/bench.ts, as `pnpm bench`), forwarding every argument: " +
-        '--backends webgpu,wasm,cpu  --only core,speculative,streaming,load  --reps N  ' +
-        '--spec-tokens N  --spec-prompts N. Tables are printed, JSON goes to bench-results/.',
+        '--backends webgpu,wasm,cpu  --only core,speculative,streaming,load,pair,quant,quant-model  --reps N  ' +
+        '--spec-tokens N  --spec-prompts N  --weights f32,q8,q4 (the formats quant-model loads the models in; ' +
+        'f32 is always measured, as the baseline). Tables are printed, JSON goes to bench-results/.',
     )
     .argument('[args...]', 'arguments for scripts/bench.ts')
     .allowUnknownOption()
     .helpOption('-h, --help', 'this help (put `--` before arguments meant for the bench itself)')
     .action(async (args: string[]) => {
+      checkBenchWeights(args);
       done(await runBench(args, io));
     });
+}
+
+/** The value of `--name value` or `--name=value` (the last one given), or undefined. */
+function flagValue(args: readonly string[], name: string): string | undefined {
+  let value: string | undefined;
+  args.forEach((arg, i) => {
+    if (arg === `--${name}`) {
+      value = args[i + 1];
+      if (value === undefined || value.startsWith('--')) {
+        throw new CliError(EXIT.usage, `option '--${name} <list>' argument missing`);
+      }
+    } else if (arg.startsWith(`--${name}=`)) value = arg.slice(name.length + 3);
+  });
+  return value;
+}
+
+/**
+ * --weights is the bench's one flag whose mistakes would surface only minutes into a run (after
+ * the suites before quant-model), so the CLI checks it before starting: known formats, a suite
+ * that loads models in them, and a backend that runs q8/q4.
+ */
+export function checkBenchWeights(args: readonly string[]): void {
+  const list = flagValue(args, 'weights');
+  if (list === undefined) return;
+  const formats = list.split(',');
+  const unknown = formats.filter((f) => !(WEIGHT_CHOICES as readonly string[]).includes(f));
+  if (unknown.length > 0 || list === '') {
+    throw new CliError(
+      EXIT.usage,
+      `option '--weights <list>' argument '${list}' is invalid: formats are ${WEIGHT_CHOICES.join(', ')}, comma-separated`,
+    );
+  }
+  const suites = (flagValue(args, 'only') ?? '').split(',');
+  if (!suites.includes('quant-model')) {
+    throw new CliError(
+      EXIT.usage,
+      '--weights chooses the formats of the quant-model suite, which runs only when named: add --only quant-model',
+    );
+  }
+  const backends = (flagValue(args, 'backends') ?? 'webgpu,wasm,cpu').split(',');
+  const quantized = formats.filter((f) => f !== 'f32');
+  if (quantized.length > 0 && !backends.includes('wasm')) {
+    throw new CliError(
+      EXIT.usage,
+      `--weights ${quantized.join(',')}: q8 and q4 weights run on the wasm backend only: add wasm to --backends`,
+    );
+  }
 }
 
 async function runBench(args: readonly string[], io: CliIo): Promise<number> {

@@ -7,6 +7,14 @@ import { collect, integerIn, numberWhere } from '../parse.js';
 /** core's BACKEND_NAMES plus 'auto', spelled out so that `--help` need not load tfjs (a test keeps them equal). */
 export const BACKEND_CHOICES = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 
+/**
+ * How a model keeps its linear weights: core's WEIGHT_FORMATS less f16, which no kernel set runs
+ * yet (spelled out for the same reason; a test keeps them in core's list). q8 and q4 are blocks
+ * of 32 weights with one scale each (GGUF Q8_0 and Q4_0), run by the wasm kernel set.
+ */
+export const WEIGHT_CHOICES = ['f32', 'q8', 'q4'] as const;
+export type WeightChoice = (typeof WEIGHT_CHOICES)[number];
+
 export interface GenerateFlags {
   model: string;
   /** A folder, or false for --no-draft. */
@@ -22,6 +30,9 @@ export interface GenerateFlags {
   stop: string[];
   ignoreEos: boolean;
   backend?: (typeof BACKEND_CHOICES)[number];
+  /** The target's weight format (and the draft's unless draftWeights is given). */
+  weights: WeightChoice;
+  draftWeights?: WeightChoice;
   json: boolean;
   compare: boolean;
 }
@@ -80,6 +91,21 @@ export function addGenerateCommand(program: Command, io: CliIo, done: (code: num
         'tfjs backend (default: SPECSTREAM_BACKEND, else the fastest that starts)',
       ).choices(BACKEND_CHOICES),
     )
+    .addOption(
+      new Option(
+        '--weights <format>',
+        'how the models keep their weights: f32, or q8/q4 (blocks of 32 with one scale each, as GGUF ' +
+          "Q8_0/Q4_0: 1/4 and 1/7 of f32's bytes; on the wasm backend, the default then unless " +
+          '--backend or SPECSTREAM_BACKEND names another)',
+      )
+        .choices(WEIGHT_CHOICES)
+        .default('f32'),
+    )
+    .addOption(
+      new Option('--draft-weights <format>', "the draft model's weights (default: --weights)").choices(
+        WEIGHT_CHOICES,
+      ),
+    )
     .option('--ignore-eos', 'keep generating past the end-of-sequence token (for benchmarks)', false)
     .option('--json', 'one JSON line per token on stdout, then a summary line', false)
     .option('--compare', 'also decode with the target alone and print the measured speedup', false)
@@ -98,5 +124,11 @@ function checkFlagCombination(flags: GenerateFlags): void {
     throw new CliError(EXIT.usage, '--k needs a drafter; drop --no-draft');
   if (!drafting && flags.compare) {
     throw new CliError(EXIT.usage, '--compare compares against the target alone; drop --no-draft');
+  }
+  if (flags.draftWeights !== undefined && (flags.draft === false || flags.promptLookup)) {
+    throw new CliError(
+      EXIT.usage,
+      `--draft-weights needs a draft model; drop ${flags.promptLookup ? '--prompt-lookup' : '--no-draft'}`,
+    );
   }
 }

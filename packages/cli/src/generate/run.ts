@@ -1,7 +1,14 @@
 import { resolve } from 'node:path';
-import { type CausalLm, initBackend, type SamplingOptions } from '@specstream/core';
+import {
+  type CausalLm,
+  currentBackend,
+  InvalidArgumentError,
+  initBackend,
+  kernelSet,
+  type SamplingOptions,
+} from '@specstream/core';
 import { loadCausalLm } from '@specstream/models';
-import type { GenerateFlags } from '../commands/generate.js';
+import type { GenerateFlags, WeightChoice } from '../commands/generate.js';
 import { DEFAULT_PROMPT } from '../defaults.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { type CliIo, readAll, write } from '../io.js';
@@ -37,11 +44,15 @@ export async function runGenerate(
   if (draftFolder !== undefined) checkDraftFits(target, draftFolder);
   const { prompt, maxNewTokens } = fitPrompt(promptText, flags.maxNewTokens, target, draftFolder);
 
-  await initBackend({ backend: flags.backend });
+  const weights = weightsOf(flags, draftFolder !== undefined);
+  await initBackend({ backend: backendFor(flags, weights, io) });
+  checkWeightsRunHere(weights, flags);
   const models: CausalLm[] = [];
   try {
-    models.push(await loadModel(target, io));
-    if (draftFolder !== undefined && !io.interrupt.aborted) models.push(await loadModel(draftFolder, io));
+    models.push(await loadModel(target, weights.target, io));
+    if (draftFolder !== undefined && !io.interrupt.aborted) {
+      models.push(await loadModel(draftFolder, weights.draft!, io));
+    }
     if (io.interrupt.aborted) {
       await write(io.stderr, 'specstream: interrupted while loading the models\n');
       return EXIT.interrupted;
@@ -63,7 +74,7 @@ export async function runGenerate(
       k: flags.k,
       interrupt: io.interrupt,
     };
-    return await stream(request, flags, io);
+    return await stream(request, flags, weights, io);
   } finally {
     for (const model of models) model.dispose();
   }
@@ -105,11 +116,52 @@ function fitPrompt(
   return { prompt, maxNewTokens: Math.min(maxNewTokens, limiting.context - prompt.length) };
 }
 
-async function loadModel(folder: ModelFolder, io: CliIo): Promise<CausalLm> {
+/** The weight format of each model loaded: the draft's only when there is a draft model. */
+export interface Weights {
+  target: WeightChoice;
+  draft?: WeightChoice;
+}
+
+function weightsOf(flags: GenerateFlags, draftModel: boolean): Weights {
+  return { target: flags.weights, draft: draftModel ? (flags.draftWeights ?? flags.weights) : undefined };
+}
+
+const quantized = (w: Weights) => w.target !== 'f32' || (w.draft !== undefined && w.draft !== 'f32');
+
+/**
+ * q8 and q4 weights run on the wasm kernel set only: with either, wasm is the default backend
+ * (--backend or SPECSTREAM_BACKEND still choose, and checkWeightsRunHere says when they can't).
+ */
+function backendFor(flags: GenerateFlags, weights: Weights, io: CliIo): GenerateFlags['backend'] {
+  if (flags.backend !== undefined || !quantized(weights) || io.env.SPECSTREAM_BACKEND) return flags.backend;
+  return 'wasm';
+}
+
+/** Before any weight is read: core's own reason when the backend's kernel sets cannot run a format. */
+function checkWeightsRunHere(weights: Weights, flags: GenerateFlags): void {
+  const checks: [flag: string, format: WeightChoice | undefined][] = [
+    ['--weights', weights.target],
+    [flags.draftWeights !== undefined ? '--draft-weights' : '--weights', weights.draft],
+  ];
+  for (const [flag, format] of checks) {
+    if (format === undefined || format === 'f32') continue;
+    try {
+      kernelSet(undefined, format);
+    } catch (error) {
+      if (!(error instanceof InvalidArgumentError)) throw error;
+      throw new CliError(
+        EXIT.usage,
+        `${flag} ${format} on the ${currentBackend()} backend: ${error.message}; pass --backend wasm`,
+      );
+    }
+  }
+}
+
+async function loadModel(folder: ModelFolder, weights: WeightChoice, io: CliIo): Promise<CausalLm> {
   const progress = await loadProgress(io, folder.role);
   try {
     return await unsupportedOnError(
-      () => loadCausalLm(folder.dir, { onProgress: progress.onProgress }),
+      () => loadCausalLm(folder.dir, { onProgress: progress.onProgress, weights }),
       `${folder.role} model folder ${folder.dir}: `,
     );
   } finally {
@@ -127,7 +179,12 @@ function drafterName(flags: GenerateFlags): string {
 }
 
 /** Streams text (or JSON lines) to stdout, the stats line to stderr, and the comparison if asked. */
-async function stream(request: DecodeRequest, flags: GenerateFlags, io: CliIo): Promise<number> {
+async function stream(
+  request: DecodeRequest,
+  flags: GenerateFlags,
+  weights: Weights,
+  io: CliIo,
+): Promise<number> {
   let firstTokenAtMs: number | undefined;
   const onToken = (token: DecodedToken) => {
     if (flags.json) io.stdout.write(`${JSON.stringify({ event: 'token', ...token })}\n`);
@@ -139,12 +196,14 @@ async function stream(request: DecodeRequest, flags: GenerateFlags, io: CliIo): 
   if (io.stdoutIsTty && !flags.json && result.text !== '' && !result.text.endsWith('\n')) {
     await write(io.stdout, '\n');
   }
-  await write(io.stderr, statsLine(result, drafterName(flags), firstTokenAtMs));
+  await write(io.stderr, statsLine(result, drafterName(flags), firstTokenAtMs, weightsLabel(weights)));
   const comparison = flags.compare && !result.interrupted ? await measureSpeedup(request, result) : undefined;
   const interrupted = result.interrupted || comparison === 'interrupted';
   const summary = comparison === 'interrupted' ? undefined : comparison;
   if (summary !== undefined) await write(io.stderr, compareLine(summary));
-  if (flags.json) await write(io.stdout, `${JSON.stringify(summaryEvent(result, flags, summary))}\n`);
+  if (flags.json) {
+    await write(io.stdout, `${JSON.stringify(summaryEvent(result, flags, weights, summary))}\n`);
+  }
   return interrupted ? EXIT.interrupted : EXIT.ok;
 }
 
@@ -165,7 +224,20 @@ async function measureSpeedup(
   return { ...comparison, sameText: comparison.sameText && compare(shown, plain).sameText };
 }
 
-function summaryEvent(result: DecodeResult, flags: GenerateFlags, comparison: Comparison | undefined) {
+/** For the stats line: nothing for f32 weights (the default), else each model's format. */
+function weightsLabel(w: Weights): string | undefined {
+  if (!quantized(w)) return undefined;
+  return w.draft === undefined || w.draft === w.target
+    ? `${w.target} weights`
+    : `${w.target} weights, draft ${w.draft}`;
+}
+
+function summaryEvent(
+  result: DecodeResult,
+  flags: GenerateFlags,
+  weights: Weights,
+  comparison: Comparison | undefined,
+) {
   return {
     event: 'summary',
     text: result.text,
@@ -175,6 +247,8 @@ function summaryEvent(result: DecodeResult, flags: GenerateFlags, comparison: Co
     elapsedMs: result.elapsedMs,
     firstTokenMs: result.firstTokenMs ?? null,
     drafter: flags.draft === false && !flags.promptLookup ? 'none' : drafterName(flags),
+    weights: weights.target,
+    draftWeights: weights.draft ?? null,
     tokensPerSecond: result.rates?.tokensPerSecond ?? result.tokensPerSecond,
     ...(result.rates === undefined
       ? {}

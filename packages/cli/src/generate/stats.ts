@@ -5,9 +5,15 @@ const fixed = (x: number, digits: number) => (Number.isFinite(x) ? x.toFixed(dig
 /**
  * The stats line on stderr. Speculative runs add acceptance α (of the drafted tokens the target
  * checked, the share it kept), tokens per target pass (1 = no gain) and the mean k drafted.
- * `sinceStartMs` is when the first token reached stdout, counted from the process's start.
+ * `firstTokenAtMs` is when the first token reached stdout, counted from the process's start;
+ * `weights` names quantized weights (absent for f32).
  */
-export function statsLine(result: DecodeResult, drafter: string, firstTokenAtMs?: number): string {
+export function statsLine(
+  result: DecodeResult,
+  drafter: string,
+  firstTokenAtMs?: number,
+  weights?: string,
+): string {
   const tokens = result.ids.length;
   const parts = [
     `${result.interrupted ? 'interrupted after ' : ''}${tokens} tokens in ${fixed(result.elapsedMs / 1000, 2)} s, ` +
@@ -20,6 +26,7 @@ export function statsLine(result: DecodeResult, drafter: string, firstTokenAtMs?
       `α ${fixed(r.acceptanceRate, 2)}, ${fixed(r.tokensPerPass, 2)} tokens per target pass, mean k ${fixed(r.meanK, 2)} (${drafter})`,
     );
   }
+  if (weights !== undefined) parts.push(weights);
   if (firstTokenAtMs !== undefined) parts.push(`first token at ${fixed(firstTokenAtMs / 1000, 2)} s`);
   return `specstream: ${parts.join(' | ')}\n`;
 }
