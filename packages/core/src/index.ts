@@ -13,6 +13,10 @@ export {
   type KernelSetName,
   kernelSet,
   kernelSetting,
+  type LinearStep,
+  type ModelKernels,
+  type OutputWeights,
+  type Pass,
   WEIGHT_FORMATS,
   type WeightFormat,
 } from './kernel-sets/index.js';

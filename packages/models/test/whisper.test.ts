@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { CacheOverflowError, DisposedError, InvalidArgumentError, initBackend } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { kernelSetCases } from '../../../test-support/kernel-sets.js';
 import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
 import { openSafetensors } from '../src/safetensors/file.js';
 import { loadWhisper, type Whisper, type WhisperDecoderState, whisperGreedy } from '../src/whisper/index.js';
@@ -277,6 +278,38 @@ describe('Whisper decoder', () => {
       eosTokenId: W.eosTokenId,
     });
     expect(GREEDY_OUTPUT_INCLUDES_START ? ids : ids.slice(prompt.length)).toEqual(ref.greedy);
+  });
+});
+
+/** The decoder on every kernel set the wasm backend has (the suites above use the default one). */
+describe.each(await kernelSetCases(['wasm']))('Whisper decoder, $label', ({ backend, kernels }) => {
+  it('matches transformers logits whole and in splits, and reproduces greedy_output; frees what it made', async () => {
+    await initBackend({ backend });
+    const before = tf.memory().numTensors;
+    const model = await loadWhisper(modelDir, { kernels });
+    const state = model.decoder.createState({ batch: 1, maxLength: STEPS });
+    model.decoder.setEncoderOutput(state, ref.encoderOutput);
+    expect(
+      maxAbsDiff(take(model.decoder.extendStep(state, [ref.ids]).logits), ref.logits),
+    ).toBeLessThanOrEqual(TOLERANCE);
+    model.decoder.rollback(state, [0]);
+    const pieces: number[] = [];
+    let at = 0;
+    for (const size of randomSplit(STEPS, seeded(3))) {
+      pieces.push(...take(model.decoder.extendStep(state, [ref.ids.slice(at, at + size)]).logits));
+      at += size;
+    }
+    expect(maxAbsDiff(pieces, ref.logits)).toBeLessThanOrEqual(TOLERANCE);
+    model.decoder.disposeState(state);
+    const prompt = [W.decoderStartTokenId];
+    const ids = await whisperGreedy(model, ref.features, {
+      prompt,
+      maxNewTokens: GREEDY_OUTPUT_INCLUDES_START ? ref.greedy.length - prompt.length : ref.greedy.length,
+      eosTokenId: W.eosTokenId,
+    });
+    expect(GREEDY_OUTPUT_INCLUDES_START ? ids : ids.slice(prompt.length)).toEqual(ref.greedy);
+    model.dispose();
+    expect(tf.memory().numTensors).toBe(before);
   });
 });
 

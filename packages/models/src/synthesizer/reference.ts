@@ -12,6 +12,7 @@ import {
   disposeNorm,
   InvalidArgumentError,
   type KvCache,
+  kernelSet,
   type Linear,
   layerNorm,
   linear,
@@ -24,6 +25,7 @@ import {
   type Synthesizer,
   type SynthesizerState,
   type SynthesizerStateOptions,
+  standardize,
   type TextBatch,
 } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
@@ -132,6 +134,7 @@ export function createReferenceSynthesizer(
         fc2: l.down,
       },
       scale,
+      kernelSet(),
     ),
   );
 
@@ -248,7 +251,7 @@ export function createReferenceSynthesizer(
         const { keys, values } = s.textCache.read(index, readLength);
         mask ??= causalMask(starts, steps, keys.shape[2]);
         x = tf.add(x, linear(cachedAttention(q, keys, values, mask), layer.o));
-        const h2 = layerNorm(x, layer.mlpNorm, eps) as tf.Tensor2D;
+        const h2 = standardize('layer', x, eps) as tf.Tensor2D;
         x = tf.add(x, mlp(h2, layer.mlp, 'gelu', false));
       });
       const encoded = layerNorm(x, textNorm, eps) as tf.Tensor2D;
@@ -284,19 +287,20 @@ export function createReferenceSynthesizer(
       const crossMask = textMask(visible, cross[0].keys.shape[2]);
       let mask: tf.Tensor | undefined;
       decoderLayers.forEach((layer, index) => {
-        const h = layerNorm(x, layer.attnNorm, eps) as tf.Tensor2D;
+        // The decoder layer's norms are folded into the products after them (prepareDecoderLayer).
+        const h = standardize('layer', x, eps) as tf.Tensor2D;
         const { q, k, v } = selfProjections(h, layer.qkv, batch, 1, angles);
         s.decoderCache.write(index, k, v, positions);
         const { keys, values } = s.decoderCache.read(index, step + 1);
         mask ??= causalMask(positions, 1, keys.shape[2]);
         x = tf.add(x, linear(cachedAttention(q, keys, values, mask), layer.o));
-        const hc = layerNorm(x, layer.crossNorm, eps) as tf.Tensor2D;
+        const hc = standardize('layer', x, eps) as tf.Tensor2D;
         const qc = tf.reshape(linear(hc, layer.crossQ), [batch, 1, heads, headDim]) as tf.Tensor4D;
         x = tf.add(
           x,
           linear(cachedAttention(qc, cross[index].keys, cross[index].values, crossMask), layer.crossO),
         );
-        const h2 = layerNorm(x, layer.mlpNorm, eps) as tf.Tensor2D;
+        const h2 = standardize('layer', x, eps) as tf.Tensor2D;
         x = tf.add(x, mlp(h2, layer.mlp, 'gelu', false));
       });
       const y = layerNorm(x, finalNorm, eps) as tf.Tensor2D;
@@ -502,7 +506,6 @@ export function createReferenceSynthesizer(
         for (const lin of [l.qkv, l.o, l.mlp.up, l.mlp.down]) disposeLinear(lin);
       }
       for (const l of decoderLayers) {
-        for (const n of [l.attnNorm, l.crossNorm, l.mlpNorm]) disposeNorm(n);
         for (const lin of [l.qkv, l.o, l.crossQ, l.crossKv, l.crossO, l.mlp.up, l.mlp.down])
           disposeLinear(lin);
       }

@@ -1,4 +1,5 @@
 import {
+  type CausalLmConfig,
   type CreateStateOptions,
   checkCapacity,
   checkLogitsSelection,
@@ -8,10 +9,11 @@ import {
   createKvCache,
   type Decoder,
   type DecoderState,
-  disposeNorm,
   flattenTokens,
   InvalidArgumentError,
+  type KernelSetName,
   type KvCache,
+  kernelSet,
 } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import type { WhisperConfig } from './config.js';
@@ -52,23 +54,49 @@ interface MutableState {
   cross: CrossKeysValues[] | undefined;
 }
 
-/** Takes ownership of `weights` (fused here, freed by dispose). */
-export function createWhisperDecoder(config: WhisperConfig, weights: DecoderWeights): WhisperDecoder {
+/**
+ * Takes ownership of `weights` (fused here, freed by dispose). The decoder
+ * runs on a kernel set (default: the fastest here, see core's kernelSet)
+ * as core's causal LM does, with cross-attention added.
+ */
+export function createWhisperDecoder(
+  config: WhisperConfig,
+  weights: DecoderWeights,
+  options: { kernels?: KernelSetName } = {},
+): WhisperDecoder {
   const { vocabSize, dModel, decoderHeads: heads, normEps: eps, activation } = config;
   const headDim = dModel / heads;
   const maxPositions = config.maxTargetPositions;
-  const layers = weights.layers.map((layer) => prepareDecoderLayer(layer, 1 / Math.sqrt(headDim)));
-  const { embedTokens, embedPositions, finalNorm } = weights;
+  const set = kernelSet(options.kernels);
+  const embedScale = config.scaleEmbedding ? Math.sqrt(dModel) : 1;
+  const shape: CausalLmConfig = {
+    vocabSize,
+    hiddenSize: dModel,
+    layers: weights.layers.length,
+    heads,
+    kvHeads: heads,
+    headDim,
+    norm: 'layer',
+    normEps: eps,
+    activation,
+    gatedMlp: false,
+    positions: { kind: 'learned', maxPositions },
+  };
+  const layers = weights.layers.map((layer) => prepareDecoderLayer(layer, 1 / Math.sqrt(headDim), set));
+  const { embedTokens, finalNorm } = weights;
+  // x = s·token + position = s·(token + position/s): the table stays unscaled for the tied head.
+  const embedPositions =
+    embedScale === 1
+      ? weights.embedPositions
+      : tf.tidy(() => tf.div(weights.embedPositions, embedScale) as tf.Tensor2D);
+  if (embedPositions !== weights.embedPositions) weights.embedPositions.dispose();
   const model: PreparedDecoder = {
     vocabSize,
-    heads,
-    eps,
-    activation,
-    embedScale: config.scaleEmbedding ? Math.sqrt(dModel) : 1,
+    kernels: set.forModel(shape, { embedTokens, embedPositions, finalNorm }),
+    embedScale,
     layers,
-    embedTokens,
-    embedPositions,
-    finalNorm,
+    norm: { kind: 'layer', eps },
+    activation,
   };
   let disposed = false;
 
@@ -144,8 +172,7 @@ export function createWhisperDecoder(config: WhisperConfig, weights: DecoderWeig
       if (disposed) return;
       disposed = true;
       for (const layer of layers) disposeDecoderLayer(layer);
-      tf.dispose([embedTokens, embedPositions]);
-      disposeNorm(finalNorm);
+      model.kernels.dispose();
     },
   };
 }

@@ -1,4 +1,4 @@
-import { InvalidArgumentError, type KvCacheKind } from '@specstream/core';
+import { InvalidArgumentError, type KernelSetName, type KvCacheKind } from '@specstream/core';
 import { type Progress, weightSource } from '../architectures/weights.js';
 import { readHfConfig } from '../load-model.js';
 import { openCheckpoint } from '../safetensors/checkpoint.js';
@@ -20,6 +20,8 @@ export interface LoadWhisperOptions {
   onProgress?: Progress;
   /** Decoder self-attention cache strategy; default: the fastest the backend supports. */
   kvCache?: KvCacheKind;
+  /** The decoder's kernel set (core's kernelSet); default: SPECSTREAM_KERNELS, else the fastest here. */
+  kernels?: KernelSetName;
 }
 
 /**
@@ -39,7 +41,7 @@ export async function loadWhisper(dir: string, options: LoadWhisperOptions = {})
   try {
     const weights = await readWhisperWeights(source, config, dir);
     encoder = createWhisperEncoder(config, weights.encoder);
-    const decoder = createWhisperDecoder(config, weights.decoder);
+    const decoder = createWhisperDecoder(config, weights.decoder, { kernels: options.kernels });
     const built = encoder;
     return {
       config,
