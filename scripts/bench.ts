@@ -10,6 +10,13 @@ import {
   runPairBench,
   writePairResults,
 } from '../bench/pair/pair-bench.js';
+import {
+  QUANT_MODEL_ARGS,
+  type QuantModelResult,
+  quantModelSettings,
+  runQuantModelBench,
+  writeQuantModelResults,
+} from '../bench/quant-model/quant-model-bench.js';
 import { runCoreBench } from '../packages/core/bench/core-bench.js';
 import { quantBenchTable, runQuantBench } from '../packages/core/bench/quant-bench.js';
 import { runLoadBench } from '../packages/models/bench/load-bench.js';
@@ -31,6 +38,8 @@ const { values } = parseArgs({
     'spec-prompts': { type: 'string' },
     // --only pair: the trained pair (bench/pair/pair-bench.ts lists its flags).
     ...PAIR_ARGS,
+    // --only quant-model: q8/q4 models against f32 on wasm (bench/quant-model/quant-model-bench.ts).
+    ...QUANT_MODEL_ARGS,
   },
 });
 
@@ -51,6 +60,9 @@ const pairOptions = suites.has('pair') ? pairSettings(values) : undefined;
 const pair: Record<string, PairResult> = {};
 // --only quant: the quantized linear kernels against the f32 product (wasm only; not in the default set).
 const quant: Record<string, unknown> = { date: results.date, node: process.version };
+// --only quant-model: whole q8/q4 models against f32 (wasm only; not in the default set).
+const quantModelOptions = suites.has('quant-model') ? quantModelSettings(values) : undefined;
+let quantModel: QuantModelResult | { skipped: string } | undefined;
 for (const name of values.backends.split(',') as BackendName[]) {
   try {
     await initBackend({ backend: name });
@@ -95,6 +107,10 @@ for (const name of values.backends.split(',') as BackendName[]) {
     console.table(quantBenchTable(run.rows));
     quant[name] = run;
   }
+  if (quantModelOptions && name === 'wasm') {
+    console.log('-- quant-model: q8/q4 weights against f32 (decode, held-out perplexity, the shipped pair)');
+    quantModel = await runQuantModelBench(quantModelOptions, log);
+  }
   if (suites.has('speculative')) {
     console.log(
       `-- speculative (${slow ? 'reduced model, 1-layer draft' : 'GPT-2 small shape, 2-layer draft'})`,
@@ -127,6 +143,13 @@ for (const name of values.backends.split(',') as BackendName[]) {
 
 mkdirSync('bench-results', { recursive: true });
 if (pairOptions) writePairResults(pair, pairOptions, console.log);
+if (quantModelOptions) {
+  writeQuantModelResults(
+    quantModel ?? { skipped: 'the wasm backend did not run' },
+    quantModelOptions,
+    console.log,
+  );
+}
 if (suites.has('quant')) {
   writeFileSync('bench-results/quant.json', `${JSON.stringify(quant, null, 2)}\n`);
   console.log('wrote bench-results/quant.json');
