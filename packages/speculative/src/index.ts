@@ -9,7 +9,7 @@ export {
   type SpeculativeMetrics,
   type SpeculativeRates,
 } from './metrics.js';
-export { type ModelDrafterOptions, modelDrafter } from './model-drafter.js';
+export { type DraftRowsInput, draftRows, type ModelDrafterOptions, modelDrafter } from './model-drafter.js';
 export { type PairOptions, type SpeculativePair, speculativePair } from './pair.js';
 export { type PromptLookupOptions, promptLookupDrafter } from './prompt-lookup.js';
 export {
@@ -17,5 +17,7 @@ export {
   type SpeculativeRun,
   type SpeculativeTokenEvent,
   speculativeGenerate,
+  type VerifyRowInput,
+  verifyRow,
 } from './speculative-generate.js';
 export { checkVocabularies, type VocabularyCheck, type VocabularyTokenizer } from './vocabulary.js';

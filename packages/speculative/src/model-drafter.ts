@@ -9,6 +9,7 @@ import {
   InvalidArgumentError,
   type PrefillBuckets,
   prefill,
+  type Sampler,
   sampleFrom,
 } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
@@ -69,73 +70,121 @@ export function modelDrafter<S extends DecoderState>(
         }
         for (const [r, h] of heads.entries()) cached[r].push(...h);
       }
-      const penalized = sampler.options.repetitionPenalty !== 1;
       return {
-        async propose({ histories, active, k, signal }) {
-          const keep = histories.map((h, r) => Math.min(commonPrefix(cached[r], h), h.length - 1));
-          model.rollback(state, keep);
-          keep.forEach((n, r) => {
-            cached[r].length = n;
-          });
-          const pending = histories.map((h, r) => h.slice(keep[r]));
-          // Equal catch-ups (the usual case: one token per row) take one plain step;
-          // ragged or long ones go through bucketed prefill.
-          const uniform = pending.every((p) => p.length === pending[0].length) && pending[0].length <= 8;
-          let logits: tf.Tensor3D | undefined = uniform
-            ? model.extendStep(state, readable(pending), { logits: 'last' }).logits
-            : prefill(model, state, readable(pending), { buckets });
-          for (const [r, p] of pending.entries()) cached[r].push(...p);
-          if (sampler.plainArgmax && model.extendStepOnDevice && greedyRowsSupported(histories.length)) {
-            const drafted = await greedyOnDevice(model, state, logits, k, active, signal);
-            // Every row's first k − 1 picks went into the draft cache, finished rows' too.
-            for (const [r, row] of drafted.entries()) cached[r].push(...row.slice(0, k - 1));
-            return drafted.map((tokens, r) => ({ tokens: active[r] ? tokens : [] }));
-          }
-          const proposals: Proposal[] = histories.map(() =>
-            sampler.plainArgmax ? { tokens: [] } : { tokens: [], probs: [] },
-          );
-          const vocab = model.vocabSize;
-          try {
-            for (let i = 0; i < k; i++) {
-              const values = (await logits.data()) as Float32Array;
-              logits.dispose();
-              logits = undefined;
-              const next = histories.map((h, r) => {
-                if (!active[r]) return cached[r][cached[r].length - 1];
-                const row = values.subarray(r * vocab, (r + 1) * vocab);
-                if (sampler.plainArgmax) {
-                  // Deterministic proposal: the verifier treats q as one-hot, which is what it is.
-                  const token = greedyToken(row);
-                  proposals[r].tokens.push(token);
-                  return token;
-                }
-                const q = sampler.probs(row, penalized ? [...h, ...proposals[r].tokens] : undefined);
-                const token = sampleFrom(q, sampler.rng);
-                proposals[r].tokens.push(token);
-                proposals[r].probs?.push(q);
-                return token;
-              });
-              // The last drafted token is not fed: verification decides whether it stays.
-              if (i === k - 1) break;
-              if (signal?.aborted) throw signal.reason ?? new AbortError('generation aborted');
-              ({ logits } = model.extendStep(
-                state,
-                next.map((t) => [t]),
-                { logits: 'last' },
-              ));
-              for (const [r, t] of next.entries()) cached[r].push(t);
-            }
-          } finally {
-            logits?.dispose();
-          }
-          return proposals;
-        },
+        propose: ({ histories, active, k, signal }) =>
+          draftRows({
+            model,
+            state,
+            cached,
+            histories,
+            active,
+            k,
+            signal,
+            samplers: histories.map(() => sampler),
+            buckets,
+            unknownId: unknown,
+          }),
         dispose() {
           model.disposeState(state);
         },
       };
     },
   };
+}
+
+/** One proposal on a draft state the caller owns (`draftRows`). */
+export interface DraftRowsInput<S extends DecoderState> {
+  model: Decoder<S>;
+  state: S;
+  /** Per row, exactly the tokens in the draft cache (state.lengths[r] of them); updated in place. */
+  cached: number[][];
+  /** Per row: every token so far (prompt and emitted). */
+  histories: ReadonlyArray<readonly number[]>;
+  /** Rows whose proposals are wanted; the others step along on their last token. */
+  active: readonly boolean[];
+  k: number;
+  signal?: AbortSignal;
+  /** One sampler per row: rows may have their own settings and random streams. */
+  samplers: ReadonlyArray<Sampler>;
+  /** Chunk sizes of a ragged or long catch-up. */
+  buckets: PrefillBuckets;
+  /** What the draft reads in place of an id past its vocabulary (see ModelDrafterOptions). */
+  unknownId: number;
+}
+
+/**
+ * The model drafter's proposal on a state the caller owns: each row's cache is rolled back
+ * to the longest prefix it shares with the row's history and fed the rest (one call for the
+ * batch), then k single steps draw each active row's tokens from its own sampler, keeping q
+ * for verification. modelDrafter's sessions run it with one sampler for every row; a
+ * continuous-batching scheduler, whose rows come and go with their own settings, runs it on
+ * the draft state it manages.
+ */
+export async function draftRows<S extends DecoderState>(input: DraftRowsInput<S>): Promise<Proposal[]> {
+  const { model, state, cached, histories, active, k, signal, samplers, buckets } = input;
+  const unknown = input.unknownId;
+  const readable = (rows: number[][]) =>
+    rows.map((row) => row.map((id) => (id < model.vocabSize ? id : unknown)));
+  const keep = histories.map((h, r) => Math.min(commonPrefix(cached[r], h), h.length - 1));
+  model.rollback(state, keep);
+  keep.forEach((n, r) => {
+    cached[r].length = n;
+  });
+  const pending = histories.map((h, r) => h.slice(keep[r]));
+  // Equal catch-ups (the usual case: one token per row) take one plain step;
+  // ragged or long ones go through bucketed prefill.
+  const uniform = pending.every((p) => p.length === pending[0].length) && pending[0].length <= 8;
+  let logits: tf.Tensor3D | undefined = uniform
+    ? model.extendStep(state, readable(pending), { logits: 'last' }).logits
+    : prefill(model, state, readable(pending), { buckets });
+  for (const [r, p] of pending.entries()) cached[r].push(...p);
+  const allArgmax = samplers.every((s) => s.plainArgmax);
+  if (allArgmax && model.extendStepOnDevice && greedyRowsSupported(histories.length)) {
+    const drafted = await greedyOnDevice(model, state, logits, k, active, signal);
+    // Every row's first k − 1 picks went into the draft cache, finished rows' too.
+    for (const [r, row] of drafted.entries()) cached[r].push(...row.slice(0, k - 1));
+    return drafted.map((tokens, r) => ({ tokens: active[r] ? tokens : [] }));
+  }
+  const proposals: Proposal[] = histories.map((_, r) =>
+    samplers[r].plainArgmax ? { tokens: [] } : { tokens: [], probs: [] },
+  );
+  const vocab = model.vocabSize;
+  try {
+    for (let i = 0; i < k; i++) {
+      const values = (await logits.data()) as Float32Array;
+      logits.dispose();
+      logits = undefined;
+      const next = histories.map((h, r) => {
+        if (!active[r]) return cached[r][cached[r].length - 1];
+        const row = values.subarray(r * vocab, (r + 1) * vocab);
+        const sampler = samplers[r];
+        if (sampler.plainArgmax) {
+          // Deterministic proposal: the verifier treats q as one-hot, which is what it is.
+          const token = greedyToken(row);
+          proposals[r].tokens.push(token);
+          return token;
+        }
+        const penalized = sampler.options.repetitionPenalty !== 1;
+        const q = sampler.probs(row, penalized ? [...h, ...proposals[r].tokens] : undefined);
+        const token = sampleFrom(q, sampler.rng);
+        proposals[r].tokens.push(token);
+        proposals[r].probs?.push(q);
+        return token;
+      });
+      // The last drafted token is not fed: verification decides whether it stays.
+      if (i === k - 1) break;
+      if (signal?.aborted) throw signal.reason ?? new AbortError('generation aborted');
+      ({ logits } = model.extendStep(
+        state,
+        next.map((t) => [t]),
+        { logits: 'last' },
+      ));
+      for (const [r, t] of next.entries()) cached[r].push(t);
+    }
+  } finally {
+    logits?.dispose();
+  }
+  return proposals;
 }
 
 /**

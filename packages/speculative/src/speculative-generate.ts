@@ -11,6 +11,7 @@ import {
   InvalidArgumentError,
   type PrefillBuckets,
   prefill,
+  type Sampler,
   type SamplingOptions,
   type TokenEvent,
 } from '@specstream/core';
@@ -68,6 +69,48 @@ function acceptGreedy(draft: readonly number[], argmax: (i: number) => number): 
     const token = argmax(i);
     if (i === draft.length || token !== draft[i]) return { accepted: i, next: token };
   }
+}
+
+/** One row of a verification pass, as `verifyRow` takes it. */
+export interface VerifyRowInput {
+  /** The row's drafted tokens d_1..d_m (m may be 0). */
+  draft: readonly number[];
+  /** The draft's q_1..q_m, when the drafter sampled (see Proposal.probs). */
+  q?: ReadonlyArray<Float32Array>;
+  /** The target's logits at window position i (0..m) of this row. */
+  logits: (i: number) => Float32Array;
+  /** Where the argmax was taken on the device: position i's, or −1 where it must be read from the logits. */
+  argmax?: (i: number) => number;
+  /** The row's sampler: its settings make p, its random stream draws the coins. */
+  sampler: Sampler;
+  /** The row's text so far (prompt and emitted), read for a repetition penalty. */
+  history: readonly number[];
+  /** Default acceptDraft. */
+  rule?: AcceptRule;
+}
+
+/**
+ * The acceptance of one row of a verification pass: acceptDraft (or `rule`) on the row's
+ * processed p, or, greedy without a penalty, a comparison of argmaxes with no distribution
+ * built. speculativeGenerate runs it on each row; a scheduler with per-row settings calls it
+ * with each row's own sampler.
+ */
+export function verifyRow(input: VerifyRowInput): AcceptResult {
+  const { draft, logits, sampler, history } = input;
+  const rule = input.rule ?? acceptDraft;
+  if (sampler.plainArgmax && rule === acceptDraft) {
+    return acceptGreedy(draft, (i) => {
+      const token = input.argmax?.(i) ?? -1;
+      return token >= 0 ? token : greedyToken(logits(i));
+    });
+  }
+  const penalized = sampler.options.repetitionPenalty !== 1;
+  return rule({
+    draft,
+    q: input.q,
+    p: (i) => sampler.probs(logits(i), penalized ? [...history, ...draft.slice(0, i)] : undefined),
+    rng: sampler.rng,
+  });
 }
 
 /**
@@ -136,7 +179,6 @@ export function speculativeGenerate(options: SpeculativeGenerateOptions): Specul
   }
   const metrics = emptyMetrics();
   const log = getLogger('speculative');
-  const penalized = sampler.options.repetitionPenalty !== 1;
   // Greedy without a penalty: compare argmaxes directly instead of building one-hot distributions.
   const fastGreedy = sampler.plainArgmax && rule === acceptDraft;
 
@@ -237,17 +279,15 @@ export function speculativeGenerate(options: SpeculativeGenerateOptions): Specul
           const d = drafts[r];
           const base = r * steps * tv;
           const row = (i: number) => values!.subarray(base + i * tv, base + (i + 1) * tv);
-          const result = fastGreedy
-            ? acceptGreedy(d, (i) => {
-                const token = argmax?.[r * steps + i] ?? -1;
-                return token >= 0 ? token : greedyToken(row(i));
-              })
-            : rule({
-                draft: d,
-                q: proposals[r].probs,
-                p: (i) => sampler.probs(row(i), penalized ? [...histories[r], ...d.slice(0, i)] : undefined),
-                rng: sampler.rng,
-              });
+          const result = verifyRow({
+            draft: d,
+            q: proposals[r].probs,
+            logits: row,
+            argmax: argmax && ((i) => argmax[r * steps + i]),
+            sampler,
+            history: histories[r],
+            rule,
+          });
           accepted.push(result.accepted);
           metrics.draftedTokens += d.length;
           metrics.acceptedTokens += result.accepted;
