@@ -11,6 +11,13 @@ import {
   writePairResults,
 } from '../bench/pair/pair-bench.js';
 import {
+  PEERS_ARGS,
+  peersSettings,
+  printPeers,
+  runPeersBench,
+  writePeersResults,
+} from '../bench/peers/peers-bench.js';
+import {
   QUANT_MODEL_ARGS,
   type QuantModelResult,
   quantModelSettings,
@@ -40,6 +47,8 @@ const { values } = parseArgs({
     ...PAIR_ARGS,
     // --only quant-model: q8/q4 models against f32 on wasm (bench/quant-model/quant-model-bench.ts).
     ...QUANT_MODEL_ARGS,
+    // --only peers: specstream against node-llama-cpp on CPU (bench/peers/peers-bench.ts lists its flags).
+    ...PEERS_ARGS,
   },
 });
 
@@ -63,7 +72,9 @@ const quant: Record<string, unknown> = { date: results.date, node: process.versi
 // --only quant-model: whole q8/q4 models against f32 (wasm only; not in the default set).
 const quantModelOptions = suites.has('quant-model') ? quantModelSettings(values) : undefined;
 let quantModel: QuantModelResult | { skipped: string } | undefined;
-for (const name of values.backends.split(',') as BackendName[]) {
+// --only peers (not in the default set) runs on CPU, a child process per contender: no backend here.
+const peersAlone = suites.size === 1 && suites.has('peers');
+for (const name of (peersAlone ? [] : values.backends.split(',')) as BackendName[]) {
   try {
     await initBackend({ backend: name });
   } catch (error) {
@@ -204,6 +215,15 @@ if (suites.has('speculative')) {
   );
   writeFileSync('bench-results/speculative.json', `${JSON.stringify(speculative, null, 2)}\n`);
   console.log('wrote bench-results/speculative.json');
+}
+
+if (suites.has('peers')) {
+  console.log(
+    '\n== peers: specstream against node-llama-cpp on CPU (wasm backend; child process per contender)',
+  );
+  const peers = await runPeersBench(peersSettings(values), log);
+  printPeers(peers, console.log);
+  writePeersResults(peers, console.log);
 }
 
 if (suites.has('load')) {
