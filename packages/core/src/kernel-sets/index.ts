@@ -10,7 +10,7 @@ import {
   type WeightFormat,
 } from './setting.js';
 import { wasmKernelSet, wasmKernels } from './wasm/index.js';
-import { webgpuKernels } from './webgpu/index.js';
+import { webgpuKernelSet, webgpuKernels } from './webgpu/index.js';
 
 export type { KernelSet, LinearStep, ModelKernels, OutputWeights, Pass } from './kernel-set.js';
 export {
@@ -51,8 +51,9 @@ export function kernelSet(name?: KernelSetName, weights: WeightFormat = 'f32'): 
   }
   if (weights === 'f32') return set;
   if (set.name === 'wasm' && (weights === 'q8' || weights === 'q4')) return wasmKernelSet(weights);
+  if (set.name === 'webgpu' && weights === 'f16') return webgpuKernelSet(weights);
   throw new InvalidArgumentError(
-    `${weights} weights are not supported by the ${set.name} kernel set (q8 and q4: the wasm set; f16: none yet)`,
+    `${weights} weights are not supported by the ${set.name} kernel set (q8 and q4: the wasm set; f16: the webgpu set)`,
   );
 }
 

@@ -13,11 +13,12 @@ import { randomArray, randomPackedQkv } from '../../../../test-support/random-ar
 import { webgpuUnavailable } from '../../../../test-support/webgpu-programs.js';
 import { webGpuErrors } from '../../src/backend/candidates.js';
 import { initBackend } from '../../src/backend.js';
+import { halfToFloat } from '../../src/kernel-sets/wasm/quant-matrix.js';
 import { activateRows } from '../../src/kernel-sets/webgpu/activation.js';
 import { embedRows } from '../../src/kernel-sets/webgpu/embed.js';
 import { greedyRows } from '../../src/kernel-sets/webgpu/greedy-rows.js';
 import { rotatePacked } from '../../src/kernel-sets/webgpu/rotary-packed.js';
-import { rowLinear } from '../../src/kernel-sets/webgpu/row-linear.js';
+import { packF16Rows, rowLinear } from '../../src/kernel-sets/webgpu/row-linear.js';
 import { webGpuPrograms } from '../../src/kernel-sets/webgpu/webgpu-program.js';
 import { causalAttention, causalAttentionSupported } from '../../src/kernels/causal-attention.js';
 import { standardizeRows, standardizeRowsSupported } from '../../src/kernels/standardize.js';
@@ -309,6 +310,82 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
     tf.dispose(Object.values(t));
   });
 
+  test('packF16Rows rounds each weight to the nearest f16 (ties to even, subnormals), two per int32', async () => {
+    const values = Float32Array.from([
+      0,
+      -0,
+      1,
+      -1,
+      1 / 3,
+      65504,
+      -65504,
+      2 ** -24,
+      2 ** -25 * 1.5,
+      2 ** -14 * 0.75,
+      1 + 2 ** -11,
+      1 + 3 * 2 ** -11,
+      0.1,
+      -2.71828,
+      1e-6,
+      123.456,
+    ]);
+    const weight = tf.tensor2d(values, [2, 8]);
+    const packed = packF16Rows(weight);
+    expect(packed.shape).toEqual([2, 4]);
+    expect(packed.dtype).toBe('int32');
+    const bits = new Uint32Array((await packed.data()).buffer.slice(0));
+    const unpacked = Array.from(bits).flatMap((b) => [halfToFloat(b & 0xffff), halfToFloat(b >>> 16)]);
+    expect(unpacked).toEqual(Array.from(values, nearestHalf));
+    expect(() => packF16Rows(tf.zeros([2, 3]) as tf.Tensor2D)).toThrow(/even row length/);
+    tf.dispose([weight, packed]);
+  });
+
+  test.each([
+    [1, 64, 48, 'rms', 'silu', true],
+    [3, 96, 40, undefined, undefined, false],
+    [17, 128, 33, 'layer', 'gelu_tanh', false],
+  ] as const)(
+    'rowLinear on f16 weights of %i×%i by %i equals float64 on the rounded weights (norm %s, %s, gated %s)',
+    async (rows, inner, out, norm, activation, gated) => {
+      const rng = seedrandom(`half${rows}-${inner}-${out}`);
+      const width = gated ? 2 * out : out;
+      const x = randomArray(rows * inner, rng, 2);
+      const w = randomArray(inner * width, rng, 0.1);
+      const b = randomArray(width, rng);
+      const rounded = Float64Array.from(w, nearestHalf);
+      const f = activation ? ACTIVATIONS[activation] : (v: number) => v;
+      const expected = new Float64Array(rows * out);
+      for (let m = 0; m < rows; m++) {
+        const row = Array.from(x.subarray(m * inner, (m + 1) * inner));
+        const mean = norm === 'layer' ? row.reduce((t, v) => t + v, 0) / inner : 0;
+        const scale = norm ? 1 / Math.sqrt(row.reduce((t, v) => t + (v - mean) ** 2, 0) / inner + 1e-5) : 1;
+        const h = row.map((v) => (v - mean) * scale);
+        const dot = (col: number) => h.reduce((t, v, k) => t + v * rounded[k * width + col], b[col]);
+        for (let n = 0; n < out; n++) expected[m * out + n] = gated ? f(dot(n)) * dot(n + out) : f(dot(n));
+      }
+      const t = {
+        x: tf.tensor2d(x, [rows, inner]),
+        rowsF32: tf.transpose(tf.tensor2d(w, [inner, width])) as tf.Tensor2D,
+        bias: tf.tensor1d(b),
+      };
+      const weightRows = packF16Rows(t.rowsF32);
+      const before = tf.memory().numTensors;
+      const y = rowLinear(
+        t.x,
+        { weightRows, bias: t.bias },
+        {
+          norm: norm ? { kind: norm, eps: 1e-5 } : undefined,
+          activation,
+          gated,
+        },
+      );
+      expect(tf.memory().numTensors).toBe(before + 1);
+      const got = await y.data();
+      expect(maxAbsDiff(got, expected)).toBeLessThan(2e-5);
+      tf.dispose([...Object.values(t), weightRows, y]);
+    },
+  );
+
   test('rowLinear names shapes it cannot multiply', () => {
     const x = tf.zeros([2, 8]) as tf.Tensor2D;
     const weightRows = tf.zeros([4, 7]) as tf.Tensor2D;
@@ -445,3 +522,15 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
 afterAll(() => {
   if (unavailable === undefined) expect(webGpuErrors()).toEqual([]);
 });
+
+/** The f16 value nearest to v (ties to even; subnormals below 2⁻¹⁴), by exact arithmetic on doubles. */
+function nearestHalf(v: number): number {
+  if (v === 0 || !Number.isFinite(v)) return v;
+  const exponent = Math.max(Math.floor(Math.log2(Math.abs(v))), -14);
+  const quantum = 2 ** (exponent - 10);
+  const q = v / quantum;
+  let r = Math.round(q);
+  // Math.round takes a tie up (toward +∞): where that lands on an odd quantum, the even one is below.
+  if (Math.abs(q - Math.trunc(q)) === 0.5 && r % 2 !== 0) r -= 1;
+  return r * quantum;
+}

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Activation } from '../../transformer/mlp.js';
 import { linearProgram } from './webgpu-linear.js';
-import { requireWebGpuPrograms } from './webgpu-program.js';
+import { MAIN, requireWebGpuPrograms, type WebGpuProgram } from './webgpu-program.js';
 
 /**
  * A dense layer for core's webgpu programs: the weight stored [out, in], so
@@ -9,6 +9,7 @@ import { requireWebGpuPrograms } from './webgpu-program.js';
  * and whatever surrounds the product fused into the same program.
  */
 export interface RowLinear {
+  /** [out, in] floats, or [out, in/2] int32 holding f16 pairs (packF16Rows). */
   readonly weightRows: tf.Tensor2D;
   readonly bias?: tf.Tensor1D;
 }
@@ -23,6 +24,48 @@ export interface RowLinearEpilogue {
   /** Multiply only x's rows offset, offset + stride, …: a pass's last step per batch row, without a gather. */
   pickRows?: { stride: number; offset: number };
 }
+
+/**
+ * [rows, cols] floats → [rows, cols/2] int32, each the f16 bits of a pair
+ * (round to nearest even, as pack2x16float does): the weight of a RowLinear
+ * at half the bytes. Runs on the device, where the floats are. cols even.
+ */
+export function packF16Rows(weight: tf.Tensor2D): tf.Tensor2D {
+  const [rows, cols] = weight.shape;
+  if (weight.rank !== 2 || cols % 2 !== 0) {
+    throw new Error(`packF16Rows: [${weight.shape}] is not a matrix with an even row length`);
+  }
+  return tf.engine().runKernel(PACK_F16, { w: weight }) as tf.Tensor2D;
+}
+
+export const PACK_F16 = 'SpecstreamPackF16';
+
+tf.registerKernel({
+  kernelName: PACK_F16,
+  backendName: 'webgpu',
+  kernelFunc: ({ inputs }) => {
+    const w = inputs.w as tf.TensorInfo;
+    const [rows, cols] = w.shape;
+    const threads = 64;
+    const size = (rows * cols) / 2;
+    const program: WebGpuProgram = {
+      variableNames: ['w'],
+      outputShape: [rows, cols / 2],
+      shaderKey: 'specstreamPackF16',
+      dispatchLayout: { x: [0, 1] },
+      dispatch: [Math.ceil(size / threads), 1, 1],
+      workgroupSize: [threads, 1, 1],
+      size: true,
+      variableComponents: [2],
+      getUserCode: () => `
+      ${MAIN} {
+        if (index < uniforms.size) { result[index] = bitcast<i32>(pack2x16float(w[index])); }
+      }
+    `,
+    };
+    return requireWebGpuPrograms().runWebGPUProgram(program, [w], 'int32');
+  },
+});
 
 /** residual + act(standardize(x)·Wᵀ + b), each part optional, as one program. */
 export function rowLinear(x: tf.Tensor2D, layer: RowLinear, o: RowLinearEpilogue = {}): tf.Tensor2D {
@@ -62,7 +105,14 @@ tf.registerKernel({
     }
     const rows = Math.floor((xRows - 1 - offset) / stride) + 1;
     const columns = gated ? w!.shape[0] / 2 : w!.shape[0];
-    if (x!.shape.length !== 2 || w!.shape[1] !== inner || (gated && w!.shape[0] % 2 !== 0)) {
+    // An int32 weight holds f16 pairs (packF16Rows): half as many columns as inputs.
+    const half = w!.dtype === 'int32';
+    if (
+      x!.shape.length !== 2 ||
+      (half ? 2 * w!.shape[1] : w!.shape[1]) !== inner ||
+      (half && inner % 4 !== 0) ||
+      (gated && w!.shape[0] % 2 !== 0)
+    ) {
       throw new Error(`rowLinear: cannot multiply [${x!.shape}] by [${w!.shape}]ᵀ${gated ? ' (gated)' : ''}`);
     }
     if (residual && (residual.shape[0] !== rows || residual.shape[1] !== columns)) {
@@ -79,6 +129,7 @@ tf.registerKernel({
       gated,
       residual: residual !== undefined,
       vectorized: inner % 4 === 0,
+      halfWeights: half,
     });
     const used = [x!, w!, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
     return requireWebGpuPrograms().runWebGPUProgram(program, used, 'float32', [

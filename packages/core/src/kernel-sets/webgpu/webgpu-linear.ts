@@ -25,6 +25,12 @@ export interface LinearProgramOptions {
   residual: boolean;
   /** The inner dimension is a multiple of 4: x and W are read as vec4s (a quarter of the loads). */
   vectorized: boolean;
+  /**
+   * The weight holds f16 pairs, each i32 two halves (packF16Rows): half the
+   * bytes to read; unpacked to f32 in the program (unpack2x16float, core
+   * WGSL: no shader-f16 feature needed). Needs `vectorized`.
+   */
+  halfWeights?: boolean;
 }
 
 /**
@@ -42,6 +48,14 @@ export interface LinearProgramOptions {
  */
 export function linearProgram(o: LinearProgramOptions): WebGpuProgram {
   const { rows, columns, norm, bias, activation, gated, residual, vectorized } = o;
+  const half = o.halfWeights === true;
+  if (half && !vectorized)
+    throw new Error('linearProgram: f16 weights need an inner dimension divisible by 4');
+  // An f16 weight's 4 inputs are one vec2<i32>: two packed pairs.
+  const weightAt = (at: string) =>
+    half
+      ? `vec4<f32>(unpack2x16float(bitcast<u32>(w[${at}].x)), unpack2x16float(bitcast<u32>(w[${at}].y)))`
+      : `w[${at}]`;
   const variableNames = ['x', 'w', ...(bias ? ['bias'] : []), ...(residual ? ['residual'] : [])];
   // In vec4 units when vectorized: K below counts vec4s, and sums and products are over 4 lanes.
   const sumOf = (v: string) => (vectorized ? `(${v}.x + ${v}.y + ${v}.z + ${v}.w)` : v);
@@ -58,11 +72,11 @@ export function linearProgram(o: LinearProgramOptions): WebGpuProgram {
   return {
     variableNames,
     outputShape: [rows, columns],
-    shaderKey: `specstreamLinear_${block}_${width}_${norm ?? 'none'}_${activation ?? 'none'}_${gated}_${bias}_${residual}`,
+    shaderKey: `specstreamLinear_${block}_${width}_${half ? 'f16' : 'f32'}_${norm ?? 'none'}_${activation ?? 'none'}_${gated}_${bias}_${residual}`,
     dispatchLayout: { x: [0, 1] },
     dispatch: [workgroups, 1, 1],
     workgroupSize: [THREADS, 1, 1],
-    variableComponents: [width, width, 1, 1].slice(0, variableNames.length),
+    variableComponents: [width, half ? 2 : width, 1, 1].slice(0, variableNames.length),
     uniforms: 'eps : f32, xStride : i32, xOffset : i32, ',
     getUserCode: () => `
     const M = ${block};
@@ -130,8 +144,8 @@ export function linearProgram(o: LinearProgramOptions): WebGpuProgram {
       ${gated ? 'var up : array<f32, M>;' : ''}
       if (n < outN) {
         for (var k = lane; k < K; k = k + ${LANES}) {
-          let weight = w[n * K + k];
-          ${gated ? 'let weightUp = w[(n + outN) * K + k];' : ''}
+          let weight = ${weightAt('n * K + k')};
+          ${gated ? `let weightUp = ${weightAt('(n + outN) * K + k')};` : ''}
           for (var m = 0; m < M; m = m + 1) {
             if (m < count) {
               let v = ${input};
