@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-const packages = ['core', 'models', 'speculative', 'streaming', 'cli'];
+const packages = ['core', 'models', 'speculative', 'streaming', 'server', 'cli'];
 
 // Workspace packages export `src/` under the `@specstream/source` condition,
 // so tests run against sources without a build step.

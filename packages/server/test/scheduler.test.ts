@@ -1,0 +1,78 @@
+import { type CausalLm, generate, initBackend } from '@specstream/core';
+import { loadCausalLm, loadTokenizer, type Tokenizer } from '@specstream/models';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { Scheduler } from '../src/index.js';
+import { SHIPPED_DRAFT, SHIPPED_TARGET, TEXTS } from './helpers.js';
+
+let target: CausalLm;
+let draft: CausalLm;
+let tokenizer: Tokenizer;
+
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm' });
+  target = await loadCausalLm(SHIPPED_TARGET);
+  draft = await loadCausalLm(SHIPPED_DRAFT);
+  tokenizer = await loadTokenizer(SHIPPED_TARGET);
+});
+afterAll(() => {
+  target?.dispose();
+  draft?.dispose();
+});
+
+async function alone(prompt: number[], maxNewTokens: number): Promise<number[]> {
+  const out: number[] = [];
+  for await (const event of generate({ model: target, prompt, maxNewTokens, stopTokens: [0] }))
+    out.push(event.token);
+  return out;
+}
+
+describe('scheduler', () => {
+  test.each([
+    ['adaptive k', undefined],
+    ['k 3', 3],
+  ])('staggered greedy requests in one batch each equal the target alone (%s)', async (_, k) => {
+    const before = tf.memory().numTensors;
+    let drafted = 0;
+    let widest = 0;
+    const scheduler = new Scheduler({
+      target,
+      draft,
+      maxBatch: 4,
+      prefillRows: 2,
+      k,
+      onStep: (step) => {
+        drafted += step.drafted ?? 0;
+        widest = Math.max(widest, scheduler.activeRows);
+      },
+    });
+    const prompts = TEXTS.map((t) => tokenizer.encode(t));
+    const lengths = [24, 40, 17, 33, 29, 12];
+    const runs = prompts.map(async (prompt, i) => {
+      await new Promise((resolve) => setTimeout(resolve, i * 30));
+      const tokens: number[] = [];
+      const result = await scheduler.submit({
+        prompt,
+        maxTokens: lengths[i],
+        stopTokens: [0],
+        onTokens: (ts) => {
+          tokens.push(...ts);
+          return undefined;
+        },
+      });
+      return { tokens, result };
+    });
+    const results = await Promise.all(runs);
+    for (const [i, { tokens, result }] of results.entries()) {
+      expect(tokens, `request ${i}`).toEqual(await alone(prompts[i], lengths[i]));
+      expect(result.completionTokens).toBe(tokens.length);
+    }
+    // The batch grew to several rows, and the draft proposed.
+    expect(widest).toBeGreaterThanOrEqual(3);
+    expect(drafted).toBeGreaterThan(0);
+    expect(scheduler.activeRows).toBe(0);
+    expect(scheduler.heldRows).toBe(0);
+    await scheduler.close();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
