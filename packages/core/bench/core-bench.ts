@@ -1,7 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CausalLm, CausalLmConfig } from '../src/causal-lm.js';
 import { createCausalLm } from '../src/causal-lm.js';
-import { availableKernelSets, type KernelSetName, kernelSet } from '../src/kernel-sets/index.js';
+import {
+  availableKernelSets,
+  type KernelSetName,
+  kernelSet,
+  type WeightFormat,
+} from '../src/kernel-sets/index.js';
 import type { KvCacheKind } from '../src/kv-cache/index.js';
 import { defaultKvCacheKind } from '../src/kv-cache/index.js';
 import { planPrefillChunks, prefill } from '../src/prefill.js';
@@ -24,14 +29,28 @@ export interface CoreBenchResult {
 const tokensOf = (n: number, offset = 0, vocab = 50257) =>
   Array.from({ length: n }, (_, i) => (i * 131 + offset * 17 + 5) % vocab);
 
-/** A model per cache strategy (and kernel set: default the fastest here) from seeded weights. */
+/** A model per cache strategy (and kernel set and weight format: default the fastest here, f32). */
 function withKind(
   config: CausalLmConfig,
   kind: KvCacheKind,
   seed: number,
   kernels?: KernelSetName,
+  weights?: WeightFormat,
 ): CausalLm {
-  return createCausalLm({ ...config, kvCache: kind }, randomCausalLmWeights(config, { seed }), { kernels });
+  return createCausalLm({ ...config, kvCache: kind }, randomCausalLmWeights(config, { seed }), {
+    kernels,
+    weights,
+  });
+}
+
+/** Whether the set takes that weight format here. */
+function formatWorks(kernels: KernelSetName, weights: WeightFormat): boolean {
+  try {
+    kernelSet(kernels, weights);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function stepAt(
@@ -96,20 +115,27 @@ export async function runCoreBench(
   log(
     `B4 decode (${kernelSet().name} set): batch 1 ${(1000 / b1).toFixed(1)} tok/s, batch 8 ${((8 * 1000) / b8).toFixed(1)} tok/s, ${ops} kernels/step`,
   );
-  // The same decode on every other kernel set the backend has: the reference set (tfjs's own
-  // kernels) is what core's kernels are measured against.
+  // The same decode on every other kernel set and weight format the backend has: the reference
+  // set (tfjs's own kernels) is what core's kernels are measured against; q8/q4 (wasm) and f16
+  // (webgpu) are what they read fewer bytes with.
   const sets: Record<string, unknown> = {};
-  for (const set of availableKernelSets().filter((s) => s.name !== kernelSet().name)) {
-    const other = withKind(o.config, kind, 1, set.name);
+  const variants = availableKernelSets().flatMap((set) =>
+    (['f32', 'f16', 'q8', 'q4'] as const)
+      .filter((w) => !(set.name === kernelSet().name && w === 'f32') && formatWorks(set.name, w))
+      .map((weights) => ({ kernels: set.name, weights })),
+  );
+  for (const { kernels, weights } of variants) {
+    const other = withKind(o.config, kind, 1, kernels, weights);
     const at = (batch: number) => stepAt(other, batch, 128, 160, 1, o.reps);
     const [one, eight] = [await at(1), await at(8)];
     other.dispose();
-    sets[set.name] = {
+    const label = weights === 'f32' ? kernels : `${kernels} ${weights}`;
+    sets[label] = {
       batch1TokensPerS: round(1000 / one, 1),
       batch8TokensPerS: round((8 * 1000) / eight, 1),
     };
     log(
-      `B4 decode (${set.name} set): batch 1 ${(1000 / one).toFixed(1)} tok/s, batch 8 ${((8 * 1000) / eight).toFixed(1)} tok/s → ${kernelSet().name} set ${(one / b1).toFixed(2)}× / ${(eight / b8).toFixed(2)}×`,
+      `B4 decode (${kernels} set, ${weights}): batch 1 ${(1000 / one).toFixed(1)} tok/s, batch 8 ${((8 * 1000) / eight).toFixed(1)} tok/s → ${(b1 / one).toFixed(2)}× / ${(b8 / eight).toFixed(2)}× the ${kernelSet().name} set's f32`,
     );
   }
   result.otherKernelSets = sets;
@@ -164,6 +190,58 @@ export async function runCoreBench(
   }
   result.caches = caches;
   result.B2 = (caches[kind] as { B2ratio: number }).B2ratio;
+  if (tf.getBackend() === 'webgpu') result.B5 = await memoryBound(o.reps, log);
   result.tensorsLeft = tf.memory().numTensors;
   return result;
+}
+
+/** A Llama of ~0.6B parameters (the GPU issue's memory-bound shape): 2048 wide, 8 layers, GQA 32/8, MLP 8192. */
+export const LLAMA_05B_SHAPE: CausalLmConfig = {
+  vocabSize: 32000,
+  hiddenSize: 2048,
+  layers: 8,
+  heads: 32,
+  kvHeads: 8,
+  headDim: 64,
+  norm: 'rms',
+  normEps: 1e-5,
+  activation: 'silu',
+  gatedMlp: true,
+  positions: { kind: 'rotary', rotary: { theta: 10000 } },
+};
+
+/**
+ * B5 (webgpu): batch-1 decode of the memory-bound shape with f32 and f16
+ * weights, and the weight bytes each step reads over its time (an upper
+ * estimate of the bandwidth the step reaches: every weight read once).
+ */
+async function memoryBound(reps: number, log: (line: string) => void): Promise<Record<string, unknown>> {
+  const config = LLAMA_05B_SHAPE;
+  const { hiddenSize: d, layers, heads, kvHeads, headDim, vocabSize } = config;
+  const perLayer = d * (heads + 2 * kvHeads) * headDim + heads * headDim * d + 3 * d * 4 * d;
+  const params = layers * perLayer + 2 * vocabSize * d;
+  const out: Record<string, unknown> = {
+    shape: 'Llama-0.5B (d 2048, 8 layers, 32/8 heads, MLP 8192, vocab 32000)',
+    params,
+  };
+  for (const weights of ['f32', 'f16'] as const) {
+    if (!formatWorks('webgpu', weights)) continue;
+    const model = createCausalLm(config, randomCausalLmWeights(config, { seed: 3 }), {
+      kernels: 'webgpu',
+      weights,
+    });
+    const ms = await stepAt(model, 1, 128, 160, 1, reps);
+    model.dispose();
+    // The embedding lookup reads one row: the bytes are the products' and the head's.
+    const bytes = (params - vocabSize * d) * (weights === 'f16' ? 2 : 4);
+    out[weights] = {
+      stepMs: round(ms),
+      tokensPerS: round(1000 / ms, 1),
+      weightGBperS: round(bytes / ms / 1e6, 1),
+    };
+    log(
+      `B5 Llama-0.5B decode (${weights}): ${ms.toFixed(2)} ms/step, ${(1000 / ms).toFixed(1)} tok/s, weights ${(bytes / 1e9).toFixed(2)} GB → ${(bytes / ms / 1e6).toFixed(0)} GB/s`,
+    );
+  }
+  return out;
 }
