@@ -1,10 +1,18 @@
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type CausalLm, generate } from '@specstream/core';
+import type { Tokenizer } from '@specstream/models';
+import OpenAI from 'openai';
+import { createServer, type ServerOptions, type SpecstreamServer } from '../src/index.js';
 
-/** The shipped pair at the repository root. */
-export const SHIPPED_TARGET = fileURLToPath(
-  new URL('../../../models/specstream-docs-target', import.meta.url),
-);
-export const SHIPPED_DRAFT = fileURLToPath(new URL('../../../models/specstream-docs-draft', import.meta.url));
+/**
+ * The shipped pair: models/ at the repository root, or SPECSTREAM_SHIPPED_MODELS (a folder
+ * holding specstream-docs-target and specstream-docs-draft) where the checkout lacks it.
+ */
+const SHIPPED_DIR =
+  process.env.SPECSTREAM_SHIPPED_MODELS ?? fileURLToPath(new URL('../../../models', import.meta.url));
+export const SHIPPED_TARGET = join(SHIPPED_DIR, 'specstream-docs-target');
+export const SHIPPED_DRAFT = join(SHIPPED_DIR, 'specstream-docs-draft');
 
 /** Prompts in the shipped pair's domain (the Python documentation), of different lengths. */
 export const TEXTS = [
@@ -15,3 +23,39 @@ export const TEXTS = [
   'A tuple consists of a number of values separated by commas, for instance:',
   'Python',
 ];
+
+export const MODEL_ID = 'specstream-docs-target';
+
+/** A server on 127.0.0.1 (a free port) and an official OpenAI client for it (no retries). */
+export async function startServer(
+  options: Omit<ServerOptions, 'modelId'> & { modelId?: string },
+): Promise<{ server: SpecstreamServer; url: string; client: OpenAI }> {
+  const server = createServer({ modelId: MODEL_ID, stopTokens: [0], bosTokenId: 0, ...options });
+  const url = await server.listen({ host: '127.0.0.1', port: 0 });
+  const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: options.apiKey ?? 'none', maxRetries: 0 });
+  return { server, url, client };
+}
+
+/** The target alone, greedy, to the end-of-sequence id or the limit: the text a request must give. */
+export async function greedyAlone(
+  target: CausalLm,
+  tokenizer: Tokenizer,
+  prompt: number[],
+  maxNewTokens: number,
+): Promise<{ tokens: number[]; text: string }> {
+  const tokens: number[] = [];
+  for await (const event of generate({ model: target, prompt, maxNewTokens, stopTokens: [0] })) {
+    tokens.push(event.token);
+  }
+  return { tokens, text: tokenizer.decode(tokens, { skipSpecialTokens: true }) };
+}
+
+/** Polls until `check` holds or `ms` pass; returns whether it held. */
+export async function eventually(check: () => boolean, ms = 3000): Promise<boolean> {
+  const until = performance.now() + ms;
+  while (!check()) {
+    if (performance.now() > until) return false;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return true;
+}
