@@ -1,8 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { requireWasmKernels, wasmKernels } from '../kernel-sets/wasm/wasm-kernels.js';
-import { attentionProgram } from '../kernel-sets/webgpu/webgpu-attention.js';
+import { attentionProgram, combineProgram } from '../kernel-sets/webgpu/webgpu-attention.js';
 import {
   MAX_WORKGROUPS,
+  type ProgramUniform,
+  requireWebGpuPrograms,
   rowStarts,
   runWithStarts,
   webGpuPrograms,
@@ -242,9 +244,56 @@ tf.registerKernel({
     const g = geometry(q, keys, attrs);
     const starts = rowStarts(g.starts);
     const layout = attrs!.layout === 'slots' ? 'slots' : 'heads';
-    return runWithStarts(attentionProgram(g, layout, starts), [q, keys, values], starts, [
+    const splits = attentionSplits(g);
+    const uniforms = (n: number): ProgramUniform[] => [
       { type: 'int32', data: [g.window] },
       { type: 'int32', data: [g.heads] },
-    ]);
+      { type: 'int32', data: [n] },
+    ];
+    if (splits === 1)
+      return runWithStarts(attentionProgram(g, layout, starts), [q, keys, values], starts, uniforms(1));
+    const parts = runWithStarts(
+      attentionProgram(g, layout, starts, splits),
+      [q, keys, values],
+      starts,
+      uniforms(splits),
+    );
+    const items = g.batch * g.steps * g.heads;
+    try {
+      return requireWebGpuPrograms().runWebGPUProgram(
+        combineProgram(items, g.headDim, splits, [g.batch * g.steps, g.heads * g.headDim]),
+        [parts],
+        'float32',
+        [{ type: 'int32', data: [splits] }],
+      );
+    } finally {
+      tf.backend().disposeData(parts.dataId);
+    }
   },
 });
+
+/** Slots a split attention workgroup takes at least (flash-decoding below this gains nothing). */
+const SPLIT_SLOTS = 128;
+/** Below this many (row, step, head) items the GPU has idle units: split each item's slots. */
+const SPLIT_BELOW_ITEMS = 256;
+
+/**
+ * Workgroups per (row, step, head): 1, unless few items see many slots
+ * (a decode step at long context), then enough that each takes about
+ * SPLIT_SLOTS and all of them about SPLIT_BELOW_ITEMS, at most 64.
+ */
+export function attentionSplits(g: {
+  batch: number;
+  steps: number;
+  heads: number;
+  window: number;
+  starts: ArrayLike<number>;
+}): number {
+  const items = g.batch * g.steps * g.heads;
+  if (items >= SPLIT_BELOW_ITEMS) return 1;
+  const seen = Math.min(g.window, Math.max(...Array.from(g.starts)) + g.steps);
+  return Math.max(
+    1,
+    Math.min(64, Math.floor(seen / SPLIT_SLOTS), Math.ceil((4 * SPLIT_BELOW_ITEMS) / items)),
+  );
+}

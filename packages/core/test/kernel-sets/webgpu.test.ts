@@ -20,7 +20,11 @@ import { greedyRows } from '../../src/kernel-sets/webgpu/greedy-rows.js';
 import { rotatePacked } from '../../src/kernel-sets/webgpu/rotary-packed.js';
 import { packF16Rows, rowLinear } from '../../src/kernel-sets/webgpu/row-linear.js';
 import { webGpuPrograms } from '../../src/kernel-sets/webgpu/webgpu-program.js';
-import { causalAttention, causalAttentionSupported } from '../../src/kernels/causal-attention.js';
+import {
+  attentionSplits,
+  causalAttention,
+  causalAttentionSupported,
+} from '../../src/kernels/causal-attention.js';
 import { standardizeRows, standardizeRowsSupported } from '../../src/kernels/standardize.js';
 import { createKvCache } from '../../src/kv-cache/index.js';
 import { greedyToken } from '../../src/sampling/sampler.js';
@@ -127,6 +131,11 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
     [5, 9, 2, 1, 16, 40, Number.POSITIVE_INFINITY],
     // More rows than uniforms carry: the starts go in a buffer.
     [21, 2, 2, 1, 16, 200, Number.POSITIVE_INFINITY],
+    // Long contexts with few (row, step, head) items: the slots split over workgroups, then merged.
+    [1, 1, 12, 12, 64, 1500, Number.POSITIVE_INFINITY],
+    [2, 1, 4, 2, 64, 700, Number.POSITIVE_INFINITY],
+    [1, 3, 8, 2, 80, 2000, 600],
+    [1, 1, 4, 4, 64, 9000, Number.POSITIVE_INFINITY],
   ])(
     'causalAttention B%i S%i H%i KV%i D%i over %i slots (window %s) matches float64',
     async (batch, steps, heads, kvHeads, headDim, slots, window) => {
@@ -150,6 +159,21 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
       tf.dispose([...tensors, out]);
     },
   );
+
+  test('attention splits a long context over workgroups only where few items would leave the GPU idle', () => {
+    const at = (
+      batch: number,
+      steps: number,
+      heads: number,
+      context: number,
+      window = Number.POSITIVE_INFINITY,
+    ) => attentionSplits({ batch, steps, heads, window, starts: new Array(batch).fill(context - steps) });
+    expect(at(1, 1, 12, 100)).toBe(1);
+    expect(at(1, 1, 12, 1500)).toBe(11);
+    expect(at(1, 1, 4, 9000)).toBe(64);
+    expect(at(1, 3, 8, 2000, 600)).toBe(4);
+    expect(at(32, 1, 12, 4000)).toBe(1);
+  });
 
   test('causalAttention in the slots layout equals the heads layout', async () => {
     const rng = seedrandom('layouts');

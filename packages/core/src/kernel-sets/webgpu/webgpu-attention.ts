@@ -17,18 +17,24 @@ export function attentionProgram(
   shape: { batch: number; steps: number; heads: number; headDim: number },
   layout: 'heads' | 'slots',
   startOf: RowStarts,
+  splits = 1,
 ): WebGpuProgram {
   const { batch, steps, heads, headDim } = shape;
   const perThread = Math.ceil(headDim / TILE);
   const headsFirst = layout === 'heads';
+  // Split (flash-decoding): each (row, step, head) spreads its slots over `splits` workgroups, each
+  // writing its unnormalized sum with its maximum and total ([items·splits, D + 2], the `splits`
+  // uniform), which combineProgram merges.
+  const split = splits > 1;
+  const items = batch * steps * heads;
   return {
     variableNames: ['q', 'keys', 'values'],
-    outputShape: [batch * steps, heads * headDim],
-    shaderKey: `specstreamAttention_${headDim}_${layout}_${startOf.key}`,
+    outputShape: split ? [items * splits, headDim + 2] : [batch * steps, heads * headDim],
+    shaderKey: `specstreamAttention_${headDim}_${layout}_${split ? 'split' : 'whole'}_${startOf.key}`,
     dispatchLayout: { x: [0, 1] },
-    dispatch: [batch * steps * heads, 1, 1],
+    dispatch: [items * splits, 1, 1],
     workgroupSize: [TILE, 1, 1],
-    uniforms: `window : i32, queryHeads : i32, ${startOf.fields}`,
+    uniforms: `window : i32, queryHeads : i32, splits : i32, ${startOf.fields}`,
     getUserCode: () => `
     const D = ${headDim};
     var<workgroup> query : array<f32, D>;
@@ -48,7 +54,8 @@ export function attentionProgram(
 
     ${MAIN} {
       let tid = i32(localId.x);
-      let item = index / ${TILE};
+      let group = index / ${TILE};
+      let item = group / uniforms.splits;
       let heads = uniforms.queryHeads;
       let steps = uniforms.qShape.y;
       let h = item % heads;
@@ -61,7 +68,16 @@ export function attentionProgram(
       for (var d = tid; d < D; d = d + ${TILE}) { query[d] = q[queryAt + d]; }
       if (tid == 0) {
         let last = startOf(b) + s;
-        span = vec2<i32>(max(0, last + 1 - uniforms.window), last + 1);
+        let visibleFrom = max(0, last + 1 - uniforms.window);
+        ${
+          split
+            ? `// This workgroup's share of the visible slots, in whole tiles.
+        let part = group % uniforms.splits;
+        let share = ((last + 1 - visibleFrom + uniforms.splits - 1) / uniforms.splits + ${TILE - 1}) / ${TILE} * ${TILE};
+        let lo = visibleFrom + part * share;
+        span = vec2<i32>(lo, max(lo, min(last + 1, lo + share)));`
+            : 'span = vec2<i32>(visibleFrom, last + 1);'
+        }
       }
       let seen = workgroupUniformLoad(&span);
       var best = -3.402823e+38;
@@ -96,10 +112,70 @@ export function attentionProgram(
         best = tileBest;
         workgroupBarrier();
       }
+      ${
+        split
+          ? `let partAt = group * (D + 2);
       for (var i = 0; i < ${perThread}; i = i + 1) {
         let d = tid + i * ${TILE};
-        if (d < D) { result[at + d] = mixed[i] / total; }
+        if (d < D) { result[partAt + d] = mixed[i]; }
       }
+      if (tid == 0) {
+        result[partAt + D] = best;
+        result[partAt + D + 1] = total;
+      }`
+          : `for (var i = 0; i < ${perThread}; i = i + 1) {
+        let d = tid + i * ${TILE};
+        if (d < D) { result[at + d] = mixed[i] / total; }
+      }`
+      }
+    }
+  `,
+  };
+}
+
+/**
+ * Merges the split partial sums of attentionProgram: per (row, step, head)
+ * and dimension, Σ_s mixed_s·e^(max_s − M) / Σ_s total_s·e^(max_s − M), M
+ * the largest maximum. A part that saw no slot has total 0 and adds nothing.
+ */
+export function combineProgram(
+  items: number,
+  headDim: number,
+  splits: number,
+  outShape: [number, number],
+): WebGpuProgram {
+  const threads = 64;
+  return {
+    variableNames: ['parts'],
+    outputShape: outShape,
+    shaderKey: `specstreamAttentionCombine_${headDim}`,
+    dispatchLayout: { x: [0, 1] },
+    dispatch: [Math.ceil((items * headDim) / threads), 1, 1],
+    workgroupSize: [threads, 1, 1],
+    size: true,
+    uniforms: 'splits : i32, ',
+    getUserCode: () => `
+    const D = ${headDim};
+    ${MAIN} {
+      if (index >= uniforms.size) { return; }
+      let item = index / D;
+      let d = index % D;
+      let first = item * uniforms.splits;
+      var top = -3.402823e+38;
+      for (var p = 0; p < uniforms.splits; p = p + 1) {
+        if (parts[(first + p) * (D + 2) + D + 1] > 0.0) { top = max(top, parts[(first + p) * (D + 2) + D]); }
+      }
+      var total = 0.0;
+      var sum = 0.0;
+      for (var p = 0; p < uniforms.splits; p = p + 1) {
+        let at = (first + p) * (D + 2);
+        if (parts[at + D + 1] > 0.0) {
+          let scale = exp(parts[at + D] - top);
+          total = total + parts[at + D + 1] * scale;
+          sum = sum + parts[at + d] * scale;
+        }
+      }
+      result[index] = sum / total;
     }
   `,
   };
