@@ -290,7 +290,8 @@ export function attentionSplits(g: {
   starts: ArrayLike<number>;
 }): number {
   const items = g.batch * g.steps * g.heads;
-  if (items >= SPLIT_BELOW_ITEMS) return 1;
+  // SPECSTREAM_ATTENTION_SPLIT=off keeps one workgroup per item (to measure what splitting gains).
+  if (items >= SPLIT_BELOW_ITEMS || globalThis.process?.env?.SPECSTREAM_ATTENTION_SPLIT === 'off') return 1;
   const seen = Math.min(g.window, Math.max(...Array.from(g.starts)) + g.steps);
   return Math.max(
     1,
