@@ -1,4 +1,4 @@
-import { WEIGHT_FORMATS } from '@specstream/core';
+import { WEIGHT_FORMATS, weightArena } from '@specstream/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WEIGHT_CHOICES } from '../src/commands/generate.js';
 import { EXIT } from '../src/index.js';
@@ -133,6 +133,25 @@ describe('--weights and --draft-weights', () => {
       'f32',
     ]);
     expect(text.stderr).toMatch(/\| q4 weights, draft f32( \||$)/m);
+  });
+
+  it('the format reaches the load: the target holds fewer arena bytes in q8, fewer still in q4', async () => {
+    const held: Record<string, number> = {};
+    for (const weights of ['f32', 'q8', 'q4']) {
+      const args = ['generate', PROMPT, '--backend', 'wasm', '--model', target, '--no-draft'];
+      const before = weightArena()!.bytesInUse();
+      const result = await runCli([...args, '--max-new-tokens', '2', '--weights', weights], {
+        // While the model is loaded: at its first token.
+        onStdout: () => {
+          held[weights] ??= weightArena()!.bytesInUse() - before;
+        },
+      });
+      expect(result.code).toBe(EXIT.ok);
+      expect(weightArena()!.bytesInUse()).toBe(before);
+    }
+    expect(held.q8).toBeGreaterThan(0);
+    expect(held.q8).toBeLessThan(held.f32);
+    expect(held.q4).toBeLessThan(held.q8);
   });
 
   it('f32 (the default) says nothing about weights on the stats line', async () => {
