@@ -60,7 +60,7 @@ export const PEERS_ARGS = {
   'peers-big-tokens': { type: 'string', default: '48' },
   'peers-big-ttft-reps': { type: 'string', default: '2' },
   /** A contender stops decoding after the prompt that crosses this many seconds. */
-  'peers-max-seconds': { type: 'string', default: '60' },
+  'peers-max-seconds': { type: 'string', default: '45' },
   /** node-llama-cpp's KV cache type (f32: the precision of specstream's cache) and flash attention. */
   'peers-kv': { type: 'string', default: 'f32' },
   'peers-flash-attention': { type: 'boolean', default: false },
@@ -693,18 +693,18 @@ export function peersMarkdownSection(r: PeersResult): string {
   const dirty = r.commit.dirty === null ? '' : r.commit.dirty ? ' (working tree dirty)' : ' (clean)';
   const s = r.settings;
   const m = r.models;
-  const build = r.llamaCppBuild as { release?: string; buildType?: string } | undefined;
+  const build = r.llamaCppBuild as { release?: string; buildType?: string; systemInfo?: string } | undefined;
   const lines = [
     '## Peers: specstream against node-llama-cpp on CPU',
     '',
     `\`pnpm bench --only peers\` runs each contender in a child process of its own, one after another (the two libraries alternating), on the same prompt token ids and token counts, greedy (temperature 0), batch 1. specstream runs on the wasm backend with core's wasm kernels (f32 weights, or q8/q4 through \`loadModel(dir, { weights })\`); node-llama-cpp runs its prebuilt CPU binary on the same weights exported by \`exportGguf\` (F32, F16, Q8_0, Q4_0), raw token ids through a context sequence, KV cache ${s.kvCache}, flash attention ${s.flashAttention ? 'on' : 'off'}. "+draft": specstream's \`speculativeGenerate\` with the shipped draft and \`adaptiveK()\` (the CLI's default), node-llama-cpp's \`DraftSequenceTokenPredictor\` on the same draft (its defaults); "+lookup": \`promptLookupDrafter()\` and \`InputLookupTokenPredictor\` (defaults). Decode tok/s: tokens after the first over the time from the first token to the last; TTFT: from the call to the first token (the whole prompt's prefill), median of ${s.ttftReps} runs (${s.big.ttftReps} on the random model) after one unrecorded warm-up. Peak RSS: \`process.resourceUsage().maxRSS\` of the contender's process at its end (Node, the library, the model(s) and the run: mmapped GGUF pages count once touched); growth is that minus the RSS right after the library started, before any model loaded. α: accepted drafted tokens over drafted (llama.cpp: validated / (validated + refuted) predictions). "= plain": prompts whose greedy output is token-identical to the same library's plain run; "same tokens": prompts on which both libraries produce the same ids. Flags: \`--peers-prompts-count\` (8), \`--peers-tokens\` (96), \`--peers-ttft-tokens\` (24,500), \`--peers-threads\` (2), \`--peers-extra-threads\` (1), \`--peers-big-layers\` (12, 0: no random model), \`--peers-big-hidden\` (1024), \`--peers-big-prompts-count\` (4), \`--peers-big-tokens\` (48), \`--peers-kv\` (f32), \`--peers-flash-attention\`, \`--peers-filter\`; JSON with every number and every output in \`bench-results/peers.json\`. The GPU counterpart (transformers on torch) is \`tools/peers/transformers_peers.py\`.`,
     '',
     `- Machine: ${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.memoryGB} GiB · load average ${r.machine.loadBefore.join(' / ')} before the run, ${r.machine.loadAfter.join(' / ')} after (the machine is shared) · commit \`${r.commit.hash}\`${dirty} · ${r.date} · Node ${r.node}`,
-    `- Versions: specstream ${r.versions.specstream ?? '?'} (wasm backend, core's wasm kernels, SPECSTREAM_THREADS = the row's threads), node-llama-cpp ${r.versions['node-llama-cpp'] ?? '?'}${build?.release ? ` (llama.cpp ${build.release}, ${build.buildType ?? ''} binary)` : ''}, threads = the row's ×N for both.`,
+    `- Versions: specstream ${r.versions.specstream ?? '?'} (wasm backend, core's wasm kernels, SPECSTREAM_THREADS = the row's threads), node-llama-cpp ${r.versions['node-llama-cpp'] ?? '?'}${build?.release ? ` (its ${build.buildType ?? ''} CPU binary of llama.cpp, release tag ${build.release}; CPU features ${build.systemInfo ?? '?'})` : ''}, threads = the row's ×N for both.`,
     `- pair: target \`${m.target.path}\` (${(m.target.parameters / 1e6).toFixed(1)}M parameters, trained), draft \`${m.draft.path}\` (${(m.draft.parameters / 1e6).toFixed(1)}M); ${r.prompts.decode} held-out prompts of \`${s.prompts}\` (${r.prompts.promptTokens.min}–${r.prompts.promptTokens.max} tokens, mean ${r.prompts.promptTokens.mean}) × ${s.tokens} new tokens; TTFT prompts: the held-out texts joined, cut to ${s.ttftTokens.join(' and ')} tokens.`,
     ...(m.big
       ? [
-          `- big: ${(m.big.parameters / 1e6).toFixed(0)}M parameters, ${m.big.description} (**random weights**: speed only; greedy agreement between libraries means little on near-flat logits), ${s.big.count} prompts × ${s.big.tokens} new tokens.`,
+          `- big: ${(m.big.parameters / 1e6).toFixed(0)}M parameters, ${m.big.description} (**random weights**: speed only; greedy agreement between libraries means little on near-flat logits), ${s.big.count} prompt${s.big.count === 1 ? '' : 's'} × ${s.big.tokens} new tokens.`,
         ]
       : []),
     `- Run: ${r.seconds} s for ${r.rows.length} contenders.`,
@@ -720,10 +720,12 @@ export function peersMarkdownSection(r: PeersResult): string {
     '',
     'Goals (issue 19, CPU batch 1):',
     '',
-    ...markdown(
-      r.goals.map((g) => ({ goal: g.goal, measured: g.measured, met: g.met ? 'yes' : '**no**' })),
-      ['goal', 'measured', 'met'],
-    ),
+    ...(r.goals.length === 0
+      ? ['(not measured: the F32 contenders of the pair did not run)']
+      : markdown(
+          r.goals.map((g) => ({ goal: g.goal, measured: g.measured, met: g.met ? 'yes' : '**no**' })),
+          ['goal', 'measured', 'met'],
+        )),
     ...(r.notes.length > 0 ? ['', ...r.notes.map((n) => `- ${n}`)] : []),
   ];
   return lines.join('\n');
@@ -731,7 +733,7 @@ export function peersMarkdownSection(r: PeersResult): string {
 
 export function writePeersResults(r: PeersResult, log: (line: string) => void): void {
   mkdirSync('bench-results', { recursive: true });
-  writeFileSync(r.settings.json, `${JSON.stringify(r, null, 2)}\n`);
+  writeFileSync(r.settings.json, `$JSON.stringify(r, null, 2)\n`);
   log(`wrote ${r.settings.json}`);
   const doc = existsSync(r.settings.results) ? readFileSync(r.settings.results, 'utf8') : '# Results\n';
   writeFileSync(r.settings.results, replaceMarkedSection(doc, 'peers:cpu', peersMarkdownSection(r)));

@@ -200,7 +200,8 @@ async function llamaCpp(spec: ContenderSpec, onStarted: () => void): Promise<Eng
         release: llama.llamaCppRelease.release,
         repo: llama.llamaCppRelease.repo,
         buildType: llama.buildType,
-        systemInfo: llama.systemInfo,
+        // "CPU : SSE3 = 1 | AVX2 = 1 | …" → the features compiled in and found.
+        systemInfo: [...llama.systemInfo.matchAll(/(\w+) = 1/g)].map((m) => m[1]).join(' '),
       },
     },
     async run(prompt, maxNewTokens) {
