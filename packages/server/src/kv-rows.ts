@@ -45,18 +45,20 @@ export function copyRows(model: CausalLm, from: CausalLmState, into: CausalLmSta
       starts.push(stays && room ? into.lengths[r] : 0);
     }
     const needOwn = ownContent.some(Boolean);
+    const needBlank = ownContent.some((own, r) => !own && !movedTo.has(r));
     for (let layer = 0; layer < model.config.layers; layer++) {
       tf.tidy(() => {
         const source = from.cache.read(layer, size);
         const own = needOwn ? into.cache.read(layer, size) : undefined;
         const [, heads, , dim] = source.keys.shape;
+        const blank = needBlank ? tf.zeros([1, heads, size, dim]) : undefined;
         const gather = (pick: (c: { keys: tf.Tensor4D; values: tf.Tensor4D }) => tf.Tensor4D) => {
           const rows: tf.Tensor4D[] = [];
           for (let r = 0; r < into.batch; r++) {
             const src = movedTo.get(r);
             if (src !== undefined) rows.push(tf.slice(pick(source), [src, 0, 0, 0], [1, heads, size, dim]));
             else if (ownContent[r]) rows.push(tf.slice(pick(own!), [r, 0, 0, 0], [1, heads, size, dim]));
-            else rows.push(tf.zeros([1, heads, size, dim]));
+            else rows.push(blank as tf.Tensor4D);
           }
           return tf.concat(rows, 0) as tf.Tensor4D;
         };

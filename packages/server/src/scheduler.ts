@@ -66,8 +66,13 @@ export interface StepReport {
   drafted?: number;
   accepted?: number;
   rejections?: number;
+  /** Decode: the draft's part (catch-up and k steps) and the verify pass's, in ms. */
+  draftMs?: number;
+  verifyMs?: number;
   /** Prefill: prompt tokens fed. */
   promptTokens?: number;
+  /** Prefill: moving finished prompts into the decoding batch (copyRows, and a resize if needed), in ms. */
+  joinMs?: number;
 }
 
 export interface SchedulerOptions {
@@ -134,6 +139,11 @@ function bucket(rows: number, max: number): number {
   let size = 1;
   while (size < rows) size *= 2;
   return Math.min(size, max);
+}
+
+/** Positions a row may reach: its prompt, its completion, and room for a full draft near the end. */
+function need(job: Job): number {
+  return job.prompt.length + job.request.maxTokens + 8;
 }
 
 /**
@@ -386,18 +396,18 @@ export class Scheduler {
     if (count <= 0) return;
     const jobs = this.queue.splice(0, count);
     const size = bucket(count, this.prefillRows);
-    this.stage = this.createRows(size);
+    this.stage = this.createRows(size, this.capacity(Math.max(...jobs.map((job) => job.prompt.length))));
     jobs.forEach((job, r) => {
       job.phase = 'prefill';
       this.stage!.jobs[r] = job;
     });
   }
 
-  private createRows(batch: number): Rows {
-    const target = this.target.createState({ batch, maxLength: this.context });
+  private createRows(batch: number, maxLength: number): Rows {
+    const target = this.target.createState({ batch, maxLength });
     let draft: CausalLmState | undefined;
     try {
-      draft = this.draft?.createState({ batch, maxLength: this.context });
+      draft = this.draft?.createState({ batch, maxLength });
     } catch (error) {
       this.target.disposeState(target);
       throw error;
@@ -448,6 +458,17 @@ export class Scheduler {
     return out.length;
   }
 
+  /**
+   * A state's positions per row for rows reaching `positions`: a power of two from 256, at most
+   * the context. States are sized to their rows (a cache of the whole context per row would
+   * make every new state, and every move between states, cost as much as the context).
+   */
+  private capacity(positions: number): number {
+    let size = 256;
+    while (size < positions) size *= 2;
+    return Math.min(size, this.context);
+  }
+
   private policy(batch: number): KPolicy {
     let policy = this.policies.get(batch);
     if (policy === undefined) {
@@ -470,7 +491,9 @@ export class Scheduler {
     const policy = this.policy(batch);
     let k = 0;
     if (this.draft !== undefined) {
-      const room = Math.min(...histories.filter((_, r) => active[r]).map((h) => this.context - h.length));
+      const room = Math.min(
+        ...histories.filter((_, r) => active[r]).map((h) => rows.target.maxLength - h.length),
+      );
       const needed = Math.max(
         ...jobs.map((job, r) => (active[r] ? job!.request.maxTokens - job!.generated : 0)),
       );
@@ -540,6 +563,8 @@ export class Scheduler {
       drafted: proposed.reduce((a, b) => a + b, 0),
       accepted: accepted.reduce((a, b) => a + b, 0),
       rejections,
+      draftMs,
+      verifyMs,
     });
   }
 
@@ -584,18 +609,21 @@ export class Scheduler {
     this.positionMs += 0.2 * (ms / (batch * size) - this.positionMs);
     let emitted = 0;
     const fed = remaining.reduce((a, n) => a + Math.min(n, size), 0);
+    const joinStart = performance.now();
+    const joining: number[] = [];
     for (let r = 0; r < batch; r++) {
       if (ends[r] < 0) continue;
       const job = stage.jobs[r]!;
       const vocab = this.target.vocabSize;
       const first = job.sampler.sample(values!.subarray(r * vocab, (r + 1) * vocab), job.history);
       emitted += this.emit(job, [first]);
-      if (job.end === undefined) this.join(stage, r);
+      if (job.end === undefined) joining.push(r);
       else {
         this.finish(job, job.end);
         stage.jobs[r] = undefined;
       }
     }
+    if (joining.length > 0) this.join(stage, joining);
     // Rows that left the staging state go back to 0 (a finished prompt's copy is in the batch now).
     this.target.rollback(
       stage.target,
@@ -611,29 +639,45 @@ export class Scheduler {
       this.disposeRows(stage);
       this.stage = undefined;
     }
-    this.onStep?.({ kind: 'prefill', ms, rows: live.filter(Boolean).length, emitted, promptTokens: fed });
+    this.onStep?.({
+      kind: 'prefill',
+      ms,
+      rows: live.filter(Boolean).length,
+      emitted,
+      promptTokens: fed,
+      joinMs: performance.now() - joinStart,
+    });
   }
 
-  /** Moves staging row r (its prompt prefilled, first token emitted) into a free row of the batch. */
-  private join(stage: Rows, r: number): void {
-    const job = stage.jobs[r]!;
-    let free = this.main?.jobs.indexOf(undefined) ?? -1;
-    if (free < 0) {
-      this.resizeMain(bucket(this.activeRows + 1, this.maxBatch));
-      free = this.main!.jobs.indexOf(undefined);
+  /** Moves staging rows (prompts prefilled, first tokens emitted) into free rows of the batch, in one copy. */
+  private join(stage: Rows, rows: number[]): void {
+    const jobs = rows.map((r) => stage.jobs[r]!);
+    const free = () => (this.main?.jobs ?? []).flatMap((job, r) => (job === undefined ? [r] : []));
+    const longest = Math.max(...jobs.map(need), ...this.decodingJobs().map(need));
+    if (free().length < rows.length || this.main!.target.maxLength < this.capacity(longest)) {
+      // Grow for the requests already waiting too: a burst then resizes once, not at every join.
+      const wanted = this.activeRows + this.prefilling + this.queue.length;
+      this.resizeMain(bucket(Math.max(wanted, this.activeRows + rows.length), this.maxBatch), longest);
     }
     const main = this.main!;
-    const move: RowMove[] = [{ from: r, to: free }];
-    copyRows(this.target, stage.target, main.target, move);
-    if (main.draft !== undefined) copyRows(this.draft!, stage.draft!, main.draft, move);
-    main.draftCached[free] = [...job.prompt];
-    main.jobs[free] = job;
-    job.phase = 'decode';
-    stage.jobs[r] = undefined;
+    const slots = free();
+    const moves: RowMove[] = rows.map((from, i) => ({ from, to: slots[i] }));
+    copyRows(this.target, stage.target, main.target, moves);
+    if (main.draft !== undefined) copyRows(this.draft!, stage.draft!, main.draft, moves);
+    moves.forEach(({ from, to }, i) => {
+      main.draftCached[to] = [...jobs[i].prompt];
+      main.jobs[to] = jobs[i];
+      jobs[i].phase = 'decode';
+      stage.jobs[from] = undefined;
+    });
+  }
+
+  private decodingJobs(): Job[] {
+    return (this.main?.jobs ?? []).filter((job): job is Job => job !== undefined);
   }
 
   /** Moves the decoding rows into a state of `batch` rows (packed at the front); none left: released. */
-  private resizeMain(batch: number): void {
+  private resizeMain(batch: number, positions = 0): void {
     const old = this.main;
     const occupied = (old?.jobs ?? []).flatMap((job, r) => (job === undefined ? [] : [r]));
     if (batch === 0) {
@@ -641,7 +685,8 @@ export class Scheduler {
       this.main = undefined;
       return;
     }
-    const next = this.createRows(batch);
+    const longest = Math.max(positions, ...this.decodingJobs().map(need));
+    const next = this.createRows(batch, this.capacity(longest));
     try {
       if (old !== undefined && occupied.length > 0) {
         const moves = occupied.map((from, to) => ({ from, to }));
@@ -658,7 +703,10 @@ export class Scheduler {
     }
     this.disposeRows(old);
     this.main = next;
-    this.log.debug({ from: old?.target.batch ?? 0, to: batch, rows: occupied.length }, 'batch resized');
+    this.log.debug(
+      { from: old?.target.batch ?? 0, to: batch, positions: next.target.maxLength, rows: occupied.length },
+      'batch resized',
+    );
   }
 
   /** Shrinks the batch when a quarter or less of it is used (rows about to join count), or drops it. */

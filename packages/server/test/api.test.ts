@@ -39,7 +39,11 @@ async function postRaw(path: string, body: string, headers: Record<string, strin
     headers: { 'content-type': 'application/json', ...headers },
     body,
   });
-  return { status: response.status, headers: response.headers, body: (await response.json()) as any };
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: (await response.json()) as { error: Record<string, unknown> },
+  };
 }
 
 /** The OpenAI error a call fails with. */
@@ -280,7 +284,7 @@ describe('bad input', () => {
       [{ prompt: 'x', stream_options: { include_usage: true } }, 'stream_options'],
     ];
     for (const [fields, param] of cases) {
-      const error = await failure(client.completions.create({ model: MODEL_ID, ...fields } as any));
+      const error = await failure(client.completions.create({ model: MODEL_ID, ...fields } as never));
       expect(error.status, JSON.stringify(fields)).toBe(400);
       expect(error.param, JSON.stringify(fields)).toBe(param);
       expect(error.type).toBe('invalid_request_error');
@@ -296,7 +300,7 @@ describe('bad input', () => {
       ],
     ];
     for (const [fields, param] of chat) {
-      const error = await failure(client.chat.completions.create({ model: MODEL_ID, ...fields } as any));
+      const error = await failure(client.chat.completions.create({ model: MODEL_ID, ...fields } as never));
       expect(error.status, JSON.stringify(fields)).toBe(400);
       expect(error.param, JSON.stringify(fields)).toBe(param);
     }
@@ -314,7 +318,7 @@ describe('bad input', () => {
       user: 'someone',
       frequency_penalty: 0,
       whatever: { nested: true },
-    } as any);
+    } as never);
     expect(out.choices).toHaveLength(1);
   });
 
@@ -388,7 +392,7 @@ describe('bad input', () => {
       expect(wrong.code).toBe('invalid_api_key');
       const missing = await fetch(`${lockedUrl}/v1/models`);
       expect(missing.status).toBe(401);
-      expect(((await missing.json()) as any).error.code).toBe('invalid_api_key');
+      expect(((await missing.json()) as { error: { code: string } }).error.code).toBe('invalid_api_key');
       expect((await make('sekret').models.list()).data).toHaveLength(1);
       expect((await fetch(`${lockedUrl}/health`)).status).toBe(200);
     } finally {
