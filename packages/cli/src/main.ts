@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { addBenchCommand } from './commands/bench.js';
 import { addConvertCommand } from './commands/convert.js';
 import { addGenerateCommand } from './commands/generate.js';
+import { addServeCommand } from './commands/serve.js';
 import { CliError, EXIT, EXIT_CODES_HELP } from './exit-codes.js';
 import type { CliIo } from './io.js';
 
@@ -25,6 +26,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   addGenerateCommand(program, io, done);
   addBenchCommand(program, io, done);
   addConvertCommand(program, io, done);
+  addServeCommand(program, io, done);
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return code;

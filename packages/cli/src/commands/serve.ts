@@ -1,0 +1,56 @@
+import { type Command, Option } from 'commander';
+import { DEFAULT_DRAFT, DEFAULT_TARGET } from '../defaults.js';
+import { EXIT_CODES_HELP } from '../exit-codes.js';
+import type { CliIo } from '../io.js';
+import { integerIn } from '../parse.js';
+import { BACKEND_CHOICES } from './generate.js';
+
+export interface ServeFlags {
+  model: string;
+  /** A folder, or false for --no-draft. */
+  draft: string | false;
+  host: string;
+  port: number;
+  maxBatch: number;
+  maxQueue: number;
+  apiKey?: string;
+  modelId?: string;
+  /** Fixed k; adaptive when absent. */
+  k?: number;
+  backend?: (typeof BACKEND_CHOICES)[number];
+}
+
+/** `specstream serve`: an OpenAI-compatible server (@specstream/server); the work loads only when it runs. */
+export function addServeCommand(program: Command, io: CliIo, done: (code: number) => void): void {
+  program
+    .command('serve')
+    .description(
+      'Serve the model over an OpenAI-compatible HTTP API (POST /v1/completions, /v1/chat/completions, ' +
+        'GET /v1/models, /health, /metrics) with continuous batching and speculative decoding. ' +
+        'Runs until Ctrl-C or SIGTERM.',
+    )
+    .option('--model <dir>', 'target model folder (Hugging Face layout)', DEFAULT_TARGET)
+    .option('--draft <dir>', 'draft model folder (same tokenizer as the target)', DEFAULT_DRAFT)
+    .option('--no-draft', 'decode with the target alone')
+    .option('--host <address>', 'address to listen on (0.0.0.0 for every interface)', '127.0.0.1')
+    .option('--port <n>', 'port to listen on (0 picks a free one)', integerIn(0, 65535), 8000)
+    .option('--max-batch <n>', 'requests decoding at once', integerIn(1, 256), 16)
+    .option('--max-queue <n>', 'requests waiting for a row before new ones get 429', integerIn(0), 64)
+    .option(
+      '--api-key <key>',
+      'require "Authorization: Bearer <key>" on /v1/* (default: SPECSTREAM_API_KEY, else none)',
+    )
+    .option('--model-id <id>', "the model's name in the API (default: the target folder's name)")
+    .option('--k <n>', 'tokens drafted per step, fixed (default: adaptive k)', integerIn(1, 64))
+    .addOption(
+      new Option(
+        '--backend <name>',
+        'tfjs backend (default: SPECSTREAM_BACKEND, else the fastest that starts)',
+      ).choices(BACKEND_CHOICES),
+    )
+    .addHelpText('after', `\n${EXIT_CODES_HELP}`)
+    .action(async (flags: ServeFlags) => {
+      const { runServe } = await import('./serve-run.js');
+      done(await runServe(flags, io));
+    });
+}
