@@ -14,21 +14,24 @@ beforeAll(() => {
 });
 
 describe('--weights and --draft-weights', () => {
-  it("offers core's weight formats that a kernel set runs (f16 has none yet)", async () => {
-    expect(WEIGHT_CHOICES.every((w) => (WEIGHT_FORMATS as readonly string[]).includes(w))).toBe(true);
-    expect([...WEIGHT_CHOICES]).toEqual(WEIGHT_FORMATS.filter((w) => w !== 'f16'));
+  it("offers exactly core's weight formats", async () => {
+    expect([...WEIGHT_CHOICES].sort()).toEqual([...WEIGHT_FORMATS].sort());
     const help = await runCli(['generate', '--help']);
     const text = help.stdout.replace(/\s+/g, ' ');
     expect(text).toContain('--weights <format>');
-    expect(text).toContain('(choices: "f32", "q8", "q4", default: "f32")');
+    expect(text).toContain('(choices: "f32", "f16", "q8", "q4", default: "f32")');
     expect(text).toContain(
-      '--draft-weights <format> the draft model\'s weights (default: --weights) (choices: "f32", "q8", "q4")',
+      '--draft-weights <format> the draft model\'s weights (default: --weights) (choices: "f32", "f16", "q8", "q4")',
     );
   });
 
   it.each([
     [['--weights', 'q5'], /^error: option '--weights <format>' argument 'q5' is invalid/],
-    [['--weights', 'f16'], /argument 'f16' is invalid\. Allowed choices are f32, q8, q4/],
+    [['--weights', 'int8'], /argument 'int8' is invalid\. Allowed choices are f32, f16, q8, q4\.$/],
+    [
+      ['--draft', 'DRAFT', '--weights', 'f16', '--draft-weights', 'q8'],
+      /^specstream: target weights f16 and draft weights q8 run on different backends \(f16: webgpu, q8: wasm\); one backend runs both models$/,
+    ],
     [['--draft-weights', 'Q8'], /^error: option '--draft-weights <format>' argument 'Q8' is invalid/],
     [
       ['--no-draft', '--draft-weights', 'q8'],
@@ -36,7 +39,8 @@ describe('--weights and --draft-weights', () => {
     ],
     [['--prompt-lookup', '--draft-weights', 'q4'], /drop --prompt-lookup$/],
   ])('%j exits 2 with one line, before loading anything', async (flags, pattern) => {
-    const result = await runCli(['generate', PROMPT, '--model', target, ...flags]);
+    const args = flags.map((f) => (f === 'DRAFT' ? draft : f));
+    const result = await runCli(['generate', PROMPT, '--model', target, ...args]);
     expect(result.code).toBe(EXIT.usage);
     expect(expectOneLine(result.stderr)).toMatch(pattern);
     expect(result.stdout).toBe('');
@@ -51,7 +55,11 @@ describe('--weights and --draft-weights', () => {
       ['--draft-weights', 'q4'],
       /^specstream: --draft-weights q4 on the cpu backend: q4 weights are not supported by the reference kernel set/,
     ],
-  ])('%j on a backend without the wasm kernel set exits 2 with core’s reason', async (flags, pattern) => {
+    [
+      ['--weights', 'f16'],
+      /^specstream: --weights f16 on the cpu backend: f16 weights are not supported by the reference kernel set .*; pass --backend webgpu$/,
+    ],
+  ])('%j on a backend without the kernel set for it exits 2 with core’s reason', async (flags, pattern) => {
     const result = await runCli([
       'generate',
       PROMPT,
@@ -173,7 +181,11 @@ describe('--weights and --draft-weights', () => {
 
 describe('bench --weights: checked before the benchmarks start', () => {
   it.each([
-    [['--only', 'quant-model', '--weights', 'q5'], /argument 'q5' is invalid: formats are f32, q8, q4/],
+    [
+      ['--only', 'quant-model', '--weights', 'q5'],
+      /argument 'q5' is invalid: the quant-model suite \(wasm\) measures f32, q8, q4/,
+    ],
+    [['--only', 'quant-model', '--weights', 'f16'], /argument 'f16' is invalid/],
     [['--only', 'quant-model', '--weights=f32,q3'], /argument 'f32,q3' is invalid/],
     [['--only', 'quant-model', '--weights'], /'--weights <list>' argument missing/],
     [['--weights', 'q8'], /quant-model suite, which runs only when named: add --only quant-model$/],

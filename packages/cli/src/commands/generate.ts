@@ -8,11 +8,11 @@ import { collect, integerIn, numberWhere } from '../parse.js';
 export const BACKEND_CHOICES = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 
 /**
- * How a model keeps its linear weights: core's WEIGHT_FORMATS less f16, which no kernel set runs
- * yet (spelled out for the same reason; a test keeps them in core's list). q8 and q4 are blocks
- * of 32 weights with one scale each (GGUF Q8_0 and Q4_0), run by the wasm kernel set.
+ * How a model keeps its linear weights: core's WEIGHT_FORMATS, spelled out for the same reason
+ * (a test keeps them equal). q8 and q4 are blocks of 32 weights with one scale each (GGUF Q8_0
+ * and Q4_0), run by the wasm kernel set; f16 is run by the webgpu set.
  */
-export const WEIGHT_CHOICES = ['f32', 'q8', 'q4'] as const;
+export const WEIGHT_CHOICES = ['f32', 'f16', 'q8', 'q4'] as const;
 export type WeightChoice = (typeof WEIGHT_CHOICES)[number];
 
 export interface GenerateFlags {
@@ -94,9 +94,9 @@ export function addGenerateCommand(program: Command, io: CliIo, done: (code: num
     .addOption(
       new Option(
         '--weights <format>',
-        'how the models keep their weights: f32, or q8/q4 (blocks of 32 with one scale each, as GGUF ' +
-          "Q8_0/Q4_0: 1/4 and 1/7 of f32's bytes; on the wasm backend, the default then unless " +
-          '--backend or SPECSTREAM_BACKEND names another)',
+        'how the models keep their weights: f32; f16 (on the webgpu backend); q8 or q4 (blocks of 32 ' +
+          "with one scale each, as GGUF Q8_0/Q4_0: 1/4 and 1/7 of f32's bytes; on the wasm backend). " +
+          'The format makes its backend the default unless --backend or SPECSTREAM_BACKEND names another',
       )
         .choices(WEIGHT_CHOICES)
         .default('f32'),

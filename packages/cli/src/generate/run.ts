@@ -12,6 +12,7 @@ import type { GenerateFlags, WeightChoice } from '../commands/generate.js';
 import { DEFAULT_PROMPT } from '../defaults.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { type CliIo, readAll, write } from '../io.js';
+import { oneLine } from '../main.js';
 import {
   type DecodedToken,
   type DecodeRequest,
@@ -45,7 +46,7 @@ export async function runGenerate(
   const { prompt, maxNewTokens } = fitPrompt(promptText, flags.maxNewTokens, target, draftFolder);
 
   const weights = weightsOf(flags, draftFolder !== undefined);
-  await initBackend({ backend: backendFor(flags, weights, io) });
+  await startBackend(flags, weights, io);
   checkWeightsRunHere(weights, flags);
   const models: CausalLm[] = [];
   try {
@@ -126,15 +127,47 @@ function weightsOf(flags: GenerateFlags, draftModel: boolean): Weights {
   return { target: flags.weights, draft: draftModel ? (flags.draftWeights ?? flags.weights) : undefined };
 }
 
-const quantized = (w: Weights) => w.target !== 'f32' || (w.draft !== undefined && w.draft !== 'f32');
+/** The backend whose kernel set runs each format other than f32 (core's kernelSet). */
+const FORMAT_BACKEND = { f16: 'webgpu', q8: 'wasm', q4: 'wasm' } as const;
+
+const formatsOf = (w: Weights) =>
+  [w.target, w.draft].filter((f): f is Exclude<WeightChoice, 'f32'> => f !== undefined && f !== 'f32');
 
 /**
- * q8 and q4 weights run on the wasm kernel set only: with either, wasm is the default backend
- * (--backend or SPECSTREAM_BACKEND still choose, and checkWeightsRunHere says when they can't).
+ * The backend to start: --backend, else SPECSTREAM_BACKEND, else the one whose kernel set runs
+ * the formats asked for (f16: webgpu, q8/q4: wasm), else the fastest that starts. Formats that
+ * need two different backends cannot share one process's tfjs backend.
  */
 function backendFor(flags: GenerateFlags, weights: Weights, io: CliIo): GenerateFlags['backend'] {
-  if (flags.backend !== undefined || !quantized(weights) || io.env.SPECSTREAM_BACKEND) return flags.backend;
-  return 'wasm';
+  const needed = [...new Set(formatsOf(weights).map((f) => FORMAT_BACKEND[f]))];
+  if (needed.length > 1) {
+    throw new CliError(
+      EXIT.usage,
+      `target weights ${weights.target} and draft weights ${weights.draft} run on different backends (${formatsOf(
+        weights,
+      )
+        .map((f) => `${f}: ${FORMAT_BACKEND[f]}`)
+        .join(', ')}); one backend runs both models`,
+    );
+  }
+  if (flags.backend !== undefined || needed.length === 0 || io.env.SPECSTREAM_BACKEND) return flags.backend;
+  return needed[0];
+}
+
+/** initBackend, with the flag named when the backend was the weights' choice and cannot start. */
+async function startBackend(flags: GenerateFlags, weights: Weights, io: CliIo): Promise<void> {
+  const backend = backendFor(flags, weights, io);
+  try {
+    await initBackend({ backend });
+  } catch (error) {
+    if (backend === flags.backend || backend === undefined) throw error;
+    const [flag, format] =
+      weights.target !== 'f32' ? ['--weights', weights.target] : ['--draft-weights', weights.draft];
+    throw new CliError(
+      EXIT.usage,
+      `${flag} ${format} runs on the ${backend} backend, which cannot start here: ${oneLine(error)}`,
+    );
+  }
 }
 
 /** Before any weight is read: core's own reason when the backend's kernel sets cannot run a format. */
@@ -151,7 +184,7 @@ function checkWeightsRunHere(weights: Weights, flags: GenerateFlags): void {
       if (!(error instanceof InvalidArgumentError)) throw error;
       throw new CliError(
         EXIT.usage,
-        `${flag} ${format} on the ${currentBackend()} backend: ${error.message}; pass --backend wasm`,
+        `${flag} ${format} on the ${currentBackend()} backend: ${error.message}; pass --backend ${FORMAT_BACKEND[format]}`,
       );
     }
   }
@@ -226,7 +259,7 @@ async function measureSpeedup(
 
 /** For the stats line: nothing for f32 weights (the default), else each model's format. */
 function weightsLabel(w: Weights): string | undefined {
-  if (!quantized(w)) return undefined;
+  if (formatsOf(w).length === 0) return undefined;
   return w.draft === undefined || w.draft === w.target
     ? `${w.target} weights`
     : `${w.target} weights, draft ${w.draft}`;
