@@ -24,6 +24,12 @@ import {
   runQuantModelBench,
   writeQuantModelResults,
 } from '../bench/quant-model/quant-model-bench.js';
+import {
+  runServerBench,
+  SERVER_ARGS,
+  serverSettings,
+  writeServerResults,
+} from '../bench/server/server-bench.js';
 import { runCoreBench } from '../packages/core/bench/core-bench.js';
 import { quantBenchTable, runQuantBench } from '../packages/core/bench/quant-bench.js';
 import { runLoadBench } from '../packages/models/bench/load-bench.js';
@@ -49,6 +55,8 @@ const { values } = parseArgs({
     ...QUANT_MODEL_ARGS,
     // --only peers: specstream against node-llama-cpp on CPU (bench/peers/peers-bench.ts lists its flags).
     ...PEERS_ARGS,
+    // --only server: `specstream serve` under 1 and 16 streams (bench/server/server-bench.ts lists its flags).
+    ...SERVER_ARGS,
   },
 });
 
@@ -73,7 +81,8 @@ const quant: Record<string, unknown> = { date: results.date, node: process.versi
 const quantModelOptions = suites.has('quant-model') ? quantModelSettings(values) : undefined;
 let quantModel: QuantModelResult | { skipped: string } | undefined;
 // --only peers (not in the default set) runs on CPU, a child process per contender: no backend here.
-const peersAlone = suites.size === 1 && suites.has('peers');
+// --only server (not in the default set) runs the server in a child process: no backend here either.
+const peersAlone = [...suites].every((suite) => suite === 'peers' || suite === 'server');
 for (const name of (peersAlone ? [] : values.backends.split(',')) as BackendName[]) {
   try {
     await initBackend({ backend: name });
@@ -224,6 +233,12 @@ if (suites.has('peers')) {
   const peers = await runPeersBench(peersSettings(values), log);
   printPeers(peers, console.log);
   writePeersResults(peers, console.log);
+}
+
+if (suites.has('server')) {
+  console.log('\n== server: specstream serve on the shipped pair (wasm, child process), streaming clients');
+  const server = await runServerBench(serverSettings(values), log);
+  writeServerResults(server, console.log);
 }
 
 if (suites.has('load')) {

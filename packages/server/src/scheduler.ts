@@ -472,7 +472,12 @@ export class Scheduler {
   private policy(batch: number): KPolicy {
     let policy = this.policies.get(batch);
     if (policy === undefined) {
-      policy = this.fixedK !== undefined ? fixedK(this.fixedK) : adaptiveK();
+      // A verify pass costs about rows × positions once the batch is arithmetic-bound (the CPU
+      // kernels: 16 rows × 5 positions took 3.5× 16 × 1), so wide batches draft less: k ≤ 8 / rows
+      // (at least 1; 0, a plain step, is always a choice). Its first probes then stay cheap too.
+      const maxK = Math.max(1, Math.floor(8 / batch));
+      policy =
+        this.fixedK !== undefined ? fixedK(this.fixedK) : adaptiveK({ maxK, initialK: Math.min(4, maxK) });
       this.policies.set(batch, policy);
     }
     return policy;

@@ -1,0 +1,262 @@
+// `pnpm bench --only server` (opt-in): `specstream serve` on the shipped pair in a child process,
+// streaming clients in this one. Total tokens/s at 1 and 16 concurrent streams, inter-token gaps
+// (between successive deliveries to one stream: a speculative step may deliver several tokens at
+// once, so a gap is what a reader of the stream waits), time to first token under load.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+export const SERVER_ARGS = {
+  'server-streams': { type: 'string' },
+  'server-requests': { type: 'string' },
+  'server-tokens': { type: 'string' },
+  'server-max-batch': { type: 'string' },
+} as const;
+
+export interface ServerBenchSettings {
+  /** Concurrent streams per scenario (default 1 and 16). */
+  streams: number[];
+  /** Requests each stream sends one after another (default 4). */
+  requests: number;
+  /** max_tokens of each request (default 64); greedy, so a request may stop earlier at EOS. */
+  tokens: number;
+  maxBatch: number;
+  /** Model folders (default: the shipped pair in models/; SPECSTREAM_SHIPPED_MODELS names another copy). */
+  modelsDir: string;
+}
+
+export function serverSettings(values: Record<string, unknown>): ServerBenchSettings {
+  const number = (key: string, fallback: number) =>
+    values[key] === undefined ? fallback : Number(values[key] as string);
+  const streams =
+    values['server-streams'] === undefined
+      ? [1, 16]
+      : String(values['server-streams']).split(',').map(Number);
+  return {
+    streams,
+    requests: number('server-requests', 4),
+    tokens: number('server-tokens', 64),
+    maxBatch: number('server-max-batch', 16),
+    modelsDir: process.env.SPECSTREAM_SHIPPED_MODELS ?? join(ROOT, 'models'),
+  };
+}
+
+export interface ScenarioResult {
+  streams: number;
+  requests: number;
+  tokens: number;
+  seconds: number;
+  tokensPerSecond: number;
+  /** Between deliveries to one stream, ms. */
+  interToken: { p50: number; p90: number; p99: number; max: number };
+  /** From sending a request to its first text, ms. */
+  ttft: { p50: number; p90: number; p99: number; max: number };
+  loadBefore: number;
+  loadAfter: number;
+}
+
+export interface ServerBenchResult {
+  date: string;
+  node: string;
+  settings: ServerBenchSettings;
+  scenarios: ScenarioResult[];
+  /** Scraped from /metrics after the runs. */
+  acceptanceRate?: number;
+  goals?: { tokensPerSecondRatio: number; interTokenP99Ratio: number; ratioMet: boolean; p99Met: boolean };
+}
+
+function quantiles(values: number[]) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const q = (p: number) =>
+    sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+  return { p50: q(0.5), p90: q(0.9), p99: q(0.99), max: sorted.at(-1) ?? 0 };
+}
+
+/** Starts `specstream serve` from the sources on a free port; resolves to its URL. */
+async function startServe(s: ServerBenchSettings): Promise<{ child: ChildProcess; url: string }> {
+  const args = [
+    '--conditions=@specstream/source',
+    '--import',
+    'tsx',
+    'packages/cli/src/bin.ts',
+    'serve',
+    '--port',
+    '0',
+    '--backend',
+    'wasm',
+    '--max-batch',
+    String(s.maxBatch),
+    '--max-queue',
+    '256',
+    '--model',
+    join(s.modelsDir, 'specstream-docs-target'),
+    '--draft',
+    join(s.modelsDir, 'specstream-docs-draft'),
+    '--model-id',
+    'bench',
+  ];
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString('utf8');
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString('utf8');
+      const match = /at (http:\/\/\S+)/.exec(out);
+      if (match) resolve(match[1]);
+    });
+    child.on('exit', (code) => reject(new Error(`specstream serve exited with ${code}: ${stderr.trim()}`)));
+  });
+  return { child, url };
+}
+
+/** One streamed completion: its tokens, first-text time and the gaps between deliveries. */
+async function streamOne(url: string, prompt: string, tokens: number) {
+  const sent = performance.now();
+  const response = await fetch(`${url}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: 'bench',
+      prompt,
+      max_tokens: tokens,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    }),
+  });
+  if (!response.ok || response.body === null)
+    throw new Error(`HTTP ${response.status}: ${await response.text()}`);
+  const decoder = new TextDecoder();
+  let buffer = '';
+  let first: number | undefined;
+  let last: number | undefined;
+  const gaps: number[] = [];
+  let completion = 0;
+  for await (const bytes of response.body) {
+    buffer += decoder.decode(bytes as Uint8Array, { stream: true });
+    let end = buffer.indexOf('\n\n');
+    while (end >= 0) {
+      const event = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      end = buffer.indexOf('\n\n');
+      const data = event.replace(/^data: /, '');
+      if (data === '[DONE]') continue;
+      const chunk = JSON.parse(data) as {
+        choices: { text: string }[];
+        usage?: { completion_tokens: number };
+      };
+      if (chunk.usage) completion = chunk.usage.completion_tokens;
+      if (chunk.choices.some((c) => c.text !== '')) {
+        const now = performance.now();
+        if (first === undefined) first = now - sent;
+        else gaps.push(now - last!);
+        last = now;
+      }
+    }
+  }
+  return { tokens: completion, ttft: first ?? 0, gaps };
+}
+
+async function scenario(url: string, prompts: string[], streams: number, s: ServerBenchSettings) {
+  const gaps: number[] = [];
+  const ttfts: number[] = [];
+  let tokens = 0;
+  let next = 0;
+  const loadBefore = loadavg()[0];
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: streams }, async () => {
+      for (let i = 0; i < s.requests; i++) {
+        const prompt = prompts[next++ % prompts.length];
+        const one = await streamOne(url, prompt, s.tokens);
+        tokens += one.tokens;
+        ttfts.push(one.ttft);
+        gaps.push(...one.gaps);
+      }
+    }),
+  );
+  const seconds = (performance.now() - start) / 1000;
+  return {
+    streams,
+    requests: streams * s.requests,
+    tokens,
+    seconds,
+    tokensPerSecond: tokens / seconds,
+    interToken: quantiles(gaps),
+    ttft: quantiles(ttfts),
+    loadBefore,
+    loadAfter: loadavg()[0],
+  };
+}
+
+export async function runServerBench(
+  s: ServerBenchSettings,
+  log: (line: string) => void,
+): Promise<ServerBenchResult> {
+  const held = JSON.parse(readFileSync(join(ROOT, 'models', 'heldout-prompts.json'), 'utf8')) as {
+    prompts: string[];
+  };
+  // Held-out paragraphs, cut to about 40 tokens of prompt each.
+  const prompts = held.prompts.map((p) => p.slice(0, 160));
+  const { child, url } = await startServe(s);
+  const result: ServerBenchResult = {
+    date: new Date().toISOString(),
+    node: process.version,
+    settings: s,
+    scenarios: [],
+  };
+  try {
+    log(`server at ${url} (shipped pair, wasm, max batch ${s.maxBatch}); warming up`);
+    await scenario(url, prompts, Math.min(4, Math.max(...s.streams)), { ...s, requests: 1, tokens: 16 });
+    for (const streams of s.streams) {
+      const r = await scenario(url, prompts, streams, s);
+      result.scenarios.push(r);
+      log(
+        `${String(streams).padStart(2)} streams: ${r.tokens} tokens in ${r.seconds.toFixed(1)} s = ${r.tokensPerSecond.toFixed(0)} tokens/s; ` +
+          `inter-token p50 ${r.interToken.p50.toFixed(1)} p99 ${r.interToken.p99.toFixed(1)} ms; ` +
+          `TTFT p50 ${r.ttft.p50.toFixed(0)} p99 ${r.ttft.p99.toFixed(0)} ms; load ${r.loadBefore.toFixed(2)} -> ${r.loadAfter.toFixed(2)}`,
+      );
+    }
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    const alpha = /^specstream_acceptance_rate (\S+)$/m.exec(metrics)?.[1];
+    if (alpha !== undefined) result.acceptanceRate = Number(alpha);
+  } finally {
+    child.kill('SIGTERM');
+  }
+  const one = result.scenarios.find((r) => r.streams === 1);
+  const many = result.scenarios.find((r) => r.streams === 16);
+  if (one && many) {
+    const tokensPerSecondRatio = many.tokensPerSecond / one.tokensPerSecond;
+    const interTokenP99Ratio = many.interToken.p99 / one.interToken.p99;
+    result.goals = {
+      tokensPerSecondRatio,
+      interTokenP99Ratio,
+      ratioMet: tokensPerSecondRatio >= 4,
+      p99Met: interTokenP99Ratio <= 3,
+    };
+    log(
+      `goals: 16 streams ${tokensPerSecondRatio.toFixed(2)}x one stream's tokens/s (goal >= 4: ${result.goals.ratioMet ? 'met' : 'NOT met'}); ` +
+        `p99 inter-token ${interTokenP99Ratio.toFixed(2)}x (goal <= 3: ${result.goals.p99Met ? 'met' : 'NOT met'})`,
+    );
+  }
+  return result;
+}
+
+export function writeServerResults(r: ServerBenchResult, log: (line: string) => void): void {
+  mkdirSync(join(ROOT, 'bench-results'), { recursive: true });
+  writeFileSync(join(ROOT, 'bench-results', 'server.json'), `${JSON.stringify(r, null, 2)}\n`);
+  log('wrote bench-results/server.json');
+}
+
+// Run directly: node --conditions=@specstream/source --import tsx bench/server/server-bench.ts
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const result = await runServerBench(serverSettings({}), (line) => console.log(`  ${line}`));
+  writeServerResults(result, console.log);
+}
