@@ -18,6 +18,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import {
+  cpSync,
   existsSync,
   mkdirSync,
   readdirSync,
@@ -27,7 +28,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exportGguf, type GgufExportType, loadTokenizer } from '@specstream/models';
 import { markdownTable, replaceMarkedSection } from '../../packages/speculative/bench/pair-report.js';
@@ -222,6 +223,21 @@ function gitCommit(): { hash: string; dirty: boolean | null } {
   }
 }
 
+/** A copy of a model folder's files under `root` (timestamps kept: the GGUF exports stay fresh). */
+function snapshot(folder: string, root: string): string {
+  const dest = join(root, basename(resolve(folder)));
+  mkdirSync(dest, { recursive: true });
+  for (const name of readdirSync(folder)) {
+    const from = join(folder, name);
+    const to = join(dest, name);
+    const a = statSync(from);
+    if (!a.isFile()) continue;
+    if (existsSync(to) && statSync(to).size === a.size && statSync(to).mtimeMs === a.mtimeMs) continue;
+    cpSync(from, to, { preserveTimestamps: true });
+  }
+  return dest;
+}
+
 const newest = (dir: string) => Math.max(...readdirSync(dir).map((f) => statSync(join(dir, f)).mtimeMs));
 
 /** `folder` as GGUF `type` under `dir`, reused while it is newer than every file of the folder. */
@@ -319,7 +335,11 @@ export async function runPeersBench(s: PeersSettings, log: (line: string) => voi
   mkdirSync(ggufDir, { recursive: true });
 
   // Token ids, made once here: every contender gets the same ids (no tokenizer in the children).
-  const tokenizer = await loadTokenizer(s.target);
+  // The children read copies: scripts/gpu/pack.sh moves models/ away while it bundles for the
+  // GPU machine, and a run that outlives such a moment must not lose its models halfway.
+  const target = snapshot(s.target, join(s.dir, 'pair'));
+  const draft = snapshot(s.draft, join(s.dir, 'pair'));
+  const tokenizer = await loadTokenizer(target);
   const texts = (JSON.parse(readFileSync(s.prompts, 'utf8')) as { prompts: string[] }).prompts;
   const decodePrompts = (count: number) =>
     texts.slice(0, count).map((t) => tokenizer.encode(t).slice(0, s.promptTokens));
@@ -345,15 +365,15 @@ export async function runPeersBench(s: PeersSettings, log: (line: string) => voi
 
   const pairTypes: GgufExportType[] = ['f32', 'f16', 'q8_0', 'q4_0'];
   const gguf: Record<string, Record<string, string>> = { target: {}, draft: {}, big: {} };
-  for (const type of pairTypes) gguf.target[type] = await ggufOf(s.target, 'target', type, ggufDir, log);
+  for (const type of pairTypes) gguf.target[type] = await ggufOf(target, 'target', type, ggufDir, log);
   for (const type of ['f32', 'f16'] as const)
-    gguf.draft[type] = await ggufOf(s.draft, 'draft', type, ggufDir, log);
-  const vocab = (JSON.parse(readFileSync(join(s.target, 'config.json'), 'utf8')) as { vocab_size: number })
+    gguf.draft[type] = await ggufOf(draft, 'draft', type, ggufDir, log);
+  const vocab = (JSON.parse(readFileSync(join(target, 'config.json'), 'utf8')) as { vocab_size: number })
     .vocab_size;
   const shape = randomLlamaShape(s.big.layers, s.big.hidden, vocab);
   let bigDir: string | undefined;
   if (s.big.layers > 0) {
-    bigDir = await writeRandomLlama(s.dir, shape, s.target, log);
+    bigDir = await writeRandomLlama(s.dir, shape, target, log);
     for (const type of pairTypes) gguf.big[type] = await ggufOf(bigDir, 'big', type, ggufDir, log);
   }
 
@@ -384,8 +404,8 @@ export async function runPeersBench(s: PeersSettings, log: (line: string) => voi
         id,
         library,
         draftMinTokens,
-        model: ours ? resolve(big ? bigDir! : s.target) : (big ? gguf.big : gguf.target)[ggufType],
-        draftModel: drafter !== 'draft' ? undefined : ours ? resolve(s.draft) : gguf.draft[ggufType],
+        model: ours ? resolve(big ? bigDir! : target) : (big ? gguf.big : gguf.target)[ggufType],
+        draftModel: drafter !== 'draft' ? undefined : ours ? resolve(draft) : gguf.draft[ggufType],
         weights,
         drafter,
         threads,
@@ -592,9 +612,10 @@ export async function runPeersBench(s: PeersSettings, log: (line: string) => voi
     draft: { path: s.draft, parameters: 0, description: 'the shipped draft (trained)', gguf: gguf.draft },
   };
   for (const m of ['target', 'draft'] as const) {
-    const idx = readdirSync(models[m].path).filter((f) => f.endsWith('.safetensors'));
+    const copy = m === 'target' ? target : draft;
+    const idx = readdirSync(copy).filter((f) => f.endsWith('.safetensors'));
     // float16 checkpoints: 2 bytes a parameter.
-    models[m].parameters = round(idx.reduce((n, f) => n + statSync(join(models[m].path, f)).size, 0) / 2, 0);
+    models[m].parameters = round(idx.reduce((n, f) => n + statSync(join(copy, f)).size, 0) / 2, 0);
   }
   if (bigDir) {
     models.big = {
