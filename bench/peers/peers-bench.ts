@@ -52,7 +52,7 @@ export const PEERS_ARGS = {
   'peers-ttft-reps': { type: 'string', default: '3' },
   /** Threads of both libraries (SPECSTREAM_THREADS; node-llama-cpp's maxThreads and threads). */
   'peers-threads': { type: 'string', default: '2' },
-  /** Thread counts whose F32 contenders run again ('' for none). */
+  /** Thread counts whose contenders all run again ('' for none). */
   'peers-extra-threads': { type: 'string', default: '1' },
   /** The random memory-bound model: layers (0: none) and hidden size; vocabulary the pair's. */
   'peers-big-layers': { type: 'string', default: '12' },
@@ -435,13 +435,16 @@ export async function runPeersBench(s: PeersSettings, log: (line: string) => voi
     add(model, 'specstream', 'q4', 'none', threads);
     add(model, 'llama.cpp', 'Q4_0', 'none', threads);
   };
-  f32Set('pair', s.threads, ['none', 'draft', 'lookup'], true);
-  quantSet('pair', s.threads);
-  for (const t of s.extraThreads) f32Set('pair', t, ['none', 'draft', 'lookup'], false);
+  // Every contender at every thread count: node-llama-cpp's best count differs from ours here.
+  for (const t of [s.threads, ...s.extraThreads]) {
+    f32Set('pair', t, ['none', 'draft', 'lookup'], true);
+    quantSet('pair', t);
+  }
   if (bigDir) {
-    f32Set('big', s.threads, ['none'], true);
-    quantSet('big', s.threads);
-    for (const t of s.extraThreads) f32Set('big', t, ['none'], false);
+    for (const t of [s.threads, ...s.extraThreads]) {
+      f32Set('big', t, ['none'], true);
+      quantSet('big', t);
+    }
   }
 
   log(
@@ -548,38 +551,94 @@ export async function runPeersBench(s: PeersSettings, log: (line: string) => voi
           contenderName({ library: 'llama.cpp', weights: theirs, drafter, threads, draftMinTokens: min }),
     );
   const goals: PeersResult['goals'] = [];
-  const plainF32 = ratio('pair', 'none', 'F32');
-  // Against node-llama-cpp's faster draft configuration (the smaller ratio).
-  const draftF32 = [ratio('pair', 'draft', 'F32'), ratio('pair', 'draft', 'F32', s.llamaDraftMin)]
-    .filter((r): r is PeerRatio => r !== undefined)
-    .reduce<PeerRatio | undefined>((a, b) => (a === undefined || b.decode < a.decode ? b : a), undefined);
-  if (plainF32) {
-    goals.push({
-      goal: `plain F32 decode ≥ 1.0 × node-llama-cpp (pair, ${s.threads} threads)`,
-      measured: `${plainF32.decode.toFixed(2)}×`,
-      met: plainF32.decode >= 1,
-    });
-  }
-  if (draftF32) {
-    goals.push({
-      goal: `with the draft ≥ 1.2 × node-llama-cpp with the same draft (pair, F32, ${s.threads} threads; its faster predictor setting)`,
-      measured: `${draftF32.decode.toFixed(2)}× (vs ${draftF32.llamaCpp})`,
-      met: draftF32.decode >= 1.2,
-    });
-  }
-  if (plainF32) {
-    for (const [n, r] of Object.entries(plainF32.ttft)) {
+  const threadCounts = [s.threads, ...s.extraThreads];
+  for (const threads of threadCounts) {
+    const at = `pair, F32, ${threads} thread${threads === 1 ? '' : 's'} each`;
+    const plainF32 = ratio('pair', 'none', 'F32', undefined, threads);
+    // Against node-llama-cpp's faster draft configuration (the smaller ratio).
+    const draftF32 = [
+      ratio('pair', 'draft', 'F32', undefined, threads),
+      ratio('pair', 'draft', 'F32', s.llamaDraftMin, threads),
+    ]
+      .filter((r): r is PeerRatio => r !== undefined)
+      .reduce<PeerRatio | undefined>((a, b) => (a === undefined || b.decode < a.decode ? b : a), undefined);
+    if (plainF32) {
       goals.push({
-        goal: `TTFT at ${n} tokens ≤ node-llama-cpp's (pair, F32, ${s.threads} threads)`,
-        measured: `${r.toFixed(2)}×`,
-        met: r <= 1,
+        goal: `plain decode ≥ 1.0 × node-llama-cpp (${at})`,
+        measured: `${plainF32.decode.toFixed(2)}×`,
+        met: plainF32.decode >= 1,
       });
     }
-    goals.push({
-      goal: 'greedy outputs identical on F32 (pair, plain)',
-      measured: `${plainF32.sameTokens} prompts`,
-      met: plainF32.sameTokens.split('/')[0] === plainF32.sameTokens.split('/')[1],
-    });
+    if (draftF32) {
+      goals.push({
+        goal: `with the draft ≥ 1.2 × node-llama-cpp with the same draft (${at}; its faster predictor setting)`,
+        measured: `${draftF32.decode.toFixed(2)}× (vs ${draftF32.llamaCpp})`,
+        met: draftF32.decode >= 1.2,
+      });
+    }
+    if (plainF32) {
+      for (const [n, r] of Object.entries(plainF32.ttft)) {
+        goals.push({
+          goal: `TTFT at ${n} tokens ≤ node-llama-cpp's (${at})`,
+          measured: `${r.toFixed(2)}×`,
+          met: r <= 1,
+        });
+      }
+      const [same, of] = plainF32.sameTokens.split('/');
+      goals.push({
+        goal: `greedy outputs identical (${at}, plain)`,
+        measured: `${plainF32.sameTokens} prompts`,
+        met: same === of,
+      });
+    }
+  }
+  // Each library at its own best thread count: what a user who tunes threads gets.
+  if (threadCounts.length > 1) {
+    const best = (library: Library, weights: string, drafter: Drafter, mins: (number | undefined)[]) =>
+      threadCounts
+        .flatMap((t) => mins.map((m) => find('pair', library, weights, drafter, t, m)))
+        .filter((r) => r !== undefined)
+        .reduce<ReturnType<typeof find>>(
+          (a, b) => (a === undefined || b.result.decode.tokensPerS > a.result.decode.tokensPerS ? b : a),
+          undefined,
+        );
+    const describe = (x: { planned: Planned }) => contenderName(x.planned);
+    const oursPlain = best('specstream', 'f32', 'none', [undefined]);
+    const theirsPlain = best('llama.cpp', 'F32', 'none', [undefined]);
+    if (oursPlain && theirsPlain) {
+      const x = oursPlain.result.decode.tokensPerS / theirsPlain.result.decode.tokensPerS;
+      goals.push({
+        goal: 'plain decode ≥ 1.0 × node-llama-cpp (pair, F32, each at its best thread count)',
+        measured: `${x.toFixed(2)}× (${describe(oursPlain)} vs ${describe(theirsPlain)})`,
+        met: x >= 1,
+      });
+    }
+    const oursDraft = best('specstream', 'f32', 'draft', [undefined]);
+    const theirsDraft = best('llama.cpp', 'F32', 'draft', [undefined, s.llamaDraftMin]);
+    if (oursDraft && theirsDraft) {
+      const x = oursDraft.result.decode.tokensPerS / theirsDraft.result.decode.tokensPerS;
+      goals.push({
+        goal: 'with the draft ≥ 1.2 × node-llama-cpp with the same draft (pair, F32, each at its best thread count and setting)',
+        measured: `${x.toFixed(2)}× (${describe(oursDraft)} vs ${describe(theirsDraft)})`,
+        met: x >= 1.2,
+      });
+    }
+    const ttftBest = (library: Library, weights: string, i: number) =>
+      Math.min(
+        ...threadCounts
+          .map((t) => find('pair', library, weights, 'none', t)?.result.ttft[i]?.medianMs)
+          .filter((x): x is number => x !== undefined),
+      );
+    for (const [i, n] of s.ttftTokens.entries()) {
+      const ours = ttftBest('specstream', 'f32', i);
+      const theirs = ttftBest('llama.cpp', 'F32', i);
+      if (!Number.isFinite(ours) || !Number.isFinite(theirs)) continue;
+      goals.push({
+        goal: `TTFT at ${n} tokens ≤ node-llama-cpp's (pair, F32, each at its best thread count)`,
+        measured: `${(ours / theirs).toFixed(2)}× (${ours.toFixed(1)} vs ${theirs.toFixed(1)} ms)`,
+        met: ours <= theirs,
+      });
+    }
   }
 
   const notes: string[] = [];
@@ -588,7 +647,7 @@ export async function runPeersBench(s: PeersSettings, log: (line: string) => voi
     const other = find('pair', 'llama.cpp', 'F32', 'none', t);
     if (main && other && other.result.decode.tokensPerS > main.result.decode.tokensPerS) {
       notes.push(
-        `node-llama-cpp decodes the pair faster with ${t} thread${t === 1 ? '' : 's'} (${other.result.decode.tokensPerS.toFixed(1)} tok/s) than with ${s.threads} (${main.result.decode.tokensPerS.toFixed(1)}): its workers spin-wait at every barrier of the graph, and with as many threads as cores any other load on the machine stalls them; the ${t}-thread rows are the fairer comparison on a busy machine.`,
+        `node-llama-cpp decodes the pair faster with ${t} thread${t === 1 ? '' : 's'} (${other.result.decode.tokensPerS.toFixed(1)} tok/s) than with ${s.threads} (${main.result.decode.tokensPerS.toFixed(1)}), while its prefill gains from ${s.threads} (TTFT ${main.result.ttft.map((x) => x.medianMs.toFixed(0)).join('/')} against ${other.result.ttft.map((x) => x.medianMs.toFixed(0)).join('/')} ms): its ggml workers spin-wait between the graph's ops, and with as many threads as cores a decode step's short ops wait on whichever thread the OS has parked (Node's own thread included). Compare at ${t} thread${t === 1 ? '' : 's'} too, and each library at its best thread count (the goal rows say both).`,
       );
     }
   }
@@ -599,6 +658,46 @@ export async function runPeersBench(s: PeersSettings, log: (line: string) => voi
       );
     }
   }
+
+  // Where the time goes, in the units that bound it: prefill is arithmetic (2 × parameters ×
+  // tokens; attention left out), a big-model decode step reads every weight once (the GGUF file
+  // of the row's type stands for the bytes either library reads per token).
+  const pairParams =
+    readdirSync(target)
+      .filter((f) => f.endsWith('.safetensors'))
+      .reduce((n, f) => n + statSync(join(target, f)).size, 0) / 2;
+  const longIndex = s.ttftTokens.indexOf(longest);
+  const prefill = rows
+    .filter(
+      (row) => row.model === 'pair' && row.drafter === 'none' && row.ttftMs[String(longest)] !== undefined,
+    )
+    .map(
+      (row) =>
+        `${contenderName(row)} ${((2 * pairParams * longest) / (row.ttftMs[String(longest)] / 1000) / 1e9).toFixed(0)}`,
+    );
+  if (longIndex >= 0 && prefill.length > 0)
+    notes.push(
+      `Prefill of ${longest} tokens on the pair, GFLOP/s (2 × ${(pairParams / 1e6).toFixed(1)}M parameters × ${longest} tokens over TTFT): ${prefill.join(', ')}.`,
+    );
+  const ggufType: Record<string, string> = {
+    f32: 'f32',
+    q8: 'q8_0',
+    q4: 'q4_0',
+    F32: 'f32',
+    F16: 'f16',
+    Q8_0: 'q8_0',
+    Q4_0: 'q4_0',
+  };
+  const bandwidth = rows
+    .filter((row) => row.model === 'big' && gguf.big[ggufType[row.weights]])
+    .map(
+      (row) =>
+        `${contenderName(row)} ${((statSync(gguf.big[ggufType[row.weights]]).size * row.tokensPerS) / 1e9).toFixed(1)}`,
+    );
+  if (bandwidth.length > 0)
+    notes.push(
+      `Decode of the random model, GB/s of weights read (the GGUF file of the row's type × tok/s): ${bandwidth.join(', ')}.`,
+    );
 
   const first = results.values().next().value;
   const cpuList = cpus();
@@ -718,7 +817,7 @@ export function peersMarkdownSection(r: PeersResult): string {
   const lines = [
     '## Peers: specstream against node-llama-cpp on CPU',
     '',
-    `\`pnpm bench --only peers\` runs each contender in a child process of its own, one after another (the two libraries alternating), on the same prompt token ids and token counts, greedy (temperature 0), batch 1. specstream runs on the wasm backend with core's wasm kernels (f32 weights, or q8/q4 through \`loadModel(dir, { weights })\`); node-llama-cpp runs its prebuilt CPU binary on the same weights exported by \`exportGguf\` (F32, F16, Q8_0, Q4_0), raw token ids through a context sequence, KV cache ${s.kvCache}, flash attention ${s.flashAttention ? 'on' : 'off'}. "+draft": specstream's \`speculativeGenerate\` with the shipped draft and \`adaptiveK()\` (the CLI's default), node-llama-cpp's \`DraftSequenceTokenPredictor\` on the same draft (its defaults); "+lookup": \`promptLookupDrafter()\` and \`InputLookupTokenPredictor\` (defaults). Decode tok/s: tokens after the first over the time from the first token to the last; TTFT: from the call to the first token (the whole prompt's prefill), median of ${s.ttftReps} runs (${s.big.ttftReps} on the random model) after one unrecorded warm-up. Peak RSS: \`process.resourceUsage().maxRSS\` of the contender's process at its end (Node, the library, the model(s) and the run: mmapped GGUF pages count once touched); growth is that minus the RSS right after the library started, before any model loaded. α: accepted drafted tokens over drafted (llama.cpp: validated / (validated + refuted) predictions). "= plain": prompts whose greedy output is token-identical to the same library's plain run; "same tokens": prompts on which both libraries produce the same ids. Flags: \`--peers-prompts-count\` (8), \`--peers-tokens\` (96), \`--peers-ttft-tokens\` (24,500), \`--peers-threads\` (2), \`--peers-extra-threads\` (1), \`--peers-big-layers\` (12, 0: no random model), \`--peers-big-hidden\` (1024), \`--peers-big-prompts-count\` (4), \`--peers-big-tokens\` (48), \`--peers-kv\` (f32), \`--peers-flash-attention\`, \`--peers-filter\`; JSON with every number and every output in \`bench-results/peers.json\`. The GPU counterpart (transformers on torch) is \`tools/peers/transformers_peers.py\`.`,
+    `\`pnpm bench --only peers\` runs each contender in a child process of its own, one after another (the two libraries alternating), on the same prompt token ids and token counts, greedy (temperature 0), batch 1. specstream runs on the wasm backend with core's wasm kernels (f32 weights, or q8/q4 through \`loadModel(dir, { weights })\`); node-llama-cpp runs its prebuilt CPU binary on the same weights exported by \`exportGguf\` (F32, F16, Q8_0, Q4_0), raw token ids through a context sequence, KV cache ${s.kvCache}, flash attention ${s.flashAttention ? 'on' : 'off'}. "+draft": specstream's \`speculativeGenerate\` with the shipped draft and \`adaptiveK()\` (the CLI's default), node-llama-cpp's \`DraftSequenceTokenPredictor\` on the same draft (its defaults, as its own CLI uses it, and with \`minTokens\` ${s.llamaDraftMin ?? '–'}: with the default 0 the target never waits for the draft, which on a CPU the two share rarely gets ahead); "+lookup": \`promptLookupDrafter()\` and \`InputLookupTokenPredictor\` (defaults). Decode tok/s: tokens after the first over the time from the first token to the last; TTFT: from the call to the first token (the whole prompt's prefill), median of ${s.ttftReps} runs (${s.big.ttftReps} on the random model) after one unrecorded warm-up. Peak RSS: \`process.resourceUsage().maxRSS\` of the contender's process at its end (Node, the library, the model(s) and the run: mmapped GGUF pages count once touched); growth is that minus the RSS right after the library started, before any model loaded. α: accepted drafted tokens over drafted (llama.cpp: validated / (validated + refuted) predictions). "= plain": prompts whose greedy output is token-identical to the same library's plain run; "same tokens": prompts on which both libraries produce the same ids. Flags: \`--peers-prompts-count\` (8), \`--peers-tokens\` (96), \`--peers-ttft-tokens\` (24,500), \`--peers-threads\` (2), \`--peers-extra-threads\` (1: every contender again at that count; ×N in a row is its threads, SPECSTREAM_THREADS for specstream, \`maxThreads\` and \`threads\` for node-llama-cpp), \`--peers-llama-draft-min\` (1), \`--peers-max-seconds\` (45: a contender's decoding stops after the prompt that crosses it), \`--peers-big-layers\` (12, 0: no random model), \`--peers-big-hidden\` (1024), \`--peers-big-prompts-count\` (4), \`--peers-big-tokens\` (48), \`--peers-kv\` (f32), \`--peers-flash-attention\`, \`--peers-filter\`; JSON with every number and every output in \`bench-results/peers.json\`. The GPU counterpart (transformers on torch) is \`tools/peers/transformers_peers.py\`.`,
     '',
     `- Machine: ${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.memoryGB} GiB · load average ${r.machine.loadBefore.join(' / ')} before the run, ${r.machine.loadAfter.join(' / ')} after (the machine is shared) · commit \`${r.commit.hash}\`${dirty} · ${r.date} · Node ${r.node}`,
     `- Versions: specstream ${r.versions.specstream ?? '?'} (wasm backend, core's wasm kernels, SPECSTREAM_THREADS = the row's threads), node-llama-cpp ${r.versions['node-llama-cpp'] ?? '?'}${build?.release ? ` (its ${build.buildType ?? ''} CPU binary of llama.cpp, release tag ${build.release}; CPU features ${build.systemInfo ?? '?'})` : ''}, threads = the row's ×N for both.`,
