@@ -25,6 +25,8 @@ import {
   kernelThreadCount,
   prefill,
   randomCausalLmWeights,
+  type SequenceScores,
+  scoreSequences,
   weightArena,
 } from '@specstream/core';
 import { loadCausalLm, loadTokenizer } from '@specstream/models';
@@ -197,49 +199,27 @@ interface Quality {
   top1Agreement: number;
 }
 
-function predictions(model: CausalLm, sequences: number[][]): { top1: number[]; ce: number[] } {
-  const V = model.vocabSize;
-  const top1: number[] = [];
-  const ce: number[] = [];
-  for (const ids of sequences) {
-    const state = model.createState({ batch: 1, maxLength: ids.length });
-    const { logits } = model.extendStep(state, [ids]);
-    const values = logits.dataSync() as Float32Array;
-    logits.dispose();
-    model.disposeState(state);
-    for (let t = 0; t < ids.length; t++) {
-      const row = values.subarray(t * V, (t + 1) * V);
-      let best = 0;
-      for (let i = 1; i < V; i++) if (row[i] > row[best]) best = i;
-      top1.push(best);
-      if (t + 1 === ids.length) continue;
-      let sum = 0;
-      for (let i = 0; i < V; i++) sum += Math.exp(row[i] - row[best]);
-      ce.push(Math.log(sum) + row[best] - row[ids[t + 1]]);
-    }
-  }
-  return { top1, ce };
-}
-
-function quality(
+async function quality(
   models: [QuantModelFormat, CausalLm, number][],
   texts: Record<Quality['text'], number[][]>,
-): Quality[] {
+): Promise<Quality[]> {
   const rows: Quality[] = [];
   for (const [text, sequences] of Object.entries(texts) as [Quality['text'], number[][]][]) {
-    const each = models.map(([weights, model]) => ({ weights, ...predictions(model, sequences) }));
-    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const each: ({ weights: QuantModelFormat } & SequenceScores)[] = [];
+    for (const [weights, model] of models)
+      each.push({ weights, ...(await scoreSequences(model, sequences)) });
+    const mean = (xs: Float64Array) => xs.reduce((a, b) => a + b, 0) / xs.length;
     const base = each[0];
     for (const p of each) {
-      const ce = mean(p.ce);
+      const ce = mean(p.crossEntropy);
       rows.push({
         weights: p.weights,
         text,
         positions: p.top1.length,
-        scored: p.ce.length,
+        scored: p.crossEntropy.length,
         meanCrossEntropy: round(ce, 5),
         perplexity: round(Math.exp(ce), 3),
-        ratio: round(ce / mean(base.ce), 5),
+        ratio: round(ce / mean(base.crossEntropy), 5),
         top1Agreement: round(p.top1.filter((t, i) => t === base.top1[i]).length / p.top1.length, 4),
       });
     }
@@ -433,7 +413,7 @@ export async function runQuantModelBench(
     const reference = await readCausalReference(s.reference);
     const texts = (JSON.parse(readFileSync(s.promptsFile, 'utf8')) as { prompts: string[] }).prompts;
     const paragraphs = texts.map((p) => tokenizer.encode(p));
-    const qualityRows = quality(targets, {
+    const qualityRows = await quality(targets, {
       'reference windows': reference.inputIds,
       'held-out paragraphs': paragraphs,
     });

@@ -76,6 +76,7 @@ export * from './prefill.js';
 export * from './random-model.js';
 export { readAndDispose } from './read-and-dispose.js';
 export * from './sampling/index.js';
+export { type SequenceScores, scoreSequences } from './score.js';
 export * from './synthesizer.js';
 export * from './transformer/index.js';
 export {

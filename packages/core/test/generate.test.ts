@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { kernelSetCases } from '../../../test-support/kernel-sets.js';
+import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
 import { initBackend } from '../src/backend.js';
 import { createCausalLm } from '../src/causal-lm.js';
 import type { Decoder, DecoderState } from '../src/decoder.js';
@@ -8,6 +9,7 @@ import { CacheOverflowError, DisposedError, InvalidArgumentError, NonFiniteError
 import { generate, type TokenEvent } from '../src/generate.js';
 import { MAX_PREFILL_CHUNK, planPrefillChunks, prefill } from '../src/prefill.js';
 import { randomCausalLmWeights } from '../src/random-model.js';
+import { scoreSequences } from '../src/score.js';
 import { TINY_CONFIGS } from './models.js';
 import { cloneWeights, disposeWeights, referenceLogits } from './reference-forward.js';
 
@@ -127,6 +129,36 @@ describe.each(SETS)('$label', ({ backend, kernels }) => {
       m.disposeState(state);
       expect(tf.memory().numTensors).toBe(before);
       inner.dispose();
+    });
+  });
+
+  describe('scoreSequences', () => {
+    test('gives each position the reference argmax and −log softmax of the next token; frees what it made', async () => {
+      const m = model();
+      const sequences = [
+        Array.from({ length: 9 }, (_, i) => (i * 11 + 4) % V),
+        Array.from({ length: 4 }, (_, i) => (i * 3 + 1) % V),
+      ];
+      const before = tf.memory().numTensors;
+      const { top1, crossEntropy } = await scoreSequences(m, sequences);
+      expect(tf.memory().numTensors).toBe(before);
+      const wantTop1: number[] = [];
+      const wantCe: number[] = [];
+      for (const ids of sequences) {
+        const logits = referenceLogits(config, weights, ids);
+        for (let t = 0; t < ids.length; t++) {
+          wantTop1.push(argmax(logits, t * V, (t + 1) * V));
+          if (t + 1 === ids.length) continue;
+          const row = Array.from(logits.subarray(t * V, (t + 1) * V));
+          const z = row.reduce((a, v) => a + Math.exp(v), 0);
+          wantCe.push(Math.log(z) - row[ids[t + 1]]);
+        }
+      }
+      expect(Array.from(top1)).toEqual(wantTop1);
+      expect(crossEntropy.length).toBe(wantCe.length);
+      expect(maxAbsDiff(crossEntropy, wantCe)).toBeLessThan(1e-4);
+      await expect(scoreSequences(m, [[]])).rejects.toThrow(/sequence 0 is empty/);
+      m.dispose();
     });
   });
 

@@ -12,7 +12,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type CausalLm, initBackend, weightArena } from '@specstream/core';
+import {
+  type CausalLm,
+  initBackend,
+  type SequenceScores,
+  scoreSequences,
+  weightArena,
+} from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { loadCausalLm } from '../src/load-model.js';
@@ -50,37 +56,11 @@ const ARENA_RATIO = { q8: 0.28, q4: 0.15 } as const;
  */
 const CROSS_ENTROPY_RATIO = { q8: 1.01, q4: 1.05 } as const;
 
-interface Predictions {
-  /** argmax of each position's logits, every sequence one after another. */
-  top1: Int32Array;
-  /** -log p(next token) at each position that has a next token. */
-  crossEntropy: Float64Array;
-}
+type Predictions = SequenceScores;
 
-/** Teacher-forced predictions of each sequence (one extendStep per sequence, full logits). */
-function predict(model: CausalLm, sequences: readonly number[][]): Predictions {
-  const V = model.vocabSize;
-  const top1: number[] = [];
-  const crossEntropy: number[] = [];
-  for (const ids of sequences) {
-    const state = model.createState({ batch: 1, maxLength: ids.length });
-    const { logits } = model.extendStep(state, [ids]);
-    const values = logits.dataSync() as Float32Array;
-    logits.dispose();
-    model.disposeState(state);
-    for (let t = 0; t < ids.length; t++) {
-      const row = values.subarray(t * V, (t + 1) * V);
-      let best = 0;
-      for (let i = 1; i < V; i++) if (row[i] > row[best]) best = i;
-      top1.push(best);
-      if (t + 1 === ids.length) continue;
-      let sum = 0;
-      for (let i = 0; i < V; i++) sum += Math.exp(row[i] - row[best]);
-      crossEntropy.push(Math.log(sum) + row[best] - row[ids[t + 1]]);
-    }
-  }
-  return { top1: Int32Array.from(top1), crossEntropy: Float64Array.from(crossEntropy) };
-}
+/** Teacher-forced predictions of each sequence (core's scoreSequences: one extendStep each). */
+const predict = (model: CausalLm, sequences: readonly number[][]): Promise<Predictions> =>
+  scoreSequences(model, sequences);
 
 const mean = (xs: Float64Array) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
@@ -109,7 +89,10 @@ beforeAll(async () => {
   const model = await loadCausalLm(TARGET, { kernels: 'wasm' });
   f32ArenaBytes = weightArena()!.bytesInUse() - arenaBefore;
   try {
-    f32 = { windows: predict(model, texts.windows), paragraphs: predict(model, texts.paragraphs) };
+    f32 = {
+      windows: await predict(model, texts.windows),
+      paragraphs: await predict(model, texts.paragraphs),
+    };
   } finally {
     model.dispose();
   }
@@ -128,7 +111,10 @@ describe.each(['q8', 'q4'] as const)('shipped target with %s weights (wasm)', (w
       const bytes = weightArena()!.bytesInUse() - arenaBefore;
       expect(bytes).toBeGreaterThan(0);
       expect(bytes / f32ArenaBytes).toBeLessThan(ARENA_RATIO[weights]);
-      predictions = { windows: predict(model, texts.windows), paragraphs: predict(model, texts.paragraphs) };
+      predictions = {
+        windows: await predict(model, texts.windows),
+        paragraphs: await predict(model, texts.paragraphs),
+      };
     } finally {
       model.dispose();
     }
