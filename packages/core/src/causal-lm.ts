@@ -12,7 +12,6 @@ import { kernelSet } from './kernel-sets/index.js';
 import type { KernelSetName, WeightFormat } from './kernel-sets/setting.js';
 import type { ArenaMatrix } from './kernel-sets/wasm/arena-matrix.js';
 import { createKvCache, type KvCache, type KvCacheKind } from './kv-cache/index.js';
-import { DEFAULT_PREFILL_BUCKETS } from './prefill.js';
 import { type DenseLayer, disposeLinear, type Linear } from './transformer/linear.js';
 import type { Activation } from './transformer/mlp.js';
 import { foldNormIntoLinear, type NormKind, type NormWeights } from './transformer/norm.js';
@@ -276,8 +275,7 @@ export function createCausalLm(
     config,
     vocabSize,
     maxPositions,
-    // Shape-free kernels take a prompt in one pass; GPU programs (and tfjs on webgpu) are made per shape.
-    prefillBuckets: set.name === 'webgpu' || tf.getBackend() === 'webgpu' ? DEFAULT_PREFILL_BUCKETS : 'any',
+    prefillBuckets: set.prefillBuckets(),
     createState,
     extendStep,
     extendStepOnDevice,

@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { CausalLmConfig } from '../causal-lm.js';
-import type { LogitsSelection } from '../decoder.js';
+import type { LogitsSelection, PrefillBuckets } from '../decoder.js';
 import type { KvCache } from '../kv-cache/kv-cache.js';
 import type { DenseLayer, Linear } from '../transformer/linear.js';
 import type { Activation } from '../transformer/mlp.js';
@@ -23,6 +23,11 @@ export interface KernelSet {
   readonly weights: WeightFormat;
   /** Why the set cannot run on the current backend, or undefined when it can. */
   unavailable(): string | undefined;
+  /**
+   * The prompt chunks its kernels take best (Decoder.prefillBuckets): 'any'
+   * where they take any row count, buckets where programs are made per shape.
+   */
+  prefillBuckets(): PrefillBuckets;
   /** A product as this set multiplies it; takes ownership of `layer`. */
   prepareLinear(layer: Linear): DenseLayer;
   /**

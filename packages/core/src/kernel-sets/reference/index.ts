@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CausalLmConfig } from '../../causal-lm.js';
 import { InvalidArgumentError } from '../../errors.js';
+import { DEFAULT_PREFILL_BUCKETS } from '../../prefill.js';
 import { cachedAttention, causalMask } from '../../transformer/attention.js';
 import { type ConstantOf, createConstants } from '../../transformer/constants.js';
 import { type DenseLayer, linear } from '../../transformer/linear.js';
@@ -38,6 +39,8 @@ export const referenceKernels: KernelSet = {
   name: 'reference',
   weights: 'f32',
   unavailable: () => undefined,
+  // tfjs's own kernels compile a program per shape on webgpu; elsewhere any length runs as it is.
+  prefillBuckets: () => (tf.getBackend() === 'webgpu' ? DEFAULT_PREFILL_BUCKETS : 'any'),
   prepareLinear: (layer) => layer,
   tiedEmbeddingInArena: () => false,
   forModel(config, output) {

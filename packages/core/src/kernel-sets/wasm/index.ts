@@ -63,6 +63,8 @@ export function wasmKernelSet(weights: 'f32' | QuantFormat): KernelSet {
       packedLinearSupported()
         ? undefined
         : `core's wasm kernels need the wasm backend (current: ${tf.getBackend() ?? 'none'})`,
+    // Core's SIMD kernels take any row count: a prompt runs in as few passes as it can.
+    prefillBuckets: () => 'any',
     prepareLinear: dense,
     // Quantized, the head is made from the embedding's values; f32, the embedding is the head.
     tiedEmbeddingInArena: (config) => !quantized && transposedLinearSupported(config.hiddenSize),

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InvalidArgumentError } from '../../errors.js';
 import { causalAttention } from '../../kernels/causal-attention.js';
+import { DEFAULT_PREFILL_BUCKETS } from '../../prefill.js';
 import { disposeLinear } from '../../transformer/linear.js';
 import { foldNormIntoRows } from '../../transformer/norm.js';
 import { rotaryCosSin } from '../../transformer/rotary.js';
@@ -45,6 +46,8 @@ export function webgpuKernelSet(weights: 'f32' | 'f16'): KernelSet {
       webGpuPrograms()
         ? undefined
         : `core's WGSL programs need the webgpu backend (current: ${tf.getBackend() ?? 'none'}) and SPECSTREAM_KERNELS auto or webgpu`,
+    // Each shape is a pipeline to build: prompts come in a few bucket sizes.
+    prefillBuckets: () => DEFAULT_PREFILL_BUCKETS,
     prepareLinear: (layer) => {
       const weightRows = rowsOf(layer.weight);
       layer.weight.dispose();
