@@ -9,7 +9,6 @@
  * Root level because it loads checkpoints (models) and decodes speculatively
  * (speculative): package benches may not import sideways.
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -38,6 +37,7 @@ import {
   replaceMarkedSection,
 } from '../../packages/speculative/bench/pair-report.js';
 import { rate, timeRun } from '../../packages/speculative/bench/spec-bench.js';
+import { benchCommit } from '../../scripts/lib/bench-commit.js';
 import { formatTable } from '../../scripts/lib/format-table.js';
 
 /** The suite's flags, spread into scripts/bench.ts's parseArgs options. */
@@ -134,23 +134,6 @@ function modelInfo(dir: string): ModelInfo {
 
 const describeModel = (m: ModelInfo) =>
   `\`${m.path}\` (${m.modelType}, ${m.layers} layers, hidden ${m.hidden}, vocab ${m.vocab}, ${m.safetensorsMB} MB ${m.dtype})`;
-
-function gitCommit(): { hash: string; dirty: boolean | null } {
-  // On the GPU machine the code is a bundle made elsewhere (scripts/gpu/pack.sh), and the copy's
-  // git state, if any, is not the bundle's: run.sh passes the bundle's commit.
-  const bundled = process.env.SPECSTREAM_BENCH_COMMIT;
-  if (bundled) return { hash: bundled, dirty: process.env.SPECSTREAM_BENCH_DIRTY === '1' };
-  try {
-    const git = (...args: string[]) => execFileSync('git', args, { encoding: 'utf8' }).trim();
-    // Tracked files only, as `git describe --dirty` counts them.
-    return {
-      hash: git('rev-parse', '--short', 'HEAD'),
-      dirty: git('status', '--porcelain', '--untracked-files=no') !== '',
-    };
-  } catch {
-    return { hash: 'unknown', dirty: null };
-  }
-}
 
 /** The target's top-1 minus top-2 logit after `ids`: how close to a tie the token where outputs diverged was. */
 async function topMargin(model: CausalLm, ids: number[]): Promise<number> {
@@ -406,7 +389,7 @@ export async function runPairBench(
         cores: cpuList.length,
         ...(backend === 'wasm' ? { kernelThreads: kernelThreadCount() } : {}),
       },
-      commit: gitCommit(),
+      commit: benchCommit(),
       target: modelInfo(s.target),
       draft: modelInfo(s.draft),
       promptsFile: s.prompts,

@@ -13,7 +13,6 @@
  * Writes bench-results/quant-model.json and RESULTS.md's quant-model section. Root level because
  * it loads checkpoints (models) and decodes speculatively (speculative).
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +39,7 @@ import {
 import { readCausalReference } from '../../packages/models/test/causal-reference.js';
 import { replaceMarkedSection } from '../../packages/speculative/bench/pair-report.js';
 import { rate, timeRun } from '../../packages/speculative/bench/spec-bench.js';
+import { benchCommit } from '../../scripts/lib/bench-commit.js';
 import { formatTable } from '../../scripts/lib/format-table.js';
 
 export const QUANT_FORMATS = ['f32', 'q8', 'q4'] as const;
@@ -323,18 +323,6 @@ async function pairRuns(
   return { rows, warmupS: round(warmupS, 1), measuredS: round(measuredS, 1) };
 }
 
-function gitCommit(): { hash: string; dirty: boolean | null } {
-  try {
-    const git = (...args: string[]) => execFileSync('git', args, { encoding: 'utf8' }).trim();
-    return {
-      hash: git('rev-parse', '--short', 'HEAD'),
-      dirty: git('status', '--porcelain', '--untracked-files=no') !== '',
-    };
-  } catch {
-    return { hash: 'unknown', dirty: null };
-  }
-}
-
 export interface QuantModelResult {
   backend: 'wasm';
   date: string;
@@ -455,7 +443,7 @@ export async function runQuantModelBench(
         kernelThreads: kernelThreadCount(),
         loadAverage: { start: loadStart, end: loadavg().map((x) => round(x, 2)) },
       },
-      commit: gitCommit(),
+      commit: benchCommit(),
       settings,
       decode,
       quality: qualityRows,
