@@ -172,6 +172,8 @@ export interface PeerRow extends Contender {
   sameAsPlain: string | null;
   drafting?: Record<string, number>;
   loadSeconds: number;
+  /** 1-minute load average at the contender's start and end. */
+  load: [number, number];
   seconds: number;
 }
 
@@ -450,12 +452,23 @@ export async function runPeersBench(s: PeersSettings, log: (line: string) => voi
   log(
     `${plan.length} contenders, one child process each; pair: ${pairDecode.length} prompts (${promptTokens.min}–${promptTokens.max} tokens) × ${s.tokens} new tokens${bigDir ? `; random model: ${s.big.count} prompts × ${s.big.tokens}` : ''}; TTFT at ${s.ttftTokens.join(' and ')} tokens (median of ${s.ttftReps}${bigDir ? `, ${s.big.ttftReps} on the random model` : ''}); threads ${[s.threads, ...s.extraThreads].join(', ')}; node-llama-cpp KV cache ${s.kvCache}, flash attention ${s.flashAttention ? 'on' : 'off'}`,
   );
-  const results = new Map<string, { planned: Planned; result: ContenderResult; seconds: number }>();
+  const results = new Map<
+    string,
+    { planned: Planned; result: ContenderResult; seconds: number; load: [number, number] }
+  >();
   for (const [i, planned] of plan.entries()) {
     const t = performance.now();
+    const loadAtStart = loadavg()[0];
     const result = await runChild(planned.spec, resolve(s.dir, `spec-${i}.json`));
     const seconds = (performance.now() - t) / 1000;
-    results.set(planned.spec.id, { planned, result, seconds });
+    // The 1-minute load average as the contender started and ended: the suite itself adds about
+    // its thread count; more says another job shared the cores (the machine is shared).
+    results.set(planned.spec.id, {
+      planned,
+      result,
+      seconds,
+      load: [round(loadAtStart, 1), round(loadavg()[0], 1)],
+    });
     const r = result;
     log(
       `${planned.spec.id}: ${r.decode.tokensPerS.toFixed(1)} tok/s over ${r.decode.prompts} prompts, TTFT ${r.ttft.map((x) => `${x.promptTokens}: ${x.medianMs.toFixed(1)} ms`).join(', ')}, peak RSS ${(r.maxRss / MB).toFixed(0)} MB (+${((r.maxRss - r.baselineRss) / MB).toFixed(0)}), ${seconds.toFixed(0)} s${r.drafting ? ` · drafting ${JSON.stringify(r.drafting)}` : ''}`,
@@ -471,7 +484,7 @@ export async function runPeersBench(s: PeersSettings, log: (line: string) => voi
     threads: number,
     draftMinTokens?: number,
   ) => results.get(`${model} · ${contenderName({ library, weights, drafter, threads, draftMinTokens })}`);
-  const rows: PeerRow[] = [...results.values()].map(({ planned: p, result: r, seconds }) => {
+  const rows: PeerRow[] = [...results.values()].map(({ planned: p, result: r, seconds, load }) => {
     const plain = find(p.model, p.library, p.weights, 'none', p.threads);
     const same =
       p.drafter !== 'none' && plain ? agreement(r.decode.outputs, plain.result.decode.outputs) : undefined;
@@ -491,6 +504,7 @@ export async function runPeersBench(s: PeersSettings, log: (line: string) => voi
       sameAsPlain: same ? `${same.same}/${same.of}` : null,
       ...(r.drafting ? { drafting: r.drafting } : {}),
       loadSeconds: r.loadSeconds,
+      load,
       seconds: round(seconds, 1),
     };
   });
@@ -769,6 +783,7 @@ function rowCells(r: PeerRow, ttftTokens: number[]): Record<string, string> {
     α: d?.alpha === undefined ? '–' : d.alpha.toFixed(2),
     prompts: String(r.prompts),
     '= plain': r.sameAsPlain ?? '–',
+    load: `${r.load[0].toFixed(1)}–${r.load[1].toFixed(1)}`,
   };
 }
 
@@ -817,7 +832,7 @@ export function peersMarkdownSection(r: PeersResult): string {
   const lines = [
     '## Peers: specstream against node-llama-cpp on CPU',
     '',
-    `\`pnpm bench --only peers\` runs each contender in a child process of its own, one after another (the two libraries alternating), on the same prompt token ids and token counts, greedy (temperature 0), batch 1. specstream runs on the wasm backend with core's wasm kernels (f32 weights, or q8/q4 through \`loadModel(dir, { weights })\`); node-llama-cpp runs its prebuilt CPU binary on the same weights exported by \`exportGguf\` (F32, F16, Q8_0, Q4_0), raw token ids through a context sequence, KV cache ${s.kvCache}, flash attention ${s.flashAttention ? 'on' : 'off'}. "+draft": specstream's \`speculativeGenerate\` with the shipped draft and \`adaptiveK()\` (the CLI's default), node-llama-cpp's \`DraftSequenceTokenPredictor\` on the same draft (its defaults, as its own CLI uses it, and with \`minTokens\` ${s.llamaDraftMin ?? '–'}: with the default 0 the target never waits for the draft, which on a CPU the two share rarely gets ahead); "+lookup": \`promptLookupDrafter()\` and \`InputLookupTokenPredictor\` (defaults). Decode tok/s: tokens after the first over the time from the first token to the last; TTFT: from the call to the first token (the whole prompt's prefill), median of ${s.ttftReps} runs (${s.big.ttftReps} on the random model) after one unrecorded warm-up. Peak RSS: \`process.resourceUsage().maxRSS\` of the contender's process at its end (Node, the library, the model(s) and the run: mmapped GGUF pages count once touched); growth is that minus the RSS right after the library started, before any model loaded. α: accepted drafted tokens over drafted (llama.cpp: validated / (validated + refuted) predictions). "= plain": prompts whose greedy output is token-identical to the same library's plain run; "same tokens": prompts on which both libraries produce the same ids. Flags: \`--peers-prompts-count\` (8), \`--peers-tokens\` (96), \`--peers-ttft-tokens\` (24,500), \`--peers-threads\` (2), \`--peers-extra-threads\` (1: every contender again at that count; ×N in a row is its threads, SPECSTREAM_THREADS for specstream, \`maxThreads\` and \`threads\` for node-llama-cpp), \`--peers-llama-draft-min\` (1), \`--peers-max-seconds\` (45: a contender's decoding stops after the prompt that crosses it), \`--peers-big-layers\` (12, 0: no random model), \`--peers-big-hidden\` (1024), \`--peers-big-prompts-count\` (4), \`--peers-big-tokens\` (48), \`--peers-kv\` (f32), \`--peers-flash-attention\`, \`--peers-filter\`; JSON with every number and every output in \`bench-results/peers.json\`. The GPU counterpart (transformers on torch) is \`tools/peers/transformers_peers.py\`.`,
+    `\`pnpm bench --only peers\` runs each contender in a child process of its own, one after another (the two libraries alternating), on the same prompt token ids and token counts, greedy (temperature 0), batch 1. specstream runs on the wasm backend with core's wasm kernels (f32 weights, or q8/q4 through \`loadModel(dir, { weights })\`); node-llama-cpp runs its prebuilt CPU binary on the same weights exported by \`exportGguf\` (F32, F16, Q8_0, Q4_0; specstream has no f16 weight format on wasm, so its f32 rows stand against F16 too), raw token ids through a context sequence, KV cache ${s.kvCache}, flash attention ${s.flashAttention ? 'on' : 'off'}. "+draft": specstream's \`speculativeGenerate\` with the shipped draft and \`adaptiveK()\` (the CLI's default), node-llama-cpp's \`DraftSequenceTokenPredictor\` on the same draft (its defaults, as its own CLI uses it, and with \`minTokens\` ${s.llamaDraftMin ?? '–'}: with the default 0 the target never waits for the draft, which on a CPU the two share rarely gets ahead); "+lookup": \`promptLookupDrafter()\` and \`InputLookupTokenPredictor\` (defaults). Decode tok/s: tokens after the first over the time from the first token to the last; TTFT: from the call to the first token (the whole prompt's prefill), median of ${s.ttftReps} runs (${s.big.ttftReps} on the random model) after one unrecorded warm-up. Peak RSS: \`process.resourceUsage().maxRSS\` of the contender's process at its end (Node, the library, the model(s) and the run: mmapped GGUF pages count once touched); growth is that minus the RSS right after the library started, before any model loaded. α: accepted drafted tokens over drafted (llama.cpp: validated / (validated + refuted) predictions). "= plain": prompts whose greedy output is token-identical to the same library's plain run; load: the machine's 1-minute load average as the contender started and ended (the suite itself adds about its threads; more means another job shared the two cores, and node-llama-cpp with 2 threads suffers most from that); "same tokens": prompts on which both libraries produce the same ids. Flags: \`--peers-prompts-count\` (8), \`--peers-tokens\` (96), \`--peers-ttft-tokens\` (24,500), \`--peers-threads\` (2), \`--peers-extra-threads\` (1: every contender again at that count; ×N in a row is its threads, SPECSTREAM_THREADS for specstream, \`maxThreads\` and \`threads\` for node-llama-cpp), \`--peers-llama-draft-min\` (1), \`--peers-max-seconds\` (45: a contender's decoding stops after the prompt that crosses it), \`--peers-big-layers\` (12, 0: no random model), \`--peers-big-hidden\` (1024), \`--peers-big-prompts-count\` (4), \`--peers-big-tokens\` (48), \`--peers-kv\` (f32), \`--peers-flash-attention\`, \`--peers-filter\`; JSON with every number and every output in \`bench-results/peers.json\`. The GPU counterpart (transformers on torch) is \`tools/peers/transformers_peers.py\`.`,
     '',
     `- Machine: ${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.memoryGB} GiB · load average ${r.machine.loadBefore.join(' / ')} before the run, ${r.machine.loadAfter.join(' / ')} after (the machine is shared) · commit \`${r.commit.hash}\`${dirty} · ${r.date} · Node ${r.node}`,
     `- Versions: specstream ${r.versions.specstream ?? '?'} (wasm backend, core's wasm kernels, SPECSTREAM_THREADS = the row's threads), node-llama-cpp ${r.versions['node-llama-cpp'] ?? '?'}${build?.release ? ` (its ${build.buildType ?? ''} CPU binary of llama.cpp, release tag ${build.release}; CPU features ${build.systemInfo ?? '?'})` : ''}, threads = the row's ×N for both.`,
