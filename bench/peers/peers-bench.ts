@@ -868,7 +868,7 @@ export function peersMarkdownSection(r: PeersResult): string {
 
 export function writePeersResults(r: PeersResult, log: (line: string) => void): void {
   mkdirSync('bench-results', { recursive: true });
-  writeFileSync(r.settings.json, `$JSON.stringify(r, null, 2)\n`);
+  writeFileSync(r.settings.json, `${JSON.stringify(r, null, 2)}\n`);
   log(`wrote ${r.settings.json}`);
   const doc = existsSync(r.settings.results) ? readFileSync(r.settings.results, 'utf8') : '# Results\n';
   writeFileSync(r.settings.results, replaceMarkedSection(doc, 'peers:cpu', peersMarkdownSection(r)));
