@@ -16,7 +16,7 @@
  *
  * Root level because it exports GGUF (models) and decodes speculatively (speculative).
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import {
   cpSync,
   existsSync,
@@ -32,6 +32,7 @@ import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exportGguf, type GgufExportType, loadTokenizer } from '@specstream/models';
 import { markdownTable, replaceMarkedSection } from '../../packages/speculative/bench/pair-report.js';
+import { benchCommit } from '../../scripts/lib/bench-commit.js';
 import { formatTable } from '../../scripts/lib/format-table.js';
 import type { ContenderResult, ContenderSpec, Drafter, Library } from './peers-child.js';
 import { parameterCount, randomLlamaShape, writeRandomLlama } from './random-llama.js';
@@ -211,18 +212,6 @@ export interface PeersResult {
   goals: { goal: string; measured: string; met: boolean }[];
   notes: string[];
   seconds: number;
-}
-
-function gitCommit(): { hash: string; dirty: boolean | null } {
-  try {
-    const git = (...args: string[]) => execFileSync('git', args, { encoding: 'utf8' }).trim();
-    return {
-      hash: git('rev-parse', '--short', 'HEAD'),
-      dirty: git('status', '--porcelain', '--untracked-files=no') !== '',
-    };
-  } catch {
-    return { hash: 'unknown', dirty: null };
-  }
 }
 
 /** A copy of a model folder's files under `root` (timestamps kept: the GGUF exports stay fresh). */
@@ -755,7 +744,7 @@ export async function runPeersBench(s: PeersSettings, log: (line: string) => voi
       loadBefore,
       loadAfter,
     },
-    commit: gitCommit(),
+    commit: benchCommit(),
     versions,
     ...(llamaRow?.result.library.build ? { llamaCppBuild: llamaRow.result.library.build } : {}),
     settings: s,
