@@ -8,6 +8,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { INDEX_FILE_NAME, writeSafetensors } from '@specstream/models';
+import { randomLlamaConfig, randomValues } from '../../packages/models/bench/load-bench.js';
 
 export interface RandomLlamaShape {
   layers: number;
@@ -38,20 +39,6 @@ export function parameterCount(s: RandomLlamaShape): number {
   return s.vocab * s.hidden + s.layers * layer + s.hidden;
 }
 
-/** Deterministic values uniform in ±0.05 (norms 1 ± 0.05) from a 32-bit xorshift. */
-function randomValues(length: number, norm: boolean, state: { seed: number }): Float32Array {
-  const out = new Float32Array(length);
-  let s = state.seed;
-  for (let i = 0; i < length; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    out[i] = (norm ? 1 : 0) + ((s >>> 0) / 2 ** 32 - 0.5) * 0.1;
-  }
-  state.seed = s;
-  return out;
-}
-
 const DONE = '.complete';
 
 /**
@@ -66,25 +53,7 @@ export async function writeRandomLlama(
 ): Promise<string> {
   const { layers, hidden, intermediate, heads, kvHeads, vocab } = shape;
   const dir = join(root, `random-llama-L${layers}-d${hidden}-v${vocab}`);
-  const config = {
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
-    vocab_size: vocab,
-    hidden_size: hidden,
-    intermediate_size: intermediate,
-    num_hidden_layers: layers,
-    num_attention_heads: heads,
-    num_key_value_heads: kvHeads,
-    head_dim: hidden / heads,
-    hidden_act: 'silu',
-    max_position_embeddings: 2048,
-    rms_norm_eps: 1e-5,
-    rope_theta: 10000,
-    tie_word_embeddings: true,
-    bos_token_id: 0,
-    eos_token_id: 0,
-    torch_dtype: 'float32',
-  };
+  const config = { ...randomLlamaConfig(shape), bos_token_id: 0, eos_token_id: 0 };
   const stamp = JSON.stringify(config);
   if (existsSync(join(dir, DONE)) && readFileSync(join(dir, DONE), 'utf8') === stamp) return dir;
   rmSync(dir, { recursive: true, force: true });

@@ -75,7 +75,19 @@ function weights(): Weight[] {
 }
 
 function config(): Record<string, unknown> {
-  const { vocab, hidden, intermediate, layers, heads, kvHeads } = SHAPE;
+  return randomLlamaConfig(SHAPE);
+}
+
+/** The config.json of a random-weight Llama of this shape (tied head, f32); the peers bench writes one too. */
+export function randomLlamaConfig(shape: {
+  vocab: number;
+  hidden: number;
+  intermediate: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+}): Record<string, unknown> {
+  const { vocab, hidden, intermediate, layers, heads, kvHeads } = shape;
   return {
     architectures: ['LlamaForCausalLM'],
     model_type: 'llama',
@@ -116,7 +128,7 @@ function headerBytes(list: readonly Weight[], dtype: 'F32' | 'BF16'): Uint8Array
 }
 
 /** Deterministic weights, uniform in ±0.05 (norms 1 ± 0.05), from a 32-bit xorshift. */
-function randomValues(length: number, norm: boolean, state: { seed: number }): Float32Array {
+export function randomValues(length: number, norm: boolean, state: { seed: number }): Float32Array {
   const out = new Float32Array(length);
   let s = state.seed;
   for (let i = 0; i < length; i++) {
