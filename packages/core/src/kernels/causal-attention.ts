@@ -261,7 +261,7 @@ tf.registerKernel({
     const items = g.batch * g.steps * g.heads;
     try {
       return requireWebGpuPrograms().runWebGPUProgram(
-        combineProgram(items, g.headDim, splits, [g.batch * g.steps, g.heads * g.headDim]),
+        combineProgram(items, g.headDim, [g.batch * g.steps, g.heads * g.headDim]),
         [parts],
         'float32',
         [{ type: 'int32', data: [splits] }],

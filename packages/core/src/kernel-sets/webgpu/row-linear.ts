@@ -31,7 +31,7 @@ export interface RowLinearEpilogue {
  * at half the bytes. Runs on the device, where the floats are. cols even.
  */
 export function packF16Rows(weight: tf.Tensor2D): tf.Tensor2D {
-  const [rows, cols] = weight.shape;
+  const cols = weight.shape[1];
   if (weight.rank !== 2 || cols % 2 !== 0) {
     throw new Error(`packF16Rows: [${weight.shape}] is not a matrix with an even row length`);
   }

@@ -137,13 +137,9 @@ export function attentionProgram(
  * Merges the split partial sums of attentionProgram: per (row, step, head)
  * and dimension, Σ_s mixed_s·e^(max_s − M) / Σ_s total_s·e^(max_s − M), M
  * the largest maximum. A part that saw no slot has total 0 and adds nothing.
+ * The number of parts per item is the `splits` uniform.
  */
-export function combineProgram(
-  items: number,
-  headDim: number,
-  splits: number,
-  outShape: [number, number],
-): WebGpuProgram {
+export function combineProgram(items: number, headDim: number, outShape: [number, number]): WebGpuProgram {
   const threads = 64;
   return {
     variableNames: ['parts'],
