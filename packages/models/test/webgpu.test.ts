@@ -157,40 +157,42 @@ describe
   },
 );
 
-describe.skipIf(unavailable !== undefined).each(['llama', 'qwen2', 'gpt2'])(
-  '%s with f16 weights on webgpu',
-  (name) => {
-    // Every product and the head hold f16 weights (two per i32), unpacked in the programs: each weight
-    // moves by ≤ 2⁻¹¹ of itself, so the logits move by a few 2⁻¹¹ of their scale (the 16-bit
-    // checkpoint test's bound), and not by nothing.
-    test('logits match transformers within the format precision; nothing is left', async () => {
-      await initBackend({ backend: 'webgpu' });
-      const file = await openSafetensors(join(FIXTURES_DIR, name, 'reference.safetensors'));
-      const ids = Array.from((await file.readValues('input_ids')).values);
-      const width = file.info('input_ids').shape[1];
-      const logits = (await file.readValues('logits')).values as Float32Array;
-      await file.close();
-      const rows = Array.from({ length: ids.length / width }, (_, r) =>
-        ids.slice(r * width, (r + 1) * width),
-      );
-      const before = tf.memory().numTensors;
-      const loaded = await loadModel(join(FIXTURES_DIR, name), { kernels: 'webgpu', weights: 'f16' });
-      if (loaded.kind !== 'causal-lm') throw new Error('expected a causal LM');
-      const model = loaded.model;
-      const state = model.createState({ batch: rows.length, maxLength: width });
-      const out = model.extendStep(state, rows).logits;
-      const err = maxAbsDiff(await out.data(), logits);
-      out.dispose();
-      model.disposeState(state);
-      model.dispose();
-      expect(tf.memory().numTensors).toBe(before);
-      const scale = Math.max(...Array.from(logits, Math.abs));
-      expect(err).toBeLessThan(8 * 2 ** -11 * scale);
-      expect(err).toBeGreaterThan(0);
-      expect(webGpuErrors()).toEqual([]);
-    });
-  },
-);
+describe.skipIf(unavailable !== undefined).each(
+  ['llama', 'qwen2', 'gpt2'].flatMap((name) =>
+    [
+      // Each weight moves by ≤ 2⁻¹¹ of itself (f16), ≤ 2⁻⁸ of its block's largest (q8): the
+      // logits by a few of those of their scale (the 16-bit checkpoint test's bound), and not by nothing.
+      { weights: 'f16', step: 2 ** -11 },
+      { weights: 'q8', step: 2 ** -8 },
+    ].map((f) => ({ name, ...f }) as { name: string; weights: 'f16' | 'q8'; step: number }),
+  ),
+)('$name with $weights weights on webgpu', ({ name, weights, step }) => {
+  // Every product with wide enough inputs and the head hold the format, unpacked in the programs.
+  test('logits match transformers within the format precision; nothing is left', async () => {
+    await initBackend({ backend: 'webgpu' });
+    const file = await openSafetensors(join(FIXTURES_DIR, name, 'reference.safetensors'));
+    const ids = Array.from((await file.readValues('input_ids')).values);
+    const width = file.info('input_ids').shape[1];
+    const logits = (await file.readValues('logits')).values as Float32Array;
+    await file.close();
+    const rows = Array.from({ length: ids.length / width }, (_, r) => ids.slice(r * width, (r + 1) * width));
+    const before = tf.memory().numTensors;
+    const loaded = await loadModel(join(FIXTURES_DIR, name), { kernels: 'webgpu', weights });
+    if (loaded.kind !== 'causal-lm') throw new Error('expected a causal LM');
+    const model = loaded.model;
+    const state = model.createState({ batch: rows.length, maxLength: width });
+    const out = model.extendStep(state, rows).logits;
+    const err = maxAbsDiff(await out.data(), logits);
+    out.dispose();
+    model.disposeState(state);
+    model.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    const scale = Math.max(...Array.from(logits, Math.abs));
+    expect(err).toBeLessThan(8 * step * scale);
+    expect(err).toBeGreaterThan(0);
+    expect(webGpuErrors()).toEqual([]);
+  });
+});
 
 describe.skipIf(unavailable !== undefined)('whisper checkpoint on webgpu', () => {
   test('encoder output and decoder logits match transformers (≤ 1e-4), no tensor left', async () => {

@@ -51,9 +51,9 @@ export function kernelSet(name?: KernelSetName, weights: WeightFormat = 'f32'): 
   }
   if (weights === 'f32') return set;
   if (set.name === 'wasm' && (weights === 'q8' || weights === 'q4')) return wasmKernelSet(weights);
-  if (set.name === 'webgpu' && weights === 'f16') return webgpuKernelSet(weights);
+  if (set.name === 'webgpu' && (weights === 'f16' || weights === 'q8')) return webgpuKernelSet(weights);
   throw new InvalidArgumentError(
-    `${weights} weights are not supported by the ${set.name} kernel set (q8 and q4: the wasm set; f16: the webgpu set)`,
+    `${weights} weights are not supported by the ${set.name} kernel set (q8 and q4: the wasm set; f16 and q8: the webgpu set)`,
   );
 }
 

@@ -39,6 +39,7 @@ export function disposeLinear(layer: DenseLayer | undefined): void {
   else if ('quads' in layer) disposeQuantMatrix(layer);
   else if ('weightRows' in layer) {
     layer.weightRows.dispose();
+    layer.scales?.dispose();
     layer.bias?.dispose();
   } else {
     layer.weight.dispose();

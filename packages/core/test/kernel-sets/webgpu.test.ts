@@ -18,7 +18,7 @@ import { activateRows } from '../../src/kernel-sets/webgpu/activation.js';
 import { embedRows } from '../../src/kernel-sets/webgpu/embed.js';
 import { greedyRows } from '../../src/kernel-sets/webgpu/greedy-rows.js';
 import { rotatePacked } from '../../src/kernel-sets/webgpu/rotary-packed.js';
-import { packF16Rows, rowLinear } from '../../src/kernel-sets/webgpu/row-linear.js';
+import { packF16Rows, quantizeRowsQ8, rowLinear } from '../../src/kernel-sets/webgpu/row-linear.js';
 import { webGpuPrograms } from '../../src/kernel-sets/webgpu/webgpu-program.js';
 import {
   attentionSplits,
@@ -407,6 +407,85 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
       const got = await y.data();
       expect(maxAbsDiff(got, expected)).toBeLessThan(2e-5);
       tf.dispose([...Object.values(t), weightRows, y]);
+    },
+  );
+
+  test('quantizeRowsQ8: int8 quads with a scale per 32 inputs, every weight within half a step', async () => {
+    const rng = seedrandom('q8-pack');
+    const [rows, cols] = [5, 96];
+    const w = randomArray(rows * cols, rng, 0.3);
+    w.fill(0, 32, 64); // an all-zero block: scale 0, quants 0
+    const weight = tf.tensor2d(w, [rows, cols]);
+    const { weightRows, scales } = quantizeRowsQ8(weight);
+    expect([weightRows.shape, weightRows.dtype, scales.shape]).toEqual([
+      [rows, cols / 4],
+      'int32',
+      [rows, cols / 32],
+    ]);
+    const quads = new Int8Array((await weightRows.data()).buffer.slice(0));
+    const d = await scales.data();
+    for (let r = 0; r < rows; r++) {
+      for (let b = 0; b < cols / 32; b++) {
+        const block = Array.from(w.subarray(r * cols + 32 * b, r * cols + 32 * (b + 1)));
+        const scale = d[r * (cols / 32) + b];
+        expect(scale).toBeCloseTo(Math.max(...block.map(Math.abs)) / 127, 7);
+        for (let i = 0; i < 32; i++) {
+          const q = quads[r * cols + 32 * b + i];
+          expect(Math.abs(q)).toBeLessThanOrEqual(127);
+          expect(Math.abs(block[i] - q * scale)).toBeLessThanOrEqual(scale / 2 + 1e-7);
+        }
+      }
+    }
+    expect(() => quantizeRowsQ8(tf.zeros([2, 48]) as tf.Tensor2D)).toThrow(/multiple of 32/);
+    tf.dispose([weight, weightRows, scales]);
+  });
+
+  test.each([
+    [1, 64, 48, 'rms', 'silu', true],
+    [3, 96, 40, undefined, undefined, false],
+    [17, 128, 33, 'layer', 'gelu_tanh', false],
+  ] as const)(
+    'rowLinear on q8 weights of %i×%i by %i equals float64 on the dequantized weights (norm %s, %s, gated %s)',
+    async (rows, inner, out, norm, activation, gated) => {
+      const rng = seedrandom(`q8-${rows}-${inner}-${out}`);
+      const width = gated ? 2 * out : out;
+      const x = randomArray(rows * inner, rng, 2);
+      const w = randomArray(inner * width, rng, 0.1);
+      const b = randomArray(width, rng);
+      const t = {
+        x: tf.tensor2d(x, [rows, inner]),
+        rowsF32: tf.transpose(tf.tensor2d(w, [inner, width])) as tf.Tensor2D,
+        bias: tf.tensor1d(b),
+      };
+      const q = quantizeRowsQ8(t.rowsF32);
+      // The weights the product stands for, read back: row n, input k.
+      const bytes = new Int8Array((await q.weightRows.data()).buffer.slice(0));
+      const d = await q.scales.data();
+      const dequantized = (n: number, k: number) =>
+        bytes[n * inner + k] * d[n * (inner / 32) + Math.floor(k / 32)];
+      const f = activation ? ACTIVATIONS[activation] : (v: number) => v;
+      const expected = new Float64Array(rows * out);
+      for (let m = 0; m < rows; m++) {
+        const row = Array.from(x.subarray(m * inner, (m + 1) * inner));
+        const mean = norm === 'layer' ? row.reduce((a, v) => a + v, 0) / inner : 0;
+        const scale = norm ? 1 / Math.sqrt(row.reduce((a, v) => a + (v - mean) ** 2, 0) / inner + 1e-5) : 1;
+        const h = row.map((v) => (v - mean) * scale);
+        const dot = (n: number) => h.reduce((a, v, k) => a + v * dequantized(n, k), b[n]);
+        for (let n = 0; n < out; n++) expected[m * out + n] = gated ? f(dot(n)) * dot(n + out) : f(dot(n));
+      }
+      const before = tf.memory().numTensors;
+      const y = rowLinear(
+        t.x,
+        { ...q, bias: t.bias },
+        {
+          norm: norm ? { kind: norm, eps: 1e-5 } : undefined,
+          activation,
+          gated,
+        },
+      );
+      expect(tf.memory().numTensors).toBe(before + 1);
+      expect(maxAbsDiff(await y.data(), expected)).toBeLessThan(2e-5);
+      tf.dispose([...Object.values(t), q.weightRows, q.scales, y]);
     },
   );
 

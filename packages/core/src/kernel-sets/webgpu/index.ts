@@ -11,7 +11,7 @@ import { modelTables, passSteps, type SplitHeads } from '../reference/index.js';
 import { isArenaMatrix } from '../wasm/arena-matrix.js';
 import { embedRows } from './embed.js';
 import { rotatePacked } from './rotary-packed.js';
-import { packF16Rows, type RowLinear, rowLinear } from './row-linear.js';
+import { packF16Rows, quantizeRowsQ8, type RowLinear, rowLinear } from './row-linear.js';
 import { webGpuPrograms } from './webgpu-program.js';
 
 /** The q|k|v product as the programs read it: [batch, steps, heads + 2·kvHeads, headDim], q and k rotated in `qk`. */
@@ -28,16 +28,21 @@ interface PackedHeads {
  * the packed q|k|v product, the cache written and attention read straight
  * from that product, the final norm folded into the head.
  */
-export function webgpuKernelSet(weights: 'f32' | 'f16'): KernelSet {
+export function webgpuKernelSet(weights: 'f32' | 'f16' | 'q8'): KernelSet {
   const known = made.get(weights);
   if (known) return known;
-  /** [out, in] rows; with f16 weights packed two halves per i32 where the input width allows. */
-  const rowsOf = (weight: tf.Tensor2D): tf.Tensor2D => {
-    const rows = tf.transpose(weight) as tf.Tensor2D;
-    if (weights === 'f32' || weight.shape[0] % 4 !== 0) return rows;
-    const packed = packF16Rows(rows);
-    rows.dispose();
-    return packed;
+  /**
+   * Rows [out, in] as this set's products read them: f32; f16 packed two per i32 where the
+   * input width is a multiple of 4; q8 as int8 quads with a scale per 32 inputs where it is a
+   * multiple of 32 (else f32). Takes ownership of `rows`.
+   */
+  const packRows = (rows: tf.Tensor2D, bias?: tf.Tensor1D): RowLinear => {
+    const inner = rows.shape[1];
+    let packed: RowLinear = { weightRows: rows };
+    if (weights === 'f16' && inner % 4 === 0) packed = { weightRows: packF16Rows(rows) };
+    if (weights === 'q8' && inner % 32 === 0) packed = quantizeRowsQ8(rows);
+    if (packed.weightRows !== rows) rows.dispose();
+    return bias ? { ...packed, bias } : packed;
   };
   const set: KernelSet = {
     name: 'webgpu',
@@ -49,9 +54,9 @@ export function webgpuKernelSet(weights: 'f32' | 'f16'): KernelSet {
     // Each shape is a pipeline to build: prompts come in a few bucket sizes.
     prefillBuckets: () => DEFAULT_PREFILL_BUCKETS,
     prepareLinear: (layer) => {
-      const weightRows = rowsOf(layer.weight);
+      const rows = tf.transpose(layer.weight) as tf.Tensor2D;
       layer.weight.dispose();
-      return layer.bias ? { weightRows, bias: layer.bias } : { weightRows };
+      return packRows(rows, layer.bias);
     },
     tiedEmbeddingInArena: () => false,
     forModel(config, output) {
@@ -65,16 +70,12 @@ export function webgpuKernelSet(weights: 'f32' | 'f16'): KernelSet {
       // The head is stored [vocab, hidden] (a tied head: a copy of the embedding; tfjs-webgpu's
       // transposed-operand matmul took 1.3–2 ms for GPT-2's head against 0.3 ms untransposed) with
       // the final norm's affine part folded in, so norm and product are one program.
-      // Folded in f32, then (f16 weights) packed: the norm's scale is rounded with the weights once.
+      // Folded in f32, then (f16, q8) packed: the norm's scale is rounded with the weights once.
       const folded = foldNormIntoRows(finalNorm, {
         weightRows: lmHead ? (tf.transpose(lmHead) as tf.Tensor2D) : embedTokens.clone(),
       });
       lmHead?.dispose();
-      const packHead = weights === 'f16' && config.hiddenSize % 4 === 0;
-      const head: RowLinear = packHead
-        ? { weightRows: packF16Rows(folded.weightRows), bias: folded.bias }
-        : folded;
-      if (packHead) folded.weightRows.dispose();
+      const head: RowLinear = packRows(folded.weightRows, folded.bias);
       const norm = { kind: config.norm, eps: config.normEps };
       const tables = modelTables(config);
       const { pass, splitHeads, writeSplit, ...own } = passSteps(config, tables);

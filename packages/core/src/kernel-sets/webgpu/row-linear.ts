@@ -9,8 +9,13 @@ import { MAIN, requireWebGpuPrograms, type WebGpuProgram } from './webgpu-progra
  * and whatever surrounds the product fused into the same program.
  */
 export interface RowLinear {
-  /** [out, in] floats, or [out, in/2] int32 holding f16 pairs (packF16Rows). */
+  /**
+   * [out, in] floats; or [out, in/2] int32 holding f16 pairs (packF16Rows);
+   * or, with `scales`, [out, in/4] int32 holding int8 quads (quantizeRowsQ8).
+   */
   readonly weightRows: tf.Tensor2D;
+  /** q8 only: one scale per row and block of 32 inputs, [out, in/32]. */
+  readonly scales?: tf.Tensor2D;
   readonly bias?: tf.Tensor1D;
 }
 
@@ -39,6 +44,74 @@ export function packF16Rows(weight: tf.Tensor2D): tf.Tensor2D {
 }
 
 export const PACK_F16 = 'SpecstreamPackF16';
+export const QUANTIZE_Q8 = 'SpecstreamQuantizeQ8';
+
+/**
+ * [rows, cols] floats → int8 quads [rows, cols/4] (int32, byte j: column
+ * 4i + j) and scales [rows, cols/32]: per row and block of 32 columns
+ * d = amax/127, q = round(w/d) (ties to even), so every weight is within
+ * d/2. The q8 weight of a RowLinear, a quarter of the bytes; made on the
+ * device, where the floats are. cols a multiple of 32.
+ */
+export function quantizeRowsQ8(weight: tf.Tensor2D): { weightRows: tf.Tensor2D; scales: tf.Tensor2D } {
+  const cols = weight.shape[1];
+  if (weight.rank !== 2 || cols % 32 !== 0) {
+    throw new Error(`quantizeRowsQ8: [${weight.shape}] is not a matrix with rows a multiple of 32 long`);
+  }
+  const scales = tf.engine().runKernel(QUANTIZE_Q8, { w: weight }, { part: 'scales' }) as tf.Tensor2D;
+  const weightRows = tf
+    .engine()
+    .runKernel(QUANTIZE_Q8, { w: weight, scales }, { part: 'quads' }) as tf.Tensor2D;
+  return { weightRows, scales };
+}
+
+tf.registerKernel({
+  kernelName: QUANTIZE_Q8,
+  backendName: 'webgpu',
+  kernelFunc: ({ inputs, attrs }) => {
+    const { w, scales } = inputs as Record<string, tf.TensorInfo>;
+    const [rows, cols] = w.shape;
+    const threads = 64;
+    const quads = attrs!.part === 'quads';
+    const size = quads ? (rows * cols) / 4 : (rows * cols) / 32;
+    const program: WebGpuProgram = {
+      variableNames: quads ? ['w', 'scales'] : ['w'],
+      outputShape: quads ? [rows, cols / 4] : [rows, cols / 32],
+      shaderKey: `specstreamQuantizeQ8_${quads ? 'quads' : 'scales'}`,
+      dispatchLayout: { x: [0, 1] },
+      dispatch: [Math.ceil(size / threads), 1, 1],
+      workgroupSize: [threads, 1, 1],
+      size: true,
+      variableComponents: quads ? [4, 1] : [4],
+      getUserCode: () =>
+        quads
+          ? `
+      ${MAIN} {
+        if (index >= uniforms.size) { return; }
+        // Quad index·4 is the flat float index of its first weight; its block is that over 32.
+        let d = scales[(index * 4) / 32];
+        var q = vec4<i32>(0);
+        if (d > 0.0) { q = vec4<i32>(clamp(round(w[index] / d), vec4<f32>(-127.0), vec4<f32>(127.0))); }
+        result[index] = (q.x & 255) | ((q.y & 255) << 8u) | ((q.z & 255) << 16u) | (q.w << 24u);
+      }`
+          : `
+      ${MAIN} {
+        if (index >= uniforms.size) { return; }
+        var amax = 0.0;
+        for (var j = 0; j < 8; j = j + 1) {
+          let v = abs(w[index * 8 + j]);
+          amax = max(amax, max(max(v.x, v.y), max(v.z, v.w)));
+        }
+        result[index] = amax / 127.0;
+      }`,
+    };
+    return requireWebGpuPrograms().runWebGPUProgram(
+      program,
+      quads ? [w, scales] : [w],
+      quads ? 'int32' : 'float32',
+    );
+  },
+});
 
 tf.registerKernel({
   kernelName: PACK_F16,
@@ -72,6 +145,7 @@ export function rowLinear(x: tf.Tensor2D, layer: RowLinear, o: RowLinearEpilogue
   const gated = o.gated ?? false;
   if (gated && o.activation === undefined) throw new Error('rowLinear: a gated layer needs an activation');
   const inputs: tf.NamedTensorMap = { x, w: layer.weightRows };
+  if (layer.scales) inputs.scales = layer.scales;
   if (layer.bias) inputs.bias = layer.bias;
   if (o.residual) inputs.residual = o.residual;
   const attrs = {
@@ -89,7 +163,7 @@ tf.registerKernel({
   kernelName: ROW_LINEAR,
   backendName: 'webgpu',
   kernelFunc: ({ inputs, attrs }) => {
-    const { x, w, bias, residual } = inputs as Record<string, tf.TensorInfo | undefined>;
+    const { x, w, scales, bias, residual } = inputs as Record<string, tf.TensorInfo | undefined>;
     const [xRows, inner] = x!.shape;
     const gated = attrs!.gated === true;
     const stride = attrs!.xStride as number;
@@ -105,12 +179,15 @@ tf.registerKernel({
     }
     const rows = Math.floor((xRows - 1 - offset) / stride) + 1;
     const columns = gated ? w!.shape[0] / 2 : w!.shape[0];
-    // An int32 weight holds f16 pairs (packF16Rows): half as many columns as inputs.
-    const half = w!.dtype === 'int32';
+    // An int32 weight holds int8 quads with scales (q8), else f16 pairs (f16).
+    const format = w!.dtype !== 'int32' ? 'f32' : scales ? 'q8' : 'f16';
+    const perWord = { f32: 1, f16: 2, q8: 4 }[format];
     if (
       x!.shape.length !== 2 ||
-      (half ? 2 * w!.shape[1] : w!.shape[1]) !== inner ||
-      (half && inner % 4 !== 0) ||
+      perWord * w!.shape[1] !== inner ||
+      (format !== 'f32' && inner % 4 !== 0) ||
+      (format === 'q8' &&
+        (inner % 32 !== 0 || scales!.shape[0] !== w!.shape[0] || scales!.shape[1] !== inner / 32)) ||
       (gated && w!.shape[0] % 2 !== 0)
     ) {
       throw new Error(`rowLinear: cannot multiply [${x!.shape}] by [${w!.shape}]ᵀ${gated ? ' (gated)' : ''}`);
@@ -129,9 +206,15 @@ tf.registerKernel({
       gated,
       residual: residual !== undefined,
       vectorized: inner % 4 === 0,
-      halfWeights: half,
+      weights: format,
     });
-    const used = [x!, w!, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
+    const used = [
+      x!,
+      w!,
+      ...(scales ? [scales] : []),
+      ...(bias ? [bias] : []),
+      ...(residual ? [residual] : []),
+    ];
     return requireWebGpuPrograms().runWebGPUProgram(program, used, 'float32', [
       { type: 'float32', data: [attrs!.eps as number] },
       { type: 'int32', data: [stride] },

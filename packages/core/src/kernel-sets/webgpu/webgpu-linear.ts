@@ -26,11 +26,12 @@ export interface LinearProgramOptions {
   /** The inner dimension is a multiple of 4: x and W are read as vec4s (a quarter of the loads). */
   vectorized: boolean;
   /**
-   * The weight holds f16 pairs, each i32 two halves (packF16Rows): half the
-   * bytes to read; unpacked to f32 in the program (unpack2x16float, core
-   * WGSL: no shader-f16 feature needed). Needs `vectorized`.
+   * How the weight is stored (needs `vectorized` unless f32): f16, each i32
+   * two halves (packF16Rows), unpacked with unpack2x16float (core WGSL: no
+   * shader-f16 feature needed); q8, each i32 four int8 of one row with one
+   * f32 scale per 32 inputs in `scales` (quantizeRowsQ8). Sums are f32.
    */
-  halfWeights?: boolean;
+  weights?: 'f32' | 'f16' | 'q8';
 }
 
 /**
@@ -48,15 +49,24 @@ export interface LinearProgramOptions {
  */
 export function linearProgram(o: LinearProgramOptions): WebGpuProgram {
   const { rows, columns, norm, bias, activation, gated, residual, vectorized } = o;
-  const half = o.halfWeights === true;
-  if (half && !vectorized)
-    throw new Error('linearProgram: f16 weights need an inner dimension divisible by 4');
-  // An f16 weight's 4 inputs are one vec2<i32>: two packed pairs.
-  const weightAt = (at: string) =>
-    half
-      ? `vec4<f32>(unpack2x16float(bitcast<u32>(w[${at}].x)), unpack2x16float(bitcast<u32>(w[${at}].y)))`
-      : `w[${at}]`;
-  const variableNames = ['x', 'w', ...(bias ? ['bias'] : []), ...(residual ? ['residual'] : [])];
+  const format = o.weights ?? 'f32';
+  if (format !== 'f32' && !vectorized)
+    throw new Error(`linearProgram: ${format} weights need an inner dimension divisible by 4`);
+  // Row `row`'s 4 inputs at vec4 index k: f16, one vec2<i32> (two packed pairs); q8, one i32 of
+  // four int8 (byte j: input 4k + j) times its block's scale (8 vec4s a block).
+  const weightAt = (row: string, k: string) =>
+    format === 'f16'
+      ? `vec4<f32>(unpack2x16float(bitcast<u32>(w[${row} * K + ${k}].x)), unpack2x16float(bitcast<u32>(w[${row} * K + ${k}].y)))`
+      : format === 'q8'
+        ? `unpackQ8(w[${row} * K + ${k}]) * scales[${row} * (K / 8) + ${k} / 8]`
+        : `w[${row} * K + ${k}]`;
+  const variableNames = [
+    'x',
+    'w',
+    ...(format === 'q8' ? ['scales'] : []),
+    ...(bias ? ['bias'] : []),
+    ...(residual ? ['residual'] : []),
+  ];
   // In vec4 units when vectorized: K below counts vec4s, and sums and products are over 4 lanes.
   const sumOf = (v: string) => (vectorized ? `(${v}.x + ${v}.y + ${v}.z + ${v}.w)` : v);
   const product = (a: string, b: string) => (vectorized ? `dot(${a}, ${b})` : `${a} * ${b}`);
@@ -72,14 +82,25 @@ export function linearProgram(o: LinearProgramOptions): WebGpuProgram {
   return {
     variableNames,
     outputShape: [rows, columns],
-    shaderKey: `specstreamLinear_${block}_${width}_${half ? 'f16' : 'f32'}_${norm ?? 'none'}_${activation ?? 'none'}_${gated}_${bias}_${residual}`,
+    shaderKey: `specstreamLinear_${block}_${width}_${format}_${norm ?? 'none'}_${activation ?? 'none'}_${gated}_${bias}_${residual}`,
     dispatchLayout: { x: [0, 1] },
     dispatch: [workgroups, 1, 1],
     workgroupSize: [THREADS, 1, 1],
-    variableComponents: [width, half ? 2 : width, 1, 1].slice(0, variableNames.length),
+    variableComponents: [width, format === 'f16' ? 2 : format === 'q8' ? 1 : width, 1, 1, 1].slice(
+      0,
+      variableNames.length,
+    ),
     uniforms: 'eps : f32, xStride : i32, xOffset : i32, ',
     getUserCode: () => `
     const M = ${block};
+    ${
+      format === 'q8'
+        ? `// Four int8 of one i32, byte j as lane j (arithmetic shifts sign-extend).
+    fn unpackQ8(p : i32) -> vec4<f32> {
+      return vec4<f32>(f32((p << 24u) >> 24u), f32((p << 16u) >> 24u), f32((p << 8u) >> 24u), f32(p >> 24u));
+    }`
+        : ''
+    }
     var<workgroup> stats : array<vec2<f32>, M>;
     ${activation ? ACTIVATION_WGSL[activation].helpers : ''}
     ${activation ? `fn activate(v : f32) -> f32 { return ${ACTIVATION_WGSL[activation].formula}; }` : ''}
@@ -144,8 +165,8 @@ export function linearProgram(o: LinearProgramOptions): WebGpuProgram {
       ${gated ? 'var up : array<f32, M>;' : ''}
       if (n < outN) {
         for (var k = lane; k < K; k = k + ${LANES}) {
-          let weight = ${weightAt('n * K + k')};
-          ${gated ? `let weightUp = ${weightAt('(n + outN) * K + k')};` : ''}
+          let weight = ${weightAt('n', 'k')};
+          ${gated ? `let weightUp = ${weightAt('(n + outN)', 'k')};` : ''}
           for (var m = 0; m < M; m = m + 1) {
             if (m < count) {
               let v = ${input};
