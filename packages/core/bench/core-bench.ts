@@ -214,8 +214,8 @@ export const LLAMA_05B_SHAPE: CausalLmConfig = {
 };
 
 /**
- * B5 (webgpu): batch-1 decode of the memory-bound shape with f32 and f16
- * weights, and the weight bytes each step reads over its time (an upper
+ * B5 (webgpu): batch-1 decode of the memory-bound shape with f32, f16 and
+ * q8 weights, and the weight bytes each step reads over its time (an upper
  * estimate of the bandwidth the step reaches: every weight read once).
  */
 async function memoryBound(reps: number, log: (line: string) => void): Promise<Record<string, unknown>> {
@@ -227,7 +227,7 @@ async function memoryBound(reps: number, log: (line: string) => void): Promise<R
     shape: 'Llama-0.5B (d 2048, 8 layers, 32/8 heads, MLP 8192, vocab 32000)',
     params,
   };
-  for (const weights of ['f32', 'f16'] as const) {
+  for (const weights of ['f32', 'f16', 'q8'] as const) {
     if (!formatWorks('webgpu', weights)) continue;
     const model = createCausalLm(config, randomCausalLmWeights(config, { seed: 3 }), {
       kernels: 'webgpu',
@@ -236,7 +236,7 @@ async function memoryBound(reps: number, log: (line: string) => void): Promise<R
     const ms = await stepAt(model, 1, 128, 160, 1, reps);
     model.dispose();
     // The embedding lookup reads one row: the bytes are the products' and the head's.
-    const bytes = (params - vocabSize * d) * (weights === 'f16' ? 2 : 4);
+    const bytes = (params - vocabSize * d) * { f32: 4, f16: 2, q8: 1 + 4 / 32 }[weights];
     out[weights] = {
       stepMs: round(ms),
       tokensPerS: round(1000 / ms, 1),
