@@ -9,6 +9,10 @@
  * - node-llama-cpp (its prebuilt CPU binary) on the same weights exported by exportGguf: F32
  *   and F16 plain, with DraftSequenceTokenPredictor on the same draft exported the same way,
  *   and with InputLookupTokenPredictor; Q8_0 and Q4_0 plain.
+ * - transformers.js (@huggingface/transformers on onnxruntime-node's CPU provider), offline, on
+ *   the ONNX export of the target that tools/peers/export_onnx.py writes (fp32, plain only): a
+ *   missing or stale export, or a loader that refuses it, is recorded as a failure (its message in
+ *   the output, the JSON and RESULTS.md), not a row.
  * Two models: the shipped pair (models/specstream-docs-target and -draft), and a Llama-shaped
  * model of random weights (random-llama.ts, ~143M parameters by default) whose weights are far
  * larger than any cache, so decoding is bound by memory bandwidth (plain and quantized only:
@@ -70,6 +74,9 @@ export const PEERS_ARGS = {
   'peers-llama-draft-min': { type: 'string', default: '1' },
   /** Where GGUF exports and the random model go (reused while their sources are unchanged). */
   'peers-dir': { type: 'string', default: '.data/peers' },
+  /** transformers.js's ONNX export of the target (tools/peers/export_onnx.py; '' for
+   * <peers-dir>/onnx/<the target's folder name>; 'none': no transformers.js contender). */
+  'peers-onnx': { type: 'string', default: '' },
   /** Only contenders whose id contains one of these comma-separated strings. */
   'peers-filter': { type: 'string' },
   'peers-results': { type: 'string', default: 'RESULTS.md' },
@@ -93,6 +100,8 @@ export interface PeersSettings {
   flashAttention: boolean;
   llamaDraftMin?: number;
   dir: string;
+  /** transformers.js's ONNX folder, or undefined when that contender is off. */
+  onnx?: string;
   filter?: string[];
   results: string;
   json: string;
@@ -140,6 +149,10 @@ export function peersSettings(values: Record<string, unknown>): PeersSettings {
         ? undefined
         : integer('peers-llama-draft-min', str('peers-llama-draft-min'), 1),
     dir: str('peers-dir'),
+    onnx:
+      str('peers-onnx') === 'none'
+        ? undefined
+        : str('peers-onnx') || join(str('peers-dir'), 'onnx', basename(resolve(str('peers-target')))),
     filter: (values['peers-filter'] as string | undefined)?.split(',').filter((s) => s !== ''),
     results: str('peers-results'),
     json: str('peers-json'),
@@ -209,6 +222,10 @@ export interface PeersResult {
   prompts: { decode: number; promptTokens: { min: number; mean: number; max: number }; ttft: number[] };
   rows: PeerRow[];
   ratios: PeerRatio[];
+  /** specstream / transformers.js, the same fields (`llamaCpp` holds the transformers.js row). */
+  transformersJsRatios: PeerRatio[];
+  /** Contenders that did not run, and why (the child's error, or the missing file). */
+  failures: { id: string; error: string }[];
   goals: { goal: string; measured: string; met: boolean }[];
   notes: string[];
   seconds: number;
@@ -273,7 +290,9 @@ function runChild(spec: ContenderSpec, specPath: string): Promise<ContenderResul
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       const line = stdout.split('\n').find((l) => l.startsWith('PEERS_RESULT '));
+      const error = stdout.split('\n').find((l) => l.startsWith('PEERS_ERROR '));
       if (code === 0 && line) done(JSON.parse(line.slice('PEERS_RESULT '.length)) as ContenderResult);
+      else if (error) fail(new Error(JSON.parse(error.slice('PEERS_ERROR '.length)) as string));
       else
         fail(
           new Error(
@@ -395,7 +414,11 @@ export async function runPeersBench(s: PeersSettings, log: (line: string) => voi
         id,
         library,
         draftMinTokens,
-        model: ours ? resolve(big ? bigDir! : target) : (big ? gguf.big : gguf.target)[ggufType],
+        model: ours
+          ? resolve(big ? bigDir! : target)
+          : library === 'transformers.js'
+            ? resolve(s.onnx!)
+            : (big ? gguf.big : gguf.target)[ggufType],
         draftModel: drafter !== 'draft' ? undefined : ours ? resolve(draft) : gguf.draft[ggufType],
         weights,
         drafter,
@@ -418,6 +441,7 @@ export async function runPeersBench(s: PeersSettings, log: (line: string) => voi
       if (d === 'draft' && s.llamaDraftMin !== undefined)
         add(model, 'llama.cpp', 'F32', d, threads, s.llamaDraftMin);
       if (f16) add(model, 'llama.cpp', 'F16', d, threads);
+      if (model === 'pair' && d === 'none' && s.onnx) add(model, 'transformers.js', 'fp32', d, threads);
     }
   };
   const quantSet = (model: 'pair' | 'big', threads: number) => {
@@ -445,10 +469,36 @@ export async function runPeersBench(s: PeersSettings, log: (line: string) => voi
     string,
     { planned: Planned; result: ContenderResult; seconds: number; load: [number, number] }
   >();
+  const failures: PeersResult['failures'] = [];
+  // transformers.js needs the export made outside the suite (Python): say what is missing.
+  const onnxProblem = (): string | undefined => {
+    if (!s.onnx) return undefined;
+    const file = join(s.onnx, 'onnx', 'model.onnx');
+    if (!existsSync(file))
+      return `not found: ${file} (make it with python tools/peers/export_onnx.py --model ${s.target} --out ${s.onnx})`;
+    if (statSync(file).mtimeMs < newest(s.target))
+      return `stale: ${file} is older than ${s.target} (run tools/peers/export_onnx.py again)`;
+    return undefined;
+  };
+  const onnxMissing = onnxProblem();
   for (const [i, planned] of plan.entries()) {
     const t = performance.now();
     const loadAtStart = loadavg()[0];
-    const result = await runChild(planned.spec, resolve(s.dir, `spec-${i}.json`));
+    let result: ContenderResult;
+    if (planned.library === 'transformers.js') {
+      // A failure of this contender is a result to report, not the end of the suite.
+      try {
+        if (onnxMissing) throw new Error(onnxMissing);
+        result = await runChild(planned.spec, resolve(s.dir, `spec-${i}.json`));
+      } catch (error) {
+        const message = (error as Error).message;
+        failures.push({ id: planned.spec.id, error: message });
+        log(`${planned.spec.id}: FAILED: ${message}`);
+        continue;
+      }
+    } else {
+      result = await runChild(planned.spec, resolve(s.dir, `spec-${i}.json`));
+    }
     const seconds = (performance.now() - t) / 1000;
     // The 1-minute load average as the contender started and ended: the suite itself adds about
     // its thread count; more says another job shared the cores (the machine is shared).
@@ -543,6 +593,30 @@ export async function runPeersBench(s: PeersSettings, log: (line: string) => voi
         });
       }
     }
+  }
+
+  const transformersJsRatios: PeerRatio[] = [];
+  for (const threads of [s.threads, ...s.extraThreads]) {
+    const a = find('pair', 'specstream', 'f32', 'none', threads);
+    const b = find('pair', 'transformers.js', 'fp32', 'none', threads);
+    if (!a || !b) continue;
+    const same = agreement(a.result.decode.outputs, b.result.decode.outputs);
+    transformersJsRatios.push({
+      model: 'pair',
+      threads,
+      specstream: contenderName(a.planned),
+      llamaCpp: contenderName(b.planned),
+      decode: round(a.result.decode.tokensPerS / b.result.decode.tokensPerS, 3),
+      ttft: Object.fromEntries(
+        a.result.ttft.map((x, i) => [
+          String(x.promptTokens),
+          round(x.medianMs / b.result.ttft[i].medianMs, 3),
+        ]),
+      ),
+      peakRss: round(a.result.maxRss / b.result.maxRss, 3),
+      sameTokens: `${same.same}/${same.of}`,
+      firstDifference: same.first,
+    });
   }
 
   const ratio = (model: string, drafter: Drafter, theirs: string, min?: number, threads = s.threads) =>
@@ -732,6 +806,11 @@ export async function runPeersBench(s: PeersSettings, log: (line: string) => voi
   const versions: Record<string, string> = {};
   if (oursRow) versions.specstream = oursRow.result.library.version;
   if (llamaRow) versions['node-llama-cpp'] = llamaRow.result.library.version;
+  const tjsRow = [...results.values()].find((r) => r.planned.library === 'transformers.js');
+  if (tjsRow) {
+    versions['@huggingface/transformers'] = tjsRow.result.library.version;
+    versions.onnxruntime = tjsRow.result.library.runtime ?? '?';
+  }
   const seconds = round((performance.now() - t0) / 1000, 0);
   log(`took ${seconds} s${first ? '' : ' (no contender ran)'}`);
   return {
@@ -752,6 +831,8 @@ export async function runPeersBench(s: PeersSettings, log: (line: string) => voi
     prompts: { decode: pairDecode.length, promptTokens, ttft: s.ttftTokens },
     rows,
     ratios,
+    transformersJsRatios,
+    failures,
     goals,
     notes,
     seconds,
@@ -776,11 +857,11 @@ function rowCells(r: PeerRow, ttftTokens: number[]): Record<string, string> {
   };
 }
 
-function ratioCells(r: PeerRatio): Record<string, string> {
+function ratioCells(r: PeerRatio, peer = 'node-llama-cpp'): Record<string, string> {
   return {
     model: r.model,
     specstream: r.specstream,
-    'node-llama-cpp': r.llamaCpp,
+    [peer]: r.llamaCpp,
     decode: `${r.decode.toFixed(2)}×`,
     ...Object.fromEntries(Object.entries(r.ttft).map(([n, x]) => [`TTFT ${n}`, `${x.toFixed(2)}×`])),
     'peak RSS': `${r.peakRss.toFixed(2)}×`,
@@ -797,7 +878,13 @@ export function printPeers(r: PeersResult, log: (line: string) => void): void {
   log(
     'Ratios specstream / node-llama-cpp (decode > 1: specstream faster; TTFT and RSS < 1: specstream lower)',
   );
-  for (const line of formatTable(r.ratios.map(ratioCells))) log(line);
+  for (const line of formatTable(r.ratios.map((x) => ratioCells(x)))) log(line);
+  if (r.transformersJsRatios.length > 0) {
+    log('Ratios specstream / transformers.js (same reading)');
+    for (const line of formatTable(r.transformersJsRatios.map((x) => ratioCells(x, 'transformers.js'))))
+      log(line);
+  }
+  for (const f of r.failures) log(`FAILED ${f.id}: ${f.error}`);
   log('Goals (issue 19)');
   for (const line of formatTable(r.goals.map((g) => ({ ...g, met: g.met ? 'yes' : 'NO' })))) log(line);
   for (const note of r.notes) log(`note: ${note}`);
@@ -819,12 +906,12 @@ export function peersMarkdownSection(r: PeersResult): string {
   const m = r.models;
   const build = r.llamaCppBuild as { release?: string; buildType?: string; systemInfo?: string } | undefined;
   const lines = [
-    '## Peers: specstream against node-llama-cpp on CPU',
+    '## Peers: specstream against node-llama-cpp and transformers.js on CPU',
     '',
-    `\`pnpm bench --only peers\` runs each contender in a child process of its own, one after another (the two libraries alternating), on the same prompt token ids and token counts, greedy (temperature 0), batch 1. specstream runs on the wasm backend with core's wasm kernels (f32 weights, or q8/q4 through \`loadModel(dir, { weights })\`); node-llama-cpp runs its prebuilt CPU binary on the same weights exported by \`exportGguf\` (F32, F16, Q8_0, Q4_0; specstream has no f16 weight format on wasm, so its f32 rows stand against F16 too), raw token ids through a context sequence, KV cache ${s.kvCache}, flash attention ${s.flashAttention ? 'on' : 'off'}. "+draft": specstream's \`speculativeGenerate\` with the shipped draft and \`adaptiveK()\` (the CLI's default), node-llama-cpp's \`DraftSequenceTokenPredictor\` on the same draft (its defaults, as its own CLI uses it, and with \`minTokens\` ${s.llamaDraftMin ?? '–'}: with the default 0 the target never waits for the draft, which on a CPU the two share rarely gets ahead); "+lookup": \`promptLookupDrafter()\` and \`InputLookupTokenPredictor\` (defaults). Decode tok/s: tokens after the first over the time from the first token to the last; TTFT: from the call to the first token (the whole prompt's prefill), median of ${s.ttftReps} runs (${s.big.ttftReps} on the random model) after one unrecorded warm-up. Peak RSS: \`process.resourceUsage().maxRSS\` of the contender's process at its end (Node, the library, the model(s) and the run: mmapped GGUF pages count once touched); growth is that minus the RSS right after the library started, before any model loaded. α: accepted drafted tokens over drafted (llama.cpp: validated / (validated + refuted) predictions). "= plain": prompts whose greedy output is token-identical to the same library's plain run; load: the machine's 1-minute load average as the contender started and ended (the suite itself adds about its threads; more means another job shared the two cores, and node-llama-cpp with 2 threads suffers most from that); "same tokens": prompts on which both libraries produce the same ids. Flags: \`--peers-prompts-count\` (8), \`--peers-tokens\` (96), \`--peers-ttft-tokens\` (24,500), \`--peers-threads\` (2), \`--peers-extra-threads\` (1: every contender again at that count; ×N in a row is its threads, SPECSTREAM_THREADS for specstream, \`maxThreads\` and \`threads\` for node-llama-cpp), \`--peers-llama-draft-min\` (1), \`--peers-max-seconds\` (45: a contender's decoding stops after the prompt that crosses it), \`--peers-big-layers\` (12, 0: no random model), \`--peers-big-hidden\` (1024), \`--peers-big-prompts-count\` (4), \`--peers-big-tokens\` (48), \`--peers-kv\` (f32), \`--peers-flash-attention\`, \`--peers-filter\`; JSON with every number and every output in \`bench-results/peers.json\`. The GPU counterpart (transformers on torch) is \`tools/peers/transformers_peers.py\`.`,
+    `\`pnpm bench --only peers\` runs each contender in a child process of its own, one after another (the two libraries alternating), on the same prompt token ids and token counts, greedy (temperature 0), batch 1. specstream runs on the wasm backend with core's wasm kernels (f32 weights, or q8/q4 through \`loadModel(dir, { weights })\`); node-llama-cpp runs its prebuilt CPU binary on the same weights exported by \`exportGguf\` (F32, F16, Q8_0, Q4_0; specstream has no f16 weight format on wasm, so its f32 rows stand against F16 too), raw token ids through a context sequence, KV cache ${s.kvCache}, flash attention ${s.flashAttention ? 'on' : 'off'}; transformers.js (\`@huggingface/transformers\` on onnxruntime-node's CPU execution provider, intra-op threads = the row's ×N, inter-op 1) runs offline (\`env.allowRemoteModels = false\`, \`env.localModelPath\` at the folder) on the target's fp32 ONNX export by \`tools/peers/export_onnx.py\` (torch's dynamo exporter; logits within 1e-4 of the HF model's, checked with onnxruntime in Python), greedy through its own \`generate\` (do_sample false, no end-of-sequence stop), plain only; its export computes logits at every prompt position (no \`num_logits_to_keep\` input), about a sixth of a prefill's multiply-adds on this model. "+draft": specstream's \`speculativeGenerate\` with the shipped draft and \`adaptiveK()\` (the CLI's default), node-llama-cpp's \`DraftSequenceTokenPredictor\` on the same draft (its defaults, as its own CLI uses it, and with \`minTokens\` ${s.llamaDraftMin ?? '–'}: with the default 0 the target never waits for the draft, which on a CPU the two share rarely gets ahead); "+lookup": \`promptLookupDrafter()\` and \`InputLookupTokenPredictor\` (defaults). Decode tok/s: tokens after the first over the time from the first token to the last; TTFT: from the call to the first token (the whole prompt's prefill), median of ${s.ttftReps} runs (${s.big.ttftReps} on the random model) after one unrecorded warm-up. Peak RSS: \`process.resourceUsage().maxRSS\` of the contender's process at its end (Node, the library, the model(s) and the run: mmapped GGUF pages count once touched); growth is that minus the RSS right after the library started, before any model loaded. α: accepted drafted tokens over drafted (llama.cpp: validated / (validated + refuted) predictions). "= plain": prompts whose greedy output is token-identical to the same library's plain run; load: the machine's 1-minute load average as the contender started and ended (the suite itself adds about its threads; more means another job shared the two cores, and node-llama-cpp with 2 threads suffers most from that); "same tokens": prompts on which both libraries produce the same ids. Flags: \`--peers-prompts-count\` (8), \`--peers-tokens\` (96), \`--peers-ttft-tokens\` (24,500), \`--peers-threads\` (2), \`--peers-extra-threads\` (1: every contender again at that count; ×N in a row is its threads, SPECSTREAM_THREADS for specstream, \`maxThreads\` and \`threads\` for node-llama-cpp), \`--peers-llama-draft-min\` (1), \`--peers-max-seconds\` (45: a contender's decoding stops after the prompt that crosses it), \`--peers-big-layers\` (12, 0: no random model), \`--peers-big-hidden\` (1024), \`--peers-big-prompts-count\` (4), \`--peers-big-tokens\` (48), \`--peers-kv\` (f32), \`--peers-flash-attention\`, \`--peers-onnx\` (the export's folder; none: no transformers.js), \`--peers-filter\`; JSON with every number and every output in \`bench-results/peers.json\`. The GPU counterpart (transformers on torch) is \`tools/peers/transformers_peers.py\`.`,
     '',
     `- Machine: ${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.memoryGB} GiB · load average ${r.machine.loadBefore.join(' / ')} before the run, ${r.machine.loadAfter.join(' / ')} after (the machine is shared) · commit \`${r.commit.hash}\`${dirty} · ${r.date} · Node ${r.node}`,
-    `- Versions: specstream ${r.versions.specstream ?? '?'} (wasm backend, core's wasm kernels, SPECSTREAM_THREADS = the row's threads), node-llama-cpp ${r.versions['node-llama-cpp'] ?? '?'}${build?.release ? ` (its ${build.buildType ?? ''} CPU binary of llama.cpp, release tag ${build.release}; CPU features ${build.systemInfo ?? '?'})` : ''}, threads = the row's ×N for both.`,
+    `- Versions: specstream ${r.versions.specstream ?? '?'} (wasm backend, core's wasm kernels, SPECSTREAM_THREADS = the row's threads), node-llama-cpp ${r.versions['node-llama-cpp'] ?? '?'}${build?.release ? ` (its ${build.buildType ?? ''} CPU binary of llama.cpp, release tag ${build.release}; CPU features ${build.systemInfo ?? '?'})` : ''}, threads = the row's ×N for both${r.versions['@huggingface/transformers'] ? `; @huggingface/transformers ${r.versions['@huggingface/transformers']} on ${r.versions.onnxruntime}` : ''}.`,
     `- pair: target \`${m.target.path}\` (${(m.target.parameters / 1e6).toFixed(1)}M parameters, trained), draft \`${m.draft.path}\` (${(m.draft.parameters / 1e6).toFixed(1)}M); ${r.prompts.decode} held-out prompts of \`${s.prompts}\` (${r.prompts.promptTokens.min}–${r.prompts.promptTokens.max} tokens, mean ${r.prompts.promptTokens.mean}) × ${s.tokens} new tokens; TTFT prompts: the held-out texts joined, cut to ${s.ttftTokens.join(' and ')} tokens.`,
     ...(m.big
       ? [
@@ -840,7 +927,24 @@ export function peersMarkdownSection(r: PeersResult): string {
     '',
     'Ratios specstream / node-llama-cpp (decode > 1: specstream faster; TTFT and peak RSS < 1: specstream lower):',
     '',
-    ...markdown(r.ratios.map(ratioCells), ['model', 'specstream', 'node-llama-cpp']),
+    ...markdown(
+      r.ratios.map((x) => ratioCells(x)),
+      ['model', 'specstream', 'node-llama-cpp'],
+    ),
+    ...(r.transformersJsRatios.length > 0
+      ? [
+          '',
+          'Ratios specstream / transformers.js (the same reading):',
+          '',
+          ...markdown(
+            r.transformersJsRatios.map((x) => ratioCells(x, 'transformers.js')),
+            ['model', 'specstream', 'transformers.js'],
+          ),
+        ]
+      : []),
+    ...(r.failures.length > 0
+      ? ['', 'Did not run:', '', ...r.failures.map((f) => `- ${f.id}: \`${f.error.replace(/`/g, "'")}\``)]
+      : []),
     '',
     'Goals (issue 19, CPU batch 1):',
     '',

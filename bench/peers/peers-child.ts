@@ -13,18 +13,19 @@
  * counts wherever the library puts it).
  */
 import { readFileSync } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
 
-export type Library = 'specstream' | 'llama.cpp';
+export type Library = 'specstream' | 'llama.cpp' | 'transformers.js';
 export type Drafter = 'none' | 'draft' | 'lookup';
 
 export interface ContenderSpec {
   id: string;
   library: Library;
-  /** HF folder (specstream) or .gguf file (llama.cpp). */
+  /** HF folder (specstream), .gguf file (llama.cpp) or ONNX export folder (transformers.js). */
   model: string;
   /** The draft model in the same library's format (drafter 'draft' only). */
   draftModel?: string;
-  /** specstream: f32 | q8 | q4 (loadModel's weights); llama.cpp: the GGUF type. */
+  /** specstream: f32 | q8 | q4 (loadModel's weights); llama.cpp: the GGUF type; transformers.js: fp32. */
   weights: string;
   drafter: Drafter;
   /** llama.cpp's DraftSequenceTokenPredictor minTokens (undefined: its default, 0). */
@@ -66,6 +67,8 @@ export interface LibraryInfo {
   version: string;
   /** llama.cpp: the release its binary was built from, prebuilt or local, CPU features. */
   build?: { release: string; repo: string; buildType: string; systemInfo: string };
+  /** transformers.js: the onnxruntime-node it runs on. */
+  runtime?: string;
 }
 
 interface Prompts {
@@ -234,6 +237,84 @@ async function llamaCpp(spec: ContenderSpec, onStarted: () => void): Promise<Eng
   };
 }
 
+/**
+ * transformers.js (@huggingface/transformers) on onnxruntime-node's CPU provider, offline: the
+ * ONNX export of the target made by tools/peers/export_onnx.py, loaded from the local folder with
+ * remote models off. Greedy through its own `generate` (do_sample false), raw token ids in, no
+ * end-of-sequence stop (eos_token_id null: the end-of-text id is just another token, as in the
+ * other two); a streamer stamps each new token as generate hands it out.
+ */
+async function transformersJs(spec: ContenderSpec, onStarted: () => void): Promise<Engine> {
+  const tjs = await import('@huggingface/transformers');
+  tjs.env.allowRemoteModels = false;
+  tjs.env.allowLocalModels = true;
+  tjs.env.localModelPath = `${dirname(resolve(spec.model))}/`;
+  tjs.env.useFSCache = false;
+  onStarted();
+  const model = await tjs.AutoModelForCausalLM.from_pretrained(basename(spec.model), {
+    local_files_only: true,
+    device: 'cpu',
+    dtype: 'fp32',
+    session_options: { intraOpNumThreads: spec.threads, interOpNumThreads: 1 },
+  });
+  const ort = (tjs.env.backends.onnx as { versions?: Record<string, string> }).versions ?? {};
+  class Stamps extends tjs.BaseStreamer {
+    prompt = true;
+    stamps: number[] = [];
+    tokens: number[] = [];
+    override put(value: bigint[][]) {
+      // generate() first hands the prompt over, then one [[id]] per step.
+      if (this.prompt) {
+        this.prompt = false;
+        return;
+      }
+      this.stamps.push(performance.now());
+      this.tokens.push(Number(value[0][0]));
+    }
+    override end() {}
+  }
+  return {
+    threads: spec.threads,
+    library: {
+      name: '@huggingface/transformers',
+      version: packageVersion(
+        new URL('../../node_modules/@huggingface/transformers/package.json', import.meta.url),
+      ),
+      runtime: `onnxruntime-node ${ort.node ?? '?'} (CPU execution provider)`,
+    },
+    async run(prompt, maxNewTokens) {
+      const n = prompt.length;
+      const inputs = new tjs.Tensor(
+        'int64',
+        BigInt64Array.from(prompt, (t) => BigInt(t)),
+        [1, n],
+      );
+      const attention_mask = new tjs.Tensor('int64', new BigInt64Array(n).fill(1n), [1, n]);
+      const streamer = new Stamps();
+      const start = performance.now();
+      await model.generate({
+        inputs,
+        attention_mask,
+        max_new_tokens: maxNewTokens,
+        do_sample: false,
+        eos_token_id: null,
+        streamer,
+      } as never);
+      const first = streamer.stamps[0] ?? start;
+      const last = streamer.stamps.at(-1) ?? start;
+      return {
+        ttftMs: first - start,
+        decodeMs: last - first,
+        tokens: streamer.tokens.slice(0, maxNewTokens),
+      };
+    },
+    drafting: () => undefined,
+    async dispose() {
+      await model.dispose();
+    },
+  };
+}
+
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -246,7 +327,10 @@ async function main(spec: ContenderSpec): Promise<ContenderResult> {
     baselineRss = process.memoryUsage.rss();
   };
   let t = performance.now();
-  const engine = await (spec.library === 'specstream' ? specstream : llamaCpp)(spec, started);
+  const engine = await { specstream, 'llama.cpp': llamaCpp, 'transformers.js': transformersJs }[spec.library](
+    spec,
+    started,
+  );
   const loadSeconds = (performance.now() - t) / 1000;
   try {
     t = performance.now();
@@ -303,7 +387,15 @@ async function main(spec: ContenderSpec): Promise<ContenderResult> {
 
 const [specPath] = process.argv.slice(2);
 if (!specPath) throw new Error('usage: peers-child.ts <spec.json>');
-const result = await main(JSON.parse(readFileSync(specPath, 'utf8')) as ContenderSpec);
+let result: ContenderResult;
+try {
+  result = await main(JSON.parse(readFileSync(specPath, 'utf8')) as ContenderSpec);
+} catch (error) {
+  // The parent reports this line as the contender's failure (the message, not the stack).
+  process.stdout.write(`PEERS_ERROR ${JSON.stringify(String((error as Error)?.message ?? error))}\n`);
+  process.stderr.write(`${(error as Error)?.stack ?? error}\n`);
+  process.exit(1);
+}
 process.stdout.write(`PEERS_RESULT ${JSON.stringify(result)}\n`);
 // Kernel threads (specstream) and the llama.cpp addon may keep the loop alive: the result is out.
 process.exit(0);
