@@ -53,7 +53,7 @@ const { values } = parseArgs({
     ...PAIR_ARGS,
     // --only quant-model: q8/q4 models against f32 on wasm (bench/quant-model/quant-model-bench.ts).
     ...QUANT_MODEL_ARGS,
-    // --only peers: specstream against node-llama-cpp on CPU (bench/peers/peers-bench.ts lists its flags).
+    // --only peers: specstream against node-llama-cpp and transformers.js on CPU (bench/peers/peers-bench.ts lists its flags).
     ...PEERS_ARGS,
     // --only server: `specstream serve` under 1 and 16 streams (bench/server/server-bench.ts lists its flags).
     ...SERVER_ARGS,
@@ -228,7 +228,7 @@ if (suites.has('speculative')) {
 
 if (suites.has('peers')) {
   console.log(
-    '\n== peers: specstream against node-llama-cpp on CPU (wasm backend; child process per contender)',
+    '\n== peers: specstream against node-llama-cpp and transformers.js on CPU (wasm backend; child process per contender)',
   );
   const peers = await runPeersBench(peersSettings(values), log);
   printPeers(peers, console.log);
