@@ -5,7 +5,7 @@ import { type ArenaMatrix, arenaTransposedLinear, isArenaMatrix } from './arena-
 import { runOnThreads, threadRanges } from './kernel-threads.js';
 import { prefetchChoice } from './prefetch-choice.js';
 import { requireWasmKernels, wasmKernels } from './wasm-kernels.js';
-import { requireArena, weightArena } from './weight-arena.js';
+import { copyRowsOut, requireArena, weightArena } from './weight-arena.js';
 
 /**
  * A dense layer whose weight is kept as column panels for core's wasm matrix
@@ -231,16 +231,13 @@ tf.registerKernel({
     const t0 = performance.now();
     runOnThreads(arena, 'product', calls);
     productPrefetch.record(prefetch, rows, work, performance.now() - t0, shape);
-    const floats = arena.floats();
-    const heap = k.heap();
-    const outAt = k.offset(out) >> 2;
-    if (padded === outDim) heap.set(floats.subarray(product >> 2, (product >> 2) + rows * outDim), outAt);
-    else {
-      for (let r = 0; r < rows; r++) {
-        const from = (product >> 2) + r * padded;
-        heap.set(floats.subarray(from, from + outDim), outAt + r * outDim);
-      }
-    }
+    copyRowsOut(
+      arena.floats().subarray(product >> 2),
+      padded,
+      k.heap().subarray(k.offset(out) >> 2),
+      rows,
+      outDim,
+    );
     return out;
   },
 });

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { runOnThreads, type ThreadFunction, threadRanges } from './kernel-threads.js';
 import { isQuantMatrix, QUANT_BLOCK, type QuantMatrix } from './quant-matrix.js';
 import { requireWasmKernels, wasmKernels } from './wasm-kernels.js';
-import { requireArena, weightArena } from './weight-arena.js';
+import { copyRowsOut, requireArena, weightArena } from './weight-arena.js';
 
 /**
  * y = x·W + b for a quantized W (quant-matrix.ts) on the wasm backend, in
@@ -98,16 +98,13 @@ tf.registerKernel({
       q1,
     ]);
     runOnThreads(arena, kernel, calls);
-    const floats = arena.floats();
-    const heap = k.heap();
-    const outAt = k.offset(out) >> 2;
-    if (padded === outDim) heap.set(floats.subarray(product >> 2, (product >> 2) + rows * outDim), outAt);
-    else {
-      for (let r = 0; r < rows; r++) {
-        const from = (product >> 2) + r * padded;
-        heap.set(floats.subarray(from, from + outDim), outAt + r * outDim);
-      }
-    }
+    copyRowsOut(
+      arena.floats().subarray(product >> 2),
+      padded,
+      k.heap().subarray(k.offset(out) >> 2),
+      rows,
+      outDim,
+    );
     return out;
   },
 });

@@ -162,3 +162,21 @@ function createArena(): WeightArena | null {
     },
   };
 }
+
+/**
+ * A product's rows from the arena's scratch, each `padded` floats wide, into
+ * the backend's output, `cols` wide: one copy when no padding separates them.
+ */
+export function copyRowsOut(
+  from: Float32Array,
+  padded: number,
+  to: Float32Array,
+  rows: number,
+  cols: number,
+): void {
+  if (padded === cols) {
+    to.set(from.subarray(0, rows * cols));
+    return;
+  }
+  for (let r = 0; r < rows; r++) to.set(from.subarray(r * padded, r * padded + cols), r * cols);
+}
