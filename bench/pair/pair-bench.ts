@@ -36,7 +36,7 @@ import {
   pairMarkdownSection,
   replaceMarkedSection,
 } from '../../packages/speculative/bench/pair-report.js';
-import { rate, timeRun } from '../../packages/speculative/bench/spec-bench.js';
+import { interleavedRuns, rate, timeRun } from '../../packages/speculative/bench/spec-bench.js';
 import { benchCommit } from '../../scripts/lib/bench-commit.js';
 import { formatTable } from '../../scripts/lib/format-table.js';
 
@@ -292,16 +292,10 @@ export async function runPairBench(
       for (const k of settings) await runOne(k, prompts[0], sampling(0));
       warmupMs += performance.now() - t;
       t = performance.now();
-      const runs = settings.map(() => [] as { ms: number; tokens: number[] }[]);
       const totals = settings.map(() => emptyMetrics());
-      for (let i = 0; i < prompts.length; i++) {
-        // Every setting on each prompt before the next prompt, starting one further along each
-        // time, so a drift in the machine's speed reaches all settings alike.
-        for (let j = 0; j < settings.length; j++) {
-          const at = (i + j) % settings.length;
-          runs[at][i] = await runOne(settings[at], prompts[i], sampling(i), totals[at]);
-        }
-      }
+      const runs = await interleavedRuns(settings, prompts.length, (k, i, at) =>
+        runOne(k, prompts[i], sampling(i), totals[at]),
+      );
       measuredMs += performance.now() - t;
 
       const plain = runs[0];

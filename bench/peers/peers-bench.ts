@@ -324,6 +324,27 @@ function agreement(a: number[][], b: number[][]): { same: number; of: number; fi
   return { same: first.filter((x) => x === null).length, of: n, first };
 }
 
+/** The ratios of one contender's figures to another's (a / b), and how often their outputs agree. */
+function compared(
+  a: {
+    decode: { tokensPerS: number; outputs: number[][] };
+    ttft: { promptTokens: number; medianMs: number }[];
+    maxRss: number;
+  },
+  b: { decode: { tokensPerS: number; outputs: number[][] }; ttft: { medianMs: number }[]; maxRss: number },
+): Pick<PeerRatio, 'decode' | 'ttft' | 'peakRss' | 'sameTokens' | 'firstDifference'> {
+  const same = agreement(a.decode.outputs, b.decode.outputs);
+  return {
+    decode: round(a.decode.tokensPerS / b.decode.tokensPerS, 3),
+    ttft: Object.fromEntries(
+      a.ttft.map((x, i) => [String(x.promptTokens), round(x.medianMs / b.ttft[i].medianMs, 3)]),
+    ),
+    peakRss: round(a.maxRss / b.maxRss, 3),
+    sameTokens: `${same.same}/${same.of}`,
+    firstDifference: same.first,
+  };
+}
+
 const drafterName = (c: Contender) =>
   c.drafter === 'none'
     ? 'plain'
@@ -568,7 +589,6 @@ export async function runPeersBench(s: PeersSettings, log: (line: string) => voi
         const a = find(model, 'specstream', ours, drafter, threads);
         const b = find(model, 'llama.cpp', theirs, drafter, threads, min);
         if (!a || !b) continue;
-        const same = agreement(a.result.decode.outputs, b.result.decode.outputs);
         ratios.push({
           model,
           threads,
@@ -580,16 +600,7 @@ export async function runPeersBench(s: PeersSettings, log: (line: string) => voi
             threads,
             draftMinTokens: min,
           }),
-          decode: round(a.result.decode.tokensPerS / b.result.decode.tokensPerS, 3),
-          ttft: Object.fromEntries(
-            a.result.ttft.map((x, i) => [
-              String(x.promptTokens),
-              round(x.medianMs / b.result.ttft[i].medianMs, 3),
-            ]),
-          ),
-          peakRss: round(a.result.maxRss / b.result.maxRss, 3),
-          sameTokens: `${same.same}/${same.of}`,
-          firstDifference: same.first,
+          ...compared(a.result, b.result),
         });
       }
     }
@@ -600,22 +611,12 @@ export async function runPeersBench(s: PeersSettings, log: (line: string) => voi
     const a = find('pair', 'specstream', 'f32', 'none', threads);
     const b = find('pair', 'transformers.js', 'fp32', 'none', threads);
     if (!a || !b) continue;
-    const same = agreement(a.result.decode.outputs, b.result.decode.outputs);
     transformersJsRatios.push({
       model: 'pair',
       threads,
       specstream: contenderName(a.planned),
       llamaCpp: contenderName(b.planned),
-      decode: round(a.result.decode.tokensPerS / b.result.decode.tokensPerS, 3),
-      ttft: Object.fromEntries(
-        a.result.ttft.map((x, i) => [
-          String(x.promptTokens),
-          round(x.medianMs / b.result.ttft[i].medianMs, 3),
-        ]),
-      ),
-      peakRss: round(a.result.maxRss / b.result.maxRss, 3),
-      sameTokens: `${same.same}/${same.of}`,
-      firstDifference: same.first,
+      ...compared(a.result, b.result),
     });
   }
 

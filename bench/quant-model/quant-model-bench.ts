@@ -38,7 +38,7 @@ import {
 } from '@specstream/speculative';
 import { readCausalReference } from '../../packages/models/test/causal-reference.js';
 import { replaceMarkedSection } from '../../packages/speculative/bench/pair-report.js';
-import { rate, timeRun } from '../../packages/speculative/bench/spec-bench.js';
+import { interleavedRuns, rate, timeRun } from '../../packages/speculative/bench/spec-bench.js';
 import { benchCommit } from '../../scripts/lib/bench-commit.js';
 import { formatTable } from '../../scripts/lib/format-table.js';
 
@@ -276,14 +276,10 @@ async function pairRuns(
   for (const cell of cells) await runOne(cell, prompts[0]);
   const warmupS = (performance.now() - t) / 1000;
   t = performance.now();
-  const runs = cells.map(() => [] as { ms: number; tokens: number[] }[]);
   const totals = cells.map(() => emptyMetrics());
-  for (let i = 0; i < prompts.length; i++) {
-    for (let j = 0; j < cells.length; j++) {
-      const at = (i + j) % cells.length;
-      runs[at][i] = await runOne(cells[at], prompts[i], totals[at]);
-    }
-  }
+  const runs = await interleavedRuns(cells, prompts.length, (cell, i, at) =>
+    runOne(cell, prompts[i], totals[at]),
+  );
   const measuredS = (performance.now() - t) / 1000;
   const plainOf = (weights: QuantModelFormat) =>
     cells.findIndex((c) => c.pair.weights === weights && c.k === 0);

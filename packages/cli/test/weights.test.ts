@@ -105,7 +105,7 @@ describe('--weights and --draft-weights', () => {
   });
 
   it('q4 target with an f32 draft', async () => {
-    const result = await runCli([
+    const args = [
       'generate',
       PROMPT,
       '--backend',
@@ -120,26 +120,11 @@ describe('--weights and --draft-weights', () => {
       'q4',
       '--draft-weights',
       'f32',
-      '--json',
-    ]);
+    ];
+    const result = await runCli([...args, '--json']);
     expect(result.code).toBe(EXIT.ok);
     expect(jsonLines(result.stdout).at(-1)).toMatchObject({ tokens: 8, weights: 'q4', draftWeights: 'f32' });
-    const text = await runCli([
-      'generate',
-      PROMPT,
-      '--backend',
-      'wasm',
-      '--model',
-      target,
-      '--draft',
-      draft,
-      '--max-new-tokens',
-      '8',
-      '--weights',
-      'q4',
-      '--draft-weights',
-      'f32',
-    ]);
+    const text = await runCli(args);
     expect(text.stderr).toMatch(/\| q4 weights, draft f32( \||$)/m);
   });
 

@@ -125,6 +125,26 @@ export async function timeRun(
 }
 
 /** Tokens per second over several runs: tokens after each run's first, over their summed time. */
+/**
+ * Runs every setting on each prompt before the next prompt, starting one
+ * further along the settings each time, so a drift in the machine's speed
+ * reaches all settings alike: runs[setting][prompt].
+ */
+export async function interleavedRuns<S, R>(
+  settings: readonly S[],
+  prompts: number,
+  run: (setting: S, prompt: number, at: number) => Promise<R>,
+): Promise<R[][]> {
+  const runs = settings.map(() => new Array<R>(prompts));
+  for (let i = 0; i < prompts; i++) {
+    for (let j = 0; j < settings.length; j++) {
+      const at = (i + j) % settings.length;
+      runs[at][i] = await run(settings[at], i, at);
+    }
+  }
+  return runs;
+}
+
 export const rate = (runs: readonly { ms: number; tokens: number[] }[]) =>
   (1000 * runs.reduce((n, r) => n + r.tokens.length - 1, 0)) / runs.reduce((t, r) => t + r.ms, 0);
 

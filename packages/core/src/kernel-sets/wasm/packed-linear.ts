@@ -231,13 +231,7 @@ tf.registerKernel({
     const t0 = performance.now();
     runOnThreads(arena, 'product', calls);
     productPrefetch.record(prefetch, rows, work, performance.now() - t0, shape);
-    copyRowsOut(
-      arena.floats().subarray(product >> 2),
-      padded,
-      k.heap().subarray(k.offset(out) >> 2),
-      rows,
-      outDim,
-    );
+    copyRowsOut(arena, product, padded, k.heap().subarray(k.offset(out) >> 2), rows, outDim);
     return out;
   },
 });

@@ -98,13 +98,7 @@ tf.registerKernel({
       q1,
     ]);
     runOnThreads(arena, kernel, calls);
-    copyRowsOut(
-      arena.floats().subarray(product >> 2),
-      padded,
-      k.heap().subarray(k.offset(out) >> 2),
-      rows,
-      outDim,
-    );
+    copyRowsOut(arena, product, padded, k.heap().subarray(k.offset(out) >> 2), rows, outDim);
     return out;
   },
 });

@@ -164,16 +164,19 @@ function createArena(): WeightArena | null {
 }
 
 /**
- * A product's rows from the arena's scratch, each `padded` floats wide, into
- * the backend's output, `cols` wide: one copy when no padding separates them.
+ * A product's rows from the arena (`at`, a byte offset), each `padded`
+ * floats wide, into the backend's output, `cols` wide: one copy when no
+ * padding separates them.
  */
 export function copyRowsOut(
-  from: Float32Array,
+  arena: WeightArena,
+  at: number,
   padded: number,
   to: Float32Array,
   rows: number,
   cols: number,
 ): void {
+  const from = arena.floats().subarray(at >> 2);
   if (padded === cols) {
     to.set(from.subarray(0, rows * cols));
     return;
