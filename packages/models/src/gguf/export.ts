@@ -1,10 +1,10 @@
-import { readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { InvalidArgumentError } from '@specstream/core';
 import { gpt2Config } from '../architectures/gpt2.js';
 import { field, type HfConfig, ropeSettings } from '../architectures/hf-config.js';
 import { llamaConfig } from '../architectures/llama.js';
 import { readHfConfig } from '../load-model.js';
+import { readJsonIfExists } from '../read-json.js';
 import { openCheckpoint } from '../safetensors/checkpoint.js';
 import { float32ToHalfBits } from '../safetensors/half.js';
 import { GGUF_DEFAULT_ALIGNMENT, GGUF_FILE_TYPE, GgmlType } from './constants.js';
@@ -227,20 +227,11 @@ function gpt2Metadata(config: HfConfig, hfFolder: string, type: GgufExportType):
   return metadata;
 }
 
-async function readJsonFile(path: string): Promise<Record<string, unknown> | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
-  try {
-    return JSON.parse(text) as Record<string, unknown>;
-  } catch (error) {
-    throw new InvalidArgumentError(`${path} is not valid JSON: ${(error as Error).message}`);
-  }
-}
+const readJsonFile = async (path: string) =>
+  (await readJsonIfExists(
+    path,
+    (message) => new InvalidArgumentError(`${path} is not valid JSON: ${message}`),
+  )) as Record<string, unknown> | undefined;
 
 async function readTokenizer(hfFolder: string, config: HfConfig, override?: string): Promise<GgufMetadata> {
   const path = override ?? join(hfFolder, 'tokenizer.json');

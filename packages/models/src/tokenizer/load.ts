@@ -1,5 +1,6 @@
-import { access, readFile } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readJsonIfExists } from '../read-json.js';
 import { tokenizerFromJson } from './hf.js';
 import { type Tokenizer, TokenizerError } from './types.js';
 
@@ -54,20 +55,8 @@ async function checkGpt2Compatible(
   }
 }
 
-async function readJson(path: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    throw new TokenizerError(`${path}: not valid JSON (${(error as Error).message})`);
-  }
-}
+const readJson = (path: string) =>
+  readJsonIfExists(path, (message) => new TokenizerError(`${path}: not valid JSON (${message})`));
 
 async function exists(path: string): Promise<boolean> {
   try {
