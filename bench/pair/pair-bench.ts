@@ -36,7 +36,7 @@ import {
   pairMarkdownSection,
   replaceMarkedSection,
 } from '../../packages/speculative/bench/pair-report.js';
-import { interleavedRuns, rate, timeRun } from '../../packages/speculative/bench/spec-bench.js';
+import { interleavedRuns, lengthStats, rate, timeRun } from '../../packages/speculative/bench/spec-bench.js';
 import { benchCommit } from '../../scripts/lib/bench-commit.js';
 import { formatTable } from '../../scripts/lib/format-table.js';
 
@@ -238,12 +238,7 @@ export async function runPairBench(
     if (cut < 1)
       throw new Error(`${newTokens} new tokens + k ${maxK} leave no room in ${positions} positions`);
     const prompts = (texts as string[]).slice(0, count).map((t) => tokenizer.encode(t).slice(0, cut));
-    const lengths = prompts.map((p) => p.length);
-    const promptTokens = {
-      min: Math.min(...lengths),
-      mean: round(lengths.reduce((a, b) => a + b, 0) / lengths.length, 1),
-      max: Math.max(...lengths),
-    };
+    const promptTokens = lengthStats(prompts);
     log(
       `${prompts.length} prompts (${promptTokens.min}–${promptTokens.max} tokens, mean ${promptTokens.mean}) × ${newTokens} new tokens; target ${s.target}, draft ${s.draft}`,
     );

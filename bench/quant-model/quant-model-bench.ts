@@ -38,7 +38,7 @@ import {
 } from '@specstream/speculative';
 import { readCausalReference } from '../../packages/models/test/causal-reference.js';
 import { replaceMarkedSection } from '../../packages/speculative/bench/pair-report.js';
-import { interleavedRuns, rate, timeRun } from '../../packages/speculative/bench/spec-bench.js';
+import { interleavedRuns, lengthStats, rate, timeRun } from '../../packages/speculative/bench/spec-bench.js';
 import { benchCommit } from '../../scripts/lib/bench-commit.js';
 import { formatTable } from '../../scripts/lib/format-table.js';
 
@@ -410,12 +410,7 @@ export async function runQuantModelBench(
 
     // 3. The pair, greedy, target and draft in the same format.
     const prompts = paragraphs.slice(0, s.prompts).map((p) => p.slice(0, 128));
-    const lengths = prompts.map((p) => p.length);
-    const promptTokens = {
-      min: Math.min(...lengths),
-      mean: round(lengths.reduce((a, b) => a + b, 0) / lengths.length, 1),
-      max: Math.max(...lengths),
-    };
+    const promptTokens = lengthStats(prompts);
     log(
       `pair: ${prompts.length} held-out prompts (${promptTokens.min}–${promptTokens.max} tokens) × ${s.tokens} new tokens, greedy, k ${PAIR_SETTINGS.join(', ')}`,
     );

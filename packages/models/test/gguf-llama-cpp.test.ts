@@ -54,14 +54,7 @@ async function llamaCppGreedy(
   newTokens: number,
 ): Promise<number[][]> {
   const longest = Math.max(...prompts.map((p) => p.length)) + newTokens;
-  const context = await model.createContext({
-    contextSize: Math.max(256, 2 ** Math.ceil(Math.log2(longest))),
-    sequences: 1,
-    threads: 1,
-    flashAttention: false,
-    experimentalKvCacheKeyType: 'F32',
-    experimentalKvCacheValueType: 'F32',
-  });
+  const context = await exactContext(model, Math.max(256, 2 ** Math.ceil(Math.log2(longest))));
   try {
     const sequence = context.getSequence();
     const outputs: number[][] = [];
@@ -203,14 +196,7 @@ async function llamaCppNextProbabilities(
   model: LlamaModel,
   prompts: number[][],
 ): Promise<Map<number, number>[]> {
-  const context = await model.createContext({
-    contextSize: 256,
-    sequences: 1,
-    threads: 1,
-    flashAttention: false,
-    experimentalKvCacheKeyType: 'F32',
-    experimentalKvCacheValueType: 'F32',
-  });
+  const context = await exactContext(model, 256);
   try {
     const sequence = context.getSequence();
     const out: Map<number, number>[] = [];
@@ -331,3 +317,15 @@ describe('shipped target, quantized exports in llama.cpp', () => {
     }
   });
 });
+
+/** One sequence, one thread (more spin on 2 cores), an F32 KV cache and no flash attention: llama.cpp at its most exact. */
+function exactContext(model: LlamaModel, contextSize: number) {
+  return model.createContext({
+    contextSize,
+    sequences: 1,
+    threads: 1,
+    flashAttention: false,
+    experimentalKvCacheKeyType: 'F32',
+    experimentalKvCacheValueType: 'F32',
+  });
+}

@@ -145,6 +145,20 @@ export async function interleavedRuns<S, R>(
   return runs;
 }
 
+/** Shortest, mean (one decimal) and longest of the prompts' token counts, for a bench's heading. */
+export function lengthStats(prompts: readonly ArrayLike<number>[]): {
+  min: number;
+  mean: number;
+  max: number;
+} {
+  const lengths = prompts.map((p) => p.length);
+  return {
+    min: Math.min(...lengths),
+    mean: Math.round((10 * lengths.reduce((a, b) => a + b, 0)) / lengths.length) / 10,
+    max: Math.max(...lengths),
+  };
+}
+
 export const rate = (runs: readonly { ms: number; tokens: number[] }[]) =>
   (1000 * runs.reduce((n, r) => n + r.tokens.length - 1, 0)) / runs.reduce((t, r) => t + r.ms, 0);
 
