@@ -81,9 +81,11 @@ MEL_SHIFT, MEL_SCALE = 4.0, 4.0
 class CtcRecognizer(nn.Module):
     """Causal conv subsampling ×4, pre-LN transformer with left context, CTC head (blank 0)."""
 
-    def __init__(self, cfg: dict):
+    def __init__(self, cfg: dict, folded: bool = False):
         super().__init__()
         self.cfg = cfg
+        # folded: weights from export_state, which take raw log-mel (the map is inside conv1).
+        self.folded = folded
         d, c = cfg["d_model"], cfg["conv_channels"]
         self.conv1 = nn.Conv1d(cfg["n_mels"], c, 3, stride=2)
         self.conv2 = nn.Conv1d(c, d, 3, stride=2)
@@ -94,9 +96,10 @@ class CtcRecognizer(nn.Module):
     def forward(self, mel: torch.Tensor, left_context: int | None = None) -> torch.Tensor:
         """mel: raw log-mel [B, T, n_mels] → logits [B, T // 4, vocab]. Output j sees input frames ≤ 4j + 3."""
         left = self.cfg["left_context"] if left_context is None else left_context
-        x = ((mel + MEL_SHIFT) / MEL_SCALE).transpose(1, 2)
+        shift, scale = (0.0, 1.0) if self.folded else (MEL_SHIFT, MEL_SCALE)
+        x = ((mel + shift) / scale).transpose(1, 2)
         # Frame −1 is raw log-mel 0 (the TypeScript encoder's zero padding), (0 + 4) / 4 after the map.
-        x = F.gelu(self.conv1(F.pad(x, (1, 0), value=MEL_SHIFT / MEL_SCALE)))
+        x = F.gelu(self.conv1(F.pad(x, (1, 0), value=shift / scale)))
         x = F.gelu(self.conv2(F.pad(x, (1, 0))))
         x = x.transpose(1, 2)
         T = x.shape[1]
