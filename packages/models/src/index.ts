@@ -2,6 +2,7 @@ export * from './audio/index.js';
 export * from './gguf/index.js';
 export * from './load-model.js';
 export * from './safetensors/index.js';
+export * from './speech/recognizer-index.js';
 export * from './streaming-encoder/index.js';
 export * from './synthesizer/index.js';
 export * from './tokenizer/index.js';
