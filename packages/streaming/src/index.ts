@@ -1,4 +1,5 @@
 export * from './audio/index.js';
+export * from './ctc-transcription.js';
 export { type EncodedChunk, type StreamingEncodeOptions, streamingEncode } from './encode.js';
 export { type FramesOptions, frames } from './frames.js';
 export { createLocalAgreement, type LocalAgreement } from './local-agreement.js';
