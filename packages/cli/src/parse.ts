@@ -34,3 +34,14 @@ export function collect(value: string, previous: string[] = []): string[] {
   if (value === '') throw new InvalidArgumentError('must not be empty.');
   return [...previous, value];
 }
+
+/** A commander parser for a positive integer multiple of `step` (e.g. milliseconds of 10 ms frames). */
+export function multipleOf(step: number): (value: string) => number {
+  return (value) => {
+    const n = number(value);
+    if (!Number.isInteger(n) || n < step || n % step !== 0) {
+      throw new InvalidArgumentError(`must be a positive multiple of ${step}.`);
+    }
+    return n;
+  };
+}

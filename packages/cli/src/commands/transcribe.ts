@@ -1,0 +1,84 @@
+import { fileURLToPath } from 'node:url';
+import { type Command, Option } from 'commander';
+import { EXIT_CODES_HELP } from '../exit-codes.js';
+import type { CliIo } from '../io.js';
+import { integerIn, multipleOf } from '../parse.js';
+import { BACKEND_CHOICES } from './generate.js';
+
+/**
+ * The shipped recognizer at the repository root; src/commands and dist/commands are both two
+ * levels below packages/cli, so the same relative path serves the sources and the build.
+ */
+export const DEFAULT_RECOGNIZER = fileURLToPath(
+  new URL('../../../../models/specstream-speech-recognizer', import.meta.url),
+);
+
+/** streaming's PcmFormat values, spelled out so that `--help` need not load the streaming package (the stdin tests read both). */
+export const PCM_FORMAT_CHOICES = ['s16le', 'f32le'] as const;
+
+export const DEFAULT_CHUNK_MS = 320;
+export const DEFAULT_STDIN_RATE = 16000;
+
+export interface TranscribeFlags {
+  model: string;
+  chunkMs: number;
+  json: boolean;
+  backend?: (typeof BACKEND_CHOICES)[number];
+  /** Raw PCM on stdin only: its rate and encoding (defaults 16000, s16le applied when reading stdin). */
+  rate?: number;
+  format?: (typeof PCM_FORMAT_CHOICES)[number];
+}
+
+/** `specstream transcribe`: options are parsed here; the work (and tfjs) loads only when it runs. */
+export function addTranscribeCommand(program: Command, io: CliIo, done: (code: number) => void): void {
+  program
+    .command('transcribe')
+    .description(
+      'Transcribe speech with the streaming CTC recognizer: the text grows on stderr while the audio ' +
+        'is read (on a terminal), and the final text goes to stdout. Audio is encoded a chunk at a time ' +
+        'as it arrives, so a pipe from a microphone (e.g. `arecord -f S16_LE -r 16000 -c 1 -t raw`) works.',
+    )
+    .argument(
+      '<input>',
+      'a WAV file (PCM or float, any rate: resampled to 16 kHz, channels averaged), or - for raw PCM on ' +
+        `stdin: s16le, ${DEFAULT_STDIN_RATE} Hz, mono unless --format/--rate say otherwise`,
+    )
+    .option(
+      '--model <dir>',
+      'recognizer folder (config.json with model_type specstream-ctc, model.safetensors)',
+      DEFAULT_RECOGNIZER,
+    )
+    .option(
+      '--chunk-ms <ms>',
+      'audio per encoder call, a positive multiple of 10 ms (the log-mel hop): lower gives text sooner, higher is cheaper',
+      multipleOf(10),
+      DEFAULT_CHUNK_MS,
+    )
+    .option(
+      '--json',
+      'NDJSON on stdout: one {"type":"partial",text,audioSeconds,latencyMs,elapsedMs} per encoder call, then ' +
+        '{"type":"final",text,words:[{word,start,end}],audioSeconds,elapsedMs} (times in seconds of audio)',
+      false,
+    )
+    .option(
+      '--rate <hz>',
+      `sample rate of raw PCM on stdin (default ${DEFAULT_STDIN_RATE})`,
+      integerIn(1, 192000),
+    )
+    .addOption(
+      new Option('--format <format>', 'sample encoding of raw PCM on stdin (default s16le)').choices(
+        PCM_FORMAT_CHOICES,
+      ),
+    )
+    .addOption(
+      new Option(
+        '--backend <name>',
+        'tfjs backend (default: SPECSTREAM_BACKEND, else the fastest that starts)',
+      ).choices(BACKEND_CHOICES),
+    )
+    .addHelpText('after', `\n${EXIT_CODES_HELP}`)
+    .action(async (input: string, flags: TranscribeFlags) => {
+      const { runTranscribe } = await import('./transcribe-run.js');
+      done(await runTranscribe(input, flags, io));
+    });
+}
