@@ -169,6 +169,12 @@ EXAMPLES = [
     "Hello, World!", "It's 3.11 -- not 3.10.", "Use 1,000,000 or 1,234 items & 50% more.",
     "Café au lait costs 007 dollars?", "  Multiple   spaces... and dashes - here ", "x = y + 2",
     "The year 1999 had 365 days.", "don't 'quote' me", "Ümlaut, naïve, façade!", "12345678",
+    "...Leading dots, then words", "1,000abc and 1,23 and 12,345,678", "pi is 3.14159; e is 2.718.",
+    "mail me@example.org or call 555-0100!", "rock'n'roll isn't 'it'", "Tabs\tand\nnew lines\r\n",
+    "\u0663 apples and \u0967\u0968 pears, \uff11\uff12 fullwidth, \u00b2 squared",
+    "ΟΔΟΣ means road; ß and ø stay out", "a\u0903b keeps its gap, e\u0301 loses its accent",
+    "Hmm?! Really... yes, 100%.", "0 1 10 100 1000 10000 100000 1000000 007 0",
+    "x=1+2 & y@3", "emoji 😀 between words", "  ,leading comma and trailing spaces,   ",
 ]
 
 if __name__ == "__main__":

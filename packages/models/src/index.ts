@@ -3,6 +3,7 @@ export * from './gguf/index.js';
 export * from './load-model.js';
 export * from './safetensors/index.js';
 export * from './speech/recognizer-index.js';
+export * from './speech/synthesizer-index.js';
 export * from './streaming-encoder/index.js';
 export * from './synthesizer/index.js';
 export * from './tokenizer/index.js';

@@ -69,8 +69,14 @@ export interface ReferenceSynthesizerState extends SynthesizerState {
   readonly lastFrame: tf.Tensor2D;
 }
 
+export interface ReferenceSynthesisResult extends SynthesisResult<ReferenceSynthesizerState> {
+  /** [batch·steps], row-major: every step's stop logit (read back for the stop decision anyway). */
+  stopLogits: Float32Array;
+}
+
 export interface ReferenceSynthesizer extends Synthesizer<ReferenceSynthesizerState> {
   readonly config: ReferenceSynthesizerConfig;
+  extendStep(state: ReferenceSynthesizerState, steps: number): Promise<ReferenceSynthesisResult>;
   /** Text tokens step `step` (0-based decoder step) of a row with `textLength` tokens attends to. */
   visibleText(step: number, textLength: number): number;
 }
@@ -103,6 +109,8 @@ interface PreparedTextLayer {
 
 /** Added to masked scores (as core's causalMask does). */
 const MASKED = -1e9;
+/** Cross-attention spans the visible text rounded up to this many slots (the inplace cache's read granularity). */
+const CROSS_BUCKET = 64;
 
 /** Takes ownership of `weights` (q/k/v are fused here, the originals disposed; dispose() frees the rest). */
 export function createReferenceSynthesizer(
@@ -142,6 +150,7 @@ export function createReferenceSynthesizer(
   const inverseFrequencies = rotaryInverseFrequencies({ theta: config.rotaryTheta, headDim });
   const rotateHalf = rotateHalfMatrix(headDim);
   const stopLogitThreshold = Math.log(config.stopThreshold / (1 - config.stopThreshold));
+  const rateF32 = Math.fround(config.textTokensPerStep);
   let disposed = false;
 
   const checkModel = () => {
@@ -156,7 +165,17 @@ export function createReferenceSynthesizer(
   };
 
   function visibleText(step: number, textLength: number): number {
-    return Math.min(textLength, config.textLookahead + Math.floor(step * config.textTokensPerStep));
+    return Math.min(textLength, config.textLookahead + textTokensBy(step));
+  }
+
+  /**
+   * ⌊step·textTokensPerStep⌋ in float32, as the PyTorch twin computes it (a long tensor times a
+   * float is a float32 product): in float64 it differs for some rates (0.29 at step 100: 29 against
+   * 28), and a trained model must see the text it was trained to see. step·rate of two float32
+   * values is exact in float64, so fround rounds it once, as float32 multiplication does.
+   */
+  function textTokensBy(step: number): number {
+    return Math.floor(Math.fround(step * rateF32));
   }
 
   function createState(options: SynthesizerStateOptions): ReferenceSynthesizerState {
@@ -251,7 +270,8 @@ export function createReferenceSynthesizer(
         const { keys, values } = s.textCache.read(index, readLength);
         mask ??= causalMask(starts, steps, keys.shape[2]);
         x = tf.add(x, linear(cachedAttention(q, keys, values, mask), layer.o));
-        const h2 = standardize('layer', x, eps) as tf.Tensor2D;
+        // The text layer's norms are applied here, weight and bias (nothing is folded into its products).
+        const h2 = layerNorm(x, layer.mlpNorm, eps) as tf.Tensor2D;
         x = tf.add(x, mlp(h2, layer.mlp, 'gelu', false));
       });
       const encoded = layerNorm(x, textNorm, eps) as tf.Tensor2D;
@@ -261,6 +281,40 @@ export function createReferenceSynthesizer(
         s.crossCache.write(index, headsFirst(k, steps), headsFirst(v, steps), starts);
       });
     });
+  }
+
+  /**
+   * The text slots a step's cross-attention spans: the text it sees rounded up to a bucket,
+   * never however much text happens to be appended. Softmax and products over other lengths
+   * round differently (on wasm, in the last bits), and Griffin-Lim carries such differences to
+   * the samples, so with this the frames are bit for bit the same however the text arrived.
+   */
+  function crossLength(seen: number, capacity: number): number {
+    return Math.min(capacity, Math.ceil(seen / CROSS_BUCKET) * CROSS_BUCKET);
+  }
+
+  /** Each layer's keys/values read from the cache, cut (or zero-padded: masked) to a length, once per length. */
+  function crossReads(read: ReadonlyArray<{ keys: tf.Tensor4D; values: tf.Tensor4D }>) {
+    const byLength = new Map<number, Array<{ keys: tf.Tensor4D; values: tf.Tensor4D }>>();
+    const fit = (t: tf.Tensor4D, length: number): tf.Tensor4D => {
+      const [batch, h, held, dim] = t.shape;
+      if (held === length) return t;
+      if (held > length) return tf.slice(t, [0, 0, 0, 0], [batch, h, length, dim]);
+      return tf.pad(t, [
+        [0, 0],
+        [0, 0],
+        [0, length - held],
+        [0, 0],
+      ]);
+    };
+    return (length: number) => {
+      let cross = byLength.get(length);
+      if (cross === undefined) {
+        cross = read.map(({ keys, values }) => ({ keys: fit(keys, length), values: fit(values, length) }));
+        byLength.set(length, cross);
+      }
+      return cross;
+    };
   }
 
   /** Additive cross-attention mask [batch, 1, 1, 1, length]: row b sees its first visible[b] text slots. */
@@ -322,11 +376,7 @@ export function createReferenceSynthesizer(
       // its visible prefix nor its permission to stop can change).
       const first = s.lengths[b] / r;
       let k = 0;
-      while (
-        k < left &&
-        config.textLookahead + Math.floor((first + k) * config.textTokensPerStep) < s.textLengths[b]
-      )
-        k++;
+      while (k < left && config.textLookahead + textTokensBy(first + k) < s.textLengths[b]) k++;
       ready = Math.min(ready, k);
     }
     return ready;
@@ -393,7 +443,7 @@ export function createReferenceSynthesizer(
   async function extendStep(
     state: ReferenceSynthesizerState,
     steps: number,
-  ): Promise<SynthesisResult<ReferenceSynthesizerState>> {
+  ): Promise<ReferenceSynthesisResult> {
     const s = state as MutableState;
     checkModel();
     checkNotDisposed(s);
@@ -415,11 +465,15 @@ export function createReferenceSynthesizer(
     const first = s.lengths[0] / r;
     const textRead = Math.max(...s.textLengths);
     const out = tf.tidy(() => {
-      const cross = decoderLayers.map((_, index) => s.crossCache.read(index, textRead));
+      const read = decoderLayers.map((_, index) => s.crossCache.read(index, textRead));
+      const crossFor = crossReads(read);
       let previous = s.lastFrame;
       const groups: tf.Tensor2D[] = [];
       const stops: tf.Tensor1D[] = [];
       for (let i = 0; i < steps; i++) {
+        let seen = 0;
+        for (let b = 0; b < s.batch; b++) seen = Math.max(seen, visibleText(first + i, s.textLengths[b]));
+        const cross = crossFor(crossLength(seen, s.maxTextTokens));
         const { frames, stop } = decoderStep(s, previous, cross, first + i);
         groups.push(frames);
         stops.push(stop);
@@ -469,7 +523,7 @@ export function createReferenceSynthesizer(
       validFrames.push(valid);
     }
     for (let b = 0; b < s.batch; b++) s.lengths[b] += steps * r;
-    return { frames: out.frames, done: [...s.done], validFrames, state };
+    return { frames: out.frames, done: [...s.done], validFrames, state, stopLogits };
   }
 
   function disposeState(state: ReferenceSynthesizerState): void {
