@@ -4,7 +4,14 @@ export { type EncodedChunk, type StreamingEncodeOptions, streamingEncode } from 
 export { type FramesOptions, frames } from './frames.js';
 export { createLocalAgreement, type LocalAgreement } from './local-agreement.js';
 export { logMelFrames } from './log-mel-frames.js';
-export { speakText } from './speak-text.js';
+export {
+  createTextFeed,
+  type SpeakTextOptions,
+  speakText,
+  type TextFeed,
+  type WavFileProgress,
+  wavFileStream,
+} from './speak-text.js';
 export { createStopMatcher } from './stop-strings.js';
 export { type AudioChunk, type StreamingSynthesizeOptions, streamingSynthesize } from './synthesize.js';
 export {

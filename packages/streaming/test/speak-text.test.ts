@@ -135,6 +135,17 @@ describe('speakText', () => {
     subscription.unsubscribe();
     await settle();
     expect(tf.memory().numTensors).toBe(before);
+
+    // An abort signal stops the speech even after the text has ended.
+    const controller = new AbortController();
+    const aborted = lastValueFrom(
+      of(TEXT).pipe(speakText(speech, { maxFrames, stepsPerCall: 1, signal: controller.signal }), toArray()),
+    );
+    await settle();
+    controller.abort(new Error('Ctrl-C'));
+    await expect(aborted).rejects.toThrow('Ctrl-C');
+    await settle();
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('a text with nothing to say completes silently; a notification that is not text fails', async () => {
