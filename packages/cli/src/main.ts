@@ -3,6 +3,7 @@ import { addBenchCommand } from './commands/bench.js';
 import { addConvertCommand } from './commands/convert.js';
 import { addGenerateCommand } from './commands/generate.js';
 import { addServeCommand } from './commands/serve.js';
+import { addSpeakCommand } from './commands/speak.js';
 import { addTranscribeCommand } from './commands/transcribe.js';
 import { CliError, EXIT, EXIT_CODES_HELP } from './exit-codes.js';
 import type { CliIo } from './io.js';
@@ -28,6 +29,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   addBenchCommand(program, io, done);
   addConvertCommand(program, io, done);
   addServeCommand(program, io, done);
+  addSpeakCommand(program, io, done);
   addTranscribeCommand(program, io, done);
   try {
     await program.parseAsync([...argv], { from: 'user' });

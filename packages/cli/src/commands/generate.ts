@@ -3,6 +3,7 @@ import { DEFAULT_DRAFT, DEFAULT_MAX_NEW_TOKENS, DEFAULT_PROMPT, DEFAULT_TARGET }
 import { CliError, EXIT, EXIT_CODES_HELP } from '../exit-codes.js';
 import type { CliIo } from '../io.js';
 import { collect, integerIn, numberWhere } from '../parse.js';
+import { DEFAULT_SPEECH_SYNTHESIZER } from './speech-defaults.js';
 
 /** core's BACKEND_NAMES plus 'auto', spelled out so that `--help` need not load tfjs (a test keeps them equal). */
 export const BACKEND_CHOICES = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
@@ -35,6 +36,9 @@ export interface GenerateFlags {
   draftWeights?: WeightChoice;
   json: boolean;
   compare: boolean;
+  /** --speak: a WAV file the text is spoken into as it is generated. */
+  speak?: string;
+  speechModel: string;
 }
 
 /** `specstream generate`: options are parsed and checked here; the work (and tfjs) loads only when it runs. */
@@ -109,6 +113,8 @@ export function addGenerateCommand(program: Command, io: CliIo, done: (code: num
     .option('--ignore-eos', 'keep generating past the end-of-sequence token (for benchmarks)', false)
     .option('--json', 'one JSON line per token on stdout, then a summary line', false)
     .option('--compare', 'also decode with the target alone and print the measured speedup', false)
+    .option('--speak <file.wav>', 'also speak the text into this WAV file while it is generated')
+    .option('--speech-model <dir>', 'speech synthesizer folder for --speak', DEFAULT_SPEECH_SYNTHESIZER)
     .addHelpText('after', `\n${EXIT_CODES_HELP}`)
     .action(async (prompt: string | undefined, flags: GenerateFlags) => {
       checkFlagCombination(flags);

@@ -28,6 +28,7 @@ import {
   unsupportedOnError,
 } from './folders.js';
 import { loadProgress } from './progress.js';
+import { checkSpeakAlong, type SpeakAlong, startSpeakAlong } from './speak-along.js';
 import { type Comparison, compare, compareLine, statsLine } from './stats.js';
 
 /** `specstream generate`: checks, loads, streams, reports. Resolves to the exit code. */
@@ -44,12 +45,15 @@ export async function runGenerate(
     : undefined;
   if (draftFolder !== undefined) checkDraftFits(target, draftFolder);
   const { prompt, maxNewTokens } = fitPrompt(promptText, flags.maxNewTokens, target, draftFolder);
+  const speakPaths = await checkSpeakAlong(flags);
 
   const weights = weightsOf(flags, draftFolder !== undefined);
   await startBackend(flags, weights, io);
   checkWeightsRunHere(weights, flags);
   const models: CausalLm[] = [];
+  let speaker: SpeakAlong | undefined;
   try {
+    if (speakPaths !== undefined) speaker = await startSpeakAlong(speakPaths, io);
     models.push(await loadModel(target, weights.target, io));
     if (draftFolder !== undefined && !io.interrupt.aborted) {
       models.push(await loadModel(draftFolder, weights.draft!, io));
@@ -75,9 +79,10 @@ export async function runGenerate(
       k: flags.k,
       interrupt: io.interrupt,
     };
-    return await stream(request, flags, weights, io);
+    return await stream(request, flags, weights, io, speaker);
   } finally {
     for (const model of models) model.dispose();
+    speaker?.dispose();
   }
 }
 
@@ -217,11 +222,13 @@ async function stream(
   flags: GenerateFlags,
   weights: Weights,
   io: CliIo,
+  speaker?: SpeakAlong,
 ): Promise<number> {
   let firstTokenAtMs: number | undefined;
   const onToken = (token: DecodedToken) => {
     if (flags.json) io.stdout.write(`${JSON.stringify({ event: 'token', ...token })}\n`);
     else io.stdout.write(token.text);
+    speaker?.write(token.text);
     // Process uptime: the time from the command's start to the first token on screen.
     if (firstTokenAtMs === undefined && (flags.json || token.text !== '')) firstTokenAtMs = performance.now();
   };
@@ -230,6 +237,7 @@ async function stream(
     await write(io.stdout, '\n');
   }
   await write(io.stderr, statsLine(result, drafterName(flags), firstTokenAtMs, weightsLabel(weights)));
+  const speech = speaker === undefined ? EXIT.ok : await speaker.finish(io);
   const comparison = flags.compare && !result.interrupted ? await measureSpeedup(request, result) : undefined;
   const interrupted = result.interrupted || comparison === 'interrupted';
   const summary = comparison === 'interrupted' ? undefined : comparison;
@@ -237,7 +245,7 @@ async function stream(
   if (flags.json) {
     await write(io.stdout, `${JSON.stringify(summaryEvent(result, flags, weights, summary))}\n`);
   }
-  return interrupted ? EXIT.interrupted : EXIT.ok;
+  return interrupted ? EXIT.interrupted : speech;
 }
 
 /**
