@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 : "${OUT:?set OUT to the folder that comes back}"
 bash tools/speech/fetch-tts.sh --unpack-only || exit 1
 work=/tmp/speech-train
-PYTHONUNBUFFERED=1 python3 tools/train/train_speech.py --out "$work" "$@" 2>&1 | tee "$OUT/train.log"
+PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True PYTHONUNBUFFERED=1 python3 tools/train/train_speech.py --out "$work" "$@" 2>&1 | tee "$OUT/train.log"
 status=${PIPESTATUS[0]}
 cp "$work/report.json" "$OUT/" 2>/dev/null
 cp "$work/synth-sample.wav" "$OUT/" 2>/dev/null

@@ -46,7 +46,7 @@ class Voice:
         return f"{self.engine}:{self.name}:{self.speed:g}:{self.pitch}"
 
 
-def random_training_voice(rng: random.Random, flite_share: float = 0.3) -> Voice:
+def random_training_voice(rng: random.Random, flite_share: float = 0.35) -> Voice:
     if rng.random() < flite_share:
         return Voice("flite", rng.choice(FLITE_TRAIN), round(rng.uniform(0.8, 1.3), 2), rng.choice([0, 0, rng.randint(80, 220)]))
     return Voice("espeak", f"{rng.choice(ESPEAK_ACCENTS)}+{rng.choice(ESPEAK_VARIANTS)}", rng.randint(120, 220), rng.randint(20, 80))
