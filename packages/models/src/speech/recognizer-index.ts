@@ -10,6 +10,7 @@ export {
   outputFrameEnd,
   outputFrameStart,
 } from './ctc.js';
+export { characterErrorRate, editDistance, wordErrorRate } from './error-rate.js';
 export {
   type CtcTranscript,
   loadSpeechRecognizer,
