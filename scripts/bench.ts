@@ -30,11 +30,18 @@ import {
   serverSettings,
   writeServerResults,
 } from '../bench/server/server-bench.js';
+import { writeSpeechResults } from '../bench/speech/speech-results.js';
 import { runCoreBench } from '../packages/core/bench/core-bench.js';
 import { quantBenchTable, runQuantBench } from '../packages/core/bench/quant-bench.js';
 import { runLoadBench } from '../packages/models/bench/load-bench.js';
 import { runSpecBench } from '../packages/speculative/bench/spec-bench.js';
 import { runEncoderBench } from '../packages/streaming/bench/encoder-bench.js';
+import {
+  runSpeechBench,
+  SPEECH_ARGS,
+  type SpeechResult,
+  speechSettings,
+} from '../packages/streaming/bench/speech-bench.js';
 import { runSynthBench } from '../packages/streaming/bench/synth-bench.js';
 
 const { values } = parseArgs({
@@ -57,6 +64,8 @@ const { values } = parseArgs({
     ...PEERS_ARGS,
     // --only server: `specstream serve` under 1 and 16 streams (bench/server/server-bench.ts lists its flags).
     ...SERVER_ARGS,
+    // --only speech: the shipped speech models on held-out speech (bench/speech/speech-bench.ts).
+    ...SPEECH_ARGS,
   },
 });
 
@@ -80,6 +89,9 @@ const quant: Record<string, unknown> = { date: results.date, node: process.versi
 // --only quant-model: whole q8/q4 models against f32 (wasm only; not in the default set).
 const quantModelOptions = suites.has('quant-model') ? quantModelSettings(values) : undefined;
 let quantModel: QuantModelResult | { skipped: string } | undefined;
+// --only speech (not in the default set): the shipped recognizer and synthesizer, wasm only.
+const speechOptions = suites.has('speech') ? speechSettings(values) : undefined;
+let speech: SpeechResult | undefined;
 // --only peers (not in the default set) runs on CPU, a child process per contender: no backend here.
 // --only server (not in the default set) runs the server in a child process: no backend here either.
 const peersAlone = [...suites].every((suite) => suite === 'peers' || suite === 'server');
@@ -131,6 +143,10 @@ for (const name of (peersAlone ? [] : values.backends.split(',')) as BackendName
     console.log('-- quant-model: q8/q4 weights against f32 (decode, held-out perplexity, the shipped pair)');
     quantModel = await runQuantModelBench(quantModelOptions, log);
   }
+  if (speechOptions && name === 'wasm') {
+    console.log('-- speech: shipped recognizer and synthesizer on held-out speech');
+    speech = await runSpeechBench(speechOptions, log);
+  }
   if (suites.has('speculative')) {
     console.log(
       `-- speculative (${slow ? 'reduced model, 1-layer draft' : 'GPT-2 small shape, 2-layer draft'})`,
@@ -170,6 +186,7 @@ if (quantModelOptions) {
     console.log,
   );
 }
+if (speechOptions && speech) writeSpeechResults(speech, speechOptions, console.log);
 if (suites.has('quant')) {
   writeFileSync('bench-results/quant.json', `${JSON.stringify(quant, null, 2)}\n`);
   console.log('wrote bench-results/quant.json');

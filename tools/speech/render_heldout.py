@@ -1,5 +1,5 @@
 """Held-out speech for the speech benchmark (bench/speech): the first N held-out
-sentences of .data/speech/sentences.json, each spoken by a trained voice
+sentences (models/speech-heldout-sentences.json, never trained on), each spoken by a trained voice
 (drawn as in training, seed 2024 + 1) and by the held-out voice (flite kal16),
 written as 16 kHz WAV files with a manifest.json of {wav, text, transcript,
 voice, heldout_voice}. Needs tools/speech/fetch-tts.sh first.
@@ -25,11 +25,12 @@ HELDOUT_VOICE = render.Voice("flite", "kal16", 1.0, 0)
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--sentences", type=Path, default=Path(".data/speech/sentences.json"))
+    p.add_argument("--sentences", type=Path, default=Path("models/speech-heldout-sentences.json"))
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--count", type=int, default=40)
     args = p.parse_args()
-    heldout = json.loads(args.sentences.read_text())["heldout"][: args.count]
+    heldout = json.loads(args.sentences.read_text())
+    heldout = (heldout["heldout"] if isinstance(heldout, dict) else heldout)[: args.count]
     rng = random.Random(2025)
     args.out.mkdir(parents=True, exist_ok=True)
     manifest = []

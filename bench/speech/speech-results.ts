@@ -1,0 +1,47 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { replaceMarkedSection } from '../../packages/speculative/bench/pair-report.js';
+import type { SpeechResult, SpeechSettings } from '../../packages/streaming/bench/speech-bench.js';
+import { benchCommit } from '../../scripts/lib/bench-commit.js';
+
+/** bench-results/speech.json and RESULTS.md's speech section, from packages/streaming/bench/speech-bench.ts's run. */
+function markdownSection(r: SpeechResult & { commit: ReturnType<typeof benchCommit> }): string {
+  const rec = r.recognition;
+  const syn = r.synthesis;
+  const met = (ok: boolean) => (ok ? 'met' : 'missed');
+  return [
+    `Shipped speech models on ${r.backend} (${r.threads} threads), ${r.machine}, commit ${r.commit.hash}${r.commit.dirty ? ' (dirty)' : ''}, ${r.date.slice(0, 10)}; load ${r.load.before} → ${r.load.after}. ${rec.utterances} held-out utterances (${rec.audioSeconds} s): sentences never trained on, half in trained voices, half in flite kal16 (never trained on).`,
+    '',
+    '| measure | value | goal (issue 22) |',
+    '| --- | --- | --- |',
+    `| recognizer WER, trained voices (offline / streamed 320 ms) | ${pct(rec.wer.trainedVoices.offline)} / ${pct(rec.wer.trainedVoices.streamed)} | ≤ 10%: ${met(rec.wer.trainedVoices.streamed <= 0.1)} |`,
+    `| recognizer WER, held-out voice (offline / streamed) | ${pct(rec.wer.heldoutVoice.offline)} / ${pct(rec.wer.heldoutVoice.streamed)} | ≤ 25%: ${met(rec.wer.heldoutVoice.streamed <= 0.25)} |`,
+    `| streamed − offline WER (texts differing) | ${pct(Math.max(Math.abs(rec.wer.trainedVoices.streamed - rec.wer.trainedVoices.offline), Math.abs(rec.wer.heldoutVoice.streamed - rec.wer.heldoutVoice.offline)))} (${rec.streamedTextsDifferingFromOffline}) | ≤ 1%: ${met(rec.streamedTextsDifferingFromOffline === 0)} |`,
+    `| recognizer real-time factor, streamed | ${rec.realTimeFactor.streamed} | ≤ 0.1: ${met(rec.realTimeFactor.streamed <= 0.1)} |`,
+    `| partial latency: compute p50 / p95; chunk + p95 | ${rec.partialLatencyMs.computeP50} / ${rec.partialLatencyMs.computeP95} ms; ${rec.partialLatencyMs.worstCaseP95} ms | ≤ 400 ms: ${met(rec.partialLatencyMs.worstCaseP95 <= 400)} |`,
+    `| synthesizer round trip WER (CER) | ${pct(syn.roundTrip.wer)} (${pct(syn.roundTrip.cer)}) | ≤ 20%: ${met(syn.roundTrip.wer <= 0.2)} |`,
+    `| synthesizer time to first audio: text whole / a word every 20 ms | ${syn.timeToFirstAudioMs.textWholeP50} / ${syn.timeToFirstAudioMs.wordEvery20msP50} ms (max ${syn.timeToFirstAudioMs.wordEvery20msMax}) | ≤ 300 ms: ${met(syn.timeToFirstAudioMs.wordEvery20msMax <= 300)} |`,
+    `| synthesizer real-time factor (Griffin-Lim included) | ${syn.realTimeFactor} | ≤ 0.3: ${met(syn.realTimeFactor <= 0.3)} |`,
+    '',
+    `Round trip examples: ${syn.examples.map((e) => `"${e.text}" → "${e.heard}"`).join('; ')}.`,
+  ].join('\n');
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+const SPEECH_INTRO = [
+  '## Speech (issue 22)',
+  '',
+  "`pnpm bench --only speech --backends wasm` (packages/streaming/bench/speech-bench.ts, written by bench/speech/speech-results.ts). Peers, for orientation only: the data differ (real read speech there, synthetic held-out sentences here) and so do the models (70 M against 6.6 M parameters). icefall's streaming Zipformer transducer, the family sherpa-onnx runs (pruned_transducer_stateless7_streaming, LibriSpeech + GigaSpeech), reports 2.47% / 6.13% WER on LibriSpeech test-clean / test-other at 320 ms chunks, greedy, chunk-wise (icefall egs/librispeech/ASR/RESULTS.md). Whisper-Streaming (Macháček et al., 2023) reports 3.3 s latency on long-form speech with local agreement.",
+].join('\n');
+
+export function writeSpeechResults(run: SpeechResult, s: SpeechSettings, log: (line: string) => void): void {
+  const result = { ...run, commit: benchCommit() };
+  mkdirSync('bench-results', { recursive: true });
+  writeFileSync('bench-results/speech.json', `${JSON.stringify(result, null, 2)}\n`);
+  log('wrote bench-results/speech.json');
+  let doc = existsSync(s.results) ? readFileSync(s.results, 'utf8') : '# Results\n';
+  if (!doc.includes('<!-- speech:wasm:start -->')) doc = `${doc.trimEnd()}\n\n${SPEECH_INTRO}\n`;
+  doc = replaceMarkedSection(doc, 'speech:wasm', markdownSection(result));
+  writeFileSync(s.results, doc);
+  log(`wrote ${s.results} (section speech:wasm)`);
+}
