@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { replaceMarkedSection } from '../../packages/speculative/bench/pair-report.js';
+import { markdownTable, replaceMarkedSection } from '../../packages/speculative/bench/pair-report.js';
 import type { SpeechResult, SpeechSettings } from '../../packages/streaming/bench/speech-bench.js';
 import { benchCommit } from '../../scripts/lib/bench-commit.js';
 
@@ -11,16 +11,52 @@ function markdownSection(r: SpeechResult & { commit: ReturnType<typeof benchComm
   return [
     `Shipped speech models on ${r.backend} (${r.threads} threads), ${r.machine}, commit ${r.commit.hash}${r.commit.dirty ? ' (dirty)' : ''}, ${r.date.slice(0, 10)}; load ${r.load.before} → ${r.load.after}. ${rec.utterances} held-out utterances (${rec.audioSeconds} s): sentences never trained on, half in trained voices, half in flite kal16 (never trained on).`,
     '',
-    '| measure | value | goal (issue 22) |',
-    '| --- | --- | --- |',
-    `| recognizer WER, trained voices (offline / streamed 320 ms) | ${pct(rec.wer.trainedVoices.offline)} / ${pct(rec.wer.trainedVoices.streamed)} | ≤ 10%: ${met(rec.wer.trainedVoices.streamed <= 0.1)} |`,
-    `| recognizer WER, held-out voice (offline / streamed) | ${pct(rec.wer.heldoutVoice.offline)} / ${pct(rec.wer.heldoutVoice.streamed)} | ≤ 25%: ${met(rec.wer.heldoutVoice.streamed <= 0.25)} |`,
-    `| streamed − offline WER (texts differing) | ${pct(Math.max(Math.abs(rec.wer.trainedVoices.streamed - rec.wer.trainedVoices.offline), Math.abs(rec.wer.heldoutVoice.streamed - rec.wer.heldoutVoice.offline)))} (${rec.streamedTextsDifferingFromOffline}) | ≤ 1%: ${met(rec.streamedTextsDifferingFromOffline === 0)} |`,
-    `| recognizer real-time factor, streamed | ${rec.realTimeFactor.streamed} | ≤ 0.1: ${met(rec.realTimeFactor.streamed <= 0.1)} |`,
-    `| partial latency: compute p50 / p95; chunk + p95 | ${rec.partialLatencyMs.computeP50} / ${rec.partialLatencyMs.computeP95} ms; ${rec.partialLatencyMs.worstCaseP95} ms | ≤ 400 ms: ${met(rec.partialLatencyMs.worstCaseP95 <= 400)} |`,
-    `| synthesizer round trip WER (CER) | ${pct(syn.roundTrip.wer)} (${pct(syn.roundTrip.cer)}) | ≤ 20%: ${met(syn.roundTrip.wer <= 0.2)} |`,
-    `| synthesizer time to first audio: text whole / a word every 20 ms | ${syn.timeToFirstAudioMs.textWholeP50} / ${syn.timeToFirstAudioMs.wordEvery20msP50} ms (max ${syn.timeToFirstAudioMs.wordEvery20msMax}) | ≤ 300 ms: ${met(syn.timeToFirstAudioMs.wordEvery20msMax <= 300)} |`,
-    `| synthesizer real-time factor (Griffin-Lim included) | ${syn.realTimeFactor} | ≤ 0.3: ${met(syn.realTimeFactor <= 0.3)} |`,
+    ...markdownTable(
+      ['measure', 'value', 'goal (issue 22)'],
+      [
+        [
+          `recognizer WER, trained voices (offline / streamed 320 ms)`,
+          `${pct(rec.wer.trainedVoices.offline)} / ${pct(rec.wer.trainedVoices.streamed)}`,
+          `≤ 10%: ${met(rec.wer.trainedVoices.streamed <= 0.1)}`,
+        ],
+        [
+          `recognizer WER, held-out voice (offline / streamed)`,
+          `${pct(rec.wer.heldoutVoice.offline)} / ${pct(rec.wer.heldoutVoice.streamed)}`,
+          `≤ 25%: ${met(rec.wer.heldoutVoice.streamed <= 0.25)}`,
+        ],
+        [
+          `streamed − offline WER (texts differing)`,
+          `${pct(Math.max(Math.abs(rec.wer.trainedVoices.streamed - rec.wer.trainedVoices.offline), Math.abs(rec.wer.heldoutVoice.streamed - rec.wer.heldoutVoice.offline)))} (${rec.streamedTextsDifferingFromOffline})`,
+          `≤ 1%: ${met(rec.streamedTextsDifferingFromOffline === 0)}`,
+        ],
+        [
+          `recognizer real-time factor, streamed`,
+          `${rec.realTimeFactor.streamed}`,
+          `≤ 0.1: ${met(rec.realTimeFactor.streamed <= 0.1)}`,
+        ],
+        [
+          `partial latency: compute p50 / p95; chunk + p95`,
+          `${rec.partialLatencyMs.computeP50} / ${rec.partialLatencyMs.computeP95} ms; ${rec.partialLatencyMs.worstCaseP95} ms`,
+          `≤ 400 ms: ${met(rec.partialLatencyMs.worstCaseP95 <= 400)}`,
+        ],
+        [
+          `synthesizer round trip WER (CER)`,
+          `${pct(syn.roundTrip.wer)} (${pct(syn.roundTrip.cer)})`,
+          `≤ 20%: ${met(syn.roundTrip.wer <= 0.2)}`,
+        ],
+        [
+          `synthesizer time to first audio: text whole / a word every 20 ms`,
+          `${syn.timeToFirstAudioMs.textWholeP50} / ${syn.timeToFirstAudioMs.wordEvery20msP50} ms (max ${syn.timeToFirstAudioMs.wordEvery20msMax})`,
+          `≤ 300 ms: ${met(syn.timeToFirstAudioMs.wordEvery20msMax <= 300)}`,
+        ],
+        [
+          `synthesizer real-time factor (Griffin-Lim included)`,
+          `${syn.realTimeFactor}`,
+          `≤ 0.3: ${met(syn.realTimeFactor <= 0.3)}`,
+        ],
+      ],
+      [false, false, false],
+    ),
     '',
     `Round trip examples: ${syn.examples.map((e) => `"${e.text}" → "${e.heard}"`).join('; ')}.`,
   ].join('\n');
