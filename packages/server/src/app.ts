@@ -4,6 +4,9 @@ import { type CausalLm, getLogger, InvalidArgumentError } from '@specstream/core
 import { createDetokenizer, type Tokenizer } from '@specstream/models';
 import { createStopMatcher } from '@specstream/streaming';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { AudioContext } from './audio-context.js';
+import { type SpeechModelOptions, SpeechModels } from './audio-models.js';
+import { DEFAULT_MAX_AUDIO_BYTES, registerAudioRoutes } from './audio-routes.js';
 import { ApiError, invalidRequest } from './errors.js';
 import { ServerMetrics } from './metrics.js';
 import {
@@ -16,7 +19,7 @@ import {
 } from './requests.js';
 import { type EndReason, QueueFullError, Scheduler, SchedulerClosedError } from './scheduler.js';
 
-export interface ServerOptions {
+export interface ServerOptions extends SpeechModelOptions {
   target: CausalLm;
   /** The draft model; leave it out to decode with the target alone. */
   draft?: CausalLm;
@@ -43,6 +46,8 @@ export interface ServerOptions {
   bosTokenId?: number;
   /** Seconds a 429 asks the client to wait (Retry-After; default 1). */
   retryAfterSeconds?: number;
+  /** Largest audio file POST /v1/audio/transcriptions takes, in bytes (default 25 MiB, as OpenAI). */
+  maxAudioBytes?: number;
 }
 
 export interface SpecstreamServer {
@@ -63,7 +68,8 @@ const digest = (text: string) => createHash('sha256').update(text).digest();
 /**
  * An OpenAI-compatible HTTP server over a Scheduler (continuous batching with speculative
  * decoding), on fastify: POST /v1/completions and /v1/chat/completions (streamed as
- * server-sent events or not), GET /v1/models, /health and /metrics (Prometheus).
+ * server-sent events or not), GET /v1/models, /health and /metrics (Prometheus); with speech
+ * models, POST /v1/audio/transcriptions and /v1/audio/speech (audio-routes.ts).
  */
 export function createServer(options: ServerOptions): SpecstreamServer {
   const log = getLogger('server');
@@ -85,6 +91,9 @@ export function createServer(options: ServerOptions): SpecstreamServer {
   const keyDigest = options.apiKey !== undefined ? digest(options.apiKey) : undefined;
   const created = Math.floor(Date.now() / 1000);
   let closing = false;
+  const speech = new SpeechModels(options, retryAfter, options.modelId);
+  // Aborted by close(): audio jobs stop at their next chunk.
+  const shutdown = new AbortController();
 
   // close() has cancelled every request by the time it closes the server: no connection is worth waiting for.
   const app = Fastify({
@@ -130,6 +139,17 @@ export function createServer(options: ServerOptions): SpecstreamServer {
     serverMetrics.requests.inc({ endpoint, status: String(status) });
   }
 
+  // Speech model folders load with the server (listen, or the first inject).
+  app.addHook('onReady', () => speech.load());
+  const audio: AudioContext = {
+    models: speech,
+    metrics: serverMetrics,
+    maxAudioBytes: options.maxAudioBytes ?? DEFAULT_MAX_AUDIO_BYTES,
+    shutdown: shutdown.signal,
+    countRequest,
+  };
+  registerAudioRoutes(app, audio);
+
   app.get('/health', async (_request, reply) => {
     if (closing) return reply.code(503).send({ status: 'shutting down' });
     return {
@@ -148,7 +168,12 @@ export function createServer(options: ServerOptions): SpecstreamServer {
 
   app.get('/v1/models', async () => ({
     object: 'list',
-    data: [{ id: options.modelId, object: 'model', created, owned_by: 'specstream' }],
+    data: [options.modelId, ...speech.ids].map((id) => ({
+      id,
+      object: 'model',
+      created,
+      owned_by: 'specstream',
+    })),
   }));
 
   app.post('/v1/completions', (request, reply) =>
@@ -386,6 +411,8 @@ export function createServer(options: ServerOptions): SpecstreamServer {
     },
     async close() {
       closing = true;
+      shutdown.abort();
+      await speech.close();
       await scheduler.close();
       await app.close();
     },

@@ -3,6 +3,17 @@ import type { Scheduler, StepReport } from './scheduler.js';
 
 /** Latency buckets in seconds: from a fast decode step to a long queue wait. */
 const LATENCY_BUCKETS = [0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10];
+/** Real-time factor buckets (processing seconds per audio second): 1 is as slow as the audio itself. */
+const REAL_TIME_FACTOR_BUCKETS = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5];
+
+/** What the audio gauges read: one speech model's job queue. */
+export interface AudioQueueView {
+  readonly queued: number;
+  readonly running: number;
+}
+
+/** Which audio endpoint a measurement belongs to. */
+export type AudioTask = 'transcription' | 'speech';
 
 /** The server's Prometheus metrics, in a registry of its own (several servers may share a process). */
 export class ServerMetrics {
@@ -15,6 +26,13 @@ export class ServerMetrics {
   readonly timeToFirstToken: Histogram;
   readonly interToken: Histogram;
   readonly stepSeconds: Histogram<'kind'>;
+  /** Seconds of audio transcribed (input) or synthesized (output). */
+  readonly audioSeconds: Counter<'task'>;
+  /** Wall-clock seconds of a job (queue excluded) per second of its audio. */
+  readonly audioRealTimeFactor: Histogram<'task'>;
+  /** From a speech request to its first audio on the wire (queue included). */
+  readonly timeToFirstAudio: Histogram;
+  private readonly audioQueues = new Map<string, AudioQueueView>();
   /** Tokens emitted in the last window, for the tokens/s gauge. */
   private recent: { at: number; tokens: number }[] = [];
   private alphaAccepted = 0;
@@ -124,6 +142,59 @@ export class ServerMetrics {
       labelNames: ['kind'],
       buckets: LATENCY_BUCKETS,
       registers,
+    });
+    this.audioSeconds = new Counter({
+      name: 'specstream_audio_seconds_total',
+      help: 'Seconds of audio processed: transcribed (task="transcription") or synthesized (task="speech")',
+      labelNames: ['task'],
+      registers,
+    });
+    this.audioRealTimeFactor = new Histogram({
+      name: 'specstream_audio_real_time_factor',
+      help: 'Real-time factor of audio jobs: wall-clock seconds of the work (queue excluded) per second of audio',
+      labelNames: ['task'],
+      buckets: REAL_TIME_FACTOR_BUCKETS,
+      registers,
+    });
+    this.timeToFirstAudio = new Histogram({
+      name: 'specstream_speech_time_to_first_audio_seconds',
+      help: 'From a speech request to its first audio sent (queue included)',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.audioGauges(registers);
+  }
+
+  /** Reports `queue` (a speech model's jobs) as specstream_audio_queue_length and _audio_jobs_running{model}. */
+  watchAudioQueue(model: string, queue: AudioQueueView): void {
+    this.audioQueues.set(model, queue);
+  }
+
+  /** A finished audio job: its audio's length and how long the work took. */
+  audioJob(task: AudioTask, audioSeconds: number, workSeconds: number): void {
+    this.audioSeconds.inc({ task }, audioSeconds);
+    if (audioSeconds > 0) this.audioRealTimeFactor.observe({ task }, workSeconds / audioSeconds);
+  }
+
+  private audioGauges(registers: Registry[]): void {
+    const queues = this.audioQueues;
+    new Gauge({
+      name: 'specstream_audio_queue_length',
+      help: 'Audio requests waiting for their speech model (one job runs per model)',
+      labelNames: ['model'],
+      registers,
+      collect() {
+        for (const [model, queue] of queues) this.set({ model }, queue.queued);
+      },
+    });
+    new Gauge({
+      name: 'specstream_audio_jobs_running',
+      help: 'Audio jobs running now, per speech model (0 or 1)',
+      labelNames: ['model'],
+      registers,
+      collect() {
+        for (const [model, queue] of queues) this.set({ model }, queue.running);
+      },
     });
   }
 
