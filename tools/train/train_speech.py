@@ -233,6 +233,41 @@ def evaluate_recognizer(model, jobs, audio, filters, device, limit: int | None =
     return dict(wer=round(errors / max(1, words), 4), words=words, utterances=n, examples=examples)
 
 
+def time_capped_training(name, model, opt, lengths, step, rng, batch_samples, epochs, seconds, peak_lr) -> dict:
+    """Epochs of length-bucketed batches until `epochs` or `seconds` runs out, whichever binds
+    first (the cosine schedule follows it); `step(batch)` returns the losses, "loss" the one to
+    minimise. Returns steps, seconds, epochs and every 200th step's losses."""
+    per_epoch = len(length_batches(lengths, batch_samples, random.Random(0)))
+    total = epochs * per_epoch
+    t0 = time.time()
+    count = 0
+    history = []
+    for epoch in range(epochs):
+        for batch in length_batches(lengths, batch_samples, rng):
+            elapsed = time.time() - t0
+            if elapsed > seconds:
+                break
+            lr = cosine_lr(count, max(elapsed / seconds, count / total), peak_lr, 300)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            losses = step(batch)
+            opt.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            if count % 200 == 0:
+                values = {k: round(v.item(), 4) for k, v in losses.items()}
+                log(f"{name} step {count} epoch {epoch} {values} lr {lr:.2e}")
+                history.append(dict(step=count, **values, seconds=round(time.time() - t0, 1)))
+            count += 1
+        else:
+            continue
+        break
+    elapsed = time.time() - t0
+    log(f"{name}: {count} steps in {elapsed:.0f} s")
+    return dict(steps=count, seconds=round(elapsed, 1), history=history, epochs=round(count / per_epoch, 2))
+
+
 def train_recognizer(corpus, args, device, report) -> CtcRecognizer:
     torch.manual_seed(1234)
     cfg = dict(RECOGNIZER, **({k: SMOKE[k] for k in ("d_model", "conv_channels", "layers", "ff_dim")} if args.smoke else {}))
@@ -245,52 +280,25 @@ def train_recognizer(corpus, args, device, report) -> CtcRecognizer:
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     rest = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([dict(params=decay, weight_decay=0.01), dict(params=rest, weight_decay=0.0)], lr=args.recognizer_lr, betas=(0.9, 0.98))
-    rng = random.Random(7)
     gen = torch.Generator(device=device).manual_seed(7)
-    lengths = [len(a) for a in audio]
-    per_epoch = len(length_batches(lengths, args.batch_samples, random.Random(0)))
-    total = args.recognizer_epochs * per_epoch
-    t0 = time.time()
-    step = 0
-    history = []
-    done = False
-    for epoch in range(args.recognizer_epochs):
-        for batch in length_batches(lengths, args.batch_samples, rng):
-            elapsed = time.time() - t0
-            if elapsed > args.recognizer_seconds:
-                done = True
-                break
-            # Shorten the schedule when the time cap, not the epochs, will bind.
-            # The schedule runs on whichever of the time cap and the epoch count binds first.
-            progress = max(elapsed / args.recognizer_seconds, step / total)
-            lr = cosine_lr(step, progress, args.recognizer_lr, 300)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            x, n = pad_batch([audio[i] for i in batch], device)
-            x = augment_audio(x, n, gen)
-            mel = spec_augment(warped_log_mel(x, filters, gen), gen)  # features in fp32
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                logits = model(mel)
-            logp = logits.float().log_softmax(-1).transpose(0, 1)
-            target = [torch.tensor(targets[i]) for i in batch]
-            loss = F.ctc_loss(
-                logp, torch.cat(target).to(device), (n // 160) // 4, torch.tensor([len(t) for t in target], device=device),
-                blank=0, reduction="mean", zero_infinity=True,
-            )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            if step % 200 == 0:
-                log(f"recogniser step {step} epoch {epoch} loss {loss.item():.3f} lr {lr:.2e}")
-                history.append(dict(step=step, loss=round(loss.item(), 4), seconds=round(time.time() - t0, 1)))
-            step += 1
-        if done:
-            break
-    seconds = time.time() - t0
-    log(f"recogniser: {step} steps in {seconds:.0f} s")
-    report["recognizer"] = dict(config=cfg, parameters=params, steps=step, seconds=round(seconds, 1), history=history,
-                                epochs=round(step / per_epoch, 2))
+
+    def step(batch: list[int]) -> dict:
+        x, n = pad_batch([audio[i] for i in batch], device)
+        x = augment_audio(x, n, gen)
+        mel = spec_augment(warped_log_mel(x, filters, gen), gen)  # features in fp32
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            logits = model(mel)
+        logp = logits.float().log_softmax(-1).transpose(0, 1)
+        target = [torch.tensor(targets[i]) for i in batch]
+        loss = F.ctc_loss(
+            logp, torch.cat(target).to(device), (n // 160) // 4, torch.tensor([len(t) for t in target], device=device),
+            blank=0, reduction="mean", zero_infinity=True,
+        )
+        return dict(loss=loss)
+
+    run = time_capped_training("recogniser", model, opt, [len(a) for a in audio], step, random.Random(7),
+                               args.batch_samples, args.recognizer_epochs, args.recognizer_seconds, args.recognizer_lr)
+    report["recognizer"] = dict(config=cfg, parameters=params, **run)
     return model
 
 
@@ -342,62 +350,35 @@ def train_synthesizer(corpus, args, device, report) -> ReferenceSynthesizer:
     jobs, audio = corpus["synth_train"]
     filters = mel_filters(cfg["n_mels"], cfg["n_fft"], cfg["sample_rate"], device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.synthesizer_lr, betas=(0.9, 0.98), weight_decay=0.01)
-    rng = random.Random(8)
-    lengths = [len(a) for a in audio]
-    per_epoch = len(length_batches(lengths, args.synth_batch_samples, random.Random(0)))
-    total = args.synthesizer_epochs * per_epoch
-    t0 = time.time()
-    step = 0
-    history = []
-    done = False
-    for epoch in range(args.synthesizer_epochs):
-        for batch in length_batches(lengths, args.synth_batch_samples, rng):
-            elapsed = time.time() - t0
-            if elapsed > args.synthesizer_seconds:
-                done = True
-                break
-            # The schedule runs on whichever of the time cap and the epoch count binds first.
-            progress = max(elapsed / args.synthesizer_seconds, step / total)
-            lr = cosine_lr(step, progress, args.synthesizer_lr, 300)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            target, previous, steps, text, text_lengths = synth_batch(
-                [audio[i] for i in batch], [jobs[i] for i in batch], filters, cfg, device)
-            if args.sampled_share > 0:
-                # Scheduled sampling in parallel form: a first pass predicts every step from the
-                # true frames, then a share of the steps read the model's own previous frame
-                # instead, as inference (no teacher) will.
-                r, M = cfg["frames_per_step"], cfg["n_mels"]
-                with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                    guess, _, _ = model(text, text_lengths, previous, prenet_dropout=0.5)
-                own = torch.zeros_like(previous)
-                own[:, 1:] = guess[:, :-1, (r - 1) * M :].float()
-                pick = torch.rand(previous.shape[:2], device=device)[:, :, None] < args.sampled_share
-                previous = torch.where(pick, own, previous)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                frames, stop, attention = model(text, text_lengths, previous, prenet_dropout=0.5)
-            S = target.shape[1]
-            valid = torch.arange(S, device=device)[None, :] < steps[:, None]
-            frame_loss = ((frames.float() - target).abs().mean(-1) * valid).sum() / valid.sum()
-            stop_target = (torch.arange(S, device=device)[None, :] >= steps[:, None] - 1).float()
-            stop_loss = (F.binary_cross_entropy_with_logits(stop.float(), stop_target, pos_weight=torch.tensor(8.0, device=device), reduction="none") * valid).sum() / valid.sum()
-            attn_loss = sum(guided_attention(w.float(), steps, text_lengths) for w in attention) / len(attention)
-            loss = frame_loss + stop_loss + args.guided_weight * attn_loss
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            if step % 200 == 0:
-                log(f"synthesizer step {step} epoch {epoch} frames {frame_loss.item():.3f} stop {stop_loss.item():.3f} attention {attn_loss.item():.3f}")
-                history.append(dict(step=step, frames=round(frame_loss.item(), 4), stop=round(stop_loss.item(), 4),
-                                    attention=round(attn_loss.item(), 4), seconds=round(time.time() - t0, 1)))
-            step += 1
-        if done:
-            break
-    seconds = time.time() - t0
-    log(f"synthesizer: {step} steps in {seconds:.0f} s")
-    report["synthesizer"] = dict(config=cfg, parameters=params, steps=step, seconds=round(seconds, 1), history=history,
-                                 epochs=round(step / per_epoch, 2))
+
+    def step(batch: list[int]) -> dict:
+        target, previous, steps, text, text_lengths = synth_batch(
+            [audio[i] for i in batch], [jobs[i] for i in batch], filters, cfg, device)
+        if args.sampled_share > 0:
+            # Scheduled sampling in parallel form: a first pass predicts every step from the
+            # true frames, then a share of the steps read the model's own previous frame
+            # instead, as inference (no teacher) will.
+            r, M = cfg["frames_per_step"], cfg["n_mels"]
+            with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                guess, _, _ = model(text, text_lengths, previous, prenet_dropout=0.5)
+            own = torch.zeros_like(previous)
+            own[:, 1:] = guess[:, :-1, (r - 1) * M :].float()
+            pick = torch.rand(previous.shape[:2], device=device)[:, :, None] < args.sampled_share
+            previous = torch.where(pick, own, previous)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            frames, stop, attention = model(text, text_lengths, previous, prenet_dropout=0.5)
+        S = target.shape[1]
+        valid = torch.arange(S, device=device)[None, :] < steps[:, None]
+        frame_loss = ((frames.float() - target).abs().mean(-1) * valid).sum() / valid.sum()
+        stop_target = (torch.arange(S, device=device)[None, :] >= steps[:, None] - 1).float()
+        stop_loss = (F.binary_cross_entropy_with_logits(stop.float(), stop_target, pos_weight=torch.tensor(8.0, device=device), reduction="none") * valid).sum() / valid.sum()
+        attn_loss = sum(guided_attention(w.float(), steps, text_lengths) for w in attention) / len(attention)
+        return dict(loss=frame_loss + stop_loss + args.guided_weight * attn_loss, frames=frame_loss, stop=stop_loss,
+                    attention=attn_loss)
+
+    run = time_capped_training("synthesizer", model, opt, [len(a) for a in audio], step, random.Random(8),
+                               args.synth_batch_samples, args.synthesizer_epochs, args.synthesizer_seconds, args.synthesizer_lr)
+    report["synthesizer"] = dict(config=cfg, parameters=params, **run)
     return model
 
 
