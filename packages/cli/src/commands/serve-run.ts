@@ -1,7 +1,14 @@
-import { basename, resolve } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
 import { type CausalLm, initBackend } from '@specstream/core';
-import { loadCausalLm } from '@specstream/models';
-import { createServer } from '@specstream/server';
+import {
+  loadCausalLm,
+  loadSpeechRecognizer,
+  loadSpeechSynthesizer,
+  type SpeechRecognizer,
+  type SpeechSynthesizer,
+} from '@specstream/models';
+import { createServer, type SpeechModelOptions } from '@specstream/server';
 import { CliError, EXIT } from '../exit-codes.js';
 import {
   checkDraftFits,
@@ -11,15 +18,23 @@ import {
   unsupportedOnError,
 } from '../generate/folders.js';
 import { type CliIo, write } from '../io.js';
-import type { ServeFlags } from './serve.js';
+import { type ServeFlags, speechFolders } from './serve.js';
+
+/** Anything `serve` loads and must free. */
+type LoadedModel = CausalLm | SpeechRecognizer | SpeechSynthesizer;
 
 /** `specstream serve`: checks the folders, loads the models, serves until interrupted. Resolves to the exit code. */
 export async function runServe(flags: ServeFlags, io: CliIo): Promise<number> {
   const target = await inspectFolder(resolve(flags.model), 'target');
   const draftFolder = flags.draft === false ? undefined : await inspectFolder(resolve(flags.draft), 'draft');
   if (draftFolder !== undefined) checkDraftFits(target, draftFolder);
+  const speechDirs = speechFolders(flags);
+  for (const [role, dir] of Object.entries(speechDirs)) {
+    if (dir !== undefined) await checkSpeechFolder(resolve(dir), role);
+  }
   await initBackend({ backend: flags.backend });
   const models: CausalLm[] = [];
+  const speechModels: LoadedModel[] = [];
   const load = (folder: ModelFolder) =>
     unsupportedOnError(() => loadCausalLm(folder.dir), `${folder.role} model folder ${folder.dir}: `);
   try {
@@ -27,6 +42,11 @@ export async function runServe(flags: ServeFlags, io: CliIo): Promise<number> {
     if (draftFolder !== undefined && !io.interrupt.aborted) models.push(await load(draftFolder));
     if (io.interrupt.aborted) {
       await write(io.stderr, 'specstream: interrupted while loading the models\n');
+      return EXIT.interrupted;
+    }
+    const speech = await loadSpeechModels(speechDirs, speechModels, io.interrupt);
+    if (io.interrupt.aborted) {
+      await write(io.stderr, 'specstream: interrupted while loading the speech models\n');
       return EXIT.interrupted;
     }
     const context = Math.min(target.context, draftFolder?.context ?? Number.POSITIVE_INFINITY);
@@ -44,6 +64,9 @@ export async function runServe(flags: ServeFlags, io: CliIo): Promise<number> {
       apiKey: flags.apiKey ?? (io.env.SPECSTREAM_API_KEY || undefined),
       stopTokens: stopTokenIds(target),
       bosTokenId: typeof bos === 'number' ? bos : undefined,
+      ...speech,
+      maxAudioBytes: flags.maxAudioMb * 1024 * 1024,
+      maxAudioQueue: flags.maxAudioQueue,
     });
     let url: string;
     try {
@@ -61,6 +84,13 @@ export async function runServe(flags: ServeFlags, io: CliIo): Promise<number> {
       io.stdout,
       `specstream: serving ${modelId} at ${url} (${drafting}, max batch ${flags.maxBatch}, max queue ${flags.maxQueue})\n`,
     );
+    if (speech.recognizerId !== undefined || speech.synthesizerId !== undefined) {
+      const routes = [
+        speech.recognizerId && `POST /v1/audio/transcriptions with ${speech.recognizerId}`,
+        speech.synthesizerId && `POST /v1/audio/speech with ${speech.synthesizerId}`,
+      ];
+      await write(io.stdout, `specstream: speech: ${routes.filter(Boolean).join(', ')}\n`);
+    }
     // Ctrl-C (the bin's interrupt) or SIGTERM (docker stop, Kubernetes) stops the server.
     const stop = new AbortController();
     const onTerm = () => stop.abort();
@@ -78,6 +108,47 @@ export async function runServe(flags: ServeFlags, io: CliIo): Promise<number> {
     await write(io.stderr, 'specstream: server stopped\n');
     return EXIT.ok;
   } finally {
-    for (const model of models) model.dispose();
+    for (const model of [...models, ...speechModels]) model.dispose();
   }
+}
+
+/** A speech folder must exist and hold a config.json (exit 3 before anything loads, as for the LMs). */
+async function checkSpeechFolder(dir: string, role: string): Promise<void> {
+  const info = await stat(dir).catch(() => undefined);
+  if (info === undefined) throw new CliError(EXIT.missingModel, `${role} folder ${dir} does not exist`);
+  if (!info.isDirectory()) throw new CliError(EXIT.missingModel, `${role} folder ${dir} is not a folder`);
+  if (!(await stat(join(dir, 'config.json')).catch(() => undefined))?.isFile()) {
+    throw new CliError(EXIT.missingModel, `${role} folder ${dir} has no config.json`);
+  }
+}
+
+/**
+ * Loads the speech folders asked for (a folder the loaders refuse exits 4), each pushed to
+ * `loaded` for the caller to free; the server borrows them under their folders' names.
+ */
+async function loadSpeechModels(
+  dirs: { recognizer?: string; synthesizer?: string },
+  loaded: LoadedModel[],
+  interrupt: AbortSignal,
+): Promise<SpeechModelOptions> {
+  const options: SpeechModelOptions = {};
+  if (dirs.recognizer !== undefined && !interrupt.aborted) {
+    const dir = resolve(dirs.recognizer);
+    const recognizer = await unsupportedOnError(
+      () => loadSpeechRecognizer(dir),
+      `recognizer folder ${dir}: `,
+    );
+    loaded.push(recognizer);
+    Object.assign(options, { recognizer, recognizerId: basename(dir) });
+  }
+  if (dirs.synthesizer !== undefined && !interrupt.aborted) {
+    const dir = resolve(dirs.synthesizer);
+    const synthesizer = await unsupportedOnError(
+      () => loadSpeechSynthesizer(dir),
+      `synthesizer folder ${dir}: `,
+    );
+    loaded.push(synthesizer);
+    Object.assign(options, { synthesizer, synthesizerId: basename(dir) });
+  }
+  return options;
 }

@@ -4,6 +4,8 @@ import { EXIT_CODES_HELP } from '../exit-codes.js';
 import type { CliIo } from '../io.js';
 import { integerIn } from '../parse.js';
 import { BACKEND_CHOICES } from './generate.js';
+import { DEFAULT_SPEECH_SYNTHESIZER } from './speech-defaults.js';
+import { DEFAULT_RECOGNIZER } from './transcribe.js';
 
 export interface ServeFlags {
   model: string;
@@ -18,6 +20,24 @@ export interface ServeFlags {
   /** Fixed k; adaptive when absent. */
   k?: number;
   backend?: (typeof BACKEND_CHOICES)[number];
+  /** --speech: serve the shipped speech recognizer and synthesizer. */
+  speech?: boolean;
+  /** Speech model folders (each also turns its endpoint on). */
+  recognizer?: string;
+  synthesizer?: string;
+  /** Largest upload to /v1/audio/transcriptions, in MiB. */
+  maxAudioMb: number;
+  /** Audio requests waiting for a speech model before new ones get 429. */
+  maxAudioQueue: number;
+}
+
+/** The speech folders `serve` loads: --recognizer/--synthesizer, else the shipped ones with --speech. */
+export function speechFolders(flags: ServeFlags): { recognizer?: string; synthesizer?: string } {
+  const shipped = flags.speech === true;
+  return {
+    recognizer: flags.recognizer ?? (shipped ? DEFAULT_RECOGNIZER : undefined),
+    synthesizer: flags.synthesizer ?? (shipped ? DEFAULT_SPEECH_SYNTHESIZER : undefined),
+  };
 }
 
 /** `specstream serve`: an OpenAI-compatible server (@specstream/server); the work loads only when it runs. */
@@ -26,7 +46,8 @@ export function addServeCommand(program: Command, io: CliIo, done: (code: number
     .command('serve')
     .description(
       'Serve the model over an OpenAI-compatible HTTP API (POST /v1/completions, /v1/chat/completions, ' +
-        'GET /v1/models, /health, /metrics) with continuous batching and speculative decoding. ' +
+        'GET /v1/models, /health, /metrics) with continuous batching and speculative decoding; ' +
+        'with --speech, also POST /v1/audio/transcriptions and /v1/audio/speech. ' +
         'Runs until Ctrl-C or SIGTERM.',
     )
     .option('--model <dir>', 'target model folder (Hugging Face layout)', DEFAULT_TARGET)
@@ -42,6 +63,25 @@ export function addServeCommand(program: Command, io: CliIo, done: (code: number
     )
     .option('--model-id <id>', "the model's name in the API (default: the target folder's name)")
     .option('--k <n>', 'tokens drafted per step, fixed (default: adaptive k)', integerIn(1, 64))
+    .option(
+      '--speech',
+      'also serve /v1/audio/transcriptions and /v1/audio/speech with the shipped speech models ' +
+        '(models/specstream-speech-recognizer and -synthesizer)',
+    )
+    .option('--recognizer <dir>', 'speech recognizer folder for /v1/audio/transcriptions (implies it)')
+    .option('--synthesizer <dir>', 'speech synthesizer folder for /v1/audio/speech (implies it)')
+    .option(
+      '--max-audio-mb <n>',
+      'largest audio upload to /v1/audio/transcriptions, in MiB',
+      integerIn(1, 1024),
+      25,
+    )
+    .option(
+      '--max-audio-queue <n>',
+      'audio requests waiting for a speech model (one job runs per model) before new ones get 429',
+      integerIn(0),
+      16,
+    )
     .addOption(
       new Option(
         '--backend <name>',
