@@ -19,7 +19,12 @@ export interface SpeechRecognizerConfig {
   chunkFrames: number;
   /** Text of each CTC label; index 0 is the blank (its text is ignored). */
   vocabulary: readonly string[];
+  /** The text a character LM for beam search is trained on, relative to the folder (`lm_text`, default lm-text.txt; may be absent). */
+  lmText: string;
 }
+
+/** The LM text's name when config.json names none. */
+export const DEFAULT_RECOGNIZER_LM_TEXT = 'lm-text.txt';
 
 const ACTIVATIONS: readonly Activation[] = ['gelu', 'gelu_tanh', 'silu', 'relu'];
 
@@ -80,6 +85,7 @@ export function speechRecognizerConfig(json: unknown, path: string): SpeechRecog
     hop: integer('hop', 1),
     chunkFrames: integer('chunk_frames', 1),
     vocabulary: vocabularyOf(raw.vocabulary, encoder.vocabSize, bad),
+    lmText: lmTextOf(raw.lm_text, bad),
   };
   // The log-mel front end (melFilterBank) is Whisper's: 16 kHz, 80 or 128 bins.
   if (config.sampleRate !== WHISPER_SAMPLE_RATE) {
@@ -105,4 +111,12 @@ function vocabularyOf(
     throw bad(`vocabulary has ${value.length} labels but vocab_size is ${vocabSize}`);
   }
   return value as string[];
+}
+
+function lmTextOf(value: unknown, bad: (message: string) => InvalidArgumentError): string {
+  if (value === undefined) return DEFAULT_RECOGNIZER_LM_TEXT;
+  if (typeof value !== 'string' || value === '') {
+    throw bad(`lm_text must be a file name in the folder, got ${JSON.stringify(value)}`);
+  }
+  return value;
 }

@@ -1,4 +1,13 @@
 export {
+  CHAR_LM_DEFAULT_ORDER,
+  CHAR_LM_END,
+  type CharNgramLm,
+  type CharNgramLmOptions,
+  charLmSentenceLogProb,
+  loadCharNgramLm,
+  trainCharNgramLm,
+} from './char-ngram-lm.js';
+export {
   CTC_GREEDY_START,
   type CtcEmissions,
   type CtcGreedyState,
@@ -10,10 +19,27 @@ export {
   outputFrameEnd,
   outputFrameStart,
 } from './ctc.js';
+export {
+  CTC_BEAM_LENGTH_BONUS,
+  CTC_BEAM_LM_WEIGHT,
+  type CtcBeamLabelling,
+  type CtcBeamSettings,
+  type CtcBeamState,
+  type CtcDecoder,
+  type CtcDecoding,
+  ctcBeamBest,
+  ctcBeamChunk,
+  ctcBeamFinal,
+  ctcBeamLabellings,
+  ctcBeamStart,
+  startCtcDecoding,
+} from './ctc-beam.js';
 export { characterErrorRate, editDistance, wordErrorRate } from './error-rate.js';
 export {
   type CtcTranscript,
   loadSpeechRecognizer,
+  loadSpeechRecognizerLm,
+  type RecognizeOptions,
   readSpeechRecognizerConfig,
   recognizeAudio,
   recognizeLogMel,
@@ -22,6 +48,7 @@ export {
   transcriptOf,
 } from './recognizer.js';
 export {
+  DEFAULT_RECOGNIZER_LM_TEXT,
   SPEECH_RECOGNIZER_MODEL_TYPE,
   type SpeechRecognizerConfig,
   speechRecognizerConfig,

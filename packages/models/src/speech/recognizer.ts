@@ -6,23 +6,19 @@ import { rawLogMelFrames } from '../audio/log-mel.js';
 import { openCheckpoint } from '../safetensors/checkpoint.js';
 import { createStreamingEncoder, type StreamingEncoder } from '../streaming-encoder/encoder.js';
 import { disposeStreamingEncoderWeights } from '../streaming-encoder/weights.js';
-import {
-  CTC_GREEDY_START,
-  type CtcEmissions,
-  type CtcWord,
-  ctcGreedyChunk,
-  ctcText,
-  ctcWords,
-} from './ctc.js';
+import { type CharNgramLm, type CharNgramLmOptions, loadCharNgramLm } from './char-ngram-lm.js';
+import { type CtcEmissions, type CtcWord, ctcText, ctcWords } from './ctc.js';
+import { type CtcDecoder, startCtcDecoding } from './ctc-beam.js';
 import { type SpeechRecognizerConfig, speechRecognizerConfig } from './recognizer-config.js';
 import { checkRecognizerTensors, readRecognizerWeights } from './recognizer-weights.js';
 
 /**
  * A streaming CTC speech recognizer: raw log-mel frames (the front end's
  * `rawLogMelFrames(audio, { padTo: false })` or the streaming `logMelFrames`)
- * in, CTC logits out through `encoder`; greedy decoding (ctc.ts) turns them
- * into text. Stream with `encoder.createState({ batch: 1, leftContext:
- * config.leftContext, maxLength })`: the model was trained with that context.
+ * in, CTC logits out through `encoder`; greedy decoding (ctc.ts) or a beam
+ * search (ctc-beam.ts) turns them into text. Stream with
+ * `encoder.createState({ batch: 1, leftContext: config.leftContext, maxLength })`:
+ * the model was trained with that context.
  */
 export interface SpeechRecognizer {
   readonly config: SpeechRecognizerConfig;
@@ -133,29 +129,52 @@ export async function recognizerLogits(
   }
 }
 
-/** Greedy transcript of raw log-mel frames, offline (one encoder pass). */
+export interface RecognizeOptions {
+  /** How the logits become labels (default 'greedy'; see ctc-beam.ts for the beam search). */
+  decoder?: CtcDecoder;
+}
+
+/** Transcript of raw log-mel frames, offline (one encoder pass). */
 export async function recognizeLogMel(
   recognizer: SpeechRecognizer,
   frames: Float32Array,
+  options: RecognizeOptions = {},
 ): Promise<CtcTranscript> {
   const logits = await recognizerLogits(recognizer, frames);
-  const { emitted } = ctcGreedyChunk(CTC_GREEDY_START, logits, recognizer.config.encoder.vocabSize);
-  return transcriptOf(recognizer, emitted);
+  const decoding = startCtcDecoding(options.decoder ?? 'greedy', recognizer.config.encoder.vocabSize);
+  decoding.push(logits);
+  return transcriptOf(recognizer, decoding.finish());
 }
 
-/** Greedy transcript of mono audio at config.sampleRate (16 kHz), offline: its whole log-mel in one pass. */
+/** Transcript of mono audio at config.sampleRate (16 kHz), offline: its whole log-mel in one pass. */
 export async function recognizeAudio(
   recognizer: SpeechRecognizer,
   samples: Float32Array,
+  options: RecognizeOptions = {},
 ): Promise<CtcTranscript> {
   const { nFft, hop, encoder } = recognizer.config;
   return recognizeLogMel(
     recognizer,
     rawLogMelFrames(samples, { padTo: false, nMels: encoder.nMels, nFft, hop }),
+    options,
   );
 }
 
-/** The text and words of what a greedy decode emitted. */
+/**
+ * The character LM of a recognizer folder, for beam search: trained now (~0.2 s) on the text
+ * config.json's lm_text names (default lm-text.txt); undefined when the folder has no such file.
+ */
+export async function loadSpeechRecognizerLm(
+  dir: string,
+  config: SpeechRecognizerConfig,
+  options: CharNgramLmOptions = {},
+): Promise<CharNgramLm | undefined> {
+  const path = join(dir, config.lmText);
+  if (!(await stat(path).catch(() => undefined))?.isFile()) return undefined;
+  return loadCharNgramLm(path, config.vocabulary, options);
+}
+
+/** The text and words of what a decoder emitted. */
 export function transcriptOf(recognizer: SpeechRecognizer, emissions: CtcEmissions): CtcTranscript {
   const { vocabulary, config } = recognizer;
   return {

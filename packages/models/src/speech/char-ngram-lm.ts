@@ -1,0 +1,251 @@
+import { readFile } from 'node:fs/promises';
+import { InvalidArgumentError } from '@specstream/core';
+
+/**
+ * A character n-gram language model over a CTC recognizer's labels, for shallow fusion in beam
+ * search (ctc-beam.ts). It predicts the same ids as the recognizer's vocabulary, except that id
+ * 0 — the CTC blank, which the LM never predicts as a character — stands for the end of the
+ * sentence. Smoothing is interpolated Kneser-Ney (one discount per order, from the counts of
+ * counts), interpolated at the bottom with the uniform distribution, so every id has a
+ * probability > 0 and the probabilities of all ids after any history sum to 1.
+ *
+ * A history is an integer state: its last order-1 symbols, most recent lowest, in base
+ * vocabulary.length + 1, where the extra digit is the sentence start that pads the history of a
+ * sentence's first characters.
+ */
+export interface CharNgramLm {
+  readonly order: number;
+  /** The recognizer's labels; the LM predicts ids 1… as these characters and 0 as the end of sentence. */
+  readonly vocabulary: readonly string[];
+  /** The state before a sentence's first character. */
+  readonly start: number;
+  /** The state after `state` followed by label `label` (1 … vocabulary.length-1). */
+  next(state: number, label: number): number;
+  /** Natural-log probabilities of every id after `state` ([0]: the end of the sentence); cached: do not modify. */
+  logProbs(state: number): Float64Array;
+}
+
+/** The end-of-sentence id (the slot of the CTC blank, which the LM never predicts). */
+export const CHAR_LM_END = 0;
+
+export const CHAR_LM_DEFAULT_ORDER = 6;
+
+export interface CharNgramLmOptions {
+  /** Characters per n-gram, the predicted one included (default 6). */
+  order?: number;
+}
+
+/** Distributions cached per order before the cache is dropped (a long stream visits new histories forever). */
+const CACHE_LIMIT = 65536;
+
+/** A history at one order: how often each symbol followed it (Kneser-Ney counts). */
+interface HistoryCounts {
+  total: number;
+  symbols: number[];
+  counts: number[];
+}
+
+/** Reads a text file, one sentence per line, and trains the LM on it (see trainCharNgramLm). */
+export async function loadCharNgramLm(
+  path: string,
+  vocabulary: readonly string[],
+  options: CharNgramLmOptions = {},
+): Promise<CharNgramLm> {
+  return trainCharNgramLm((await readFile(path, 'utf8')).split('\n'), vocabulary, options);
+}
+
+/**
+ * Counts the n-grams of `sentences` (lowercased; a character outside the vocabulary is a word
+ * break; runs of spaces collapse; empty lines are skipped) and returns the smoothed model.
+ * `vocabulary` is the recognizer's: index 0 the blank, every other label one character.
+ */
+export function trainCharNgramLm(
+  sentences: Iterable<string>,
+  vocabulary: readonly string[],
+  options: CharNgramLmOptions = {},
+): CharNgramLm {
+  const order = options.order ?? CHAR_LM_DEFAULT_ORDER;
+  const size = vocabulary.length;
+  const base = size + 1;
+  // Keys of the longest n-grams (history × base + symbol) must stay exact doubles.
+  const maxOrder = Math.floor(53 / Math.log2(base));
+  if (!Number.isInteger(order) || order < 1 || order > maxOrder) {
+    throw new InvalidArgumentError(`character LM order must be an integer in 1…${maxOrder}, got ${order}`);
+  }
+  const codes = characterCodes(vocabulary);
+  const counts = countNgrams(sentences, codes, order, base);
+  const histories = counts.map((byKey) => historiesOf(byKey, base));
+  const discounts = counts.map(discountOf);
+  return smoothedModel({ order, vocabulary, base, histories, discounts });
+}
+
+/** Each label's character → its id; labels must be single characters (index 0, the blank, is skipped). */
+function characterCodes(vocabulary: readonly string[]): Map<string, number> {
+  const codes = new Map<string, number>();
+  vocabulary.forEach((label, id) => {
+    if (id === 0) return;
+    if ([...label].length !== 1) {
+      throw new InvalidArgumentError(
+        `a character LM needs single-character labels, label ${id} is ${JSON.stringify(label)}`,
+      );
+    }
+    codes.set(label, id);
+  });
+  return codes;
+}
+
+/** A line's label ids: lowercased, other characters as a space (or dropped without one), spaces collapsed and trimmed. */
+function sentenceIds(line: string, codes: Map<string, number>): number[] {
+  const space = codes.get(' ');
+  const ids: number[] = [];
+  for (const character of line.toLowerCase()) {
+    const id = codes.get(character) ?? space;
+    if (id === undefined) continue;
+    if (id === space && (ids.length === 0 || ids[ids.length - 1] === space)) continue;
+    ids.push(id);
+  }
+  if (ids.length > 0 && ids[ids.length - 1] === space) ids.pop();
+  return ids;
+}
+
+/**
+ * Kneser-Ney counts per n-gram length (index k-1 for length k), keyed history × base + symbol:
+ * the longest n-grams' raw counts; a shorter n-gram's count is the number of distinct symbols
+ * seen before it, except when it starts at the sentence start, where nothing but the padding
+ * precedes it and its raw count is kept.
+ */
+function countNgrams(
+  sentences: Iterable<string>,
+  codes: Map<string, number>,
+  order: number,
+  base: number,
+): Map<number, number>[] {
+  const start = paddedStart(order, base);
+  const keep = base ** Math.max(0, order - 2);
+  const longest = new Map<number, number>();
+  for (const line of sentences) {
+    const ids = sentenceIds(line, codes);
+    if (ids.length === 0) continue;
+    let history = start;
+    for (const id of [...ids, CHAR_LM_END]) {
+      const key = history * base + id;
+      longest.set(key, (longest.get(key) ?? 0) + 1);
+      history = order === 1 ? 0 : (history % keep) * base + id;
+    }
+  }
+  const counts = [longest];
+  const sentenceStart = base - 1;
+  for (let length = order - 1; length >= 1; length--) {
+    const span = base ** length;
+    const shorter = new Map<number, number>();
+    for (const [key, count] of counts[0]) {
+      const suffix = key % span;
+      const fromStart = Math.floor(suffix / base ** (length - 1)) === sentenceStart;
+      shorter.set(suffix, (shorter.get(suffix) ?? 0) + (fromStart ? count : 1));
+    }
+    counts.unshift(shorter);
+  }
+  return counts;
+}
+
+/** The history of a sentence's first character: order-1 sentence starts. */
+function paddedStart(order: number, base: number): number {
+  let state = 0;
+  for (let i = 0; i < order - 1; i++) state = state * base + (base - 1);
+  return state;
+}
+
+function historiesOf(counts: Map<number, number>, base: number): Map<number, HistoryCounts> {
+  const histories = new Map<number, HistoryCounts>();
+  for (const [key, count] of counts) {
+    const history = Math.floor(key / base);
+    let entry = histories.get(history);
+    if (entry === undefined) {
+      entry = { total: 0, symbols: [], counts: [] };
+      histories.set(history, entry);
+    }
+    entry.total += count;
+    entry.symbols.push(key % base);
+    entry.counts.push(count);
+  }
+  return histories;
+}
+
+/** Kneser-Ney's discount n1/(n1+2·n2) from the counts of counts, kept in [0.1, 0.95] so that every history leaves mass to the next order. */
+function discountOf(counts: Map<number, number>): number {
+  let once = 0;
+  let twice = 0;
+  for (const count of counts.values()) {
+    if (count === 1) once++;
+    else if (count === 2) twice++;
+  }
+  const discount = once > 0 && twice > 0 ? once / (once + 2 * twice) : 0.5;
+  return Math.min(0.95, Math.max(0.1, discount));
+}
+
+interface ModelParts {
+  order: number;
+  vocabulary: readonly string[];
+  base: number;
+  /** Per n-gram length k (index k-1): histories of k-1 symbols. */
+  histories: Map<number, HistoryCounts>[];
+  discounts: number[];
+}
+
+function smoothedModel({ order, vocabulary, base, histories, discounts }: ModelParts): CharNgramLm {
+  const size = vocabulary.length;
+  const uniform = new Float64Array(size).fill(1 / size);
+  const cached = histories.map(() => new Map<number, Float64Array>());
+  const logCache = new Map<number, Float64Array>();
+  const keep = base ** Math.max(0, order - 2);
+
+  /** P(· | the last length-1 symbols of `state`), interpolated down to the uniform distribution. */
+  const probabilities = (length: number, state: number): Float64Array => {
+    if (length === 0) return uniform;
+    const history = state % base ** (length - 1);
+    const cache = cached[length - 1];
+    const hit = cache.get(history);
+    if (hit !== undefined) return hit;
+    const lower = probabilities(length - 1, history);
+    const counts = histories[length - 1].get(history);
+    let result = lower;
+    if (counts !== undefined) {
+      const discount = discounts[length - 1];
+      const backoff = (discount * counts.symbols.length) / counts.total;
+      result = lower.map((p) => backoff * p);
+      counts.symbols.forEach((symbol, i) => {
+        result[symbol] += (counts.counts[i] - discount) / counts.total;
+      });
+    }
+    if (cache.size >= CACHE_LIMIT) cache.clear();
+    cache.set(history, result);
+    return result;
+  };
+
+  return {
+    order,
+    vocabulary,
+    start: paddedStart(order, base),
+    next: (state, label) => (order === 1 ? 0 : (state % keep) * base + label),
+    logProbs(state) {
+      const hit = logCache.get(state);
+      if (hit !== undefined) return hit;
+      const logs = probabilities(order, state).map(Math.log);
+      if (logCache.size >= CACHE_LIMIT) logCache.clear();
+      logCache.set(state, logs);
+      return logs;
+    },
+  };
+}
+
+/** Natural-log probability of a whole sentence (its labels, then the end), as the LM scores it in beam search. */
+export function charLmSentenceLogProb(lm: CharNgramLm, text: string): number {
+  const ids = sentenceIds(text, characterCodes(lm.vocabulary));
+  let state = lm.start;
+  let total = 0;
+  for (const id of ids) {
+    total += lm.logProbs(state)[id];
+    state = lm.next(state, id);
+  }
+  return total + lm.logProbs(state)[CHAR_LM_END];
+}

@@ -1,0 +1,352 @@
+import { InvalidArgumentError } from '@specstream/core';
+import { STREAMING_ENCODER_BLANK_ID } from '../streaming-encoder/config.js';
+import { CHAR_LM_END, type CharNgramLm } from './char-ngram-lm.js';
+import { CTC_GREEDY_START, type CtcEmissions, ctcGreedyChunk } from './ctc.js';
+
+/**
+ * CTC prefix beam search with shallow fusion of a character LM, chunk by chunk. Each kept
+ * prefix (a labelling: what the collapsed paths spell) carries the log-probability of the
+ * paths that spell it and end in a blank, and of those that end in its last label; a frame
+ * extends every prefix by every label, merges what spells the same and keeps the `beamWidth`
+ * best by
+ *
+ *   log P_ctc(prefix) + lmWeight · log P_lm(prefix) + lengthBonus · labels(prefix),
+ *
+ * the LM scoring each label when it is appended, and its end of sentence at the end
+ * (ctcBeamFinal). The LM term belongs to the prefix, not to its paths, so merging paths stays
+ * exact. The state carries the beam across chunks and a frame's step depends on nothing else,
+ * so decoding any split of the frames gives exactly what decoding them at once does.
+ */
+export interface CtcBeamSettings {
+  /** Prefixes kept after each frame. */
+  beamWidth: number;
+  /** A character LM over the recognizer's labels; none: acoustic scores only. */
+  lm?: CharNgramLm;
+  /** α, the LM's weight (default CTC_BEAM_LM_WEIGHT; ignored without an LM). */
+  lmWeight?: number;
+  /** β, added per label of a prefix: offsets the LM's (and the blank's) bias to short outputs (default CTC_BEAM_LENGTH_BONUS with an LM, else 0). */
+  lengthBonus?: number;
+}
+
+/**
+ * α and β for the shipped recognizer and its order-6 LM, tuned (width 16) on the trained-voice
+ * renderings of the first 20 of the bench's held-out sentences (tools/speech/render_heldout.py),
+ * a flat optimum for α 0.6–0.8 and β 2–3. On the last 20: word error rate 24.9% greedy, 23.0%
+ * beam 16 alone, 11.7% beam 16 with the LM; held-out voice 91.1%, 89.9%, 63.0%.
+ */
+export const CTC_BEAM_LM_WEIGHT = 0.7;
+export const CTC_BEAM_LENGTH_BONUS = 2.5;
+
+/**
+ * A labelling, as a list from its last label back: immutable and shared by its extensions.
+ * `frame` times its last label: the output frame of the most probable appending of `label` to
+ * `parent` the search has seen (see ctcBeamFinal). A more probable appending later makes a new
+ * list, so the lists of its extensions keep the timing they were made with.
+ */
+interface Prefix {
+  readonly label: number;
+  readonly frame: number;
+  /** log P of that appending: the paths through the parent up to the frame before, times the label's probability. */
+  readonly emission: number;
+  readonly parent: Prefix | undefined;
+  readonly length: number;
+  readonly lmState: number;
+  /** Σ log P_lm of its labels (unweighted). */
+  readonly lmLogProb: number;
+}
+
+interface Hypothesis {
+  readonly prefix: Prefix;
+  /** log P(paths spelling the prefix that end in a blank / in its last label). */
+  readonly logBlank: number;
+  readonly logLabel: number;
+  /** What the beam is ranked by (without the LM's end of sentence). */
+  readonly score: number;
+}
+
+export interface CtcBeamState {
+  readonly settings: Readonly<Required<Omit<CtcBeamSettings, 'lm'>>> & { readonly lm?: CharNgramLm };
+  /** Best first. */
+  readonly hypotheses: readonly Hypothesis[];
+  /** Output frames decoded so far: the stream index of the next one. */
+  readonly frames: number;
+}
+
+/** The beam before the first frame: the empty labelling, certain. */
+export function ctcBeamStart(settings: CtcBeamSettings): CtcBeamState {
+  const { beamWidth, lm } = settings;
+  if (!Number.isInteger(beamWidth) || beamWidth < 1) {
+    throw new InvalidArgumentError(`beam width must be a positive integer, got ${beamWidth}`);
+  }
+  const lmWeight = lm === undefined ? 0 : (settings.lmWeight ?? CTC_BEAM_LM_WEIGHT);
+  const lengthBonus = settings.lengthBonus ?? (lm === undefined ? 0 : CTC_BEAM_LENGTH_BONUS);
+  if (!Number.isFinite(lmWeight) || !Number.isFinite(lengthBonus)) {
+    throw new InvalidArgumentError(
+      `LM weight and length bonus must be finite, got ${lmWeight}, ${lengthBonus}`,
+    );
+  }
+  const empty: Prefix = {
+    label: STREAMING_ENCODER_BLANK_ID,
+    frame: -1,
+    emission: 0,
+    parent: undefined,
+    length: 0,
+    lmState: lm?.start ?? 0,
+    lmLogProb: 0,
+  };
+  return {
+    settings: { beamWidth, lm, lmWeight, lengthBonus },
+    hypotheses: [{ prefix: empty, logBlank: 0, logLabel: -Infinity, score: 0 }],
+    frames: 0,
+  };
+}
+
+/** Decodes the next output frames: `logits` [frames × vocabSize], frame-major, unnormalised. */
+export function ctcBeamChunk(state: CtcBeamState, logits: Float32Array, vocabSize: number): CtcBeamState {
+  checkLmVocabulary(state, vocabSize);
+  const count = logits.length / vocabSize;
+  const logProbs = new Float64Array(vocabSize);
+  let hypotheses = state.hypotheses;
+  for (let f = 0; f < count; f++) {
+    logSoftmaxRow(logits, f * vocabSize, logProbs);
+    hypotheses = beamStep(state.settings, hypotheses, logProbs, state.frames + f);
+  }
+  return { settings: state.settings, hypotheses, frames: state.frames + count };
+}
+
+function checkLmVocabulary({ settings: { lm } }: CtcBeamState, vocabSize: number): void {
+  if (lm !== undefined && lm.vocabulary.length !== vocabSize) {
+    throw new InvalidArgumentError(
+      `the LM has ${lm.vocabulary.length} labels but the logits have ${vocabSize} per frame`,
+    );
+  }
+}
+
+/** A prefix of the next frame's beam, its probabilities being summed. */
+interface Candidate {
+  /** Its list, kept as it is; none when a list must be made: a new prefix, or its last label re-timed. */
+  prefix: Prefix | undefined;
+  /** The list a made one extends. */
+  parent: Prefix | undefined;
+  label: number;
+  length: number;
+  lmLogProb: number;
+  /** log P of the appending that timed its last label (see Prefix.emission). */
+  emission: number;
+  logBlank: number;
+  logLabel: number;
+  score: number;
+}
+
+function beamStep(
+  settings: CtcBeamState['settings'],
+  hypotheses: readonly Hypothesis[],
+  logProbs: Float64Array,
+  frame: number,
+): Hypothesis[] {
+  const blank = STREAMING_ENCODER_BLANK_ID;
+  // The prefixes already in the beam, by last label: an extension may spell one of them.
+  const candidates: Candidate[] = [];
+  const byLabel = new Map<number, Candidate[]>();
+  for (const { prefix, logBlank, logLabel } of hypotheses) {
+    const candidate: Candidate = {
+      prefix,
+      parent: prefix.parent,
+      label: prefix.label,
+      length: prefix.length,
+      lmLogProb: prefix.lmLogProb,
+      emission: prefix.emission,
+      logBlank: logAdd(logBlank, logLabel) + logProbs[blank],
+      logLabel: prefix.length > 0 ? logLabel + logProbs[prefix.label] : -Infinity,
+      score: 0,
+    };
+    candidates.push(candidate);
+    const same = byLabel.get(prefix.label);
+    if (same === undefined) byLabel.set(prefix.label, [candidate]);
+    else same.push(candidate);
+  }
+  for (const { prefix, logBlank, logLabel } of hypotheses) {
+    const lmLogProbs = settings.lm?.logProbs(prefix.lmState);
+    for (let label = 0; label < logProbs.length; label++) {
+      if (label === blank) continue;
+      // A repeated label is a new emission only after a blank; otherwise it continues the last one.
+      const paths = label === prefix.label ? logBlank : logAdd(logBlank, logLabel);
+      const logProb = paths + logProbs[label];
+      // No path spells it (a repeat right after its first emission): not a prefix at all.
+      if (logProb === -Infinity) continue;
+      const existing = byLabel.get(label)?.find((c) => sameLabelling(c.parent, prefix));
+      if (existing === undefined) {
+        candidates.push({
+          prefix: undefined,
+          parent: prefix,
+          label,
+          length: prefix.length + 1,
+          lmLogProb: prefix.lmLogProb + (lmLogProbs === undefined ? 0 : lmLogProbs[label]),
+          emission: logProb,
+          logBlank: -Infinity,
+          logLabel: logProb,
+          score: 0,
+        });
+        continue;
+      }
+      existing.logLabel = logAdd(existing.logLabel, logProb);
+      if (logProb > existing.emission) {
+        existing.prefix = undefined;
+        existing.parent = prefix;
+        existing.emission = logProb;
+      }
+    }
+  }
+  const { beamWidth, lmWeight, lengthBonus } = settings;
+  for (const c of candidates) {
+    c.score = logAdd(c.logBlank, c.logLabel) + lmWeight * c.lmLogProb + lengthBonus * c.length;
+  }
+  // A stable sort: ties keep the order above, so the step is deterministic.
+  candidates.sort((a, b) => b.score - a.score);
+  return candidates.slice(0, beamWidth).map((c) => ({
+    prefix: c.prefix ?? newPrefix(settings.lm, c, frame),
+    logBlank: c.logBlank,
+    logLabel: c.logLabel,
+    score: c.score,
+  }));
+}
+
+function newPrefix(lm: CharNgramLm | undefined, c: Candidate, frame: number): Prefix {
+  const parent = c.parent!;
+  return {
+    label: c.label,
+    frame,
+    emission: c.emission,
+    parent,
+    length: c.length,
+    lmState: lm === undefined ? 0 : lm.next(parent.lmState, c.label),
+    lmLogProb: c.lmLogProb,
+  };
+}
+
+/**
+ * Whether two prefixes spell the same labels. Kept prefixes spell different labellings, but a
+ * prefix can outlive its parent in the beam and the parent's labelling be spelled again by a new
+ * list, so identity is not enough; the lists rejoin where they were first shared.
+ */
+function sameLabelling(a: Prefix | undefined, b: Prefix | undefined): boolean {
+  while (a !== b) {
+    if (a === undefined || b === undefined || a.length !== b.length || a.label !== b.label) return false;
+    a = a.parent;
+    b = b.parent;
+  }
+  return true;
+}
+
+function logAdd(a: number, b: number): number {
+  if (a === -Infinity) return b;
+  if (b === -Infinity) return a;
+  return a > b ? a + Math.log1p(Math.exp(b - a)) : b + Math.log1p(Math.exp(a - b));
+}
+
+function logSoftmaxRow(logits: Float32Array, start: number, out: Float64Array): void {
+  let max = -Infinity;
+  for (let i = 0; i < out.length; i++) max = Math.max(max, logits[start + i]);
+  let sum = 0;
+  for (let i = 0; i < out.length; i++) sum += Math.exp(logits[start + i] - max);
+  const logSum = max + Math.log(sum);
+  for (let i = 0; i < out.length; i++) out[i] = logits[start + i] - logSum;
+}
+
+/** The labels of the best prefix so far and the frames where they were appended: a partial result, which later frames may revise. */
+export function ctcBeamBest(state: CtcBeamState): CtcEmissions {
+  return emissionsOf(state.hypotheses[0].prefix);
+}
+
+/**
+ * The final labelling, once the frames are over: the beam re-ranked with the LM's probability of
+ * the end of the sentence after each prefix. Each label is timed at the frame of its most
+ * probable appending to the labels before it (the paths up to the frame before, times the
+ * label's probability at that frame): where the best path emits it, when the emission is clear,
+ * which is the frame the greedy decoder gives. It approximates the best path's alignment: only
+ * appendings to prefixes in the beam at the time are seen, and a label keeps the timing it had
+ * when the next label was appended.
+ */
+export function ctcBeamFinal(state: CtcBeamState): CtcEmissions {
+  const { lm, lmWeight, lengthBonus } = state.settings;
+  let best: Hypothesis | undefined;
+  let bestScore = -Infinity;
+  for (const h of state.hypotheses) {
+    const end = lm === undefined ? 0 : lmWeight * lm.logProbs(h.prefix.lmState)[CHAR_LM_END];
+    const score =
+      logAdd(h.logBlank, h.logLabel) + lmWeight * h.prefix.lmLogProb + end + lengthBonus * h.prefix.length;
+    if (best === undefined || score > bestScore) {
+      best = h;
+      bestScore = score;
+    }
+  }
+  return emissionsOf(best!.prefix);
+}
+
+/** A labelling the beam holds, with log P_ctc (the paths that spell it) and its score (without the LM's end of sentence). */
+export interface CtcBeamLabelling extends CtcEmissions {
+  logProb: number;
+  score: number;
+}
+
+/** Every labelling in the beam, best first: an n-best list. */
+export function ctcBeamLabellings(state: CtcBeamState): CtcBeamLabelling[] {
+  return state.hypotheses.map((h) => ({
+    ...emissionsOf(h.prefix),
+    logProb: logAdd(h.logBlank, h.logLabel),
+    score: h.score,
+  }));
+}
+
+function emissionsOf(prefix: Prefix): CtcEmissions {
+  const labels: number[] = new Array(prefix.length);
+  const frames: number[] = new Array(prefix.length);
+  for (let p: Prefix | undefined = prefix; p !== undefined && p.length > 0; p = p.parent) {
+    labels[p.length - 1] = p.label;
+    frames[p.length - 1] = p.frame;
+  }
+  return { labels, frames };
+}
+
+/** How to turn CTC logits into labels: greedy (the best label of each frame), or a beam search. */
+export type CtcDecoder = 'greedy' | CtcBeamSettings;
+
+/** One stream's decoding, fed chunk by chunk (mutable). */
+export interface CtcDecoding {
+  /** Decodes the next output frames' logits, [frames × vocabSize]. */
+  push(logits: Float32Array): void;
+  /** The labels so far: greedy's are final once emitted, a beam's best may be revised. */
+  best(): CtcEmissions;
+  /** The final labels, once the logits are over. */
+  finish(): CtcEmissions;
+}
+
+/** Starts decoding a stream of logits of `vocabSize` labels; a bad setting or an LM of another vocabulary throws now. */
+export function startCtcDecoding(decoder: CtcDecoder, vocabSize: number): CtcDecoding {
+  if (decoder === 'greedy') return greedyDecoding(vocabSize);
+  let state = ctcBeamStart(decoder);
+  checkLmVocabulary(state, vocabSize);
+  return {
+    push(logits) {
+      state = ctcBeamChunk(state, logits, vocabSize);
+    },
+    best: () => ctcBeamBest(state),
+    finish: () => ctcBeamFinal(state),
+  };
+}
+
+function greedyDecoding(vocabSize: number): CtcDecoding {
+  let state = CTC_GREEDY_START;
+  const emissions: CtcEmissions = { labels: [], frames: [] };
+  const copy = () => ({ labels: [...emissions.labels], frames: [...emissions.frames] });
+  return {
+    push(logits) {
+      const step = ctcGreedyChunk(state, logits, vocabSize);
+      state = step.state;
+      emissions.labels.push(...step.emitted.labels);
+      emissions.frames.push(...step.emitted.frames);
+    },
+    best: copy,
+    finish: copy,
+  };
+}

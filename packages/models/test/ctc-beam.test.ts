@@ -1,0 +1,202 @@
+import { describe, expect, it } from 'vitest';
+import { randomArray } from '../../../test-support/random-arrays.js';
+import { CHAR_LM_END, trainCharNgramLm } from '../src/speech/char-ngram-lm.js';
+import { CTC_GREEDY_START, ctcGreedyChunk } from '../src/speech/ctc.js';
+import {
+  type CtcBeamSettings,
+  type CtcBeamState,
+  ctcBeamBest,
+  ctcBeamChunk,
+  ctcBeamFinal,
+  ctcBeamLabellings,
+  ctcBeamStart,
+  startCtcDecoding,
+} from '../src/speech/ctc-beam.js';
+
+function seeded(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+function logSoftmax(row: Float32Array): number[] {
+  const max = Math.max(...row);
+  const logSum = max + Math.log(row.reduce((sum, x) => sum + Math.exp(x - max), 0));
+  return Array.from(row, (x) => x - logSum);
+}
+
+/** Every labelling's probability: all vocab^frames paths enumerated, collapsed, summed. */
+function bruteForce(logits: Float32Array, vocab: number): Map<string, number> {
+  const frames = logits.length / vocab;
+  const rows = Array.from({ length: frames }, (_, f) =>
+    logSoftmax(logits.subarray(f * vocab, (f + 1) * vocab)),
+  );
+  const labellings = new Map<string, number>();
+  for (let path = 0; path < vocab ** frames; path++) {
+    const labels: number[] = [];
+    let logProb = 0;
+    let previous = 0;
+    for (let f = 0, rest = path; f < frames; f++, rest = Math.floor(rest / vocab)) {
+      const label = rest % vocab;
+      logProb += rows[f][label];
+      if (label !== 0 && label !== previous) labels.push(label);
+      previous = label;
+    }
+    const key = labels.join(',');
+    labellings.set(key, (labellings.get(key) ?? 0) + Math.exp(logProb));
+  }
+  return labellings;
+}
+
+function decode(
+  settings: CtcBeamSettings,
+  logits: Float32Array,
+  vocab: number,
+  chunks?: number[],
+): CtcBeamState {
+  let state = ctcBeamStart(settings);
+  let at = 0;
+  for (const frames of chunks ?? [logits.length / vocab]) {
+    state = ctcBeamChunk(state, logits.subarray(at * vocab, (at + frames) * vocab), vocab);
+    at += frames;
+  }
+  expect(state.frames).toBe(logits.length / vocab);
+  return state;
+}
+
+/** Logits whose best label per frame leads by `margin`: often the blank, often repeated. */
+function peakyLogits(frames: number, vocab: number, random: () => number, margin: number): Float32Array {
+  const logits = randomArray(frames * vocab, random);
+  let label = 0;
+  for (let f = 0; f < frames; f++) {
+    if (random() < 0.5) label = random() < 0.4 ? 0 : Math.floor(random() * vocab);
+    logits[f * vocab + label] += margin;
+  }
+  return logits;
+}
+
+/** A toy recognizer's labels and a small LM on them (the LM reads id 0 as the end of sentence). */
+const VOCABULARY = ['', ' ', 'a', 'b', 'c'];
+const LM = trainCharNgramLm(['ab ab', 'ab', 'a bc', 'cab ab', 'b ab a'], VOCABULARY, { order: 3 });
+const TEXT = (labels: readonly number[]) => labels.map((l) => VOCABULARY[l]).join('');
+
+/** log P_lm of labels and then the end of the sentence. */
+function lmLogProb(labels: readonly number[]): number {
+  let state = LM.start;
+  let total = 0;
+  for (const label of labels) {
+    total += LM.logProbs(state)[label];
+    state = LM.next(state, label);
+  }
+  return total + LM.logProbs(state)[CHAR_LM_END];
+}
+
+describe('CTC prefix beam search', () => {
+  it.each([
+    [1, 3, 4],
+    [2, 4, 5],
+    [3, 4, 6],
+    [4, 3, 6],
+    [5, 4, 6],
+  ])(
+    'without an LM, a wide beam finds the most probable labelling (seed %i, %i labels, %i frames)',
+    (seed, vocab, frames) => {
+      const random = seeded(seed);
+      const logits = randomArray(frames * vocab, random, 2);
+      const labellings = bruteForce(logits, vocab);
+      const [bestKey, bestProb] = [...labellings].reduce((a, b) => (b[1] > a[1] ? b : a));
+      const state = decode({ beamWidth: 10000 }, logits, vocab);
+      const final = ctcBeamFinal(state);
+      expect(final.labels.join(',')).toBe(bestKey);
+      // Every labelling the beam holds has its exact probability: the beam lost no path.
+      expect(state.hypotheses.length).toBe(labellings.size);
+      const held = new Map(ctcBeamLabellings(state).map((l) => [l.labels.join(','), l.logProb]));
+      for (const [key, probability] of labellings)
+        expect(held.get(key)).toBeCloseTo(Math.log(probability), 9);
+      expect(Math.exp(held.get(bestKey)!)).toBeCloseTo(bestProb, 12);
+    },
+  );
+
+  it.each([1, 2, 3])('width 1 without an LM is greedy where the best path is clear (seed %i)', (seed) => {
+    const random = seeded(seed);
+    const vocab = 5;
+    const logits = peakyLogits(200, vocab, random, 12);
+    const greedy = ctcGreedyChunk(CTC_GREEDY_START, logits, vocab).emitted;
+    expect(greedy.labels.length).toBeGreaterThan(20);
+    for (const beamWidth of [1, 8]) {
+      expect(ctcBeamFinal(decode({ beamWidth }, logits, vocab))).toEqual(greedy);
+    }
+    const decoding = startCtcDecoding('greedy', vocab);
+    decoding.push(logits);
+    expect(decoding.finish()).toEqual(greedy);
+  });
+
+  it.each([
+    ['no LM', { beamWidth: 6 }],
+    ['an LM', { beamWidth: 6, lm: LM, lmWeight: 0.8, lengthBonus: 0.5 }],
+  ])('decodes any split of the frames exactly as all at once (%s)', (_, settings: CtcBeamSettings) => {
+    const random = seeded(11);
+    const vocab = VOCABULARY.length;
+    const frames = 90;
+    const logits = peakyLogits(frames, vocab, random, 1.5);
+    const whole = decode(settings, logits, vocab);
+    const final = ctcBeamFinal(whole);
+    expect(final.labels.length).toBeGreaterThan(10);
+    // Each label is timed after the one before it.
+    expect(final.frames.every((frame, i) => i === 0 || frame > final.frames[i - 1])).toBe(true);
+    const ones = Array(frames).fill(1);
+    for (const chunks of [[1, frames - 1], [7, 0, 30, 1, 52], ones]) {
+      const split = decode(settings, logits, vocab, chunks);
+      expect(split.hypotheses).toEqual(whole.hypotheses);
+      expect(ctcBeamFinal(split)).toEqual(ctcBeamFinal(whole));
+      expect(ctcBeamBest(split)).toEqual(ctcBeamBest(whole));
+    }
+  });
+
+  it('an LM weight of 0 (and no length bonus) ignores the LM', () => {
+    const vocab = VOCABULARY.length;
+    const logits = peakyLogits(60, vocab, seeded(5), 1);
+    const plain = decode({ beamWidth: 4 }, logits, vocab);
+    const ignored = decode({ beamWidth: 4, lm: LM, lmWeight: 0, lengthBonus: 0 }, logits, vocab);
+    expect(ctcBeamFinal(ignored)).toEqual(ctcBeamFinal(plain));
+    expect(ignored.hypotheses.map((h) => h.score)).toEqual(plain.hypotheses.map((h) => h.score));
+  });
+
+  it('with an LM, the final labelling maximises log P_ctc + α·log P_lm(with the end) + β·length', () => {
+    const vocab = VOCABULARY.length;
+    const logits = peakyLogits(40, vocab, seeded(9), 1);
+    const [alpha, beta] = [1.5, 0.7];
+    const state = decode({ beamWidth: 16, lm: LM, lmWeight: alpha, lengthBonus: beta }, logits, vocab);
+    const held = ctcBeamLabellings(state);
+    expect(held.length).toBe(16);
+    const score = (l: (typeof held)[number]) =>
+      l.logProb + alpha * lmLogProb(l.labels) + beta * l.labels.length;
+    const best = held.reduce((a, b) => (score(b) > score(a) ? b : a));
+    expect(ctcBeamFinal(state)).toEqual({ labels: best.labels, frames: best.frames });
+    // Before the end of sentence, the beam is ranked by its scores.
+    expect(held.map((l) => l.score)).toEqual([...held.map((l) => l.score)].sort((a, b) => b - a));
+  });
+
+  it('the LM turns an acoustic near-tie toward what it has read', () => {
+    // Four frames: "a", then "b" or "c" nearly alike (c slightly ahead), then blanks.
+    const vocab = VOCABULARY.length;
+    const row = (values: number[]) => values;
+    const logits = Float32Array.from([
+      ...row([0, -5, 5, -5, -5]),
+      ...row([0, -5, -5, 4.9, 5]),
+      ...row([5, -5, -5, -5, -5]),
+    ]);
+    expect(TEXT(ctcBeamFinal(decode({ beamWidth: 8 }, logits, vocab)).labels)).toBe('ac');
+    const fused = decode({ beamWidth: 8, lm: LM, lmWeight: 1, lengthBonus: 0 }, logits, vocab);
+    expect(TEXT(ctcBeamFinal(fused).labels)).toBe('ab');
+    expect(ctcBeamFinal(fused).frames).toEqual([0, 1]);
+  });
+
+  it('rejects a bad width and an LM of another vocabulary', () => {
+    expect(() => ctcBeamStart({ beamWidth: 0 })).toThrow(/beam width must be a positive integer/);
+    const state = ctcBeamStart({ beamWidth: 2, lm: LM });
+    expect(() => ctcBeamChunk(state, new Float32Array(6), 6)).toThrow(/the LM has 5 labels/);
+  });
+});
