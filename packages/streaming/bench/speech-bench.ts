@@ -2,7 +2,9 @@
  * `pnpm bench --only speech --backends wasm`: the shipped speech models (models/SPEECH.md) on
  * held-out sentences, as a user runs them:
  *
- *   1. recognizer: word error rate offline and streamed in 320 ms chunks, in trained voices and
+ *   1. recognizer (decoding as --speech-decoder says: greedy, the default; beam:N, a CTC prefix
+ *      beam search of width N; beam:N:lm, with the recognizer's character LM and the tuned α, β):
+ *      word error rate offline and streamed in 320 ms chunks, in trained voices and
  *      in flite's kal16 (never trained on); real-time factor of the stream (log-mel, encoder and
  *      decoding); partial-result latency with audio arriving at 4× real time (no queueing at
  *      these speeds), from the arrival of the audio that completes an encoder chunk to its event;
@@ -21,9 +23,11 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { kernelThreadCount } from '@specstream/core';
 import {
+  type CtcDecoder,
   characterErrorRate,
   editDistance,
   loadSpeechRecognizer,
+  loadSpeechRecognizerLm,
   loadSpeechSynthesizer,
   recognizeAudio,
   type SpeechRecognizer,
@@ -37,15 +41,35 @@ import { ctcTranscription, speakText } from '../src/index.js';
 
 export const SPEECH_ARGS = {
   'speech-sentences': { type: 'string' },
+  'speech-decoder': { type: 'string' },
 } as const;
 
 export interface SpeechSettings {
   sentences: number;
   results: string;
+  /** greedy | beam:N | beam:N:lm (the recognizer's LM, CTC_BEAM_LM_WEIGHT and CTC_BEAM_LENGTH_BONUS). */
+  decoder: string;
 }
 
-export function speechSettings(values: { 'speech-sentences'?: string }): SpeechSettings {
-  return { sentences: Number(values['speech-sentences'] ?? 40), results: 'RESULTS.md' };
+export function speechSettings(values: {
+  'speech-sentences'?: string;
+  'speech-decoder'?: string;
+}): SpeechSettings {
+  const decoder = values['speech-decoder'] ?? 'greedy';
+  if (!/^(greedy|beam:[1-9]\d*(:lm)?)$/.test(decoder)) {
+    throw new Error(`--speech-decoder must be greedy, beam:N or beam:N:lm, got ${decoder}`);
+  }
+  return { sentences: Number(values['speech-sentences'] ?? 40), results: 'RESULTS.md', decoder };
+}
+
+const RECOGNIZER = 'models/specstream-speech-recognizer';
+
+/** The --speech-decoder setting as a decoder, its LM trained on the recognizer folder's text. */
+async function decoderOf(setting: string, recognizer: SpeechRecognizer): Promise<CtcDecoder> {
+  if (setting === 'greedy') return 'greedy';
+  const [, width, lm] = setting.split(':');
+  if (lm === undefined) return { beamWidth: Number(width) };
+  return { beamWidth: Number(width), lm: await loadSpeechRecognizerLm(RECOGNIZER, recognizer.config) };
 }
 
 interface Utterance {
@@ -96,7 +120,12 @@ class Tally {
 }
 
 /** Streams one utterance in 320 ms chunks at `pace`× real time; the final text and the partials' latencies. */
-async function streamed(recognizer: SpeechRecognizer, samples: Float32Array, pace: number | null) {
+async function streamed(
+  recognizer: SpeechRecognizer,
+  decoder: CtcDecoder,
+  samples: Float32Array,
+  pace: number | null,
+) {
   const chunk = Math.round(CHUNK_SECONDS * SAMPLE_RATE);
   const chunks = Array.from({ length: Math.ceil(samples.length / chunk) }, (_, i) =>
     samples.subarray(i * chunk, (i + 1) * chunk),
@@ -108,7 +137,7 @@ async function streamed(recognizer: SpeechRecognizer, samples: Float32Array, pac
           concatMap((c, i) => (i === 0 ? of(c) : timer((CHUNK_SECONDS * 1000) / pace).pipe(map(() => c)))),
         );
   const start = performance.now();
-  const events = await lastValueFrom(source.pipe(ctcTranscription(recognizer), toArray()));
+  const events = await lastValueFrom(source.pipe(ctcTranscription(recognizer, { decoder }), toArray()));
   const ms = performance.now() - start;
   const final = events.at(-1);
   if (final?.type !== 'final') throw new Error('the transcription ended without a final event');
@@ -118,6 +147,7 @@ async function streamed(recognizer: SpeechRecognizer, samples: Float32Array, pac
 
 async function recognizerBench(
   recognizer: SpeechRecognizer,
+  decoder: CtcDecoder,
   utterances: Utterance[],
   log: (l: string) => void,
 ) {
@@ -130,10 +160,10 @@ async function recognizerBench(
   for (const u of utterances) {
     const kind = u.heldout_voice ? 'heldout' : 'trained';
     let t = performance.now();
-    const whole = (await recognizeAudio(recognizer, u.samples)).text;
+    const whole = (await recognizeAudio(recognizer, u.samples, { decoder })).text;
     offlineMs += performance.now() - t;
     t = performance.now();
-    const live = await streamed(recognizer, u.samples, null);
+    const live = await streamed(recognizer, decoder, u.samples, null);
     streamMs += live.ms;
     audioSeconds += u.samples.length / SAMPLE_RATE;
     offline[kind].add(u.transcript, whole);
@@ -143,7 +173,7 @@ async function recognizerBench(
   // Latency: a few utterances paced at 4× real time, so a chunk never waits behind another.
   const latencies: number[] = [];
   for (const u of utterances.slice(0, 6))
-    latencies.push(...(await streamed(recognizer, u.samples, 4)).latencies);
+    latencies.push(...(await streamed(recognizer, decoder, u.samples, 4)).latencies);
   const result = {
     utterances: utterances.length,
     audioSeconds: round(audioSeconds, 1),
@@ -194,6 +224,7 @@ async function synthesizerBench(
     ms += performance.now() - t;
     audioSeconds += spoken.samples.length / spoken.sampleRate;
     if (spoken.stopped) stopped++;
+    // Greedy whatever --speech-decoder says: the round trip measures the synthesizer, as before.
     const heard = (await recognizeAudio(recognizer, spoken.samples)).text;
     const reference = words(text.replace(/[.,?!]/g, ' ')).join(' ');
     tally.add(reference, heard);
@@ -237,11 +268,15 @@ export type SpeechResult = Awaited<ReturnType<typeof runSpeechBench>>;
 
 export async function runSpeechBench(s: SpeechSettings, log: (line: string) => void) {
   const utterances = renderHeldout(s.sentences);
-  const recognizer = await loadSpeechRecognizer('models/specstream-speech-recognizer');
+  const recognizer = await loadSpeechRecognizer(RECOGNIZER);
   const synthesizer = await loadSpeechSynthesizer('models/specstream-speech-synthesizer');
   const loadBefore = loadavg()[0];
   try {
-    const recognition = await recognizerBench(recognizer, utterances, log);
+    const decoder = await decoderOf(s.decoder, recognizer);
+    const recognition = {
+      decoder: s.decoder,
+      ...(await recognizerBench(recognizer, decoder, utterances, log)),
+    };
     const texts = utterances.filter((u) => !u.heldout_voice).map((u) => u.text);
     const synthesis = await synthesizerBench(synthesizer, recognizer, texts, log);
     return {

@@ -1,12 +1,11 @@
 import { checkPositiveInteger } from '@specstream/core';
 import {
-  CTC_GREEDY_START,
-  type CtcEmissions,
+  type CtcDecoder,
   type CtcWord,
-  ctcGreedyChunk,
   ctcText,
   ctcWords,
   type SpeechRecognizer,
+  startCtcDecoding,
 } from '@specstream/models';
 import { Observable, type OperatorFunction, tap } from 'rxjs';
 import { streamingEncode } from './encode.js';
@@ -15,7 +14,10 @@ import { logMelFrames } from './log-mel-frames.js';
 /** The transcript so far, after each encoder call. */
 export interface CtcPartialEvent {
   type: 'partial';
-  /** Everything recognised from the start of the stream (CTC text is final once emitted). */
+  /**
+   * Everything recognised from the start of the stream: greedy text is final once emitted; a
+   * beam search's is its best guess so far, which later audio may revise.
+   */
   text: string;
   /** Seconds of audio the encoder has consumed (its input frames × hop). */
   audioSeconds: number;
@@ -37,6 +39,8 @@ export type CtcTranscriptEvent = CtcPartialEvent | CtcFinalEvent;
 export interface CtcTranscriptionOptions {
   /** Log-mel frames per encoder call (10 ms each at a 160-sample hop); default: the model's config.chunkFrames. */
   chunkFrames?: number;
+  /** How the logits become text (default 'greedy'; a beam search, with a character LM or not: models' CtcBeamSettings). */
+  decoder?: CtcDecoder;
 }
 
 /**
@@ -44,28 +48,28 @@ export interface CtcTranscriptionOptions {
  * loadSpeechRecognizer): mono Float32 samples at the model's rate (16 kHz;
  * resample first) → a 'partial' event per encoder call (every
  * `chunkFrames` log-mel frames), then one 'final' event with word times at
- * completion. Built from logMelFrames and streamingEncode, with greedy CTC
- * decoding carried across chunks: the text depends only on the audio, not
- * on how it was chunked or timed, and equals models' offline
- * recognizeAudio (one encoder pass over all frames) up to argmax ties that
- * float rounding could flip. Every tensor (states, inputs, outputs) is
- * freed by completion, error or unsubscription.
+ * completion. Built from logMelFrames and streamingEncode, with CTC
+ * decoding (greedy or beam) carried across chunks: the text depends only on
+ * the audio, not on how it was chunked or timed, and equals models' offline
+ * recognizeAudio with the same decoder (one encoder pass over all frames)
+ * up to near-ties that float rounding could flip. Every tensor (states,
+ * inputs, outputs) is freed by completion, error or unsubscription.
  */
 export function ctcTranscription(
   recognizer: SpeechRecognizer,
   options: CtcTranscriptionOptions = {},
 ): OperatorFunction<Float32Array, CtcTranscriptEvent> {
   const { config, encoder, vocabulary } = recognizer;
-  const { chunkFrames = config.chunkFrames } = options;
+  const { chunkFrames = config.chunkFrames, decoder = 'greedy' } = options;
   checkPositiveInteger('ctcTranscription: chunkFrames', chunkFrames);
+  // Checks the decoder's settings now rather than at subscription.
+  startCtcDecoding(decoder, config.encoder.vocabSize);
   const { hop, sampleRate, nFft, leftContext } = config;
   const framing = { nMels: config.encoder.nMels, nFft, hop };
   return (source) =>
     new Observable<CtcTranscriptEvent>((subscriber) => {
       let samples = 0;
-      let decoder = CTC_GREEDY_START;
-      let text = '';
-      const emissions: CtcEmissions = { labels: [], frames: [] };
+      const decoding = startCtcDecoding(decoder, config.encoder.vocabSize);
       const logits = source.pipe(
         tap((chunk) => {
           samples += chunk.length;
@@ -75,20 +79,18 @@ export function ctcTranscription(
       );
       return logits.subscribe({
         next(chunk) {
-          const step = ctcGreedyChunk(decoder, chunk.frames, chunk.outputDim);
-          decoder = step.state;
-          emissions.labels.push(...step.emitted.labels);
-          emissions.frames.push(...step.emitted.frames);
-          text += ctcText(step.emitted.labels, vocabulary);
+          decoding.push(chunk.frames);
           subscriber.next({
             type: 'partial',
-            text,
+            text: ctcText(decoding.best().labels, vocabulary),
             audioSeconds: (chunk.inputEnd * hop) / sampleRate,
             latencyMs: chunk.latencyMs,
           });
         },
         error: (error) => subscriber.error(error),
         complete() {
+          const emissions = decoding.finish();
+          const text = ctcText(emissions.labels, vocabulary);
           const words = ctcWords(emissions, vocabulary, config);
           subscriber.next({ type: 'final', text, words, audioSeconds: samples / sampleRate });
           subscriber.complete();

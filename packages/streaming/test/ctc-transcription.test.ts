@@ -3,11 +3,13 @@ import { fileURLToPath } from 'node:url';
 import { concatFloat32, InvalidArgumentError, initBackend } from '@specstream/core';
 import {
   CTC_GREEDY_START,
+  type CtcDecoder,
   ctcGreedyChunk,
   ctcText,
   loadSpeechRecognizer,
   recognizeAudio,
   type SpeechRecognizer,
+  trainCharNgramLm,
 } from '@specstream/models';
 import * as tf from '@tensorflow/tfjs-core';
 import { from, lastValueFrom, Subject, toArray } from 'rxjs';
@@ -79,6 +81,38 @@ describe('ctcTranscription', () => {
       expect(tf.memory().numTensors).toBe(baseline);
     },
   );
+
+  it.each([
+    ['a beam of 4', 1234, 8, false],
+    ['a beam of 6 with an LM', 999, 32, true],
+  ])(
+    '%s: streamed text and words equal the offline decode (chunks of %i samples, %i frames per call)',
+    async (_, chunkSamples, chunkFrames, withLm) => {
+      const lm = trainCharNgramLm(['the cat sat on the mat', "it's a dog"], recognizer.vocabulary, {
+        order: 3,
+      });
+      const decoder: CtcDecoder = withLm ? { beamWidth: 6, lm } : { beamWidth: 4 };
+      const samples = await speechSamples(chunkSamples);
+      const all = concatFloat32(await lastValueFrom(samples.pipe(toArray())));
+      const offline = await recognizeAudio(recognizer, all, { decoder });
+      const events = await lastValueFrom(
+        samples.pipe(ctcTranscription(recognizer, { chunkFrames, decoder }), toArray()),
+      );
+      const final = events.at(-1) as CtcFinalEvent;
+      expect(final).toMatchObject({ type: 'final', text: offline.text, words: offline.words });
+      expect(offline.text.length).toBeGreaterThan(3);
+      const partials = events.slice(0, -1);
+      expect(partials.length).toBeGreaterThan(3);
+      expect(partials.every((e) => e.type === 'partial')).toBe(true);
+      expect(tf.memory().numTensors).toBe(baseline);
+    },
+  );
+
+  it('rejects a bad beam width when the operator is made', () => {
+    expect(() => ctcTranscription(recognizer, { decoder: { beamWidth: 0 } })).toThrow(
+      /beam width must be a positive integer/,
+    );
+  });
 
   it("gives the PyTorch twin's greedy text on the fixture's audio", async () => {
     const reference = JSON.parse(readFileSync(`${RECOGNIZER}reference.json`, 'utf8'));
