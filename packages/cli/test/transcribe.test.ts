@@ -4,10 +4,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { concatFloat32, initBackend } from '@specstream/core';
-import { loadSpeechRecognizer, recognizeAudio, type SpeechRecognizer } from '@specstream/models';
+import {
+  type CtcDecoder,
+  loadSpeechRecognizer,
+  recognizeAudio,
+  type SpeechRecognizer,
+  trainCharNgramLm,
+} from '@specstream/models';
 import { resample, wavFileSource, writeWavFile } from '@specstream/streaming';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_RECOGNIZER } from '../src/commands/transcribe.js';
+import { DEFAULT_BEAM, DEFAULT_RECOGNIZER } from '../src/commands/transcribe.js';
 import { EXIT, main } from '../src/index.js';
 import { expectOneLine, jsonLines, REPO_ROOT, runCli } from './helpers.js';
 
@@ -15,6 +21,10 @@ import { expectOneLine, jsonLines, REPO_ROOT, runCli } from './helpers.js';
 const RECOGNIZER = join(REPO_ROOT, 'packages/models/test/fixtures/speech-recognizer-tiny');
 /** Real speech (espeak-ng, 2.9 s, 16 kHz; packages/streaming/test/fixtures/README.md). */
 const SPEECH = join(REPO_ROOT, 'packages/streaming/test/fixtures/speech-16k.wav');
+/** The fixture's folder has no LM text: by default the CLI runs a beam search on the acoustic scores alone. */
+const DEFAULT_DECODER: CtcDecoder = { beamWidth: DEFAULT_BEAM };
+/** Sentences for a character LM (any text over the recognizer's letters). */
+const LM_SENTENCES = ['the cat sat on the mat', "it's a dog and a cat", 'a mat for the dog'];
 
 // The cli package does not depend on tfjs itself: the copy core resolves is the one whose engine counts.
 const tf = createRequire(join(import.meta.dirname, '../../core/package.json'))('@tensorflow/tfjs-core') as {
@@ -27,6 +37,7 @@ let recognizer: SpeechRecognizer;
 let speech: Float32Array;
 let wav16k: string;
 let wav22k: string;
+let lmText: string;
 
 /** What the CLI's tests need of an rxjs Observable (rxjs is no dependency of this package). */
 interface Stream<T> {
@@ -91,6 +102,8 @@ beforeAll(async () => {
   wav16k = join(dir, 'speech-16k.wav');
   await values(source.samples.pipe(writeWavFile(wav16k, 16000)));
   speech = await collect((await wavFileSource(wav16k)).samples);
+  lmText = join(dir, 'sentences.txt');
+  writeFileSync(lmText, `${LM_SENTENCES.join('\n')}\n`);
   wav22k = join(dir, 'speech-22k.wav');
   await values(source.samples.pipe(resample(16000, 22050), writeWavFile(wav22k, 22050)));
 });
@@ -101,7 +114,7 @@ afterAll(() => {
 
 describe('transcribe', () => {
   it('prints the offline text of a 16 kHz WAV on stdout', async () => {
-    const offline = await recognizeAudio(recognizer, speech);
+    const offline = await recognizeAudio(recognizer, speech, { decoder: DEFAULT_DECODER });
     expect(offline.text.length).toBeGreaterThan(3);
     const result = await transcribe(wav16k);
     expect(result.stderr).toBe('');
@@ -109,11 +122,19 @@ describe('transcribe', () => {
     expect(result.stdout).toBe(`${offline.text}\n`);
   });
 
-  it.each([['160'], ['320'], ['40'], ['10']])(
-    '--json --chunk-ms %s: NDJSON partials, then a final event with the offline text and words',
-    async (chunkMs) => {
-      const offline = await recognizeAudio(recognizer, speech);
-      const result = await transcribe(wav16k, '--json', '--chunk-ms', chunkMs);
+  it.each([
+    ['160', '0'],
+    ['320', '0'],
+    ['40', '0'],
+    ['10', '0'],
+    ['320', String(DEFAULT_BEAM)],
+    ['40', '3'],
+  ])(
+    '--json --chunk-ms %s --beam %s: NDJSON partials, then a final event with the offline text and words',
+    async (chunkMs, beam) => {
+      const decoder: CtcDecoder = beam === '0' ? 'greedy' : { beamWidth: Number(beam) };
+      const offline = await recognizeAudio(recognizer, speech, { decoder });
+      const result = await transcribe(wav16k, '--json', '--chunk-ms', chunkMs, '--beam', beam);
       expect(result.code).toBe(EXIT.ok);
       expect(result.stderr).toBe('');
       const events = jsonLines(result.stdout);
@@ -128,7 +149,8 @@ describe('transcribe', () => {
       expect(partials.length).toBeGreaterThanOrEqual(Math.min(calls, Math.floor(melFrames / 4)) - 1);
       for (const event of partials) {
         expect(event.type).toBe('partial');
-        expect(offline.text.startsWith(event.text as string)).toBe(true);
+        // Greedy text is final once shown; a beam's best guess may change.
+        if (decoder === 'greedy') expect(offline.text.startsWith(event.text as string)).toBe(true);
         expect(event.latencyMs).toBeGreaterThanOrEqual(0);
       }
       expect(partials[0].audioSeconds).toBeCloseTo(Math.ceil(4 / framesPerCall) * framesPerCall * 0.01, 9);
@@ -139,14 +161,14 @@ describe('transcribe', () => {
 
   it('resamples a WAV of another rate to 16 kHz first', async () => {
     const resampled = await collect((await wavFileSource(wav22k)).samples.pipe(resample(22050, 16000)));
-    const offline = await recognizeAudio(recognizer, resampled);
+    const offline = await recognizeAudio(recognizer, resampled, { decoder: DEFAULT_DECODER });
     const result = await transcribe(wav22k, '--json');
     expect(result.code).toBe(EXIT.ok);
     expect(jsonLines(result.stdout).at(-1)).toMatchObject({ type: 'final', text: offline.text });
   });
 
   it('- reads raw s16le 16 kHz PCM from stdin', async () => {
-    const offline = await recognizeAudio(recognizer, speech);
+    const offline = await recognizeAudio(recognizer, speech, { decoder: DEFAULT_DECODER });
     const result = await runWithStdin([], pcm(speech, 's16le'));
     expect(result.stderr).toBe('');
     expect(result.code).toBe(EXIT.ok);
@@ -157,7 +179,13 @@ describe('transcribe', () => {
     const wav = await wavFileSource(wav22k);
     const samples = await collect(wav.samples);
     // resample gives the same samples however its input is chunked.
-    const offline = await recognizeAudio(recognizer, await collect(wav.samples.pipe(resample(22050, 16000))));
+    const offline = await recognizeAudio(
+      recognizer,
+      await collect(wav.samples.pipe(resample(22050, 16000))),
+      {
+        decoder: DEFAULT_DECODER,
+      },
+    );
     const result = await runWithStdin(['--format', 'f32le', '--rate', '22050'], pcm(samples, 'f32le'));
     expect(result.code).toBe(EXIT.ok);
     expect(result.stdout).toBe(`${offline.text}\n`);
@@ -197,6 +225,37 @@ describe('transcribe', () => {
     expect(result.stdout).toMatch(
       /Usage: specstream transcribe[\s\S]*- for raw PCM on\s+stdin:\s+s16le,\s+16000\s+Hz,\s+mono[\s\S]*--chunk-ms/,
     );
+  });
+
+  it('--lm FILE: the beam search fuses a character LM trained on the file', async () => {
+    const lm = trainCharNgramLm(LM_SENTENCES, recognizer.vocabulary);
+    const decoder: CtcDecoder = { beamWidth: 8, lm };
+    const fused = await recognizeAudio(recognizer, speech, { decoder });
+    const plain = await recognizeAudio(recognizer, speech, { decoder: { beamWidth: 8 } });
+    // The LM matters here: the fixture's noise reads differently with it.
+    expect(fused.text).not.toBe(plain.text);
+    const result = await transcribe(wav16k, '--beam', '8', '--lm', lmText);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(EXIT.ok);
+    expect(result.stdout).toBe(`${fused.text}\n`);
+  });
+
+  it("uses the LM text the recognizer folder's config.json names, unless --lm none", async () => {
+    const folder = join(dir, 'with-lm');
+    mkdirSync(folder);
+    symlinkSync(join(RECOGNIZER, 'model.safetensors'), join(folder, 'model.safetensors'));
+    const config = JSON.parse(readFileSync(join(RECOGNIZER, 'config.json'), 'utf8'));
+    writeFileSync(join(folder, 'config.json'), JSON.stringify({ ...config, lm_text: 'sentences.txt' }));
+    symlinkSync(lmText, join(folder, 'sentences.txt'));
+    const lm = trainCharNgramLm(LM_SENTENCES, recognizer.vocabulary);
+    const fused = await recognizeAudio(recognizer, speech, { decoder: { beamWidth: DEFAULT_BEAM, lm } });
+    const run = (...args: string[]) =>
+      runCli(['transcribe', wav16k, '--backend', 'wasm', '--model', folder, ...args]);
+    expect((await run()).stdout).toBe(`${fused.text}\n`);
+    const plain = await recognizeAudio(recognizer, speech, { decoder: DEFAULT_DECODER });
+    expect((await run('--lm', 'none')).stdout).toBe(`${plain.text}\n`);
+    const greedy = await recognizeAudio(recognizer, speech);
+    expect((await run('--beam', '0')).stdout).toBe(`${greedy.text}\n`);
   });
 
   it('defaults to the shipped recognizer at the repository root', () => {
@@ -243,6 +302,12 @@ describe('transcribe: errors are one line with their exit code', () => {
       /tensor "layers\.0\.mlp\.up\.weight" is \[\d+,\d+\], but config\.json's sizes need \[8,\d+\]/,
     ],
     [
+      'an lm_text that is no file name',
+      () => [wav16k, '--model', recognizerFolder({ lm_text: 3 })],
+      EXIT.unsupportedModel,
+      /lm_text must be a file name in the folder, got 3/,
+    ],
+    [
       'a missing input file',
       () => [join(dir, 'none.wav'), '--model', RECOGNIZER],
       EXIT.usage,
@@ -267,6 +332,24 @@ describe('transcribe: errors are one line with their exit code', () => {
       /'--chunk-ms <ms>' argument '15' is invalid\. must be a positive multiple of 10\./,
     ],
     ['--chunk-ms 0', () => [wav16k, '--chunk-ms', '0'], EXIT.usage, /must be a positive multiple of 10/],
+    [
+      'a negative --beam',
+      () => [wav16k, '--beam', '-1'],
+      EXIT.usage,
+      /'--beam <width>' argument '-1' is invalid/,
+    ],
+    [
+      'a missing --lm file',
+      () => [wav16k, '--model', RECOGNIZER, '--lm', join(dir, 'none.txt')],
+      EXIT.usage,
+      /LM text file .*none\.txt does not exist$/,
+    ],
+    [
+      '--lm with --beam 0',
+      () => [wav16k, '--model', RECOGNIZER, '--lm', lmText, '--beam', '0'],
+      EXIT.usage,
+      /--lm needs a beam search/,
+    ],
   ])('%s', async (_, args, code, message) => {
     const result = await runCli(['transcribe', '--backend', 'wasm', ...args()]);
     expect(result.code).toBe(code);

@@ -1,7 +1,13 @@
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { InvalidArgumentError, initBackend } from '@specstream/core';
-import { loadSpeechRecognizer, type SpeechRecognizerConfig } from '@specstream/models';
+import {
+  type CtcDecoder,
+  loadCharNgramLm,
+  loadSpeechRecognizer,
+  loadSpeechRecognizerLm,
+  type SpeechRecognizerConfig,
+} from '@specstream/models';
 import {
   type AudioSource,
   type CtcTranscriptEvent,
@@ -13,7 +19,7 @@ import {
 import { CliError, EXIT } from '../exit-codes.js';
 import { unsupportedOnError } from '../generate/folders.js';
 import { type CliIo, write } from '../io.js';
-import { DEFAULT_STDIN_RATE, type TranscribeFlags } from './transcribe.js';
+import { DEFAULT_STDIN_RATE, NO_LM, type TranscribeFlags } from './transcribe.js';
 
 /** ctcTranscription's events (rxjs is no dependency of this package). */
 type TranscriptEvents = ReturnType<ReturnType<typeof ctcTranscription>>;
@@ -30,6 +36,7 @@ interface Input extends AudioSource {
 export async function runTranscribe(input: string, flags: TranscribeFlags, io: CliIo): Promise<number> {
   const dir = resolve(flags.model);
   await checkRecognizerFolder(dir);
+  await checkLmFlag(flags);
   const audio = await openInput(input, flags, io);
   await initBackend({ backend: flags.backend });
   const recognizer = await unsupportedOnError(() => loadSpeechRecognizer(dir), `recognizer folder ${dir}: `);
@@ -40,12 +47,13 @@ export async function runTranscribe(input: string, flags: TranscribeFlags, io: C
     }
     const { sampleRate } = recognizer.config;
     const chunkFrames = chunkFramesOf(flags.chunkMs, recognizer.config);
+    const decoder = await decoderOf(flags, dir, recognizer.config);
     const samples =
       audio.sampleRate === sampleRate
         ? audio.samples
         : audio.samples.pipe(resample(audio.sampleRate, sampleRate));
     return await printTranscript(
-      samples.pipe(ctcTranscription(recognizer, { chunkFrames })),
+      samples.pipe(ctcTranscription(recognizer, { chunkFrames, decoder })),
       audio.name,
       flags,
       io,
@@ -64,6 +72,35 @@ async function checkRecognizerFolder(dir: string): Promise<void> {
   if (!(await stat(join(dir, 'config.json')).catch(() => undefined))?.isFile()) {
     throw new CliError(EXIT.missingModel, `recognizer folder ${dir} has no config.json`);
   }
+}
+
+/** An --lm file must exist (checked before tfjs loads); with --beam 0 there is no beam search to use it. */
+async function checkLmFlag(flags: TranscribeFlags): Promise<void> {
+  if (flags.lm === undefined || flags.lm === NO_LM) return;
+  if (flags.beam === 0) {
+    throw new CliError(EXIT.usage, '--lm needs a beam search: --beam 0 decodes greedily, without an LM');
+  }
+  if (!(await stat(flags.lm).catch(() => undefined))?.isFile()) {
+    throw new CliError(EXIT.usage, `LM text file ${flags.lm} does not exist`);
+  }
+}
+
+/** --beam and --lm as a decoder: the LM is trained here, on the file or the folder's LM text. */
+async function decoderOf(
+  flags: TranscribeFlags,
+  dir: string,
+  config: SpeechRecognizerConfig,
+): Promise<CtcDecoder> {
+  if (flags.beam === 0) return 'greedy';
+  if (flags.lm === NO_LM) return { beamWidth: flags.beam };
+  const lm = await unsupportedOnError(
+    () =>
+      flags.lm === undefined
+        ? loadSpeechRecognizerLm(dir, config)
+        : loadCharNgramLm(resolve(flags.lm), config.vocabulary),
+    `character LM for recognizer folder ${dir}: `,
+  );
+  return { beamWidth: flags.beam, lm };
 }
 
 /** A WAV file, decoded whole (so a bad one fails before the model loads), or raw PCM from stdin. */
