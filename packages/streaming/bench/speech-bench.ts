@@ -2,13 +2,14 @@
  * `pnpm bench --only speech --backends wasm`: the shipped speech models (models/SPEECH.md) on
  * held-out sentences, as a user runs them:
  *
- *   1. recognizer (decoding as --speech-decoder says: greedy, the default; beam:N, a CTC prefix
- *      beam search of width N; beam:N:lm, with the recognizer's character LM and the tuned α, β):
+ *   1. recognizer, with each decoder --speech-decoder lists (default greedy,beam:16:lm; beam:N, a
+ *      CTC prefix beam search of width N; beam:N:lm, with the recognizer's character LM and the α,
+ *      β tuned on the first half of the held-out sentences, so the second half is reported apart):
  *      word error rate offline and streamed in 320 ms chunks, in trained voices and
  *      in flite's kal16 (never trained on); real-time factor of the stream (log-mel, encoder and
  *      decoding); partial-result latency with audio arriving at 4× real time (no queueing at
  *      these speeds), from the arrival of the audio that completes an encoder chunk to its event;
- *   2. synthesizer: round trip (speak with Griffin-Lim, recognise) word and character error
+ *   2. synthesizer: round trip (speak with Griffin-Lim, recognise with each decoder) word and character error
  *      rates, real-time factor, and time to first audio after the first text, with the text
  *      arriving whole and a word every 20 ms (an LM writing ~50 words/s).
  *
@@ -47,19 +48,24 @@ export const SPEECH_ARGS = {
 export interface SpeechSettings {
   sentences: number;
   results: string;
-  /** greedy | beam:N | beam:N:lm (the recognizer's LM, CTC_BEAM_LM_WEIGHT and CTC_BEAM_LENGTH_BONUS). */
-  decoder: string;
+  /**
+   * Recognizer decoders to compare, each greedy | beam:N | beam:N:lm (the recognizer's LM,
+   * CTC_BEAM_LM_WEIGHT and CTC_BEAM_LENGTH_BONUS); default greedy and the CLI's beam:16:lm.
+   */
+  decoders: string[];
 }
 
 export function speechSettings(values: {
   'speech-sentences'?: string;
   'speech-decoder'?: string;
 }): SpeechSettings {
-  const decoder = values['speech-decoder'] ?? 'greedy';
-  if (!/^(greedy|beam:[1-9]\d*(:lm)?)$/.test(decoder)) {
-    throw new Error(`--speech-decoder must be greedy, beam:N or beam:N:lm, got ${decoder}`);
+  const decoders = (values['speech-decoder'] ?? 'greedy,beam:16:lm').split(',');
+  for (const decoder of decoders) {
+    if (!/^(greedy|beam:[1-9]\d*(:lm)?)$/.test(decoder)) {
+      throw new Error(`--speech-decoder takes greedy, beam:N or beam:N:lm (comma-separated), got ${decoder}`);
+    }
   }
-  return { sentences: Number(values['speech-sentences'] ?? 40), results: 'RESULTS.md', decoder };
+  return { sentences: Number(values['speech-sentences'] ?? 40), results: 'RESULTS.md', decoders };
 }
 
 const RECOGNIZER = 'models/specstream-speech-recognizer';
@@ -153,6 +159,10 @@ async function recognizerBench(
 ) {
   const offline = { trained: new Tally(), heldout: new Tally() };
   const stream = { trained: new Tally(), heldout: new Tally() };
+  // The beam's LM weight and length bonus were tuned on the first half of the held-out sentences
+  // (trained voices): the second half is the untouched measure.
+  const secondHalf = { trained: new Tally(), heldout: new Tally() };
+  const half = utterances.length / 4;
   let audioSeconds = 0;
   let streamMs = 0;
   let offlineMs = 0;
@@ -167,6 +177,7 @@ async function recognizerBench(
     streamMs += live.ms;
     audioSeconds += u.samples.length / SAMPLE_RATE;
     offline[kind].add(u.transcript, whole);
+    if (Number.parseInt(u.wav, 10) >= half) secondHalf[kind].add(u.transcript, whole);
     stream[kind].add(u.transcript, live.text);
     if (live.text !== whole) differing++;
   }
@@ -188,6 +199,7 @@ async function recognizerBench(
         streamed: stream.heldout.rate,
         words: offline.heldout.words,
       },
+      secondHalf: { trainedVoices: secondHalf.trained.rate, heldoutVoice: secondHalf.heldout.rate },
     },
     streamedTextsDifferingFromOffline: differing,
     realTimeFactor: {
@@ -208,11 +220,11 @@ async function recognizerBench(
 async function synthesizerBench(
   synthesizer: SpeechSynthesizer,
   recognizer: SpeechRecognizer,
+  decoders: Map<string, CtcDecoder>,
   texts: string[],
   log: (l: string) => void,
 ) {
-  const tally = new Tally();
-  let charErrors = 0;
+  const heardBy = new Map([...decoders.keys()].map((name) => [name, { tally: new Tally(), charErrors: 0 }]));
   let chars = 0;
   let audioSeconds = 0;
   let ms = 0;
@@ -224,13 +236,15 @@ async function synthesizerBench(
     ms += performance.now() - t;
     audioSeconds += spoken.samples.length / spoken.sampleRate;
     if (spoken.stopped) stopped++;
-    // Greedy whatever --speech-decoder says: the round trip measures the synthesizer, as before.
-    const heard = (await recognizeAudio(recognizer, spoken.samples)).text;
     const reference = words(text.replace(/[.,?!]/g, ' ')).join(' ');
-    tally.add(reference, heard);
-    charErrors += characterErrorRate(reference, heard) * reference.length;
     chars += reference.length;
-    if (examples.length < 4) examples.push({ text: reference, heard });
+    for (const [name, decoder] of decoders) {
+      const heard = (await recognizeAudio(recognizer, spoken.samples, { decoder })).text;
+      const score = heardBy.get(name)!;
+      score.tally.add(reference, heard);
+      score.charErrors += characterErrorRate(reference, heard) * reference.length;
+      if (examples.length < 4 && name === 'greedy') examples.push({ text: reference, heard });
+    }
   }
   const firstAudio = async (pieces: string[], gapMs: number) => {
     const text = pieces.join('');
@@ -249,7 +263,12 @@ async function synthesizerBench(
   }
   const result = {
     sentences: texts.length,
-    roundTrip: { wer: tally.rate, cer: round(charErrors / Math.max(1, chars), 4), words: tally.words },
+    roundTrip: [...heardBy].map(([decoder, score]) => ({
+      decoder,
+      wer: score.tally.rate,
+      cer: round(score.charErrors / Math.max(1, chars), 4),
+      words: score.tally.words,
+    })),
     stopped,
     audioSeconds: round(audioSeconds, 1),
     realTimeFactor: round(ms / 1000 / audioSeconds, 4),
@@ -272,13 +291,14 @@ export async function runSpeechBench(s: SpeechSettings, log: (line: string) => v
   const synthesizer = await loadSpeechSynthesizer('models/specstream-speech-synthesizer');
   const loadBefore = loadavg()[0];
   try {
-    const decoder = await decoderOf(s.decoder, recognizer);
-    const recognition = {
-      decoder: s.decoder,
-      ...(await recognizerBench(recognizer, decoder, utterances, log)),
-    };
+    const decoders = new Map<string, CtcDecoder>();
+    for (const name of s.decoders) decoders.set(name, await decoderOf(name, recognizer));
+    const recognition = [];
+    for (const [name, decoder] of decoders) {
+      recognition.push({ decoder: name, ...(await recognizerBench(recognizer, decoder, utterances, log)) });
+    }
     const texts = utterances.filter((u) => !u.heldout_voice).map((u) => u.text);
-    const synthesis = await synthesizerBench(synthesizer, recognizer, texts, log);
+    const synthesis = await synthesizerBench(synthesizer, recognizer, decoders, texts, log);
     return {
       date: new Date().toISOString(),
       machine: `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores`,
