@@ -9,12 +9,14 @@ import type {
 } from './decoder.js';
 import { InvalidArgumentError } from './errors.js';
 import { kernelSet } from './kernel-sets/index.js';
+import type { BlocksInput, KernelSet, OutputWeights, ProductPart } from './kernel-sets/kernel-set.js';
 import type { KernelSetName, WeightFormat } from './kernel-sets/setting.js';
 import type { ArenaMatrix } from './kernel-sets/wasm/arena-matrix.js';
+import { type BlocksLinear, isQuantBlocks, type QuantBlocks } from './kernel-sets/wasm/quant-matrix.js';
 import { createKvCache, type KvCache, type KvCacheKind } from './kv-cache/index.js';
 import { type DenseLayer, disposeLinear, type Linear } from './transformer/linear.js';
 import type { Activation } from './transformer/mlp.js';
-import { foldNormIntoLinear, type NormKind, type NormWeights } from './transformer/norm.js';
+import { disposeNorm, foldNormIntoLinear, type NormKind, type NormWeights } from './transformer/norm.js';
 import type { RotaryConfig } from './transformer/rotary.js';
 import {
   checkCapacity,
@@ -59,10 +61,31 @@ export interface TransformerLayerWeights {
   down: Linear;
 }
 
+export { type BlocksLinear, isQuantBlocks, type QuantBlocks } from './kernel-sets/wasm/quant-matrix.js';
+
 /** A decoder layer of createCausalLm: the plain layer plus, for gated MLPs, the gate. */
 export interface CausalLmLayerWeights extends TransformerLayerWeights {
   /** Gated MLPs only. */
   gate?: Linear;
+}
+
+/**
+ * A product of a causal LM's layer: float [in, out], or its weight already quantized
+ * (BlocksLinear: a GGUF file's Q8_0/Q4_0 blocks as stored), which only a kernel set
+ * keeping that format takes (KernelSet.blocks: the wasm set with q8 or q4 weights).
+ */
+export type LayerLinear = Linear | BlocksLinear;
+
+/** CausalLmLayerWeights whose products may be given as blocks (what prepareCausalLmLayer takes). */
+export interface CausalLmLayerBlocksWeights
+  extends Omit<CausalLmLayerWeights, 'q' | 'k' | 'v' | 'o' | 'up' | 'down' | 'gate'> {
+  q: LayerLinear;
+  k: LayerLinear;
+  v: LayerLinear;
+  o: LayerLinear;
+  up: LayerLinear;
+  down: LayerLinear;
+  gate?: LayerLinear;
 }
 
 export interface CausalLmWeights {
@@ -80,6 +103,17 @@ export interface CausalLmWeights {
   finalNorm: NormWeights;
   /** [hidden, vocab]; omitted when the head is tied to embedTokens. */
   lmHead?: tf.Tensor2D;
+}
+
+/**
+ * CausalLmWeights (what createCausalLm takes) where products, the embedding (one row per
+ * token) and the head (one row per vocabulary entry) may be given as blocks, for a kernel
+ * set that takes them (KernelSet.blocks); other sets refuse them.
+ */
+export interface CausalLmBlocksWeights extends Omit<CausalLmWeights, 'embedTokens' | 'lmHead' | 'layers'> {
+  embedTokens: tf.Tensor2D | ArenaMatrix | QuantBlocks;
+  layers: (CausalLmLayerBlocksWeights | PreparedCausalLmLayer)[];
+  lmHead?: tf.Tensor2D | QuantBlocks;
 }
 
 /** A layer as the forward pass uses it (prepareCausalLmLayer). */
@@ -136,11 +170,15 @@ export function tiedEmbeddingInArena(config: CausalLmConfig, options: CausalLmOp
  */
 export function createCausalLm(
   config: CausalLmConfig,
-  weights: CausalLmWeights,
+  weights: CausalLmWeights | CausalLmBlocksWeights,
   options: CausalLmOptions = {},
 ): CausalLm {
   checkConfig(config, weights);
   const set = kernelSet(options.kernels, options.weights);
+  const { embedTokens, embedPositions, finalNorm, lmHead } = weights;
+  const outputBlocks = isQuantBlocks(embedTokens) || isQuantBlocks(lmHead);
+  // Before any layer is prepared: a set that takes no blocks refuses them here.
+  const blocks = outputBlocks ? blocksInput(set) : undefined;
   for (const layer of weights.layers) {
     if (isPrepared(layer) && (layer.kernels !== set.name || layer.weights !== set.weights)) {
       throw new InvalidArgumentError(
@@ -154,8 +192,8 @@ export function createCausalLm(
       ? layer
       : prepareCausalLmLayer(config, layer, { kernels: set.name, weights: set.weights }),
   );
-  const { embedTokens, embedPositions, finalNorm, lmHead } = weights;
-  const k = set.forModel(config, { embedTokens, embedPositions, finalNorm, lmHead });
+  const output = { embedTokens, embedPositions, finalNorm, lmHead };
+  const k = blocks ? blocks.forModel(config, output) : set.forModel(config, output as OutputWeights);
   const maxPositions =
     config.positions.kind === 'learned' ? config.positions.maxPositions : Number.POSITIVE_INFINITY;
   const norm = { kind: config.norm, eps: config.normEps };
@@ -300,7 +338,7 @@ export function createCausalLm(
  */
 export function prepareCausalLmLayer(
   config: CausalLmConfig,
-  layer: CausalLmLayerWeights,
+  layer: CausalLmLayerWeights | CausalLmLayerBlocksWeights,
   options: CausalLmOptions = {},
 ): PreparedCausalLmLayer {
   const set = kernelSet(options.kernels, options.weights);
@@ -308,48 +346,80 @@ export function prepareCausalLmLayer(
     throw new InvalidArgumentError('a gated MLP needs a gate projection in every layer');
   }
   const attnScale = config.attentionScale ?? 1 / Math.sqrt(config.headDim);
-  const qkv = tf.tidy(() => {
-    // The score scale is folded into q's weights: one op less per layer and step.
+  const qkvParts: ProductPart[] = [
+    { layer: layer.q, scale: attnScale },
+    { layer: layer.k },
+    { layer: layer.v },
+  ];
+  const upParts: ProductPart[] = config.gatedMlp
+    ? [{ layer: layer.gate! }, { layer: layer.up }]
+    : [{ layer: layer.up }];
+  // Each norm's weight (and bias) moves into the matmul after it: two ops less per norm and step.
+  // Then each product goes into the kernel set's layout (packed panels, rows, or as it is).
+  // Products given as blocks (a GGUF file's, as stored) cannot take these folds without being
+  // quantized again: the set fuses those itself, applying norm and scale around the product.
+  const product = (parts: ProductPart[], norm?: NormWeights): DenseLayer => {
+    if (parts.some((p) => isQuantBlocks(p.layer.weight))) return blocksInput(set).product(parts, norm);
+    const fused = fuseFloatParts(parts);
+    return set.prepareLinear(norm ? foldNormIntoLinear(norm, fused) : fused);
+  };
+  const done: DenseLayer[] = [];
+  try {
+    for (const [parts, norm] of [
+      [qkvParts, layer.attnNorm],
+      [[{ layer: layer.o }]],
+      [upParts, layer.mlpNorm],
+      [[{ layer: layer.down }]],
+    ] as [ProductPart[], NormWeights?][]) {
+      done.push(product(parts, norm));
+    }
+  } catch (error) {
+    for (const l of done) disposeLinear(l);
+    for (const l of [...qkvParts, ...upParts, { layer: layer.o }, { layer: layer.down }]) {
+      if (!isQuantBlocks(l.layer.weight)) disposeLinear(l.layer as Linear);
+      else l.layer.bias?.dispose();
+    }
+    disposeNorm(layer.attnNorm);
+    disposeNorm(layer.mlpNorm);
+    throw error;
+  }
+  const [qkv, o, up, down] = done;
+  return { kernels: set.name, weights: set.weights, qkv, o, mlp: { up, down } };
+}
+
+/** Float parts side by side as one Linear (each scaled first; a missing bias is zeros); frees the parts. */
+function fuseFloatParts(parts: ProductPart[]): Linear {
+  const layers = parts.map((p) => p.layer as Linear);
+  if (parts.length === 1 && parts[0].scale === undefined) return layers[0];
+  const fused = tf.tidy(() => {
+    // A score scale is folded into q's weights: one op less per layer and step.
     const weight = tf.concat(
-      [tf.mul(layer.q.weight, attnScale), layer.k.weight, layer.v.weight],
+      parts.map((p, i) => (p.scale === undefined ? layers[i].weight : tf.mul(layers[i].weight, p.scale))),
       1,
     ) as tf.Tensor2D;
-    const hasBias = layer.q.bias || layer.k.bias || layer.v.bias;
+    const hasBias = layers.some((l) => l.bias);
     const bias = hasBias
       ? (tf.concat(
-          [
-            layer.q.bias ? tf.mul(layer.q.bias, attnScale) : tf.zeros([config.heads * config.headDim]),
-            layer.k.bias ?? tf.zeros([config.kvHeads * config.headDim]),
-            layer.v.bias ?? tf.zeros([config.kvHeads * config.headDim]),
-          ],
+          parts.map((p, i) => {
+            const b = layers[i].bias;
+            if (!b) return tf.zeros([layers[i].weight.shape[1]]);
+            return p.scale === undefined ? b : tf.mul(b, p.scale);
+          }),
           0,
         ) as tf.Tensor1D)
       : undefined;
     return bias ? { weight, bias } : { weight };
   });
-  for (const l of [layer.q, layer.k, layer.v]) disposeLinear(l);
-  let up = layer.up;
-  if (config.gatedMlp) {
-    const gate = layer.gate!;
-    up = tf.tidy(() => {
-      const weight = tf.concat([gate.weight, layer.up.weight], 1) as tf.Tensor2D;
-      const bias =
-        gate.bias && layer.up.bias ? (tf.concat([gate.bias, layer.up.bias], 0) as tf.Tensor1D) : undefined;
-      return bias ? { weight, bias } : { weight };
-    });
-    disposeLinear(gate);
-    disposeLinear(layer.up);
-  }
-  // Each norm's weight (and bias) moves into the matmul after it: two ops less per norm and step.
-  // Then each product goes into the kernel set's layout (packed panels, rows, or as it is).
-  const dense = (l: Linear) => set.prepareLinear(l);
-  return {
-    kernels: set.name,
-    weights: set.weights,
-    qkv: dense(foldNormIntoLinear(layer.attnNorm, qkv)),
-    o: dense(layer.o),
-    mlp: { up: dense(foldNormIntoLinear(layer.mlpNorm, up)), down: dense(layer.down) },
-  };
+  for (const l of layers) disposeLinear(l);
+  return fused;
+}
+
+/** The set's way in for blocks, or an error naming the sets that take them. */
+function blocksInput(set: KernelSet): BlocksInput {
+  if (set.blocks) return set.blocks;
+  throw new InvalidArgumentError(
+    `weights given already quantized (blocks, e.g. a GGUF file's Q8_0 or Q4_0) need the wasm kernel set with q8 or q4 weights (the model is built with the ${set.name} set and ${set.weights} weights); dequantize them for this one`,
+  );
 }
 
 /** Frees a prepared layer (what createCausalLm's dispose does for its own). */
@@ -357,10 +427,11 @@ export function disposePreparedCausalLmLayer(layer: PreparedCausalLmLayer): void
   for (const l of [layer.qkv, layer.o, layer.mlp.up, layer.mlp.down]) disposeLinear(l);
 }
 
-const isPrepared = (layer: CausalLmLayerWeights | PreparedCausalLmLayer): layer is PreparedCausalLmLayer =>
-  'qkv' in layer;
+const isPrepared = (
+  layer: CausalLmLayerBlocksWeights | PreparedCausalLmLayer,
+): layer is PreparedCausalLmLayer => 'qkv' in layer;
 
-function checkConfig(config: CausalLmConfig, weights: CausalLmWeights): void {
+function checkConfig(config: CausalLmConfig, weights: CausalLmBlocksWeights): void {
   for (const key of ['vocabSize', 'hiddenSize', 'layers', 'heads', 'kvHeads', 'headDim'] as const) {
     checkPositiveInteger(key, config[key]);
   }

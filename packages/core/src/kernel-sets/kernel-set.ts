@@ -7,6 +7,7 @@ import type { Activation } from '../transformer/mlp.js';
 import type { NormKind, NormWeights } from '../transformer/norm.js';
 import type { KernelSetName, WeightFormat } from './setting.js';
 import type { ArenaMatrix } from './wasm/arena-matrix.js';
+import type { BlocksLinear, QuantBlocks, QuantFormat } from './wasm/quant-matrix.js';
 
 /**
  * How one backend computes the steps of a decoder (causal-lm.ts reads as
@@ -37,6 +38,39 @@ export interface KernelSet {
   tiedEmbeddingInArena(config: CausalLmConfig): boolean;
   /** The set bound to one model: its embedding and head prepared, its tables made. */
   forModel(config: CausalLmConfig, output: OutputWeights): ModelKernels;
+  /**
+   * Sets keeping a format that files store as it is (the wasm set's q8 and q4: GGUF's Q8_0
+   * and Q4_0) only: weights given already quantized (QuantBlocks), which go into the set's
+   * layout without passing through f32. Other sets refuse such weights.
+   */
+  readonly blocks?: BlocksInput;
+}
+
+/** A part of a fused product (q|k|v, gate|up): [in, out], float or blocks; `scale` multiplies its columns. */
+export interface ProductPart {
+  layer: Linear | BlocksLinear;
+  scale?: number;
+}
+
+/** How a set takes weights already quantized in its format (KernelSet.blocks). */
+export interface BlocksInput {
+  /** The one format blocks are taken in; blocks of another are refused (loaders dequantize those). */
+  readonly format: QuantFormat;
+  /**
+   * One product of `parts` side by side, each part's columns times its scale, after
+   * `norm`'s affine part: what prepareCausalLmLayer folds into float weights, which blocks
+   * cannot take without being quantized again, so the set applies it around the product.
+   * Float parts are quantized alongside. Takes ownership of the parts and the norm.
+   */
+  product(parts: readonly ProductPart[], norm?: NormWeights): DenseLayer;
+  /** forModel, with the embedding ([vocab, hidden] rows) or the head given as blocks. */
+  forModel(config: CausalLmConfig, output: BlocksOutputWeights): ModelKernels;
+}
+
+/** OutputWeights where the embedding (one row per token) and the head may be blocks. */
+export interface BlocksOutputWeights extends Omit<OutputWeights, 'embedTokens' | 'lmHead'> {
+  embedTokens: tf.Tensor2D | ArenaMatrix | QuantBlocks;
+  lmHead?: tf.Tensor2D | QuantBlocks;
 }
 
 /** The weights outside the layers, as checkpoints define them. */

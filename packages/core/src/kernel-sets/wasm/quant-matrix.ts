@@ -59,7 +59,65 @@ export interface QuantMatrix {
   readonly outDim: number;
   /** ceil(outDim / 4). */
   readonly quads: number;
+  /**
+   * Products made from blocks quantized elsewhere (QuantBlocks: a GGUF file's) only: what
+   * the float path folds into the weights before quantizing — a norm's affine part, a
+   * column scale (q's attention scale) — which blocks cannot take without being quantized
+   * again, applied around the product instead. quantLinear does not apply it; the wasm
+   * kernel set's linear step does (the only one such products are prepared for).
+   */
+  readonly around?: QuantAround;
 }
+
+/** y = ((x·inputScale + inputShift)·W + b)·outputScale, each part optional; owned by its matrix. */
+export interface QuantAround {
+  /** [inDim]: a norm's weight γ, multiplying the standardized input. */
+  readonly inputScale?: tf.Tensor1D;
+  /** [inDim]: a LayerNorm's bias β, added after γ. */
+  readonly inputShift?: tf.Tensor1D;
+  /** [outDim]: multiplies each output column, bias included. */
+  readonly outputScale?: tf.Tensor1D;
+}
+
+/**
+ * A weight already quantized, as GGUF stores it and not yet in the arena: outDim rows, one
+ * per output, of inDim/32 blocks — Q8_0's 34 bytes (f16 d, 32 int8) for q8, Q4_0's 18 (f16
+ * d, 16 bytes of nibbles) for q4. Loaders hand a file's blocks to the wasm kernel set in this
+ * form (a product's weight, the embedding, the head) so they reach the quantized products as
+ * they are (quantMatrixFromBlocks), never through f32.
+ */
+export interface QuantBlocks {
+  readonly format: QuantFormat;
+  readonly inDim: number;
+  readonly outDim: number;
+  readonly data: Uint8Array;
+}
+
+/** A product [in, out] whose weight is already quantized (QuantBlocks); the bias stays float. */
+export interface BlocksLinear {
+  weight: QuantBlocks;
+  bias?: tf.Tensor1D;
+}
+
+export function isQuantBlocks(value: unknown): value is QuantBlocks {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Partial<QuantBlocks>;
+  return v.data instanceof Uint8Array && (v.format === 'q8' || v.format === 'q4');
+}
+
+/** Checks a QuantBlocks' shape and byte length; returns the bytes of one row (output). */
+export function checkQuantBlocks(blocks: QuantBlocks, what = 'blocks'): number {
+  checkShape(blocks.format, blocks.inDim, blocks.outDim);
+  const rowBytes = (blocks.inDim / QUANT_BLOCK) * GGUF_BLOCK_BYTES[blocks.format];
+  if (blocks.data.length !== blocks.outDim * rowBytes) {
+    throw new Error(
+      `${what}: ${blocks.data.length} bytes for ${blocks.outDim} rows of ${blocks.inDim / QUANT_BLOCK} ${ggufTypeName(blocks.format)} blocks of ${GGUF_BLOCK_BYTES[blocks.format]}`,
+    );
+  }
+  return rowBytes;
+}
+
+const ggufTypeName = (format: QuantFormat) => (format === 'q8' ? 'Q8_0' : 'Q4_0');
 
 /** Matrices not yet disposed (a second dispose is a no-op, not a double free). */
 const live = new WeakSet<QuantMatrix>();
@@ -177,6 +235,7 @@ function buildMatrix(
   outDim: number,
   bias: ArrayLike<number> | undefined,
   fill: (column: number, block: number, quants: Uint8Array) => number,
+  around?: QuantAround,
 ): QuantMatrix {
   checkShape(format, inDim, outDim);
   if (bias !== undefined && bias.length !== outDim) {
@@ -226,7 +285,9 @@ function buildMatrix(
     if (biasAt !== 0) arena.free(biasAt);
     throw error;
   }
-  const matrix: QuantMatrix = { format, at, bias: biasAt, inDim, outDim, quads };
+  const matrix: QuantMatrix = around
+    ? { format, at, bias: biasAt, inDim, outDim, quads, around }
+    : { format, at, bias: biasAt, inDim, outDim, quads };
   live.add(matrix);
   return matrix;
 }
@@ -292,22 +353,123 @@ export function quantMatrixFromGguf(
   data: Uint8Array,
   inDim: number,
   outDim: number,
-  options: { bias?: ArrayLike<number> } = {},
+  options: { bias?: ArrayLike<number>; around?: QuantAround } = {},
 ): QuantMatrix {
   checkShape(format, inDim, outDim);
   const blocks = inDim / QUANT_BLOCK;
   const blockBytes = GGUF_BLOCK_BYTES[format];
   if (data.length !== outDim * blocks * blockBytes) {
     throw new Error(
-      `quantMatrixFromGguf: ${data.length} bytes for ${outDim}×${blocks} ${format === 'q8' ? 'Q8_0' : 'Q4_0'} blocks of ${blockBytes}`,
+      `quantMatrixFromGguf: ${data.length} bytes for ${outDim}×${blocks} ${ggufTypeName(format)} blocks of ${blockBytes}`,
     );
   }
+  return quantMatrixFromBlocks([{ format, inDim, outDim, data }], options);
+}
+
+/**
+ * One matrix of `parts` side by side (their outputs in order: q|k|v, gate|up), each
+ * QuantBlocks of the same format and input width, its blocks moved over as they are
+ * (quantMatrixFromGguf's layout). On an error the arena memory is freed.
+ */
+export function quantMatrixFromBlocks(
+  parts: readonly QuantBlocks[],
+  options: { bias?: ArrayLike<number>; around?: QuantAround } = {},
+): QuantMatrix {
+  if (parts.length === 0) throw new Error('quantMatrixFromBlocks: no parts');
+  const { format, inDim } = parts[0];
+  const owner: number[] = [];
+  const firstColumn: number[] = [];
+  for (const [i, part] of parts.entries()) {
+    checkQuantBlocks(part, `quantMatrixFromBlocks part ${i}`);
+    if (part.format !== format || part.inDim !== inDim) {
+      throw new Error(
+        `quantMatrixFromBlocks: part ${i} is ${part.format} of input width ${part.inDim}, part 0 ${format} of ${inDim}`,
+      );
+    }
+    for (let c = 0; c < part.outDim; c++) {
+      owner.push(i);
+      firstColumn.push(owner.length - 1 - c);
+    }
+  }
+  const blocks = inDim / QUANT_BLOCK;
+  const blockBytes = GGUF_BLOCK_BYTES[format];
   const n = format === 'q8' ? 32 : 16;
-  return buildMatrix(format, inDim, outDim, options.bias, (column, block, quants) => {
-    const from = (column * blocks + block) * blockBytes;
-    for (let i = 0; i < n; i++) quants[i] = data[from + 2 + i];
-    return data[from] | (data[from + 1] << 8);
-  });
+  return buildMatrix(
+    format,
+    inDim,
+    owner.length,
+    options.bias,
+    (column, block, quants) => {
+      const { data } = parts[owner[column]];
+      const from = ((column - firstColumn[column]) * blocks + block) * blockBytes;
+      for (let i = 0; i < n; i++) quants[i] = data[from + 2 + i];
+      return data[from] | (data[from + 1] << 8);
+    },
+    options.around,
+  );
+}
+
+/**
+ * Quantizes a float weight [inDim, outDim] (row-major) into GGUF's blocks (QuantBlocks),
+ * with this module's quantizer (quantizeBlock): for a product fused with parts that are
+ * blocks already.
+ */
+export function quantBlocksFromValues(
+  format: QuantFormat,
+  weight: ArrayLike<number>,
+  inDim: number,
+  outDim: number,
+): QuantBlocks {
+  checkShape(format, inDim, outDim);
+  if (weight.length !== inDim * outDim) {
+    throw new Error(`quantize: ${weight.length} values for a [${inDim}, ${outDim}] weight`);
+  }
+  const blocks = inDim / QUANT_BLOCK;
+  const blockBytes = GGUF_BLOCK_BYTES[format];
+  const data = new Uint8Array(outDim * blocks * blockBytes);
+  const values = new Float64Array(QUANT_BLOCK);
+  const quants = new Uint8Array(QUANT_BLOCK);
+  for (let column = 0; column < outDim; column++) {
+    for (let b = 0; b < blocks; b++) {
+      for (let i = 0; i < QUANT_BLOCK; i++) values[i] = weight[(b * QUANT_BLOCK + i) * outDim + column];
+      const bits = quantizeBlock(format, values, quants);
+      const at = (column * blocks + b) * blockBytes;
+      data[at] = bits & 0xff;
+      data[at + 1] = bits >> 8;
+      data.set(quants.subarray(0, blockBytes - 2), at + 2);
+    }
+  }
+  return { format, inDim, outDim, data };
+}
+
+/**
+ * `blocks` with every block scale multiplied by `scale`, where each product is an f16
+ * exactly (a power of two, away from f16's subnormals): the weights times `scale` with no
+ * rounding at all. Undefined where any block's would round.
+ */
+export function scaleQuantBlocks(blocks: QuantBlocks, scale: number): QuantBlocks | undefined {
+  if (!(Number.isFinite(scale) && scale > 0)) return undefined;
+  const rowBytes = checkQuantBlocks(blocks, 'scaleQuantBlocks');
+  const blockBytes = GGUF_BLOCK_BYTES[blocks.format];
+  const data = blocks.data.slice();
+  const count = (blocks.outDim * rowBytes) / blockBytes;
+  for (let b = 0; b < count; b++) {
+    const at = b * blockBytes;
+    const bits = data[at] | (data[at + 1] << 8);
+    if ((bits & 0x7c00) === 0x7c00) return undefined;
+    const target = Math.abs(halfToFloat(bits)) * scale;
+    let scaled: number;
+    try {
+      scaled = halfAtLeast(target);
+    } catch {
+      return undefined;
+    }
+    if (halfToFloat(scaled) !== target) return undefined;
+    const signed = scaled | (bits & 0x8000);
+    data[at] = signed & 0xff;
+    data[at + 1] = signed >> 8;
+  }
+  return { ...blocks, data };
 }
 
 function requireLive(matrix: QuantMatrix, what: string): void {
@@ -391,4 +553,7 @@ export function disposeQuantMatrix(matrix: QuantMatrix): void {
   const arena = requireArena();
   arena.free(matrix.at);
   if (matrix.bias !== 0) arena.free(matrix.bias);
+  matrix.around?.inputScale?.dispose();
+  matrix.around?.inputShift?.dispose();
+  matrix.around?.outputScale?.dispose();
 }
