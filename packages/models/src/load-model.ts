@@ -12,6 +12,7 @@ import { gpt2Config, loadGpt2 } from './architectures/gpt2.js';
 import type { HfConfig } from './architectures/hf-config.js';
 import { llamaConfig, loadLlama } from './architectures/llama.js';
 import { type Progress, weightSource } from './architectures/weights.js';
+import type { GgufWeightsReport } from './gguf/block-weights.js';
 import { isGgufPath } from './gguf/detect.js';
 import { openCheckpoint } from './safetensors/checkpoint.js';
 import type { Whisper } from './whisper/index.js';
@@ -23,12 +24,22 @@ export interface LoadModelOptions {
   kvCache?: KvCacheKind;
   /** The kernel set of a causal LM (default: SPECSTREAM_KERNELS, else the fastest here). */
   kernels?: KernelSetName;
-  /** How a causal LM's linear kernels keep the weights (default f32; q8, q4: the wasm set). */
+  /**
+   * How a causal LM's linear kernels keep the weights (default f32; q8, q4: the wasm set). A
+   * .gguf file's Q8_0 matrices go into q8 kernels as stored (Q4_0 into q4), never through f32.
+   */
   weights?: WeightFormat;
 }
 
 export type LoadedModel =
-  | { kind: 'causal-lm'; modelType: string; config: HfConfig; model: CausalLm }
+  | {
+      kind: 'causal-lm';
+      modelType: string;
+      config: HfConfig;
+      model: CausalLm;
+      /** .gguf files only: which quantized matrices went in as stored, which were dequantized. */
+      gguf?: GgufWeightsReport;
+    }
   | { kind: 'whisper'; modelType: 'whisper'; config: HfConfig; model: Whisper };
 
 export async function readHfConfig(dir: string): Promise<HfConfig> {

@@ -7,11 +7,13 @@ import {
   disposePreparedCausalLmLayer,
   InvalidArgumentError,
   isArenaMatrix,
+  isQuantBlocks,
   type KvCacheKind,
   kernelSet,
-  type Linear,
+  type LayerLinear,
   type PreparedCausalLmLayer,
   prepareCausalLmLayer,
+  type QuantBlocks,
   tiedEmbeddingInArena,
 } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
@@ -50,15 +52,26 @@ export function gpt2Config(config: HfConfig, kvCache?: KvCacheKind): CausalLmCon
   };
 }
 
-/** GPT-2 fuses q/k/v in one Conv1D (c_attn, [in, 3·hidden]); core fuses them again after the split. */
-function splitQkv(fused: Linear): [Linear, Linear, Linear] {
-  const weights = tf.split(fused.weight, 3, 1) as tf.Tensor2D[];
+/**
+ * GPT-2 fuses q/k/v in one Conv1D (c_attn, [in, 3·hidden]); core fuses them again after the
+ * split. Blocks (one row per output) split by rows.
+ */
+function splitQkv(fused: LayerLinear): [LayerLinear, LayerLinear, LayerLinear] {
+  const fusedWeight = fused.weight;
+  const weights = isQuantBlocks(fusedWeight)
+    ? [0, 1, 2].map((i): QuantBlocks => {
+        const outDim = fusedWeight.outDim / 3;
+        const rowBytes = fusedWeight.data.length / fusedWeight.outDim;
+        const data = fusedWeight.data.subarray(i * outDim * rowBytes, (i + 1) * outDim * rowBytes);
+        return { ...fusedWeight, outDim, data };
+      })
+    : (tf.split(fusedWeight, 3, 1) as tf.Tensor2D[]);
   const biases = fused.bias ? (tf.split(fused.bias, 3, 0) as tf.Tensor1D[]) : [];
-  fused.weight.dispose();
+  if (!isQuantBlocks(fusedWeight)) fusedWeight.dispose();
   fused.bias?.dispose();
   return [0, 1, 2].map((i) =>
     biases[i] ? { weight: weights[i], bias: biases[i] } : { weight: weights[i] },
-  ) as [Linear, Linear, Linear];
+  ) as [LayerLinear, LayerLinear, LayerLinear];
 }
 
 export async function loadGpt2(
@@ -78,18 +91,18 @@ export async function loadGpt2(
   const embedName = `${root}wte.weight`;
   const embedTokens = tiedEmbeddingInArena(shape, options)
     ? await weights.arenaMatrix(embedName)
-    : ((await weights.tensor(embedName)) as tf.Tensor2D);
+    : await weights.embeddingOrBlocks(embedName);
   try {
     const embedPositions = (await weights.tensor(`${root}wpe.weight`)) as tf.Tensor2D;
     for (let i = 0; i < shape.layers; i++) {
       const p = `${root}h.${i}`;
-      const attn = await weights.conv1d(`${p}.attn.c_attn`);
+      const attn = await weights.conv1dOrBlocks(`${p}.attn.c_attn`);
       const read = {
         attnNorm: await weights.norm(`${p}.ln_1`),
-        o: await weights.conv1d(`${p}.attn.c_proj`),
+        o: await weights.conv1dOrBlocks(`${p}.attn.c_proj`),
         mlpNorm: await weights.norm(`${p}.ln_2`),
-        up: await weights.conv1d(`${p}.mlp.c_fc`),
-        down: await weights.conv1d(`${p}.mlp.c_proj`),
+        up: await weights.conv1dOrBlocks(`${p}.mlp.c_fc`),
+        down: await weights.conv1dOrBlocks(`${p}.mlp.c_proj`),
       };
       // Split last: its parts are not the weight source's to free if a read above fails.
       const [q, k, v] = splitQkv(attn);

@@ -13,7 +13,6 @@ import {
   prepareCausalLmLayer,
   tiedEmbeddingInArena,
 } from '@specstream/core';
-import type * as tf from '@tensorflow/tfjs-core';
 import { field, type HfConfig, ropeSettings } from './hf-config.js';
 import type { WeightSource } from './weights.js';
 
@@ -65,7 +64,7 @@ export async function loadLlama(
   const embedTokens =
     tied && tiedEmbeddingInArena(shape, options)
       ? await weights.arenaMatrix(embedName)
-      : ((await weights.tensor(embedName)) as tf.Tensor2D);
+      : await weights.embeddingOrBlocks(embedName);
   const layers: PreparedCausalLmLayer[] = [];
   try {
     for (let i = 0; i < shape.layers; i++) {
@@ -76,14 +75,14 @@ export async function loadLlama(
           shape,
           {
             attnNorm: await weights.norm(`${p}.input_layernorm`),
-            q: await weights.linear(`${p}.self_attn.q_proj`),
-            k: await weights.linear(`${p}.self_attn.k_proj`),
-            v: await weights.linear(`${p}.self_attn.v_proj`),
-            o: await weights.linear(`${p}.self_attn.o_proj`),
+            q: await weights.linearOrBlocks(`${p}.self_attn.q_proj`),
+            k: await weights.linearOrBlocks(`${p}.self_attn.k_proj`),
+            v: await weights.linearOrBlocks(`${p}.self_attn.v_proj`),
+            o: await weights.linearOrBlocks(`${p}.self_attn.o_proj`),
             mlpNorm: await weights.norm(`${p}.post_attention_layernorm`),
-            gate: await weights.linear(`${p}.mlp.gate_proj`),
-            up: await weights.linear(`${p}.mlp.up_proj`),
-            down: await weights.linear(`${p}.mlp.down_proj`),
+            gate: await weights.linearOrBlocks(`${p}.mlp.gate_proj`),
+            up: await weights.linearOrBlocks(`${p}.mlp.up_proj`),
+            down: await weights.linearOrBlocks(`${p}.mlp.down_proj`),
           },
           options,
         ),
@@ -95,7 +94,7 @@ export async function loadLlama(
         embedTokens,
         layers,
         finalNorm: await weights.norm('model.norm'),
-        lmHead: tied ? undefined : (await weights.linear('lm_head')).weight,
+        lmHead: tied ? undefined : (await weights.linearOrBlocks('lm_head')).weight,
       },
       options,
     );

@@ -2,8 +2,10 @@ import {
   type ArenaMatrix,
   arenaMatrixFromChunks,
   InvalidArgumentError,
+  type LayerLinear,
   type Linear,
   type NormWeights,
+  type QuantBlocks,
   reserveBackendMemory,
 } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
@@ -24,6 +26,15 @@ export interface WeightSource {
   /** A GPT-2 Conv1D, already stored [in, out]. */
   conv1d(prefix: string): Promise<Linear>;
   norm(prefix: string): Promise<NormWeights>;
+  /**
+   * `linear`, `conv1d` and (for an embedding, [vocab, hidden]) `tensor`, or — where the source
+   * holds the weight already quantized in the format the model's kernels keep (a GGUF file's
+   * Q8_0/Q4_0 blocks for the wasm set's q8/q4) — that weight as its blocks (QuantBlocks, one
+   * row per output or token), with no float copy made. This source: always float.
+   */
+  linearOrBlocks(prefix: string): Promise<LayerLinear>;
+  conv1dOrBlocks(prefix: string): Promise<LayerLinear>;
+  embeddingOrBlocks(name: string): Promise<tf.Tensor2D | QuantBlocks>;
   /** Frees every tensor handed out so far: a load that fails part-way leaves nothing behind. */
   disposeAll(): void;
 }
@@ -80,6 +91,18 @@ export function weightSource(
   async function optional(name: string): Promise<tf.Tensor1D | undefined> {
     return reader.has(name) ? ((await tensor(name)) as tf.Tensor1D) : undefined;
   }
+  async function linear(prefix: string): Promise<Linear> {
+    // Transposed before it becomes a tensor: a tfjs transpose would hold both layouts at once
+    // in the backend, and on wasm the freed one leaves a hole that a later tensor rarely fits.
+    const weight = (await read(`${prefix}.weight`, transpose2d)) as tf.Tensor2D;
+    const bias = await optional(`${prefix}.bias`);
+    return bias ? { weight, bias } : { weight };
+  }
+  async function conv1d(prefix: string): Promise<Linear> {
+    const weight = (await tensor(`${prefix}.weight`)) as tf.Tensor2D;
+    const bias = await optional(`${prefix}.bias`);
+    return bias ? { weight, bias } : { weight };
+  }
   return {
     disposeAll: () => {
       for (const t of handedOut) if (!t.isDisposed) t.dispose();
@@ -95,18 +118,11 @@ export function weightSource(
       loadedOne(name);
       return matrix;
     },
-    async linear(prefix) {
-      // Transposed before it becomes a tensor: a tfjs transpose would hold both layouts at once
-      // in the backend, and on wasm the freed one leaves a hole that a later tensor rarely fits.
-      const weight = (await read(`${prefix}.weight`, transpose2d)) as tf.Tensor2D;
-      const bias = await optional(`${prefix}.bias`);
-      return bias ? { weight, bias } : { weight };
-    },
-    async conv1d(prefix) {
-      const weight = (await tensor(`${prefix}.weight`)) as tf.Tensor2D;
-      const bias = await optional(`${prefix}.bias`);
-      return bias ? { weight, bias } : { weight };
-    },
+    linear,
+    conv1d,
+    linearOrBlocks: linear,
+    conv1dOrBlocks: conv1d,
+    embeddingOrBlocks: async (name) => (await tensor(name)) as tf.Tensor2D,
     async norm(prefix) {
       const weight = (await tensor(`${prefix}.weight`)) as tf.Tensor1D;
       const bias = await optional(`${prefix}.bias`);

@@ -1,14 +1,14 @@
-import { type CausalLm, InvalidArgumentError } from '@specstream/core';
+import { type CausalLm, getLogger, InvalidArgumentError, kernelSet } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadGpt2 } from '../architectures/gpt2.js';
 import type { HfConfig } from '../architectures/hf-config.js';
 import { loadLlama } from '../architectures/llama.js';
-import { weightSource } from '../architectures/weights.js';
 import type { LoadedModel, LoadModelOptions } from '../load-model.js';
 import type { TensorValues } from '../safetensors/decode.js';
 import type { TensorReader } from '../safetensors/file.js';
 import type { TensorInfo } from '../safetensors/header.js';
 import type { Tokenizer } from '../tokenizer/types.js';
+import { type GgufWeightsReport, ggufWeightSource } from './block-weights.js';
 import { GgufValueType } from './constants.js';
 import { GgufError } from './errors.js';
 import { isNumberType } from './metadata.js';
@@ -209,19 +209,36 @@ export function ggufTensorReader(file: GgufFile, config: HfConfig): TensorReader
   };
 }
 
-/** loadModel for a .gguf file: llama / qwen2 / gpt2 graphs (Mistral exports as llama). */
+/**
+ * loadModel for a .gguf file: llama / qwen2 / gpt2 graphs (Mistral exports as llama). With
+ * the wasm kernel set at q8 (q4), the file's Q8_0 (Q4_0) matrices go into the kernels as they
+ * are stored, never through f32 (block-weights.ts); every other quantized matrix is
+ * dequantized, and a log line and LoadedModel.gguf say which. `weights` defaults to f32 as for
+ * a folder, even for a file of Q8_0 or Q4_0 matrices: the quantized kernels also round the
+ * activations, so a format is the caller's choice (the log line names the one that fits).
+ */
 export async function loadGgufModel(path: string, options: LoadModelOptions = {}): Promise<LoadedModel> {
   const file = await openGgufOrExplain(path);
   try {
     const config = ggufHfConfig(file);
     const reader = ggufTensorReader(file, config);
-    const weights = weightSource(reader, path, config.model_type as string, options.onProgress);
+    // The model's kernel set, chosen before any read: its format decides which blocks go in as stored.
+    const set = kernelSet(options.kernels, options.weights);
+    const { weights, report } = ggufWeightSource(
+      file,
+      config,
+      reader,
+      set.blocks?.format,
+      options.onProgress,
+    );
+    logWeights(path, set.name, set.weights, report, options.weights === undefined);
+    const chosen = { kernels: set.name, weights: set.weights };
     try {
       const model: CausalLm =
         config.model_type === 'gpt2'
-          ? await loadGpt2(config, weights, options.kvCache)
-          : await loadLlama(config, weights, options.kvCache);
-      return { kind: 'causal-lm', modelType: config.model_type as string, config, model };
+          ? await loadGpt2(config, weights, options.kvCache, chosen)
+          : await loadLlama(config, weights, options.kvCache, chosen);
+      return { kind: 'causal-lm', modelType: config.model_type as string, config, model, gguf: report };
     } catch (error) {
       weights.disposeAll();
       throw error;
@@ -229,6 +246,33 @@ export async function loadGgufModel(path: string, options: LoadModelOptions = {}
   } finally {
     await file.close();
   }
+}
+
+/** One line on how the file's quantized matrices reach the kernels, where it has any. */
+function logWeights(
+  path: string,
+  kernels: string,
+  weights: string,
+  report: GgufWeightsReport,
+  defaultWeights: boolean,
+): void {
+  const dequantized = Object.keys(report.dequantized);
+  if (report.asStored.length === 0 && dequantized.length === 0) return;
+  const types = [...new Set(Object.values(report.dequantized))];
+  // A file whose quantized matrices are all Q8_0 (Q4_0) fits q8 (q4) kernels exactly.
+  const fits =
+    report.asStored.length === 0 && types.length === 1 ? { Q8_0: 'q8', Q4_0: 'q4' }[types[0]] : undefined;
+  const parts = [
+    ...(report.asStored.length > 0 ? [`${report.asStored.length} kept as stored (${weights} kernels)`] : []),
+    ...(report.note ? [report.note] : []),
+    ...(defaultWeights && fits
+      ? [`weights: '${fits}' on the wasm kernel set would keep them as stored`]
+      : []),
+  ];
+  getLogger('models').info(
+    { path, kernels, weights, asStored: report.asStored.length, dequantized: dequantized.length, types },
+    `GGUF quantized matrices: ${parts.join('; ')}`,
+  );
 }
 
 /** The tokenizer stored in a GGUF file's metadata, as the project's Tokenizer. */
