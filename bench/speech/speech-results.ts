@@ -4,7 +4,7 @@ import type { SpeechResult, SpeechSettings } from '../../packages/streaming/benc
 import { benchCommit } from '../../scripts/lib/bench-commit.js';
 
 /** bench-results/speech.json and RESULTS.md's speech section, from packages/streaming/bench/speech-bench.ts's run. */
-function markdownSection(r: SpeechResult & { commit: ReturnType<typeof benchCommit> }): string {
+export function speechMarkdownSection(r: SpeechResult & { commit: ReturnType<typeof benchCommit> }): string {
   const syn = r.synthesis;
   const first = r.recognition[0];
   const met = (ok: boolean) => (ok ? 'met' : 'missed');
@@ -15,12 +15,12 @@ function markdownSection(r: SpeechResult & { commit: ReturnType<typeof benchComm
       [
         `recognizer WER, trained voices, ${d} (offline / streamed 320 ms; second half)`,
         `${pct(rec.wer.trainedVoices.offline)} / ${pct(rec.wer.trainedVoices.streamed)}; ${pct(rec.wer.secondHalf.trainedVoices)}`,
-        `≤ 10%: ${met(rec.wer.trainedVoices.streamed <= 0.1)}`,
+        `≤ 10%: ${met(Math.max(rec.wer.trainedVoices.streamed, rec.wer.secondHalf.trainedVoices) <= 0.1)}`,
       ],
       [
         `recognizer WER, held-out voice, ${d} (offline / streamed; second half)`,
         `${pct(rec.wer.heldoutVoice.offline)} / ${pct(rec.wer.heldoutVoice.streamed)}; ${pct(rec.wer.secondHalf.heldoutVoice)}`,
-        `≤ 25%: ${met(rec.wer.heldoutVoice.streamed <= 0.25)}`,
+        `≤ 25%: ${met(Math.max(rec.wer.heldoutVoice.streamed, rec.wer.secondHalf.heldoutVoice) <= 0.25)}`,
       ],
       [
         `streamed texts differing from offline, ${d}`,
@@ -59,7 +59,7 @@ function markdownSection(r: SpeechResult & { commit: ReturnType<typeof benchComm
     ],
   );
   return [
-    `Shipped speech models on ${r.backend} (${r.threads} threads), ${r.machine}, commit ${r.commit.hash}${r.commit.dirty ? ' (dirty)' : ''}, ${r.date.slice(0, 10)}; load ${r.load.before} → ${r.load.after}. ${first.utterances} held-out utterances (${first.audioSeconds} s): sentences never trained on, half in trained voices, half in flite kal16 (never trained on). The beam's LM weight and length bonus were tuned on the first half of the sentences (trained voices), so each WER row also gives the second half alone.`,
+    `Shipped speech models on ${r.backend} (${r.threads} threads), ${r.machine}, commit ${r.commit.hash}${r.commit.dirty ? ' (dirty)' : ''}, ${r.date.slice(0, 10)}; load ${r.load.before} → ${r.load.after}. ${first.utterances} held-out utterances (${first.audioSeconds} s): sentences never trained on, half in trained voices, half in flite kal16 (never trained on). The beam's LM weight and length bonus were tuned on the first half of the sentences (trained voices), so each WER row also gives the second half alone, and a goal counts as met only if both are within it.`,
     '',
     ...markdownTable(['measure', 'value', 'goal (issue 22)'], rows, [false, false, false]),
     '',
@@ -82,7 +82,7 @@ export function writeSpeechResults(run: SpeechResult, s: SpeechSettings, log: (l
   log('wrote bench-results/speech.json');
   let doc = existsSync(s.results) ? readFileSync(s.results, 'utf8') : '# Results\n';
   if (!doc.includes('<!-- speech:wasm:start -->')) doc = `${doc.trimEnd()}\n\n${SPEECH_INTRO}\n`;
-  doc = replaceMarkedSection(doc, 'speech:wasm', markdownSection(result));
+  doc = replaceMarkedSection(doc, 'speech:wasm', speechMarkdownSection(result));
   writeFileSync(s.results, doc);
   log(`wrote ${s.results} (section speech:wasm)`);
 }
