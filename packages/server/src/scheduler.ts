@@ -89,6 +89,11 @@ export interface SchedulerOptions {
   prefillRows?: number;
   /** Tokens drafted per step: fixed, or adaptive (default: adaptiveK per batch size). */
   k?: number;
+  /**
+   * The k policy of a batch size (rows of the decoding state), made once per size; it observes
+   * every step, plain ones (k = 0) included. Default: adaptiveK, k ≤ 8 / rows. Ignored with `k`.
+   */
+  kPolicy?: (batch: number) => KPolicy;
   /** Called after every step. */
   onStep?: (report: StepReport) => void;
 }
@@ -173,6 +178,7 @@ export class Scheduler {
   private readonly draft: CausalLm | undefined;
   private readonly prefillRows: number;
   private readonly fixedK: number | undefined;
+  private readonly makePolicy: ((batch: number) => KPolicy) | undefined;
   private readonly policies = new Map<number, KPolicy>();
   private readonly onStep: ((report: StepReport) => void) | undefined;
   private readonly draftBuckets: PrefillBuckets;
@@ -200,6 +206,7 @@ export class Scheduler {
     );
     this.context = Math.min(options.context ?? 2048, positions);
     this.fixedK = options.k;
+    this.makePolicy = options.kPolicy;
     this.onStep = options.onStep;
     this.draftBuckets = this.draft?.prefillBuckets ?? [...DEFAULT_PREFILL_BUCKETS, 4, 2];
     for (const [name, value, min] of [
@@ -477,7 +484,9 @@ export class Scheduler {
       // (at least 1; 0, a plain step, is always a choice). Its first probes then stay cheap too.
       const maxK = Math.max(1, Math.floor(8 / batch));
       policy =
-        this.fixedK !== undefined ? fixedK(this.fixedK) : adaptiveK({ maxK, initialK: Math.min(4, maxK) });
+        this.fixedK !== undefined
+          ? fixedK(this.fixedK)
+          : (this.makePolicy?.(batch) ?? adaptiveK({ maxK, initialK: Math.min(4, maxK) }));
       this.policies.set(batch, policy);
     }
     return policy;
@@ -529,7 +538,6 @@ export class Scheduler {
     });
     const { logits } = this.target.extendStep(rows.target, window);
     const values = (await logits.data().finally(() => logits.dispose())) as Float32Array;
-    const verifyMs = performance.now() - verifyStart;
     const vocab = this.target.vocabSize;
     const accepted: number[] = [];
     const proposed: number[] = [];
@@ -557,7 +565,13 @@ export class Scheduler {
       rows.target,
       jobs.map((job, r) => (active[r] ? job!.history.length - 1 : 0)),
     );
-    if (k > 0) policy.observe({ k, proposed, accepted, draftSteps: k, draftMs, verifyMs });
+    // The verify pass as the policy weighs it includes the host's acceptance of every row's
+    // positions (a softmax over the vocabulary per position) and the rollback, which grow with k.
+    const verifyMs = performance.now() - verifyStart;
+    // Plain steps (k = 0) are observed too: it is how the policy learns what a step without the
+    // draft costs at this batch size (unobserved, it was estimated from the cheapest verify pass,
+    // and at 16 rows the draft kept k = 1 where plain steps gave 1.25x the tokens/s).
+    if (this.draft !== undefined) policy.observe({ k, proposed, accepted, draftSteps: k, draftMs, verifyMs });
     this.decodeMs = performance.now() - start;
     this.onStep?.({
       kind: 'decode',

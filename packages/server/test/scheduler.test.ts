@@ -1,5 +1,6 @@
 import { type CausalLm, generate, initBackend } from '@specstream/core';
 import { loadCausalLm, loadTokenizer, type Tokenizer } from '@specstream/models';
+import type { IterationReport, KPolicy } from '@specstream/speculative';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Scheduler } from '../src/index.js';
@@ -72,6 +73,47 @@ describe('scheduler', () => {
     expect(drafted).toBeGreaterThan(0);
     expect(scheduler.activeRows).toBe(0);
     expect(scheduler.heldRows).toBe(0);
+    await scheduler.close();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  test('the k policy observes every step, plain ones (k = 0) included, with its whole verify time', async () => {
+    const reports: IterationReport[] = [];
+    let turn = 0;
+    // Alternates plain and drafted steps, the choice adaptiveK weighs with these timings.
+    const alternating = (): KPolicy => ({
+      maxK: 1,
+      next: () => turn++ % 2,
+      observe: (report) => reports.push(report),
+    });
+    const before = tf.memory().numTensors;
+    const scheduler = new Scheduler({ target, draft, maxBatch: 2, kPolicy: alternating });
+    const prompts = TEXTS.slice(0, 2).map((t) => tokenizer.encode(t));
+    const outputs = await Promise.all(
+      prompts.map(async (prompt) => {
+        const tokens: number[] = [];
+        await scheduler.submit({
+          prompt,
+          maxTokens: 20,
+          stopTokens: [0],
+          onTokens: (ts) => {
+            tokens.push(...ts);
+            return undefined;
+          },
+        });
+        return tokens;
+      }),
+    );
+    for (const [i, tokens] of outputs.entries()) expect(tokens).toEqual(await alone(prompts[i], 20));
+    const plain = reports.filter((r) => r.k === 0);
+    const drafted = reports.filter((r) => r.k === 1);
+    expect(plain.length).toBeGreaterThan(0);
+    expect(drafted.length).toBeGreaterThan(0);
+    for (const r of plain) {
+      expect(r.draftMs).toBeLessThan(r.verifyMs);
+      expect(r.proposed.every((m) => m === 0)).toBe(true);
+    }
+    expect(reports.every((r) => r.verifyMs > 0)).toBe(true);
     await scheduler.close();
     expect(tf.memory().numTensors).toBe(before);
   });
