@@ -12,7 +12,12 @@ import {
   arenaMatrixFromChunks,
   disposeArenaMatrix,
 } from '../../src/kernel-sets/wasm/arena-matrix.js';
-import { runOnThreads, THREADED_WORK, threadRanges } from '../../src/kernel-sets/wasm/kernel-threads.js';
+import {
+  CHUNKS_PER_THREAD,
+  runOnThreads,
+  THREADED_WORK,
+  threadRanges,
+} from '../../src/kernel-sets/wasm/kernel-threads.js';
 import {
   disposePackedLinear,
   packedLinear,
@@ -335,21 +340,49 @@ describe('core wasm kernels', () => {
     }
   });
 
-  test('work is split into contiguous ranges, one per thread, none shorter than asked, small work unsplit', () => {
+  test('many threaded products in quick succession (chunks claimed by whichever thread is free) equal one thread', () => {
+    const rng = seedrandom('stealing');
+    const [inDim, outDim] = [256, 400];
+    const w = randomArray(inDim * outDim, rng);
+    const layer = packLinearValues(w, [inDim, outDim]);
     const saved = process.env.SPECSTREAM_THREADS;
+    try {
+      const inputs = Array.from({ length: 40 }, (_, i) =>
+        tf.tensor2d(randomArray(((i % 7) + 5) * inDim, rng), [(i % 7) + 5, inDim]),
+      );
+      const run = (threads: number) => {
+        process.env.SPECSTREAM_THREADS = String(threads);
+        // Back to back, so a worker may still be finishing (or not yet woken for) the job before.
+        return inputs.map((x) => tf.tidy(() => Array.from(packedLinear(x, layer).dataSync())));
+      };
+      const one = run(1);
+      for (const threads of [2, 3]) expect(run(threads)).toEqual(one);
+      tf.dispose(inputs);
+    } finally {
+      if (saved === undefined) delete process.env.SPECSTREAM_THREADS;
+      else process.env.SPECSTREAM_THREADS = saved;
+      disposePackedLinear(layer);
+    }
+  });
+
+  test('work is split into contiguous chunks, a few per thread, none shorter than asked, small work unsplit', () => {
+    const saved = process.env.SPECSTREAM_THREADS;
+    /** The chunks cover [0, total) in order, without gaps or overlaps. */
+    const covers = (ranges: [number, number][], total: number) =>
+      ranges.every(([a, b], i) => a < b && a === (i === 0 ? 0 : ranges[i - 1][1])) &&
+      ranges.at(-1)![1] === total;
     try {
       process.env.SPECSTREAM_THREADS = '3';
       const big = THREADED_WORK;
-      expect(threadRanges(100, 16, big)).toEqual([
-        [0, 33],
-        [33, 66],
-        [66, 100],
-      ]);
-      // 40 panels at 16 or more each: two threads, not three.
-      expect(threadRanges(40, 16, big)).toEqual([
-        [0, 20],
-        [20, 40],
-      ]);
+      // 3 threads, CHUNKS_PER_THREAD each, every chunk at least 16 / CHUNKS_PER_THREAD long.
+      const hundred = threadRanges(100, 16, big);
+      expect(hundred).toHaveLength(3 * CHUNKS_PER_THREAD);
+      expect(covers(hundred, 100)).toBe(true);
+      expect(Math.min(...hundred.map(([a, b]) => b - a))).toBeGreaterThanOrEqual(16 / CHUNKS_PER_THREAD);
+      // 40 panels at 16 or more a thread: two threads' worth of chunks, not three.
+      const forty = threadRanges(40, 16, big);
+      expect(forty).toHaveLength(2 * CHUNKS_PER_THREAD);
+      expect(covers(forty, 40)).toBe(true);
       expect(threadRanges(10, 16, big)).toEqual([[0, 10]]);
       expect(threadRanges(100, 16, big - 1)).toEqual([[0, 100]]);
       process.env.SPECSTREAM_THREADS = '1';

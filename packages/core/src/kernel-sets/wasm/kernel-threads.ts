@@ -5,17 +5,24 @@ import type { WeightArena } from './weight-arena.js';
 
 /**
  * Worker threads that run core's kernels over the weight arena alongside the
- * calling thread: a kernel splits its work into one call per thread
- * (disjoint column ranges of a product), this thread runs the first and
- * waits for the rest. tfjs-backend-wasm runs single-threaded in Node; on
- * this project's 2-core machine two threads made a GPT-2-sized one-row
- * product 1.25× faster (memory 30 → 37 GB/s) and a 4-row one 1.7×.
+ * calling thread. A kernel cuts its work into chunks (disjoint column ranges
+ * of a product, a few per thread) and every thread, this one included, claims
+ * chunks one at a time until none is left: a thread that starts late (a
+ * worker still waking up, or descheduled because the machine has more
+ * runnable threads than cores) simply claims fewer, and this thread never
+ * waits for a worker that has nothing in hand, only for chunks already
+ * claimed. tfjs-backend-wasm runs single-threaded in Node; on this project's
+ * 2-core machine two threads made a GPT-2-sized one-row product 1.25× faster
+ * (memory 30 → 37 GB/s) and a 4-row one 1.7×. With one fixed range per thread
+ * instead (until this commit), a server step at 16 rows spent 31% of the
+ * main thread waiting on the worker, which its clients' process kept off a
+ * core.
  *
- * Handing a call over costs a futex wake (tens of µs): a worker spins
- * briefly after each call before it sleeps, since a model's products come
- * in quick succession. Threads: SPECSTREAM_THREADS, else the machine's
- * available parallelism, at most MAX_THREADS. Workers are unref'd: they
- * never keep a process alive.
+ * Waking a worker costs a futex wake (tens of µs): a worker spins briefly
+ * after each job before it sleeps, since a model's products come in quick
+ * succession. Threads: SPECSTREAM_THREADS, else the machine's available
+ * parallelism, at most MAX_THREADS. Workers are unref'd: they never keep a
+ * process alive.
  */
 export const MAX_THREADS = 8;
 
@@ -25,55 +32,97 @@ export const MAX_THREADS = 8;
  */
 export const THREADED_WORK = 1 << 19;
 
+/** Chunks per thread a threaded kernel is cut into, so that early threads take over late ones' share. */
+export const CHUNKS_PER_THREAD = 4;
+
 /**
- * The functions a worker can run, by index in the control block: the float
+ * The functions a worker can run, by index in the job block: the float
  * kernels' and the quantized kernels' (quantq4r only in their relaxed build).
  */
 export const THREAD_FUNCTIONS = ['product', 'dotsProduct', 'quantq8', 'quantq4', 'quantq4r'] as const;
 export type ThreadFunction = (typeof THREAD_FUNCTIONS)[number];
 
-// Control block per worker (Int32): sequence number, done sequence, status, function, argument count, arguments.
-const SEQ = 0;
-const DONE = 1;
-const STATUS = 2;
-const FN = 3;
-const ARGC = 4;
-const ARGS = 5;
+/*
+ * The job block (Int32, shared by this thread and every worker):
+ * - WAKE: bumped for every job; workers sleep on it.
+ * - CLAIM: (generation << INDEX_BITS) | next chunk. A chunk is claimed by a compare-exchange of
+ *   this word, so a claim succeeds only while its job is the current one: a worker that read
+ *   the word of an earlier job fails its exchange and reads again. After a successful claim the
+ *   job cannot end (this thread waits for every chunk to finish), so its slot stays intact.
+ * - FINISHED, FAILED: chunks done in the current job, and whether one trapped.
+ * - two slots, by generation parity (a slot is rewritten two jobs later, when no claim of its
+ *   job can still succeed): COUNT, FN, ARGC, then MAX_CHUNKS argument lists of MAX_ARGS.
+ */
+const WAKE = 0;
+const CLAIM = 1;
+const FINISHED = 2;
+const FAILED = 3;
+const SLOTS = 4;
+const COUNT = 0;
+const FN = 1;
+const ARGC = 2;
+const ARGS = 3;
 const MAX_ARGS = 11;
+const MAX_CHUNKS = 64;
+const SLOT_SIZE = ARGS + MAX_CHUNKS * MAX_ARGS;
+const INDEX_BITS = 11;
+const INDEX_MASK = (1 << INDEX_BITS) - 1;
+const GENERATIONS = 1 << (31 - INDEX_BITS);
 
 /** Spin iterations (Atomics.load each) before a worker or the caller sleeps. */
 const SPIN = 20000;
 
+/**
+ * Claims and runs chunks of the current job until none is left; `run(slot, index)` runs one.
+ * One source text for this thread and the workers (constants inlined: a bundler may rename
+ * identifiers, which would break a function's own text).
+ */
+const claimChunksSource = `(job, run) => {
+  for (;;) {
+    const word = Atomics.load(job, ${CLAIM});
+    const slot = ${SLOTS} + ((word >>> ${INDEX_BITS}) & 1) * ${SLOT_SIZE};
+    if ((word & ${INDEX_MASK}) >= Atomics.load(job, slot + ${COUNT})) return;
+    if (Atomics.compareExchange(job, ${CLAIM}, word, word + 1) !== word) continue;
+    try {
+      run(slot, word & ${INDEX_MASK});
+    } catch {
+      Atomics.store(job, ${FAILED}, 1);
+    }
+    if (Atomics.add(job, ${FINISHED}, 1) + 1 === job[slot + ${COUNT}]) Atomics.notify(job, ${FINISHED});
+  }
+}`;
+const claimChunks = new Function(`return ${claimChunksSource}`)() as (
+  job: Int32Array,
+  run: (slot: number, index: number) => void,
+) => void;
+
 const workerSource = `
 const { workerData } = require('node:worker_threads');
-const { modules, memory, control, names } = workerData;
+const { modules, memory, job, names } = workerData;
 const instances = modules.map((module) => new WebAssembly.Instance(module, { tfjs: { memory } }).exports);
 const fns = names.map((name) => instances.find((exports) => name in exports)?.[name]);
+const claimChunks = ${claimChunksSource};
+const run = (slot, index) => {
+  const at = slot + ${ARGS} + index * ${MAX_ARGS};
+  fns[job[slot + ${FN}]](...job.subarray(at, at + job[slot + ${ARGC}]));
+};
 let seen = 0;
 for (;;) {
-  for (let i = 0; i < ${SPIN} && Atomics.load(control, ${SEQ}) === seen; i++);
-  Atomics.wait(control, ${SEQ}, seen);
-  seen = Atomics.load(control, ${SEQ});
-  let status = 0;
-  try {
-    fns[control[${FN}]](...control.subarray(${ARGS}, ${ARGS} + control[${ARGC}]));
-  } catch {
-    status = 1;
-  }
-  control[${STATUS}] = status;
-  Atomics.store(control, ${DONE}, seen);
-  Atomics.notify(control, ${DONE});
+  for (let i = 0; i < ${SPIN} && Atomics.load(job, ${WAKE}) === seen; i++);
+  Atomics.wait(job, ${WAKE}, seen);
+  seen = Atomics.load(job, ${WAKE});
+  claimChunks(job, run);
 }
 `;
 
-interface KernelWorker {
-  worker: Worker;
-  control: Int32Array;
-  seq: number;
+interface ThreadPool {
+  workers: Worker[];
+  job: Int32Array;
+  generation: number;
 }
 
-let workers: KernelWorker[] | undefined;
-let workersArena: WeightArena | undefined;
+let pool: ThreadPool | undefined;
+let poolArena: WeightArena | undefined;
 
 /** How many threads kernels split their work over (this one included). */
 export function kernelThreadCount(): number {
@@ -85,55 +134,63 @@ export function kernelThreadCount(): number {
   return Math.min(wanted, MAX_THREADS);
 }
 
-function startWorkers(arena: WeightArena, count: number): KernelWorker[] {
-  const started: KernelWorker[] = [];
+function startWorkers(arena: WeightArena, job: Int32Array, count: number): Worker[] {
+  const started: Worker[] = [];
   try {
     for (let i = 0; i < count; i++) {
-      const control = new Int32Array(new SharedArrayBuffer(4 * (ARGS + MAX_ARGS)));
       const worker = new Worker(workerSource, {
         eval: true,
         workerData: {
           modules: [arena.module, arena.quant.module],
           memory: arena.memory,
-          control,
+          job,
           names: THREAD_FUNCTIONS,
         },
       });
       worker.unref();
       worker.on('error', (error) => getLogger('core').warn({ error: String(error) }, 'kernel thread failed'));
-      started.push({ worker, control, seq: 0 });
+      started.push(worker);
     }
   } catch (error) {
     getLogger('core').info(
       { reason: String(error) },
       'kernel threads unavailable; kernels run on one thread',
     );
-    for (const w of started) void w.worker.terminate();
+    for (const w of started) void w.terminate();
     return [];
   }
   return started;
 }
 
-function ensureWorkers(arena: WeightArena, count: number): KernelWorker[] {
-  if (workers === undefined || workersArena !== arena || workers.length < count) {
-    const have = workersArena === arena ? (workers ?? []) : [];
-    workers = [...have, ...startWorkers(arena, count - have.length)];
-    workersArena = arena;
+function ensurePool(arena: WeightArena, workers: number): ThreadPool {
+  if (pool === undefined || poolArena !== arena) {
+    const job = new Int32Array(new SharedArrayBuffer(4 * (SLOTS + 2 * SLOT_SIZE)));
+    pool = { workers: [], job, generation: 0 };
+    poolArena = arena;
   }
-  return workers;
+  if (pool.workers.length < workers) {
+    pool.workers.push(...startWorkers(arena, pool.job, workers - pool.workers.length));
+  }
+  return pool;
 }
 
 /**
- * Splits [0, total) into one contiguous range per thread: a single range
- * when the product is small (`work` multiply-adds, under THREADED_WORK),
- * else as many as there are threads but each at least `minPerThread` long.
+ * Splits [0, total) into contiguous chunks for runOnThreads: a single range when the product is
+ * small (`work` multiply-adds, under THREADED_WORK), else CHUNKS_PER_THREAD per thread, each at
+ * least `minPerThread` / CHUNKS_PER_THREAD long, and never fewer than the threads that have at
+ * least `minPerThread` each.
  */
 export function threadRanges(total: number, minPerThread: number, work: number): [number, number][] {
   const threads =
     work < THREADED_WORK ? 1 : Math.max(1, Math.min(kernelThreadCount(), Math.floor(total / minPerThread)));
-  return Array.from({ length: threads }, (_, t) => [
-    Math.floor((t * total) / threads),
-    Math.floor(((t + 1) * total) / threads),
+  const minPerChunk = Math.max(1, Math.ceil(minPerThread / CHUNKS_PER_THREAD));
+  const chunks =
+    threads === 1
+      ? 1
+      : Math.min(MAX_CHUNKS, threads * CHUNKS_PER_THREAD, Math.max(threads, Math.floor(total / minPerChunk)));
+  return Array.from({ length: chunks }, (_, t) => [
+    Math.floor((t * total) / chunks),
+    Math.floor(((t + 1) * total) / chunks),
   ]);
 }
 
@@ -148,48 +205,55 @@ function threadFunction(arena: WeightArena, fn: ThreadFunction): (...args: numbe
 }
 
 /**
- * Runs `fn` once per argument list, concurrently: the first on this thread,
- * the others on workers (fewer workers than lists: the rest run here too).
- * Returns when all have finished; throws if any trapped.
+ * Runs `fn` once per argument list (a chunk each), concurrently: this thread and up to
+ * kernelThreadCount() − 1 workers claim chunks until none is left. Returns when all have
+ * finished; throws if any trapped.
  */
 export function runOnThreads(arena: WeightArena, fn: ThreadFunction, calls: readonly number[][]): void {
-  const fnIndex = THREAD_FUNCTIONS.indexOf(fn);
   // Before any worker starts: a kernel missing from this build is an error with nothing in flight.
   const run = threadFunction(arena, fn);
-  const pool = calls.length > 1 ? ensureWorkers(arena, calls.length - 1) : [];
-  const handed: KernelWorker[] = [];
-  for (let i = 1; i < calls.length && i - 1 < pool.length; i++) {
-    const w = pool[i - 1];
-    const args = calls[i];
+  if (calls.length === 1) {
+    run(...calls[0]);
+    return;
+  }
+  if (calls.length > MAX_CHUNKS)
+    throw new Error(`runOnThreads: ${calls.length} chunks, at most ${MAX_CHUNKS}`);
+  for (const args of calls) {
     if (args.length > MAX_ARGS)
       throw new Error(`runOnThreads: ${args.length} arguments, at most ${MAX_ARGS}`);
-    w.control[FN] = fnIndex;
-    w.control[ARGC] = args.length;
-    for (let a = 0; a < args.length; a++) w.control[ARGS + a] = args[a];
-    w.seq = (w.seq + 1) | 0;
-    Atomics.store(w.control, SEQ, w.seq);
-    Atomics.notify(w.control, SEQ);
-    handed.push(w);
   }
-  run(...calls[0]);
-  for (let i = 1 + handed.length; i < calls.length; i++) run(...calls[i]);
-  let failed = false;
-  for (const w of handed) {
-    for (let i = 0; i < SPIN && Atomics.load(w.control, DONE) !== w.seq; i++);
-    // Sleep only while DONE still holds the value just checked: reading it again for the
-    // wait would miss a worker that finished in between (and its notify), forever.
-    for (let done = Atomics.load(w.control, DONE); done !== w.seq; done = Atomics.load(w.control, DONE)) {
-      Atomics.wait(w.control, DONE, done);
-    }
-    failed ||= w.control[STATUS] !== 0;
+  const { job, workers, ...state } = ensurePool(arena, Math.min(kernelThreadCount(), calls.length) - 1);
+  const generation = (state.generation + 1) % GENERATIONS;
+  pool!.generation = generation;
+  const slot = SLOTS + (generation & 1) * SLOT_SIZE;
+  job[slot + FN] = THREAD_FUNCTIONS.indexOf(fn);
+  job[slot + ARGC] = calls[0].length;
+  for (const [i, args] of calls.entries()) job.set(args, slot + ARGS + i * MAX_ARGS);
+  job[slot + COUNT] = calls.length;
+  Atomics.store(job, FINISHED, 0);
+  Atomics.store(job, FAILED, 0);
+  // The job is published by this store: every write above happens before it.
+  Atomics.store(job, CLAIM, generation << INDEX_BITS);
+  if (workers.length > 0) {
+    Atomics.add(job, WAKE, 1);
+    Atomics.notify(job, WAKE);
   }
-  if (failed) throw new Error(`${fn} failed on a kernel thread (out-of-bounds arguments?)`);
+  claimChunks(job, (_, index) => run(...calls[index]));
+  for (let i = 0; i < SPIN && Atomics.load(job, FINISHED) !== calls.length; i++);
+  // Sleep only while FINISHED still holds the value just checked (a chunk finishing in between
+  // notifies before this thread waits, and the wait returns at once).
+  for (let done = Atomics.load(job, FINISHED); done !== calls.length; done = Atomics.load(job, FINISHED)) {
+    Atomics.wait(job, FINISHED, done);
+  }
+  if (Atomics.load(job, FAILED) !== 0) {
+    throw new Error(`${fn} failed on a kernel thread (out-of-bounds arguments?)`);
+  }
 }
 
 /** Stops the workers (tests; a process exits without this). */
 export async function stopKernelThreads(): Promise<void> {
-  const stopping = workers ?? [];
-  workers = undefined;
-  workersArena = undefined;
-  await Promise.all(stopping.map((w) => w.worker.terminate()));
+  const stopping = pool?.workers ?? [];
+  pool = undefined;
+  poolArena = undefined;
+  await Promise.all(stopping.map((w) => w.terminate()));
 }
