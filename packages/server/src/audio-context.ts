@@ -49,3 +49,22 @@ export function streamFailure(context: AudioContext, error: unknown): ApiError {
   if (context.shutdown.aborted) return shuttingDown();
   return new ApiError(500, 'internal server error', 'server_error', 'internal_error');
 }
+
+/**
+ * The end of an audio request that failed: an error while its client is still there is thrown
+ * on (the route's error handler answers it); after a shutdown it becomes a 503; when the client
+ * went away nobody is left to answer, so the request is counted as 499 and the reply released.
+ */
+export function endAbortedRequest(
+  context: AudioContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  abort: RequestAbort,
+  error: unknown,
+): FastifyReply {
+  if (!abort.signal.aborted) throw error;
+  if (context.shutdown.aborted) throw shuttingDown();
+  context.countRequest(request, 499);
+  if (!reply.sent) reply.hijack();
+  return reply;
+}

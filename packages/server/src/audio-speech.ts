@@ -6,9 +6,9 @@ import { identity, lastValueFrom, map, of } from 'rxjs';
 import {
   type AudioContext,
   checkOpen,
+  endAbortedRequest,
   type RequestAbort,
   requestAbort,
-  shuttingDown,
   streamFailure,
 } from './audio-context.js';
 import { type SpeechParams, speechParams } from './audio-params.js';
@@ -45,12 +45,7 @@ export async function speak(
       release();
     }
   } catch (error) {
-    if (!abort.signal.aborted) throw error;
-    if (context.shutdown.aborted) throw shuttingDown();
-    // The client went away: nobody to answer.
-    context.countRequest(request, 499);
-    if (!reply.sent) reply.hijack();
-    return reply;
+    return endAbortedRequest(context, request, reply, abort, error);
   } finally {
     abort.done();
   }

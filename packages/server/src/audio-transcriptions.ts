@@ -4,9 +4,9 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import {
   type AudioContext,
   checkOpen,
+  endAbortedRequest,
   type RequestAbort,
   requestAbort,
-  shuttingDown,
   streamFailure,
 } from './audio-context.js';
 import { readAudioForm } from './audio-form.js';
@@ -60,12 +60,7 @@ export async function transcribe(
       release();
     }
   } catch (error) {
-    if (!abort.signal.aborted) throw error;
-    if (context.shutdown.aborted) throw shuttingDown();
-    // The client went away: nobody to answer.
-    context.countRequest(request, 499);
-    if (!reply.sent) reply.hijack();
-    return reply;
+    return endAbortedRequest(context, request, reply, abort, error);
   } finally {
     abort.done();
   }

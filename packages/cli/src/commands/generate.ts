@@ -8,6 +8,14 @@ import { DEFAULT_SPEECH_SYNTHESIZER } from './speech-defaults.js';
 /** core's BACKEND_NAMES plus 'auto', spelled out so that `--help` need not load tfjs (a test keeps them equal). */
 export const BACKEND_CHOICES = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 
+/** `--backend <name>`, as every command that runs a model takes it. */
+export function backendOption(): Option {
+  return new Option(
+    '--backend <name>',
+    'tfjs backend (default: SPECSTREAM_BACKEND, else the fastest that starts)',
+  ).choices(BACKEND_CHOICES);
+}
+
 /**
  * How a model keeps its linear weights: core's WEIGHT_FORMATS, spelled out for the same reason
  * (a test keeps them equal). q8 and q4 are blocks of 32 weights with one scale each (GGUF Q8_0
@@ -89,12 +97,7 @@ export function addGenerateCommand(program: Command, io: CliIo, done: (code: num
     )
     .option('--max-new-tokens <n>', 'tokens to generate at most', integerIn(1), DEFAULT_MAX_NEW_TOKENS)
     .option('--stop <text>', 'stop before this text (repeatable; may span tokens)', collect, [])
-    .addOption(
-      new Option(
-        '--backend <name>',
-        'tfjs backend (default: SPECSTREAM_BACKEND, else the fastest that starts)',
-      ).choices(BACKEND_CHOICES),
-    )
+    .addOption(backendOption())
     .addOption(
       new Option(
         '--weights <format>',

@@ -1,9 +1,9 @@
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { DEFAULT_DRAFT, DEFAULT_TARGET } from '../defaults.js';
 import { EXIT_CODES_HELP } from '../exit-codes.js';
 import type { CliIo } from '../io.js';
 import { integerIn } from '../parse.js';
-import { BACKEND_CHOICES } from './generate.js';
+import { type BACKEND_CHOICES, backendOption } from './generate.js';
 import { DEFAULT_SPEECH_SYNTHESIZER } from './speech-defaults.js';
 import { DEFAULT_RECOGNIZER } from './transcribe.js';
 
@@ -82,12 +82,7 @@ export function addServeCommand(program: Command, io: CliIo, done: (code: number
       integerIn(0),
       16,
     )
-    .addOption(
-      new Option(
-        '--backend <name>',
-        'tfjs backend (default: SPECSTREAM_BACKEND, else the fastest that starts)',
-      ).choices(BACKEND_CHOICES),
-    )
+    .addOption(backendOption())
     .addHelpText('after', `\n${EXIT_CODES_HELP}`)
     .action(async (flags: ServeFlags) => {
       const { runServe } = await import('./serve-run.js');

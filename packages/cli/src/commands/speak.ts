@@ -1,7 +1,7 @@
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { EXIT_CODES_HELP } from '../exit-codes.js';
 import type { CliIo } from '../io.js';
-import { BACKEND_CHOICES } from './generate.js';
+import { type BACKEND_CHOICES, backendOption } from './generate.js';
 import { DEFAULT_SPEECH_SYNTHESIZER } from './speech-defaults.js';
 
 export interface SpeakFlags {
@@ -27,12 +27,7 @@ export function addSpeakCommand(program: Command, io: CliIo, done: (code: number
       'synthesizer folder (config.json with model_type specstream-synthesizer, model.safetensors)',
       DEFAULT_SPEECH_SYNTHESIZER,
     )
-    .addOption(
-      new Option(
-        '--backend <name>',
-        'tfjs backend (default: SPECSTREAM_BACKEND, else the fastest that starts)',
-      ).choices(BACKEND_CHOICES),
-    )
+    .addOption(backendOption())
     .addHelpText('after', `\n${EXIT_CODES_HELP}`)
     .action(async (text: string | undefined, flags: SpeakFlags) => {
       const { runSpeak } = await import('./speak-run.js');

@@ -3,7 +3,7 @@ import { type Command, Option } from 'commander';
 import { EXIT_CODES_HELP } from '../exit-codes.js';
 import type { CliIo } from '../io.js';
 import { integerIn, multipleOf } from '../parse.js';
-import { BACKEND_CHOICES } from './generate.js';
+import { type BACKEND_CHOICES, backendOption } from './generate.js';
 
 /**
  * The shipped recognizer at the repository root; src/commands and dist/commands are both two
@@ -95,12 +95,7 @@ export function addTranscribeCommand(program: Command, io: CliIo, done: (code: n
         PCM_FORMAT_CHOICES,
       ),
     )
-    .addOption(
-      new Option(
-        '--backend <name>',
-        'tfjs backend (default: SPECSTREAM_BACKEND, else the fastest that starts)',
-      ).choices(BACKEND_CHOICES),
-    )
+    .addOption(backendOption())
     .addHelpText('after', `\n${EXIT_CODES_HELP}`)
     .action(async (input: string, flags: TranscribeFlags) => {
       const { runTranscribe } = await import('./transcribe-run.js');
