@@ -1,7 +1,9 @@
 import { basename, resolve } from 'node:path';
 import { InvalidArgumentError } from '@specstream/core';
 import {
+  type CtcDecoder,
   loadSpeechRecognizer,
+  loadSpeechRecognizerLm,
   loadSpeechSynthesizer,
   type SpeechRecognizer,
   type SpeechSynthesizer,
@@ -18,6 +20,13 @@ export interface SpeechModelOptions {
   recognizer?: string | SpeechRecognizer;
   /** Its id in `model` and GET /v1/models (default: the folder's name, else specstream-speech-recognizer). */
   recognizerId?: string;
+  /**
+   * How a whole transcript (not streamed) is decoded. Default: for a folder, a beam of 16 with
+   * the folder's character LM where it has one (about half greedy's word errors on the shipped
+   * model), else greedy. Streamed transcripts are always greedy: its text only grows, so each
+   * event is a delta that needs no revision.
+   */
+  recognizerDecoder?: CtcDecoder;
   /** The speech synthesizer for POST /v1/audio/speech: a folder, or a loaded synthesizer (as `recognizer`). */
   synthesizer?: string | SpeechSynthesizer;
   /** Its id (default: the folder's name, else specstream-speech-synthesizer). */
@@ -34,6 +43,9 @@ export interface Served<M> {
 }
 
 type Kind = 'recognizer' | 'synthesizer';
+
+/** The CLI's default beam (specstream transcribe), for whole transcripts. */
+const WHOLE_TRANSCRIPT_BEAM = 16;
 
 /** One model's slot: what was given, and once loaded, the model. */
 class Slot<M extends { dispose(): void }> {
@@ -76,6 +88,10 @@ class Slot<M extends { dispose(): void }> {
  */
 export class SpeechModels {
   private readonly recognizerSlot: Slot<SpeechRecognizer>;
+  /** Whole (not streamed) transcripts' decoder: set by the options, else by load (see recognizerDecoder). */
+  private wholeDecoder: CtcDecoder;
+  private readonly recognizerSource: string | SpeechRecognizer | undefined;
+  private readonly decoderGiven: boolean;
   private readonly synthesizerSlot: Slot<SpeechSynthesizer>;
 
   constructor(
@@ -87,6 +103,9 @@ export class SpeechModels {
     if (!Number.isInteger(maxQueue) || maxQueue < 0) {
       throw new InvalidArgumentError(`maxAudioQueue must be an integer >= 0, got ${maxQueue}`);
     }
+    this.recognizerSource = options.recognizer;
+    this.wholeDecoder = options.recognizerDecoder ?? 'greedy';
+    this.decoderGiven = options.recognizerDecoder !== undefined;
     this.recognizerSlot = new Slot(
       options.recognizer,
       options.recognizerId,
@@ -121,6 +140,11 @@ export class SpeechModels {
 
   async load(): Promise<void> {
     await this.recognizerSlot.load(loadSpeechRecognizer);
+    const recognizer = this.recognizerSlot.served()?.model;
+    if (!this.decoderGiven && typeof this.recognizerSource === 'string' && recognizer !== undefined) {
+      const lm = await loadSpeechRecognizerLm(this.recognizerSource, recognizer.config);
+      if (lm !== undefined) this.wholeDecoder = { beamWidth: WHOLE_TRANSCRIPT_BEAM, lm };
+    }
     await this.synthesizerSlot.load((dir) => loadSpeechSynthesizer(dir));
   }
 
@@ -129,6 +153,11 @@ export class SpeechModels {
     await Promise.all(this.queues.map((queue) => queue.close()));
     this.recognizerSlot.dispose();
     this.synthesizerSlot.dispose();
+  }
+
+  /** How a whole (not streamed) transcript is decoded (see SpeechModelOptions.recognizerDecoder). */
+  get transcriptDecoder(): CtcDecoder {
+    return this.wholeDecoder;
   }
 
   /** The recognizer a request names, or the OpenAI-style error saying why there is none. */

@@ -1,5 +1,5 @@
 import { AbortError } from '@specstream/core';
-import type { SpeechRecognizer } from '@specstream/models';
+import type { CtcDecoder, SpeechRecognizer } from '@specstream/models';
 import {
   type AudioSource,
   type CtcFinalEvent,
@@ -11,8 +11,8 @@ import { concatMap, Observable, type Subscription } from 'rxjs';
 
 /**
  * Transcribes decoded audio with the streaming CTC operator: resampled to the recognizer's
- * rate (mono already), `onDelta` called with each piece of new text as the encoder produces
- * it, resolving to the final event (text, words, seconds). The chunks go in one per event-loop
+ * rate (mono already), `onDelta` (greedy decoding only) called with each piece of new text as
+ * the encoder produces it, resolving to the final event (text, words, seconds) of `decoder`. The chunks go in one per event-loop
  * turn, so a long file never holds the loop for more than one encoder call: text requests keep
  * decoding in between. An abort stops the work at once (the operators free their tensors on
  * unsubscribe) and rejects with the signal's reason.
@@ -21,12 +21,16 @@ export function recognizeStream(
   recognizer: SpeechRecognizer,
   audio: AudioSource,
   signal: AbortSignal,
-  onDelta: (delta: string) => void,
+  onDelta: ((delta: string) => void) | undefined,
+  decoder: CtcDecoder = 'greedy',
 ): Promise<CtcFinalEvent> {
   const rate = recognizer.config.sampleRate;
   const paced = audio.samples.pipe(concatMap((chunk) => nextTurn(chunk)));
   const samples = audio.sampleRate === rate ? paced : paced.pipe(resample(audio.sampleRate, rate));
-  const events = samples.pipe(ctcTranscription(recognizer));
+  if (onDelta !== undefined && decoder !== 'greedy') {
+    throw new Error('recognizeStream: deltas need the greedy decoder (a beam revises its text)');
+  }
+  const events = samples.pipe(ctcTranscription(recognizer, { decoder }));
   return new Promise<CtcFinalEvent>((resolve, reject) => {
     let sent = '';
     let subscription: Subscription | undefined;
@@ -42,11 +46,11 @@ export function recognizeStream(
     signal.addEventListener('abort', stop, { once: true });
     subscription = events.subscribe({
       next(event: CtcTranscriptEvent) {
-        // Greedy CTC text (ctcTranscription's default decoder) is final once emitted: each
-        // event's text extends the last one's, so the new part is a delta that needs no revision.
+        // Greedy CTC text is final once emitted: each event's text extends the last one's, so
+        // the new part is a delta that needs no revision (deltas are only asked of greedy).
         const delta = event.text.slice(sent.length);
         sent = event.text;
-        if (delta !== '') onDelta(delta);
+        if (delta !== '') onDelta?.(delta);
         if (event.type === 'final') {
           detach();
           resolve(event);

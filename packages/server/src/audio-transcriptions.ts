@@ -42,8 +42,10 @@ export async function transcribe(
       // Decoded in the model's turn: one decoded file (floats, 2-4x the upload) in memory at a time.
       const audio = await decodeUploadedWav(form.file);
       const started = performance.now();
-      const recognize = async (onDelta: (delta: string) => void) => {
-        const final = await recognizeStream(served.model, audio, abort.signal, onDelta);
+      // Streamed: greedy, whose deltas never need revising; whole: the models' transcript decoder.
+      const recognize = async (onDelta?: (delta: string) => void) => {
+        const decoder = onDelta === undefined ? context.models.transcriptDecoder : 'greedy';
+        const final = await recognizeStream(served.model, audio, abort.signal, onDelta, decoder);
         const seconds = (performance.now() - started) / 1000;
         context.metrics.audioJob('transcription', final.audioSeconds, seconds);
         return final;
@@ -52,7 +54,7 @@ export async function transcribe(
         await streamTranscript(context, request, reply, abort, recognize);
         return reply;
       }
-      const final = await recognize(() => {});
+      const final = await recognize();
       context.countRequest(request, 200);
       if (params.format === 'text') return reply.type('text/plain; charset=utf-8').send(final.text);
       return reply.send(transcriptBody(params, final));

@@ -2,8 +2,10 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { type CausalLm, initBackend } from '@specstream/core';
 import {
+  type CtcDecoder,
   loadCausalLm,
   loadSpeechRecognizer,
+  loadSpeechRecognizerLm,
   loadSpeechSynthesizer,
   loadTokenizer,
   recognizeAudio,
@@ -51,7 +53,11 @@ let closed = false;
 let tensorsBeforeServer: number;
 /** The reference sentence at the recognizer's rate, and the library's transcript of it. */
 let samples: Float32Array;
+/** The whole transcript the server gives: a beam of 16 with the folder's character LM. */
 let expectedText: string;
+/** The streamed one: greedy, whose text only grows. */
+let greedyText: string;
+let wholeDecoder: CtcDecoder;
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
@@ -62,7 +68,9 @@ beforeAll(async () => {
   const wav = await wavFileSource(SPOKEN_WAV);
   expect(wav.sampleRate).toBe(recognizer.config.sampleRate);
   samples = concat(await lastValueFrom(wav.samples.pipe(toArray())));
-  expectedText = (await recognizeAudio(recognizer, samples)).text;
+  greedyText = (await recognizeAudio(recognizer, samples)).text;
+  wholeDecoder = { beamWidth: 16, lm: await loadSpeechRecognizerLm(RECOGNIZER_DIR, recognizer.config) };
+  expectedText = (await recognizeAudio(recognizer, samples, { decoder: wholeDecoder })).text;
   // The server loads its own copies from the folders (and frees them on close).
   tensorsBeforeServer = tf.memory().numTensors;
   ({ server, url, client } = await startServer({
@@ -206,6 +214,16 @@ describe('POST /v1/audio/transcriptions', () => {
     expect(segmentsOnly.segments).toHaveLength(1);
   });
 
+  test("whole transcripts (beam 16 + the folder's LM) make fewer word errors than streamed (greedy) ones", async () => {
+    const reference = SPOKEN.text.replace(/[.,?!]/g, ' ').toLowerCase();
+    const whole = await client.audio.transcriptions.create({
+      file: await speechFile(),
+      model: RECOGNIZER_ID,
+    });
+    expect(whole.text).toBe(expectedText);
+    expect(wordErrorRate(reference, whole.text)).toBeLessThan(wordErrorRate(reference, greedyText));
+  });
+
   test('stream: transcript.text.delta events concatenate to transcript.text.done’s text', async () => {
     const stream = await client.audio.transcriptions.create({
       file: await speechFile(),
@@ -219,8 +237,8 @@ describe('POST /v1/audio/transcriptions', () => {
       if (event.type === 'transcript.text.done') done = event.text;
     }
     expect(deltas.length).toBeGreaterThan(2);
-    expect(deltas.join('')).toBe(expectedText);
-    expect(done).toBe(expectedText);
+    expect(deltas.join('')).toBe(greedyText);
+    expect(done).toBe(greedyText);
   });
 
   test('48 kHz stereo (over the JSON body limit) is downmixed and resampled as the library does', async () => {
@@ -230,7 +248,7 @@ describe('POST /v1/audio/transcriptions', () => {
     // What the server must hear: the file's 16-bit samples, back at 16 kHz.
     const decoded = Float32Array.from(at48, (x) => toInt16(x) / 32768);
     const back = concat(await lastValueFrom(from([decoded]).pipe(resample(48000, 16000), toArray())));
-    const expected = (await recognizeAudio(recognizer, back)).text;
+    const expected = (await recognizeAudio(recognizer, back, { decoder: wholeDecoder })).text;
     const out = await client.audio.transcriptions.create({
       file: await toFile(bytes, 'stereo.wav'),
       model: RECOGNIZER_ID,
