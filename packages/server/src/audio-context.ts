@@ -1,4 +1,6 @@
+import { getLogger } from '@specstream/core';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { AudioJobQueue } from './audio-jobs.js';
 import type { SpeechModels } from './audio-models.js';
 import { ApiError } from './errors.js';
 import type { ServerMetrics } from './metrics.js';
@@ -43,28 +45,59 @@ export function checkOpen(context: AudioContext): void {
   if (context.shutdown.aborted) throw shuttingDown();
 }
 
-/** What to tell a client whose audio job failed after its answer began. */
-export function streamFailure(context: AudioContext, error: unknown): ApiError {
-  if (error instanceof ApiError) return error;
-  if (context.shutdown.aborted) return shuttingDown();
-  return new ApiError(500, 'internal server error', 'server_error', 'internal_error');
+/**
+ * An audio job failed after its answer began (headers sent): when the client went away the
+ * error goes on to runAudioJob (a 499); otherwise the failure is logged when it is the server's,
+ * counted, and returned for the caller to put in the stream (or to cut it).
+ */
+export function streamFailed(
+  context: AudioContext,
+  request: FastifyRequest,
+  abort: RequestAbort,
+  error: unknown,
+  task: string,
+): ApiError {
+  if (abort.signal.aborted && !context.shutdown.aborted) throw error;
+  const api =
+    error instanceof ApiError
+      ? error
+      : context.shutdown.aborted
+        ? shuttingDown()
+        : new ApiError(500, 'internal server error', 'server_error', 'internal_error');
+  if (api.status >= 500 && !context.shutdown.aborted)
+    getLogger('server').error({ err: error }, `${task} failed`);
+  context.countRequest(request, api.status);
+  return api;
 }
 
 /**
- * The end of an audio request that failed: an error while its client is still there is thrown
- * on (the route's error handler answers it); after a shutdown it becomes a 503; when the client
- * went away nobody is left to answer, so the request is counted as 499 and the reply released.
+ * Runs an audio request's work in its model's turn (`queue`), under the request's abort signal.
+ * An error while the client is still there goes to the route's error handler; after a shutdown
+ * it is a 503; when the client went away nobody is left to answer, so the request is counted as
+ * 499 and the reply released.
  */
-export function endAbortedRequest(
+export async function runAudioJob(
   context: AudioContext,
   request: FastifyRequest,
   reply: FastifyReply,
-  abort: RequestAbort,
-  error: unknown,
-): FastifyReply {
-  if (!abort.signal.aborted) throw error;
-  if (context.shutdown.aborted) throw shuttingDown();
-  context.countRequest(request, 499);
-  if (!reply.sent) reply.hijack();
-  return reply;
+  queue: AudioJobQueue,
+  work: (abort: RequestAbort) => Promise<unknown>,
+): Promise<unknown> {
+  const abort = requestAbort(reply, context.shutdown);
+  try {
+    const release = await queue.acquire(abort.signal);
+    try {
+      return await work(abort);
+    } finally {
+      release();
+    }
+  } catch (error) {
+    if (!abort.signal.aborted) throw error;
+    if (context.shutdown.aborted) throw shuttingDown();
+    context.countRequest(request, 499);
+    if (!reply.sent) reply.hijack();
+    return reply;
+  } finally {
+    abort.done();
+  }
 }

@@ -1,4 +1,3 @@
-import { getLogger } from '@specstream/core';
 import { type SpeechSynthesizer, speechFrameBudget } from '@specstream/models';
 import { pcmWritableSink, resample, speakText } from '@specstream/streaming';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -6,10 +5,9 @@ import { identity, lastValueFrom, map, of } from 'rxjs';
 import {
   type AudioContext,
   checkOpen,
-  endAbortedRequest,
   type RequestAbort,
-  requestAbort,
-  streamFailure,
+  runAudioJob,
+  streamFailed,
 } from './audio-context.js';
 import { type SpeechParams, speechParams } from './audio-params.js';
 import { streamingWavHeader } from './audio-wav.js';
@@ -35,20 +33,10 @@ export async function speak(
   const params = speechParams(request.body);
   const served = context.models.synthesizer(params.model);
   const symbols = spokenLength(served.model, params.input);
-  const abort = requestAbort(reply, context.shutdown);
-  try {
-    const release = await served.queue.acquire(abort.signal);
-    try {
-      await streamSpeech(context, { request, reply, abort, arrived }, served.model, params, symbols);
-      return reply;
-    } finally {
-      release();
-    }
-  } catch (error) {
-    return endAbortedRequest(context, request, reply, abort, error);
-  } finally {
-    abort.done();
-  }
+  return runAudioJob(context, request, reply, served.queue, async (abort) => {
+    await streamSpeech(context, { request, reply, abort, arrived }, served.model, params, symbols);
+    return reply;
+  });
 }
 
 /** The input's length in the synthesizer's symbols, or a 400 when it has none or too many. */
@@ -116,12 +104,7 @@ async function streamSpeech(
     context.metrics.audioJob('speech', audioSeconds, (performance.now() - started) / 1000);
     context.countRequest(request, 200);
   } catch (error) {
-    if (abort.signal.aborted && !context.shutdown.aborted) throw error; // the client went away
-    const api = streamFailure(context, error);
-    if (api.status >= 500 && !context.shutdown.aborted) {
-      getLogger('server').error({ err: error }, 'speech synthesis failed');
-    }
-    context.countRequest(request, api.status);
+    streamFailed(context, request, abort, error, 'speech synthesis');
     raw.destroy();
   }
 }

@@ -1,13 +1,11 @@
-import { getLogger } from '@specstream/core';
 import type { CtcFinalEvent } from '@specstream/streaming';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import {
   type AudioContext,
   checkOpen,
-  endAbortedRequest,
   type RequestAbort,
-  requestAbort,
-  streamFailure,
+  runAudioJob,
+  streamFailed,
 } from './audio-context.js';
 import { readAudioForm } from './audio-form.js';
 import { type TranscriptionParams, transcriptionParams } from './audio-params.js';
@@ -31,41 +29,32 @@ export async function transcribe(
   const form = await readAudioForm(request, context.maxAudioBytes);
   const params = transcriptionParams(form.fields);
   const served = context.models.recognizer(params.model);
-  if (form.file === undefined) {
+  const file = form.file;
+  if (file === undefined) {
     throw invalidRequest("'file' is required: the audio to transcribe, as WAV", 'file', 'missing');
   }
-  checkWavContainer(form.file);
-  const abort = requestAbort(reply, context.shutdown);
-  try {
-    const release = await served.queue.acquire(abort.signal);
-    try {
-      // Decoded in the model's turn: one decoded file (floats, 2-4x the upload) in memory at a time.
-      const audio = await decodeUploadedWav(form.file);
-      const started = performance.now();
-      // Streamed: greedy, whose deltas never need revising; whole: the models' transcript decoder.
-      const recognize = async (onDelta?: (delta: string) => void) => {
-        const decoder = onDelta === undefined ? context.models.transcriptDecoder : 'greedy';
-        const final = await recognizeStream(served.model, audio, abort.signal, onDelta, decoder);
-        const seconds = (performance.now() - started) / 1000;
-        context.metrics.audioJob('transcription', final.audioSeconds, seconds);
-        return final;
-      };
-      if (params.stream) {
-        await streamTranscript(context, request, reply, abort, recognize);
-        return reply;
-      }
-      const final = await recognize();
-      context.countRequest(request, 200);
-      if (params.format === 'text') return reply.type('text/plain; charset=utf-8').send(final.text);
-      return reply.send(transcriptBody(params, final));
-    } finally {
-      release();
+  checkWavContainer(file);
+  return runAudioJob(context, request, reply, served.queue, async (abort) => {
+    // Decoded in the model's turn: one decoded file (floats, 2-4x the upload) in memory at a time.
+    const audio = await decodeUploadedWav(file);
+    const started = performance.now();
+    // Streamed: greedy, whose deltas never need revising; whole: the models' transcript decoder.
+    const recognize = async (onDelta?: (delta: string) => void) => {
+      const decoder = onDelta === undefined ? context.models.transcriptDecoder : 'greedy';
+      const final = await recognizeStream(served.model, audio, abort.signal, onDelta, decoder);
+      const seconds = (performance.now() - started) / 1000;
+      context.metrics.audioJob('transcription', final.audioSeconds, seconds);
+      return final;
+    };
+    if (params.stream) {
+      await streamTranscript(context, request, reply, abort, recognize);
+      return reply;
     }
-  } catch (error) {
-    return endAbortedRequest(context, request, reply, abort, error);
-  } finally {
-    abort.done();
-  }
+    const final = await recognize();
+    context.countRequest(request, 200);
+    if (params.format === 'text') return reply.type('text/plain; charset=utf-8').send(final.text);
+    return reply.send(transcriptBody(params, final));
+  });
 }
 
 /** The json or verbose_json answer (OpenAI's Transcription and TranscriptionVerbose). */
@@ -126,13 +115,7 @@ async function streamTranscript(
     send({ type: 'transcript.text.done', text: final.text });
     context.countRequest(request, 200);
   } catch (error) {
-    if (abort.signal.aborted && !context.shutdown.aborted) throw error; // the client went away
-    const api = streamFailure(context, error);
-    if (api.status >= 500 && !context.shutdown.aborted) {
-      getLogger('server').error({ err: error }, 'transcription failed');
-    }
-    send(api.body());
-    context.countRequest(request, api.status);
+    send(streamFailed(context, request, abort, error, 'transcription').body());
   } finally {
     if (!raw.writableEnded && !raw.destroyed) raw.end();
   }

@@ -1,17 +1,9 @@
-import { type CausalLm, initBackend } from '@specstream/core';
-import { loadCausalLm, loadTokenizer, type Tokenizer } from '@specstream/models';
+import type { CausalLm } from '@specstream/core';
+import type { Tokenizer } from '@specstream/models';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { defaultChatPrompt, type SpecstreamServer } from '../src/index.js';
-import {
-  eventually,
-  greedyAlone,
-  MODEL_ID,
-  SHIPPED_DRAFT,
-  SHIPPED_TARGET,
-  startServer,
-  TEXTS,
-} from './helpers.js';
+import { eventually, greedyAlone, loadShippedPair, MODEL_ID, startServer, TEXTS } from './helpers.js';
 
 let target: CausalLm;
 let draft: CausalLm;
@@ -21,10 +13,7 @@ let url: string;
 let client: OpenAI;
 
 beforeAll(async () => {
-  await initBackend({ backend: 'wasm' });
-  target = await loadCausalLm(SHIPPED_TARGET);
-  draft = await loadCausalLm(SHIPPED_DRAFT);
-  tokenizer = await loadTokenizer(SHIPPED_TARGET);
+  ({ target, draft, tokenizer } = await loadShippedPair());
   ({ server, url, client } = await startServer({ target, draft, tokenizer, maxBatch: 4 }));
 });
 afterAll(async () => {

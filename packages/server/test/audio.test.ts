@@ -1,13 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { type CausalLm, initBackend } from '@specstream/core';
+import type { CausalLm } from '@specstream/core';
 import {
   type CtcDecoder,
-  loadCausalLm,
   loadSpeechRecognizer,
   loadSpeechRecognizerLm,
   loadSpeechSynthesizer,
-  loadTokenizer,
   recognizeAudio,
   type SpeechRecognizer,
   type SpeechSynthesizer,
@@ -21,7 +19,7 @@ import OpenAI, { toFile } from 'openai';
 import { from, lastValueFrom, toArray } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { SpecstreamServer } from '../src/index.js';
-import { eventually, MODEL_ID, SHIPPED_TARGET, startServer } from './helpers.js';
+import { eventually, loadShippedPair, MODEL_ID, SHIPPED_TARGET, startServer } from './helpers.js';
 
 /** The shipped speech models sit beside the shipped text pair. */
 const RECOGNIZER_DIR = join(dirname(SHIPPED_TARGET), 'specstream-speech-recognizer');
@@ -60,9 +58,9 @@ let greedyText: string;
 let wholeDecoder: CtcDecoder;
 
 beforeAll(async () => {
-  await initBackend({ backend: 'wasm' });
-  target = await loadCausalLm(SHIPPED_TARGET);
-  tokenizer = await loadTokenizer(SHIPPED_TARGET);
+  let draft: CausalLm;
+  ({ target, draft, tokenizer } = await loadShippedPair());
+  draft.dispose();
   recognizer = await loadSpeechRecognizer(RECOGNIZER_DIR);
   synthesizer = await loadSpeechSynthesizer(SYNTHESIZER_DIR);
   const wav = await wavFileSource(SPOKEN_WAV);

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type CausalLm, generate } from '@specstream/core';
-import type { Tokenizer } from '@specstream/models';
+import { type CausalLm, generate, initBackend } from '@specstream/core';
+import { loadCausalLm, loadTokenizer, type Tokenizer } from '@specstream/models';
 import OpenAI from 'openai';
 import { createServer, type ServerOptions, type SpecstreamServer } from '../src/index.js';
 
@@ -25,6 +25,18 @@ export const TEXTS = [
 ];
 
 export const MODEL_ID = 'specstream-docs-target';
+
+/** The shipped target, draft and tokenizer on the wasm backend, as every server test starts. */
+export async function loadShippedPair(): Promise<{
+  target: CausalLm;
+  draft: CausalLm;
+  tokenizer: Tokenizer;
+}> {
+  await initBackend({ backend: 'wasm' });
+  const target = await loadCausalLm(SHIPPED_TARGET);
+  const draft = await loadCausalLm(SHIPPED_DRAFT);
+  return { target, draft, tokenizer: await loadTokenizer(SHIPPED_TARGET) };
+}
 
 /** A server on 127.0.0.1 (a free port) and an official OpenAI client for it (no retries). */
 export async function startServer(

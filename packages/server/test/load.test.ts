@@ -1,18 +1,10 @@
-import { type CausalLm, initBackend } from '@specstream/core';
-import { loadCausalLm, loadTokenizer, type Tokenizer } from '@specstream/models';
+import type { CausalLm } from '@specstream/core';
+import type { Tokenizer } from '@specstream/models';
 import * as tf from '@tensorflow/tfjs-core';
 import type OpenAI from 'openai';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { SpecstreamServer } from '../src/index.js';
-import {
-  eventually,
-  greedyAlone,
-  MODEL_ID,
-  SHIPPED_DRAFT,
-  SHIPPED_TARGET,
-  startServer,
-  TEXTS,
-} from './helpers.js';
+import { eventually, greedyAlone, loadShippedPair, MODEL_ID, startServer, TEXTS } from './helpers.js';
 
 let target: CausalLm;
 let draft: CausalLm;
@@ -37,10 +29,7 @@ const TOTAL = 64;
 const CLIENTS = 32;
 
 beforeAll(async () => {
-  await initBackend({ backend: 'wasm' });
-  target = await loadCausalLm(SHIPPED_TARGET);
-  draft = await loadCausalLm(SHIPPED_DRAFT);
-  tokenizer = await loadTokenizer(SHIPPED_TARGET);
+  ({ target, draft, tokenizer } = await loadShippedPair());
   baseline = tf.memory().numTensors;
   ({ server, client } = await startServer({ target, draft, tokenizer, maxBatch: 16, maxQueue: 64 }));
 });

@@ -1,20 +1,17 @@
-import { type CausalLm, generate, initBackend } from '@specstream/core';
-import { loadCausalLm, loadTokenizer, type Tokenizer } from '@specstream/models';
+import { type CausalLm, generate } from '@specstream/core';
+import type { Tokenizer } from '@specstream/models';
 import type { IterationReport, KPolicy } from '@specstream/speculative';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Scheduler } from '../src/index.js';
-import { SHIPPED_DRAFT, SHIPPED_TARGET, TEXTS } from './helpers.js';
+import { loadShippedPair, TEXTS } from './helpers.js';
 
 let target: CausalLm;
 let draft: CausalLm;
 let tokenizer: Tokenizer;
 
 beforeAll(async () => {
-  await initBackend({ backend: 'wasm' });
-  target = await loadCausalLm(SHIPPED_TARGET);
-  draft = await loadCausalLm(SHIPPED_DRAFT);
-  tokenizer = await loadTokenizer(SHIPPED_TARGET);
+  ({ target, draft, tokenizer } = await loadShippedPair());
 });
 afterAll(() => {
   target?.dispose();
