@@ -3,7 +3,15 @@ import type { Tokenizer } from '@specstream/models';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { defaultChatPrompt, type SpecstreamServer } from '../src/index.js';
-import { eventually, greedyAlone, loadShippedPair, MODEL_ID, startServer, TEXTS } from './helpers.js';
+import {
+  eventually,
+  failure,
+  greedyAlone,
+  loadShippedPair,
+  MODEL_ID,
+  startServer,
+  TEXTS,
+} from './helpers.js';
 
 let target: CausalLm;
 let draft: CausalLm;
@@ -33,17 +41,6 @@ async function postRaw(path: string, body: string, headers: Record<string, strin
     headers: response.headers,
     body: (await response.json()) as { error: Record<string, unknown> },
   };
-}
-
-/** The OpenAI error a call fails with. */
-async function failure(call: Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> {
-  try {
-    await call;
-  } catch (error) {
-    if (error instanceof OpenAI.APIError) return error;
-    throw error;
-  }
-  throw new Error('the call succeeded');
 }
 
 describe('endpoints', () => {

@@ -15,11 +15,12 @@ import {
 } from '@specstream/models';
 import { resample, wavFileSource } from '@specstream/streaming';
 import * as tf from '@tensorflow/tfjs-core';
-import OpenAI, { toFile } from 'openai';
+import type OpenAI from 'openai';
+import { toFile } from 'openai';
 import { from, lastValueFrom, toArray } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { SpecstreamServer } from '../src/index.js';
-import { eventually, loadShippedPair, MODEL_ID, SHIPPED_TARGET, startServer } from './helpers.js';
+import { eventually, failure, loadShippedPair, MODEL_ID, SHIPPED_TARGET, startServer } from './helpers.js';
 
 /** The shipped speech models sit beside the shipped text pair. */
 const RECOGNIZER_DIR = join(dirname(SHIPPED_TARGET), 'specstream-speech-recognizer');
@@ -140,17 +141,6 @@ function readStreamedWav(bytes: Buffer) {
       new Int16Array(bytes.buffer.slice(bytes.byteOffset + 44, bytes.byteOffset + bytes.length)),
     ),
   };
-}
-
-/** The OpenAI error a call fails with. */
-async function failure(call: Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> {
-  try {
-    await call;
-  } catch (error) {
-    if (error instanceof OpenAI.APIError) return error;
-    throw error;
-  }
-  throw new Error('the call succeeded');
 }
 
 async function postForm(base: string, form: FormData) {

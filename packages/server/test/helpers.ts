@@ -71,3 +71,14 @@ export async function eventually(check: () => boolean, ms = 3000): Promise<boole
   }
   return true;
 }
+
+/** The OpenAI error a call fails with. */
+export async function failure(call: Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> {
+  try {
+    await call;
+  } catch (error) {
+    if (error instanceof OpenAI.APIError) return error;
+    throw error;
+  }
+  throw new Error('the call succeeded');
+}
