@@ -3,6 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { type BackendName, type CausalLmConfig, GPT2_SMALL_SHAPE, initBackend } from '@specstream/core';
+import { writeGpuResults } from '../bench/gpu/gpu-results.js';
 import {
   PAIR_ARGS,
   type PairResult,
@@ -32,6 +33,7 @@ import {
 } from '../bench/server/server-bench.js';
 import { writeSpeechResults } from '../bench/speech/speech-results.js';
 import { runCoreBench } from '../packages/core/bench/core-bench.js';
+import { runGpuBench } from '../packages/core/bench/gpu-bench.js';
 import { quantBenchTable, runQuantBench } from '../packages/core/bench/quant-bench.js';
 import { runLoadBench } from '../packages/models/bench/load-bench.js';
 import { runSpecBench } from '../packages/speculative/bench/spec-bench.js';
@@ -66,6 +68,14 @@ const { values } = parseArgs({
     ...SERVER_ARGS,
     // --only speech: the shipped speech models on held-out speech (bench/speech/speech-bench.ts).
     ...SPEECH_ARGS,
+    // --only gpu (webgpu): decoding with and without recorded passes (packages/core/bench/gpu-bench.ts).
+    'gpu-batches': { type: 'string', default: '1,8,32' },
+    'gpu-steps': { type: 'string', default: '64' },
+    'gpu-reps': { type: 'string', default: '3' },
+    // Comma-separated parts of 'GPT-2 small f32', 'Llama-0.5B f16', ...: only those shapes.
+    'gpu-shapes': { type: 'string' },
+    // tools/peers/transformers_shapes.py's JSON from the same machine, shown beside the GPU rows.
+    'gpu-transformers': { type: 'string' },
   },
 });
 
@@ -132,6 +142,25 @@ for (const name of (peersAlone ? [] : values.backends.split(',')) as BackendName
       log,
     );
     results[name] = { model: slow ? 'reduced' : 'gpt2-small', ...core };
+  }
+  if (suites.has('gpu') && name === 'webgpu') {
+    console.log('-- gpu: greedy decoding, recorded passes against per-op, GPT-2 small and Llama-0.5B shapes');
+    const run = await runGpuBench(
+      {
+        batches: String(values['gpu-batches']).split(',').map(Number),
+        steps: Number(values['gpu-steps']),
+        context: 128,
+        reps: Number(values['gpu-reps']),
+        shapes: values['gpu-shapes']?.split(','),
+      },
+      log,
+    );
+    writeGpuResults(
+      { ...run, adapter: await adapterName(), date: new Date().toISOString(), node: process.version },
+      'RESULTS.md',
+      values['gpu-transformers'],
+      console.log,
+    );
   }
   if (suites.has('quant') && name === 'wasm') {
     console.log('-- quant: GPT-2-small-shaped products, f32 vs q8 vs q4, 1 and 4 rows, weights from memory');
@@ -263,4 +292,14 @@ if (suites.has('load')) {
   const load = await runLoadBench(log, { backend: 'wasm' });
   writeFileSync('bench-results/load.json', `${JSON.stringify(load, null, 2)}\n`);
   console.log('wrote bench-results/load.json');
+}
+
+/** The WebGPU adapter's device name (e.g. nvidia-h100-80gb-hbm3), for the GPU section. */
+async function adapterName(): Promise<string> {
+  const gpu = (globalThis as { navigator?: { gpu?: { requestAdapter(): Promise<unknown> } } }).navigator?.gpu;
+  const adapter = (await gpu?.requestAdapter()) as {
+    info?: { vendor?: string; device?: string; description?: string };
+  } | null;
+  const info = adapter?.info;
+  return info ? [info.device || info.description, info.vendor].filter(Boolean).join(', ') : 'unknown';
 }

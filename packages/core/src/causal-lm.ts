@@ -224,8 +224,9 @@ export function createCausalLm(
     const positions = new Int32Array(batch * steps);
     for (let r = 0; r < batch; r++) for (let s = 0; s < steps; s++) positions[r * steps + s] = lengths[r] + s;
     k.beginPass({ batch, steps, lengths, positions, cache });
-    try {
-      return tf.tidy(() => {
+    const selection = options?.logits ?? 'all';
+    const layersForward = () =>
+      tf.tidy(() => {
         let x = k.embed(ids);
         for (const [index, layer] of layers.entries()) {
           // One scope per layer: a long window's attention scores are freed before the next layer.
@@ -245,10 +246,12 @@ export function createCausalLm(
           x.dispose();
           x = next;
         }
-        const selection = options?.logits ?? 'all';
         if (selection === 'none') return tf.zeros([batch, 0, vocabSize]) as tf.Tensor3D;
         return tf.reshape(k.logits(x, selection), [batch, -1, vocabSize]) as tf.Tensor3D;
       });
+    try {
+      // The set may replay a recording of this pass's programs instead (webgpu: one submission).
+      return k.runPass ? k.runPass(ids, selection, layersForward) : layersForward();
     } finally {
       k.endPass();
     }
@@ -305,6 +308,7 @@ export function createCausalLm(
   function disposeState(state: CausalLmState): void {
     const s = state as MutableState;
     if (s.disposed) return;
+    k.releaseCache?.(s.cache);
     s.cache.dispose();
     s.disposed = true;
   }

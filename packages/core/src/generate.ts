@@ -1,6 +1,8 @@
 import type { Decoder, DecoderState, PrefillBuckets } from './decoder.js';
 import { AbortError, InvalidArgumentError } from './errors.js';
+import { greedyRowsSupported } from './kernel-sets/webgpu/greedy-rows.js';
 import { DEFAULT_PREFILL_BUCKETS, prefill } from './prefill.js';
+import { readPicks } from './read-picks.js';
 import { createSampler, type SamplingOptions } from './sampling/index.js';
 import { checkPositiveInteger } from './validate.js';
 
@@ -84,13 +86,17 @@ export async function* generate<S extends DecoderState>(
       buckets: options.prefillBuckets ?? model.prefillBuckets ?? DEFAULT_PREFILL_BUCKETS,
     });
     for (;;) {
-      // Asynchronous read: webgpu in Node has no synchronous download path.
+      // Asynchronous read: webgpu in Node has no synchronous download path. Greedy on webgpu
+      // reads back each row's argmax only.
       const vocab = logits.shape[2];
-      const values = (await logits.data().finally(() => logits.dispose())) as Float32Array;
+      const { values, argmax } = await readPicks(logits, sampler.plainArgmax && greedyRowsSupported(batch));
       const events: TokenEvent[] = [];
       for (let r = 0; r < batch; r++) {
         if (finished[r]) continue;
-        const token = sampler.sample(values.subarray(r * vocab, (r + 1) * vocab), histories[r]);
+        const token =
+          argmax && argmax[r] >= 0
+            ? argmax[r]
+            : sampler.sample(values!.subarray(r * vocab, (r + 1) * vocab), histories[r]);
         histories[r].push(token);
         const index = generated[r]++;
         const finishReason: FinishReason | undefined = stops.has(token)

@@ -75,6 +75,7 @@ export { getLogger, type Logger, setLogger } from './log.js';
 export * from './prefill.js';
 export * from './random-model.js';
 export { readAndDispose } from './read-and-dispose.js';
+export { readPicks } from './read-picks.js';
 export * from './sampling/index.js';
 export { type SequenceScores, scoreSequences } from './score.js';
 export * from './synthesizer.js';

@@ -18,6 +18,37 @@ import { FIXTURES_DIR } from './fixtures.js';
 
 const unavailable = await webgpuUnavailable(initBackend, 'webgpu model tests');
 
+/** Runs `work` on the webgpu set's per-op path (tfjs's program runner), recorded passes off. */
+function perOp<T>(work: () => T): T {
+  process.env.SPECSTREAM_WEBGPU_RECORD = 'off';
+  try {
+    return work();
+  } finally {
+    delete process.env.SPECSTREAM_WEBGPU_RECORD;
+  }
+}
+
+interface BackendQueue {
+  queue: { submit(buffers: unknown[]): void };
+}
+
+/** How many command buffers `work` submits to the webgpu backend's queue. */
+async function submissionsDuring(work: () => void): Promise<number> {
+  const { queue } = tf.backend() as unknown as BackendQueue;
+  const submit = queue.submit;
+  let count = 0;
+  queue.submit = function (this: unknown, buffers) {
+    count += buffers.length;
+    return submit.call(this, buffers);
+  };
+  try {
+    work();
+  } finally {
+    queue.submit = submit;
+  }
+  return count;
+}
+
 /** Every kernel set the webgpu backend has (the webgpu set, the reference set), each over every fixture. */
 const SETS: KernelSetCase[] =
   unavailable === undefined
@@ -56,7 +87,7 @@ describe
       expect(tf.memory().numTensors).toBe(tensorsBefore);
     });
 
-    const uploads = (work: () => void) => uploadsDuring(tf.backend(), work);
+    const uploads = (work: () => void) => uploadsDuring(tf.backend(), () => perOp(work));
 
     /** Every position's logits, fed in chunks ending at `splits`. */
     async function logits(splits: number[]): Promise<Float32Array> {
@@ -81,13 +112,14 @@ describe
       return out;
     }
 
-    // What the webgpu set's programs promise; the reference set runs tfjs's kernels.
+    // What the webgpu set's programs promise; the reference set runs tfjs's kernels. These two
+    // watch tfjs's program runner, which a recorded pass bypasses: they run the per-op path.
     test.runIf(kernels === 'webgpu')(
       "a step runs only core's programs: embedding, fused products, rotary (llama, qwen2), the cache write, attention",
       async () => {
         const state = model.createState({ batch: 1, maxLength: 8 });
         const keys = await programsUsed(tf.backend(), () =>
-          model.extendStep(state, [[1, 2]]).logits.dispose(),
+          perOp(() => model.extendStep(state, [[1, 2]]).logits.dispose()),
         );
         model.disposeState(state);
         expect([...keys].sort()).toEqual([
@@ -104,16 +136,18 @@ describe
       'a decode step uploads nothing: ids ride in uniforms, no gather, rotary tables only for rotary models',
       async () => {
         const state = model.createState({ batch: 2, maxLength: 8 });
-        model
-          .extendStep(
-            state,
-            [
-              [1, 2, 3],
-              [4, 5, 6],
-            ],
-            { logits: 'last' },
-          )
-          .logits.dispose();
+        perOp(() =>
+          model
+            .extendStep(
+              state,
+              [
+                [1, 2, 3],
+                [4, 5, 6],
+              ],
+              { logits: 'last' },
+            )
+            .logits.dispose(),
+        );
         const one = await uploads(() =>
           model.extendStep(state, [[7], [8]], { logits: 'last' }).logits.dispose(),
         );
@@ -134,6 +168,102 @@ describe
         );
         expect(two).toEqual(name === 'gpt2' ? [] : [[4, model.config.headDim]]);
         model.disposeState(state);
+      },
+    );
+
+    /**
+     * A prompt of each reference row, then decode steps teacher-forced on the rest of it, with a
+     * rollback of the first row (ragged lengths) and a step whose ids are on the device; every
+     * step's logits. `watch` sees each step after the first of its shape.
+     */
+    async function decodeRun(watch?: (step: () => void) => Promise<void>): Promise<Float32Array[]> {
+      const rows = ref.ids.length;
+      const T = ref.ids[0].length;
+      const prompt = Math.min(3, T - 6);
+      const state = model.createState({ batch: rows, maxLength: T });
+      const out: Float32Array[] = [];
+      const step = async (ids: number[][] | tf.Tensor2D, watched: boolean) => {
+        let logits: tf.Tensor | undefined;
+        const run = () => {
+          logits = (
+            ids instanceof tf.Tensor ? model.extendStepOnDevice(state, ids) : model.extendStep(state, ids)
+          ).logits;
+        };
+        if (watched && watch) await watch(run);
+        else run();
+        out.push((await logits!.data()) as Float32Array);
+        logits!.dispose();
+      };
+      await step(
+        ref.ids.map((row) => row.slice(0, prompt)),
+        false,
+      );
+      for (let at = prompt; at < prompt + 3; at++)
+        await step(
+          ref.ids.map((row) => [row[at]]),
+          at > prompt,
+        );
+      // Row 0 drops its last token and takes it again: the rows' lengths differ for one step.
+      model.rollback(
+        state,
+        ref.ids.map((_, r) => (r === 0 ? prompt + 2 : prompt + 3)),
+      );
+      await step(
+        ref.ids.map((row, r) => [row[r === 0 ? prompt + 2 : prompt + 3]]),
+        true,
+      );
+      const ids = tf.tensor2d(
+        ref.ids.map((row, r) => [row[r === 0 ? prompt + 3 : prompt + 4]]),
+        [rows, 1],
+        'int32',
+      );
+      await step(ids, false);
+      await step(ids, true);
+      ids.dispose();
+      model.disposeState(state);
+      return out;
+    }
+
+    test.runIf(kernels === 'webgpu')(
+      'a decode step of a recorded shape is one submission running no program through tfjs, with the per-op logits',
+      async () => {
+        const expected = await perOp(() => decodeRun());
+        const got = await decodeRun(async (step) => {
+          let submissions = 0;
+          const keys = await programsUsed(tf.backend(), async () => {
+            submissions = await submissionsDuring(step);
+          });
+          expect([...keys]).toEqual([]);
+          expect(submissions).toBe(1);
+        });
+        expect(got.length).toBe(expected.length);
+        for (const [i, values] of got.entries())
+          expect([i, maxAbsDiff(values, expected[i])]).toEqual([i, expect.closeTo(0, 5)]);
+      },
+    );
+
+    test.runIf(kernels === 'webgpu')(
+      "a recorded step's logits stay as they were through later steps; its tape's GPU memory goes with the state",
+      async () => {
+        // A read submits tfjs's queued work, which releases the buffers it held.
+        const flush = async () => {
+          const t = tf.tidy(() => tf.add(tf.scalar(1), tf.scalar(1)));
+          await t.data();
+          t.dispose();
+        };
+        await flush();
+        const before = tf.memory() as tf.MemoryInfo & { numBytesInGPU: number };
+        const state = model.createState({ batch: 1, maxLength: 6 });
+        model.extendStep(state, [[1, 2]]).logits.dispose();
+        const kept = model.extendStep(state, [[3]]).logits;
+        const first = Array.from(await kept.data());
+        for (const id of [4, 5]) model.extendStep(state, [[id]]).logits.dispose();
+        expect(Array.from(await kept.data())).toEqual(first);
+        kept.dispose();
+        model.disposeState(state);
+        await flush();
+        const after = tf.memory() as tf.MemoryInfo & { numBytesInGPU: number };
+        expect([after.numTensors, after.numBytesInGPU]).toEqual([before.numTensors, before.numBytesInGPU]);
       },
     );
 

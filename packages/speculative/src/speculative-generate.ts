@@ -5,12 +5,12 @@ import {
   DEFAULT_PREFILL_BUCKETS,
   type FinishReason,
   getLogger,
-  greedyRows,
   greedyRowsSupported,
   greedyToken,
   InvalidArgumentError,
   type PrefillBuckets,
   prefill,
+  readPicks,
   type Sampler,
   type SamplingOptions,
   type TokenEvent,
@@ -111,26 +111,6 @@ export function verifyRow(input: VerifyRowInput): AcceptResult {
     p: (i) => sampler.probs(logits(i), penalized ? [...history, ...draft.slice(0, i)] : undefined),
     rng: sampler.rng,
   });
-}
-
-/**
- * The verification pass's output on the host: its logits, or where greedy
- * acceptance runs on the device (webgpu) only each position's argmax, −1
- * marking a row greedyToken refuses (whose logits are then read too, so the
- * refusal raises the sampler's own error).
- */
-async function readVerification(
-  logits: tf.Tensor3D,
-  onDevice: boolean,
-): Promise<{ values?: Float32Array; argmax?: Int32Array }> {
-  try {
-    if (!onDevice) return { values: (await logits.data()) as Float32Array };
-    const ids = greedyRows(logits);
-    const argmax = (await ids.data().finally(() => ids.dispose())) as Int32Array;
-    return argmax.includes(-1) ? { argmax, values: (await logits.data()) as Float32Array } : { argmax };
-  } finally {
-    logits.dispose();
-  }
 }
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -266,10 +246,7 @@ export function speculativeGenerate(options: SpeculativeGenerateOptions): Specul
           return [last, ...drafts[r], ...new Array<number>(steps - 1 - drafts[r].length).fill(last)];
         });
         const { logits } = target.extendStep(state, window);
-        const { values, argmax } = await readVerification(
-          logits,
-          fastGreedy && greedyRowsSupported(batch * steps),
-        );
+        const { values, argmax } = await readPicks(logits, fastGreedy && greedyRowsSupported(batch * steps));
         const verifyMs = performance.now() - t0;
 
         const events: SpeculativeTokenEvent[] = [];

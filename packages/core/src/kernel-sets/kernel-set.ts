@@ -128,6 +128,19 @@ export interface ModelKernels<Heads = unknown> {
   attend(layer: number, heads: Heads): tf.Tensor2D;
   /** Final norm and head of the selected rows: [rows, vocab]. */
   logits(x: tf.Tensor2D, selection: Exclude<LogitsSelection, 'none'>): tf.Tensor2D;
+  /**
+   * Runs the pass begun by beginPass: `forward` is the model's steps above,
+   * in order, returning its logits. A set may run it as it is, or record its
+   * programs once and replay them on later passes of the same shape (the
+   * webgpu set: pass-tape.ts); without runPass it is run as it is.
+   */
+  runPass?(
+    ids: Int32Array | tf.Tensor2D,
+    selection: LogitsSelection,
+    forward: () => tf.Tensor3D,
+  ): tf.Tensor3D;
+  /** Frees what the set keeps for a state's cache (recorded passes); called when the state is disposed. */
+  releaseCache?(cache: KvCache): void;
   /** Frees the embedding, head and tables (not the layers). */
   dispose(): void;
 }

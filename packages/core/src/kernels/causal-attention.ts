@@ -37,6 +37,12 @@ export interface CausalAttentionOptions {
    * first elsewhere). Default: all of them.
    */
   queryHeads?: number;
+  /**
+   * The same starts as an int32 tensor on the device (webgpu): the program
+   * reads them there, so a recorded pass (pass-tape.ts) replays with new
+   * ones. Attention then splits by the cache's slots, not by the starts.
+   */
+  startsOnDevice?: tf.Tensor1D;
 }
 
 /**
@@ -85,7 +91,9 @@ export function causalAttention(
       layout,
       queryHeads: heads,
     };
-    return tf.engine().runKernel(CAUSAL_ATTENTION, { q, keys, values }, attrs) as tf.Tensor2D;
+    const inputs: tf.NamedTensorMap = { q, keys, values };
+    if (webgpu && options.startsOnDevice) inputs.starts = options.startsOnDevice;
+    return tf.engine().runKernel(CAUSAL_ATTENTION, inputs, attrs) as tf.Tensor2D;
   }
   return tf.tidy(() => {
     const queries = heads === packedHeads ? q : tf.slice(q, [0, 0, 0, 0], [batch, steps, heads, headDim]);
@@ -240,21 +248,22 @@ tf.registerKernel({
   kernelName: CAUSAL_ATTENTION,
   backendName: 'webgpu',
   kernelFunc: ({ inputs, attrs }) => {
-    const { q, keys, values } = inputs as Record<string, tf.TensorInfo>;
-    const g = geometry(q, keys, attrs);
-    const starts = rowStarts(g.starts);
+    const { q, keys, values, starts: onDevice } = inputs as Record<string, tf.TensorInfo | undefined>;
+    const g = geometry(q!, keys!, attrs);
+    const starts = rowStarts(onDevice ?? g.starts);
     const layout = attrs!.layout === 'slots' ? 'slots' : 'heads';
-    const splits = attentionSplits(g);
+    // Starts read on the device may be any next time: split for the longest the cache holds.
+    const splits = attentionSplits(onDevice ? { ...g, starts: [g.slots - g.steps] } : g);
     const uniforms = (n: number): ProgramUniform[] => [
       { type: 'int32', data: [g.window] },
       { type: 'int32', data: [g.heads] },
       { type: 'int32', data: [n] },
     ];
     if (splits === 1)
-      return runWithStarts(attentionProgram(g, layout, starts), [q, keys, values], starts, uniforms(1));
+      return runWithStarts(attentionProgram(g, layout, starts), [q!, keys!, values!], starts, uniforms(1));
     const parts = runWithStarts(
       attentionProgram(g, layout, starts, splits),
-      [q, keys, values],
+      [q!, keys!, values!],
       starts,
       uniforms(splits),
     );

@@ -28,7 +28,12 @@ interface InplaceMemory {
    * slots starts[r].. of `target` [B, H, capacity, D]; where a kernel can read
    * that layout (core's webgpu programs).
    */
-  copyHeads?(target: tf.Tensor4D, source: tf.Tensor4D, firstHead: number, starts: ArrayLike<number>): void;
+  copyHeads?(
+    target: tf.Tensor4D,
+    source: tf.Tensor4D,
+    firstHead: number,
+    starts: ArrayLike<number> | tf.TensorInfo,
+  ): void;
 }
 
 type HostMemory = (t: tf.TensorInfo) => Float32Array;

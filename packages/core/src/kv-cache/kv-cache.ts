@@ -42,7 +42,8 @@ export interface KvCache {
     layer: number,
     keys: { from: tf.Tensor4D; head: number },
     values: { from: tf.Tensor4D; head: number },
-    starts: ArrayLike<number>,
+    /** Host values, or the same as an int32 tensor on the device (read there: see causalAttention's startsOnDevice). */
+    starts: ArrayLike<number> | tf.TensorInfo,
   ): void;
   dispose(): void;
 }

@@ -30,16 +30,24 @@ export function embedRows(
   table: tf.Tensor2D,
   ids: tf.Tensor1D | ArrayLike<number>,
   positionTable: tf.Tensor2D | undefined,
-  starts: ArrayLike<number>,
+  starts: ArrayLike<number> | tf.Tensor1D,
   steps: number,
 ): tf.Tensor2D {
   const onDevice = ids instanceof tf.Tensor;
+  // Starts on the device (a recorded pass's, see pass-tape.ts) are read there.
+  const startsOnDevice = starts instanceof tf.Tensor;
   const inputs: tf.NamedTensorMap = {
     table,
     ...(onDevice ? { ids } : {}),
     ...(positionTable ? { positionTable } : {}),
+    ...(startsOnDevice && positionTable ? { starts } : {}),
   };
-  const attrs = { starts: Array.from(starts), steps, ...(onDevice ? {} : { hostIds: Array.from(ids) }) };
+  const attrs = {
+    batch: startsOnDevice ? starts.shape[0] : starts.length,
+    starts: startsOnDevice ? [] : Array.from(starts),
+    steps,
+    ...(onDevice ? {} : { hostIds: Array.from(ids) }),
+  };
   return tf.engine().runKernel(EMBED, inputs, attrs) as tf.Tensor2D;
 }
 
@@ -86,19 +94,24 @@ tf.registerKernel({
   kernelName: EMBED,
   backendName: 'webgpu',
   kernelFunc: ({ inputs, attrs }) => {
-    const { table, ids, positionTable } = inputs as Record<string, tf.TensorInfo | undefined>;
-    const starts = attrs!.starts as number[];
+    const {
+      table,
+      ids,
+      positionTable,
+      starts: startsOnDevice,
+    } = inputs as Record<string, tf.TensorInfo | undefined>;
+    const batch = attrs!.batch as number;
     const steps = attrs!.steps as number;
     const hostIds = attrs!.hostIds as number[] | undefined;
     const rows = ids ? ids.shape[0] : hostIds!.length;
-    if ((ids && ids.dtype !== 'int32') || rows !== starts.length * steps) {
+    if ((ids && ids.dtype !== 'int32') || rows !== batch * steps) {
       const got = ids ? `${ids.dtype} [${ids.shape}]` : `[${rows}] from the host`;
-      throw new Error(`embedRows: ids ${got} do not give ${starts.length} rows of ${steps} steps`);
+      throw new Error(`embedRows: ids ${got} do not give ${batch} rows of ${steps} steps`);
     }
     const hidden = table!.shape[1];
     const idOf = intTable('ids', 'idOf', ids ?? hostIds!);
     // Without positions the starts go unused, and a buffer bound but unused breaks the pipeline's layout.
-    const startOf = rowStarts(positionTable ? starts : []);
+    const startOf = rowStarts(positionTable ? (startsOnDevice ?? (attrs!.starts as number[])) : []);
     return runWithStarts(
       embedProgram(rows, hidden, positionTable !== undefined, idOf, startOf),
       positionTable ? [table!, positionTable] : [table!],

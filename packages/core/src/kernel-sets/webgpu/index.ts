@@ -1,15 +1,19 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { LogitsSelection } from '../../decoder.js';
 import { InvalidArgumentError } from '../../errors.js';
 import { causalAttention } from '../../kernels/causal-attention.js';
+import type { KvCache } from '../../kv-cache/kv-cache.js';
+import { getLogger } from '../../log.js';
 import { DEFAULT_PREFILL_BUCKETS } from '../../prefill.js';
 import { disposeLinear } from '../../transformer/linear.js';
 import { foldNormIntoRows } from '../../transformer/norm.js';
 import { rotaryCosSin } from '../../transformer/rotary.js';
 import { selectLogitRows } from '../../validate.js';
-import type { KernelSet } from '../kernel-set.js';
+import type { KernelSet, Pass } from '../kernel-set.js';
 import { modelTables, passSteps, type SplitHeads } from '../reference/index.js';
 import { isArenaMatrix } from '../wasm/arena-matrix.js';
 import { embedRows } from './embed.js';
+import { type PassTape, recordPass, type TapeWrite, writePassInputs } from './pass-tape.js';
 import { rotatePacked } from './rotary-packed.js';
 import { packF16Rows, quantizeRowsQ8, type RowLinear, rowLinear } from './row-linear.js';
 import { webGpuPrograms } from './webgpu-program.js';
@@ -83,6 +87,35 @@ export function webgpuKernelSet(weights: 'f32' | 'f16' | 'q8'): KernelSet {
       // The packed path needs a cache that writes heads from the product and is read in place (inplace).
       const packed = () => pass().cache.writeHeads !== undefined && pass().cache.whole !== undefined;
       const isPacked = (h: PackedHeads | SplitHeads): h is PackedHeads => 'qkv' in h;
+
+      // Recorded passes (pass-tape.ts): per cache, per pass shape, a tape and the device tensors
+      // its programs read the pass's ids, row starts and rotary angles from (null: not recordable).
+      const tapes = new Map<KvCache, Map<string, RecordedPass | null>>();
+      // While a pass is being recorded, the tensors its programs read instead of host values.
+      let recording: PassInputs | undefined;
+      const passInputs = ({ batch, steps }: Pass): PassInputs => ({
+        ids: tf.keep(tf.zeros([batch * steps], 'int32')),
+        starts: tf.keep(tf.zeros([batch], 'int32')),
+        cosSin: tables.inverseFrequencies ? tf.keep(tf.zeros([batch * steps, headDim])) : undefined,
+      });
+      const passWrites = (inputs: PassInputs, p: Pass, ids: Int32Array | tf.Tensor2D): TapeWrite[] => [
+        ids instanceof tf.Tensor ? { to: inputs.ids, from: ids } : { to: inputs.ids, data: ids },
+        { to: inputs.starts, data: p.lengths },
+        ...(inputs.cosSin
+          ? [{ to: inputs.cosSin, data: rotaryCosSin(tables.inverseFrequencies!, p.positions) }]
+          : []),
+      ];
+      const release = (passes: Map<string, RecordedPass | null>) => {
+        for (const recorded of passes.values()) {
+          recorded?.tape.dispose();
+          if (recorded) disposeInputs(recorded.inputs);
+        }
+      };
+      const recordable = (p: Pass, selection: LogitsSelection) =>
+        globalThis.process?.env?.SPECSTREAM_WEBGPU_RECORD !== 'off' &&
+        packed() &&
+        (selection === 'all' || selection === 'last') &&
+        p.steps <= MAX_RECORDED_STEPS;
       return {
         name: 'webgpu',
         ...own,
@@ -91,8 +124,45 @@ export function webgpuKernelSet(weights: 'f32' | 'f16' | 'q8'): KernelSet {
           cosSin = undefined;
           own.endPass();
         },
+        runPass(ids, selection, forward) {
+          const p = pass();
+          if (!recordable(p, selection)) return forward();
+          const passes = tapes.get(p.cache) ?? new Map<string, RecordedPass | null>();
+          tapes.set(p.cache, passes);
+          const key = `${p.batch}x${p.steps}:${selection}:${ids instanceof tf.Tensor ? 'device' : 'host'}`;
+          const known = passes.get(key);
+          if (known === null || (known === undefined && passes.size >= MAX_TAPES_PER_CACHE)) return forward();
+          if (known) return known.tape.replay(passWrites(known.inputs, p, ids)) as tf.Tensor3D;
+          const inputs = passInputs(p);
+          let recorded: ReturnType<typeof recordPass>;
+          try {
+            writePassInputs(passWrites(inputs, p, ids));
+            recording = inputs;
+            recorded = recordPass(forward);
+          } catch (error) {
+            disposeInputs(inputs);
+            throw error;
+          } finally {
+            recording = undefined;
+          }
+          if (recorded.tape) {
+            passes.set(key, { tape: recorded.tape, inputs });
+          } else {
+            passes.set(key, null);
+            disposeInputs(inputs);
+            getLogger('core').debug({ pass: key, why: recorded.why }, 'webgpu pass not recorded');
+          }
+          return recorded.result as tf.Tensor3D;
+        },
+        releaseCache(cache) {
+          const passes = tapes.get(cache);
+          if (passes) release(passes);
+          tapes.delete(cache);
+        },
         embed(ids) {
           const { lengths, steps } = pass();
+          if (recording)
+            return embedRows(embedTokens, recording.ids, embedPositions, recording.starts, steps);
           return embedRows(
             embedTokens,
             ids instanceof tf.Tensor ? (tf.reshape(ids, [-1]) as tf.Tensor1D) : ids,
@@ -107,6 +177,7 @@ export function webgpuKernelSet(weights: 'f32' | 'f16' | 'q8'): KernelSet {
           const { batch, steps, positions } = pass();
           const qkv = tf.reshape(qkv2d, [batch, steps, queryHeads + 2 * kvHeads, headDim]) as tf.Tensor4D;
           if (!tables.inverseFrequencies) return { qk: qkv, qkv };
+          if (recording) return { qk: rotatePacked(qkv, recording.cosSin!, queryHeads + kvHeads), qkv };
           // One table for every layer's rotary program: one upload per pass.
           cosSin ??= tf.keep(
             tf.tensor2d(rotaryCosSin(tables.inverseFrequencies, positions), [batch * steps, headDim]),
@@ -120,14 +191,14 @@ export function webgpuKernelSet(weights: 'f32' | 'f16' | 'q8'): KernelSet {
             layer,
             { from: h.qk, head: queryHeads },
             { from: h.qkv, head: queryHeads + kvHeads },
-            lengths,
+            recording?.starts ?? lengths,
           );
         },
         attend(layer, h: PackedHeads | SplitHeads) {
           const { cache, lengths, steps } = pass();
           const { keys, values } = cache.whole?.(layer) ?? cache.read(layer, Math.max(...lengths) + steps);
           return isPacked(h)
-            ? causalAttention(h.qk, keys, values, lengths, { queryHeads })
+            ? causalAttention(h.qk, keys, values, lengths, { queryHeads, startsOnDevice: recording?.starts })
             : causalAttention(h.q, keys, values, lengths);
         },
         logits(x, selection) {
@@ -138,6 +209,8 @@ export function webgpuKernelSet(weights: 'f32' | 'f16' | 'q8'): KernelSet {
           return rowLinear(selectLogitRows(x, batch, steps, selection), head, { norm });
         },
         dispose() {
+          for (const passes of tapes.values()) release(passes);
+          tapes.clear();
           disposeLinear(head);
           embedTokens.dispose();
           embedPositions?.dispose();
@@ -151,6 +224,36 @@ export function webgpuKernelSet(weights: 'f32' | 'f16' | 'q8'): KernelSet {
 }
 
 const made = new Map<string, KernelSet>();
+
+/** The device tensors a recorded pass reads its changing values from (see pass-tape.ts). */
+interface PassInputs {
+  /** [batch·steps] token ids. */
+  readonly ids: tf.Tensor1D;
+  /** [batch] each row's length before the pass. */
+  readonly starts: tf.Tensor1D;
+  /** [batch·steps, headDim] rotary cos|sin (rotary models). */
+  readonly cosSin?: tf.Tensor2D;
+}
+
+interface RecordedPass {
+  readonly tape: PassTape;
+  readonly inputs: PassInputs;
+}
+
+function disposeInputs(inputs: PassInputs): void {
+  inputs.ids.dispose();
+  inputs.starts.dispose();
+  inputs.cosSin?.dispose();
+}
+
+/**
+ * Passes of at most this many steps are recorded: decode steps, the draft's
+ * chained steps, verification of k + 1; longer ones are prefill chunks,
+ * which run once per prompt.
+ */
+const MAX_RECORDED_STEPS = 16;
+/** Pass shapes recorded per state: each tape keeps its intermediates' buffers. */
+const MAX_TAPES_PER_CACHE = 16;
 
 /** The webgpu set with f32 weights. */
 export const webgpuKernels: KernelSet = webgpuKernelSet('f32');

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { kernelSetAllowed } from '../setting.js';
+import { recordingRunner } from './pass-tape.js';
 
 /**
  * Core's own WGSL programs, run through tfjs-backend-webgpu (4.x) like its
@@ -26,6 +27,8 @@ export interface WebGpuProgram {
   /** Extra uniform fields, e.g. `eps : f32, `; their values follow the backend's own, in order. */
   uniforms?: string;
   getUserCode(): string;
+  /** Set by the backend when it runs the program: the compiled pipeline (pass-tape.ts keeps it). */
+  pipeline?: unknown;
 }
 
 export interface ProgramUniform {
@@ -58,7 +61,8 @@ export function webGpuPrograms(): WebGpuBackendPrograms | undefined {
 export function requireWebGpuPrograms(): WebGpuBackendPrograms {
   const programs = webGpuPrograms();
   if (programs === undefined) throw new Error('core webgpu programs are unavailable on this backend');
-  return programs;
+  // While a pass is being recorded (pass-tape.ts), a runner that also records each call.
+  return recordingRunner(programs);
 }
 
 /** Integers that ride in uniforms; more go in a buffer (a uniform struct is small and its accessor a chain of ifs). */
@@ -135,7 +139,7 @@ export function intTable(
 }
 
 /** Per-row cache starts as `startOf(row)`: see intTable. */
-export function rowStarts(values: ArrayLike<number>): RowStarts {
+export function rowStarts(values: ArrayLike<number> | tf.TensorInfo): RowStarts {
   return intTable('starts', 'startOf', values);
 }
 

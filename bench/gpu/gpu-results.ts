@@ -1,0 +1,169 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import type { GpuBenchRow } from '../../packages/core/bench/gpu-bench.js';
+import { markdownTable, replaceMarkedSection } from '../../packages/speculative/bench/pair-report.js';
+import { benchCommit } from '../../scripts/lib/bench-commit.js';
+
+/** What `pnpm bench --only gpu` measured (packages/core/bench/gpu-bench.ts), with the machine. */
+export interface GpuRun {
+  adapter: string;
+  date: string;
+  node: string;
+  copyGBperS: number;
+  timestamps: boolean;
+  rows: GpuBenchRow[];
+}
+
+/** A row of tools/peers/transformers_shapes.py's JSON (transformers on the same shapes, same machine). */
+interface TransformersRow {
+  shape: string;
+  mode: string;
+  dtype: string;
+  batch: number;
+  tokensPerS?: number;
+  stepMs?: number;
+  error?: string;
+}
+
+interface TransformersRun {
+  machine?: Record<string, unknown>;
+  rows: TransformersRow[];
+}
+
+const SHAPE_KEYS: Record<string, string> = { 'GPT-2 small': 'gpt2-small', 'Llama-0.5B': 'llama-0.5b' };
+/** Our weight formats against transformers' dtypes: f32 ↔ fp32, f16 ↔ bf16 (both 16-bit weights). */
+const DTYPE_OF: Record<string, string> = { f32: 'float32', f16: 'bfloat16' };
+
+export function gpuMarkdownSection(
+  run: GpuRun & { commit: ReturnType<typeof benchCommit> },
+  peers?: TransformersRun,
+): string {
+  const met = (ok: boolean) => (ok ? 'met' : '**missed**');
+  const rows = run.rows.map((r) => [
+    r.shape,
+    r.weights,
+    String(r.batch),
+    r.path,
+    r.tokensPerS.toFixed(1),
+    r.hostMs.toFixed(3),
+    r.pipelinedMs.toFixed(3),
+    r.gpuMs === undefined ? '–' : r.gpuMs.toFixed(3),
+    r.weightGBperS === undefined ? '–' : r.weightGBperS.toFixed(0),
+    r.ofCopyBandwidth === undefined ? '–' : `${(100 * r.ofCopyBandwidth).toFixed(1)}%`,
+  ]);
+  const find = (shape: string, weights: string, batch: number) =>
+    run.rows.find(
+      (r) => r.shape === shape && r.weights === weights && r.batch === batch && r.path === 'recorded',
+    );
+  const gpt2 = find('GPT-2 small', 'f32', 1);
+  const llama = find('Llama-0.5B', 'f16', 1);
+  const goals: string[] = [];
+  if (gpt2) {
+    goals.push(
+      `- GPT-2 small, batch 1, fp32 ≥ 1000 tokens/s: ${gpt2.tokensPerS} (${met(gpt2.tokensPerS >= 1000)}); host time per step ≤ 0.3 ms: ${gpt2.hostMs} ms (${met(gpt2.hostMs <= 0.3)})`,
+    );
+  }
+  if (llama?.ofCopyBandwidth !== undefined) {
+    goals.push(
+      `- Llama-0.5B shape, batch 1, f16: weight reads ≥ 50% of the copy bandwidth: ${(100 * llama.ofCopyBandwidth).toFixed(1)}% (${met(llama.ofCopyBandwidth >= 0.5)})`,
+    );
+  }
+  const lines = [
+    `Adapter ${run.adapter} (Vulkan through Dawn) · backend **webgpu** · commit \`${run.commit.hash}\`${run.commit.dirty ? ' (dirty)' : ''} · ${run.date} · Node ${run.node} · copy bandwidth ${run.copyGBperS} GB/s (read + write) · GPU times ${run.timestamps ? 'from timestamp queries around the recorded pass' : 'not available (no timestamp queries): bandwidth from the pipelined time'}`,
+    '',
+    ...markdownTable(
+      [
+        'shape',
+        'weights',
+        'batch',
+        'path',
+        'tok/s',
+        'host ms/step',
+        'pipelined ms/step',
+        'GPU ms/step',
+        'weight GB/s',
+        'of copy',
+      ],
+      rows,
+      [false, false, true, false, true, true, true, true, true, true],
+    ),
+    '',
+    ...goals,
+  ];
+  if (peers) {
+    const cmp: string[][] = [];
+    for (const r of run.rows.filter((x) => x.path === 'recorded')) {
+      const key = SHAPE_KEYS[r.shape];
+      const dtype = DTYPE_OF[r.weights];
+      const of = (mode: string) =>
+        peers.rows.find(
+          (p) => p.shape === key && p.dtype === dtype && p.batch === r.batch && p.mode === mode,
+        );
+      const eager = of('eager');
+      const compiled = of('compile-static');
+      const ratio = (p?: TransformersRow) =>
+        p?.tokensPerS
+          ? `${(r.tokensPerS / p.tokensPerS).toFixed(2)}× (${p.tokensPerS.toFixed(1)})`
+          : p?.error
+            ? 'failed'
+            : '–';
+      cmp.push([
+        r.shape,
+        `${r.weights} / ${dtype}`,
+        String(r.batch),
+        r.tokensPerS.toFixed(1),
+        ratio(eager),
+        ratio(compiled),
+      ]);
+    }
+    const behind = cmp.filter((c) => c[4].includes('×') && Number.parseFloat(c[4]) < 1);
+    lines.push(
+      '',
+      `Beside it, in the same device call: Hugging Face transformers on the same random shapes (\`tools/peers/transformers_shapes.py\`; ${String(peers.machine?.torch ?? '?')} / transformers ${String(peers.machine?.transformers ?? '?')}), greedy, 128-token prompt, tokens/s from the decode steps. Our f16 weights stand against its bf16 (both 16-bit; we accumulate in f32).`,
+      '',
+      ...markdownTable(
+        [
+          'shape',
+          'weights / dtype',
+          'batch',
+          'specstream tok/s',
+          'vs transformers eager',
+          'vs torch.compile (static cache)',
+        ],
+        cmp,
+        [false, false, true, true, true, true],
+      ),
+      '',
+      `- Ahead of transformers eager on every shape and dtype measured: ${met(behind.length === 0 && cmp.some((c) => c[4].includes('×')))}${behind.length > 0 ? ` (behind on ${behind.map((c) => `${c[0]} ${c[1]} b${c[2]}`).join(', ')})` : ''}`,
+    );
+  }
+  return lines.join('\n');
+}
+
+const GPU_INTRO = [
+  '## GPU decoding (issue 21)',
+  '',
+  "`scripts/gpu/run.sh bench --only gpu` on the GPU machine (packages/core/bench/gpu-bench.ts, written by bench/gpu/gpu-results.ts): greedy decoding of random-weight models as `generate` runs it (a step, the argmax on the device, the ids read back), each row with the webgpu set's recorded passes (one submission a step) and without them (`per-op`: tfjs's program runner). Host ms: the step's calls before the read waits. Pipelined ms: the same step queued back to back with one read at the end. GPU ms: timestamp queries around the recorded pass. Weight GB/s: the bytes of every product and the head over the GPU time (the pipelined time where there is none); \"of copy\": that over the copy bandwidth measured in the same run.",
+].join('\n');
+
+export function writeGpuResults(
+  run: GpuRun,
+  resultsPath: string,
+  transformersJson: string | undefined,
+  log: (line: string) => void,
+): void {
+  const result = { ...run, commit: benchCommit() };
+  mkdirSync('bench-results', { recursive: true });
+  writeFileSync('bench-results/gpu.json', `${JSON.stringify(result, null, 2)}\n`);
+  log('wrote bench-results/gpu.json');
+  let peers: TransformersRun | undefined;
+  if (transformersJson) {
+    if (existsSync(transformersJson))
+      peers = JSON.parse(readFileSync(transformersJson, 'utf8')) as TransformersRun;
+    else log(`no ${transformersJson}: the GPU section has no transformers rows`);
+  }
+  let doc = existsSync(resultsPath) ? readFileSync(resultsPath, 'utf8') : '# Results\n';
+  if (!doc.includes('<!-- gpu:webgpu:start -->')) doc = `${doc.trimEnd()}\n\n${GPU_INTRO}\n`;
+  doc = replaceMarkedSection(doc, 'gpu:webgpu', gpuMarkdownSection(result, peers));
+  writeFileSync(resultsPath, doc);
+  log(`wrote ${resultsPath} (section gpu:webgpu)`);
+}

@@ -1,0 +1,239 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { type CausalLm, type CausalLmConfig, createCausalLm } from '../src/causal-lm.js';
+import { greedyRows } from '../src/kernel-sets/webgpu/greedy-rows.js';
+import { readReplayTimes, timeReplays } from '../src/kernel-sets/webgpu/pass-tape.js';
+import { prefill } from '../src/prefill.js';
+import { GPT2_SMALL_SHAPE, randomCausalLmWeights } from '../src/random-model.js';
+import { LLAMA_05B_SHAPE } from './core-bench.js';
+import { round, settle } from './measure.js';
+
+/**
+ * The GPU suite (webgpu only): greedy decoding as generate runs it (a step,
+ * the argmax on the device, 4 bytes a row read back, the next step) for
+ * GPT-2 small and the Llama-0.5B shape at several batch sizes, with the
+ * webgpu set's recorded passes (one submission a step, pass-tape.ts) and
+ * without (tfjs's program runner, a dispatch at a time). Per row: tokens/s;
+ * host ms a step (the time the step's calls take before the read waits);
+ * GPU ms a step (timestamp queries around the recorded pass, where the
+ * device has them); pipelined ms a step (steps queued back to back without
+ * reads: what the step costs once the read's round trip is hidden); and the
+ * weight bytes a step reads over its GPU time against the device's copy
+ * bandwidth measured here (G1).
+ */
+export interface GpuBenchOptions {
+  batches: number[];
+  /** Timed decode steps per row. */
+  steps: number;
+  /** Prompt length before the steps. */
+  context: number;
+  reps: number;
+  /** Only shapes whose name and weights contain one of these (e.g. 'GPT-2 small f32'); default all. */
+  shapes?: string[];
+}
+
+interface Shape {
+  name: string;
+  config: CausalLmConfig;
+  weights: 'f32' | 'f16';
+}
+
+const SHAPES: Shape[] = [
+  { name: 'GPT-2 small', config: GPT2_SMALL_SHAPE, weights: 'f32' },
+  { name: 'GPT-2 small', config: GPT2_SMALL_SHAPE, weights: 'f16' },
+  { name: 'Llama-0.5B', config: LLAMA_05B_SHAPE, weights: 'f32' },
+  { name: 'Llama-0.5B', config: LLAMA_05B_SHAPE, weights: 'f16' },
+];
+
+/**
+ * Bytes of weights a decode step of randomCausalLmWeights' model reads: every
+ * product's (MLP 4·hidden wide) and the head's, one embedding row aside.
+ */
+export function weightBytesPerStep(config: CausalLmConfig, weights: 'f32' | 'f16'): number {
+  const { hiddenSize: d, layers, heads, kvHeads, headDim, vocabSize } = config;
+  const mlp = config.gatedMlp ? 3 : 2;
+  const perLayer = d * (heads + 2 * kvHeads) * headDim + heads * headDim * d + mlp * d * 4 * d;
+  return (layers * perLayer + vocabSize * d) * (weights === 'f32' ? 4 : 2);
+}
+
+export interface GpuBenchRow {
+  shape: string;
+  weights: string;
+  batch: number;
+  path: 'recorded' | 'per-op';
+  tokensPerS: number;
+  hostMs: number;
+  pipelinedMs: number;
+  gpuMs?: number;
+  weightGBperS?: number;
+  ofCopyBandwidth?: number;
+}
+
+const tokensOf = (n: number, row: number, vocab: number) =>
+  Array.from({ length: n }, (_, i) => (i * 131 + row * 17 + 5) % vocab);
+
+export async function runGpuBench(
+  o: GpuBenchOptions,
+  log: (line: string) => void,
+): Promise<{ copyGBperS: number; timestamps: boolean; rows: GpuBenchRow[] }> {
+  const copyGBperS = await copyBandwidth();
+  log(`G0 copy bandwidth: ${copyGBperS.toFixed(0)} GB/s (read + write, 256 MiB buffers)`);
+  const rows: GpuBenchRow[] = [];
+  let timestamps = false;
+  const chosen = SHAPES.filter(
+    (s) => !o.shapes || o.shapes.some((want) => `${s.name} ${s.weights}`.includes(want)),
+  );
+  for (const shape of chosen) {
+    const model = createCausalLm(shape.config, randomCausalLmWeights(shape.config, { seed: 5 }), {
+      kernels: 'webgpu',
+      weights: shape.weights,
+    });
+    const bytes = weightBytesPerStep(shape.config, shape.weights);
+    for (const batch of o.batches) {
+      for (const path of ['recorded', 'per-op'] as const) {
+        const row = await decodeRow(model, batch, path, o);
+        timestamps ||= row.gpuMs !== undefined;
+        const ms = row.gpuMs ?? row.pipelinedMs;
+        const full: GpuBenchRow = {
+          shape: shape.name,
+          weights: shape.weights,
+          batch,
+          path,
+          ...row,
+          weightGBperS: round(bytes / ms / 1e6, 1),
+          ofCopyBandwidth: round(bytes / ms / 1e6 / copyGBperS, 3),
+        };
+        rows.push(full);
+        log(
+          `G ${shape.name} ${shape.weights} b${batch} ${path}: ${full.tokensPerS} tok/s, host ${full.hostMs} ms/step, pipelined ${full.pipelinedMs} ms/step${full.gpuMs === undefined ? '' : `, GPU ${full.gpuMs} ms/step`}, weights ${full.weightGBperS} GB/s (${(100 * full.ofCopyBandwidth!).toFixed(1)}% of copy)`,
+        );
+      }
+    }
+    model.dispose();
+  }
+  return { copyGBperS: round(copyGBperS, 0), timestamps, rows };
+}
+
+/** One shape, batch and path: decode, then the same steps queued without reads. */
+async function decodeRow(
+  model: CausalLm,
+  batch: number,
+  path: 'recorded' | 'per-op',
+  o: GpuBenchOptions,
+): Promise<Omit<GpuBenchRow, 'shape' | 'weights' | 'batch' | 'path'>> {
+  const previous = process.env.SPECSTREAM_WEBGPU_RECORD;
+  process.env.SPECSTREAM_WEBGPU_RECORD = path === 'recorded' ? 'on' : 'off';
+  const V = model.vocabSize;
+  const state = model.createState({ batch, maxLength: o.context + o.steps + 8 });
+  try {
+    await settle(
+      prefill(
+        model,
+        state,
+        Array.from({ length: batch }, (_, r) => tokensOf(o.context, r, V)),
+      ),
+    );
+    let ids = Array.from({ length: batch }, (_, r) => [(r * 7 + 1) % V]);
+    const step = async (): Promise<number> => {
+      const t0 = performance.now();
+      const { logits } = model.extendStep(state, ids);
+      const picks = greedyRows(logits);
+      logits.dispose();
+      const host = performance.now() - t0;
+      const values = (await picks.data()) as Int32Array;
+      picks.dispose();
+      ids = Array.from(values, (id) => [id]);
+      return host;
+    };
+    // Warm-up: pipelines compiled, the pass recorded.
+    for (let i = 0; i < 3; i++) await step();
+    const start = state.lengths[0];
+    const runs: { ms: number; host: number }[] = [];
+    let gpuTimes: number[] = [];
+    for (let rep = 0; rep < o.reps; rep++) {
+      model.rollback(state, new Array(batch).fill(start));
+      const timed = rep === 0 && path === 'recorded' && timeReplays();
+      let host = 0;
+      const t0 = performance.now();
+      for (let i = 0; i < o.steps; i++) host += await step();
+      runs.push({ ms: (performance.now() - t0) / o.steps, host: host / o.steps });
+      if (timed) gpuTimes = await readReplayTimes();
+    }
+    // Pipelined: the same step queued o.steps times (rolled back each time), one read at the end.
+    model.rollback(state, new Array(batch).fill(start));
+    const queued = async () => {
+      const t0 = performance.now();
+      let last: tf.Tensor | undefined;
+      for (let i = 0; i < o.steps; i++) {
+        last?.dispose();
+        model.rollback(state, new Array(batch).fill(start));
+        last = model.extendStep(state, ids).logits;
+      }
+      await settle(greedyRows(last!));
+      last!.dispose();
+      return (performance.now() - t0) / o.steps;
+    };
+    await queued();
+    const pipelined = median([await queued(), await queued(), await queued()]);
+    const ms = median(runs.map((r) => r.ms));
+    return {
+      tokensPerS: round((batch * 1000) / ms, 1),
+      hostMs: round(median(runs.map((r) => r.host)), 3),
+      pipelinedMs: round(pipelined, 3),
+      // Some adapters (lavapipe) write zeros: no time then.
+      ...(gpuTimes.length > 0 && median(gpuTimes) > 0 ? { gpuMs: round(median(gpuTimes), 3) } : {}),
+    };
+  } finally {
+    model.disposeState(state);
+    if (previous === undefined) delete process.env.SPECSTREAM_WEBGPU_RECORD;
+    else process.env.SPECSTREAM_WEBGPU_RECORD = previous;
+  }
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+};
+
+/** The device's copy bandwidth: 256 MiB copied buffer to buffer, read + write bytes over the time. */
+async function copyBandwidth(): Promise<number> {
+  const bytes = 256 * 2 ** 20;
+  const floats = bytes / 4;
+  const [a, b] = [tf.zeros([floats]), tf.zeros([floats])];
+  const copies = 20;
+  const backend = tf.backend() as unknown as {
+    device: {
+      createCommandEncoder(): {
+        copyBufferToBuffer(a: unknown, ao: number, b: unknown, bo: number, n: number): void;
+        finish(): unknown;
+      };
+      queue: { submit(b: unknown[]): void; onSubmittedWorkDone(): Promise<void> };
+    };
+    uploadToGPU(id: object): void;
+    tensorMap: { get(id: object): { resource: unknown } };
+    submitQueue(): void;
+    commandEncoder: unknown;
+    endComputePassEncoder(): void;
+  };
+  const buffer = (t: tf.Tensor) => {
+    backend.uploadToGPU(t.dataId);
+    return backend.tensorMap.get(t.dataId).resource;
+  };
+  const [from, to] = [buffer(a), buffer(b)];
+  if (backend.commandEncoder) {
+    backend.endComputePassEncoder();
+    backend.submitQueue();
+  }
+  const run = async () => {
+    const encoder = backend.device.createCommandEncoder();
+    for (let i = 0; i < copies; i++) encoder.copyBufferToBuffer(from, 0, to, 0, bytes);
+    const t0 = performance.now();
+    backend.device.queue.submit([encoder.finish()]);
+    await backend.device.queue.onSubmittedWorkDone();
+    return performance.now() - t0;
+  };
+  await run();
+  const ms = median([await run(), await run(), await run()]);
+  a.dispose();
+  b.dispose();
+  return (2 * bytes * copies) / ms / 1e6;
+}
