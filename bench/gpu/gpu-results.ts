@@ -9,6 +9,7 @@ export interface GpuRun {
   date: string;
   node: string;
   copyGBperS: number;
+  readGBperS: number;
   timestamps: boolean;
   rows: GpuBenchRow[];
 }
@@ -49,6 +50,7 @@ export function gpuMarkdownSection(
     r.gpuMs === undefined ? '–' : r.gpuMs.toFixed(3),
     r.weightGBperS === undefined ? '–' : r.weightGBperS.toFixed(0),
     r.ofCopyBandwidth === undefined ? '–' : `${(100 * r.ofCopyBandwidth).toFixed(1)}%`,
+    r.pipelinedWeightGBperS === undefined ? '–' : r.pipelinedWeightGBperS.toFixed(0),
   ]);
   const find = (shape: string, weights: string, batch: number) =>
     run.rows.find(
@@ -68,7 +70,7 @@ export function gpuMarkdownSection(
     );
   }
   const lines = [
-    `Adapter ${run.adapter} (Vulkan through Dawn) · backend **webgpu** · commit \`${run.commit.hash}\`${run.commit.dirty ? ' (dirty)' : ''} · ${run.date} · Node ${run.node} · copy bandwidth ${run.copyGBperS} GB/s (read + write) · GPU times ${run.timestamps ? 'from timestamp queries around the recorded pass' : 'not available (no timestamp queries): bandwidth from the pipelined time'}`,
+    `Adapter ${run.adapter} (Vulkan through Dawn) · backend **webgpu** · commit \`${run.commit.hash}\`${run.commit.dirty ? ' (dirty)' : ''} · ${run.date} · Node ${run.node} · copy bandwidth ${run.copyGBperS} GB/s (read + write); a WGSL program reading 1 GiB ${run.readGBperS} GB/s · GPU times ${run.timestamps ? 'from timestamp queries around the recorded pass' : 'not available (no timestamp queries): bandwidth from the pipelined time'}`,
     '',
     ...markdownTable(
       [

@@ -61,12 +61,13 @@ sizes() {
 }
 
 # What each call needs out of the tree: the stash call keeps the trained pair
-# (and the prompts) but not the reference checkpoints the pair bench does not
-# read; a call carrying the pack keeps none of the large files.
+# (and the prompts) but not the reference checkpoints or the speech models the
+# pair bench does not read; a call carrying the pack keeps none of the large files.
+SPEECH_MODELS="models/specstream-speech-recognizer models/specstream-speech-synthesizer"
 away_paths() {
   case $1 in
-  stash) echo models/reference ;;
-  run) echo models/reference models/specstream-docs-target models/specstream-docs-draft ;;
+  stash) echo models/reference $SPEECH_MODELS ;;
+  run) echo models/reference models/specstream-docs-target models/specstream-docs-draft $SPEECH_MODELS ;;
   *) die "away: stash or run, not '$1'" ;;
   esac
 }

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type CausalLm, type CausalLmConfig, createCausalLm } from '../src/causal-lm.js';
 import { greedyRows } from '../src/kernel-sets/webgpu/greedy-rows.js';
 import { readReplayTimes, timeReplays } from '../src/kernel-sets/webgpu/pass-tape.js';
+import { MAIN, requireWebGpuPrograms, type WebGpuProgram } from '../src/kernel-sets/webgpu/webgpu-program.js';
 import { prefill } from '../src/prefill.js';
 import { GPT2_SMALL_SHAPE, randomCausalLmWeights } from '../src/random-model.js';
 import { LLAMA_05B_SHAPE } from './core-bench.js';
@@ -66,6 +67,8 @@ export interface GpuBenchRow {
   gpuMs?: number;
   weightGBperS?: number;
   ofCopyBandwidth?: number;
+  /** Weight bytes over the pipelined step (steps back to back, the GPU kept busy). */
+  pipelinedWeightGBperS?: number;
 }
 
 const tokensOf = (n: number, row: number, vocab: number) =>
@@ -74,9 +77,12 @@ const tokensOf = (n: number, row: number, vocab: number) =>
 export async function runGpuBench(
   o: GpuBenchOptions,
   log: (line: string) => void,
-): Promise<{ copyGBperS: number; timestamps: boolean; rows: GpuBenchRow[] }> {
+): Promise<{ copyGBperS: number; readGBperS: number; timestamps: boolean; rows: GpuBenchRow[] }> {
   const copyGBperS = await copyBandwidth();
-  log(`G0 copy bandwidth: ${copyGBperS.toFixed(0)} GB/s (read + write, 256 MiB buffers)`);
+  const readGBperS = await readBandwidth();
+  log(
+    `G0 copy bandwidth: ${copyGBperS.toFixed(0)} GB/s (read + write, 256 MiB buffers); a WGSL program reading up to 1 GiB: ${readGBperS.toFixed(0)} GB/s`,
+  );
   const rows: GpuBenchRow[] = [];
   let timestamps = false;
   const chosen = SHAPES.filter(
@@ -92,6 +98,7 @@ export async function runGpuBench(
       for (const path of ['recorded', 'per-op'] as const) {
         const row = await decodeRow(model, batch, path, o);
         timestamps ||= row.gpuMs !== undefined;
+        // The step's GPU time where timestamps give it, else the pipelined step (an upper bound).
         const ms = row.gpuMs ?? row.pipelinedMs;
         const full: GpuBenchRow = {
           shape: shape.name,
@@ -101,16 +108,17 @@ export async function runGpuBench(
           ...row,
           weightGBperS: round(bytes / ms / 1e6, 1),
           ofCopyBandwidth: round(bytes / ms / 1e6 / copyGBperS, 3),
+          pipelinedWeightGBperS: round(bytes / row.pipelinedMs / 1e6, 1),
         };
         rows.push(full);
         log(
-          `G ${shape.name} ${shape.weights} b${batch} ${path}: ${full.tokensPerS} tok/s, host ${full.hostMs} ms/step, pipelined ${full.pipelinedMs} ms/step${full.gpuMs === undefined ? '' : `, GPU ${full.gpuMs} ms/step`}, weights ${full.weightGBperS} GB/s (${(100 * full.ofCopyBandwidth!).toFixed(1)}% of copy)`,
+          `G ${shape.name} ${shape.weights} b${batch} ${path}: ${full.tokensPerS} tok/s, host ${full.hostMs} ms/step, pipelined ${full.pipelinedMs} ms/step${full.gpuMs === undefined ? '' : `, GPU ${full.gpuMs} ms/step`}, weights ${full.weightGBperS} GB/s (${(100 * full.ofCopyBandwidth!).toFixed(1)}% of copy), pipelined ${full.pipelinedWeightGBperS} GB/s`,
         );
       }
     }
     model.dispose();
   }
-  return { copyGBperS: round(copyGBperS, 0), timestamps, rows };
+  return { copyGBperS: round(copyGBperS, 0), readGBperS: round(readGBperS, 0), timestamps, rows };
 }
 
 /** One shape, batch and path: decode, then the same steps queued without reads. */
@@ -193,6 +201,64 @@ const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)];
 };
+
+/**
+ * What a WGSL program reads per second: 1 GiB as vec4s, each of 65,536
+ * workgroups of 256 threads summing its 16 KiB (a tfjs-runner program; the
+ * read dominates). Five runs, one read of the sums at the end.
+ */
+async function readBandwidth(): Promise<number> {
+  const limit = (tf.backend() as unknown as { device: { limits: { maxStorageBufferBindingSize: number } } })
+    .device.limits.maxStorageBufferBindingSize;
+  // 1 GiB, or the largest power of two a binding takes (lavapipe: 128 MiB).
+  const bytes = Math.min(2 ** 30, 2 ** Math.floor(Math.log2(limit)));
+  const source = tf.zeros([bytes / 4]);
+  const groups = bytes / 16 / 1024;
+  const program: WebGpuProgram = {
+    variableNames: ['x'],
+    outputShape: [groups],
+    shaderKey: 'specstreamBenchRead',
+    dispatchLayout: { x: [0] },
+    dispatch: [groups, 1, 1],
+    workgroupSize: [256, 1, 1],
+    variableComponents: [4],
+    getUserCode: () => `
+    var<workgroup> partial : array<f32, 256>;
+    ${MAIN} {
+      let tid = i32(localId.x);
+      let group = index / 256;
+      var sum = vec4<f32>(0.0);
+      // The bound (always true) keeps the uniforms in the layout, as tfjs binds them.
+      let n = uniforms.xShape / 4;
+      for (var i = 0; i < 4; i = i + 1) {
+        let at = group * 1024 + i * 256 + tid;
+        if (at < n) { sum = sum + x[at]; }
+      }
+      partial[tid] = sum.x + sum.y + sum.z + sum.w;
+      workgroupBarrier();
+      if (tid == 0) {
+        var total = 0.0;
+        for (var j = 0; j < 256; j = j + 1) { total = total + partial[j]; }
+        result[group] = total;
+      }
+    }`,
+  };
+  const run = () => {
+    const info = requireWebGpuPrograms().runWebGPUProgram(program, [source], 'float32');
+    return tf.engine().makeTensorFromTensorInfo(info);
+  };
+  await settle(run());
+  const times: number[] = [];
+  for (let rep = 0; rep < 3; rep++) {
+    const t0 = performance.now();
+    const outs = Array.from({ length: 5 }, run);
+    await outs[4].data();
+    times.push((performance.now() - t0) / 5);
+    for (const t of outs) t.dispose();
+  }
+  source.dispose();
+  return bytes / median(times) / 1e6;
+}
 
 /** The device's copy bandwidth: 256 MiB copied buffer to buffer, read + write bytes over the time. */
 async function copyBandwidth(): Promise<number> {
