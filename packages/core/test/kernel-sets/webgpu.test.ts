@@ -17,6 +17,7 @@ import { halfToFloat } from '../../src/kernel-sets/wasm/quant-matrix.js';
 import { activateRows } from '../../src/kernel-sets/webgpu/activation.js';
 import { embedRows } from '../../src/kernel-sets/webgpu/embed.js';
 import { greedyRows } from '../../src/kernel-sets/webgpu/greedy-rows.js';
+import { recordPass } from '../../src/kernel-sets/webgpu/pass-tape.js';
 import { rotatePacked } from '../../src/kernel-sets/webgpu/rotary-packed.js';
 import { packF16Rows, quantizeRowsQ8, rowLinear } from '../../src/kernel-sets/webgpu/row-linear.js';
 import { webGpuPrograms } from '../../src/kernel-sets/webgpu/webgpu-program.js';
@@ -113,6 +114,87 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
     // gelu's erf is a 1.5e-7 approximation, scaled by |x·up| ≤ 16.
     expect(maxAbsDiff(await y.data(), expected)).toBeLessThan(1e-5);
     tf.dispose([x, y]);
+  });
+
+  test('a recorded pass replays its programs on the values its input buffers hold then, its output a new tensor each time', async () => {
+    const gpuBytes = () => (tf.memory() as tf.MemoryInfo & { numBytesInGPU: number }).numBytesInGPU;
+    const rng = seedrandom('tape');
+    const [rows, inner, out] = [3, 64, 24];
+    const weight = tf.tensor2d(randomArray(out * inner, rng, 1), [out, inner]);
+    const x = tf.tensor2d(randomArray(rows * inner, rng, 1), [rows, inner]);
+    const pass = () =>
+      tf.tidy(() =>
+        activateRows(
+          'silu',
+          rowLinear(x, { weightRows: weight }, { norm: { kind: 'rms', eps: 1e-5 } }),
+          false,
+        ),
+      );
+    const expected = async () => {
+      const y = pass();
+      const values = await y.data();
+      y.dispose();
+      return values;
+    };
+    const first = await expected();
+    // Measured once the weights are on the device and the first run's work was submitted.
+    const flush = async () => {
+      const one = tf.tidy(() => tf.add(tf.scalar(1), tf.scalar(1)));
+      await one.data();
+      one.dispose();
+    };
+    await flush();
+    const tensorsBefore = tf.memory().numTensors;
+    const bytesBefore = gpuBytes();
+    const { result, tape, why } = recordPass(pass);
+    expect(why).toBeUndefined();
+    expect(tape!.dispatches).toBe(2);
+    expect(Array.from(await result.data())).toEqual(Array.from(first));
+    // New inputs in the same buffer (the tape's writes do this for a pass's ids and starts).
+    const fresh = randomArray(rows * inner, rng, 1);
+    const backend = tf.backend() as unknown as {
+      queue: { writeBuffer(b: unknown, o: number, d: Float32Array): void };
+      tensorMap: { get(id: object): { resource: unknown } };
+    };
+    backend.queue.writeBuffer(backend.tensorMap.get(x.dataId).resource, 0, fresh);
+    const replayed = tape!.replay([]);
+    const again = tape!.replay([]);
+    const reference = tf.tidy(() =>
+      activateRows(
+        'silu',
+        rowLinear(
+          tf.tensor2d(fresh, [rows, inner]),
+          { weightRows: weight },
+          { norm: { kind: 'rms', eps: 1e-5 } },
+        ),
+        false,
+      ),
+    );
+    const want = await reference.data();
+    expect(maxAbsDiff(await replayed.data(), want)).toBeLessThan(1e-6);
+    expect(maxAbsDiff(await again.data(), want)).toBeLessThan(1e-6);
+    // The recorded result kept its values: each replay writes a tensor of its own.
+    expect(Array.from(await result.data())).toEqual(Array.from(first));
+    tf.dispose([result, replayed, again, reference]);
+    tape!.dispose();
+    expect(() => tape!.replay([])).toThrow(/disposed/);
+    await flush();
+    expect([tf.memory().numTensors, gpuBytes()]).toEqual([tensorsBefore, bytesBefore]);
+    tf.dispose([x, weight]);
+  });
+
+  test('a pass running a tfjs kernel is not recorded, says why, and still returns its result', async () => {
+    const x = tf.tensor2d([1, 2, 3, 4], [2, 2]);
+    const before = tf.memory().numTensors;
+    const { result, tape, why } = recordPass(() =>
+      tf.tidy(() => activateRows('relu', tf.add(x, x) as tf.Tensor2D, false)),
+    );
+    expect(tape).toBeUndefined();
+    expect(why).toMatch(/tfjs program/);
+    expect(Array.from(await result.data())).toEqual([2, 4, 6, 8]);
+    result.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    x.dispose();
   });
 
   test('activateRows rejects a gated input with an odd width, naming it', () => {
