@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { ProgramUniform, WebGpuProgram } from './webgpu-program.js';
+import type { ProgramUniform, WebGpuBackendPrograms, WebGpuProgram } from './webgpu-program.js';
 
 /**
  * A pass of core's WGSL programs recorded once and replayed in one
@@ -22,19 +22,12 @@ import type { ProgramUniform, WebGpuProgram } from './webgpu-program.js';
  */
 
 /** The parts of tfjs-backend-webgpu's WebGPUBackend (4.x) a tape uses. */
-interface WebGpuBackendInternals {
+interface WebGpuBackendInternals extends WebGpuBackendPrograms {
   device: GpuDevice;
   queue: GpuQueue;
   tensorMap: { get(dataId: object): { resource?: unknown; refCount: number } | undefined };
   commandEncoder: GpuCommandEncoder | null;
   commandQueueOwnedIds: WeakSet<object>;
-  runWebGPUProgram(
-    program: WebGpuProgram,
-    inputs: tf.TensorInfo[],
-    dtype: tf.DataType,
-    uniforms?: ProgramUniform[],
-    output?: tf.TensorInfo,
-  ): tf.TensorInfo;
   write(values: unknown, shape: number[], dtype: tf.DataType): object;
   incRef(dataId: object): void;
   disposeData(dataId: object, force?: boolean): boolean;

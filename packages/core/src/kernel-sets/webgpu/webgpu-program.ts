@@ -36,7 +36,7 @@ export interface ProgramUniform {
   data: number[];
 }
 
-interface WebGpuBackendPrograms {
+export interface WebGpuBackendPrograms {
   runWebGPUProgram(
     program: WebGpuProgram,
     inputs: tf.TensorInfo[],
