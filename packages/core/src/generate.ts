@@ -1,9 +1,11 @@
 import type { Decoder, DecoderState, PrefillBuckets } from './decoder.js';
 import { AbortError, InvalidArgumentError } from './errors.js';
 import { greedyRowsSupported } from './kernel-sets/webgpu/greedy-rows.js';
+import { topKRowsSupported } from './kernel-sets/webgpu/top-k-rows.js';
 import { DEFAULT_PREFILL_BUCKETS, prefill } from './prefill.js';
-import { readPicks } from './read-picks.js';
+import { type PickRead, readPicks } from './read-picks.js';
 import { createSampler, type SamplingOptions } from './sampling/index.js';
+import type { Sampler } from './sampling/sampler.js';
 import { checkPositiveInteger } from './validate.js';
 
 export interface GenerateOptions<S extends DecoderState = DecoderState> {
@@ -86,17 +88,17 @@ export async function* generate<S extends DecoderState>(
       buckets: options.prefillBuckets ?? model.prefillBuckets ?? DEFAULT_PREFILL_BUCKETS,
     });
     for (;;) {
-      // Asynchronous read: webgpu in Node has no synchronous download path. Greedy on webgpu
-      // reads back each row's argmax only.
+      // Asynchronous read: webgpu in Node has no synchronous download path. On webgpu greedy
+      // reads back each row's argmax only, top-k sampling each row's k candidates.
       const vocab = logits.shape[2];
-      const { values, argmax } = await readPicks(logits, sampler.plainArgmax && greedyRowsSupported(batch));
+      const { values, argmax, rowLogits } = await readPicks(logits, pickRead(sampler, batch));
       const events: TokenEvent[] = [];
       for (let r = 0; r < batch; r++) {
         if (finished[r]) continue;
         const token =
           argmax && argmax[r] >= 0
             ? argmax[r]
-            : sampler.sample(values!.subarray(r * vocab, (r + 1) * vocab), histories[r]);
+            : sampler.sample(rowLogits?.(r) ?? values!.subarray(r * vocab, (r + 1) * vocab), histories[r]);
         histories[r].push(token);
         const index = generated[r]++;
         const finishReason: FinishReason | undefined = stops.has(token)
@@ -135,4 +137,18 @@ export async function* generate<S extends DecoderState>(
   } finally {
     model.disposeState(state);
   }
+}
+
+/**
+ * What a step's logits are read back as: each row's argmax (greedy without
+ * a penalty) or its top-k candidates (top-k sampling without a penalty,
+ * which reads only logits, not the history) where the device picks them
+ * (webgpu), else all of them.
+ */
+function pickRead(sampler: Sampler, rows: number): PickRead {
+  const { topK, repetitionPenalty } = sampler.options;
+  if (sampler.plainArgmax && greedyRowsSupported(rows)) return { kind: 'argmax' };
+  if (!sampler.plainArgmax && topK > 0 && repetitionPenalty === 1 && topKRowsSupported(rows, topK))
+    return { kind: 'top-k', k: topK };
+  return { kind: 'logits' };
 }

@@ -5,7 +5,15 @@
  * (a GPU, or lavapipe: scripts/lavapipe.sh); skipped, saying why, without.
  */
 import { join } from 'node:path';
-import { type CausalLm, generate, initBackend, webGpuErrors } from '@specstream/core';
+import {
+  type CausalLm,
+  createSampler,
+  DEFAULT_PREFILL_BUCKETS,
+  generate,
+  initBackend,
+  prefill,
+  webGpuErrors,
+} from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type KernelSetCase, kernelSetCases } from '../../../test-support/kernel-sets.js';
@@ -277,6 +285,41 @@ describe
       ].map((s) => s.filter((p) => p < steps)))
         expect(maxAbsDiff(await logits(splits), ref.logits)).toBeLessThan(1e-4);
     });
+
+    test.runIf(kernels === 'webgpu')(
+      'top-k sampling reads back candidates only and draws what the sampler draws from whole rows',
+      async () => {
+        const sampling = { temperature: 0.9, topK: 8, seed: 11 };
+        const maxNewTokens = 12;
+        const tensors = tf.memory().numTensors;
+        const got: number[] = [];
+        const programs = await programsUsed(tf.backend(), async () => {
+          for await (const e of generate({ model, prompt: ref.prompt, maxNewTokens, sampling }))
+            got.push(e.token);
+        });
+        expect(programs).toContain('specstreamTopKRows');
+        expect(tf.memory().numTensors).toBe(tensors);
+        // By hand: every logit read, the same seeded sampler.
+        const sampler = createSampler(sampling);
+        const state = model.createState({ batch: 1, maxLength: ref.prompt.length + maxNewTokens });
+        const history = [...ref.prompt];
+        let logits = prefill(model, state, [ref.prompt], {
+          buckets: model.prefillBuckets ?? DEFAULT_PREFILL_BUCKETS,
+        });
+        const want: number[] = [];
+        for (;;) {
+          const values = (await logits.data()) as Float32Array;
+          logits.dispose();
+          const token = sampler.sample(values, history);
+          want.push(token);
+          history.push(token);
+          if (want.length === maxNewTokens) break;
+          logits = model.extendStep(state, [[token]]).logits;
+        }
+        model.disposeState(state);
+        expect(got).toEqual(want);
+      },
+    );
 
     test('greedy generation reproduces greedy_output token for token', async () => {
       const ids: number[] = [];

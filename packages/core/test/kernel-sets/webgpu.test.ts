@@ -20,6 +20,7 @@ import { greedyRows } from '../../src/kernel-sets/webgpu/greedy-rows.js';
 import { recordPass } from '../../src/kernel-sets/webgpu/pass-tape.js';
 import { rotatePacked } from '../../src/kernel-sets/webgpu/rotary-packed.js';
 import { packF16Rows, quantizeRowsQ8, rowLinear } from '../../src/kernel-sets/webgpu/row-linear.js';
+import { candidateLogits, topKRows } from '../../src/kernel-sets/webgpu/top-k-rows.js';
 import { webGpuPrograms } from '../../src/kernel-sets/webgpu/webgpu-program.js';
 import {
   attentionSplits,
@@ -29,6 +30,7 @@ import {
 import { standardizeRows, standardizeRowsSupported } from '../../src/kernels/standardize.js';
 import { createKvCache } from '../../src/kv-cache/index.js';
 import { greedyToken } from '../../src/sampling/sampler.js';
+import { topKIds } from '../../src/sampling/top-k.js';
 import { rotaryCosSin, rotaryInverseFrequencies } from '../../src/transformer/rotary.js';
 
 const unavailable = await webgpuUnavailable(initBackend, 'webgpu kernel tests');
@@ -195,6 +197,71 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
     result.dispose();
     expect(tf.memory().numTensors).toBe(before);
     x.dispose();
+  });
+
+  test.each([1, 5, 40])(
+    'topKRows gives each row the k largest logits, ties to the lower id, as topKIds does (k = %i)',
+    async (k) => {
+      const rng = seedrandom(`topk${k}`);
+      const vocab = 1000;
+      const rows: Float32Array[] = [
+        Float32Array.from(randomArray(vocab, rng, 3)),
+        // Coarse values: many ties, at the k-th among them.
+        Float32Array.from(randomArray(vocab, rng, 3), (v) => Math.round(v * 4) / 4),
+        // Fewer finite logits than k (the rest masked).
+        Float32Array.from({ length: vocab }, (_, i) => (i % 400 === 7 ? i / 100 : Number.NEGATIVE_INFINITY)),
+        // Negative logits only, with a masked id.
+        Float32Array.from(randomArray(vocab, rng, 1), (v, i) =>
+          i === 3 ? Number.NEGATIVE_INFINITY : -5 - Math.abs(v),
+        ),
+      ];
+      const logits = tf.tensor2d(
+        rows.flatMap((r) => Array.from(r)),
+        [rows.length, vocab],
+      );
+      const before = tf.memory().numTensors;
+      const picked = topKRows(logits, k);
+      const output = (await picked.data()) as Int32Array;
+      picked.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+      for (const [r, row] of rows.entries()) {
+        const given = candidateLogits(output, r, k, vocab);
+        const ties = row.filter(
+          (v) => v === row[topKIds(row, k).reduce((a, id) => (row[id] < row[a] ? id : a))],
+        ).length;
+        if (ties > k) {
+          // More ties at the k-th than k: the program says so and the caller reads the row.
+          expect(given).toBeUndefined();
+          continue;
+        }
+        const ids = Array.from(topKIds(row, k));
+        const kept = Array.from(given!.keys()).filter((i) => given![i] !== Number.NEGATIVE_INFINITY);
+        expect(kept).toEqual(ids);
+        expect(kept.map((i) => given![i])).toEqual(ids.map((i) => row[i]));
+      }
+      logits.dispose();
+    },
+  );
+
+  test('topKRows refuses a row holding NaN or +Infinity (the caller then reads it), and a k it cannot take', async () => {
+    const row = Array.from({ length: 300 }, (_, i) => Math.sin(i));
+    const logits = tf.tensor2d(
+      [
+        ...row,
+        ...row.map((v, i) => (i === 17 ? Number.NaN : v)),
+        ...row.map((v, i) => (i === 5 ? Number.POSITIVE_INFINITY : v)),
+      ],
+      [3, 300],
+    );
+    const picked = topKRows(logits, 4);
+    const output = (await picked.data()) as Int32Array;
+    expect([0, 1, 2].map((r) => candidateLogits(output, r, 4, 300) === undefined)).toEqual([
+      false,
+      true,
+      true,
+    ]);
+    expect(() => topKRows(logits, 0)).toThrow(/top 0/);
+    tf.dispose([picked, logits]);
   });
 
   test('activateRows rejects a gated input with an odd width, naming it', () => {
