@@ -144,7 +144,7 @@ export function gpuMarkdownSection(
 const GPU_INTRO = [
   '## GPU decoding (issue 21)',
   '',
-  "`scripts/gpu/run.sh bench --only gpu` on the GPU machine (packages/core/bench/gpu-bench.ts, written by bench/gpu/gpu-results.ts): greedy decoding of random-weight models as `generate` runs it (a step, the argmax on the device, the ids read back), each row with the webgpu set's recorded passes (one submission a step) and without them (`per-op`: tfjs's program runner). Host ms: the step's calls before the read waits. Pipelined ms: the same step queued back to back with one read at the end. GPU ms: timestamp queries around the recorded pass. Weight GB/s: the bytes of every product and the head over the GPU time (the pipelined time where there is none); \"of copy\": that over the copy bandwidth measured in the same run.",
+  "`scripts/gpu/run.sh bench --only gpu` on the GPU machine (packages/core/bench/gpu-bench.ts, written by bench/gpu/gpu-results.ts): greedy decoding of random-weight models by `generate` (on webgpu each step runs on the previous step's argmax, still on the device, and is queued before that argmax is read back; tokens/s from the first token to the last), each row with the webgpu set's recorded passes (one submission a step) and without them (`per-op`: tfjs's program runner). Host ms: the step's calls before the read waits. Pipelined ms: the same step queued back to back with one read at the end. GPU ms: timestamp queries around the recorded pass. Weight GB/s: the bytes of every product and the head over the GPU time (the pipelined time where there is none); \"of copy\": that over the copy bandwidth measured in the same run.",
 ].join('\n');
 
 export function writeGpuResults(

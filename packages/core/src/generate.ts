@@ -1,6 +1,7 @@
+import * as tf from '@tensorflow/tfjs-core';
 import type { Decoder, DecoderState, PrefillBuckets } from './decoder.js';
 import { AbortError, InvalidArgumentError } from './errors.js';
-import { greedyRowsSupported } from './kernel-sets/webgpu/greedy-rows.js';
+import { greedyRows, greedyRowsSupported } from './kernel-sets/webgpu/greedy-rows.js';
 import { topKRowsSupported } from './kernel-sets/webgpu/top-k-rows.js';
 import { DEFAULT_PREFILL_BUCKETS, prefill } from './prefill.js';
 import { type PickRead, readPicks } from './read-picks.js';
@@ -78,20 +79,55 @@ export async function* generate<S extends DecoderState>(
   throwIfAborted(signal);
   const start = performance.now();
   const batch = prompts.length;
+  const read = pickRead(sampler, batch);
+  // Greedy on webgpu: each step runs on the previous step's argmax, still on the device, and is
+  // queued before that argmax is read, so the GPU is not left waiting for the host's round trip.
+  const chained = read.kind === 'argmax' && model.extendStepOnDevice !== undefined;
   const state = model.createState({ batch, maxLength });
   const histories = prompts.map((p) => [...p]);
   const finished = new Array<boolean>(batch).fill(false);
   const generated = new Array<number>(batch).fill(0);
+  let inFlight: Step | undefined;
+  // A step on the device: its logits, with their argmax when chained, and when it was asked for.
+  const launch = (ids: number[][] | tf.Tensor1D): Step => {
+    const started = performance.now();
+    const frozen = Array.from(state.lengths);
+    let logits: tf.Tensor3D;
+    if (ids instanceof tf.Tensor) {
+      const column = tf.reshape(ids, [batch, 1]) as tf.Tensor2D;
+      try {
+        logits = model.extendStepOnDevice!(state, column).logits;
+      } finally {
+        column.dispose();
+      }
+    } else {
+      logits = model.extendStep(state, ids).logits;
+    }
+    // Finished rows step along on their last token and are rolled back, so one call serves the whole batch.
+    if (finished.some(Boolean))
+      model.rollback(
+        state,
+        frozen.map((l, r) => (finished[r] ? l : l + 1)),
+      );
+    return { logits, picks: chained ? greedyRows(logits) : undefined, started };
+  };
   try {
-    let stepStart = performance.now();
-    let logits = prefill(model, state, prompts, {
+    const logits = prefill(model, state, prompts, {
       buckets: options.prefillBuckets ?? model.prefillBuckets ?? DEFAULT_PREFILL_BUCKETS,
     });
+    inFlight = { logits, picks: chained ? greedyRows(logits) : undefined, started: start };
     for (;;) {
+      const current = inFlight!;
+      inFlight = undefined;
+      // Every unfinished row has the same count; after this read they have one more.
+      const count = Math.max(...generated.filter((_, r) => !finished[r]));
+      if (chained && count + 1 < maxNewTokens) inFlight = launch(current.picks!);
       // Asynchronous read: webgpu in Node has no synchronous download path. On webgpu greedy
       // reads back each row's argmax only, top-k sampling each row's k candidates.
-      const vocab = logits.shape[2];
-      const { values, argmax, rowLogits } = await readPicks(logits, pickRead(sampler, batch));
+      const vocab = current.logits.shape[2];
+      const { values, argmax, rowLogits } = current.picks
+        ? await readChained(current.logits, current.picks)
+        : await readPicks(current.logits, read);
       const events: TokenEvent[] = [];
       for (let r = 0; r < batch; r++) {
         if (finished[r]) continue;
@@ -114,28 +150,43 @@ export async function* generate<S extends DecoderState>(
           position: histories[r].length - 1,
           index,
           finishReason,
-          timings: { stepMs: now - stepStart, elapsedMs: now - start },
+          timings: { stepMs: now - current.started, elapsedMs: now - start },
         });
       }
       for (const event of events) yield event;
       if (finished.every(Boolean)) return;
       await yieldToEventLoop();
       throwIfAborted(signal);
-      stepStart = performance.now();
-      const frozen = Array.from(state.lengths);
-      // Finished rows step along on their last token and are rolled back, so one call serves the whole batch.
-      ({ logits } = model.extendStep(
-        state,
-        histories.map((h) => [h[h.length - 1]]),
-      ));
-      if (finished.some(Boolean))
-        model.rollback(
-          state,
-          frozen.map((l, r) => (finished[r] ? l : l + 1)),
-        );
+      inFlight ??= launch(histories.map((h) => [h[h.length - 1]]));
     }
   } finally {
+    if (inFlight) {
+      inFlight.picks?.dispose();
+      inFlight.logits.dispose();
+    }
     model.disposeState(state);
+  }
+}
+
+/** A step queued on the device (see generate's `launch`). */
+interface Step {
+  logits: tf.Tensor3D;
+  /** Each row's argmax, on the device (chained greedy decoding). */
+  picks?: tf.Tensor1D;
+  started: number;
+}
+
+/** A chained step's argmax read back, its logits too where a row was refused (−1); frees both. */
+async function readChained(
+  logits: tf.Tensor3D,
+  picks: tf.Tensor1D,
+): Promise<{ values?: Float32Array; argmax: Int32Array; rowLogits?: undefined }> {
+  try {
+    const argmax = (await picks.data()) as Int32Array;
+    return argmax.includes(-1) ? { argmax, values: (await logits.data()) as Float32Array } : { argmax };
+  } finally {
+    picks.dispose();
+    logits.dispose();
   }
 }
 

@@ -321,6 +321,41 @@ describe
       },
     );
 
+    test.runIf(kernels === 'webgpu')(
+      'greedy generation chained on the device gives what a host loop gives, a row stopping early',
+      async () => {
+        const prompts = ref.ids.map((row) => row.slice(0, 4));
+        const maxNewTokens = 8;
+        // By hand, a row at a time: every logit read, the argmax taken here.
+        const byHand = async (prompt: number[]) => {
+          const state = model.createState({ batch: 1, maxLength: prompt.length + maxNewTokens });
+          let logits = model.extendStep(state, [prompt], { logits: 'last' }).logits;
+          const out: number[] = [];
+          for (;;) {
+            const values = (await logits.data()) as Float32Array;
+            logits.dispose();
+            out.push(values.indexOf(Math.max(...values)));
+            if (out.length === maxNewTokens) break;
+            logits = model.extendStep(state, [[out[out.length - 1]]]).logits;
+          }
+          model.disposeState(state);
+          return out;
+        };
+        const full = await Promise.all(prompts.map(byHand));
+        // Row 0 stops at its third token (and every row at that token's first appearance).
+        const stop = full[0][2];
+        const expected = full.map((seq) =>
+          seq.slice(0, seq.indexOf(stop) < 0 ? seq.length : seq.indexOf(stop) + 1),
+        );
+        const tensors = tf.memory().numTensors;
+        const got: number[][] = prompts.map(() => []);
+        for await (const e of generate({ model, prompt: prompts, maxNewTokens, stopTokens: [stop] }))
+          got[e.row].push(e.token);
+        expect(got).toEqual(expected);
+        expect(tf.memory().numTensors).toBe(tensors);
+      },
+    );
+
     test('greedy generation reproduces greedy_output token for token', async () => {
       const ids: number[] = [];
       const maxNewTokens = ref.output.length - ref.prompt.length;
