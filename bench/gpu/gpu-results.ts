@@ -5,6 +5,8 @@ import { benchCommit } from '../../scripts/lib/bench-commit.js';
 
 /** What `pnpm bench --only gpu` measured (packages/core/bench/gpu-bench.ts), with the machine. */
 export interface GpuRun {
+  /** The commit the run measured (bench-results/gpu.json's, when a section is written again from it). */
+  commit?: ReturnType<typeof benchCommit>;
   adapter: string;
   date: string;
   node: string;
@@ -23,16 +25,20 @@ interface TransformersRow {
   tokensPerS?: number;
   stepMs?: number;
   error?: string;
+  skipped?: string;
 }
 
 interface TransformersRun {
-  machine?: Record<string, unknown>;
+  torch?: string;
+  transformers?: string;
+  device?: string;
+  copyBandwidth?: { GBperS: number };
   rows: TransformersRow[];
 }
 
 const SHAPE_KEYS: Record<string, string> = { 'GPT-2 small': 'gpt2-small', 'Llama-0.5B': 'llama-0.5b' };
 /** Our weight formats against transformers' dtypes: f32 ↔ fp32, f16 ↔ bf16 (both 16-bit weights). */
-const DTYPE_OF: Record<string, string> = { f32: 'float32', f16: 'bfloat16' };
+const DTYPE_OF: Record<string, string> = { f32: 'fp32', f16: 'bf16' };
 
 export function gpuMarkdownSection(
   run: GpuRun & { commit: ReturnType<typeof benchCommit> },
@@ -65,8 +71,10 @@ export function gpuMarkdownSection(
     );
   }
   if (llama?.ofCopyBandwidth !== undefined) {
+    const cuda = peers?.copyBandwidth?.GBperS;
+    const ofCuda = cuda && llama.weightGBperS !== undefined ? llama.weightGBperS / cuda : undefined;
     goals.push(
-      `- Llama-0.5B shape, batch 1, f16: weight reads ≥ 50% of the copy bandwidth: ${(100 * llama.ofCopyBandwidth).toFixed(1)}% (${met(llama.ofCopyBandwidth >= 0.5)})`,
+      `- Llama-0.5B shape, batch 1, f16: weight reads ≥ 50% of the copy bandwidth: ${llama.weightGBperS} GB/s, ${(100 * llama.ofCopyBandwidth).toFixed(1)}% of WebGPU's copy (${met(llama.ofCopyBandwidth >= 0.5)})${ofCuda === undefined ? '' : `; ${(100 * ofCuda).toFixed(1)}% of CUDA's copy on the same card, ${cuda} GB/s (${met(ofCuda >= 0.5)})`}`,
     );
   }
   const lines = [
@@ -105,9 +113,11 @@ export function gpuMarkdownSection(
       const ratio = (p?: TransformersRow) =>
         p?.tokensPerS
           ? `${(r.tokensPerS / p.tokensPerS).toFixed(2)}× (${p.tokensPerS.toFixed(1)})`
-          : p?.error
-            ? 'failed'
-            : '–';
+          : p?.skipped || p?.error?.startsWith('skipped')
+            ? 'not run'
+            : p?.error
+              ? 'failed'
+              : '–';
       cmp.push([
         r.shape,
         `${r.weights} / ${dtype}`,
@@ -120,7 +130,7 @@ export function gpuMarkdownSection(
     const behind = cmp.filter((c) => c[4].includes('×') && Number.parseFloat(c[4]) < 1);
     lines.push(
       '',
-      `Beside it, in the same device call: Hugging Face transformers on the same random shapes (\`tools/peers/transformers_shapes.py\`; ${String(peers.machine?.torch ?? '?')} / transformers ${String(peers.machine?.transformers ?? '?')}), greedy, 128-token prompt, tokens/s from the decode steps. Our f16 weights stand against its bf16 (both 16-bit; we accumulate in f32).`,
+      `Beside it, in the same device call: Hugging Face transformers on the same random shapes (\`tools/peers/transformers_shapes.py\`; ${peers.device ?? '?'}, torch ${peers.torch ?? '?'}, transformers ${peers.transformers ?? '?'}), greedy, 128-token prompt, tokens/s from the decode steps (its own median of 3). Our f16 weights stand against its bf16 (both 16-bit; we accumulate in f32). "failed": the row raised (its error is in the JSON); "not run": past the script's time budget.${peers.copyBandwidth ? ` CUDA's copy bandwidth on the same card (torch, 1 GiB): ${peers.copyBandwidth.GBperS} GB/s.` : ''}`,
       '',
       ...markdownTable(
         [
@@ -135,7 +145,7 @@ export function gpuMarkdownSection(
         [false, false, true, true, true, true],
       ),
       '',
-      `- Ahead of transformers eager on every shape and dtype measured: ${met(behind.length === 0 && cmp.some((c) => c[4].includes('×')))}${behind.length > 0 ? ` (behind on ${behind.map((c) => `${c[0]} ${c[1]} b${c[2]}`).join(', ')})` : ''}`,
+      `- Ahead of transformers eager on every shape and dtype measured (${cmp.filter((c) => c[4].includes('×')).length} of ${cmp.length} rows have a transformers figure): ${met(behind.length === 0 && cmp.some((c) => c[4].includes('×')))}${behind.length > 0 ? ` (behind on ${behind.map((c) => `${c[0]} ${c[1]} b${c[2]}`).join(', ')})` : ''}`,
     );
   }
   return lines.join('\n');
@@ -153,7 +163,7 @@ export function writeGpuResults(
   transformersJson: string | undefined,
   log: (line: string) => void,
 ): void {
-  const result = { ...run, commit: benchCommit() };
+  const result = { ...run, commit: run.commit ?? benchCommit() };
   mkdirSync('bench-results', { recursive: true });
   writeFileSync('bench-results/gpu.json', `${JSON.stringify(result, null, 2)}\n`);
   log('wrote bench-results/gpu.json');
