@@ -1,11 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  MAIN,
-  MAX_WORKGROUPS,
-  requireWebGpuPrograms,
-  type WebGpuProgram,
-  webGpuPrograms,
-} from './webgpu-program.js';
+import { greedyRowsSupported } from './greedy-rows.js';
+import { MAIN, requireWebGpuPrograms, type WebGpuProgram } from './webgpu-program.js';
 
 /**
  * Each row's k largest logits, found on the device (webgpu), so sampling
@@ -25,14 +20,9 @@ const slotsFor = (k: number) => 2 * k;
 /** The largest k the program takes (its output holds 2k candidates a row). */
 export const MAX_TOP_K_ROWS = 256;
 
+/** A workgroup per row, as greedyRows takes: where core's programs run and the rows fit one dispatch axis. */
 export function topKRowsSupported(rows: number, k: number): boolean {
-  return (
-    webGpuPrograms() !== undefined &&
-    rows <= MAX_WORKGROUPS &&
-    Number.isInteger(k) &&
-    k >= 1 &&
-    k <= MAX_TOP_K_ROWS
-  );
+  return greedyRowsSupported(rows) && Number.isInteger(k) && k >= 1 && k <= MAX_TOP_K_ROWS;
 }
 
 /**
