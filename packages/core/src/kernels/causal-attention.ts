@@ -43,6 +43,12 @@ export interface CausalAttentionOptions {
    * ones. Attention then splits by the cache's slots, not by the starts.
    */
   startsOnDevice?: tf.Tensor1D;
+  /**
+   * Rotate the queries as they are read, by this [batch·steps, headDim] cos|sin
+   * table (rotate-half, as rotatePacked): a rotary model's packed projection
+   * attended without a rotary program first. webgpu only.
+   */
+  cosSin?: tf.Tensor2D;
 }
 
 /**
@@ -84,6 +90,9 @@ export function causalAttention(
   // The WGSL program reads packed queries in place and takes a workgroup per (row, step, head).
   const webgpu = tf.getBackend() === 'webgpu';
   const supported = causalAttentionSupported(headDim) && !(webgpu && batch * steps * heads > MAX_WORKGROUPS);
+  if (options.cosSin && !(supported && webgpu)) {
+    throw new Error('causalAttention: cosSin (queries rotated as read) needs core webgpu programs');
+  }
   if (supported && (webgpu || heads === packedHeads)) {
     const attrs = {
       starts: Array.from(starts),
@@ -93,6 +102,16 @@ export function causalAttention(
     };
     const inputs: tf.NamedTensorMap = { q, keys, values };
     if (webgpu && options.startsOnDevice) inputs.starts = options.startsOnDevice;
+    if (options.cosSin) {
+      if (!webgpu) throw new Error('causalAttention: cosSin (queries rotated as read) is webgpu only');
+      const [rows, width] = options.cosSin.shape;
+      if (rows !== batch * steps || width !== headDim) {
+        throw new Error(
+          `causalAttention: cosSin [${options.cosSin.shape}] is not [${batch * steps},${headDim}]`,
+        );
+      }
+      inputs.cosSin = options.cosSin;
+    }
     return tf.engine().runKernel(CAUSAL_ATTENTION, inputs, attrs) as tf.Tensor2D;
   }
   return tf.tidy(() => {
@@ -248,7 +267,7 @@ tf.registerKernel({
   kernelName: CAUSAL_ATTENTION,
   backendName: 'webgpu',
   kernelFunc: ({ inputs, attrs }) => {
-    const { q, keys, values, starts: onDevice } = inputs as Record<string, tf.TensorInfo | undefined>;
+    const { q, keys, values, starts: onDevice, cosSin } = inputs as Record<string, tf.TensorInfo | undefined>;
     const g = geometry(q!, keys!, attrs);
     const starts = rowStarts(onDevice ?? g.starts);
     const layout = attrs!.layout === 'slots' ? 'slots' : 'heads';
@@ -259,11 +278,17 @@ tf.registerKernel({
       { type: 'int32', data: [g.heads] },
       { type: 'int32', data: [n] },
     ];
+    const used = cosSin ? [q!, keys!, values!, cosSin] : [q!, keys!, values!];
     if (splits === 1)
-      return runWithStarts(attentionProgram(g, layout, starts), [q!, keys!, values!], starts, uniforms(1));
+      return runWithStarts(
+        attentionProgram(g, layout, starts, 1, cosSin !== undefined),
+        used,
+        starts,
+        uniforms(1),
+      );
     const parts = runWithStarts(
-      attentionProgram(g, layout, starts, splits),
-      [q!, keys!, values!],
+      attentionProgram(g, layout, starts, splits, cosSin !== undefined),
+      used,
       starts,
       uniforms(splits),
     );

@@ -33,6 +33,7 @@ interface InplaceMemory {
     source: tf.Tensor4D,
     firstHead: number,
     starts: ArrayLike<number> | tf.TensorInfo,
+    cosSin?: tf.Tensor2D,
   ): void;
 }
 
@@ -153,15 +154,15 @@ function webGpuInplace(backend: Record<string, any>): InplaceMemory | undefined 
       const [batch, heads, , dim] = source.shape;
       return tf.slice(source, [0, 0, 0, 0], [batch, heads, size, dim]);
     },
-    copyHeads(target, source, firstHead, starts) {
+    copyHeads(target, source, firstHead, starts, cosSin) {
       if (webGpuPrograms() === undefined) throw new Error('copyHeads needs core webgpu programs');
       const rows = rowStarts(starts);
       const [batch, steps, , dim] = source.shape;
       const count = batch * steps * target.shape[1] * dim;
       // The cache is the program's output: written in place, no new tensor.
       runWithStarts(
-        kvWriteProgram(target.shape, source.shape, rows),
-        [source],
+        kvWriteProgram(target.shape, source.shape, rows, cosSin !== undefined),
+        cosSin ? [source, cosSin] : [source],
         rows,
         [
           { type: 'int32', data: [firstHead] },
@@ -200,7 +201,7 @@ export function createInplaceCache(shape: KvCacheShape): KvCache {
     writeHeads:
       memory.copyHeads && webGpuPrograms() !== undefined
         ? (layer, k, v, starts) => {
-            memory.copyHeads!(keys[layer], k.from, k.head, starts);
+            memory.copyHeads!(keys[layer], k.from, k.head, starts, k.cosSin);
             memory.copyHeads!(values[layer], v.from, v.head, starts);
           }
         : undefined,

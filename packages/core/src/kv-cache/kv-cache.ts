@@ -40,7 +40,8 @@ export interface KvCache {
    */
   writeHeads?(
     layer: number,
-    keys: { from: tf.Tensor4D; head: number },
+    /** cosSin: rotate the keys by this [batch·steps, headDim] cos|sin table as they are written (rotate-half). */
+    keys: { from: tf.Tensor4D; head: number; cosSin?: tf.Tensor2D },
     values: { from: tf.Tensor4D; head: number },
     /** Host values, or the same as an int32 tensor on the device (read there: see causalAttention's startsOnDevice). */
     starts: ArrayLike<number> | tf.TensorInfo,

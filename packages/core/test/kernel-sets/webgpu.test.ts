@@ -348,6 +348,44 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
     tf.dispose([q, k, v, ks, vs, heads4, slots4]);
   });
 
+  test('rotary applied as keys are written and queries attended equals rotating the packed projection first', async () => {
+    const rng = seedrandom('rotary-in-place');
+    const [batch, steps, heads, kvHeads, headDim, capacity] = [3, 2, 4, 2, 16, 20];
+    const packed = tf.tensor4d(...randomPackedQkv(rng, [batch, steps, heads, kvHeads, headDim]));
+    const starts = [0, 7, 12];
+    const positions = starts.flatMap((s) => Array.from({ length: steps }, (_, i) => s + i));
+    const cosSin = tf.tensor2d(rotaryCosSin(rotaryInverseFrequencies({ theta: 10000, headDim }), positions), [
+      batch * steps,
+      headDim,
+    ]);
+    const rotated = rotatePacked(packed, cosSin, heads + kvHeads);
+    const shape = { batch, layers: 1, kvHeads, headDim, capacity };
+    const [inPlace, first] = [createKvCache(shape, 'inplace'), createKvCache(shape, 'inplace')];
+    const before = tf.memory().numTensors;
+    inPlace.writeHeads!(
+      0,
+      { from: packed, head: heads, cosSin },
+      { from: packed, head: heads + kvHeads },
+      starts,
+    );
+    first.writeHeads!(0, { from: rotated, head: heads }, { from: packed, head: heads + kvHeads }, starts);
+    expect(tf.memory().numTensors).toBe(before);
+    const [a, b] = [inPlace.whole!(0), first.whole!(0)];
+    expect(maxAbsDiff(await a.keys.data(), await b.keys.data())).toBeLessThan(1e-6);
+    const read = causalAttention(packed, a.keys, a.values, starts, { queryHeads: heads, cosSin });
+    const reference = causalAttention(rotated, b.keys, b.values, starts, { queryHeads: heads });
+    expect(maxAbsDiff(await read.data(), await reference.data())).toBeLessThan(1e-6);
+    // A table of the wrong shape (a row per (position, head) here) is named.
+    const wrong = tf.zeros([batch * steps * 2, headDim]) as tf.Tensor2D;
+    expect(() =>
+      causalAttention(packed, a.keys, a.values, starts, { queryHeads: heads, cosSin: wrong }),
+    ).toThrow(/cosSin \[12,16\]/);
+    wrong.dispose();
+    tf.dispose([packed, cosSin, rotated, read, reference]);
+    inPlace.dispose();
+    first.dispose();
+  });
+
   test('causalAttention names a row that runs past the cache', () => {
     const q = tf.zeros([1, 2, 2, 16]) as tf.Tensor4D;
     const k = tf.zeros([1, 2, 10, 16]) as tf.Tensor4D;

@@ -14,23 +14,26 @@ import { modelTables, passSteps, type SplitHeads } from '../reference/index.js';
 import { isArenaMatrix } from '../wasm/arena-matrix.js';
 import { embedRows } from './embed.js';
 import { type PassTape, recordPass, type TapeWrite, writePassInputs } from './pass-tape.js';
-import { rotatePacked } from './rotary-packed.js';
 import { packF16Rows, quantizeRowsQ8, type RowLinear, rowLinear } from './row-linear.js';
 import { webGpuPrograms } from './webgpu-program.js';
 
-/** The q|k|v product as the programs read it: [batch, steps, heads + 2·kvHeads, headDim], q and k rotated in `qk`. */
+/**
+ * The q|k|v product as the programs read it: [batch, steps, heads + 2·kvHeads, headDim]; for
+ * rotary models with the pass's cos|sin table, by which the cache write rotates the keys and
+ * attention the queries as they read them (no rotary program of their own).
+ */
 interface PackedHeads {
-  readonly qk: tf.Tensor4D;
   readonly qkv: tf.Tensor4D;
+  readonly cosSin?: tf.Tensor2D;
 }
 
 /**
  * Core's WGSL programs through tfjs-backend-webgpu's program runner: each
  * product one program with the norm before it, bias, activation and
  * residual fused in (weights stored [out, in], RowLinear), the embedding
- * one program with the step's ids in its uniforms, rotary one program over
- * the packed q|k|v product, the cache written and attention read straight
- * from that product, the final norm folded into the head.
+ * one program with the step's ids in its uniforms, the cache written and
+ * attention read straight from the packed q|k|v product (rotary applied as
+ * they read keys and queries), the final norm folded into the head.
  */
 export function webgpuKernelSet(weights: 'f32' | 'f16' | 'q8'): KernelSet {
   const known = made.get(weights);
@@ -176,20 +179,21 @@ export function webgpuKernelSet(weights: 'f32' | 'f16' | 'q8'): KernelSet {
           if (!packed()) return splitHeads(qkv2d);
           const { batch, steps, positions } = pass();
           const qkv = tf.reshape(qkv2d, [batch, steps, queryHeads + 2 * kvHeads, headDim]) as tf.Tensor4D;
-          if (!tables.inverseFrequencies) return { qk: qkv, qkv };
-          if (recording) return { qk: rotatePacked(qkv, recording.cosSin!, queryHeads + kvHeads), qkv };
-          // One table for every layer's rotary program: one upload per pass.
+          if (!tables.inverseFrequencies) return { qkv };
+          // Rotary is applied where the heads are read: by the cache write (keys) and attention (queries).
+          if (recording) return { qkv, cosSin: recording.cosSin };
+          // One table for every layer: one upload per pass.
           cosSin ??= tf.keep(
             tf.tensor2d(rotaryCosSin(tables.inverseFrequencies, positions), [batch * steps, headDim]),
           );
-          return { qk: rotatePacked(qkv, cosSin, queryHeads + kvHeads), qkv };
+          return { qkv, cosSin };
         },
         writeCache(layer, h: PackedHeads | SplitHeads) {
           if (!isPacked(h)) return writeSplit(layer, h);
           const { cache, lengths } = pass();
           cache.writeHeads!(
             layer,
-            { from: h.qk, head: queryHeads },
+            { from: h.qkv, head: queryHeads, cosSin: h.cosSin },
             { from: h.qkv, head: queryHeads + kvHeads },
             recording?.starts ?? lengths,
           );
@@ -198,7 +202,11 @@ export function webgpuKernelSet(weights: 'f32' | 'f16' | 'q8'): KernelSet {
           const { cache, lengths, steps } = pass();
           const { keys, values } = cache.whole?.(layer) ?? cache.read(layer, Math.max(...lengths) + steps);
           return isPacked(h)
-            ? causalAttention(h.qk, keys, values, lengths, { queryHeads, startsOnDevice: recording?.starts })
+            ? causalAttention(h.qkv, keys, values, lengths, {
+                queryHeads,
+                startsOnDevice: recording?.starts,
+                cosSin: h.cosSin,
+              })
             : causalAttention(h.q, keys, values, lengths);
         },
         logits(x, selection) {

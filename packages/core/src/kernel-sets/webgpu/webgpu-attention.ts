@@ -11,13 +11,15 @@ const TILE = 64;
  * No mask, no score tensor, no transposes; only the visible slots are read.
  * `startOf` (the caller's row uniforms) gives each row's cache start. The
  * queries are the first `heads` heads of q's axis 2, which may hold more
- * (a packed q|k|v projection, read in place).
+ * (a packed q|k|v projection, read in place); with `rotary` they are
+ * rotated as they are read, by the cos|sin table input (see rotatePacked).
  */
 export function attentionProgram(
   shape: { batch: number; steps: number; heads: number; headDim: number },
   layout: 'heads' | 'slots',
   startOf: RowStarts,
   splits = 1,
+  rotary = false,
 ): WebGpuProgram {
   const { batch, steps, heads, headDim } = shape;
   const perThread = Math.ceil(headDim / TILE);
@@ -28,9 +30,9 @@ export function attentionProgram(
   const split = splits > 1;
   const items = batch * steps * heads;
   return {
-    variableNames: ['q', 'keys', 'values'],
+    variableNames: rotary ? ['q', 'keys', 'values', 'cosSin'] : ['q', 'keys', 'values'],
     outputShape: split ? [items * splits, headDim + 2] : [batch * steps, heads * headDim],
-    shaderKey: `specstreamAttention_${headDim}_${layout}_${split ? 'split' : 'whole'}_${startOf.key}`,
+    shaderKey: `specstreamAttention_${headDim}_${layout}_${split ? 'split' : 'whole'}_${rotary}_${startOf.key}`,
     dispatchLayout: { x: [0, 1] },
     dispatch: [items * splits, 1, 1],
     workgroupSize: [TILE, 1, 1],
@@ -65,7 +67,19 @@ export function attentionProgram(
       let kvh = h / (heads / kvHeads);
       let at = item * D;
       let queryAt = ((b * steps + s) * uniforms.qShape.z + h) * D;
-      for (var d = tid; d < D; d = d + ${TILE}) { query[d] = q[queryAt + d]; }
+      ${
+        rotary
+          ? `// Rotary: x·cos + rotate_half(x)·sin of the query's position (cos|sin table row b·steps + s).
+      let angles = (b * steps + s) * D;
+      for (var d = tid; d < D; d = d + ${TILE}) {
+        let i = d % ${headDim / 2};
+        let c = cosSin[angles + i];
+        let sn = cosSin[angles + ${headDim / 2} + i];
+        if (d < ${headDim / 2}) { query[d] = q[queryAt + d] * c - q[queryAt + d + ${headDim / 2}] * sn; }
+        else { query[d] = q[queryAt + d] * c + q[queryAt + d - ${headDim / 2}] * sn; }
+      }`
+          : `for (var d = tid; d < D; d = d + ${TILE}) { query[d] = q[queryAt + d]; }`
+      }
       if (tid == 0) {
         let last = startOf(b) + s;
         let visibleFrom = max(0, last + 1 - uniforms.window);

@@ -7,20 +7,35 @@ import { MAIN, type RowStarts, type WebGpuProgram } from './webgpu-program.js';
  * slots startOf(b) + s of the cache [batch, kvHeads, capacity, headDim]. One
  * dispatch replaces slicing the heads out, transposing them heads-first and
  * a copy command per row and head. The cache is the program's output buffer,
- * passed in rather than allocated (see inplace.ts).
+ * passed in rather than allocated (see inplace.ts). Keys of rotary models are
+ * rotated here as they are written (`rotary`: the cos|sin table is an input).
  */
 export function kvWriteProgram(
   cacheShape: readonly number[],
   packedShape: readonly number[],
   startOf: RowStarts,
+  rotary = false,
 ): WebGpuProgram {
   const [batch, steps, , headDim] = packedShape;
   const count = batch * steps * cacheShape[1] * headDim;
   const threads = 64;
+  // With rotary, each written value is x·cos + rotate_half(x)·sin of its position (the table
+  // cosSin [batch·steps, headDim]: cos for the first half, then sin), as rotatePacked computes it.
+  const value = rotary
+    ? `{
+        let half = dim / 2;
+        let i = d % half;
+        let at = (b * steps + s) * dim;
+        let c = cosSin[at + i];
+        let sn = cosSin[at + half + i];
+        if (d < half) { result[slotAt] = packed[source] * c - packed[source + half] * sn; }
+        else { result[slotAt] = packed[source] * c + packed[source - half] * sn; }
+      }`
+    : 'result[slotAt] = packed[source];';
   return {
-    variableNames: ['packed'],
+    variableNames: rotary ? ['packed', 'cosSin'] : ['packed'],
     outputShape: [...cacheShape],
-    shaderKey: `specstreamKvWrite_${startOf.key}`,
+    shaderKey: `specstreamKvWrite_${rotary}_${startOf.key}`,
     dispatchLayout: { x: cacheShape.map((_, i) => i) },
     dispatch: [Math.ceil(count / threads), 1, 1],
     workgroupSize: [threads, 1, 1],
@@ -39,7 +54,8 @@ export function kvWriteProgram(
       let b = index / (dim * kvHeads * steps);
       let slot = startOf(b) + s;
       let source = ((b * steps + s) * uniforms.packedShape.z + uniforms.firstHead + h) * dim + d;
-      result[((b * kvHeads + h) * uniforms.outShape.z + slot) * dim + d] = packed[source];
+      let slotAt = ((b * kvHeads + h) * uniforms.outShape.z + slot) * dim + d;
+      ${value}
     }
   `,
   };
