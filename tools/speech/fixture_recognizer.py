@@ -29,7 +29,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools" / "train"))
-from speech_models import CtcRecognizer, mel_filters, whisper_log_mel  # noqa: E402
+from speech_models import CtcRecognizer, mel_filters, randomize_parameters, whisper_log_mel  # noqa: E402
 
 OUT = ROOT / "packages" / "models" / "test" / "fixtures"
 VOCABULARY = ["", " ", "'"] + [chr(c) for c in range(ord("a"), ord("z") + 1)]
@@ -52,15 +52,7 @@ def random_model() -> CtcRecognizer:
     argmax is the same label and the CTC paths go untested), N(0, 0.1²) biases, norms away from
     1 and 0 so a missing one shows."""
     torch.manual_seed(SEED)
-    model = CtcRecognizer(CONFIG)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" in name:
-                p.copy_((1.0 if name.endswith("weight") else 0.0) + 0.1 * torch.randn_like(p))
-            elif name.endswith("weight"):
-                p.copy_(torch.randn_like(p) * 2 / math.sqrt(p[0].numel()))
-            else:
-                p.copy_(0.1 * torch.randn_like(p))
+    model = randomize_parameters(CtcRecognizer(CONFIG), lambda _, p, z: z * 2 / math.sqrt(p[0].numel()))
     return model.eval()
 
 

@@ -32,7 +32,7 @@ from safetensors.torch import save_file
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools" / "train"))
 sys.path.insert(0, str(ROOT / "tools" / "speech"))
-from speech_models import ReferenceSynthesizer  # noqa: E402
+from speech_models import ReferenceSynthesizer, randomize_parameters  # noqa: E402
 from text import normalize  # noqa: E402
 
 OUT = ROOT / "packages" / "models" / "test" / "fixtures" / "speech-synthesizer-tiny"
@@ -64,17 +64,11 @@ def random_model() -> ReferenceSynthesizer:
     """Seeded N(0, 1/fan_in) matrices, N(0, 0.1²) biases, norms 1 + N(0, 0.1²) with N(0, 0.1²) biases,
     so that a norm whose weight or bias is not applied shows."""
     torch.manual_seed(SEED)
-    model = ReferenceSynthesizer(CONFIG)
+    model = randomize_parameters(
+        ReferenceSynthesizer(CONFIG),
+        lambda name, p, z: z if name == "embed_tokens.weight" else z / math.sqrt(p.shape[1]),
+    )
     with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" in name:
-                p.copy_((1.0 if name.endswith("weight") else 0.0) + 0.1 * torch.randn_like(p))
-            elif name == "embed_tokens.weight":
-                p.copy_(torch.randn_like(p))
-            elif name.endswith("weight"):
-                p.copy_(torch.randn_like(p) / math.sqrt(p.shape[1]))
-            else:
-                p.copy_(0.1 * torch.randn_like(p))
         model.stop_head.bias.fill_(STOP_BIAS)
         model.frame_head.bias.add_(FRAME_BIAS)
     return model.eval()

@@ -244,3 +244,18 @@ def synth_log_mel(audio: torch.Tensor, filters: torch.Tensor, n_fft: int, hop: i
     spec = torch.stft(padded, n_fft, hop, window=window, center=False, return_complex=True)[..., :frames]
     mel = filters.T @ (spec.abs() ** 2)
     return torch.log10(torch.clamp(mel, min=floor)).transpose(1, 2)
+
+
+@torch.no_grad()
+def randomize_parameters(model: nn.Module, scaled) -> nn.Module:
+    """Random weights for the test fixtures (seed the generator first): every norm's weight
+    1 + N(0, 0.1²) and bias N(0, 0.1²), so a norm not applied shows; other biases N(0, 0.1²);
+    other weights scaled(name, p, z) of a standard normal z. Parameters in named_parameters order."""
+    for name, p in model.named_parameters():
+        if "norm" in name:
+            p.copy_((1.0 if name.endswith("weight") else 0.0) + 0.1 * torch.randn_like(p))
+        elif name.endswith("weight"):
+            p.copy_(scaled(name, p, torch.randn_like(p)))
+        else:
+            p.copy_(0.1 * torch.randn_like(p))
+    return model

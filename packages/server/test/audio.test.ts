@@ -245,14 +245,15 @@ describe('POST /v1/audio/transcriptions', () => {
   });
 });
 
+/** The test sentence spoken by the shipped-format synthesizer, with these request fields. */
+const speak = (fields: { voice: string; response_format?: string }) =>
+  client.audio.speech.create({ model: SYNTHESIZER_ID, input: SENTENCE, ...fields } as Parameters<
+    typeof client.audio.speech.create
+  >[0]);
+
 describe('POST /v1/audio/speech', () => {
   test('wav: a streamed 16-bit WAV whose samples are synthesizeSpeech’s', async () => {
-    const response = await client.audio.speech.create({
-      model: SYNTHESIZER_ID,
-      input: SENTENCE,
-      voice: 'alloy',
-      response_format: 'wav',
-    });
+    const response = await speak({ voice: 'alloy', response_format: 'wav' });
     expect(response.headers.get('content-type')).toBe('audio/wav');
     expect(response.headers.get('transfer-encoding')).toBe('chunked');
     const wav = readStreamedWav(Buffer.from(await response.arrayBuffer()));
@@ -273,12 +274,7 @@ describe('POST /v1/audio/speech', () => {
   });
 
   test('pcm: raw s16le at 24 kHz, synthesizeSpeech’s samples resampled', async () => {
-    const response = await client.audio.speech.create({
-      model: SYNTHESIZER_ID,
-      input: SENTENCE,
-      voice: 'nova',
-      response_format: 'pcm',
-    });
+    const response = await speak({ voice: 'nova', response_format: 'pcm' });
     expect(response.headers.get('content-type')).toBe('audio/pcm');
     const bytes = Buffer.from(await response.arrayBuffer());
     const got = Array.from(new Int16Array(bytes.buffer, bytes.byteOffset, bytes.length / 2));
@@ -379,15 +375,7 @@ describe('bad input', () => {
   });
 
   test('speech: mp3, too long an input, speed, no voice, unknown model', async () => {
-    const ask = (fields: Record<string, unknown>) =>
-      failure(
-        client.audio.speech.create({
-          model: SYNTHESIZER_ID,
-          input: SENTENCE,
-          voice: 'alloy',
-          ...fields,
-        } as never),
-      );
+    const ask = (fields: Record<string, unknown>) => failure(speak({ voice: 'alloy', ...fields } as never));
     const mp3 = await ask({ response_format: 'mp3' });
     expect(mp3.status).toBe(400);
     expect(mp3.param).toBe('response_format');
