@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { randomArray } from '../../../test-support/random-arrays.js';
-import { CHAR_LM_END, trainCharNgramLm } from '../src/speech/char-ngram-lm.js';
+import { charLmLabelsLogProb, trainCharNgramLm } from '../src/speech/char-ngram-lm.js';
 import { CTC_GREEDY_START, ctcGreedyChunk } from '../src/speech/ctc.js';
 import {
   type CtcBeamSettings,
@@ -82,17 +82,6 @@ const VOCABULARY = ['', ' ', 'a', 'b', 'c'];
 const LM = trainCharNgramLm(['ab ab', 'ab', 'a bc', 'cab ab', 'b ab a'], VOCABULARY, { order: 3 });
 const TEXT = (labels: readonly number[]) => labels.map((l) => VOCABULARY[l]).join('');
 
-/** log P_lm of labels and then the end of the sentence. */
-function lmLogProb(labels: readonly number[]): number {
-  let state = LM.start;
-  let total = 0;
-  for (const label of labels) {
-    total += LM.logProbs(state)[label];
-    state = LM.next(state, label);
-  }
-  return total + LM.logProbs(state)[CHAR_LM_END];
-}
-
 describe('CTC prefix beam search', () => {
   it.each([
     [1, 3, 4],
@@ -172,7 +161,7 @@ describe('CTC prefix beam search', () => {
     const held = ctcBeamLabellings(state);
     expect(held.length).toBe(16);
     const score = (l: (typeof held)[number]) =>
-      l.logProb + alpha * lmLogProb(l.labels) + beta * l.labels.length;
+      l.logProb + alpha * charLmLabelsLogProb(LM, l.labels) + beta * l.labels.length;
     const best = held.reduce((a, b) => (score(b) > score(a) ? b : a));
     expect(ctcBeamFinal(state)).toEqual({ labels: best.labels, frames: best.frames });
     // Before the end of sentence, the beam is ranked by its scores.

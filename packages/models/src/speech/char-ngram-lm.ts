@@ -240,12 +240,16 @@ function smoothedModel({ order, vocabulary, base, histories, discounts }: ModelP
 
 /** Natural-log probability of a whole sentence (its labels, then the end), as the LM scores it in beam search. */
 export function charLmSentenceLogProb(lm: CharNgramLm, text: string): number {
-  const ids = sentenceIds(text, characterCodes(lm.vocabulary));
+  return charLmLabelsLogProb(lm, sentenceIds(text, characterCodes(lm.vocabulary)));
+}
+
+/** Natural-log probability of labels (vocabulary ids) and then the end of the sentence. */
+export function charLmLabelsLogProb(lm: CharNgramLm, labels: readonly number[]): number {
   let state = lm.start;
   let total = 0;
-  for (const id of ids) {
-    total += lm.logProbs(state)[id];
-    state = lm.next(state, id);
+  for (const label of labels) {
+    total += lm.logProbs(state)[label];
+    state = lm.next(state, label);
   }
   return total + lm.logProbs(state)[CHAR_LM_END];
 }
