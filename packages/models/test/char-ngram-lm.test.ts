@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError } from '@specstream/core';
 import { describe, expect, it } from 'vitest';
+import { shippedModel } from '../../../test-support/shipped-models.js';
 import {
   CHAR_LM_END,
   type CharNgramLm,
@@ -10,7 +10,7 @@ import {
   trainCharNgramLm,
 } from '../src/speech/char-ngram-lm.js';
 
-const RECOGNIZER = fileURLToPath(new URL('../../../models/specstream-speech-recognizer/', import.meta.url));
+const RECOGNIZER = `${shippedModel('specstream-speech-recognizer')}/`;
 const SHIPPED_VOCABULARY = JSON.parse(readFileSync(`${RECOGNIZER}config.json`, 'utf8'))
   .vocabulary as string[];
 const SHIPPED_TEXT = `${RECOGNIZER}lm-text.txt`;

@@ -5,11 +5,11 @@
 // side rounds activations to f16.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { type CausalLm, generate, initBackend } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { getLlama, type Llama, LlamaLogLevel, type LlamaModel } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { SHIPPED_MODELS } from '../../../test-support/shipped-models.js';
 import { exportGguf, GgmlType, loadGgufTokenizer, openGguf, writeGguf } from '../src/gguf/index.js';
 import { loadCausalLm } from '../src/load-model.js';
 import type { Tokenizer } from '../src/tokenizer/types.js';
@@ -18,7 +18,7 @@ import { FIXTURES_DIR, readFixtureJson } from './fixtures.js';
 import { fixtureFolder, LINEAR_ROPE, removeDir, tempDir } from './gguf-helpers.js';
 import { quantizeQ4K, quantizeQ6K } from './gguf-kquants.js';
 
-const MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
+const MODELS = SHIPPED_MODELS;
 
 let dir: string;
 let llama: Llama;

@@ -11,7 +11,6 @@
 // the predictions more than the rounding does fails.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   type CausalLm,
   initBackend,
@@ -21,11 +20,12 @@ import {
 } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, test } from 'vitest';
+import { SHIPPED_MODELS } from '../../../test-support/shipped-models.js';
 import { loadCausalLm } from '../src/load-model.js';
 import { loadTokenizer } from '../src/tokenizer/index.js';
 import { readCausalReference } from './causal-reference.js';
 
-const MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
+const MODELS = SHIPPED_MODELS;
 const TARGET = join(MODELS, 'specstream-docs-target');
 
 /**

@@ -5,17 +5,17 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { type CausalLm, initBackend } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
+import { SHIPPED_MODELS } from '../../../test-support/shipped-models.js';
 import { loadCausalLm, readHfConfig } from '../src/load-model.js';
 import { openSafetensors } from '../src/safetensors/file.js';
 import { loadTokenizer } from '../src/tokenizer/index.js';
 import { type CausalReference, greedyContinuation, readCausalReference } from './causal-reference.js';
 
-const MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
+const MODELS = SHIPPED_MODELS;
 const PAIR = ['target', 'draft'] as const;
 const folder = (name: string) => join(MODELS, `specstream-docs-${name}`);
 

@@ -1,18 +1,12 @@
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { type CausalLm, generate, initBackend } from '@specstream/core';
 import { loadCausalLm, loadTokenizer, type Tokenizer } from '@specstream/models';
 import OpenAI from 'openai';
+import { shippedModel } from '../../../test-support/shipped-models.js';
 import { createServer, type ServerOptions, type SpecstreamServer } from '../src/index.js';
 
-/**
- * The shipped pair: models/ at the repository root, or SPECSTREAM_SHIPPED_MODELS (a folder
- * holding specstream-docs-target and specstream-docs-draft) where the checkout lacks it.
- */
-const SHIPPED_DIR =
-  process.env.SPECSTREAM_SHIPPED_MODELS ?? fileURLToPath(new URL('../../../models', import.meta.url));
-export const SHIPPED_TARGET = join(SHIPPED_DIR, 'specstream-docs-target');
-export const SHIPPED_DRAFT = join(SHIPPED_DIR, 'specstream-docs-draft');
+/** The shipped pair (models/ at the repository root, or SPECSTREAM_SHIPPED_MODELS). */
+export const SHIPPED_TARGET = shippedModel('specstream-docs-target');
+export const SHIPPED_DRAFT = shippedModel('specstream-docs-draft');
 
 /** Prompts in the shipped pair's domain (the Python documentation), of different lengths. */
 export const TEXTS = [

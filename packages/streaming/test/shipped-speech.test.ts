@@ -6,7 +6,6 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { initBackend } from '@specstream/core';
 import {
   type CharNgramLm,
@@ -28,13 +27,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { from, lastValueFrom, toArray } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { maxAbsDiff } from '../../../test-support/max-abs-diff.js';
+import { shippedModel } from '../../../test-support/shipped-models.js';
 import { decodeWav } from '../src/audio/wav-decode.js';
 import { ctcTranscription } from '../src/ctc-transcription.js';
 
-const MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
-const RECOGNIZER = join(MODELS, 'specstream-speech-recognizer');
+const RECOGNIZER = shippedModel('specstream-speech-recognizer');
 const REFERENCE = join(RECOGNIZER, 'reference');
-const SYNTHESIZER = join(MODELS, 'specstream-speech-synthesizer');
+const SYNTHESIZER = shippedModel('specstream-speech-synthesizer');
 
 interface Reference {
   wav: string;
