@@ -18,6 +18,11 @@ export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 /** Text in the style of the tokenizer's training data (Debian's licence texts). */
 export const PROMPT = 'Permission is hereby granted, free of charge, to any person obtaining a copy';
 
+/** `specstream generate PROMPT` on one backend and model, without a draft, then `extra`. */
+export function plainGenerate(backend: string, model: string, ...extra: string[]): string[] {
+  return ['generate', PROMPT, '--backend', backend, '--model', model, '--no-draft', ...extra];
+}
+
 export function fixtureConfig(name: string): Record<string, unknown> {
   return JSON.parse(readFileSync(join(FIXTURES, name, 'config.json'), 'utf8'));
 }

@@ -6,7 +6,7 @@ import { initBackend } from '@specstream/core';
 import { loadSpeechSynthesizer, type SpeechSynthesizer, synthesizeSpeech } from '@specstream/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT } from '../src/index.js';
-import { expectOneLine, modelFolder, PROMPT, removeModelFolders, runCli } from './helpers.js';
+import { expectOneLine, modelFolder, PROMPT, plainGenerate, removeModelFolders, runCli } from './helpers.js';
 
 /** tools/speech/fixture_synthesizer.py's tiny random synthesizer (it stops once it has seen all the text). */
 const SYNTHESIZER = fileURLToPath(
@@ -122,21 +122,18 @@ describe('speak', () => {
 describe('generate --speak', () => {
   it('speaks the generated text while it is generated: the WAV equals speaking the whole text', async () => {
     const path = join(out, 'generated.wav');
-    const result = await runCli([
-      'generate',
-      PROMPT,
-      '--backend',
-      'wasm',
-      '--model',
-      modelFolder('llama'),
-      '--no-draft',
-      '--max-new-tokens',
-      '24',
-      '--speak',
-      path,
-      '--speech-model',
-      SYNTHESIZER,
-    ]);
+    const result = await runCli(
+      plainGenerate(
+        'wasm',
+        modelFolder('llama'),
+        '--max-new-tokens',
+        '24',
+        '--speak',
+        path,
+        '--speech-model',
+        SYNTHESIZER,
+      ),
+    );
     expect(result.code).toBe(EXIT.ok);
     const lines = result.stderr.split('\n').filter((line) => line !== '');
     expect(lines[0]).toMatch(/^specstream: 24 tokens in/);

@@ -2,7 +2,15 @@ import { WEIGHT_FORMATS, weightArena } from '@specstream/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WEIGHT_CHOICES } from '../src/commands/generate.js';
 import { EXIT } from '../src/index.js';
-import { expectOneLine, jsonLines, modelFolder, PROMPT, removeModelFolders, runCli } from './helpers.js';
+import {
+  expectOneLine,
+  jsonLines,
+  modelFolder,
+  PROMPT,
+  plainGenerate,
+  removeModelFolders,
+  runCli,
+} from './helpers.js';
 
 afterAll(removeModelFolders);
 
@@ -148,17 +156,7 @@ describe('--weights and --draft-weights', () => {
   });
 
   it('f32 (the default) says nothing about weights on the stats line', async () => {
-    const result = await runCli([
-      'generate',
-      PROMPT,
-      '--backend',
-      'wasm',
-      '--model',
-      target,
-      '--no-draft',
-      '--max-new-tokens',
-      '4',
-    ]);
+    const result = await runCli(plainGenerate('wasm', target, '--max-new-tokens', '4'));
     expect(result.code).toBe(EXIT.ok);
     expect(result.stderr).not.toMatch(/weights/);
   });
