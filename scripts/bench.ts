@@ -74,6 +74,8 @@ const { values } = parseArgs({
     'gpu-reps': { type: 'string', default: '3' },
     // Comma-separated parts of 'GPT-2 small f32', 'Llama-0.5B f16', ...: only those shapes.
     'gpu-shapes': { type: 'string' },
+    // Weight formats whose shapes also run per-op (tfjs's program runner), for the recorded path's gain.
+    'gpu-per-op': { type: 'string', default: 'f32,f16' },
     // tools/peers/transformers_shapes.py's JSON from the same machine, shown beside the GPU rows.
     'gpu-transformers': { type: 'string' },
   },
@@ -144,7 +146,9 @@ for (const name of (peersAlone ? [] : values.backends.split(',')) as BackendName
     results[name] = { model: slow ? 'reduced' : 'gpt2-small', ...core };
   }
   if (suites.has('gpu') && name === 'webgpu') {
-    console.log('-- gpu: greedy decoding, recorded passes against per-op, GPT-2 small and Llama-0.5B shapes');
+    console.log(
+      '-- gpu: greedy decoding, recorded passes against per-op, GPT-2 small and Llama-0.5B shapes, f32/f16/q8/q4',
+    );
     const run = await runGpuBench(
       {
         batches: String(values['gpu-batches']).split(',').map(Number),
@@ -152,6 +156,7 @@ for (const name of (peersAlone ? [] : values.backends.split(',')) as BackendName
         context: 128,
         reps: Number(values['gpu-reps']),
         shapes: values['gpu-shapes']?.split(','),
+        perOpWeights: String(values['gpu-per-op']).split(',').filter(Boolean),
       },
       log,
     );

@@ -26,6 +26,8 @@ interface TransformersRow {
   stepMs?: number;
   error?: string;
   skipped?: string;
+  /** compile rows: reduce-overhead (CUDA graphs), or default where that failed. */
+  compileMode?: string;
 }
 
 interface TransformersRun {
@@ -77,6 +79,23 @@ export function gpuMarkdownSection(
       `- Llama-0.5B shape, batch 1, f16: weight reads ≥ 50% of the copy bandwidth: ${llama.weightGBperS} GB/s, ${(100 * llama.ofCopyBandwidth).toFixed(1)}% of WebGPU's copy (${met(llama.ofCopyBandwidth >= 0.5)})${ofCuda === undefined ? '' : `; ${(100 * ofCuda).toFixed(1)}% of CUDA's copy on the same card, ${cuda} GB/s (${met(ofCuda >= 0.5)})`}`,
     );
   }
+  // Issue 20's webgpu goals: f16 and q8 against f32 on the memory-bound shape (q4 reported beside them).
+  const llamaF32 = find('Llama-0.5B', 'f32', 1);
+  if (llamaF32) {
+    const goal: Record<string, number | undefined> = { f16: 1.8, q8: 3, q4: undefined };
+    const parts = Object.entries(goal).flatMap(([weights, want]) => {
+      const r = find('Llama-0.5B', weights, 1);
+      if (!r) return [];
+      const ratio = r.tokensPerS / llamaF32.tokensPerS;
+      return [
+        `${weights} ${ratio.toFixed(2)}× (${r.tokensPerS.toFixed(1)} tok/s${want === undefined ? '' : `; goal ≥ ${want}×: ${met(ratio >= want)}`})`,
+      ];
+    });
+    if (parts.length > 0)
+      goals.push(
+        `- Llama-0.5B shape, batch 1, recorded, against f32's ${llamaF32.tokensPerS.toFixed(1)} tok/s (issue 20): ${parts.join('; ')}`,
+      );
+  }
   const lines = [
     `Adapter ${run.adapter} (Vulkan through Dawn) · backend **webgpu** · commit \`${run.commit.hash}\`${run.commit.dirty ? ' (dirty)' : ''} · ${run.date} · Node ${run.node} · copy bandwidth ${run.copyGBperS} GB/s (read + write); a WGSL program reading 1 GiB ${run.readGBperS} GB/s · GPU times ${run.timestamps ? 'from timestamp queries around the recorded pass' : 'not available (no timestamp queries): bandwidth from the pipelined time'}`,
     '',
@@ -102,7 +121,8 @@ export function gpuMarkdownSection(
   ];
   if (peers) {
     const cmp: string[][] = [];
-    for (const r of run.rows.filter((x) => x.path === 'recorded')) {
+    // q8 and q4 have no transformers dtype to stand against.
+    for (const r of run.rows.filter((x) => x.path === 'recorded' && DTYPE_OF[x.weights] !== undefined)) {
       const key = SHAPE_KEYS[r.shape];
       const dtype = DTYPE_OF[r.weights];
       const of = (mode: string) =>
@@ -113,7 +133,7 @@ export function gpuMarkdownSection(
       const compiled = of('compile-static');
       const ratio = (p?: TransformersRow) =>
         p?.tokensPerS
-          ? `${(r.tokensPerS / p.tokensPerS).toFixed(2)}× (${p.tokensPerS.toFixed(1)})`
+          ? `${(r.tokensPerS / p.tokensPerS).toFixed(2)}× (${p.tokensPerS.toFixed(1)}${p.compileMode === 'default' ? ', no CUDA graphs' : ''})`
           : p?.skipped || p?.error?.startsWith('skipped')
             ? 'not run'
             : p?.error

@@ -17,9 +17,9 @@ N = 1 (t_1, reported as ttftMs). Decode tokens/s = batch * (N - 1) / (t_N - t_1)
 (t_N - t_1) / (N - 1). paramBytes counts each parameter once; bytesPerStep leaves out embedding
 tables (a step reads one row of each) but keeps the LM head's weight when tied to them, and
 weightGBperS = bytesPerStep / stepMs / 1e6. Also measures the device's copy bandwidth
-(1 GiB copied 20 times, 2 * bytes / time). Rows run cheapest-and-most-wanted first (batch 1:
-eager fp32, eager bf16, compile bf16, compile fp32; then the other batches); once --max-seconds
-have passed the rest are recorded as skipped. A row that raises is recorded with its error.
+(1 GiB copied 20 times, 2 * bytes / time). Rows run cheapest first (every eager row, batch by
+batch; then the compile rows, bf16 before fp32); once --max-seconds have passed the rest are
+recorded as skipped. A row that raises is recorded with its error.
 
 CPU smoke test: --device cpu --shapes gpt2-small --batches 1 --compile-batches '' --tokens 4
 --prompt-tokens 8 --reps 1
@@ -72,18 +72,12 @@ def make_config(shape: str):
 
 
 def row_order(args) -> list:
-    """(shape, mode, dtype, batch) in run order: batch 1 of every shape first, then the rest."""
-    first, rest = [], []
-    for shape in args.shapes:
-        for b in [1] if 1 in args.batches else []:
-            first += [(shape, "eager", "fp32", b), (shape, "eager", "bf16", b)]
-        for b in [1] if 1 in args.compile_batches else []:
-            first += [(shape, "compile-static", "bf16", b), (shape, "compile-static", "fp32", b)]
-        for b in [b for b in args.batches if b != 1]:
-            rest += [(shape, "eager", "fp32", b), (shape, "eager", "bf16", b)]
-        for b in [b for b in args.compile_batches if b != 1]:
-            rest += [(shape, "compile-static", "bf16", b), (shape, "compile-static", "fp32", b)]
-    return first + rest
+    """(shape, mode, dtype, batch) in run order: every eager row (batch by batch, each shape), then
+    the compile rows, which each spend most of a minute compiling: a time budget drops those last."""
+    eager = [(shape, "eager", dtype, b) for b in args.batches for shape in args.shapes for dtype in ("fp32", "bf16")]
+    compiled = [(shape, "compile-static", dtype, b) for b in args.compile_batches for shape in args.shapes
+                for dtype in ("bf16", "fp32")]
+    return eager + compiled
 
 
 def weight_bytes(model, torch) -> tuple:
@@ -148,16 +142,16 @@ def main() -> None:
 
     models = {}
 
-    def get_model(shape, mode, dtype):
-        key = (shape, mode, dtype)
+    def get_model(shape, mode, dtype, compile_mode="reduce-overhead"):
+        key = (shape, mode, dtype, compile_mode)
         if key not in models:
-            base = models.get((shape, "eager", "fp32"))
+            base = models.get((shape, "eager", "fp32", "reduce-overhead"))
             if base is None:
                 torch.manual_seed(0)
                 with torch.device(device):
                     base = AutoModelForCausalLM.from_config(make_config(shape))
-                base = models[(shape, "eager", "fp32")] = base.to(device).eval()
-            if key != (shape, "eager", "fp32"):
+                base = models[(shape, "eager", "fp32", "reduce-overhead")] = base.to(device).eval()
+            if key != (shape, "eager", "fp32", "reduce-overhead"):
                 model = copy.deepcopy(base).to(dtypes[dtype]).eval()
                 if mode == "compile-static":
                     # transformers compiles the decoding forward itself for a static cache, marking
@@ -165,7 +159,7 @@ def main() -> None:
                     # the next replay had overwritten: "accessing tensor output of CUDAGraphs ...").
                     model.generation_config.cache_implementation = "static"
                     model.generation_config.compile_config = CompileConfig(
-                        fullgraph=True, dynamic=False, mode="reduce-overhead"
+                        fullgraph=True, dynamic=False, mode=compile_mode
                     )
                 models[key] = model
         return models[key]
@@ -183,9 +177,10 @@ def main() -> None:
             row["error"] = "skipped: time budget"
             print(f"{shape} {mode} {dtype} b{batch}: {row['error']}", flush=True)
             continue
-        try:
+
+        def measure(compile_mode):
             t0 = time.perf_counter()
-            model = get_model(shape, mode, dtype)
+            model = get_model(shape, mode, dtype, compile_mode)
             vocab = model.config.vocab_size
             ids = [[(i * 131 + r * 17 + 5) % vocab for i in range(args.prompt_tokens)] for r in range(batch)]
             prompt = torch.tensor(ids, device=device)
@@ -217,11 +212,25 @@ def main() -> None:
                 bytesPerStep=step_bytes,
                 weightGBperS=round(step_bytes / step / 1e6, 1) if step > 0 else None,
             )
-        except Exception as error:  # noqa: BLE001 — one failing row must not end the run
-            text = str(error).strip().splitlines()
-            row["error"] = f"{type(error).__name__}: {text[0] if text else ''}"[:500]
-            if cuda:
-                torch.cuda.empty_cache()
+
+        # A compile row that fails with CUDA graphs (mode reduce-overhead) is tried once more
+        # without them (mode default), and says so.
+        for compile_mode in ("reduce-overhead", "default") if mode == "compile-static" else ("reduce-overhead",):
+            try:
+                if mode == "compile-static":
+                    row["compileMode"] = compile_mode
+                measure(compile_mode)
+                row.pop("error", None)
+                break
+            except Exception as error:  # noqa: BLE001 — one failing row must not end the run
+                text = str(error).strip().splitlines()
+                row["error"] = f"{type(error).__name__}: {text[0] if text else ''}"[:500]
+                if compile_mode == "reduce-overhead" and mode == "compile-static":
+                    row["reduceOverheadError"] = row["error"]
+                models.pop((shape, mode, dtype, compile_mode), None)
+                torch._dynamo.reset()
+                if cuda:
+                    torch.cuda.empty_cache()
         print(f"{shape} {mode} {dtype} b{batch}: " + (row.get("error") or
               f"{row['tokensPerS']} tok/s, {row['stepMs']} ms/step, TTFT {row['ttftMs']} ms, "
               f"{row['weightGBperS']} GB/s of weights, warm-up {row['warmupS']} s"), flush=True)

@@ -32,30 +32,41 @@ export interface GpuBenchOptions {
   reps: number;
   /** Only shapes whose name and weights contain one of these (e.g. 'GPT-2 small f32'); default all. */
   shapes?: string[];
+  /** Weight formats that also run per-op (default f32 and f16; every format runs recorded). */
+  perOpWeights?: string[];
 }
 
 interface Shape {
   name: string;
   config: CausalLmConfig;
-  weights: 'f32' | 'f16';
+  weights: GpuWeights;
 }
 
-const SHAPES: Shape[] = [
-  { name: 'GPT-2 small', config: GPT2_SMALL_SHAPE, weights: 'f32' },
-  { name: 'GPT-2 small', config: GPT2_SMALL_SHAPE, weights: 'f16' },
-  { name: 'Llama-0.5B', config: LLAMA_05B_SHAPE, weights: 'f32' },
-  { name: 'Llama-0.5B', config: LLAMA_05B_SHAPE, weights: 'f16' },
-];
+type GpuWeights = 'f32' | 'f16' | 'q8' | 'q4';
+
+const SHAPES: Shape[] = (['GPT-2 small', 'Llama-0.5B'] as const).flatMap((name) =>
+  (['f32', 'f16', 'q8', 'q4'] as const).map((weights) => ({
+    name,
+    config: name === 'GPT-2 small' ? GPT2_SMALL_SHAPE : LLAMA_05B_SHAPE,
+    weights,
+  })),
+);
+
+/**
+ * Bytes a weight takes in the webgpu set's products: q8 and q4 add an f32
+ * scale per 32 weights (row-linear.ts).
+ */
+const BYTES_PER_WEIGHT: Record<GpuWeights, number> = { f32: 4, f16: 2, q8: 1 + 4 / 32, q4: 0.5 + 4 / 32 };
 
 /**
  * Bytes of weights a decode step of randomCausalLmWeights' model reads: every
  * product's (MLP 4·hidden wide) and the head's, one embedding row aside.
  */
-export function weightBytesPerStep(config: CausalLmConfig, weights: 'f32' | 'f16'): number {
+export function weightBytesPerStep(config: CausalLmConfig, weights: GpuWeights): number {
   const { hiddenSize: d, layers, heads, kvHeads, headDim, vocabSize } = config;
   const mlp = config.gatedMlp ? 3 : 2;
   const perLayer = d * (heads + 2 * kvHeads) * headDim + heads * headDim * d + mlp * d * 4 * d;
-  return (layers * perLayer + vocabSize * d) * (weights === 'f32' ? 4 : 2);
+  return (layers * perLayer + vocabSize * d) * BYTES_PER_WEIGHT[weights];
 }
 
 export interface GpuBenchRow {
@@ -97,7 +108,8 @@ export async function runGpuBench(
     });
     const bytes = weightBytesPerStep(shape.config, shape.weights);
     for (const batch of o.batches) {
-      for (const path of ['recorded', 'per-op'] as const) {
+      const perOp = (o.perOpWeights ?? ['f32', 'f16']).includes(shape.weights);
+      for (const path of perOp ? (['recorded', 'per-op'] as const) : (['recorded'] as const)) {
         const row = await decodeRow(model, batch, path, o);
         timestamps ||= row.gpuMs !== undefined;
         // The step's GPU time where timestamps give it, else the pipelined step (an upper bound).

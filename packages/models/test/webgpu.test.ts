@@ -367,11 +367,13 @@ describe
 describe.skipIf(unavailable !== undefined).each(
   ['llama', 'qwen2', 'gpt2'].flatMap((name) =>
     [
-      // Each weight moves by ≤ 2⁻¹¹ of itself (f16), ≤ 2⁻⁸ of its block's largest (q8): the
-      // logits by a few of those of their scale (the 16-bit checkpoint test's bound), and not by nothing.
+      // Each weight moves by ≤ 2⁻¹¹ of itself (f16), ≤ 2⁻⁸ (q8) or 1/15 (q4) of its block's
+      // largest: the logits by a few of those of their scale (the 16-bit checkpoint test's
+      // bound), and not by nothing.
       { weights: 'f16', step: 2 ** -11 },
       { weights: 'q8', step: 2 ** -8 },
-    ].map((f) => ({ name, ...f }) as { name: string; weights: 'f16' | 'q8'; step: number }),
+      { weights: 'q4', step: 1 / 15 },
+    ].map((f) => ({ name, ...f }) as { name: string; weights: 'f16' | 'q8' | 'q4'; step: number }),
   ),
 )('$name with $weights weights on webgpu', ({ name, weights, step }) => {
   // Every product with wide enough inputs and the head hold the format, unpacked in the programs.

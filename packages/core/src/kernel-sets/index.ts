@@ -31,7 +31,8 @@ const SETS: Record<KernelSetName, KernelSet> = {
  * The kernel set a model built now uses: `name` if given (an error names
  * why it cannot run here), else SPECSTREAM_KERNELS if set, else the fastest
  * the current backend has (webgpu, wasm, else reference); with its linear
- * kernels keeping weights in `weights` (default f32; q8 and q4: the wasm set).
+ * kernels keeping weights in `weights` (default f32; q8 and q4: the wasm and webgpu
+ * sets; f16: the webgpu set).
  */
 export function kernelSet(name?: KernelSetName, weights: WeightFormat = 'f32'): KernelSet {
   if (!(WEIGHT_FORMATS as readonly string[]).includes(weights)) {
@@ -51,9 +52,9 @@ export function kernelSet(name?: KernelSetName, weights: WeightFormat = 'f32'): 
   }
   if (weights === 'f32') return set;
   if (set.name === 'wasm' && (weights === 'q8' || weights === 'q4')) return wasmKernelSet(weights);
-  if (set.name === 'webgpu' && (weights === 'f16' || weights === 'q8')) return webgpuKernelSet(weights);
+  if (set.name === 'webgpu') return webgpuKernelSet(weights);
   throw new InvalidArgumentError(
-    `${weights} weights are not supported by the ${set.name} kernel set (q8 and q4: the wasm set; f16 and q8: the webgpu set)`,
+    `${weights} weights are not supported by the ${set.name} kernel set (q8 and q4: the wasm and webgpu sets; f16: the webgpu set)`,
   );
 }
 

@@ -171,7 +171,7 @@ describe('weight format choice', () => {
       /q8 weights are not supported by the reference kernel set \(q8 and q4: the wasm set/,
     );
     expect(() => kernelSet('wasm', 'f16')).toThrow(
-      /f16 weights are not supported by the wasm kernel set \(q8 and q4: the wasm set; f16 and q8: the webgpu set\)/,
+      /f16 weights are not supported by the wasm kernel set \(q8 and q4: the wasm and webgpu sets; f16: the webgpu set\)/,
     );
     expect(() => kernelSet('wasm', 'q3' as 'q4')).toThrow(
       /unknown weight format "q3"; known: f32, f16, q8, q4/,

@@ -19,7 +19,12 @@ import { embedRows } from '../../src/kernel-sets/webgpu/embed.js';
 import { greedyRows } from '../../src/kernel-sets/webgpu/greedy-rows.js';
 import { recordPass } from '../../src/kernel-sets/webgpu/pass-tape.js';
 import { rotatePacked } from '../../src/kernel-sets/webgpu/rotary-packed.js';
-import { packF16Rows, quantizeRowsQ8, rowLinear } from '../../src/kernel-sets/webgpu/row-linear.js';
+import {
+  packF16Rows,
+  quantizeRowsQ4,
+  quantizeRowsQ8,
+  rowLinear,
+} from '../../src/kernel-sets/webgpu/row-linear.js';
 import { candidateLogits, topKRows } from '../../src/kernel-sets/webgpu/top-k-rows.js';
 import { webGpuPrograms } from '../../src/kernel-sets/webgpu/webgpu-program.js';
 import {
@@ -627,14 +632,67 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
     tf.dispose([weight, weightRows, scales]);
   });
 
-  test.each([
-    [1, 64, 48, 'rms', 'silu', true],
-    [3, 96, 40, undefined, undefined, false],
-    [17, 128, 33, 'layer', 'gelu_tanh', false],
-  ] as const)(
-    'rowLinear on q8 weights of %i×%i by %i equals float64 on the dequantized weights (norm %s, %s, gated %s)',
-    async (rows, inner, out, norm, activation, gated) => {
-      const rng = seedrandom(`q8-${rows}-${inner}-${out}`);
+  test('quantizeRowsQ4: 4-bit octets with a scale per 32 inputs (GGUF Q4_0’s rule), every weight within half a step', async () => {
+    const rng = seedrandom('q4-pack');
+    const [rows, cols] = [5, 128];
+    const w = randomArray(rows * cols, rng, 0.3);
+    w.fill(0, 32, 64); // an all-zero block: scale 0, every q 8
+    for (let i = 64; i < 96; i++) w[i] = -Math.abs(w[i]); // largest magnitude negative: d > 0
+    w[96] = 1; // the other sign nearly as large: the scale is widened so −0.99 is not clipped
+    w[97] = -0.99;
+    const weight = tf.tensor2d(w, [rows, cols]);
+    const { weightRows, scales } = quantizeRowsQ4(weight);
+    expect([weightRows.shape, weightRows.dtype, scales.shape]).toEqual([
+      [rows, cols / 8],
+      'int32',
+      [rows, cols / 32],
+    ]);
+    const bytes = new Uint8Array((await weightRows.data()).buffer.slice(0));
+    const d = await scales.data();
+    // Column c's byte: word ⌊c/8⌋, byte c mod 4; its high nibble when c mod 8 ≥ 4.
+    const q = (r: number, c: number) => {
+      const byte = bytes[(r * cols) / 2 + 4 * Math.floor(c / 8) + (c % 4)];
+      return c % 8 < 4 ? byte & 15 : byte >> 4;
+    };
+    for (let r = 0; r < rows; r++) {
+      for (let b = 0; b < cols / 32; b++) {
+        const block = Array.from(w.subarray(r * cols + 32 * b, r * cols + 32 * (b + 1)));
+        const top = block.reduce((t, v) => (Math.abs(v) > Math.abs(t) ? v : t), 0);
+        const other = Math.max(0, ...block.map((v) => -Math.sign(top) * v));
+        const scale = d[r * (cols / 32) + b];
+        const expected = top === 0 ? 0 : -Math.sign(top) * Math.max(Math.abs(top) / 8, other / 7.5);
+        expect(scale).toBeCloseTo(expected, 7);
+        for (let i = 0; i < 32; i++) {
+          const value = q(r, 32 * b + i);
+          expect(value).toBeGreaterThanOrEqual(0);
+          expect(value).toBeLessThanOrEqual(15);
+          expect(Math.abs(block[i] - (value - 8) * scale)).toBeLessThanOrEqual(Math.abs(scale) / 2 + 1e-7);
+          if (top === 0) expect(value).toBe(8);
+        }
+      }
+    }
+    expect(d[1]).toBe(0);
+    expect(d[2]).toBeGreaterThan(0);
+    expect(-d[3] * 7.5).toBeCloseTo(0.99, 6); // 0.99/7.5 > 1/8
+    expect(() => quantizeRowsQ4(tf.zeros([2, 48]) as tf.Tensor2D)).toThrow(/multiple of 32/);
+    tf.dispose([weight, weightRows, scales]);
+  });
+
+  test.each(
+    (['q8', 'q4'] as const).flatMap((format) =>
+      (
+        [
+          [1, 64, 48, 'rms', 'silu', true],
+          [3, 96, 40, undefined, undefined, false],
+          [17, 128, 33, 'layer', 'gelu_tanh', false],
+          [2, 512, 9, 'rms', 'silu', true],
+        ] as const
+      ).map((c) => [format, ...c] as const),
+    ),
+  )(
+    'rowLinear on %s weights of %i×%i by %i equals float64 on the dequantized weights (norm %s, %s, gated %s)',
+    async (format, rows, inner, out, norm, activation, gated) => {
+      const rng = seedrandom(`${format}-${rows}-${inner}-${out}`);
       const width = gated ? 2 * out : out;
       const x = randomArray(rows * inner, rng, 2);
       const w = randomArray(inner * width, rng, 0.1);
@@ -644,12 +702,18 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
         rowsF32: tf.transpose(tf.tensor2d(w, [inner, width])) as tf.Tensor2D,
         bias: tf.tensor1d(b),
       };
-      const q = quantizeRowsQ8(t.rowsF32);
-      // The weights the product stands for, read back: row n, input k.
-      const bytes = new Int8Array((await q.weightRows.data()).buffer.slice(0));
+      const q = format === 'q8' ? quantizeRowsQ8(t.rowsF32) : quantizeRowsQ4(t.rowsF32);
+      // The weights the product stands for, read back: row n, input k (q4: word ⌊k/8⌋, byte
+      // k mod 4, the high nibble when k mod 8 ≥ 4).
+      const words = (await q.weightRows.data()).buffer.slice(0);
+      const [int8, uint8] = [new Int8Array(words), new Uint8Array(words)];
       const d = await q.scales.data();
-      const dequantized = (n: number, k: number) =>
-        bytes[n * inner + k] * d[n * (inner / 32) + Math.floor(k / 32)];
+      const quant = (n: number, k: number) => {
+        if (format === 'q8') return int8[n * inner + k];
+        const byte = uint8[(n * inner) / 2 + 4 * Math.floor(k / 8) + (k % 4)];
+        return (k % 8 < 4 ? byte & 15 : byte >> 4) - 8;
+      };
+      const dequantized = (n: number, k: number) => quant(n, k) * d[n * (inner / 32) + Math.floor(k / 32)];
       const f = activation ? ACTIVATIONS[activation] : (v: number) => v;
       const expected = new Float64Array(rows * out);
       for (let m = 0; m < rows; m++) {

@@ -14,7 +14,7 @@ import { modelTables, passSteps, type SplitHeads } from '../reference/index.js';
 import { isArenaMatrix } from '../wasm/arena-matrix.js';
 import { embedRows } from './embed.js';
 import { type PassTape, recordPass, type TapeWrite, writePassInputs } from './pass-tape.js';
-import { packF16Rows, quantizeRowsQ8, type RowLinear, rowLinear } from './row-linear.js';
+import { packF16Rows, quantizeRowsQ4, quantizeRowsQ8, type RowLinear, rowLinear } from './row-linear.js';
 import { webGpuPrograms } from './webgpu-program.js';
 
 /**
@@ -35,19 +35,20 @@ interface PackedHeads {
  * attention read straight from the packed q|k|v product (rotary applied as
  * they read keys and queries), the final norm folded into the head.
  */
-export function webgpuKernelSet(weights: 'f32' | 'f16' | 'q8'): KernelSet {
+export function webgpuKernelSet(weights: 'f32' | 'f16' | 'q8' | 'q4'): KernelSet {
   const known = made.get(weights);
   if (known) return known;
   /**
    * Rows [out, in] as this set's products read them: f32; f16 packed two per i32 where the
-   * input width is a multiple of 4; q8 as int8 quads with a scale per 32 inputs where it is a
-   * multiple of 32 (else f32). Takes ownership of `rows`.
+   * input width is a multiple of 4; q8 as int8 quads, q4 as 4-bit octets, with a scale per 32
+   * inputs where it is a multiple of 32 (else f32). Takes ownership of `rows`.
    */
   const packRows = (rows: tf.Tensor2D, bias?: tf.Tensor1D): RowLinear => {
     const inner = rows.shape[1];
     let packed: RowLinear = { weightRows: rows };
     if (weights === 'f16' && inner % 4 === 0) packed = { weightRows: packF16Rows(rows) };
     if (weights === 'q8' && inner % 32 === 0) packed = quantizeRowsQ8(rows);
+    if (weights === 'q4' && inner % 32 === 0) packed = quantizeRowsQ4(rows);
     if (packed.weightRows !== rows) rows.dispose();
     return bias ? { ...packed, bias } : packed;
   };
@@ -77,7 +78,7 @@ export function webgpuKernelSet(weights: 'f32' | 'f16' | 'q8'): KernelSet {
       // The head is stored [vocab, hidden] (a tied head: a copy of the embedding; tfjs-webgpu's
       // transposed-operand matmul took 1.3–2 ms for GPT-2's head against 0.3 ms untransposed) with
       // the final norm's affine part folded in, so norm and product are one program.
-      // Folded in f32, then (f16, q8) packed: the norm's scale is rounded with the weights once.
+      // Folded in f32, then (f16, q8, q4) packed: the norm's scale is rounded with the weights once.
       const folded = foldNormIntoRows(finalNorm, {
         weightRows: lmHead ? (tf.transpose(lmHead) as tf.Tensor2D) : embedTokens.clone(),
       });

@@ -11,10 +11,11 @@ import { MAIN, requireWebGpuPrograms, type WebGpuProgram } from './webgpu-progra
 export interface RowLinear {
   /**
    * [out, in] floats; or [out, in/2] int32 holding f16 pairs (packF16Rows);
-   * or, with `scales`, [out, in/4] int32 holding int8 quads (quantizeRowsQ8).
+   * or, with `scales`, [out, in/4] int32 holding int8 quads (quantizeRowsQ8)
+   * or [out, in/8] int32 holding 4-bit octets (quantizeRowsQ4).
    */
   readonly weightRows: tf.Tensor2D;
-  /** q8 only: one scale per row and block of 32 inputs, [out, in/32]. */
+  /** q8 and q4 only: one scale per row and block of 32 inputs, [out, in/32]. */
   readonly scales?: tf.Tensor2D;
   readonly bias?: tf.Tensor1D;
 }
@@ -45,6 +46,7 @@ export function packF16Rows(weight: tf.Tensor2D): tf.Tensor2D {
 
 export const PACK_F16 = 'SpecstreamPackF16';
 export const QUANTIZE_Q8 = 'SpecstreamQuantizeQ8';
+export const QUANTIZE_Q4 = 'SpecstreamQuantizeQ4';
 
 /**
  * [rows, cols] floats → int8 quads [rows, cols/4] (int32, byte j: column
@@ -109,6 +111,88 @@ tf.registerKernel({
       program,
       quads ? [w, scales] : [w],
       quads ? 'int32' : 'float32',
+    );
+  },
+});
+
+/**
+ * [rows, cols] floats → 4-bit octets [rows, cols/8] (int32: word i, byte j
+ * holds q of column 8i + j in its low nibble and of 8i + 4 + j in its high
+ * one) and scales [rows, cols/32]: per row and block of 32 columns GGUF
+ * Q4_0's w ≈ d·(q − 8), q in 0…15, with d = −max/8 (max: the value of
+ * largest magnitude), enlarged where the largest value of the other sign
+ * would fall more than d/2 outside the grid (|d| = max(|max|/8,
+ * |other|/7.5), the wasm set's rule), so every weight is within |d|/2.
+ * An eighth of the bytes; made on the device. cols a multiple of 32.
+ */
+export function quantizeRowsQ4(weight: tf.Tensor2D): { weightRows: tf.Tensor2D; scales: tf.Tensor2D } {
+  const cols = weight.shape[1];
+  if (weight.rank !== 2 || cols % 32 !== 0) {
+    throw new Error(`quantizeRowsQ4: [${weight.shape}] is not a matrix with rows a multiple of 32 long`);
+  }
+  const scales = tf.engine().runKernel(QUANTIZE_Q4, { w: weight }, { part: 'scales' }) as tf.Tensor2D;
+  const weightRows = tf
+    .engine()
+    .runKernel(QUANTIZE_Q4, { w: weight, scales }, { part: 'octets' }) as tf.Tensor2D;
+  return { weightRows, scales };
+}
+
+tf.registerKernel({
+  kernelName: QUANTIZE_Q4,
+  backendName: 'webgpu',
+  kernelFunc: ({ inputs, attrs }) => {
+    const { w, scales } = inputs as Record<string, tf.TensorInfo>;
+    const [rows, cols] = w.shape;
+    const threads = 64;
+    const octets = attrs!.part === 'octets';
+    const size = octets ? (rows * cols) / 8 : (rows * cols) / 32;
+    const program: WebGpuProgram = {
+      variableNames: octets ? ['w', 'scales'] : ['w'],
+      outputShape: octets ? [rows, cols / 8] : [rows, cols / 32],
+      shaderKey: `specstreamQuantizeQ4_${octets ? 'octets' : 'scales'}`,
+      dispatchLayout: { x: [0, 1] },
+      dispatch: [Math.ceil(size / threads), 1, 1],
+      workgroupSize: [threads, 1, 1],
+      size: true,
+      variableComponents: octets ? [4, 1] : [4],
+      getUserCode: () =>
+        octets
+          ? `
+      fn quantize(v : vec4<f32>, d : f32) -> vec4<u32> {
+        if (d == 0.0) { return vec4<u32>(8u); }
+        return vec4<u32>(clamp(round(v / d) + vec4<f32>(8.0), vec4<f32>(0.0), vec4<f32>(15.0)));
+      }
+      ${MAIN} {
+        if (index >= uniforms.size) { return; }
+        // Octet index·8 is the flat float index of its first weight; its block is that over 32.
+        let d = scales[(index * 8) / 32];
+        let low = quantize(w[index * 2], d);
+        let high = quantize(w[index * 2 + 1], d);
+        let bytes = low | (high << vec4<u32>(4u));
+        result[index] = bitcast<i32>(bytes.x | (bytes.y << 8u) | (bytes.z << 16u) | (bytes.w << 24u));
+      }`
+          : `
+      ${MAIN} {
+        if (index >= uniforms.size) { return; }
+        var most = 0.0;
+        var least = 0.0;
+        for (var j = 0; j < 8; j = j + 1) {
+          let v = w[index * 8 + j];
+          most = max(most, max(max(v.x, v.y), max(v.z, v.w)));
+          least = min(least, min(min(v.x, v.y), min(v.z, v.w)));
+        }
+        // The value of largest magnitude maps to q = 0; the other sign must round to ≤ 15.
+        var top = most;
+        var other = -least;
+        if (-least > most) { top = least; other = most; }
+        let size = max(abs(top) / 8.0, other / 7.5);
+        result[index] = select(-sign(top) * size, 0.0, top == 0.0);
+      }`,
+    };
+    return requireWebGpuPrograms().runWebGPUProgram(
+      program,
+      octets ? [w, scales] : [w],
+      octets ? 'int32' : 'float32',
     );
   },
 });
@@ -179,14 +263,14 @@ tf.registerKernel({
     }
     const rows = Math.floor((xRows - 1 - offset) / stride) + 1;
     const columns = gated ? w!.shape[0] / 2 : w!.shape[0];
-    // An int32 weight holds int8 quads with scales (q8), else f16 pairs (f16).
-    const format = w!.dtype !== 'int32' ? 'f32' : scales ? 'q8' : 'f16';
-    const perWord = { f32: 1, f16: 2, q8: 4 }[format];
+    // An int32 weight holds f16 pairs, or with scales int8 quads (q8) or 4-bit octets (q4).
+    const format = w!.dtype !== 'int32' ? 'f32' : !scales ? 'f16' : w!.shape[1] * 8 === inner ? 'q4' : 'q8';
+    const perWord = { f32: 1, f16: 2, q8: 4, q4: 8 }[format];
     if (
       x!.shape.length !== 2 ||
       perWord * w!.shape[1] !== inner ||
       (format !== 'f32' && inner % 4 !== 0) ||
-      (format === 'q8' &&
+      ((format === 'q8' || format === 'q4') &&
         (inner % 32 !== 0 || scales!.shape[0] !== w!.shape[0] || scales!.shape[1] !== inner / 32)) ||
       (gated && w!.shape[0] % 2 !== 0)
     ) {

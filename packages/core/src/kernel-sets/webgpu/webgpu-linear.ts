@@ -29,9 +29,11 @@ export interface LinearProgramOptions {
    * How the weight is stored (needs `vectorized` unless f32): f16, each i32
    * two halves (packF16Rows), unpacked with unpack2x16float (core WGSL: no
    * shader-f16 feature needed); q8, each i32 four int8 of one row with one
-   * f32 scale per 32 inputs in `scales` (quantizeRowsQ8). Sums are f32.
+   * f32 scale per 32 inputs in `scales` (quantizeRowsQ8); q4, each i32 eight
+   * 4-bit values of one row with one f32 scale per 32 inputs
+   * (quantizeRowsQ4). Sums are f32.
    */
-  weights?: 'f32' | 'f16' | 'q8';
+  weights?: 'f32' | 'f16' | 'q8' | 'q4';
 }
 
 /**
@@ -52,18 +54,33 @@ export function linearProgram(o: LinearProgramOptions): WebGpuProgram {
   const format = o.weights ?? 'f32';
   if (format !== 'f32' && !vectorized)
     throw new Error(`linearProgram: ${format} weights need an inner dimension divisible by 4`);
-  // Row `row`'s 4 inputs at vec4 index k: f16, one vec2<i32> (two packed pairs); q8, one i32 of
-  // four int8 (byte j: input 4k + j) times its block's scale (8 vec4s a block).
-  const weightAt = (row: string, k: string) =>
-    format === 'f16'
-      ? `vec4<f32>(unpack2x16float(bitcast<u32>(w[${row} * K + ${k}].x)), unpack2x16float(bitcast<u32>(w[${row} * K + ${k}].y)))`
-      : format === 'q8'
-        ? `unpackQ8(w[${row} * K + ${k}]) * scales[${row} * (K / 8) + ${k} / 8]`
-        : `w[${row} * K + ${k}]`;
+  // Each lane takes `chunk` vec4s of inputs at a time: one load of weights covers them. f32, one
+  // vec4; f16, one vec2<i32> (two packed pairs); q8, one vec4<i32> of sixteen int8 (byte j of
+  // word i: input 4i + j), half a block; q4, one vec4<i32> of 32 nibbles (word i, byte j: input
+  // 8i + j low, 8i + 4 + j high), one whole block. Wide loads keep the weight stream in few
+  // transactions; the block's scale multiplies the chunk's sum once.
+  const chunk = { f32: 1, f16: 1, q8: 4, q4: 8 }[format];
+  const quantized = format === 'q8' || format === 'q4';
+  const weightChunk = (row: string, c: string): string[] => {
+    if (format === 'f32') return [`w[${row} * K + ${c}]`];
+    if (format === 'f16')
+      return [
+        `vec4<f32>(unpack2x16float(bitcast<u32>(w[${row} * K + ${c}].x)), unpack2x16float(bitcast<u32>(w[${row} * K + ${c}].y)))`,
+      ];
+    const words = `w[${row} * (K / ${chunk}) + ${c}]`;
+    return format === 'q8'
+      ? ['x', 'y', 'z', 'w'].map((lane) => `unpackQ8(${words}.${lane})`)
+      : ['x', 'y', 'z', 'w'].flatMap((lane) => [
+          `unpackQ4(${words}.${lane}, 0u)`,
+          `unpackQ4(${words}.${lane}, 4u)`,
+        ]);
+  };
+  // The scale of the block holding chunk c of row `row` (8 vec4s a block).
+  const scaleAt = (row: string, c: string) => `scales[${row} * (K / 8) + (${c} * ${chunk}) / 8]`;
   const variableNames = [
     'x',
     'w',
-    ...(format === 'q8' ? ['scales'] : []),
+    ...(quantized ? ['scales'] : []),
     ...(bias ? ['bias'] : []),
     ...(residual ? ['residual'] : []),
   ];
@@ -86,7 +103,7 @@ export function linearProgram(o: LinearProgramOptions): WebGpuProgram {
     dispatchLayout: { x: [0, 1] },
     dispatch: [workgroups, 1, 1],
     workgroupSize: [THREADS, 1, 1],
-    variableComponents: [width, format === 'f16' ? 2 : format === 'q8' ? 1 : width, 1, 1, 1].slice(
+    variableComponents: [width, format === 'f16' ? 2 : quantized ? 4 : width, 1, 1, 1].slice(
       0,
       variableNames.length,
     ),
@@ -99,7 +116,13 @@ export function linearProgram(o: LinearProgramOptions): WebGpuProgram {
     fn unpackQ8(p : i32) -> vec4<f32> {
       return vec4<f32>(f32((p << 24u) >> 24u), f32((p << 16u) >> 24u), f32((p << 8u) >> 24u), f32(p >> 24u));
     }`
-        : ''
+        : format === 'q4'
+          ? `// Four nibbles of one i32, byte j's low (shift 0) or high (shift 4) as lane j, less 8.
+    fn unpackQ4(p : i32, shift : u32) -> vec4<f32> {
+      let nibbles = (vec4<u32>(bitcast<u32>(p)) >> (vec4<u32>(0u, 8u, 16u, 24u) + shift)) & vec4<u32>(15u);
+      return vec4<f32>(nibbles) - vec4<f32>(8.0);
+    }`
+          : ''
     }
     var<workgroup> stats : array<vec2<f32>, M>;
     ${activation ? ACTIVATION_WGSL[activation].helpers : ''}
@@ -164,14 +187,34 @@ export function linearProgram(o: LinearProgramOptions): WebGpuProgram {
       var acc : array<f32, M>;
       ${gated ? 'var up : array<f32, M>;' : ''}
       if (n < outN) {
-        for (var k = lane; k < K; k = k + ${LANES}) {
-          let weight = ${weightAt('n', 'k')};
-          ${gated ? `let weightUp = ${weightAt('(n + outN)', 'k')};` : ''}
+        for (var c = lane; c < K / ${chunk}; c = c + ${LANES}) {
+          ${weightChunk('n', 'c')
+            .map((e, j) => `let w${j} = ${e};`)
+            .join('\n          ')}
+          ${
+            gated
+              ? weightChunk('(n + outN)', 'c')
+                  .map((e, j) => `let u${j} = ${e};`)
+                  .join('\n          ')
+              : ''
+          }
+          ${quantized ? `let blockScale = ${scaleAt('n', 'c')};` : ''}
+          ${quantized && gated ? `let blockScaleUp = ${scaleAt('(n + outN)', 'c')};` : ''}
           for (var m = 0; m < M; m = m + 1) {
             if (m < count) {
-              let v = ${input};
-              acc[m] = acc[m] + ${product('v', 'weight')};
-              ${gated ? `up[m] = up[m] + ${product('v', 'weightUp')};` : ''}
+              var dotW = 0.0;
+              ${gated ? 'var dotU = 0.0;' : ''}
+              ${Array.from(
+                { length: chunk },
+                (_, j) => `{
+                let k = c * ${chunk} + ${j};
+                let v = ${input};
+                dotW = dotW + ${product('v', `w${j}`)};
+                ${gated ? `dotU = dotU + ${product('v', `u${j}`)};` : ''}
+              }`,
+              ).join('\n              ')}
+              acc[m] = acc[m] + ${quantized ? 'blockScale * dotW' : 'dotW'};
+              ${gated ? `up[m] = up[m] + ${quantized ? 'blockScaleUp * dotU' : 'dotU'};` : ''}
             }
           }
         }
