@@ -2,7 +2,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type CausalLm, type CausalLmConfig, createCausalLm } from '../src/causal-lm.js';
 import { generate } from '../src/generate.js';
 import { greedyRows } from '../src/kernel-sets/webgpu/greedy-rows.js';
-import { readReplayTimes, timeReplays } from '../src/kernel-sets/webgpu/pass-tape.js';
+import {
+  type DispatchTime,
+  profileNextReplay,
+  readReplayProfile,
+  readReplayTimes,
+  timeReplays,
+} from '../src/kernel-sets/webgpu/pass-tape.js';
 import { MAIN, requireWebGpuPrograms, type WebGpuProgram } from '../src/kernel-sets/webgpu/webgpu-program.js';
 import { prefill } from '../src/prefill.js';
 import { GPT2_SMALL_SHAPE, randomCausalLmWeights } from '../src/random-model.js';
@@ -82,6 +88,36 @@ export interface GpuBenchRow {
   ofCopyBandwidth?: number;
   /** Weight bytes over the pipelined step (steps back to back, the GPU kept busy). */
   pipelinedWeightGBperS?: number;
+  /**
+   * Recorded path, where timestamps allow: one step replayed with each dispatch in a pass of
+   * its own, its GPU ms summed per program (most first) and in all.
+   */
+  profile?: {
+    totalMs: number;
+    dispatches: number;
+    programs: { program: string; calls: number; ms: number }[];
+  };
+  profileError?: string;
+}
+
+/** A profiled replay's dispatches summed per program, most time first. */
+function summarize(times: DispatchTime[]): NonNullable<GpuBenchRow['profile']> {
+  const by = new Map<string, { program: string; calls: number; ms: number }>();
+  for (const t of times) {
+    const entry = by.get(t.program) ?? { program: t.program, calls: 0, ms: 0 };
+    entry.calls++;
+    entry.ms += t.ms;
+    by.set(t.program, entry);
+  }
+  const programs = [...by.values()].sort((a, b) => b.ms - a.ms).map((e) => ({ ...e, ms: round(e.ms, 4) }));
+  return {
+    totalMs: round(
+      times.reduce((a, t) => a + t.ms, 0),
+      4,
+    ),
+    dispatches: times.length,
+    programs,
+  };
 }
 
 const tokensOf = (n: number, row: number, vocab: number) =>
@@ -125,6 +161,16 @@ export async function runGpuBench(
           pipelinedWeightGBperS: round(bytes / row.pipelinedMs / 1e6, 1),
         };
         rows.push(full);
+        if (full.profileError) log(`  profile failed: ${full.profileError}`);
+        if (full.profile) {
+          const top = full.profile.programs
+            .slice(0, 6)
+            .map((p) => `${p.program} ×${p.calls} ${p.ms.toFixed(3)} ms`)
+            .join('; ');
+          log(
+            `  profile (each dispatch its own pass): ${full.profile.totalMs} ms over ${full.profile.dispatches} dispatches; ${top}`,
+          );
+        }
         log(
           `G ${shape.name} ${shape.weights} b${batch} ${path}: ${full.tokensPerS} tok/s, host ${full.hostMs} ms/step, pipelined ${full.pipelinedMs} ms/step${full.gpuMs === undefined ? '' : `, GPU ${full.gpuMs} ms/step`}, weights ${full.weightGBperS} GB/s (${(100 * full.ofCopyBandwidth!).toFixed(1)}% of copy), pipelined ${full.pipelinedWeightGBperS} GB/s`,
         );
@@ -192,6 +238,19 @@ async function decodeRow(
     }
     // Pipelined: the same step queued o.steps times (rolled back each time), one read at the end.
     model.rollback(state, new Array(batch).fill(start));
+    let profile: GpuBenchRow['profile'];
+    let profileError: string | undefined;
+    if (path === 'recorded' && profileNextReplay()) {
+      try {
+        model.extendStep(state, ids).logits.dispose();
+        const times = await readReplayProfile();
+        if (times.length > 0 && times.some((t) => t.ms > 0)) profile = summarize(times);
+      } catch (error) {
+        // A diagnostic: the row's figures stand without it.
+        profileError = String(error);
+      }
+      model.rollback(state, new Array(batch).fill(start));
+    }
     const queued = async () => {
       const t0 = performance.now();
       let last: tf.Tensor | undefined;
@@ -212,6 +271,8 @@ async function decodeRow(
       pipelinedMs: round(pipelined, 3),
       // Some adapters (lavapipe) write zeros: no time then.
       ...(gpuTimes.length > 0 && median(gpuTimes) > 0 ? { gpuMs: round(median(gpuTimes), 3) } : {}),
+      ...(profile ? { profile } : {}),
+      ...(profileError ? { profileError } : {}),
     };
   } finally {
     model.disposeState(state);

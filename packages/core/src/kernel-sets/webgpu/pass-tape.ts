@@ -89,6 +89,8 @@ interface Dispatch {
   pipeline: unknown;
   bindGroup: unknown;
   workgroups: [number, number, number];
+  /** The program's shaderKey (for profiles). */
+  program: string;
 }
 
 /** What one program call looked like while recording. */
@@ -311,6 +313,7 @@ function makeTape(gpu: WebGpuBackendInternals, calls: Call[], output: tf.Tensor)
         ],
       }),
       workgroups: [...call.program.dispatch],
+      program: call.program.shaderKey,
     };
   });
   const outputInfo: tf.TensorInfo = { dataId: output.dataId, shape: output.shape, dtype: output.dtype };
@@ -325,27 +328,31 @@ function makeTape(gpu: WebGpuBackendInternals, calls: Call[], output: tf.Tensor)
       const encoder = gpu.device.createCommandEncoder();
       encodeCopies(gpu, encoder, writes);
       const slot = timing && timing.used < TIMED_REPLAYS ? timing.used++ : undefined;
-      const pass = encoder.beginComputePass(
-        slot === undefined
-          ? {}
-          : {
-              timestampWrites: {
-                querySet: timing!.querySet,
-                beginningOfPassWriteIndex: 2 * slot,
-                endOfPassWriteIndex: 2 * slot + 1,
+      if (profiling?.armed) {
+        encodeProfiled(encoder, dispatches, profiling);
+      } else {
+        const pass = encoder.beginComputePass(
+          slot === undefined
+            ? {}
+            : {
+                timestampWrites: {
+                  querySet: timing!.querySet,
+                  beginningOfPassWriteIndex: 2 * slot,
+                  endOfPassWriteIndex: 2 * slot + 1,
+                },
               },
-            },
-      );
-      let pipeline: unknown;
-      for (const d of dispatches) {
-        if (d.pipeline !== pipeline) {
-          pipeline = d.pipeline;
-          pass.setPipeline(pipeline);
+        );
+        let pipeline: unknown;
+        for (const d of dispatches) {
+          if (d.pipeline !== pipeline) {
+            pipeline = d.pipeline;
+            pass.setPipeline(pipeline);
+          }
+          pass.setBindGroup(0, d.bindGroup);
+          pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
         }
-        pass.setBindGroup(0, d.bindGroup);
-        pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+        pass.end();
       }
-      pass.end();
       if (slot !== undefined)
         encoder.resolveQuerySet(timing!.querySet, 2 * slot, 2, timing!.resolved, slot * RESOLVE_STRIDE);
       const info = gpu.makeTensorInfo(outputInfo.shape.slice(), outputInfo.dtype);
@@ -426,6 +433,92 @@ export async function readReplayTimes(): Promise<number[]> {
   querySet.destroy();
   const stride = RESOLVE_STRIDE / 8;
   return Array.from({ length: used }, (_, i) => Number(ticks[i * stride + 1] - ticks[i * stride]) / 1e6);
+}
+
+/** One dispatch of a profiled replay: its program, workgroups and GPU ms. */
+export interface DispatchTime {
+  program: string;
+  workgroups: number;
+  ms: number;
+}
+
+let profiling:
+  | {
+      armed: boolean;
+      gpu: WebGpuBackendInternals;
+      querySet?: { destroy(): void };
+      resolved?: GpuBuffer;
+      dispatches: Dispatch[];
+    }
+  | undefined;
+
+/**
+ * The next replay (of any tape) runs each dispatch in a compute pass of its
+ * own with timestamps around it, so readReplayProfile can say where the
+ * pass's GPU time goes. For benchmarks: separate passes cost a little more
+ * than one. Returns whether the device can (timestamp queries).
+ */
+export function profileNextReplay(): boolean {
+  const gpu = tf.backend() as unknown as WebGpuBackendInternals;
+  if (!gpu.device?.features.has('timestamp-query')) return false;
+  profiling = { armed: true, gpu, dispatches: [] };
+  return true;
+}
+
+function encodeProfiled(
+  encoder: GpuCommandEncoder,
+  dispatches: Dispatch[],
+  p: NonNullable<typeof profiling>,
+): void {
+  const usage = (globalThis as unknown as { GPUBufferUsage: Record<string, number> }).GPUBufferUsage;
+  const count = 2 * dispatches.length;
+  p.armed = false;
+  p.dispatches = dispatches;
+  p.querySet = p.gpu.device.createQuerySet({ type: 'timestamp', count });
+  p.resolved = p.gpu.device.createBuffer({ size: 8 * count, usage: usage.QUERY_RESOLVE | usage.COPY_SRC });
+  for (const [i, d] of dispatches.entries()) {
+    const pass = encoder.beginComputePass({
+      timestampWrites: {
+        querySet: p.querySet,
+        beginningOfPassWriteIndex: 2 * i,
+        endOfPassWriteIndex: 2 * i + 1,
+      },
+    });
+    pass.setPipeline(d.pipeline);
+    pass.setBindGroup(0, d.bindGroup);
+    pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+    pass.end();
+  }
+  encoder.resolveQuerySet(p.querySet, 0, count, p.resolved, 0);
+}
+
+/** The profiled replay's dispatches in order (empty if none ran since profileNextReplay). */
+export async function readReplayProfile(): Promise<DispatchTime[]> {
+  const p = profiling;
+  profiling = undefined;
+  if (!p?.resolved || !p.querySet) return [];
+  const globals = globalThis as unknown as {
+    GPUBufferUsage: Record<string, number>;
+    GPUMapMode: Record<string, number>;
+  };
+  const size = 16 * p.dispatches.length;
+  const staging = p.gpu.device.createBuffer({
+    size,
+    usage: globals.GPUBufferUsage.MAP_READ | globals.GPUBufferUsage.COPY_DST,
+  });
+  const encoder = p.gpu.device.createCommandEncoder();
+  encoder.copyBufferToBuffer(p.resolved, 0, staging, 0, size);
+  p.gpu.queue.submit([encoder.finish()]);
+  await staging.mapAsync(globals.GPUMapMode.READ);
+  const ticks = new BigInt64Array(staging.getMappedRange().slice(0));
+  staging.unmap();
+  for (const b of [staging, p.resolved]) b.destroy();
+  p.querySet.destroy();
+  return p.dispatches.map((d, i) => ({
+    program: d.program,
+    workgroups: d.workgroups[0] * d.workgroups[1] * d.workgroups[2],
+    ms: Number(ticks[2 * i + 1] - ticks[2 * i]) / 1e6,
+  }));
 }
 
 /**
