@@ -290,6 +290,12 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
     [2, 1, 4, 2, 64, 700, Number.POSITIVE_INFINITY],
     [1, 3, 8, 2, 80, 2000, 600],
     [1, 1, 4, 4, 64, 9000, Number.POSITIVE_INFINITY],
+    // Heads read as vec4s up to 256 wide; wider ones, and ones that are not whole vec4s, a float at a time.
+    [1, 2, 2, 2, 256, 100, Number.POSITIVE_INFINITY],
+    [1, 2, 2, 1, 264, 90, Number.POSITIVE_INFINITY],
+    [2, 3, 2, 1, 6, 50, Number.POSITIVE_INFINITY],
+    // More than 65,535 items: tfjs lays the dispatch out as a square; the extra workgroups write nothing.
+    [2, 300, 112, 1, 8, 310, Number.POSITIVE_INFINITY],
   ])(
     'causalAttention B%i S%i H%i KV%i D%i over %i slots (window %s) matches float64',
     async (batch, steps, heads, kvHeads, headDim, slots, window) => {

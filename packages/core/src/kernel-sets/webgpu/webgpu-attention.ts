@@ -22,44 +22,58 @@ export function attentionProgram(
   rotary = false,
 ): WebGpuProgram {
   const { batch, steps, heads, headDim } = shape;
-  const perThread = Math.ceil(headDim / TILE);
   const headsFirst = layout === 'heads';
   // Split (flash-decoding): each (row, step, head) spreads its slots over `splits` workgroups, each
   // writing its unnormalized sum with its maximum and total ([items·splits, D + 2], the `splits`
   // uniform), which combineProgram merges.
   const split = splits > 1;
   const items = batch * steps * heads;
+  // Keys and values read as vec4s where a head is whole vec4s (D ≤ 256): a slot's score is D/4
+  // loads, and the values are summed by G = D/4 threads a vec4 each, L = ⌊64/G⌋ slots at a time
+  // (each thread a slot of every L), met in shared memory at the end. Else one float at a time.
+  const vec = headDim % 4 === 0 && headDim <= 4 * TILE;
+  const G = vec ? headDim / 4 : 0;
+  const L = vec ? Math.floor(TILE / G) : 0;
+  const perThread = Math.ceil(headDim / TILE);
+  const queryVec = (i: string) =>
+    `vec4<f32>(query[4 * ${i}], query[4 * ${i} + 1], query[4 * ${i} + 2], query[4 * ${i} + 3])`;
   return {
     variableNames: rotary ? ['q', 'keys', 'values', 'cosSin'] : ['q', 'keys', 'values'],
     outputShape: split ? [items * splits, headDim + 2] : [batch * steps, heads * headDim],
-    shaderKey: `specstreamAttention_${headDim}_${layout}_${split ? 'split' : 'whole'}_${rotary}_${startOf.key}`,
+    shaderKey: `specstreamAttention_${headDim}_${layout}_${split ? 'split' : 'whole'}_${rotary}_${vec}_${startOf.key}`,
     dispatchLayout: { x: [0, 1] },
     dispatch: [items * splits, 1, 1],
     workgroupSize: [TILE, 1, 1],
+    ...(vec ? { variableComponents: rotary ? [1, 4, 4, 1] : [1, 4, 4] } : {}),
     uniforms: `window : i32, queryHeads : i32, splits : i32, ${startOf.fields}`,
     getUserCode: () => `
     const D = ${headDim};
     var<workgroup> query : array<f32, D>;
     var<workgroup> scores : array<f32, ${TILE}>;
     var<workgroup> span : vec2<i32>;
+    ${vec ? `var<workgroup> partial : array<vec4<f32>, ${TILE}>;` : ''}
 
     ${startOf.accessor}
 
-    // Float offset of slot p of KV head kvh in row b.
+    // Offset of slot p of KV head kvh in row b${vec ? ', in vec4s' : ''}.
     fn slotAt(b : i32, kvh : i32, p : i32) -> i32 {
       ${
         headsFirst
-          ? 'return ((b * uniforms.keysShape.y + kvh) * uniforms.keysShape.z + p) * D;'
-          : 'return ((b * uniforms.keysShape.y + p) * uniforms.keysShape.z + kvh) * D;'
+          ? `return ((b * uniforms.keysShape.y + kvh) * uniforms.keysShape.z + p) * D${vec ? ' / 4' : ''};`
+          : `return ((b * uniforms.keysShape.y + p) * uniforms.keysShape.z + kvh) * D${vec ? ' / 4' : ''};`
       }
     }
 
     ${MAIN} {
       let tid = i32(localId.x);
-      let group = index / ${TILE};
-      let item = group / uniforms.splits;
       let heads = uniforms.queryHeads;
       let steps = uniforms.qShape.y;
+      // More than 65,535 workgroups come as a square (tfjs reshapes the dispatch): the few past
+      // the end redo the last one's work and write nothing.
+      let groups = uniforms.qShape.x * steps * heads * uniforms.splits;
+      let live = index / ${TILE} < groups;
+      let group = min(index / ${TILE}, groups - 1);
+      let item = group / uniforms.splits;
       let h = item % heads;
       let s = (item / heads) % steps;
       let b = item / (heads * steps);
@@ -96,7 +110,73 @@ export function attentionProgram(
       let seen = workgroupUniformLoad(&span);
       var best = -3.402823e+38;
       var total = 0.0;
-      var mixed : array<f32, ${perThread}>;
+      ${vec ? vecBody(G, L, queryVec) : scalarBody(headDim, perThread)}
+      ${vec ? vecOutput(G, L, split) : scalarOutput(perThread, split)}
+    }
+  `,
+  };
+}
+
+/** Tiles with vec4 reads: scores a slot per thread, weights in shared memory, values by G×L threads. */
+function vecBody(G: number, L: number, queryVec: (i: string) => string): string {
+  return `let g = tid % ${G};
+      let lane = tid / ${G};
+      var mixed = vec4<f32>(0.0);
+      for (var first = seen.x; first < seen.y; first = first + ${TILE}) {
+        let p = first + tid;
+        var score = -3.402823e+38;
+        if (p < seen.y) {
+          let k = slotAt(b, kvh, p);
+          var dot4 = vec4<f32>(0.0);
+          for (var i = 0; i < ${G}; i = i + 1) { dot4 = dot4 + ${queryVec('i')} * keys[k + i]; }
+          score = dot4.x + dot4.y + dot4.z + dot4.w;
+        }
+        scores[tid] = score;
+        workgroupBarrier();
+        let count = min(${TILE}, seen.y - first);
+        var tileBest = best;
+        for (var j = 0; j < count; j = j + 1) { tileBest = max(tileBest, scores[j]); }
+        workgroupBarrier();
+        // Each slot's weight once, by its own thread.
+        if (tid < count) { scores[tid] = exp(score - tileBest); }
+        workgroupBarrier();
+        let rescale = exp(best - tileBest);
+        total = total * rescale;
+        mixed = mixed * rescale;
+        for (var j = 0; j < count; j = j + 1) { total = total + scores[j]; }
+        if (lane < ${L}) {
+          for (var j = lane; j < count; j = j + ${L}) {
+            mixed = mixed + scores[j] * values[slotAt(b, kvh, first + j) + g];
+          }
+        }
+        best = tileBest;
+        workgroupBarrier();
+      }
+      partial[tid] = mixed;
+      workgroupBarrier();`;
+}
+
+/** The vec4 path's output: thread g of lane 0 sums its vec4 over the lanes. */
+function vecOutput(G: number, L: number, split: boolean): string {
+  return `if (live && tid < ${G}) {
+        var sum = vec4<f32>(0.0);
+        for (var l = 0; l < ${L}; l = l + 1) { sum = sum + partial[l * ${G} + tid]; }
+        ${
+          split
+            ? `let partAt = group * (D + 2);
+        for (var c = 0; c < 4; c = c + 1) { result[partAt + 4 * tid + c] = sum[c]; }
+        if (tid == 0) {
+          result[partAt + D] = best;
+          result[partAt + D + 1] = total;
+        }`
+            : 'for (var c = 0; c < 4; c = c + 1) { result[at + 4 * tid + c] = sum[c] / total; }'
+        }
+      }`;
+}
+
+/** Tiles read a float at a time (heads that are not whole vec4s, or wider than 256). */
+function scalarBody(headDim: number, perThread: number): string {
+  return `var mixed : array<f32, ${perThread}>;
       for (var first = seen.x; first < seen.y; first = first + ${TILE}) {
         let p = first + tid;
         var score = -3.402823e+38;
@@ -125,26 +205,28 @@ export function attentionProgram(
         }
         best = tileBest;
         workgroupBarrier();
-      }
-      ${
-        split
-          ? `let partAt = group * (D + 2);
-      for (var i = 0; i < ${perThread}; i = i + 1) {
-        let d = tid + i * ${TILE};
-        if (d < D) { result[partAt + d] = mixed[i]; }
-      }
-      if (tid == 0) {
-        result[partAt + D] = best;
-        result[partAt + D + 1] = total;
+      }`;
+}
+
+function scalarOutput(perThread: number, split: boolean): string {
+  return split
+    ? `let partAt = group * (D + 2);
+      if (live) {
+        for (var i = 0; i < ${perThread}; i = i + 1) {
+          let d = tid + i * ${TILE};
+          if (d < D) { result[partAt + d] = mixed[i]; }
+        }
+        if (tid == 0) {
+          result[partAt + D] = best;
+          result[partAt + D + 1] = total;
+        }
       }`
-          : `for (var i = 0; i < ${perThread}; i = i + 1) {
-        let d = tid + i * ${TILE};
-        if (d < D) { result[at + d] = mixed[i] / total; }
-      }`
-      }
-    }
-  `,
-  };
+    : `if (live) {
+        for (var i = 0; i < ${perThread}; i = i + 1) {
+          let d = tid + i * ${TILE};
+          if (d < D) { result[at + d] = mixed[i] / total; }
+        }
+      }`;
 }
 
 /**

@@ -161,7 +161,13 @@ export function runWithStarts(
   try {
     return requireWebGpuPrograms().runWebGPUProgram(
       buffered.length > 0
-        ? { ...program, variableNames: [...program.variableNames, ...buffered.map((t) => t.name)] }
+        ? {
+            ...program,
+            variableNames: [...program.variableNames, ...buffered.map((t) => t.name)],
+            ...(program.variableComponents
+              ? { variableComponents: [...program.variableComponents, ...buffered.map(() => 1)] }
+              : {}),
+          }
         : program,
       [...inputs, ...buffered.map((t) => t.buffer!)],
       output?.dtype ?? 'float32',
