@@ -1,8 +1,9 @@
 // `pnpm bench`: runs the benchmarks on every backend available here, prints a
 // table per benchmark and writes bench-results/<name>.json.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { type BackendName, type CausalLmConfig, GPT2_SMALL_SHAPE, initBackend } from '@specstream/core';
+import { loadCausalLm, readHfConfig } from '@specstream/models';
 import { writeGpuResults } from '../bench/gpu/gpu-results.js';
 import {
   PAIR_ARGS,
@@ -146,6 +147,8 @@ for (const name of (peersAlone ? [] : values.backends.split(',')) as BackendName
     results[name] = { model: slow ? 'reduced' : 'gpt2-small', ...core };
   }
   if (suites.has('gpu') && name === 'webgpu') {
+    // The shipped target's own weights in every format, beside the random shapes (issue 20).
+    const shippedTarget = String(values['pair-target']);
     console.log(
       '-- gpu: greedy decoding, recorded passes against per-op, GPT-2 small and Llama-0.5B shapes, f32/f16/q8/q4',
     );
@@ -157,6 +160,15 @@ for (const name of (peersAlone ? [] : values.backends.split(',')) as BackendName
         reps: Number(values['gpu-reps']),
         shapes: values['gpu-shapes']?.split(','),
         perOpWeights: String(values['gpu-per-op']).split(',').filter(Boolean),
+        models: existsSync(shippedTarget)
+          ? [
+              {
+                name: 'shipped target',
+                mlpWidth: (await readHfConfig(shippedTarget)).intermediate_size as number,
+                load: (weights) => loadCausalLm(shippedTarget, { kernels: 'webgpu', weights }),
+              },
+            ]
+          : [],
       },
       log,
     );

@@ -121,8 +121,10 @@ export function gpuMarkdownSection(
   ];
   if (peers) {
     const cmp: string[][] = [];
-    // q8 and q4 have no transformers dtype to stand against.
-    for (const r of run.rows.filter((x) => x.path === 'recorded' && DTYPE_OF[x.weights] !== undefined)) {
+    // q8 and q4 have no transformers dtype to stand against, the shipped target no transformers shape.
+    for (const r of run.rows.filter(
+      (x) => x.path === 'recorded' && DTYPE_OF[x.weights] !== undefined && SHAPE_KEYS[x.shape] !== undefined,
+    )) {
       const key = SHAPE_KEYS[r.shape];
       const dtype = DTYPE_OF[r.weights];
       const of = (mode: string) =>

@@ -40,6 +40,16 @@ export interface GpuBenchOptions {
   shapes?: string[];
   /** Weight formats that also run per-op (default f32 and f16; every format runs recorded). */
   perOpWeights?: string[];
+  /** Trained models too (the shipped target), each loaded in every format. */
+  models?: GpuBenchModel[];
+}
+
+/** A model the suite loads itself (core cannot: loading is @specstream/models'). */
+export interface GpuBenchModel {
+  name: string;
+  /** Its MLP's width (the weight bytes a step reads). */
+  mlpWidth: number;
+  load(weights: GpuWeights): Promise<CausalLm>;
 }
 
 interface Shape {
@@ -48,7 +58,7 @@ interface Shape {
   weights: GpuWeights;
 }
 
-type GpuWeights = 'f32' | 'f16' | 'q8' | 'q4';
+export type GpuWeights = 'f32' | 'f16' | 'q8' | 'q4';
 
 const SHAPES: Shape[] = (['GPT-2 small', 'Llama-0.5B'] as const).flatMap((name) =>
   (['f32', 'f16', 'q8', 'q4'] as const).map((weights) => ({
@@ -68,10 +78,14 @@ const BYTES_PER_WEIGHT: Record<GpuWeights, number> = { f32: 4, f16: 2, q8: 1 + 4
  * Bytes of weights a decode step of randomCausalLmWeights' model reads: every
  * product's (MLP 4·hidden wide) and the head's, one embedding row aside.
  */
-export function weightBytesPerStep(config: CausalLmConfig, weights: GpuWeights): number {
+export function weightBytesPerStep(
+  config: CausalLmConfig,
+  weights: GpuWeights,
+  mlpWidth = 4 * config.hiddenSize,
+): number {
   const { hiddenSize: d, layers, heads, kvHeads, headDim, vocabSize } = config;
   const mlp = config.gatedMlp ? 3 : 2;
-  const perLayer = d * (heads + 2 * kvHeads) * headDim + heads * headDim * d + mlp * d * 4 * d;
+  const perLayer = d * (heads + 2 * kvHeads) * headDim + heads * headDim * d + mlp * d * mlpWidth;
   return (layers * perLayer + vocabSize * d) * BYTES_PER_WEIGHT[weights];
 }
 
@@ -134,15 +148,28 @@ export async function runGpuBench(
   );
   const rows: GpuBenchRow[] = [];
   let timestamps = false;
-  const chosen = SHAPES.filter(
-    (s) => !o.shapes || o.shapes.some((want) => `${s.name} ${s.weights}`.includes(want)),
-  );
-  for (const shape of chosen) {
-    const model = createCausalLm(shape.config, randomCausalLmWeights(shape.config, { seed: 5 }), {
-      kernels: 'webgpu',
+  const wanted = (name: string, weights: string) =>
+    !o.shapes || o.shapes.some((want) => `${name} ${weights}`.includes(want));
+  const runs = [
+    ...SHAPES.filter((s) => wanted(s.name, s.weights)).map((shape) => ({
+      name: shape.name,
       weights: shape.weights,
-    });
-    const bytes = weightBytesPerStep(shape.config, shape.weights);
+      make: async () =>
+        createCausalLm(shape.config, randomCausalLmWeights(shape.config, { seed: 5 }), {
+          kernels: 'webgpu',
+          weights: shape.weights,
+        }),
+      mlpWidth: undefined as number | undefined,
+    })),
+    ...(o.models ?? []).flatMap((m) =>
+      (['f32', 'f16', 'q8', 'q4'] as const)
+        .filter((weights) => wanted(m.name, weights))
+        .map((weights) => ({ name: m.name, weights, make: () => m.load(weights), mlpWidth: m.mlpWidth })),
+    ),
+  ];
+  for (const shape of runs) {
+    const model = await shape.make();
+    const bytes = weightBytesPerStep(model.config, shape.weights, shape.mlpWidth);
     for (const batch of o.batches) {
       const perOp = (o.perOpWeights ?? ['f32', 'f16']).includes(shape.weights);
       for (const path of perOp ? (['recorded', 'per-op'] as const) : (['recorded'] as const)) {

@@ -805,6 +805,68 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
     },
   );
 
+  test.each(['f16', 'q8', 'q4'] as const)(
+    'embedRows looks up rows of a %s-packed table: each value as the format unpacks it, plus its position',
+    async (format) => {
+      const rng = seedrandom(`embed-${format}`);
+      const [vocab, hidden, maxPositions, steps] = [40, 64, 30, 2];
+      const table = randomArray(vocab * hidden, rng, 0.5);
+      const positions = randomArray(maxPositions * hidden, rng);
+      const floats = tf.tensor2d(table, [vocab, hidden]);
+      const positionTable = tf.tensor2d(positions, [maxPositions, hidden]);
+      const packed =
+        format === 'f16'
+          ? { weightRows: packF16Rows(floats) }
+          : format === 'q8'
+            ? quantizeRowsQ8(floats)
+            : quantizeRowsQ4(floats);
+      // What the table stands for, read back and unpacked here (f16 by halfToFloat; q8 a signed byte;
+      // q4 word ⌊c/8⌋, byte c mod 4, the high nibble when c mod 8 ≥ 4, less 8), times the block's scale.
+      const words = (await packed.weightRows.data()).buffer.slice(0);
+      const d = 'scales' in packed ? await (packed.scales as tf.Tensor2D).data() : undefined;
+      const value = (id: number, c: number) => {
+        if (format === 'f16') return halfToFloat(new Uint16Array(words)[id * hidden + c]);
+        const scale = d![id * (hidden / 32) + Math.floor(c / 32)];
+        if (format === 'q8') return new Int8Array(words)[id * hidden + c] * scale;
+        const byte = new Uint8Array(words)[(id * hidden) / 2 + 4 * Math.floor(c / 8) + (c % 4)];
+        return ((c % 8 < 4 ? byte & 15 : byte >> 4) - 8) * scale;
+      };
+      const rows = 3;
+      const starts = [0, 11, 27];
+      const ids = Int32Array.from({ length: rows * steps }, () => Math.floor(rng() * vocab));
+      const expected = new Float64Array(ids.length * hidden);
+      ids.forEach((id, i) => {
+        const position = starts[Math.floor(i / steps)] + (i % steps);
+        for (let c = 0; c < hidden; c++)
+          expected[i * hidden + c] = value(id, c) + positions[position * hidden + c];
+      });
+      const before = tf.memory().numTensors;
+      const out = embedRows(packed, ids, positionTable, starts, steps);
+      expect(maxAbsDiff(await out.data(), expected)).toBeLessThan(1e-6);
+      // And close to the float table it packs (not the same: the format rounds).
+      const err = maxAbsDiff(
+        await out.data(),
+        Float64Array.from(
+          expected,
+          (v, i) =>
+            v -
+            value(ids[Math.floor(i / hidden)], i % hidden) +
+            table[ids[Math.floor(i / hidden)] * hidden + (i % hidden)],
+        ),
+      );
+      expect(err).toBeGreaterThan(0);
+      expect(err).toBeLessThan(format === 'q4' ? 0.5 / 7.5 : 0.01);
+      out.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([
+        floats,
+        positionTable,
+        packed.weightRows,
+        ...('scales' in packed ? [packed.scales as tf.Tensor2D] : []),
+      ]);
+    },
+  );
+
   test('rotatePacked rotates the query and key heads of a packed projection (rotate-half), leaving values out', async () => {
     const rng = seedrandom('rotary');
     const [batch, steps, heads, kvHeads, dim] = [2, 3, 4, 2, 8];

@@ -12,7 +12,7 @@ import { selectLogitRows } from '../../validate.js';
 import type { KernelSet, Pass } from '../kernel-set.js';
 import { modelTables, passSteps, type SplitHeads } from '../reference/index.js';
 import { isArenaMatrix } from '../wasm/arena-matrix.js';
-import { embedRows } from './embed.js';
+import { type EmbedTable, embedRows } from './embed.js';
 import { type PassTape, recordPass, type TapeWrite, writePassInputs } from './pass-tape.js';
 import { packF16Rows, quantizeRowsQ4, quantizeRowsQ8, type RowLinear, rowLinear } from './row-linear.js';
 import { webGpuPrograms } from './webgpu-program.js';
@@ -84,6 +84,9 @@ export function webgpuKernelSet(weights: 'f32' | 'f16' | 'q8' | 'q4'): KernelSet
       });
       lmHead?.dispose();
       const head: RowLinear = packRows(folded.weightRows, folded.bias);
+      // The token table in the products' format too (a decode step reads one row of it; it is
+      // memory all the same: GPT-2's is 154 MB in f32).
+      const table: EmbedTable = weights === 'f32' ? embedTokens : packRows(embedTokens);
       const norm = { kind: config.norm, eps: config.normEps };
       const tables = modelTables(config);
       const { pass, splitHeads, writeSplit, ...own } = passSteps(config, tables);
@@ -165,10 +168,9 @@ export function webgpuKernelSet(weights: 'f32' | 'f16' | 'q8' | 'q4'): KernelSet
         },
         embed(ids) {
           const { lengths, steps } = pass();
-          if (recording)
-            return embedRows(embedTokens, recording.ids, embedPositions, recording.starts, steps);
+          if (recording) return embedRows(table, recording.ids, embedPositions, recording.starts, steps);
           return embedRows(
-            embedTokens,
+            table,
             ids instanceof tf.Tensor ? (tf.reshape(ids, [-1]) as tf.Tensor1D) : ids,
             embedPositions,
             lengths,
@@ -221,7 +223,8 @@ export function webgpuKernelSet(weights: 'f32' | 'f16' | 'q8' | 'q4'): KernelSet
           for (const passes of tapes.values()) release(passes);
           tapes.clear();
           disposeLinear(head);
-          embedTokens.dispose();
+          if (table instanceof tf.Tensor) table.dispose();
+          else disposeLinear(table);
           embedPositions?.dispose();
           tables.dispose();
         },
