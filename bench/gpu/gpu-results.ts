@@ -96,6 +96,31 @@ export function gpuMarkdownSection(
         `- Llama-0.5B shape, batch 1, recorded, against f32's ${llamaF32.tokensPerS.toFixed(1)} tok/s (issue 20): ${parts.join('; ')}`,
       );
   }
+  // Where a batch-1 step's GPU time goes: the profiled replay's dispatches by kind of program.
+  const profiles = run.rows
+    .filter((r) => r.path === 'recorded' && r.batch === 1 && r.profile)
+    .map((r) => {
+      const kinds = new Map<string, { calls: number; ms: number }>();
+      for (const p of r.profile!.programs) {
+        const kind = programKind(p.program);
+        const k = kinds.get(kind) ?? { calls: 0, ms: 0 };
+        k.calls += p.calls;
+        k.ms += p.ms;
+        kinds.set(kind, k);
+      }
+      const parts = [...kinds.entries()]
+        .sort((a, b) => b[1].ms - a[1].ms)
+        .map(([kind, k]) => `${kind} ${k.ms.toFixed(3)} (×${k.calls})`);
+      return `- ${r.shape} ${r.weights}: ${r.profile!.totalMs.toFixed(3)} ms over ${r.profile!.dispatches} dispatches: ${parts.join(', ')}`;
+    });
+  if (profiles.length > 0) {
+    goals.push(
+      '',
+      'Batch-1 steps profiled (one replay with each dispatch in a timed pass of its own, which adds a few µs a dispatch), ms by program:',
+      '',
+      ...profiles,
+    );
+  }
   const lines = [
     `Adapter ${run.adapter} (Vulkan through Dawn) · backend **webgpu** · commit \`${run.commit.hash}\`${run.commit.dirty ? ' (dirty)' : ''} · ${run.date} · Node ${run.node} · copy bandwidth ${run.copyGBperS} GB/s (read + write); a WGSL program reading 1 GiB ${run.readGBperS} GB/s · GPU times ${run.timestamps ? 'from timestamp queries around the recorded pass' : 'not available (no timestamp queries): bandwidth from the pipelined time'}`,
     '',
@@ -172,6 +197,19 @@ export function gpuMarkdownSection(
     );
   }
   return lines.join('\n');
+}
+
+/** A program's kind from its shaderKey: specstreamLinear_… → product, specstreamAttention_… → attention. */
+function programKind(key: string): string {
+  const name = key.replace(/^specstream/, '').split(/[_,]/)[0];
+  const kinds: Record<string, string> = {
+    Linear: 'products',
+    Attention: 'attention',
+    AttentionCombine: 'attention merge',
+    KvWrite: 'cache writes',
+    Embed: 'embedding',
+  };
+  return kinds[name] ?? name;
 }
 
 const GPU_INTRO = [
