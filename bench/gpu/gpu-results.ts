@@ -115,7 +115,7 @@ export function gpuMarkdownSection(
     });
   if (profiles.length > 0) {
     goals.push(
-      '',
+      ...(goals.length > 0 ? [''] : []),
       'Batch-1 steps profiled (one replay with each dispatch in a timed pass of its own, which adds a few µs a dispatch), ms by program:',
       '',
       ...profiles,
