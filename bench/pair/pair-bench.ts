@@ -18,6 +18,8 @@ import {
   generate,
   kernelThreadCount,
   type SamplingOptions,
+  WEIGHT_FORMATS,
+  type WeightFormat,
 } from '@specstream/core';
 import { loadCausalLm, loadTokenizer, type Tokenizer } from '@specstream/models';
 import {
@@ -44,6 +46,11 @@ import { formatTable } from '../../scripts/lib/format-table.js';
 export const PAIR_ARGS = {
   'pair-target': { type: 'string', default: 'models/specstream-docs-target' },
   'pair-draft': { type: 'string', default: 'models/specstream-docs-draft' },
+  /**
+   * The draft's weight format (f32, or q8/q4 where the backend's kernel set has it): the draft
+   * only proposes, so a cheaper draft step changes α a little and the output not at all.
+   */
+  'pair-draft-weights': { type: 'string', default: 'f32' },
   /** `{ "prompts": ["text", ...] }` */
   'pair-prompts': { type: 'string', default: 'models/heldout-prompts.json' },
   /** Folder holding tokenizer.json (default: the target's folder). */
@@ -65,6 +72,7 @@ export const PAIR_ARGS = {
 export interface PairSettings {
   target: string;
   draft: string;
+  draftWeights: WeightFormat;
   prompts: string;
   tokenizer: string;
   count?: number;
@@ -84,6 +92,13 @@ function integerFlag(name: string, text: string | undefined, min: number): numbe
   return n;
 }
 
+function weightFlag(text: string): WeightFormat {
+  if (!(WEIGHT_FORMATS as readonly string[]).includes(text)) {
+    throw new Error(`--pair-draft-weights must be one of ${WEIGHT_FORMATS.join(', ')}, got "${text}"`);
+  }
+  return text as WeightFormat;
+}
+
 export function pairSettings(values: Record<string, unknown>): PairSettings {
   const str = (name: keyof typeof PAIR_ARGS) => values[name] as string | undefined;
   const temperature = Number(str('pair-temperature'));
@@ -94,6 +109,7 @@ export function pairSettings(values: Record<string, unknown>): PairSettings {
   return {
     target,
     draft: str('pair-draft')!,
+    draftWeights: weightFlag(str('pair-draft-weights')!),
     prompts: str('pair-prompts')!,
     tokenizer: str('pair-tokenizer') ?? target,
     count: integerFlag('pair-prompts-count', str('pair-prompts-count'), 1),
@@ -114,6 +130,8 @@ interface ModelInfo {
   vocab: number;
   dtype: string;
   safetensorsMB: number;
+  /** The format the run kept its weights in (f32 unless asked). */
+  weights?: WeightFormat;
 }
 
 function modelInfo(dir: string): ModelInfo {
@@ -133,7 +151,7 @@ function modelInfo(dir: string): ModelInfo {
 }
 
 const describeModel = (m: ModelInfo) =>
-  `\`${m.path}\` (${m.modelType}, ${m.layers} layers, hidden ${m.hidden}, vocab ${m.vocab}, ${m.safetensorsMB} MB ${m.dtype})`;
+  `\`${m.path}\` (${m.modelType}, ${m.layers} layers, hidden ${m.hidden}, vocab ${m.vocab}, ${m.safetensorsMB} MB ${m.dtype}${m.weights && m.weights !== 'f32' ? `, run with ${m.weights} weights` : ''})`;
 
 /** The target's top-1 minus top-2 logit after `ids`: how close to a tie the token where outputs diverged was. */
 async function topMargin(model: CausalLm, ids: number[]): Promise<number> {
@@ -216,7 +234,7 @@ export async function runPairBench(
   const t0 = performance.now();
   const tokenizer: Tokenizer = await loadTokenizer(s.tokenizer);
   const target = await loadCausalLm(s.target);
-  const draft = await loadCausalLm(s.draft);
+  const draft = await loadCausalLm(s.draft, { weights: s.draftWeights });
   try {
     let draftTokenizer: Tokenizer | undefined;
     try {
@@ -380,7 +398,7 @@ export async function runPairBench(
       },
       commit: benchCommit(),
       target: modelInfo(s.target),
-      draft: modelInfo(s.draft),
+      draft: { ...modelInfo(s.draft), weights: s.draftWeights },
       promptsFile: s.prompts,
       prompts: prompts.length,
       promptTokens,
