@@ -479,9 +479,14 @@ export function writePairResults(
   mkdirSync(docsDir, { recursive: true });
   let doc = existsSync(s.results) ? readFileSync(s.results, 'utf8') : RESULTS_TEMPLATE;
   const colors = ['#1f77b4', '#d62728', '#2ca02c'];
+  // A run with the draft in another format keeps its own section beside the f32 draft's.
+  const keyOf = (r: PairMeasured) =>
+    r.draft.weights && r.draft.weights !== 'f32' ? `${r.backend}-draft-${r.draft.weights}` : r.backend;
   for (const r of measured) {
+    const key = keyOf(r);
+    const label = key === r.backend ? r.backend : `${r.backend}, draft in ${r.draft.weights}`;
     const svg = pairChartSvg({
-      title: `Trained pair on ${r.backend}: decode tokens/s and acceptance α against k`,
+      title: `Trained pair on ${label}: decode tokens/s and acceptance α against k`,
       series: r.modes.map((m, i) => {
         const adaptive = m.rows.find((row) => row.k === 'adaptive');
         return {
@@ -498,14 +503,14 @@ export function writePairResults(
         };
       }),
     });
-    const name = `pair-${r.backend}.svg`;
+    const name = `pair-${key}.svg`;
     writeFileSync(join('bench-results', name), svg);
     writeFileSync(join(docsDir, name), svg);
     doc = replaceMarkedSection(
       doc,
-      `pair:${r.backend}`,
+      `pair:${key}`,
       pairMarkdownSection({
-        backend: r.backend,
+        backend: label,
         meta: sectionMeta(r),
         modes: r.modes,
         chart: `docs/bench/${name}`,
@@ -515,7 +520,7 @@ export function writePairResults(
     log(`wrote bench-results/${name}, ${join(docsDir, name)}`);
   }
   writeFileSync(s.results, doc);
-  log(`wrote ${s.results} (sections ${measured.map((r) => `pair:${r.backend}`).join(', ')})`);
+  log(`wrote ${s.results} (sections ${measured.map((r) => `pair:${keyOf(r)}`).join(', ')})`);
   // Repeated last, where it is seen: a greedy output that differs from the target alone's is a bug.
   for (const r of measured) {
     const bad = r.modes.flatMap((m) => m.mismatchDetails);
