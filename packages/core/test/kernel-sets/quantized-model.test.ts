@@ -165,10 +165,10 @@ function rmsDiff(a: Float32Array, b?: Float32Array): number {
 }
 
 describe('weight format choice', () => {
-  test('q8 and q4 need the wasm set; unknown formats and mixed layers are named', () => {
+  test('q8 and q4 need the wasm or webgpu set; unknown formats and mixed layers are named', () => {
     expect(kernelSet('wasm', 'q8').weights).toBe('q8');
     expect(() => kernelSet('reference', 'q8')).toThrow(
-      /q8 weights are not supported by the reference kernel set \(q8 and q4: the wasm set/,
+      /q8 weights are not supported by the reference kernel set \(q8 and q4: the wasm and webgpu sets/,
     );
     expect(() => kernelSet('wasm', 'f16')).toThrow(
       /f16 weights are not supported by the wasm kernel set \(q8 and q4: the wasm and webgpu sets; f16: the webgpu set\)/,
