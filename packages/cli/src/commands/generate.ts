@@ -102,7 +102,7 @@ export function addGenerateCommand(program: Command, io: CliIo, done: (code: num
       new Option(
         '--weights <format>',
         'how the models keep their weights: f32; f16 (on the webgpu backend); q8 or q4 (blocks of 32 ' +
-          "with one scale each, as GGUF Q8_0/Q4_0: 1/4 and 1/7 of f32's bytes; on the wasm backend). " +
+          "with one scale each, as GGUF Q8_0/Q4_0: 1/4 and 1/7 of f32's bytes; on the wasm or webgpu backend). " +
           'The format makes its backend the default unless --backend or SPECSTREAM_BACKEND names another',
       )
         .choices(WEIGHT_CHOICES)

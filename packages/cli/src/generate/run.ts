@@ -132,30 +132,23 @@ function weightsOf(flags: GenerateFlags, draftModel: boolean): Weights {
   return { target: flags.weights, draft: draftModel ? (flags.draftWeights ?? flags.weights) : undefined };
 }
 
-/** The backend whose kernel set runs each format other than f32 (core's kernelSet). */
-const FORMAT_BACKEND = { f16: 'webgpu', q8: 'wasm', q4: 'wasm' } as const;
+/** The backends whose kernel sets run each format other than f32 (core's kernelSet), preferred first. */
+const FORMAT_BACKENDS = { f16: ['webgpu'], q8: ['wasm', 'webgpu'], q4: ['wasm', 'webgpu'] } as const;
 
 const formatsOf = (w: Weights) =>
   [w.target, w.draft].filter((f): f is Exclude<WeightChoice, 'f32'> => f !== undefined && f !== 'f32');
 
 /**
- * The backend to start: --backend, else SPECSTREAM_BACKEND, else the one whose kernel set runs
- * the formats asked for (f16: webgpu, q8/q4: wasm), else the fastest that starts. Formats that
- * need two different backends cannot share one process's tfjs backend.
+ * The backend to start: --backend, else SPECSTREAM_BACKEND, else the first that runs every format
+ * asked for (f16: webgpu; q8/q4: wasm, or webgpu beside f16), else the fastest that starts.
  */
 function backendFor(flags: GenerateFlags, weights: Weights, io: CliIo): GenerateFlags['backend'] {
-  const needed = [...new Set(formatsOf(weights).map((f) => FORMAT_BACKEND[f]))];
-  if (needed.length > 1) {
-    throw new CliError(
-      EXIT.usage,
-      `target weights ${weights.target} and draft weights ${weights.draft} run on different backends (${formatsOf(
-        weights,
-      )
-        .map((f) => `${f}: ${FORMAT_BACKEND[f]}`)
-        .join(', ')}); one backend runs both models`,
-    );
-  }
-  if (flags.backend !== undefined || needed.length === 0 || io.env.SPECSTREAM_BACKEND) return flags.backend;
+  const formats = formatsOf(weights);
+  const needed = (['wasm', 'webgpu'] as const).filter((b) =>
+    formats.every((f) => (FORMAT_BACKENDS[f] as readonly string[]).includes(b)),
+  );
+  if (formats.length === 0) return flags.backend;
+  if (flags.backend !== undefined || io.env.SPECSTREAM_BACKEND) return flags.backend;
   return needed[0];
 }
 
@@ -189,7 +182,7 @@ function checkWeightsRunHere(weights: Weights, flags: GenerateFlags): void {
       if (!(error instanceof InvalidArgumentError)) throw error;
       throw new CliError(
         EXIT.usage,
-        `${flag} ${format} on the ${currentBackend()} backend: ${error.message}; pass --backend ${FORMAT_BACKEND[format]}`,
+        `${flag} ${format} on the ${currentBackend()} backend: ${error.message}; pass --backend ${FORMAT_BACKENDS[format].join(' or ')}`,
       );
     }
   }
