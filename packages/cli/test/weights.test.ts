@@ -113,6 +113,33 @@ describe('--weights and --draft-weights', () => {
     );
   });
 
+  it.each([
+    ['wasm', 'q4'],
+    ['cpu', 'f32'],
+  ])(
+    'unasked, the draft of an f32 target keeps q4 weights where the backend runs them (%s: %s), exactly',
+    async (backend, expected) => {
+      const args = [
+        'generate',
+        PROMPT,
+        '--backend',
+        backend,
+        '--model',
+        target,
+        '--max-new-tokens',
+        '12',
+        '--ignore-eos',
+      ];
+      const speculative = await runCli([...args, '--draft', draft, '--json']);
+      expect(speculative.code).toBe(EXIT.ok);
+      const summary = jsonLines(speculative.stdout).at(-1)!;
+      expect(summary).toMatchObject({ weights: 'f32', draftWeights: expected });
+      // The draft's format changes what it proposes, never the text: the target alone's.
+      const plain = await runCli([...args, '--no-draft', '--json']);
+      expect(summary.text).toBe(jsonLines(plain.stdout).at(-1)!.text);
+    },
+  );
+
   it('q4 target with an f32 draft', async () => {
     const args = [
       'generate',

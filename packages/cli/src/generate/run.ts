@@ -47,8 +47,9 @@ export async function runGenerate(
   const { prompt, maxNewTokens } = fitPrompt(promptText, flags.maxNewTokens, target, draftFolder);
   const speakPaths = await checkSpeakAlong(flags);
 
-  const weights = weightsOf(flags, draftFolder !== undefined);
-  await startBackend(flags, weights, io);
+  const asked = weightsOf(flags, draftFolder !== undefined);
+  await startBackend(flags, asked, io);
+  const weights = withDraftDefault(asked, flags);
   checkWeightsRunHere(weights, flags);
   const models: CausalLm[] = [];
   let speaker: SpeakAlong | undefined;
@@ -130,6 +131,24 @@ export interface Weights {
 
 function weightsOf(flags: GenerateFlags, draftModel: boolean): Weights {
   return { target: flags.weights, draft: draftModel ? (flags.draftWeights ?? flags.weights) : undefined };
+}
+
+/**
+ * Unasked (no --draft-weights, target f32), the draft keeps q4 weights where the started backend's
+ * kernels have them: a draft only proposes, so its format moves α a little and the output not at
+ * all, while its step costs about a third (shipped pair on wasm, 2 cores: 1.29 → 0.36 ms a draft
+ * step; greedy best fixed k 1.34× → 1.48–1.57× the target alone, RESULTS.md).
+ */
+function withDraftDefault(weights: Weights, flags: GenerateFlags): Weights {
+  if (weights.draft === undefined || flags.draftWeights !== undefined || weights.target !== 'f32')
+    return weights;
+  try {
+    kernelSet(undefined, 'q4');
+  } catch (error) {
+    if (error instanceof InvalidArgumentError) return weights;
+    throw error;
+  }
+  return { ...weights, draft: 'q4' };
 }
 
 /** The backends whose kernel sets run each format other than f32 (core's kernelSet), preferred first. */
