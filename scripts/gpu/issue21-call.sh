@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # One device call (carry .gpu, models away): transformers on the same shapes unless a JSON
 # measured on the same kind of card earlier in the session is given as $1, then the GPU suite,
-# then the webgpu test suites. docs/gpu.md has the calls around it.
+# then the webgpu test suites; more arguments go to the bench (e.g. --gpu-per-op ''). docs/gpu.md
+# has the calls around it.
 set -u
 nvidia-smi -L | tee "$OUT/gpu-id.txt"
+given=${1:-}
+shift || true
 json=/tmp/transformers-shapes.json
 card=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
-if [ -n "${1:-}" ] && [ -f "$1" ] && grep -q "\"device\": \"$card\"" "$1"; then
-  echo "transformers: $1 was measured on a $card too; not measured again"
-  cp "$1" "$json"
+if [ -n "$given" ] && [ -f "$given" ] && grep -q "\"device\": \"$card\"" "$given"; then
+  echo "transformers: $given was measured on a $card too; not measured again"
+  cp "$given" "$json"
 else
   python3 tools/peers/transformers_shapes.py --out "$json" --max-seconds 150 >"$OUT/transformers-shapes.log" 2>&1
   tail -18 "$OUT/transformers-shapes.log" | cut -c1-100
 fi
 cp "$json" "$OUT/"
 SPECSTREAM_DAWN_OPTIONS='enable-dawn-features=allow_unsafe_apis;disable-dawn-features=timestamp_quantization' \
-  bash scripts/gpu/run.sh bench --only gpu --gpu-transformers "$json" --gpu-steps 24 --gpu-reps 3 --gpu-per-op f32 2>&1 |
+  bash scripts/gpu/run.sh bench --only gpu --gpu-transformers "$json" --gpu-steps 24 --gpu-reps 3 --gpu-per-op f32 "$@" 2>&1 |
   grep -E '^  G |rror|failed' | cut -c1-230
 b=${PIPESTATUS[0]}
 bash scripts/gpu/run.sh test >/tmp/tests.out 2>&1
