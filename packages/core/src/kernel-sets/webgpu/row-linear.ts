@@ -56,64 +56,8 @@ export const QUANTIZE_Q4 = 'SpecstreamQuantizeQ4';
  * device, where the floats are. cols a multiple of 32.
  */
 export function quantizeRowsQ8(weight: tf.Tensor2D): { weightRows: tf.Tensor2D; scales: tf.Tensor2D } {
-  const cols = weight.shape[1];
-  if (weight.rank !== 2 || cols % 32 !== 0) {
-    throw new Error(`quantizeRowsQ8: [${weight.shape}] is not a matrix with rows a multiple of 32 long`);
-  }
-  const scales = tf.engine().runKernel(QUANTIZE_Q8, { w: weight }, { part: 'scales' }) as tf.Tensor2D;
-  const weightRows = tf
-    .engine()
-    .runKernel(QUANTIZE_Q8, { w: weight, scales }, { part: 'quads' }) as tf.Tensor2D;
-  return { weightRows, scales };
+  return quantizeRows('q8', weight);
 }
-
-tf.registerKernel({
-  kernelName: QUANTIZE_Q8,
-  backendName: 'webgpu',
-  kernelFunc: ({ inputs, attrs }) => {
-    const { w, scales } = inputs as Record<string, tf.TensorInfo>;
-    const [rows, cols] = w.shape;
-    const threads = 64;
-    const quads = attrs!.part === 'quads';
-    const size = quads ? (rows * cols) / 4 : (rows * cols) / 32;
-    const program: WebGpuProgram = {
-      variableNames: quads ? ['w', 'scales'] : ['w'],
-      outputShape: quads ? [rows, cols / 4] : [rows, cols / 32],
-      shaderKey: `specstreamQuantizeQ8_${quads ? 'quads' : 'scales'}`,
-      dispatchLayout: { x: [0, 1] },
-      dispatch: [Math.ceil(size / threads), 1, 1],
-      workgroupSize: [threads, 1, 1],
-      size: true,
-      variableComponents: quads ? [4, 1] : [4],
-      getUserCode: () =>
-        quads
-          ? `
-      ${MAIN} {
-        if (index >= uniforms.size) { return; }
-        // Quad index·4 is the flat float index of its first weight; its block is that over 32.
-        let d = scales[(index * 4) / 32];
-        var q = vec4<i32>(0);
-        if (d > 0.0) { q = vec4<i32>(clamp(round(w[index] / d), vec4<f32>(-127.0), vec4<f32>(127.0))); }
-        result[index] = (q.x & 255) | ((q.y & 255) << 8u) | ((q.z & 255) << 16u) | (q.w << 24u);
-      }`
-          : `
-      ${MAIN} {
-        if (index >= uniforms.size) { return; }
-        var amax = 0.0;
-        for (var j = 0; j < 8; j = j + 1) {
-          let v = abs(w[index * 8 + j]);
-          amax = max(amax, max(max(v.x, v.y), max(v.z, v.w)));
-        }
-        result[index] = amax / 127.0;
-      }`,
-    };
-    return requireWebGpuPrograms().runWebGPUProgram(
-      program,
-      quads ? [w, scales] : [w],
-      quads ? 'int32' : 'float32',
-    );
-  },
-});
 
 /**
  * [rows, cols] floats → 4-bit octets [rows, cols/8] (int32: word i, byte j
@@ -126,54 +70,33 @@ tf.registerKernel({
  * An eighth of the bytes; made on the device. cols a multiple of 32.
  */
 export function quantizeRowsQ4(weight: tf.Tensor2D): { weightRows: tf.Tensor2D; scales: tf.Tensor2D } {
-  const cols = weight.shape[1];
-  if (weight.rank !== 2 || cols % 32 !== 0) {
-    throw new Error(`quantizeRowsQ4: [${weight.shape}] is not a matrix with rows a multiple of 32 long`);
-  }
-  const scales = tf.engine().runKernel(QUANTIZE_Q4, { w: weight }, { part: 'scales' }) as tf.Tensor2D;
-  const weightRows = tf
-    .engine()
-    .runKernel(QUANTIZE_Q4, { w: weight, scales }, { part: 'octets' }) as tf.Tensor2D;
-  return { weightRows, scales };
+  return quantizeRows('q4', weight);
 }
 
-tf.registerKernel({
-  kernelName: QUANTIZE_Q4,
-  backendName: 'webgpu',
-  kernelFunc: ({ inputs, attrs }) => {
-    const { w, scales } = inputs as Record<string, tf.TensorInfo>;
-    const [rows, cols] = w.shape;
-    const threads = 64;
-    const octets = attrs!.part === 'octets';
-    const size = octets ? (rows * cols) / 8 : (rows * cols) / 32;
-    const program: WebGpuProgram = {
-      variableNames: octets ? ['w', 'scales'] : ['w'],
-      outputShape: octets ? [rows, cols / 8] : [rows, cols / 32],
-      shaderKey: `specstreamQuantizeQ4_${octets ? 'octets' : 'scales'}`,
-      dispatchLayout: { x: [0, 1] },
-      dispatch: [Math.ceil(size / threads), 1, 1],
-      workgroupSize: [threads, 1, 1],
-      size: true,
-      variableComponents: octets ? [4, 1] : [4],
-      getUserCode: () =>
-        octets
-          ? `
-      fn quantize(v : vec4<f32>, d : f32) -> vec4<u32> {
-        if (d == 0.0) { return vec4<u32>(8u); }
-        return vec4<u32>(clamp(round(v / d) + vec4<f32>(8.0), vec4<f32>(0.0), vec4<f32>(15.0)));
-      }
-      ${MAIN} {
-        if (index >= uniforms.size) { return; }
-        // Octet index·8 is the flat float index of its first weight; its block is that over 32.
-        let d = scales[(index * 8) / 32];
-        let low = quantize(w[index * 2], d);
-        let high = quantize(w[index * 2 + 1], d);
-        let bytes = low | (high << vec4<u32>(4u));
-        result[index] = bitcast<i32>(bytes.x | (bytes.y << 8u) | (bytes.z << 16u) | (bytes.w << 24u));
-      }`
-          : `
-      ${MAIN} {
-        if (index >= uniforms.size) { return; }
+/** Per format: its kernel, weights per int32 word, and the WGSL of its scales and of its words. */
+const QUANTIZERS = {
+  q8: {
+    kernel: QUANTIZE_Q8,
+    perWord: 4,
+    scales: `
+        var amax = 0.0;
+        for (var j = 0; j < 8; j = j + 1) {
+          let v = abs(w[index * 8 + j]);
+          amax = max(amax, max(max(v.x, v.y), max(v.z, v.w)));
+        }
+        result[index] = amax / 127.0;`,
+    // Word index·4 is the flat float index of its first weight; its block is that over 32.
+    words: `
+        let d = scales[(index * 4) / 32];
+        var q = vec4<i32>(0);
+        if (d > 0.0) { q = vec4<i32>(clamp(round(w[index] / d), vec4<f32>(-127.0), vec4<f32>(127.0))); }
+        result[index] = (q.x & 255) | ((q.y & 255) << 8u) | ((q.z & 255) << 16u) | (q.w << 24u);`,
+  },
+  q4: {
+    kernel: QUANTIZE_Q4,
+    perWord: 8,
+    // The value of largest magnitude maps to q = 0; the other sign must round to ≤ 15.
+    scales: `
         var most = 0.0;
         var least = 0.0;
         for (var j = 0; j < 8; j = j + 1) {
@@ -181,21 +104,75 @@ tf.registerKernel({
           most = max(most, max(max(v.x, v.y), max(v.z, v.w)));
           least = min(least, min(min(v.x, v.y), min(v.z, v.w)));
         }
-        // The value of largest magnitude maps to q = 0; the other sign must round to ≤ 15.
         var top = most;
         var other = -least;
         if (-least > most) { top = least; other = most; }
         let size = max(abs(top) / 8.0, other / 7.5);
-        result[index] = select(-sign(top) * size, 0.0, top == 0.0);
-      }`,
-    };
-    return requireWebGpuPrograms().runWebGPUProgram(
-      program,
-      octets ? [w, scales] : [w],
-      octets ? 'int32' : 'float32',
-    );
+        result[index] = select(-sign(top) * size, 0.0, top == 0.0);`,
+    words: `
+        let d = scales[(index * 8) / 32];
+        let low = quantize4(w[index * 2], d);
+        let high = quantize4(w[index * 2 + 1], d);
+        let bytes = low | (high << vec4<u32>(4u));
+        result[index] = bitcast<i32>(bytes.x | (bytes.y << 8u) | (bytes.z << 16u) | (bytes.w << 24u));`,
   },
-});
+} as const;
+
+const QUANTIZE4_WGSL = `
+      fn quantize4(v : vec4<f32>, d : f32) -> vec4<u32> {
+        if (d == 0.0) { return vec4<u32>(8u); }
+        return vec4<u32>(clamp(round(v / d) + vec4<f32>(8.0), vec4<f32>(0.0), vec4<f32>(15.0)));
+      }`;
+
+function quantizeRows(
+  format: 'q8' | 'q4',
+  weight: tf.Tensor2D,
+): { weightRows: tf.Tensor2D; scales: tf.Tensor2D } {
+  const cols = weight.shape[1];
+  if (weight.rank !== 2 || cols % 32 !== 0) {
+    const name = format === 'q8' ? 'quantizeRowsQ8' : 'quantizeRowsQ4';
+    throw new Error(`${name}: [${weight.shape}] is not a matrix with rows a multiple of 32 long`);
+  }
+  const { kernel } = QUANTIZERS[format];
+  const scales = tf.engine().runKernel(kernel, { w: weight }, { part: 'scales' }) as tf.Tensor2D;
+  const weightRows = tf.engine().runKernel(kernel, { w: weight, scales }, { part: 'words' }) as tf.Tensor2D;
+  return { weightRows, scales };
+}
+
+for (const [format, q] of Object.entries(QUANTIZERS)) {
+  tf.registerKernel({
+    kernelName: q.kernel,
+    backendName: 'webgpu',
+    kernelFunc: ({ inputs, attrs }) => {
+      const { w, scales } = inputs as Record<string, tf.TensorInfo>;
+      const [rows, cols] = w.shape;
+      const threads = 64;
+      const words = attrs!.part === 'words';
+      const size = (rows * cols) / (words ? q.perWord : 32);
+      const program: WebGpuProgram = {
+        variableNames: words ? ['w', 'scales'] : ['w'],
+        outputShape: words ? [rows, cols / q.perWord] : [rows, cols / 32],
+        shaderKey: `specstreamQuantize_${format}_${words ? 'words' : 'scales'}`,
+        dispatchLayout: { x: [0, 1] },
+        dispatch: [Math.ceil(size / threads), 1, 1],
+        workgroupSize: [threads, 1, 1],
+        size: true,
+        variableComponents: words ? [4, 1] : [4],
+        getUserCode: () => `
+      ${format === 'q4' && words ? QUANTIZE4_WGSL : ''}
+      ${MAIN} {
+        if (index >= uniforms.size) { return; }
+        ${words ? q.words : q.scales}
+      }`,
+      };
+      return requireWebGpuPrograms().runWebGPUProgram(
+        program,
+        words ? [w, scales] : [w],
+        words ? 'int32' : 'float32',
+      );
+    },
+  });
+}
 
 tf.registerKernel({
   kernelName: PACK_F16,
