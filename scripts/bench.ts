@@ -3,7 +3,19 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { type BackendName, type CausalLmConfig, GPT2_SMALL_SHAPE, initBackend } from '@specstream/core';
-import { loadCausalLm, readHfConfig } from '@specstream/models';
+import { ggufHfConfig, isGgufPath, loadCausalLm, openGguf, readHfConfig } from '@specstream/models';
+
+/** A model's Hugging Face config: its folder's config.json, or what a GGUF file's metadata says. */
+async function hfConfigOf(path: string): Promise<Record<string, unknown>> {
+  if (!(await isGgufPath(path))) return readHfConfig(path);
+  const file = await openGguf(path);
+  try {
+    return ggufHfConfig(file);
+  } finally {
+    await file.close();
+  }
+}
+
 import { writeGpuResults } from '../bench/gpu/gpu-results.js';
 import {
   PAIR_ARGS,
@@ -77,6 +89,8 @@ const { values } = parseArgs({
     'gpu-shapes': { type: 'string' },
     // Weight formats whose shapes also run per-op (tfjs's program runner), for the recorded path's gain.
     'gpu-per-op': { type: 'string', default: 'f32,f16' },
+    // The shipped target for the gpu suite: its folder (default --pair-target) or its GGUF export.
+    'gpu-target': { type: 'string' },
     // tools/peers/transformers_shapes.py's JSON from the same machine, shown beside the GPU rows.
     'gpu-transformers': { type: 'string' },
   },
@@ -147,8 +161,9 @@ for (const name of (peersAlone ? [] : values.backends.split(',')) as BackendName
     results[name] = { model: slow ? 'reduced' : 'gpt2-small', ...core };
   }
   if (suites.has('gpu') && name === 'webgpu') {
-    // The shipped target's own weights in every format, beside the random shapes (issue 20).
-    const shippedTarget = String(values['pair-target']);
+    // The shipped target's own weights in every format, beside the random shapes (issue 20); or its
+    // GGUF export (--gpu-target), small enough to travel to the GPU machine with the pack.
+    const shippedTarget = String(values['gpu-target'] ?? values['pair-target']);
     console.log(
       '-- gpu: greedy decoding, recorded passes against per-op, GPT-2 small and Llama-0.5B shapes, f32/f16/q8/q4',
     );
@@ -164,7 +179,7 @@ for (const name of (peersAlone ? [] : values.backends.split(',')) as BackendName
           ? [
               {
                 name: 'shipped target',
-                mlpWidth: (await readHfConfig(shippedTarget)).intermediate_size as number,
+                mlpWidth: (await hfConfigOf(shippedTarget)).intermediate_size as number,
                 load: (weights) => loadCausalLm(shippedTarget, { kernels: 'webgpu', weights }),
               },
             ]
