@@ -56,7 +56,8 @@ describe('specstream serve', () => {
     );
     expect(result.stderr).toMatch(/server stopped/);
     expect(result.code).toBe(EXIT.ok);
-    expect(result.stdout).toMatch(/^specstream: serving fixture at http:\/\/127\.0\.0\.1:\d+ \(draft /);
+    // On wasm an unasked draft runs in q4 (defaultDraftWeights), as `generate`'s does.
+    expect(result.stdout).toMatch(/^specstream: serving fixture at http:\/\/127\.0\.0\.1:\d+ \(draft \S+ in q4,/);
     expect(answer?.status).toBe(200);
     expect(answer?.body.usage).toMatchObject({ prompt_tokens: 4 });
     expect(answer?.body.choices[0].finish_reason).toMatch(/^(length|stop)$/);
@@ -68,6 +69,7 @@ describe('specstream serve', () => {
     [['--port', '70000'], /--port/],
     [['--max-queue', '-1'], /--max-queue/],
     [['--backend', 'abacus'], /--backend/],
+    [['--draft-weights', 'q5'], /--draft-weights/],
   ])('%j is a usage error', async (flags, message) => {
     const result = await runCli(['serve', ...flags]);
     expect(result.code).toBe(EXIT.usage);

@@ -9,6 +9,7 @@ import {
   type SpeechSynthesizer,
 } from '@specstream/models';
 import { createServer, type SpeechModelOptions } from '@specstream/server';
+import { defaultDraftWeights } from '../draft-weights.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import {
   checkDraftFits,
@@ -18,6 +19,7 @@ import {
   unsupportedOnError,
 } from '../generate/folders.js';
 import { type CliIo, write } from '../io.js';
+import type { WeightChoice } from './generate.js';
 import { type ServeFlags, speechFolders } from './serve.js';
 
 /** Anything `serve` loads and must free. */
@@ -35,11 +37,16 @@ export async function runServe(flags: ServeFlags, io: CliIo): Promise<number> {
   await initBackend({ backend: flags.backend });
   const models: CausalLm[] = [];
   const speechModels: LoadedModel[] = [];
-  const load = (folder: ModelFolder) =>
-    unsupportedOnError(() => loadCausalLm(folder.dir), `${folder.role} model folder ${folder.dir}: `);
+  const draftWeights = flags.draftWeights ?? defaultDraftWeights();
+  const load = (folder: ModelFolder, weights: WeightChoice = 'f32') =>
+    unsupportedOnError(
+      () => loadCausalLm(folder.dir, { weights }),
+      `${folder.role} model folder ${folder.dir}: `,
+    );
   try {
     models.push(await load(target));
-    if (draftFolder !== undefined && !io.interrupt.aborted) models.push(await load(draftFolder));
+    if (draftFolder !== undefined && !io.interrupt.aborted)
+      models.push(await load(draftFolder, draftWeights));
     if (io.interrupt.aborted) {
       await write(io.stderr, 'specstream: interrupted while loading the models\n');
       return EXIT.interrupted;
@@ -79,7 +86,8 @@ export async function runServe(flags: ServeFlags, io: CliIo): Promise<number> {
       }
       throw error;
     }
-    const drafting = models[1] !== undefined ? `draft ${basename(draftFolder!.dir)}` : 'no draft';
+    const drafting =
+      models[1] !== undefined ? `draft ${basename(draftFolder!.dir)} in ${draftWeights}` : 'no draft';
     await write(
       io.stdout,
       `specstream: serving ${modelId} at ${url} (${drafting}, max batch ${flags.maxBatch}, max queue ${flags.maxQueue})\n`,

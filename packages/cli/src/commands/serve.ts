@@ -1,9 +1,9 @@
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { DEFAULT_DRAFT, DEFAULT_TARGET } from '../defaults.js';
 import { EXIT_CODES_HELP } from '../exit-codes.js';
 import type { CliIo } from '../io.js';
 import { integerIn } from '../parse.js';
-import { type BACKEND_CHOICES, backendOption } from './generate.js';
+import { type BACKEND_CHOICES, backendOption, WEIGHT_CHOICES, type WeightChoice } from './generate.js';
 import { DEFAULT_SPEECH_SYNTHESIZER } from './speech-defaults.js';
 import { DEFAULT_RECOGNIZER } from './transcribe.js';
 
@@ -19,6 +19,8 @@ export interface ServeFlags {
   modelId?: string;
   /** Fixed k; adaptive when absent. */
   k?: number;
+  /** The draft's weight format (default: defaultDraftWeights()). */
+  draftWeights?: WeightChoice;
   backend?: (typeof BACKEND_CHOICES)[number];
   /** --speech: serve the shipped speech recognizer and synthesizer. */
   speech?: boolean;
@@ -63,6 +65,12 @@ export function addServeCommand(program: Command, io: CliIo, done: (code: number
     )
     .option('--model-id <id>', "the model's name in the API (default: the target folder's name)")
     .option('--k <n>', 'tokens drafted per step, fixed (default: adaptive k)', integerIn(1, 64))
+    .addOption(
+      new Option(
+        '--draft-weights <format>',
+        "the draft model's weights (default: q4 where the backend runs it, wasm or webgpu; else f32)",
+      ).choices(WEIGHT_CHOICES),
+    )
     .option(
       '--speech',
       'also serve /v1/audio/transcriptions and /v1/audio/speech with the shipped speech models ' +

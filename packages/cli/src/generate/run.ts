@@ -10,6 +10,7 @@ import {
 import { loadCausalLm } from '@specstream/models';
 import type { GenerateFlags, WeightChoice } from '../commands/generate.js';
 import { DEFAULT_PROMPT } from '../defaults.js';
+import { defaultDraftWeights } from '../draft-weights.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { type CliIo, readAll, write } from '../io.js';
 import { oneLine } from '../main.js';
@@ -133,22 +134,11 @@ function weightsOf(flags: GenerateFlags, draftModel: boolean): Weights {
   return { target: flags.weights, draft: draftModel ? (flags.draftWeights ?? flags.weights) : undefined };
 }
 
-/**
- * Unasked (no --draft-weights, target f32), the draft keeps q4 weights where the started backend's
- * kernels have them: a draft only proposes, so its format moves α a little and the output not at
- * all, while its step costs about a third (shipped pair on wasm, 2 cores: 1.29 → 0.36 ms a draft
- * step; greedy best fixed k 1.34× → 1.48–1.57× the target alone, RESULTS.md).
- */
+/** Unasked (no --draft-weights) under an f32 target, the draft takes defaultDraftWeights(). */
 function withDraftDefault(weights: Weights, flags: GenerateFlags): Weights {
   if (weights.draft === undefined || flags.draftWeights !== undefined || weights.target !== 'f32')
     return weights;
-  try {
-    kernelSet(undefined, 'q4');
-  } catch (error) {
-    if (error instanceof InvalidArgumentError) return weights;
-    throw error;
-  }
-  return { ...weights, draft: 'q4' };
+  return { ...weights, draft: defaultDraftWeights() };
 }
 
 /** The backends whose kernel sets run each format other than f32 (core's kernelSet), preferred first. */
