@@ -57,7 +57,9 @@ describe('specstream serve', () => {
     expect(result.stderr).toMatch(/server stopped/);
     expect(result.code).toBe(EXIT.ok);
     // On wasm an unasked draft runs in q4 (defaultDraftWeights), as `generate`'s does.
-    expect(result.stdout).toMatch(/^specstream: serving fixture at http:\/\/127\.0\.0\.1:\d+ \(draft \S+ in q4,/);
+    expect(result.stdout).toMatch(
+      /^specstream: serving fixture at http:\/\/127\.0\.0\.1:\d+ \(draft \S+ in q4,/,
+    );
     expect(answer?.status).toBe(200);
     expect(answer?.body.usage).toMatchObject({ prompt_tokens: 4 });
     expect(answer?.body.choices[0].finish_reason).toMatch(/^(length|stop)$/);
