@@ -441,7 +441,8 @@ neither the plain nor the speculative runs include the target's prefill;
 speedup is over the target alone in the same run (every setting runs on a
 prompt before the next prompt). Greedy outputs are checked token for token
 against the target alone's. Flags: \`--pair-target\`, \`--pair-draft\`,
-\`--pair-prompts\`, \`--pair-tokenizer\`, \`--pair-prompts-count\` (16),
+\`--pair-draft-weights\` (f32; q8 or q4 run the draft quantized and write a
+section of their own), \`--pair-prompts\`, \`--pair-tokenizer\`, \`--pair-prompts-count\` (16),
 \`--pair-tokens\` (96), \`--pair-prompt-tokens\` (128), \`--pair-max-k\` (8),
 \`--pair-temperature\` (0.8), \`--pair-seed\`, \`--pair-results\`. JSON with
 every number in \`bench-results/pair.json\`.
