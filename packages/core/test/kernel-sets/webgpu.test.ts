@@ -58,6 +58,38 @@ const ACTIVATIONS = {
   relu: (x: number) => Math.max(x, 0),
 } as const;
 
+/**
+ * Rows packed by packF16Rows, quantizeRowsQ8 or quantizeRowsQ4, read back after their layout is
+ * checked ([rows, cols / per word] int32, scales [rows, cols / 32]): q(r, c) the stored integer
+ * (q8 a signed byte; q4 word ⌊c/8⌋, byte c mod 4, the high nibble when c mod 8 ≥ 4, less 8),
+ * d(r, c) its block's scale, value(r, c) what the weight stands for (f16: the half).
+ */
+async function readPacked(
+  format: 'f16' | 'q8' | 'q4',
+  packed: { weightRows: tf.Tensor2D; scales?: tf.Tensor2D },
+  rows: number,
+  cols: number,
+) {
+  const perWord = { f16: 2, q8: 4, q4: 8 }[format];
+  expect([packed.weightRows.shape, packed.weightRows.dtype, packed.scales?.shape]).toEqual([
+    [rows, cols / perWord],
+    'int32',
+    format === 'f16' ? undefined : [rows, cols / 32],
+  ]);
+  const words = (await packed.weightRows.data()).buffer.slice(0);
+  const [int8, uint8, uint16] = [new Int8Array(words), new Uint8Array(words), new Uint16Array(words)];
+  const scales = packed.scales ? await packed.scales.data() : new Float32Array(0);
+  const q = (r: number, c: number) => {
+    if (format === 'q8') return int8[r * cols + c];
+    const byte = uint8[(r * cols) / 2 + 4 * Math.floor(c / 8) + (c % 4)];
+    return (c % 8 < 4 ? byte & 15 : byte >> 4) - 8;
+  };
+  const d = (r: number, c: number) => scales[r * (cols / 32) + Math.floor(c / 32)];
+  const value = (r: number, c: number) =>
+    format === 'f16' ? halfToFloat(uint16[r * cols + c]) : q(r, c) * d(r, c);
+  return { q, d, value };
+}
+
 describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => {
   beforeAll(async () => {
     await initBackend({ backend: 'webgpu' });
@@ -615,20 +647,14 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
     w.fill(0, 32, 64); // an all-zero block: scale 0, quants 0
     const weight = tf.tensor2d(w, [rows, cols]);
     const { weightRows, scales } = quantizeRowsQ8(weight);
-    expect([weightRows.shape, weightRows.dtype, scales.shape]).toEqual([
-      [rows, cols / 4],
-      'int32',
-      [rows, cols / 32],
-    ]);
-    const quads = new Int8Array((await weightRows.data()).buffer.slice(0));
-    const d = await scales.data();
+    const read = await readPacked('q8', { weightRows, scales }, rows, cols);
     for (let r = 0; r < rows; r++) {
       for (let b = 0; b < cols / 32; b++) {
         const block = Array.from(w.subarray(r * cols + 32 * b, r * cols + 32 * (b + 1)));
-        const scale = d[r * (cols / 32) + b];
+        const scale = read.d(r, 32 * b);
         expect(scale).toBeCloseTo(Math.max(...block.map(Math.abs)) / 127, 7);
         for (let i = 0; i < 32; i++) {
-          const q = quads[r * cols + 32 * b + i];
+          const q = read.q(r, 32 * b + i);
           expect(Math.abs(q)).toBeLessThanOrEqual(127);
           expect(Math.abs(block[i] - q * scale)).toBeLessThanOrEqual(scale / 2 + 1e-7);
         }
@@ -648,18 +674,10 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
     w[97] = -0.99;
     const weight = tf.tensor2d(w, [rows, cols]);
     const { weightRows, scales } = quantizeRowsQ4(weight);
-    expect([weightRows.shape, weightRows.dtype, scales.shape]).toEqual([
-      [rows, cols / 8],
-      'int32',
-      [rows, cols / 32],
-    ]);
-    const bytes = new Uint8Array((await weightRows.data()).buffer.slice(0));
+    const read = await readPacked('q4', { weightRows, scales }, rows, cols);
     const d = await scales.data();
-    // Column c's byte: word ⌊c/8⌋, byte c mod 4; its high nibble when c mod 8 ≥ 4.
-    const q = (r: number, c: number) => {
-      const byte = bytes[(r * cols) / 2 + 4 * Math.floor(c / 8) + (c % 4)];
-      return c % 8 < 4 ? byte & 15 : byte >> 4;
-    };
+    // The stored nibble, 0…15.
+    const q = (r: number, c: number) => read.q(r, c) + 8;
     for (let r = 0; r < rows; r++) {
       for (let b = 0; b < cols / 32; b++) {
         const block = Array.from(w.subarray(r * cols + 32 * b, r * cols + 32 * (b + 1)));
@@ -709,17 +727,8 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
         bias: tf.tensor1d(b),
       };
       const q = format === 'q8' ? quantizeRowsQ8(t.rowsF32) : quantizeRowsQ4(t.rowsF32);
-      // The weights the product stands for, read back: row n, input k (q4: word ⌊k/8⌋, byte
-      // k mod 4, the high nibble when k mod 8 ≥ 4).
-      const words = (await q.weightRows.data()).buffer.slice(0);
-      const [int8, uint8] = [new Int8Array(words), new Uint8Array(words)];
-      const d = await q.scales.data();
-      const quant = (n: number, k: number) => {
-        if (format === 'q8') return int8[n * inner + k];
-        const byte = uint8[(n * inner) / 2 + 4 * Math.floor(k / 8) + (k % 4)];
-        return (k % 8 < 4 ? byte & 15 : byte >> 4) - 8;
-      };
-      const dequantized = (n: number, k: number) => quant(n, k) * d[n * (inner / 32) + Math.floor(k / 32)];
+      // The weights the product stands for, read back: row n, input k.
+      const dequantized = (await readPacked(format, q, width, inner)).value;
       const f = activation ? ACTIVATIONS[activation] : (v: number) => v;
       const expected = new Float64Array(rows * out);
       for (let m = 0; m < rows; m++) {
@@ -820,17 +829,8 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
           : format === 'q8'
             ? quantizeRowsQ8(floats)
             : quantizeRowsQ4(floats);
-      // What the table stands for, read back and unpacked here (f16 by halfToFloat; q8 a signed byte;
-      // q4 word ⌊c/8⌋, byte c mod 4, the high nibble when c mod 8 ≥ 4, less 8), times the block's scale.
-      const words = (await packed.weightRows.data()).buffer.slice(0);
-      const d = 'scales' in packed ? await (packed.scales as tf.Tensor2D).data() : undefined;
-      const value = (id: number, c: number) => {
-        if (format === 'f16') return halfToFloat(new Uint16Array(words)[id * hidden + c]);
-        const scale = d![id * (hidden / 32) + Math.floor(c / 32)];
-        if (format === 'q8') return new Int8Array(words)[id * hidden + c] * scale;
-        const byte = new Uint8Array(words)[(id * hidden) / 2 + 4 * Math.floor(c / 8) + (c % 4)];
-        return ((c % 8 < 4 ? byte & 15 : byte >> 4) - 8) * scale;
-      };
+      // What the table stands for, read back and unpacked here.
+      const { value } = await readPacked(format, packed, vocab, hidden);
       const rows = 3;
       const starts = [0, 11, 27];
       const ids = Int32Array.from({ length: rows * steps }, () => Math.floor(rng() * vocab));
