@@ -150,6 +150,13 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
           return k;
         }
       }
+      // The cost line is only a line: a neighbour of the best never timed may be cheaper than
+      // it predicts (on wasm the verify pass grows in steps). Timing each once as soon as it
+      // borders the best climbs to the real optimum within a few iterations, where waiting for
+      // the periodic exploration left a fresh policy on a worse k for most of a short reply.
+      for (const neighbour of seenAt.has(best) ? [best + 1, best - 1] : []) {
+        if (neighbour >= Math.max(minK, 1) && neighbour <= maxK && !seenAt.has(neighbour)) return neighbour;
+      }
       if (iteration % exploreEvery === 0) {
         const neighbour = best + ((iteration / exploreEvery) % 2 === 0 ? 1 : -1);
         if (neighbour >= minK && neighbour <= maxK) return neighbour;

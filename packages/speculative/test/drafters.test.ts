@@ -160,6 +160,22 @@ describe('adaptive k', () => {
     expect(chosen.slice(-4)).toEqual([8, 8, 8, 8]);
   });
 
+  test('a verify pass that grows in steps: the untimed neighbours of the best k are timed at once', () => {
+    // Verify 10 ms up to 4 positions, 20 ms from 5 (wasm's passes grow in steps like this), draft
+    // steps of 1 ms, α = 0.8. The warm-up times k = 4 (24 ms) and k = 2 (12 ms); the line through
+    // them prices k = 3 at 18 ms, under k = 2's rate, though it costs 13 ms and is the best.
+    const verifyMs = (k: number) => (k <= 3 ? 10 : 20);
+    const rate = (k: number) => expectedTokens(0.8, k) / (k + verifyMs(k));
+    expect([1, 2, 3, 4, 5, 6, 7, 8].reduce((b, k) => (rate(k) > rate(b) ? k : b))).toBe(3);
+    for (const seed of [3, 5, 7]) {
+      const policy = adaptiveK({ maxK: 8, exploreEvery: 1000 });
+      const chosen = replay(policy, 30, seed, (k) => k, verifyMs);
+      expect(chosen.slice(0, 2)).toEqual([4, 2]);
+      expect(chosen.slice(2, 6)).toContain(3);
+      expect(chosen.slice(-10).filter((k) => k === 3).length).toBeGreaterThanOrEqual(9);
+    }
+  });
+
   /**
    * Runs `policy` for 3,000 iterations with per-token acceptance 0.8 (a seeded coin) and iterations
    * costing draftMs(k) + verifyMs(k); the first `sweep` iterations try k = 1…8 in turn. Returns its
