@@ -9,6 +9,12 @@
  * best fixed k's (k = 0: plain steps), averaged over the seeds; VARIANT='{"exploreEvery":12}'
  * passes options to adaptiveK. Run:
  * node --conditions=@specstream/source --import tsx packages/speculative/bench/adaptive-sim.ts
+ *
+ * The replay does not capture everything the real loop loses: on the shipped pair (wasm, q4
+ * draft, 16 held-out prompts, 2026-12-07) a fresh policy reached 0.88–0.93 of fixed k = 3 in
+ * A/B runs, where the replay under pauses says 0.93–0.94. Three changes that gained here (costs
+ * from the faster half of recent timings, acceptance learned per depth, the first iteration
+ * left untimed) gained nothing measurable there and were dropped.
  */
 import { adaptiveK, fixedK, type KPolicy } from '../src/index.js';
 

@@ -11,18 +11,11 @@ export interface AdaptiveKOptions {
   maxK?: number;
   /** k of the first iteration, before anything is measured (default 4). */
   initialK?: number;
-  /** Weight of the newest iteration in the acceptance estimates (default 0.1). */
+  /** Weight of the newest observation in the running estimates (default 0.1). */
   smoothing?: number;
-  /**
-   * Every this many iterations try a neighbour of the best k, to keep its cost estimate fresh
-   * (default 16: with costs taken from the faster half of recent timings, re-timing every 8
-   * cost the replay in bench/adaptive-sim.ts about 0.4% of throughput).
-   */
+  /** Every this many iterations try a neighbour of the best k, to keep its cost estimate fresh (default 8). */
   exploreEvery?: number;
 }
-
-/** Timings per k that its cost is estimated from (see fasterHalf). */
-const RECENT = 8;
 
 /** Standard errors added to α when weighing plain steps against drafting (see choose). */
 const HOPE = 1;
@@ -59,7 +52,7 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
   }
   const initialK = Math.min(Math.max(options.initialK ?? 4, minK, 1), maxK);
   const w = options.smoothing ?? 0.1;
-  const exploreEvery = options.exploreEvery ?? 16;
+  const exploreEvery = options.exploreEvery ?? 8;
   const log = getLogger('speculative');
 
   // Decayed counts, with a weak prior of α = 0.5.
@@ -73,17 +66,16 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
   let iteration = 0;
   // The first timing of a window size may carry one-time costs (a GPU shader compile, first
   // allocations: 400 ms against 20 ms seen on webgpu), and any timing may carry a pause (GC, the
-  // host: traced on wasm, one iteration in ten took 1.3–2× its k's median and a call's first
-  // 1.5×). Noise only ever adds time, so a k's cost is the mean of the faster half of its last
-  // RECENT timings: one pause among them does not move it, two timings keep the smaller, and a
-  // change in the machine's speed is followed within RECENT timings. An exponential average
-  // (the rule before) let each pause in, and under the traced tail a fresh policy reached 0.93
-  // of the best fixed k on the shipped pair (bench/adaptive-sim.ts), as the wasm bench measured.
-  const timings = new Map<number, { iteration: number[]; verify: number[] }>();
-  const fasterHalf = (xs: number[]) => {
-    const sorted = [...xs].sort((x, y) => x - y).slice(0, Math.ceil(xs.length / 2));
-    return sorted.reduce((s, x) => s + x, 0) / sorted.length;
-  };
+  // host: 5–9 ms among 0.3–0.5 ms steps seen on wasm), so the second timing keeps the smaller
+  // of the two; then a plain mean until 1/w observations, then an exponential average, where a
+  // timing counts for at most twice the estimate. Without that, one pause made plain steps look
+  // costlier than drafting with a useless draft, and k = 0 is timed again only when explored.
+  const average = (old: number | undefined, x: number, n: number) =>
+    old === undefined
+      ? x
+      : n === 2
+        ? Math.min(old, x)
+        : old + Math.max(w, 1 / (n - 1)) * (Math.min(x, 2 * old) - old);
   let best = initialK;
 
   const alpha = () => accepted / (accepted + rejected);
@@ -149,7 +141,7 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
       const probe = warmup.find((k) => !seenAt.has(k));
       if (probe !== undefined && iteration <= warmup.length) return probe;
       best = choose();
-      // A k timed only once may owe its cost to a one-time outlier (see fasterHalf) and would
+      // A k timed only once may owe its cost to a one-time outlier (see average) and would
       // then never be picked again to correct it: if the other timings say it would be the
       // best, time it once more.
       for (const [k, n] of seenAt) {
@@ -185,16 +177,8 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
       }
       const seen = (seenAt.get(report.k) ?? 0) + 1;
       seenAt.set(report.k, seen);
-      const seenTimes = timings.get(report.k) ?? { iteration: [], verify: [] };
-      timings.set(report.k, seenTimes);
-      seenTimes.iteration.push(report.draftMs + report.verifyMs);
-      seenTimes.verify.push(report.verifyMs);
-      if (seenTimes.iteration.length > RECENT) {
-        seenTimes.iteration.shift();
-        seenTimes.verify.shift();
-      }
-      iterationMs.set(report.k, fasterHalf(seenTimes.iteration));
-      verifyMs.set(report.k, fasterHalf(seenTimes.verify));
+      iterationMs.set(report.k, average(iterationMs.get(report.k), report.draftMs + report.verifyMs, seen));
+      verifyMs.set(report.k, average(verifyMs.get(report.k), report.verifyMs, seen));
       log.debug({ k: report.k, alpha: alpha(), iterationMs: iterationMs.get(report.k), best }, 'adaptive k');
     },
   };
