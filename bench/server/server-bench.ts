@@ -3,10 +3,20 @@
 // (between successive deliveries to one stream: a speculative step may deliver several tokens at
 // once, so a gap is what a reader of the stream waits), time to first token under load.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { exportGguf, loadTokenizer } from '@specstream/models';
+import type { LoadResult, LoadSpec } from './load-child.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -15,6 +25,8 @@ export const SERVER_ARGS = {
   'server-requests': { type: 'string' },
   'server-tokens': { type: 'string' },
   'server-max-batch': { type: 'string' },
+  /** Engines run under the same load without HTTP: llama.cpp,specstream (default) or none. */
+  'server-engines': { type: 'string' },
 } as const;
 
 export interface ServerBenchSettings {
@@ -25,6 +37,8 @@ export interface ServerBenchSettings {
   /** max_tokens of each request (default 64); greedy, so a request may stop earlier at EOS. */
   tokens: number;
   maxBatch: number;
+  /** Engines compared under the same load without HTTP (load-child.ts). */
+  engines: ('llama.cpp' | 'specstream')[];
   /** Model folders (default: the shipped pair in models/; SPECSTREAM_SHIPPED_MODELS names another copy). */
   modelsDir: string;
 }
@@ -41,6 +55,16 @@ export function serverSettings(values: Record<string, unknown>): ServerBenchSett
     requests: number('server-requests', 4),
     tokens: number('server-tokens', 64),
     maxBatch: number('server-max-batch', 16),
+    engines: (values['server-engines'] === undefined
+      ? 'llama.cpp,specstream'
+      : String(values['server-engines'])
+    )
+      .split(',')
+      .filter((e) => e !== 'none' && e !== '')
+      .map((e) => {
+        if (e !== 'llama.cpp' && e !== 'specstream') throw new Error(`--server-engines: unknown engine ${e}`);
+        return e;
+      }),
     modelsDir: process.env.SPECSTREAM_SHIPPED_MODELS ?? join(ROOT, 'models'),
   };
 }
@@ -67,6 +91,8 @@ export interface ServerBenchResult {
   /** Scraped from /metrics after the runs. */
   acceptanceRate?: number;
   goals?: { tokensPerSecondRatio: number; interTokenP99Ratio: number; ratioMet: boolean; p99Met: boolean };
+  /** The same load without HTTP, each engine in a child process (load-child.ts); threads per run. */
+  engines?: (LoadResult & { threads: number })[];
 }
 
 function quantiles(values: number[]) {
@@ -246,7 +272,98 @@ export async function runServerBench(
         `p99 inter-token ${interTokenP99Ratio.toFixed(2)}x (goal <= 3: ${result.goals.p99Met ? 'met' : 'NOT met'})`,
     );
   }
+  if (s.engines.length > 0) result.engines = await compareEngines(s, prompts, log);
   return result;
+}
+
+/** The target as F32 GGUF under .data/server, reused while newer than every file of its folder. */
+async function targetGguf(folder: string, log: (line: string) => void): Promise<string> {
+  const dir = join(ROOT, '.data', 'server');
+  const path = join(dir, 'target-F32.gguf');
+  const newest = Math.max(...readdirSync(folder).map((f) => statSync(join(folder, f)).mtimeMs));
+  if (existsSync(path) && statSync(path).mtimeMs > newest) return path;
+  mkdirSync(dir, { recursive: true });
+  await exportGguf(folder, `${path}.part`, { type: 'f32' });
+  renameSync(`${path}.part`, path);
+  log(`exported ${folder} → ${path}`);
+  return path;
+}
+
+function runLoadChild(spec: LoadSpec, threads: number): Promise<LoadResult> {
+  const dir = join(ROOT, '.data', 'server');
+  mkdirSync(dir, { recursive: true });
+  const specPath = join(dir, `load-${spec.engine}-${spec.streams}.json`);
+  writeFileSync(specPath, JSON.stringify(spec));
+  const script = fileURLToPath(new URL('./load-child.ts', import.meta.url));
+  const child = spawn(process.execPath, [...process.execArgv, script, specPath], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, SPECSTREAM_THREADS: String(threads) },
+  });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (c: Buffer) => {
+    out += c.toString('utf8');
+  });
+  child.stderr!.on('data', (c: Buffer) => {
+    err += c.toString('utf8');
+  });
+  return new Promise((done, fail) => {
+    child.on('exit', (code) => {
+      const line = /^LOAD_RESULT (.*)$/m.exec(out)?.[1];
+      if (code === 0 && line !== undefined) done(JSON.parse(line) as LoadResult);
+      else fail(new Error(`${spec.engine} load child exited with ${code}: ${err.trim().slice(-2000)}`));
+    });
+  });
+}
+
+/**
+ * The HTTP scenarios' load (same prompts, streams, requests and tokens) on each engine without
+ * HTTP: llama.cpp at 1 and 2 threads (it decodes one stream faster on one: its workers spin
+ * between ops), specstream's Scheduler at 2 kernel threads.
+ */
+async function compareEngines(
+  s: ServerBenchSettings,
+  texts: string[],
+  log: (line: string) => void,
+): Promise<(LoadResult & { threads: number })[]> {
+  const targetDir = join(s.modelsDir, 'specstream-docs-target');
+  const tokenizer = await loadTokenizer(targetDir);
+  const prompts = texts.map((t) => tokenizer.encode(t));
+  const gguf = s.engines.includes('llama.cpp') ? await targetGguf(targetDir, log) : '';
+  const results: (LoadResult & { threads: number })[] = [];
+  log('the same load without HTTP, each engine in a child process:');
+  for (const streams of s.streams) {
+    const runs: [LoadSpec, number][] = [];
+    for (const engine of s.engines) {
+      const base = { streams, requests: s.requests, tokens: s.tokens, prompts };
+      if (engine === 'llama.cpp') {
+        for (const threads of [1, 2]) runs.push([{ ...base, engine, model: gguf, threads }, threads]);
+      } else {
+        const draft = join(s.modelsDir, 'specstream-docs-draft');
+        runs.push([{ ...base, engine, model: targetDir, draft, draftWeights: 'q4', threads: 2 }, 2]);
+      }
+    }
+    for (const [spec, threads] of runs) {
+      const r = { ...(await runLoadChild(spec, threads)), threads };
+      results.push(r);
+      log(
+        `  ${r.engine} ×${threads}, ${String(streams).padStart(2)} streams: ${r.tokensPerSecond.toFixed(0)} tokens/s; ` +
+          `inter-token p50 ${r.interToken.p50.toFixed(1)} p99 ${r.interToken.p99.toFixed(1)} ms; ` +
+          `TTFT p50 ${r.ttft.p50.toFixed(0)} p99 ${r.ttft.p99.toFixed(0)} ms; load ${r.loadBefore.toFixed(2)} -> ${r.loadAfter.toFixed(2)}`,
+      );
+    }
+    const ours = results.find((r) => r.engine === 'specstream' && r.streams === streams);
+    const theirs = results
+      .filter((r) => r.engine === 'llama.cpp' && r.streams === streams)
+      .sort((a, b) => b.tokensPerSecond - a.tokensPerSecond)[0];
+    if (ours && theirs) {
+      log(
+        `  ${streams} streams: specstream / llama.cpp at its best thread count (×${theirs.threads}): ${(ours.tokensPerSecond / theirs.tokensPerSecond).toFixed(2)}x tokens/s`,
+      );
+    }
+  }
+  return results;
 }
 
 export function writeServerResults(r: ServerBenchResult, log: (line: string) => void): void {
