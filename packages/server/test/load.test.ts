@@ -25,8 +25,8 @@ const REQUESTS = [...TEXTS, ...MORE].flatMap((prompt, i) => [
   { prompt, maxTokens: 16 + (i % 4) * 6 },
   { prompt, maxTokens: 40 },
 ]);
-const TOTAL = 64;
-const CLIENTS = 32;
+const TOTAL = 128;
+const CLIENTS = 64;
 
 beforeAll(async () => {
   ({ target, draft, tokenizer } = await loadShippedPair());
