@@ -31,3 +31,19 @@ export function llamaCppVersion(): string {
   const file = join(dirname(dirname(entry())), 'package.json');
   return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
 }
+
+/**
+ * The prebuilt CPU binary from the npm package (build: 'never', as the models tests use it), at
+ * most `threads` threads, quiet.
+ */
+export async function cpuLlama(threads: number) {
+  const nlc = await importLlamaCpp();
+  const llama = await nlc.getLlama({
+    gpu: false,
+    build: 'never',
+    maxThreads: threads,
+    progressLogs: false,
+    logLevel: nlc.LlamaLogLevel.error,
+  });
+  return { nlc, llama };
+}

@@ -159,16 +159,8 @@ async function specstream(spec: ContenderSpec, onStarted: () => void): Promise<E
 }
 
 async function llamaCpp(spec: ContenderSpec, onStarted: () => void): Promise<Engine> {
-  const { importLlamaCpp, llamaCppVersion } = await import('./llama-cpp.js');
-  const nlc = await importLlamaCpp();
-  // build: 'never': the prebuilt CPU binary from the npm package, as the models tests use it.
-  const llama = await nlc.getLlama({
-    gpu: false,
-    build: 'never',
-    maxThreads: spec.threads,
-    progressLogs: false,
-    logLevel: nlc.LlamaLogLevel.error,
-  });
+  const { cpuLlama, llamaCppVersion } = await import('./llama-cpp.js');
+  const { nlc, llama } = await cpuLlama(spec.threads);
   onStarted();
   const contextOptions = {
     contextSize: spec.contextSize,

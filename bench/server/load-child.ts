@@ -13,7 +13,7 @@
  *   adaptive k) on the wasm backend: what `specstream serve` runs, less HTTP.
  */
 import { readFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { driveStreams, type StreamsRun } from './drive-streams.js';
 
 export interface LoadSpec {
   engine: 'llama.cpp' | 'specstream';
@@ -30,42 +30,19 @@ export interface LoadSpec {
   prompts: number[][];
 }
 
-export interface LoadResult {
+export interface LoadResult extends StreamsRun {
   engine: string;
   version: string;
-  streams: number;
-  requests: number;
-  tokens: number;
-  seconds: number;
-  tokensPerSecond: number;
-  /** Between deliveries to one stream (a speculative step delivers several tokens at once), ms. */
-  interToken: { p50: number; p99: number };
-  /** From a request's start to its first token, ms. */
-  ttft: { p50: number; p99: number };
-  loadBefore: number;
-  loadAfter: number;
 }
 
 /** Generates up to `tokens` tokens for `prompt`, calling `deliver` with each batch of new ones. */
 type Generate = (prompt: number[], tokens: number, deliver: (count: number) => void) => Promise<void>;
 
-function quantile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
-}
-
 async function llamaCpp(
   spec: LoadSpec,
 ): Promise<{ version: string; generate: Generate; dispose(): Promise<void> }> {
-  const { importLlamaCpp, llamaCppVersion } = await import('../peers/llama-cpp.js');
-  const nlc = await importLlamaCpp();
-  const llama = await nlc.getLlama({
-    gpu: false,
-    build: 'never',
-    maxThreads: spec.threads,
-    progressLogs: false,
-    logLevel: nlc.LlamaLogLevel.error,
-  });
+  const { cpuLlama, llamaCppVersion } = await import('../peers/llama-cpp.js');
+  const { llama } = await cpuLlama(spec.threads);
   const model = await llama.loadModel({ modelPath: spec.model });
   const longest = Math.max(...spec.prompts.map((p) => p.length));
   // Room for every sequence at once (llama.cpp splits the context among its sequences).
@@ -145,42 +122,20 @@ async function main(): Promise<void> {
       engine.generate(spec.prompts[i % spec.prompts.length], 8, () => {}),
     ),
   );
-  const gaps: number[] = [];
-  const ttfts: number[] = [];
-  let tokens = 0;
-  let next = 0;
-  const loadBefore = loadavg()[0];
-  const start = performance.now();
-  await Promise.all(
-    Array.from({ length: spec.streams }, async () => {
-      for (let i = 0; i < spec.requests; i++) {
-        const prompt = spec.prompts[next++ % spec.prompts.length];
-        const sent = performance.now();
-        let last: number | undefined;
-        await engine.generate(prompt, spec.tokens, (count) => {
-          const now = performance.now();
-          if (last === undefined) ttfts.push(now - sent);
-          else gaps.push(now - last);
-          last = now;
-          tokens += count;
-        });
-      }
-    }),
-  );
-  const seconds = (performance.now() - start) / 1000;
-  const result: LoadResult = {
-    engine: spec.engine,
-    version: engine.version,
-    streams: spec.streams,
-    requests: spec.streams * spec.requests,
-    tokens,
-    seconds,
-    tokensPerSecond: tokens / seconds,
-    interToken: { p50: quantile(gaps, 0.5), p99: quantile(gaps, 0.99) },
-    ttft: { p50: quantile(ttfts, 0.5), p99: quantile(ttfts, 0.99) },
-    loadBefore,
-    loadAfter: loadavg()[0],
-  };
+  const run = await driveStreams(spec.streams, spec.requests, spec.prompts, async (prompt) => {
+    const sent = performance.now();
+    const timing = { tokens: 0, ttft: 0, gaps: [] as number[] };
+    let last: number | undefined;
+    await engine.generate(prompt, spec.tokens, (count) => {
+      const now = performance.now();
+      if (last === undefined) timing.ttft = now - sent;
+      else timing.gaps.push(now - last);
+      last = now;
+      timing.tokens += count;
+    });
+    return timing;
+  });
+  const result: LoadResult = { engine: spec.engine, version: engine.version, ...run };
   await engine.dispose();
   console.log(`LOAD_RESULT ${JSON.stringify(result)}`);
 }

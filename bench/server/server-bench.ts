@@ -12,10 +12,10 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exportGguf, loadTokenizer } from '@specstream/models';
+import { driveStreams, type StreamsRun } from './drive-streams.js';
 import type { LoadResult, LoadSpec } from './load-child.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -69,19 +69,7 @@ export function serverSettings(values: Record<string, unknown>): ServerBenchSett
   };
 }
 
-export interface ScenarioResult {
-  streams: number;
-  requests: number;
-  tokens: number;
-  seconds: number;
-  tokensPerSecond: number;
-  /** Between deliveries to one stream, ms. */
-  interToken: { p50: number; p90: number; p99: number; max: number };
-  /** From sending a request to its first text, ms. */
-  ttft: { p50: number; p90: number; p99: number; max: number };
-  loadBefore: number;
-  loadAfter: number;
-}
+export type ScenarioResult = StreamsRun;
 
 export interface ServerBenchResult {
   date: string;
@@ -93,13 +81,6 @@ export interface ServerBenchResult {
   goals?: { tokensPerSecondRatio: number; interTokenP99Ratio: number; ratioMet: boolean; p99Met: boolean };
   /** The same load without HTTP, each engine in a child process (load-child.ts); threads per run. */
   engines?: (LoadResult & { threads: number })[];
-}
-
-function quantiles(values: number[]) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const q = (p: number) =>
-    sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
-  return { p50: q(0.5), p90: q(0.9), p99: q(0.99), max: sorted.at(-1) ?? 0 };
 }
 
 /** Starts `specstream serve` from the sources on a free port; resolves to its URL. */
@@ -190,36 +171,8 @@ async function streamOne(url: string, prompt: string, tokens: number) {
   return { tokens: completion, ttft: first ?? 0, gaps };
 }
 
-async function scenario(url: string, prompts: string[], streams: number, s: ServerBenchSettings) {
-  const gaps: number[] = [];
-  const ttfts: number[] = [];
-  let tokens = 0;
-  let next = 0;
-  const loadBefore = loadavg()[0];
-  const start = performance.now();
-  await Promise.all(
-    Array.from({ length: streams }, async () => {
-      for (let i = 0; i < s.requests; i++) {
-        const prompt = prompts[next++ % prompts.length];
-        const one = await streamOne(url, prompt, s.tokens);
-        tokens += one.tokens;
-        ttfts.push(one.ttft);
-        gaps.push(...one.gaps);
-      }
-    }),
-  );
-  const seconds = (performance.now() - start) / 1000;
-  return {
-    streams,
-    requests: streams * s.requests,
-    tokens,
-    seconds,
-    tokensPerSecond: tokens / seconds,
-    interToken: quantiles(gaps),
-    ttft: quantiles(ttfts),
-    loadBefore,
-    loadAfter: loadavg()[0],
-  };
+function scenario(url: string, prompts: string[], streams: number, s: ServerBenchSettings) {
+  return driveStreams(streams, s.requests, prompts, (prompt) => streamOne(url, prompt, s.tokens));
 }
 
 export async function runServerBench(
