@@ -1,21 +1,47 @@
 #!/usr/bin/env bash
-# Debian's espeak-ng and flite, unpacked under .tts/root (no root, no install),
-# plus a stand-in libpcaudio (tools/speech/pcaudio-stub.c) so espeak-ng runs
-# without PulseAudio. The .deb files stay in .tts/debs so the GPU machine can
-# unpack the same ones: `bash tools/speech/fetch-tts.sh --unpack-only` there.
-# Licences: espeak-ng GPL-3+, flite BSD-like (see each package's copyright).
+# Debian's espeak-ng, flite and festival (with the ked diphone voice), unpacked
+# under .tts/root (no root, no install), plus stand-ins for libpcaudio
+# (tools/speech/pcaudio-stub.c, so espeak-ng runs without PulseAudio) and
+# libpulse-simple (tools/speech/pulse-simple-stub.c, the same for festival's
+# libestbase). The .deb files and the stubs stay in .tts/debs so the GPU machine
+# can unpack the same ones: `bash tools/speech/fetch-tts.sh --unpack-only` there.
+# Licences: espeak-ng GPL-3+, flite BSD-like, festival, festlex-cmu,
+# festlex-poslex and festvox-kdlpc16k BSD-like (University of Edinburgh, CMU;
+# see each package's copyright). Never festvox-kallpc16k/-kallpc8k: kal is the
+# held-out speaker (flite's kal16).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 tts="$root/.tts"
 mkdir -p "$tts/debs"
 if [ "${1:-}" != "--unpack-only" ]; then
+  # festival needs libestools2.5 and libgomp1 beyond a bare Debian 12 (libstdc++6,
+  # libtinfo6 are there; libasound2 comes for flite; libpulse0 is stubbed).
   (cd "$tts/debs" && apt-get download espeak-ng libespeak-ng1 espeak-ng-data libsonic0 flite libflite1 \
-    libasound2 libasound2-data >/dev/null)
+    libasound2 libasound2-data festival libestools2.5 libgomp1 festlex-cmu festlex-poslex festvox-kdlpc16k >/dev/null)
+  # apt-get writes an epoch's colon as %3a (festival_1%3a2.5.0-9_amd64.deb): keep names plain.
+  for f in "$tts"/debs/*%3a*.deb; do [ -e "$f" ] && mv -f "$f" "${f//%3a/_}"; done
   gcc -shared -fPIC -O2 -o "$tts/debs/libpcaudio.so.0" "$root/tools/speech/pcaudio-stub.c"
+  printf 'PULSE_0 { global: pa_simple_new; pa_simple_write; pa_simple_drain; pa_simple_free; local: *; };\n' >"$tts/pulse.map"
+  gcc -shared -fPIC -O2 -Wl,-soname,libpulse-simple.so.0 -Wl,--version-script="$tts/pulse.map" \
+    -o "$tts/debs/libpulse-simple.so.0" "$root/tools/speech/pulse-simple-stub.c"
+  rm -f "$tts/pulse.map"
 fi
 rm -rf "$tts/root"
 for deb in "$tts"/debs/*.deb; do dpkg -x "$deb" "$tts/root"; done
-cp "$tts/debs/libpcaudio.so.0" "$tts/root/usr/lib/x86_64-linux-gnu/"
-LD_LIBRARY_PATH="$tts/root/usr/lib/x86_64-linux-gnu" "$tts/root/usr/bin/espeak-ng" \
-  --path="$tts/root/usr/lib/x86_64-linux-gnu/espeak-ng-data" --stdout "ok" >/dev/null
-echo "espeak-ng and flite ready under $tts/root"
+lib="$tts/root/usr/lib/x86_64-linux-gnu"
+cp "$tts/debs/libpcaudio.so.0" "$tts/debs/libpulse-simple.so.0" "$lib/"
+LD_LIBRARY_PATH="$lib" "$tts/root/usr/bin/espeak-ng" --path="$lib/espeak-ng-data" --stdout "ok" >/dev/null
+# festival looks for its Scheme library and voices under /usr/share/festival unless
+# told otherwise: --libdir and --datadir both (Debian's init.scm loads from datadir).
+share="$tts/root/usr/share/festival"
+wav="$tts/festival-ok.wav"
+LD_LIBRARY_PATH="$lib" OMP_NUM_THREADS=1 "$tts/root/usr/bin/festival" --libdir "$share" --datadir "$share" --pipe \
+  <<<'(voice_ked_diphone) (utt.save.wave (SynthText "ok") "-" (quote riff))' >"$wav"
+rate=$(od -An -tu4 -j24 -N4 "$wav" | tr -d ' ')
+bytes=$(stat -c %s "$wav")
+rm -f "$wav"
+if [ "$rate" != 16000 ] || [ "$bytes" -lt 8000 ]; then
+  echo "festival (voice_ked_diphone) did not render 'ok' as a 16 kHz wave (rate '$rate', $bytes bytes)" >&2
+  exit 1
+fi
+echo "espeak-ng, flite and festival (ked_diphone) ready under $tts/root"

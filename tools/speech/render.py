@@ -1,16 +1,21 @@
 """Speech from Debian's TTS engines, as 16 kHz float32 arrays.
 
 espeak-ng (7 English accents × its voice variants, speed and pitch drawn per
-utterance) and flite (awb, rms, slt for training; kal16 never trained on).
-The engines come from `tools/speech/fetch-tts.sh` (Debian packages unpacked
-under TTS_ROOT, default .tts/root); a stand-in libpcaudio lets espeak-ng run
-where PulseAudio is absent, since it only ever writes to stdout here.
+utterance), flite (awb, rms, slt for training; kal16 never trained on) and
+festival's ked diphone voice (residual-LPC diphones, like kal16, but another
+speaker; duration stretch and mean pitch drawn per utterance). The engines come
+from `tools/speech/fetch-tts.sh` (Debian packages unpacked under TTS_ROOT,
+default .tts/root); stand-ins for libpcaudio and libpulse-simple let espeak-ng
+and festival run where PulseAudio is absent, since they only ever write to
+stdout here.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import re
+import select
 import subprocess
 from dataclasses import dataclass
 from math import gcd
@@ -33,21 +38,35 @@ ESPEAK_VARIANTS = (
 )
 FLITE_TRAIN = ["awb", "rms", "slt"]
 FLITE_HELDOUT = ["kal16"]
+# festival's diphone voices that may be trained on. Never kal_diphone (festvox-kallpc16k): kal is
+# the held-out speaker; fetch-tts.sh does not fetch it.
+FESTIVAL_TRAIN = ["ked_diphone"]
+FESTIVAL_SHARE = ROOT / "usr/share/festival"
+KED_F0 = (105, 15)  # ked_diphone's own int_lr_params target mean and standard deviation (Hz)
 
 
 @dataclass(frozen=True)
 class Voice:
-    engine: str  # 'espeak' | 'flite'
-    name: str  # accent+variant, or the flite voice
-    speed: float  # espeak words per minute, or flite's duration stretch
-    pitch: int  # espeak 0..99; flite: mean f0 in Hz (0: the voice's own)
+    engine: str  # 'espeak' | 'flite' | 'festival'
+    name: str  # accent+variant, or the flite or festival voice
+    speed: float  # espeak words per minute, or flite's / festival's duration stretch
+    pitch: int  # espeak 0..99; flite, festival: mean f0 in Hz (0: the voice's own)
 
     def label(self) -> str:
         return f"{self.engine}:{self.name}:{self.speed:g}:{self.pitch}"
 
 
-def random_training_voice(rng: random.Random, flite_share: float = 0.35) -> Voice:
-    if rng.random() < flite_share:
+def random_training_voice(rng: random.Random, flite_share: float = 0.35, festival_share: float = 0.0) -> Voice:
+    """A voice drawn from `rng`: festival with probability festival_share, flite with flite_share,
+    espeak-ng otherwise. One uniform draw picks the engine, festival's slice first, so with
+    festival_share 0 the draws (and voices) are those of the version without festival: the shipped
+    models' corpus and the speech bench's held-out renderings (render_heldout.py) are unchanged."""
+    r = rng.random()
+    if r < festival_share:
+        # Duration stretch 0.8–1.3 (the voice's own is 1.1); mean f0 70–160 Hz, or (1 in 3) its own 105 Hz.
+        name, stretch = rng.choice(FESTIVAL_TRAIN), round(rng.uniform(0.8, 1.3), 2)
+        return Voice("festival", name, stretch, rng.randint(70, 160) if rng.random() < 2 / 3 else 0)
+    if r < festival_share + flite_share:
         return Voice("flite", rng.choice(FLITE_TRAIN), round(rng.uniform(0.8, 1.3), 2), rng.choice([0, 0, rng.randint(80, 220)]))
     return Voice("espeak", f"{rng.choice(ESPEAK_ACCENTS)}+{rng.choice(ESPEAK_VARIANTS)}", rng.randint(120, 220), rng.randint(20, 80))
 
@@ -56,9 +75,73 @@ def _pcm16(data: bytes) -> np.ndarray:
     return np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2").astype(np.float32) / 32768.0
 
 
+class _Festival:
+    """One long-running festival per process (each Pool worker gets its own): starting festival
+    and loading the diphone database costs ~150 ms, more than synthesising a sentence. It reads
+    Scheme on stdin (--pipe) and answers each utterance with a RIFF wave on stdout (16 kHz for
+    ked). Every utterance re-selects the voice first, which resets its parameters, so an
+    utterance's audio does not depend on the ones before it."""
+
+    proc: subprocess.Popen | None = None
+    pid = 0
+
+    @classmethod
+    def wave(cls, script: str, timeout: float = 120.0) -> bytes:
+        if cls.proc is None or cls.pid != os.getpid() or cls.proc.poll() is not None:
+            # A new process, also in a forked worker whose parent had one (never share its pipes).
+            cls.proc = subprocess.Popen(
+                [str(ROOT / "usr/bin/festival"), "--libdir", str(FESTIVAL_SHARE), "--datadir", str(FESTIVAL_SHARE), "--pipe"],
+                env={**ENV, "OMP_NUM_THREADS": "1"}, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            )
+            cls.pid = os.getpid()
+        proc = cls.proc
+        try:
+            proc.stdin.write(script.encode() + b"\n(fflush)\n")
+            proc.stdin.flush()
+            header = cls._read(44, timeout)
+            if header[:4] != b"RIFF" or header[36:40] != b"data":
+                raise RuntimeError(f"festival answered {header[:44]!r} instead of a RIFF header")
+            return header + cls._read(int.from_bytes(header[40:44], "little"), timeout)
+        except Exception as e:
+            proc.kill()
+            proc.wait()
+            cls.proc = None
+            raise RuntimeError(f"festival failed (exit status {proc.returncode}) on: {script}") from e
+
+    @classmethod
+    def _read(cls, n: int, timeout: float) -> bytes:
+        fd, out = cls.proc.stdout.fileno(), bytearray()
+        while len(out) < n:
+            if not select.select([fd], [], [], timeout)[0]:
+                raise TimeoutError(f"no answer from festival in {timeout:g} s")
+            chunk = os.read(fd, n - len(out))
+            if not chunk:
+                raise EOFError("festival exited")
+            out += chunk
+        return bytes(out)
+
+
+def _festival_script(text: str, voice: Voice) -> str:
+    if voice.name not in FESTIVAL_TRAIN:
+        raise ValueError(f"festival voice {voice.name!r} is not one of {FESTIVAL_TRAIN}")
+    lines = [f"(voice_{voice.name})", f"(Parameter.set 'Duration_Stretch {voice.speed:g})"]
+    if voice.pitch:
+        # Mean f0 moved, its range kept in proportion to the mean.
+        std = round(voice.pitch * KED_F0[1] / KED_F0[0])
+        lines.append(f"(set! int_lr_params '((target_f0_mean {voice.pitch}) (target_f0_std {std}) (model_f0_mean 170) (model_f0_std 34)))")
+    quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+    lines.append(f'(utt.save.wave (SynthText "{quoted}") "-" \'riff)')
+    return "\n".join(lines)
+
+
 def render(text: str, voice: Voice) -> np.ndarray:
     """16 kHz mono float32 samples of `text` in `voice`."""
-    if voice.engine == "espeak":
+    if voice.engine == "festival":
+        if not re.search(r"[A-Za-z0-9]", text):
+            return np.zeros(SAMPLE_RATE // 10, dtype=np.float32)  # festival crashes on text with no words
+        out = _Festival.wave(_festival_script(text, voice))
+        rate, audio = int.from_bytes(out[24:28], "little"), _pcm16(out[44:])
+    elif voice.engine == "espeak":
         out = subprocess.run(
             [str(ROOT / "usr/bin/espeak-ng"), f"--path={LIB / 'espeak-ng-data'}", "-v", voice.name,
              "-s", str(int(voice.speed)), "-p", str(voice.pitch), "--stdout", text],
@@ -66,12 +149,14 @@ def render(text: str, voice: Voice) -> np.ndarray:
         ).stdout
         # espeak-ng writes a 44-byte RIFF header with unknown length when streaming; 22050 Hz.
         rate, audio = 22050, _pcm16(out[44:])
-    else:
+    elif voice.engine == "flite":
         args = [str(ROOT / "usr/bin/flite"), "-voice", voice.name, "--setf", f"duration_stretch={voice.speed}"]
         if voice.pitch:
             args += ["--setf", f"int_f0_target_mean={voice.pitch}"]
         out = subprocess.run(args + ["-t", text, "-o", "/dev/stdout"], env=ENV, capture_output=True, check=True).stdout
         rate, audio = int.from_bytes(out[24:28], "little"), _pcm16(out[44:])
+    else:
+        raise ValueError(f"unknown engine {voice.engine!r}")
     if rate != SAMPLE_RATE:
         g = gcd(rate, SAMPLE_RATE)
         audio = resample_poly(audio, SAMPLE_RATE // g, rate // g).astype(np.float32)

@@ -2,7 +2,7 @@
 engines: a streaming CTC recogniser and the reference synthesizer.
 
     python3 tools/speech/text.py                       # .data/speech/sentences.json
-    bash tools/speech/fetch-tts.sh                     # espeak-ng + flite under .tts/root
+    bash tools/speech/fetch-tts.sh                     # espeak-ng, flite, festival under .tts/root
     python3 tools/train/train_speech.py --out OUT [--only recognizer|synthesizer] [--smoke]
 
 Stages (each logs its wall time): render → recogniser → synthesizer → export
@@ -83,10 +83,13 @@ def speech_corpus(sentences: dict, args) -> dict:
     rng = random.Random(2024)
     train = sentences["train"][: args.limit] if args.limit else sentences["train"]
     heldout = sentences["heldout"][: args.heldout_limit]
-    recognizer_jobs = [(s, render.random_training_voice(rng)) for s in train for _ in range(args.renders)]
+    voice = lambda: render.random_training_voice(rng, flite_share=args.flite_share, festival_share=args.festival_share)
+    recognizer_jobs = [(s, voice()) for s in train for _ in range(args.renders)]
     rng.shuffle(recognizer_jobs)
-    trained_voice = [(s, render.random_training_voice(rng)) for s in heldout]
+    trained_voice = [(s, voice()) for s in heldout]
     heldout_voice = [(s, HELDOUT_VOICE) for s in heldout]
+    # The held-out speaker is never trained on (flite's kal16; festival's kal_diphone is not even fetched).
+    assert all("kal" not in v.name for _, v in recognizer_jobs + trained_voice)
     synth_jobs = [(s, SYNTH_VOICE) for s in train]
     synth_heldout = [(s, SYNTH_VOICE) for s in heldout]
     t = time.time()
@@ -102,6 +105,11 @@ def speech_corpus(sentences: dict, args) -> dict:
         "synth_heldout": (synth_heldout, parts[4]),
     }
     stats = {k: dict(utterances=len(v[1]), hours=round(hours(v[1]), 2)) for k, v in corpus.items()}
+    for k in ("train", "heldout_trained_voices"):
+        jobs, clips = corpus[k]
+        stats[k]["engines"] = {e: dict(utterances=sum(v.engine == e for _, v in jobs),
+                                       hours=round(hours([a for (_, v), a in zip(jobs, clips) if v.engine == e]), 2))
+                               for e in sorted({v.engine for _, v in jobs})}
     log(f"rendered {len(audio)} utterances in {time.time() - t:.0f} s: {stats}")
     corpus["stats"] = stats
     return corpus
@@ -494,6 +502,10 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--heldout-limit", type=int, default=10_000)
     p.add_argument("--renders", type=int, default=2, help="voices per training sentence (recogniser)")
+    p.add_argument("--flite-share", type=float, default=0.30, help="training voices from flite awb/rms/slt")
+    p.add_argument("--festival-share", type=float, default=0.15,
+                   help="training voices from festival's ked diphone voice (the rest: espeak-ng); "
+                        "--festival-share 0 --flite-share 0.35 draws the shipped models' corpus")
     p.add_argument("--batch-samples", type=int, default=16000 * 240)
     p.add_argument("--synth-batch-samples", type=int, default=16000 * 240)
     p.add_argument("--recognizer-lr", type=float, default=1.5e-3)
