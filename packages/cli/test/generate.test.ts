@@ -1,4 +1,8 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadTokenizer } from '@specstream/models';
+import { checkAdaptiveKState } from '@specstream/speculative';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT } from '../src/index.js';
 import { jsonLines, modelFolder, PROMPT, removeModelFolders, runCli } from './helpers.js';
@@ -73,6 +77,106 @@ describe('generate', () => {
     }
     // A token marked drafted is a drafted token the target accepted: the run's accepted count.
     expect(tokens.filter((t) => t.drafted).length).toBe(summary.acceptedTokens);
+  });
+
+  it('adaptive k starts from what the last run with the same setting learned (--k-state)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'specstream-k-state-'));
+    try {
+      const file = join(dir, 'k.json');
+      const summaryOf = (stdout: string) => jsonLines(stdout).at(-1)!;
+      const entries = () =>
+        (JSON.parse(readFileSync(file, 'utf8')) as { entries: Record<string, { state: unknown }> }).entries;
+      const run = (...args: string[]) => generate('--draft', drafts.qwen2, '--ignore-eos', '--json', ...args);
+
+      const first = await run('--k-state', file);
+      expect(first.code).toBe(EXIT.ok);
+      expect(summaryOf(first.stdout).kState).toBe('fresh');
+      const [key, ...others] = Object.keys(entries());
+      expect(others).toEqual([]);
+      const state = checkAdaptiveKState(entries()[key].state as never);
+      expect(state.timings.length).toBeGreaterThan(0);
+      expect(JSON.parse(key)).toMatchObject({ drafter: drafts.qwen2, weights: 'f32/f32', backend: 'cpu' });
+
+      // Greedy output does not depend on k: the restored run is still the target's text.
+      const second = await run('--k-state', file);
+      expect(summaryOf(second.stdout).kState).toBe('restored');
+      expect(summaryOf(second.stdout).text).toBe(summaryOf(first.stdout).text);
+
+      // Another setting (prompt lookup) has its own entry; --k-state none leaves the file alone.
+      const lookup = await generate('--prompt-lookup', '--json', '--k-state', file);
+      expect(summaryOf(lookup.stdout).kState).toBe('fresh');
+      expect(Object.keys(entries())).toHaveLength(2);
+      const before = readFileSync(file, 'utf8');
+      expect(summaryOf((await run('--k-state', 'none')).stdout).kState).toBeNull();
+      expect(readFileSync(file, 'utf8')).toBe(before);
+
+      // The environment names the file too: SPECSTREAM_K_STATE, else the XDG cache folder.
+      const named = await runCli(
+        [
+          'generate',
+          PROMPT,
+          '--backend',
+          'cpu',
+          '--model',
+          target,
+          '--max-new-tokens',
+          TOKENS,
+          '--draft',
+          drafts.qwen2,
+          '--ignore-eos',
+          '--json',
+        ],
+        { env: { SPECSTREAM_K_STATE: file } },
+      );
+      expect(summaryOf(named.stdout).kState).toBe('restored');
+      const cached = await runCli(
+        [
+          'generate',
+          PROMPT,
+          '--backend',
+          'cpu',
+          '--model',
+          target,
+          '--max-new-tokens',
+          TOKENS,
+          '--draft',
+          drafts.qwen2,
+          '--json',
+        ],
+        { env: { XDG_CACHE_HOME: dir } },
+      );
+      expect(summaryOf(cached.stdout).kState).toBe('fresh');
+      expect(
+        Object.keys(JSON.parse(readFileSync(join(dir, 'specstream', 'adaptive-k.json'), 'utf8')).entries),
+      ).toHaveLength(1);
+
+      // A damaged file or entry is named on stderr, not used, and rewritten whole.
+      writeFileSync(file, 'not json');
+      const damaged = await run('--k-state', file);
+      expect(damaged.code).toBe(EXIT.ok);
+      expect(damaged.stderr).toContain(`adaptive k's state file ${file} is not used (it is not JSON`);
+      expect(summaryOf(damaged.stdout).kState).toBe('fresh');
+      const [rewritten] = Object.values(entries());
+      (rewritten.state as { version: number }).version = 2;
+      writeFileSync(file, JSON.stringify({ version: 1, entries: { [key]: rewritten } }));
+      const badEntry = await run('--k-state', file);
+      expect(badEntry.stderr).toMatch(
+        /its entry for this setting is damaged \(adaptiveK state: version must be 1, got 2\)/,
+      );
+      expect(summaryOf(badEntry.stdout).kState).toBe('fresh');
+      expect(checkAdaptiveKState(entries()[key].state as never).version).toBe(1);
+
+      // A file that cannot be written is a warning, not a failure.
+      const unwritable = await run('--k-state', join(file, 'below-a-file.json'));
+      expect(unwritable.code).toBe(EXIT.ok);
+      expect(unwritable.stderr).toContain("cannot save adaptive k's state to");
+
+      // It belongs to adaptive k: with a fixed k or no drafter it is a usage error.
+      expect((await generate('--draft', drafts.qwen2, '--k', '2', '--k-state', file)).code).toBe(EXIT.usage);
+      expect((await generate('--no-draft', '--k-state', file)).code).toBe(EXIT.usage);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('--stop ends the text before a stop string that spans tokens', async () => {

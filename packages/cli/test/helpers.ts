@@ -72,6 +72,8 @@ export interface RunOptions {
   stderrTty?: boolean;
   /** Called with each stdout write, and the controller that stands for Ctrl-C. */
   onStdout?: (text: string, interrupt: AbortController) => void;
+  /** The environment the command sees (default: empty, so no home and no cache files). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Runs the CLI in this process (no process start, no transpile): the way most tests call it. */
@@ -95,7 +97,7 @@ export async function runCli(args: readonly string[], options: RunOptions = {}):
     stdoutIsTty: false,
     stdinIsTty: options.stdin === undefined,
     stderrIsTty: options.stderrTty === true,
-    env: {},
+    env: options.env ?? {},
     interrupt: interrupt.signal,
   };
   const code = await main(args, io);

@@ -15,7 +15,36 @@ export interface AdaptiveKOptions {
   smoothing?: number;
   /** Every this many iterations try a neighbour of the best k, to keep its cost estimate fresh (default 8). */
   exploreEvery?: number;
+  /**
+   * What an earlier policy learned (its `state()`): start from its acceptance and timings instead
+   * of probing. A 96-token reply is about 40 iterations, and a fresh policy spends several of them
+   * on probes of k that turn out worse; one started from the last reply's state skips them. Its
+   * timings keep being updated (a new one weighs a third at first), so a machine that got slower
+   * or busier since is followed within a few iterations. Entries for k outside [minK, maxK] are
+   * left out.
+   */
+  state?: AdaptiveKState;
 }
+
+/** What an adaptive policy has learned, as plain JSON: `adaptiveK({ state })` starts from it. */
+export interface AdaptiveKState {
+  version: 1;
+  /** Decayed counts of accepted drafted tokens and of rejections (α = accepted / (accepted + rejected)). */
+  accepted: number;
+  rejected: number;
+  /** Per k timed: the iteration's and its verify pass's estimated ms, and how often it was timed. */
+  timings: { k: number; iterationMs: number; verifyMs: number; timed: number }[];
+}
+
+/** An adaptiveK policy: a KPolicy that can hand over what it has learned. */
+export interface AdaptiveKPolicy extends KPolicy {
+  state(): AdaptiveKState;
+}
+
+/** How much evidence a restored state keeps: α as if from this many drafted runs at most. */
+const RESTORED_EVIDENCE = 4;
+/** A restored timing counts as this many observations (so the next one weighs 1/RESTORED_TIMED). */
+const RESTORED_TIMED = 3;
 
 /** Standard errors added to α when weighing plain steps against drafting (see choose). */
 const HOPE = 1;
@@ -43,7 +72,7 @@ const HOPE = 1;
  * throughput by −0.4% to +0.3% where drafting pays (α = 0.8), and by +7% and
  * +33% on wasm where it does not (α = 0.5, 0.2).
  */
-export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
+export function adaptiveK(options: AdaptiveKOptions = {}): AdaptiveKPolicy {
   const minK = options.minK ?? 0;
   const maxK = options.maxK ?? 8;
   checkK(maxK, 'maxK');
@@ -79,7 +108,23 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
   let best = initialK;
 
   const alpha = () => accepted / (accepted + rejected);
-  const warmup = [...new Set([initialK, Math.max(minK, 1, Math.floor(initialK / 2))])];
+  let warmup = [...new Set([initialK, Math.max(minK, 1, Math.floor(initialK / 2))])];
+
+  if (options.state !== undefined) {
+    const restored = checkAdaptiveKState(options.state);
+    const n = restored.accepted + restored.rejected;
+    const scale = n > RESTORED_EVIDENCE ? RESTORED_EVIDENCE / n : 1;
+    accepted = restored.accepted * scale;
+    rejected = restored.rejected * scale;
+    for (const t of restored.timings) {
+      if (t.k < minK || t.k > maxK) continue;
+      iterationMs.set(t.k, t.iterationMs);
+      verifyMs.set(t.k, t.verifyMs);
+      seenAt.set(t.k, Math.min(t.timed, RESTORED_TIMED));
+    }
+    // With two drafting k timed the cost line stands on measurements: no probes.
+    if ([...iterationMs.keys()].filter((k) => k > 0).length >= 2) warmup = [];
+  }
 
   /**
    * Measured iteration time at k, or else: for k ≥ 1 the line through the other k ≥ 1 (all but
@@ -135,6 +180,16 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
 
   return {
     maxK,
+    state() {
+      return {
+        version: 1,
+        accepted,
+        rejected,
+        timings: [...iterationMs.entries()]
+          .sort(([a], [b]) => a - b)
+          .map(([k, ms]) => ({ k, iterationMs: ms, verifyMs: verifyMs.get(k)!, timed: seenAt.get(k)! })),
+      };
+    },
     next() {
       iteration++;
       // Two spread-out k first, so the cost line rests on measurements, not a guess.
@@ -182,4 +237,34 @@ export function adaptiveK(options: AdaptiveKOptions = {}): KPolicy {
       log.debug({ k: report.k, alpha: alpha(), iterationMs: iterationMs.get(report.k), best }, 'adaptive k');
     },
   };
+}
+
+/** A state from outside (a file, a request): every field checked, so a bad one is named. */
+export function checkAdaptiveKState(state: AdaptiveKState): AdaptiveKState {
+  const bad = (what: string) => new InvalidArgumentError(`adaptiveK state: ${what}`);
+  if (typeof state !== 'object' || state === null) throw bad(`must be an object, got ${String(state)}`);
+  if (state.version !== 1) throw bad(`version must be 1, got ${JSON.stringify(state.version)}`);
+  for (const name of ['accepted', 'rejected'] as const) {
+    const x = state[name];
+    if (typeof x !== 'number' || !Number.isFinite(x) || x < 0)
+      throw bad(`${name} must be a finite number >= 0, got ${JSON.stringify(x)}`);
+  }
+  if (state.accepted + state.rejected <= 0) throw bad('accepted + rejected must be > 0');
+  if (!Array.isArray(state.timings)) throw bad('timings must be an array');
+  const seen = new Set<number>();
+  state.timings.forEach((t, i) => {
+    if (typeof t !== 'object' || t === null) throw bad(`timings[${i}] must be an object`);
+    if (!Number.isInteger(t.k) || t.k < 0 || t.k > 64)
+      throw bad(`timings[${i}].k must be an integer in [0, 64], got ${JSON.stringify(t.k)}`);
+    if (seen.has(t.k)) throw bad(`timings[${i}]: k = ${t.k} appears twice`);
+    seen.add(t.k);
+    for (const name of ['iterationMs', 'verifyMs'] as const) {
+      const x = t[name];
+      if (typeof x !== 'number' || !Number.isFinite(x) || x <= 0)
+        throw bad(`timings[${i}].${name} must be a finite number > 0, got ${JSON.stringify(x)}`);
+    }
+    if (!Number.isInteger(t.timed) || t.timed < 1)
+      throw bad(`timings[${i}].timed must be an integer >= 1, got ${JSON.stringify(t.timed)}`);
+  });
+  return state;
 }

@@ -1,5 +1,11 @@
 export { type AcceptInput, type AcceptResult, type AcceptRule, acceptDraft } from './accept.js';
-export { type AdaptiveKOptions, adaptiveK } from './adaptive-k.js';
+export {
+  type AdaptiveKOptions,
+  type AdaptiveKPolicy,
+  type AdaptiveKState,
+  adaptiveK,
+  checkAdaptiveKState,
+} from './adaptive-k.js';
 export type { DraftContext, Drafter, DraftSession, DraftSessionOptions, Proposal } from './drafter.js';
 export { expectedTokens, fixedK, type IterationReport, type KPolicy } from './k-policy.js';
 export {

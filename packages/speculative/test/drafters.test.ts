@@ -1,5 +1,11 @@
 import { describe, expect, test } from 'vitest';
-import { adaptiveK, expectedTokens, type IterationReport, type KPolicy } from '../src/index.js';
+import {
+  type AdaptiveKState,
+  adaptiveK,
+  expectedTokens,
+  type IterationReport,
+  type KPolicy,
+} from '../src/index.js';
 import { lookup } from '../src/prompt-lookup.js';
 
 describe('prompt lookup', () => {
@@ -174,6 +180,101 @@ describe('adaptive k', () => {
       expect(chosen.slice(2, 6)).toContain(3);
       expect(chosen.slice(-10).filter((k) => k === 3).length).toBeGreaterThanOrEqual(9);
     }
+  });
+
+  test("a policy started from another's state skips the probes and keeps its best k", () => {
+    // The stepped verify pass above: k = 3 is best, and a fresh policy probes 4 and 2 first.
+    const verifyMs = (k: number) => (k <= 3 ? 10 : 20);
+    for (const seed of [3, 5, 7]) {
+      const first = adaptiveK({ maxK: 8, exploreEvery: 1000 });
+      replay(first, 40, seed, (k) => k, verifyMs);
+      // Plain JSON, as a file would hold it.
+      const state = JSON.parse(JSON.stringify(first.state())) as AdaptiveKState;
+      expect(state.timings.map((t) => t.k)).toEqual(expect.arrayContaining([2, 3, 4]));
+      const next = adaptiveK({ maxK: 8, exploreEvery: 1000, state });
+      const chosen = replay(next, 30, seed + 1, (k) => k, verifyMs);
+      expect(chosen[0]).toBe(3);
+      expect(chosen.filter((k) => k === 3).length).toBeGreaterThanOrEqual(28);
+      const fresh = replay(adaptiveK({ maxK: 8, exploreEvery: 1000 }), 30, seed + 1, (k) => k, verifyMs);
+      expect(fresh.slice(0, 2)).toEqual([4, 2]);
+    }
+  });
+
+  test('a restored state is only a start: a draft that turned useless is dropped within 30 iterations', () => {
+    const good = adaptiveK({ maxK: 8, exploreEvery: 1000 });
+    for (let i = 0; i < 40; i++) {
+      const k = good.next();
+      good.observe(report(k, k, 0.1, 10 + k * 0.2));
+    }
+    expect(good.next()).toBe(8);
+    const policy = adaptiveK({ maxK: 8, exploreEvery: 1000, state: good.state() });
+    const chosen: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      const k = policy.next();
+      chosen.push(k);
+      // Now every drafted token is rejected, draft steps cost 2 ms and verify passes 10 + k ms
+      // (as in the always-wrong test above; a fresh policy gets to plain steps after 17).
+      policy.observe(report(k, 0, 2, 10 + k));
+    }
+    expect(chosen[0]).toBe(8);
+    expect(chosen.indexOf(0)).toBeGreaterThan(0);
+    expect(chosen.indexOf(0)).toBeLessThanOrEqual(30);
+    expect(chosen.slice(-5)).toEqual([0, 0, 0, 0, 0]);
+  });
+
+  test('timings for k outside [minK, maxK] are left out of a restored state', () => {
+    const state: AdaptiveKState = {
+      version: 1,
+      accepted: 9,
+      rejected: 1,
+      timings: [
+        { k: 2, iterationMs: 12, verifyMs: 10, timed: 5 },
+        { k: 12, iterationMs: 13, verifyMs: 10, timed: 5 },
+        { k: 16, iterationMs: 14, verifyMs: 10, timed: 5 },
+      ],
+    };
+    const policy = adaptiveK({ maxK: 4, state });
+    expect(policy.state().timings.map((t) => t.k)).toEqual([2]);
+    expect(policy.next()).toBeLessThanOrEqual(4);
+  });
+
+  test('a malformed state is refused, naming the field', () => {
+    const ok: AdaptiveKState = {
+      version: 1,
+      accepted: 3,
+      rejected: 1,
+      timings: [{ k: 2, iterationMs: 12, verifyMs: 10, timed: 2 }],
+    };
+    const cases: [unknown, RegExp][] = [
+      [null, /adaptiveK state: must be an object, got null/],
+      [{ ...ok, version: 2 }, /version must be 1, got 2/],
+      [{ ...ok, accepted: -1 }, /accepted must be a finite number >= 0, got -1/],
+      [{ ...ok, rejected: 'x' }, /rejected must be a finite number >= 0, got "x"/],
+      [{ ...ok, accepted: 0, rejected: 0 }, /accepted \+ rejected must be > 0/],
+      [{ ...ok, timings: {} }, /timings must be an array/],
+      [{ ...ok, timings: [null] }, /timings\[0\] must be an object/],
+      [
+        { ...ok, timings: [{ ...ok.timings[0], k: 1.5 }] },
+        /timings\[0\]\.k must be an integer in \[0, 64\], got 1.5/,
+      ],
+      [{ ...ok, timings: [ok.timings[0], ok.timings[0]] }, /timings\[1\]: k = 2 appears twice/],
+      [
+        { ...ok, timings: [{ ...ok.timings[0], iterationMs: 0 }] },
+        /timings\[0\]\.iterationMs must be a finite number > 0, got 0/,
+      ],
+      [
+        { ...ok, timings: [{ ...ok.timings[0], verifyMs: null }] },
+        /timings\[0\]\.verifyMs must be a finite number > 0, got null/,
+      ],
+      [
+        { ...ok, timings: [{ ...ok.timings[0], timed: 0 }] },
+        /timings\[0\]\.timed must be an integer >= 1, got 0/,
+      ],
+    ];
+    for (const [state, message] of cases) {
+      expect(() => adaptiveK({ state: state as AdaptiveKState })).toThrow(message);
+    }
+    expect(adaptiveK({ state: ok }).state().timings).toEqual(ok.timings);
   });
 
   /**

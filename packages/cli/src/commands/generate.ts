@@ -31,6 +31,8 @@ export interface GenerateFlags {
   promptLookup: boolean;
   /** Fixed k; adaptive when absent. */
   k?: number;
+  /** Where adaptive k's state is kept between runs ('none': nowhere). */
+  kState?: string;
   temperature: number;
   topP?: number;
   topK?: number;
@@ -78,6 +80,12 @@ export function addGenerateCommand(program: Command, io: CliIo, done: (code: num
         .conflicts('draft'),
     )
     .option('--k <n>', 'tokens drafted per step, fixed (default: adaptive k)', integerIn(1, 64))
+    .option(
+      '--k-state <file>',
+      'where adaptive k keeps what it learned (acceptance, step timings) per model pair, weights, ' +
+        'backend and threads, so the next run skips its probes; "none" starts fresh every run ' +
+        '(default: SPECSTREAM_K_STATE, else $XDG_CACHE_HOME or ~/.cache, /specstream/adaptive-k.json)',
+    )
     .option(
       '--temperature <t>',
       'sampling temperature; 0 is greedy',
@@ -131,6 +139,13 @@ function checkFlagCombination(flags: GenerateFlags): void {
   const drafting = flags.draft !== false || flags.promptLookup;
   if (!drafting && flags.k !== undefined)
     throw new CliError(EXIT.usage, '--k needs a drafter; drop --no-draft');
+  if (flags.kState !== undefined && (!drafting || flags.k !== undefined)) {
+    throw new CliError(
+      EXIT.usage,
+      `--k-state is adaptive k's; drop ${flags.k !== undefined ? '--k' : '--no-draft'}`,
+    );
+  }
+  if (flags.kState === '') throw new CliError(EXIT.usage, '--k-state needs a file name, or none');
   if (!drafting && flags.compare) {
     throw new CliError(EXIT.usage, '--compare compares against the target alone; drop --no-draft');
   }

@@ -7,6 +7,7 @@ import {
 } from '@specstream/core';
 import { createDetokenizer, type Tokenizer } from '@specstream/models';
 import {
+  type AdaptiveKPolicy,
   adaptiveK,
   type Drafter,
   promptLookupDrafter,
@@ -16,6 +17,7 @@ import {
   speculativeGenerate,
 } from '@specstream/speculative';
 import { type StreamChunk, tokenStream } from '@specstream/streaming';
+import type { KMemory } from './k-state.js';
 
 export type DraftChoice = { kind: 'none' } | { kind: 'model'; model: CausalLm } | { kind: 'prompt-lookup' };
 
@@ -30,6 +32,8 @@ export interface DecodeRequest {
   stopStrings: string[];
   /** Fixed k; adaptive when undefined. */
   k?: number;
+  /** Adaptive k starts from what it learned last time (`state`, or `learned` in this run) and updates `learned`. */
+  kMemory?: KMemory;
   interrupt: AbortSignal;
 }
 
@@ -78,6 +82,7 @@ export async function decode(
   const { tokenizer, interrupt } = request;
   const drafter = drafterOf(request.draft);
   let run: SpeculativeRun | undefined;
+  let policy: AdaptiveKPolicy | undefined;
   const drafted = new Map<number, boolean>();
   let produced = 0;
   const begin = performance.now();
@@ -92,6 +97,9 @@ export async function decode(
       }
     } finally {
       end = performance.now();
+      const learned = policy?.state();
+      if (request.kMemory !== undefined && learned !== undefined && learned.timings.length > 0)
+        request.kMemory.learned = learned;
     }
   }
 
@@ -104,10 +112,13 @@ export async function decode(
       signal: AbortSignal.any([signal, interrupt]),
     };
     if (drafter === undefined) return tagged(generate({ model: request.target, ...options }));
+    const memory = request.kMemory;
+    const k = request.k ?? adaptiveK({ state: memory?.learned ?? memory?.state });
+    policy = typeof k === 'number' ? undefined : k;
     run = speculativeGenerate({
       target: request.target,
       draft: drafter,
-      k: request.k ?? adaptiveK(),
+      k,
       ...options,
     });
     return tagged(run);

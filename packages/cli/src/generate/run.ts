@@ -28,6 +28,7 @@ import {
   stopTokenIds,
   unsupportedOnError,
 } from './folders.js';
+import { type KMemory, kStateKey, kStatePath, openKMemory, saveKMemory } from './k-state.js';
 import { loadProgress } from './progress.js';
 import { checkSpeakAlong, type SpeakAlong, startSpeakAlong } from './speak-along.js';
 import { type Comparison, compare, compareLine, statsLine } from './stats.js';
@@ -79,13 +80,46 @@ export async function runGenerate(
       stopTokens: flags.ignoreEos ? [] : stopTokenIds(target),
       stopStrings: flags.stop,
       k: flags.k,
+      kMemory: await openMemory(flags, draft, target, draftFolder, weights, io),
       interrupt: io.interrupt,
     };
-    return await stream(request, flags, weights, io, speaker);
+    const code = await stream(request, flags, weights, io, speaker);
+    const unsaved = request.kMemory === undefined ? undefined : await saveKMemory(request.kMemory);
+    if (unsaved !== undefined) await write(io.stderr, `specstream: ${unsaved}\n`);
+    return code;
   } finally {
     for (const model of models) model.dispose();
     speaker?.dispose();
   }
+}
+
+/** Adaptive k's state from earlier runs with the same setting (see k-state.ts); none for a fixed k. */
+async function openMemory(
+  flags: GenerateFlags,
+  draft: DraftChoice,
+  target: ModelFolder,
+  draftFolder: ModelFolder | undefined,
+  weights: Weights,
+  io: CliIo,
+): Promise<KMemory | undefined> {
+  if (flags.k !== undefined || draft.kind === 'none') return undefined;
+  const path = kStatePath(flags.kState, io.env);
+  if (path === undefined) return undefined;
+  const key = kStateKey({
+    target: target.dir,
+    drafter: draftFolder?.dir ?? 'prompt lookup',
+    weights: `${weights.target}/${weights.draft ?? '-'}`,
+    backend: currentBackend() ?? 'none',
+    threads: io.env.SPECSTREAM_THREADS,
+  });
+  const memory = await openKMemory(resolve(path), key);
+  if (memory.warning !== undefined) {
+    await write(
+      io.stderr,
+      `specstream: adaptive k's state file ${memory.path} is not used (${memory.warning}); starting fresh, and it is rewritten\n`,
+    );
+  }
+  return memory;
 }
 
 /** The argument, else stdin when it is not a terminal, else (or when stdin is empty) the default. */
@@ -245,7 +279,7 @@ async function stream(
   const summary = comparison === 'interrupted' ? undefined : comparison;
   if (summary !== undefined) await write(io.stderr, compareLine(summary));
   if (flags.json) {
-    await write(io.stdout, `${JSON.stringify(summaryEvent(result, flags, weights, summary))}\n`);
+    await write(io.stdout, `${JSON.stringify(summaryEvent(request, result, flags, weights, summary))}\n`);
   }
   return interrupted ? EXIT.interrupted : speech;
 }
@@ -276,6 +310,7 @@ function weightsLabel(w: Weights): string | undefined {
 }
 
 function summaryEvent(
+  request: DecodeRequest,
   result: DecodeResult,
   flags: GenerateFlags,
   weights: Weights,
@@ -290,6 +325,8 @@ function summaryEvent(
     elapsedMs: result.elapsedMs,
     firstTokenMs: result.firstTokenMs ?? null,
     drafter: flags.draft === false && !flags.promptLookup ? 'none' : drafterName(flags),
+    // Whether adaptive k started from an earlier run's state (null: fixed k, no drafter, or none kept).
+    kState: request.kMemory === undefined ? null : request.kMemory.state === undefined ? 'fresh' : 'restored',
     weights: weights.target,
     draftWeights: weights.draft ?? null,
     tokensPerSecond: result.rates?.tokensPerSecond ?? result.tokensPerSecond,
