@@ -23,6 +23,8 @@ import {
 } from '@specstream/core';
 import { loadCausalLm, loadTokenizer, type Tokenizer } from '@specstream/models';
 import {
+  type AdaptiveKPolicy,
+  type AdaptiveKState,
   adaptiveK,
   checkVocabularies,
   emptyMetrics,
@@ -262,9 +264,10 @@ export async function runPairBench(
     );
 
     const settings: PairK[] = [...Array.from({ length: maxK + 1 }, (_, k) => k), 'adaptive', 'adaptive-kept'];
-    // One policy for every prompt of a mode (warm-up included): a caller that passes the same
-    // adaptiveK() to successive calls with a pair keeps what it has learned.
-    let kept = adaptiveK({ maxK });
+    // Each call starts from the state the previous call's policy left (warm-up included), as
+    // `specstream generate` does through its --k-state file and a caller can with
+    // adaptiveK({ state }): what was learned is kept from one reply to the next.
+    let keptState: AdaptiveKState | undefined;
     const runOne = async (
       k: PairK,
       prompt: number[],
@@ -272,17 +275,24 @@ export async function runPairBench(
       totals?: SpeculativeMetrics,
     ) => {
       if (k === 0) return timeRun(generate({ model: target, prompt, maxNewTokens: newTokens, sampling }));
+      // 'adaptive': a fresh policy per call, as a first request would get it (its probes included).
+      const policy =
+        k === 'adaptive'
+          ? adaptiveK({ maxK })
+          : k === 'adaptive-kept'
+            ? adaptiveK({ maxK, state: keptState })
+            : k;
       const run = speculativeGenerate({
         target,
         draft,
-        // A fresh policy per call, as one 96-token request would get it (its probes included).
-        k: k === 'adaptive' ? adaptiveK({ maxK }) : k === 'adaptive-kept' ? kept : k,
+        k: policy,
         prompt,
         maxNewTokens: newTokens,
         sampling,
         totals,
       });
       const timed = await timeRun(run);
+      if (k === 'adaptive-kept') keptState = (policy as AdaptiveKPolicy).state();
       // As in spec-bench: the draft reads the prompt after the first token is emitted, so its
       // prefill comes off too; what is left is decoding alone, as in the plain runs.
       return { ...timed, ms: timed.ms - run.metrics.draftPrefillMs };
@@ -300,7 +310,7 @@ export async function runPairBench(
         mode.temperature > 0 ? { temperature: mode.temperature, seed: s.seed + i } : undefined;
       // Every setting once, unrecorded: compiles (webgpu shaders for each verify width), JIT and
       // first allocations land here.
-      kept = adaptiveK({ maxK });
+      keptState = undefined;
       let t = performance.now();
       for (const k of settings) await runOne(k, prompts[0], sampling(0));
       warmupMs += performance.now() - t;
@@ -380,7 +390,7 @@ export async function runPairBench(
       const keptRow = rows.find((r) => r.k === 'adaptive-kept')!;
       const bad = rows.reduce((n, r) => n + (r.mismatches ?? 0), 0);
       log(
-        `best fixed k=${best.k}: ${best.speedup.toFixed(2)}×; adaptive ${adaptive.speedup.toFixed(2)}× (mean k ${adaptive.meanK.toFixed(1)}, ${(adaptive.speedup / best.speedup).toFixed(2)} of the best fixed k), kept across prompts ${keptRow.speedup.toFixed(2)}× (${(keptRow.speedup / best.speedup).toFixed(2)})${mode.temperature === 0 ? `; ${bad === 0 ? 'every output token-identical to the target alone' : `${bad} OUTPUTS DIFFER FROM THE TARGET ALONE`}` : ''}`,
+        `best fixed k=${best.k}: ${best.speedup.toFixed(2)}×; adaptive ${adaptive.speedup.toFixed(2)}× (mean k ${adaptive.meanK.toFixed(1)}, ${(adaptive.speedup / best.speedup).toFixed(2)} of the best fixed k), from the last call's state ${keptRow.speedup.toFixed(2)}× (${(keptRow.speedup / best.speedup).toFixed(2)})${mode.temperature === 0 ? `; ${bad === 0 ? 'every output token-identical to the target alone' : `${bad} OUTPUTS DIFFER FROM THE TARGET ALONE`}` : ''}`,
       );
     }
     log(
@@ -433,7 +443,9 @@ run of its benchmark on that backend; everything else is kept.
 Python documentation (\`models/heldout-prompts.json\`) with the trained target
 \`models/specstream-docs-target\` and draft \`models/specstream-docs-draft\`: the
 target alone (k = 0, core's \`generate\`), fixed k = 1…8 and \`adaptiveK()\` (a
-fresh policy per prompt, and "kept": one policy passed to every prompt's call),
+fresh policy per prompt, and "from the last call's state": each call's policy started from
+what the previous call's learned, \`adaptiveK({ state })\`, as \`specstream generate\` does
+between runs through its \`--k-state\` file),
 greedy and at temperature 0.8 (seeded). α is the
 acceptance rate, tokens/pass the tokens emitted per target pass; decode
 tokens/s count the tokens after the first over the time after the first, so

@@ -8,7 +8,8 @@
 
 /**
  * One k of one sampling mode: k = 0 is the target alone, 'adaptive' a fresh adaptiveK() per
- * prompt, 'adaptive-kept' one adaptiveK() passed to every prompt's call (what it learned kept).
+ * prompt, 'adaptive-kept' each prompt's adaptiveK() started from the previous call's state()
+ * (what it learned kept, as `specstream generate --k-state` keeps it between runs).
  */
 export type PairK = number | 'adaptive' | 'adaptive-kept';
 
@@ -51,7 +52,7 @@ const kLabel = (row: PairRow, modes: readonly PairMode[]) => {
   if (row.k === 0) return '0 (target alone)';
   if (typeof row.k === 'number') return String(row.k);
   const means = modes.map((m) => m.rows.find((r) => r.k === row.k)?.meanK);
-  const name = row.k === 'adaptive' ? 'adaptive' : 'adaptive, kept';
+  const name = row.k === 'adaptive' ? 'adaptive' : "adaptive, from the last call's state";
   return `${name} (mean k ${means.map((x) => fixed(x, 1)).join(' / ')})`;
 };
 

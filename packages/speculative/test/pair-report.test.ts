@@ -104,7 +104,9 @@ describe('pairMarkdownSection', () => {
     expect(flat).toContain('| 0 (target alone) | – | 1.00 | 100.0 | 1.00 | – | 1.00 | 98.0 | 0.98 |');
     expect(flat).toContain('| 1 | 0.813 | 2.50 | 123.5 | 1.23 |');
     expect(flat).toContain('| adaptive (mean k 3.3 / 1.5) |');
-    expect(flat).toContain('| adaptive, kept (mean k 2.8 / 2.0) | 0.700 | 2.50 | 148.0 | 1.48 |');
+    expect(flat).toContain(
+      "| adaptive, from the last call's state (mean k 2.8 / 2.0) | 0.700 | 2.50 | 148.0 | 1.48 |",
+    );
     const table = md.split('\n').filter((line) => line.startsWith('|'));
     expect(table).toHaveLength(2 + greedy.rows.length);
     expect(new Set(table.map((line) => line.length)).size).toBe(1);
