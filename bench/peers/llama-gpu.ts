@@ -43,8 +43,15 @@ import { loadTokenizer } from '@specstream/models';
 import { benchCommit } from '../../scripts/lib/bench-commit.js';
 import { formatTable } from '../../scripts/lib/format-table.js';
 import { importLlamaCpp, type LlamaCpp, llamaCppVersion } from './llama-cpp.js';
+import { decodeSummary, median, agreement as sameIds, timed } from './measure.js';
 import { PEERS_ARGS } from './peers-bench.js';
 import type { ContenderResult } from './peers-child.js';
+
+/** As the JSON reports it: "same/of" and each prompt's first differing index. */
+function agreement(a: number[][], b: number[][]) {
+  const { same, of, first } = sameIds(a, b);
+  return { same: `${same}/${of}`, firstDifference: first };
+}
 
 type Llama = Awaited<ReturnType<LlamaCpp['getLlama']>>;
 type GpuOption = 'vulkan' | 'cuda' | false;
@@ -143,39 +150,6 @@ function integer(name: string, text: string, min: number): number {
   return n;
 }
 const list = (text: string) => text.split(',').filter((s) => s.trim() !== '');
-
-// As peers-child.ts (not exported there: that file runs as a script when imported).
-async function timed(events: AsyncIterable<number>, maxNewTokens: number, start: number) {
-  const tokens: number[] = [];
-  let first = start;
-  for await (const token of events) {
-    if (tokens.length === 0) first = performance.now();
-    tokens.push(token);
-    if (tokens.length >= maxNewTokens) break;
-  }
-  const end = performance.now();
-  return { ttftMs: first - start, decodeMs: end - first, tokens };
-}
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
-function agreement(a: number[][], b: number[][]) {
-  const n = Math.min(a.length, b.length);
-  const first: (number | null)[] = [];
-  for (let i = 0; i < n; i++) {
-    let at: number | null = null;
-    for (let j = 0; j < Math.max(a[i].length, b[i].length); j++) {
-      if (a[i][j] !== b[i][j]) {
-        at = j;
-        break;
-      }
-    }
-    first.push(at);
-  }
-  return { same: `${first.filter((x) => x === null).length}/${n}`, firstDifference: first };
-}
 
 /** The binary package's folder, found from node-llama-cpp, itself found as llama-cpp.ts finds it. */
 function binaryPackageDir(gpu: GpuOption): string | undefined {
@@ -529,13 +503,7 @@ async function main(): Promise<void> {
         loadSeconds: Number(loadSeconds.toFixed(2)),
         warmupSeconds: Number(warmupSeconds.toFixed(2)),
         ttft: ttftRows,
-        decode: {
-          prompts: outputs.length,
-          tokens,
-          ms: Number(ms.toFixed(1)),
-          tokensPerS: Number(((1000 * tokens) / ms).toFixed(2)),
-          outputs,
-        },
+        decode: decodeSummary(outputs, tokens, ms),
         ...(tokenPredictor
           ? {
               drafting: {

@@ -38,6 +38,7 @@ import { exportGguf, type GgufExportType, loadTokenizer } from '@specstream/mode
 import { markdownTable, replaceMarkedSection } from '../../packages/speculative/bench/pair-report.js';
 import { benchCommit } from '../../scripts/lib/bench-commit.js';
 import { formatTable } from '../../scripts/lib/format-table.js';
+import { agreement } from './measure.js';
 import type { ContenderResult, ContenderSpec, Drafter, Library } from './peers-child.js';
 import { parameterCount, randomLlamaShape, writeRandomLlama } from './random-llama.js';
 
@@ -305,24 +306,6 @@ function runChild(spec: ContenderSpec, specPath: string): Promise<ContenderResul
 
 const round = (x: number, digits = 2) => Number(x.toFixed(digits));
 const MB = 1e6;
-
-/** How many of the prompts both ran give the same ids, and where each first differs (null: same). */
-function agreement(a: number[][], b: number[][]): { same: number; of: number; first: (number | null)[] } {
-  const n = Math.min(a.length, b.length);
-  const first: (number | null)[] = [];
-  for (let i = 0; i < n; i++) {
-    const len = Math.max(a[i].length, b[i].length);
-    let at: number | null = null;
-    for (let j = 0; j < len; j++) {
-      if (a[i][j] !== b[i][j]) {
-        at = j;
-        break;
-      }
-    }
-    first.push(at);
-  }
-  return { same: first.filter((x) => x === null).length, of: n, first };
-}
 
 /** The ratios of one contender's figures to another's (a / b), and how often their outputs agree. */
 function compared(

@@ -14,6 +14,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
+import { decodeSummary, median, type Run, timed } from './measure.js';
 
 export type Library = 'specstream' | 'llama.cpp' | 'transformers.js';
 export type Drafter = 'none' | 'draft' | 'lookup';
@@ -77,30 +78,12 @@ interface Prompts {
 }
 
 /** One generation: time to the first token, then the decode time and tokens. */
-interface Run {
-  ttftMs: number;
-  decodeMs: number;
-  tokens: number[];
-}
-
 interface Engine {
   run(prompt: number[], maxNewTokens: number): Promise<Run>;
   drafting(): Record<string, number> | undefined;
   threads: number;
   library: LibraryInfo;
   dispose(): Promise<void>;
-}
-
-async function timed(events: AsyncIterable<number>, maxNewTokens: number, start: number): Promise<Run> {
-  const tokens: number[] = [];
-  let first = start;
-  for await (const token of events) {
-    if (tokens.length === 0) first = performance.now();
-    tokens.push(token);
-    if (tokens.length >= maxNewTokens) break;
-  }
-  const end = performance.now();
-  return { ttftMs: first - start, decodeMs: end - first, tokens };
 }
 
 function packageVersion(url: URL): string {
@@ -307,11 +290,6 @@ async function transformersJs(spec: ContenderSpec, onStarted: () => void): Promi
   };
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
 async function main(spec: ContenderSpec): Promise<ContenderResult> {
   const prompts = JSON.parse(readFileSync(spec.promptsFile, 'utf8')) as Prompts;
   let baselineRss = 0;
@@ -361,13 +339,7 @@ async function main(spec: ContenderSpec): Promise<ContenderResult> {
       loadSeconds: Number(loadSeconds.toFixed(2)),
       warmupSeconds: Number(warmupSeconds.toFixed(2)),
       ttft,
-      decode: {
-        prompts: outputs.length,
-        tokens,
-        ms: Number(ms.toFixed(1)),
-        tokensPerS: Number(((1000 * tokens) / ms).toFixed(2)),
-        outputs,
-      },
+      decode: decodeSummary(outputs, tokens, ms),
       ...(drafting ? { drafting } : {}),
       threads: engine.threads,
       library: engine.library,

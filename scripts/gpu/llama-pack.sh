@@ -32,12 +32,8 @@ CACHE=${SPECSTREAM_LLAMA_CACHE:-.data/gpu-llama}
 VARIANTS=${SPECSTREAM_LLAMA_CPU_VARIANTS:-x64,sse42,haswell,skylakex,cascadelake,icelake,sapphirerapids,zen4}
 LOCK=${SPECSTREAM_BENCH_LOCK:-/tmp/specstream-bench.lock}
 
-die() {
-  echo "llama-pack.sh: $*" >&2
-  exit 1
-}
-mib() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1048576 }'; }
-bytes() { du -sbL "$@" | awk '{ s += $1 } END { print s + 0 }'; }
+# shellcheck source=scripts/gpu/lib.sh
+. scripts/gpu/lib.sh # (the repository root is the working directory by now)
 # Heavy CPU work waits for the shared benchmark lock (others time things on this machine).
 locked() {
   if command -v flock >/dev/null; then flock "$LOCK" "$@"; else "$@"; fi

@@ -38,11 +38,8 @@ LWORK=${SPECSTREAM_LLAMA_WORK:-/tmp/specstream-llama}
 TYPES=${SPECSTREAM_LLAMA_TYPES-f32 f16 q8_0 q4_0}
 DRAFT_TYPES=${SPECSTREAM_LLAMA_DRAFT_TYPES-f32 f16}
 
-die() {
-  echo "llama-run.sh: $*" >&2
-  exit 1
-}
-step() { echo "-- $*"; }
+# shellcheck source=scripts/gpu/lib.sh
+. scripts/gpu/lib.sh # (the repository root is the working directory by now)
 
 if [ -z "${OUT:-}" ]; then
   OUT=/tmp/specstream-out
@@ -53,14 +50,6 @@ mkdir -p "$OUT"
 LOG=$OUT/llama-gpu.log
 
 # xz -d, or Python's lzma where xz is missing (as run.sh).
-unxz_to() {
-  if command -v xz >/dev/null; then
-    xz -dc "$1" >"$2.part"
-  else
-    python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), sys.stdout.buffer)' "$1" >"$2.part"
-  fi
-  mv "$2.part" "$2"
-}
 
 [ -f "$PACK/llama.tar.xz" ] && [ -f "$PACK/bundles.tar.xz" ] ||
   die "no $PACK/ here: run scripts/gpu/llama-pack.sh on the development machine and pass carry: [\".gpu\", \"$PACK\"]"
@@ -73,13 +62,7 @@ NODE=${SPECSTREAM_GPU_NODE:-$WORK/node}
 [ -x "$NODE" ] || die "no node at $NODE: run.sh's setup did not unpack it (is .gpu carried?)"
 
 # The same driver search as run.sh's setup (its exports end with it).
-for icd in "${VK_DRIVER_FILES:-}" /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json \
-  /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json; do
-  if [ -n "$icd" ] && [ -f "$icd" ]; then
-    export VK_DRIVER_FILES=$icd
-    break
-  fi
-done
+find_vulkan_driver
 
 {
   step "node-llama-cpp pack"

@@ -21,12 +21,8 @@ TRAVEL_MIB=64
 DEBS="libvulkan1 libglvnd0 libglx0 libegl1 libgl1 libgles2 libopengl0"
 AWAY=${SPECSTREAM_MODELS_AWAY:-${TMPDIR:-/tmp}/specstream-models-away}
 
-die() {
-  echo "pack.sh: $*" >&2
-  exit 1
-}
-mib() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1048576 }'; }
-bytes() { du -sbL "$@" | awk '{ s += $1 } END { print s + 0 }'; }
+# shellcheck source=scripts/gpu/lib.sh
+. scripts/gpu/lib.sh # (the repository root is the working directory by now)
 # True when $1 exists and is newer than every later argument (files or folders' contents).
 fresh() {
   local target=$1

@@ -26,27 +26,14 @@ STASH=${SPECSTREAM_MODELS_STASH:-/tmp/specstream-models}
 DRY=${SPECSTREAM_GPU_DRY:-0}
 MAX_FILES=8
 
-die() {
-  echo "run.sh: $*" >&2
-  exit 1
-}
-step() { echo "-- $*"; }
+# shellcheck source=scripts/gpu/lib.sh
+. scripts/gpu/lib.sh # (the repository root is the working directory by now)
 
 if [ -z "${OUT:-}" ]; then
   OUT=/tmp/specstream-out
   echo "run.sh: OUT is not set; logs and results go to $OUT"
 fi
 mkdir -p "$OUT"
-
-# xz -d, or Python's lzma where xz is missing.
-unxz_to() {
-  if command -v xz >/dev/null; then
-    xz -dc "$1" >"$2.part"
-  else
-    python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), sys.stdout.buffer)' "$1" >"$2.part"
-  fi
-  mv "$2.part" "$2"
-}
 
 stash_models() {
   [ -d models ] || die "no models/ in the tree here: the stash call must send the tree with the models (scripts/gpu/pack.sh away stash, not run)"
@@ -111,13 +98,7 @@ setup() {
   fi
   restore_models
 
-  for icd in "${VK_DRIVER_FILES:-}" /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json \
-    /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json; do
-    if [ -n "$icd" ] && [ -f "$icd" ]; then
-      export VK_DRIVER_FILES=$icd
-      break
-    fi
-  done
+  find_vulkan_driver
   [ -n "${VK_DRIVER_FILES:-}" ] || echo "run.sh: no NVIDIA Vulkan driver file found; Dawn is left to the loader's search" >&2
   for egl in "${__EGL_VENDOR_LIBRARY_FILENAMES:-}" /usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json; do
     if [ -n "$egl" ] && [ -f "$egl" ]; then

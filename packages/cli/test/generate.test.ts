@@ -19,8 +19,12 @@ beforeAll(() => {
   for (const name of ['llama', 'qwen2', 'gpt2']) drafts[name] = modelFolder(name);
 });
 
-const generate = (...args: string[]) =>
-  runCli(['generate', PROMPT, '--backend', 'cpu', '--model', target, '--max-new-tokens', TOKENS, ...args]);
+/** The command with its test defaults, then `args`, seeing `env` (default: none). */
+const generateIn = (env: NodeJS.ProcessEnv, ...args: string[]) =>
+  runCli(['generate', PROMPT, '--backend', 'cpu', '--model', target, '--max-new-tokens', TOKENS, ...args], {
+    env,
+  });
+const generate = (...args: string[]) => generateIn({}, ...args);
 
 interface TokenLine {
   event: 'token';
@@ -111,40 +115,15 @@ describe('generate', () => {
       expect(readFileSync(file, 'utf8')).toBe(before);
 
       // The environment names the file too: SPECSTREAM_K_STATE, else the XDG cache folder.
-      const named = await runCli(
-        [
-          'generate',
-          PROMPT,
-          '--backend',
-          'cpu',
-          '--model',
-          target,
-          '--max-new-tokens',
-          TOKENS,
-          '--draft',
-          drafts.qwen2,
-          '--ignore-eos',
-          '--json',
-        ],
-        { env: { SPECSTREAM_K_STATE: file } },
+      const named = await generateIn(
+        { SPECSTREAM_K_STATE: file },
+        '--draft',
+        drafts.qwen2,
+        '--ignore-eos',
+        '--json',
       );
       expect(summaryOf(named.stdout).kState).toBe('restored');
-      const cached = await runCli(
-        [
-          'generate',
-          PROMPT,
-          '--backend',
-          'cpu',
-          '--model',
-          target,
-          '--max-new-tokens',
-          TOKENS,
-          '--draft',
-          drafts.qwen2,
-          '--json',
-        ],
-        { env: { XDG_CACHE_HOME: dir } },
-      );
+      const cached = await generateIn({ XDG_CACHE_HOME: dir }, '--draft', drafts.qwen2, '--json');
       expect(summaryOf(cached.stdout).kState).toBe('fresh');
       expect(
         Object.keys(JSON.parse(readFileSync(join(dir, 'specstream', 'adaptive-k.json'), 'utf8')).entries),
