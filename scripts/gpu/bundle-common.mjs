@@ -97,3 +97,24 @@ export async function bundle(esbuild, outdir, entryPoints, { plugins = [], ...op
   console.log(`  ${(chunkBytes / 1048576).toFixed(2).padStart(6)} MiB  ${chunks} shared chunk-*.mjs`);
   return result;
 }
+
+/**
+ * An esbuild plugin for entries that exist only as generated code: `<prefix>:<name>` resolves to
+ * `contentsOf(name)`, plain JavaScript whose imports resolve from `resolveDir`.
+ */
+export function virtualEntries(prefix, contentsOf, resolveDir = root) {
+  return {
+    name: `${prefix}-entries`,
+    setup(build) {
+      build.onResolve({ filter: new RegExp(`^${prefix}:`) }, (args) => ({
+        path: args.path.slice(prefix.length + 1),
+        namespace: prefix,
+      }));
+      build.onLoad({ filter: /.*/, namespace: prefix }, (args) => ({
+        contents: contentsOf(args.path),
+        resolveDir,
+        loader: 'js',
+      }));
+    },
+  };
+}

@@ -8,7 +8,7 @@
 // The settings and the import.meta.url rewrite are bundle-common.mjs's.
 import { realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { bundle, bundleArgs, root, UNUSED_BACKENDS } from './bundle-common.mjs';
+import { bundle, bundleArgs, root, UNUSED_BACKENDS, virtualEntries } from './bundle-common.mjs';
 
 const { esbuild, outdir } = bundleArgs('scripts/gpu/bundle.mjs');
 
@@ -24,21 +24,13 @@ const shim = join(root, 'scripts/gpu/vitest-shim.mjs');
 const vitestDeps = dirname(realpathSync(join(root, 'node_modules/vitest')));
 
 /** Entries `suite:<name>`: import the suite, then run what it registered. */
-const suiteEntries = {
-  name: 'suite-entries',
-  setup(build) {
-    build.onResolve({ filter: /^suite:/ }, (args) => ({ path: args.path.slice(6), namespace: 'suite' }));
-    build.onLoad({ filter: /.*/, namespace: 'suite' }, (args) => ({
-      contents: [
-        `import { runCollected } from ${JSON.stringify(shim)};`,
-        `import ${JSON.stringify(join(root, SUITES[args.path]))};`,
-        `await runCollected(${JSON.stringify(args.path)});`,
-      ].join('\n'),
-      resolveDir: root,
-      loader: 'js',
-    }));
-  },
-};
+const suiteEntries = virtualEntries('suite', (name) =>
+  [
+    `import { runCollected } from ${JSON.stringify(shim)};`,
+    `import ${JSON.stringify(join(root, SUITES[name]))};`,
+    `await runCollected(${JSON.stringify(name)});`,
+  ].join('\n'),
+);
 
 await bundle(
   esbuild,

@@ -12,18 +12,15 @@
 // so bench/peers/llama-cpp.ts resolves node-llama-cpp from packages/models as it does here (on the
 // GPU machine through NODE_PATH, which llama-run.sh points at the unpacked tree).
 import { join } from 'node:path';
-import { bundle, bundleArgs, root, UNUSED_BACKENDS } from './bundle-common.mjs';
+import { bundle, bundleArgs, root, UNUSED_BACKENDS, virtualEntries } from './bundle-common.mjs';
 
 const { esbuild, outdir } = bundleArgs('scripts/gpu/llama-bundle.mjs');
 
 /** The entry `cli:convert`: the CLI's convert command alone, errors reported as main.ts does. */
 const cliSrc = join(root, 'packages/cli/src');
-const convertEntry = {
-  name: 'convert-entry',
-  setup(build) {
-    build.onResolve({ filter: /^cli:convert$/ }, () => ({ path: 'convert', namespace: 'cli' }));
-    build.onLoad({ filter: /.*/, namespace: 'cli' }, () => ({
-      contents: `
+const convertEntry = virtualEntries(
+  'cli',
+  () => `
         import { Command, CommanderError } from 'commander';
         import { addConvertCommand } from ${JSON.stringify(join(cliSrc, 'commands/convert.ts'))};
         import { CliError, EXIT } from ${JSON.stringify(join(cliSrc, 'exit-codes.ts'))};
@@ -48,12 +45,9 @@ const convertEntry = {
           }
         }
         process.stdout.write('', () => process.exit(code));
-      `,
-      resolveDir: cliSrc,
-      loader: 'js',
-    }));
-  },
-};
+  `,
+  cliSrc,
+);
 
 await bundle(
   esbuild,

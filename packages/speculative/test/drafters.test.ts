@@ -37,6 +37,18 @@ describe('adaptive k', () => {
     verifyMs,
   });
 
+  /** Runs `policy` for `iterations`, each reported by `reportOf(k)`; returns the k of every iteration. */
+  const drive = (policy: KPolicy, iterations: number, reportOf: (k: number) => IterationReport) =>
+    Array.from({ length: iterations }, () => {
+      const k = policy.next();
+      policy.observe(reportOf(k));
+      return k;
+    });
+  /** A draft step of 0.1 ms whose every token is accepted; verify 10 + 0.2k ms. */
+  const alwaysRight = (k: number) => report(k, k, 0.1, 10 + k * 0.2);
+  /** A draft step of 2 ms whose every token is rejected; verify 10 + k ms. */
+  const alwaysWrong = (k: number) => report(k, 0, 2, 10 + k);
+
   /**
    * Feeds `policy` `iterations` reports with per-token acceptance 0.8 (a seeded coin) and the
    * given costs; `force` may override its k at iteration i. Returns the k of every iteration.
@@ -78,10 +90,7 @@ describe('adaptive k', () => {
 
   test('a cheap, always-right draft drives k to its maximum', () => {
     const policy = adaptiveK({ maxK: 8, exploreEvery: 1000 });
-    for (let i = 0; i < 40; i++) {
-      const k = policy.next();
-      policy.observe(report(k, k, 0.1, 10 + k * 0.2));
-    }
+    drive(policy, 40, alwaysRight);
     expect(policy.next()).toBe(8);
   });
 
@@ -91,10 +100,7 @@ describe('adaptive k', () => {
       [1, 1],
     ] as const) {
       const policy = adaptiveK({ minK, maxK: 8, exploreEvery: 1000 });
-      for (let i = 0; i < 40; i++) {
-        const k = policy.next();
-        policy.observe(report(k, 0, 2, 10 + k));
-      }
+      drive(policy, 40, alwaysWrong);
       expect(policy.next()).toBe(want);
     }
   });
@@ -202,20 +208,12 @@ describe('adaptive k', () => {
 
   test('a restored state is only a start: a draft that turned useless is dropped within 30 iterations', () => {
     const good = adaptiveK({ maxK: 8, exploreEvery: 1000 });
-    for (let i = 0; i < 40; i++) {
-      const k = good.next();
-      good.observe(report(k, k, 0.1, 10 + k * 0.2));
-    }
+    drive(good, 40, alwaysRight);
     expect(good.next()).toBe(8);
     const policy = adaptiveK({ maxK: 8, exploreEvery: 1000, state: good.state() });
-    const chosen: number[] = [];
-    for (let i = 0; i < 40; i++) {
-      const k = policy.next();
-      chosen.push(k);
-      // Now every drafted token is rejected, draft steps cost 2 ms and verify passes 10 + k ms
-      // (as in the always-wrong test above; a fresh policy gets to plain steps after 17).
-      policy.observe(report(k, 0, 2, 10 + k));
-    }
+    // Now every drafted token is rejected and draft steps cost 2 ms (as in the always-wrong test
+    // above; a fresh policy gets to plain steps after 17).
+    const chosen = drive(policy, 40, alwaysWrong);
     expect(chosen[0]).toBe(8);
     expect(chosen.indexOf(0)).toBeGreaterThan(0);
     expect(chosen.indexOf(0)).toBeLessThanOrEqual(30);
