@@ -1,4 +1,5 @@
 import type { Sampler } from '@specstream/core';
+import type * as tf from '@tensorflow/tfjs-core';
 
 /** What a drafter offers for one row: up to k tokens, and the law they were drawn from. */
 export interface Proposal {
@@ -20,9 +21,33 @@ export interface DraftContext {
   signal?: AbortSignal;
 }
 
+/**
+ * A greedy proposal left on the device (webgpu), so the target's verify pass can read it
+ * without the host waiting for it: the caller reads the picks together with the verify
+ * pass's, then settles the proposal with them.
+ */
+export interface DeviceProposal {
+  /** int32 [batch, k]: every row's k picks, finished rows' too. Owned by the proposal. */
+  readonly ids: tf.Tensor2D;
+  /**
+   * The picks as read (row-major [batch, k]) become the drafter's: each active row's
+   * tokens, [] for the others. Throws the sampler's own error for an active row whose
+   * pick was refused (−1: NaN, +∞ or nothing above −∞ in the draft's logits).
+   */
+  settle(picks: Int32Array): Promise<Proposal[]>;
+  /** Frees the ids and whatever the proposal kept. Idempotent. */
+  dispose(): void;
+}
+
 /** One generation's drafting: owns whatever state the drafter keeps (a draft KV cache). */
 export interface DraftSession {
   propose(context: DraftContext): Promise<Proposal[]>;
+  /**
+   * Optional: the same proposal for greedy drafting without a penalty, left on the device
+   * (see DeviceProposal); undefined where it cannot be (no device path, a sampled draft),
+   * before any state changes, so the caller then calls `propose`.
+   */
+  proposeOnDevice?(context: DraftContext): DeviceProposal | undefined;
   /** Frees the session's state. Idempotent. */
   dispose(): void;
 }

@@ -13,7 +13,7 @@ import {
   sampleFrom,
 } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
-import type { Drafter, Proposal } from './drafter.js';
+import type { DeviceProposal, Drafter, Proposal } from './drafter.js';
 
 export interface ModelDrafterOptions {
   /** Chunk sizes for catching up on the prompt and on accepted tokens. */
@@ -84,6 +84,19 @@ export function modelDrafter<S extends DecoderState>(
             buckets,
             unknownId: unknown,
           }),
+        proposeOnDevice: ({ histories, active, k, signal }) =>
+          draftRowsOnDevice({
+            model,
+            state,
+            cached,
+            histories,
+            active,
+            k,
+            signal,
+            samplers: histories.map(() => sampler),
+            buckets,
+            unknownId: unknown,
+          }),
         dispose() {
           model.disposeState(state);
         },
@@ -121,30 +134,17 @@ export interface DraftRowsInput<S extends DecoderState> {
  * the draft state it manages.
  */
 export async function draftRows<S extends DecoderState>(input: DraftRowsInput<S>): Promise<Proposal[]> {
-  const { model, state, cached, histories, active, k, signal, samplers, buckets } = input;
-  const unknown = input.unknownId;
-  const readable = (rows: number[][]) =>
-    rows.map((row) => row.map((id) => (id < model.vocabSize ? id : unknown)));
-  const keep = histories.map((h, r) => Math.min(commonPrefix(cached[r], h), h.length - 1));
-  model.rollback(state, keep);
-  keep.forEach((n, r) => {
-    cached[r].length = n;
-  });
-  const pending = histories.map((h, r) => h.slice(keep[r]));
-  // Equal catch-ups (the usual case: one token per row) take one plain step;
-  // ragged or long ones go through bucketed prefill.
-  const uniform = pending.every((p) => p.length === pending[0].length) && pending[0].length <= 8;
-  let logits: tf.Tensor3D | undefined = uniform
-    ? model.extendStep(state, readable(pending), { logits: 'last' }).logits
-    : prefill(model, state, readable(pending), { buckets });
-  for (const [r, p] of pending.entries()) cached[r].push(...p);
-  const allArgmax = samplers.every((s) => s.plainArgmax);
-  if (allArgmax && model.extendStepOnDevice && greedyRowsSupported(histories.length)) {
-    const drafted = await greedyOnDevice(model, state, logits, k, active, signal);
-    // Every row's first k − 1 picks went into the draft cache, finished rows' too.
-    for (const [r, row] of drafted.entries()) cached[r].push(...row.slice(0, k - 1));
-    return drafted.map((tokens, r) => ({ tokens: active[r] ? tokens : [] }));
+  const { model, state, cached, histories, active, k, signal, samplers } = input;
+  if (onDevice(input)) {
+    const proposal = draftRowsOnDevice(input)!;
+    try {
+      const picks = (await proposal.ids.data()) as Int32Array;
+      return await proposal.settle(picks);
+    } finally {
+      proposal.dispose();
+    }
   }
+  let logits: tf.Tensor3D | undefined = catchUp(input);
   const proposals: Proposal[] = histories.map((_, r) =>
     samplers[r].plainArgmax ? { tokens: [] } : { tokens: [], probs: [] },
   );
@@ -187,30 +187,62 @@ export async function draftRows<S extends DecoderState>(input: DraftRowsInput<S>
   return proposals;
 }
 
+/** Whether `draftRows` chains greedy picks on the device: every sampler a plain argmax, a device path, k ≥ 1. */
+function onDevice<S extends DecoderState>({ model, samplers, histories, k }: DraftRowsInput<S>): boolean {
+  return (
+    k > 0 &&
+    samplers.every((s) => s.plainArgmax) &&
+    model.extendStepOnDevice !== undefined &&
+    greedyRowsSupported(histories.length)
+  );
+}
+
 /**
- * Greedy drafting without a read per step (webgpu): each step's argmax
- * (`greedyRows`, one dispatch) stays on the device and is fed to the next
- * step directly; the k picks are read once at the end. Saves k − 1 round
- * trips to the host: on an H200 a k = 8 proposal of a 2-layer GPT-2 draft
- * took 18 ms this way, 25–28 ms with a read per step, and 22 ms chained
- * through tfjs's argMax. Each step's logits are kept until the read, so a
- * row that greedyToken would refuse (−1 from greedyRows) raises the
- * sampler's own error, as the host path does. Takes ownership of `first`
- * ([batch, 1, vocab], the catch-up step's).
+ * Rolls each row's cache back to the longest prefix it shares with the row's history and
+ * feeds the rest, in one call for the batch: the last position's logits [batch, 1, vocab].
  */
-async function greedyOnDevice<S extends DecoderState>(
-  model: Decoder<S>,
-  state: S,
-  first: tf.Tensor3D,
-  k: number,
-  active: readonly boolean[],
-  signal: AbortSignal | undefined,
-): Promise<number[][]> {
+function catchUp<S extends DecoderState>(input: DraftRowsInput<S>): tf.Tensor3D {
+  const { model, state, cached, histories, buckets } = input;
+  const unknown = input.unknownId;
+  const readable = (rows: number[][]) =>
+    rows.map((row) => row.map((id) => (id < model.vocabSize ? id : unknown)));
+  const keep = histories.map((h, r) => Math.min(commonPrefix(cached[r], h), h.length - 1));
+  model.rollback(state, keep);
+  keep.forEach((n, r) => {
+    cached[r].length = n;
+  });
+  const pending = histories.map((h, r) => h.slice(keep[r]));
+  // Equal catch-ups (the usual case: one token per row) take one plain step;
+  // ragged or long ones go through bucketed prefill.
+  const uniform = pending.every((p) => p.length === pending[0].length) && pending[0].length <= 8;
+  const logits = uniform
+    ? model.extendStep(state, readable(pending), { logits: 'last' }).logits
+    : prefill(model, state, readable(pending), { buckets });
+  for (const [r, p] of pending.entries()) cached[r].push(...p);
+  return logits;
+}
+
+/**
+ * Greedy drafting without a read at all (webgpu): the catch-up, then k picks chained on the
+ * device, each step's argmax (`greedyRows`, one dispatch) fed to the next step directly. The
+ * picks stay on the device for the caller, who reads them when it reads something else
+ * anyway (speculativeGenerate: with the verify pass's picks, one read an iteration) and
+ * settles the proposal with them. On an H200 a k = 8 proposal of a 2-layer GPT-2 draft took
+ * 18 ms chained, 25–28 ms with a read per step. Each step's logits are kept until the
+ * settle, so a row that greedyToken would refuse (−1) raises the sampler's own error, as the
+ * host path does. Undefined where `draftRows` would not chain (see onDevice).
+ */
+export function draftRowsOnDevice<S extends DecoderState>(
+  input: DraftRowsInput<S>,
+): DeviceProposal | undefined {
+  if (!onDevice(input)) return undefined;
+  const { model, state, cached, active, k, signal } = input;
+  const first = catchUp(input);
   const batch = first.shape[0];
   const picks: tf.Tensor2D[] = [];
   const stepLogits: tf.Tensor3D[] = [first];
+  let ids: tf.Tensor2D;
   try {
-    if (k === 0) return Array.from({ length: batch }, () => []);
     for (let i = 0; i < k; i++) {
       const current = stepLogits[i];
       picks.push(tf.tidy(() => tf.reshape(greedyRows(current), [batch, 1]) as tf.Tensor2D));
@@ -219,22 +251,45 @@ async function greedyOnDevice<S extends DecoderState>(
       if (signal?.aborted) throw signal.reason ?? new AbortError('generation aborted');
       stepLogits.push(model.extendStepOnDevice!(state, picks[i], { logits: 'last' }).logits);
     }
-    const all = tf.concat(picks, 1);
-    const values = (await all.data().finally(() => all.dispose())) as Int32Array;
-    const vocab = model.vocabSize;
-    for (let i = 0; i < k; i++) {
-      for (let r = 0; r < batch; r++) {
-        if (active[r] && values[r * k + i] < 0) {
-          const row = ((await stepLogits[i].data()) as Float32Array).subarray(r * vocab, (r + 1) * vocab);
-          greedyToken(row); // throws: NaN or +∞ in the row, or nothing above −∞
-        }
-      }
-    }
-    return Array.from({ length: batch }, (_, r) => Array.from(values.subarray(r * k, (r + 1) * k)));
-  } finally {
+    ids = k === 1 ? picks[0] : (tf.concat(picks, 1) as tf.Tensor2D);
+  } catch (error) {
     tf.dispose(stepLogits);
     tf.dispose(picks);
+    throw error;
   }
+  if (k > 1) tf.dispose(picks);
+  let disposed = false;
+  const dispose = () => {
+    if (disposed) return;
+    disposed = true;
+    ids.dispose();
+    tf.dispose(stepLogits);
+  };
+  return {
+    ids,
+    async settle(values) {
+      if (disposed) throw new InvalidArgumentError('the proposal was disposed');
+      if (values.length !== batch * k) {
+        throw new InvalidArgumentError(
+          `settle takes ${batch * k} picks ([${batch}, ${k}]), got ${values.length}`,
+        );
+      }
+      const vocab = model.vocabSize;
+      for (let i = 0; i < k; i++) {
+        for (let r = 0; r < batch; r++) {
+          if (active[r] && values[r * k + i] < 0) {
+            const row = ((await stepLogits[i].data()) as Float32Array).subarray(r * vocab, (r + 1) * vocab);
+            greedyToken(row); // throws: NaN or +∞ in the row, or nothing above −∞
+          }
+        }
+      }
+      const rows = Array.from({ length: batch }, (_, r) => Array.from(values.subarray(r * k, (r + 1) * k)));
+      // Every row's first k − 1 picks went into the draft cache, finished rows' too.
+      for (const [r, row] of rows.entries()) cached[r].push(...row.slice(0, k - 1));
+      return rows.map((tokens, r) => ({ tokens: active[r] ? tokens : [] }));
+    },
+    dispose,
+  };
 }
 
 function commonPrefix(a: readonly number[], b: readonly number[]): number {

@@ -3,8 +3,11 @@ import {
   checkPositiveInteger,
   createSampler,
   DEFAULT_PREFILL_BUCKETS,
+  type Decoder,
+  type DecoderState,
   type FinishReason,
   getLogger,
+  greedyRows,
   greedyRowsSupported,
   greedyToken,
   InvalidArgumentError,
@@ -15,9 +18,9 @@ import {
   type SamplingOptions,
   type TokenEvent,
 } from '@specstream/core';
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import { type AcceptResult, type AcceptRule, acceptDraft } from './accept.js';
-import type { Proposal } from './drafter.js';
+import type { DeviceProposal, Proposal } from './drafter.js';
 import {
   addMetrics,
   emptyMetrics,
@@ -111,6 +114,53 @@ export function verifyRow(input: VerifyRowInput): AcceptResult {
     p: (i) => sampler.probs(logits(i), penalized ? [...history, ...draft.slice(0, i)] : undefined),
     rng: sampler.rng,
   });
+}
+
+/**
+ * The verify pass of a proposal left on the device: each row's window [last token, its k
+ * picks] is put together on the device and scored, each position's argmax taken there, and
+ * the draft's picks and the target's come back in one read. Where a target position was
+ * refused (−1) its logits are read too, so verifyRow raises the sampler's own error.
+ * Disposes the proposal.
+ */
+async function verifyOnDevice<S extends DecoderState>(
+  target: Decoder<S>,
+  state: S,
+  histories: ReadonlyArray<readonly number[]>,
+  proposal: DeviceProposal,
+): Promise<{ proposals: Proposal[]; values?: Float32Array; argmax: Int32Array }> {
+  let logits: tf.Tensor3D | undefined;
+  try {
+    const [batch, k] = proposal.ids.shape;
+    const window = tf.tidy(() =>
+      tf.concat(
+        [
+          tf.tensor2d(
+            histories.map((h) => h[h.length - 1]),
+            [batch, 1],
+            'int32',
+          ),
+          proposal.ids,
+        ],
+        1,
+      ),
+    ) as tf.Tensor2D;
+    try {
+      ({ logits } = target.extendStepOnDevice!(state, window));
+    } finally {
+      window.dispose();
+    }
+    const scored = logits;
+    const both = tf.tidy(() => tf.concat([tf.reshape(proposal.ids, [-1]), greedyRows(scored)]));
+    const picks = (await both.data().finally(() => both.dispose())) as Int32Array;
+    const proposals = await proposal.settle(picks.subarray(0, batch * k));
+    const argmax = picks.subarray(batch * k);
+    const values = argmax.includes(-1) ? ((await logits.data()) as Float32Array) : undefined;
+    return { proposals, values, argmax };
+  } finally {
+    logits?.dispose();
+    proposal.dispose();
+  }
 }
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -231,22 +281,41 @@ export function speculativeGenerate(options: SpeculativeGenerateOptions): Specul
         // a pass yields up to k + 1 tokens, so the final iterations draft less.
         const needed = Math.max(...generated.map((g, r) => (active[r] ? maxNewTokens - g : 0)));
         const k = Math.max(0, Math.min(policy.next(), room, needed - 1));
-        const proposals: Proposal[] =
-          k > 0
-            ? await session.propose({ histories, active, k, signal })
-            : histories.map(() => ({ tokens: [] }));
+        // Greedy on a device path (webgpu): the draft's picks go straight into the verify pass,
+        // and both passes' picks come back in one read.
+        const device =
+          k > 0 && fastGreedy && target.extendStepOnDevice && greedyRowsSupported(batch * (k + 1))
+            ? session.proposeOnDevice?.({ histories, active, k, signal })
+            : undefined;
+        let proposals: Proposal[];
+        let draftMs: number;
+        let steps: number;
+        let values: Float32Array | undefined;
+        let argmax: Int32Array | undefined;
+        if (device) {
+          // Only the draft's submissions are timed here: its GPU time shows up in verifyMs.
+          draftMs = performance.now() - t0;
+          t0 = performance.now();
+          steps = k + 1;
+          ({ proposals, values, argmax } = await verifyOnDevice(target, state, histories, device));
+        } else {
+          proposals =
+            k > 0
+              ? await session.propose({ histories, active, k, signal })
+              : histories.map(() => ({ tokens: [] }));
+          draftMs = performance.now() - t0;
+          throwIfAborted(signal);
+          t0 = performance.now();
+          steps = 1 + Math.max(...proposals.map((p, r) => (active[r] ? Math.min(p.tokens.length, k) : 0)));
+          const window = histories.map((h, r) => {
+            const last = h[h.length - 1];
+            const d = active[r] ? proposals[r].tokens.slice(0, k) : [];
+            return [last, ...d, ...new Array<number>(steps - 1 - d.length).fill(last)];
+          });
+          const { logits } = target.extendStep(state, window);
+          ({ values, argmax } = await readPicks(logits, fastGreedy && greedyRowsSupported(batch * steps)));
+        }
         const drafts = proposals.map((p, r) => (active[r] ? p.tokens.slice(0, k) : []));
-        const draftMs = performance.now() - t0;
-        throwIfAborted(signal);
-
-        t0 = performance.now();
-        const steps = 1 + Math.max(...drafts.map((d) => d.length));
-        const window = histories.map((h, r) => {
-          const last = h[h.length - 1];
-          return [last, ...drafts[r], ...new Array<number>(steps - 1 - drafts[r].length).fill(last)];
-        });
-        const { logits } = target.extendStep(state, window);
-        const { values, argmax } = await readPicks(logits, fastGreedy && greedyRowsSupported(batch * steps));
         const verifyMs = performance.now() - t0;
 
         const events: SpeculativeTokenEvent[] = [];

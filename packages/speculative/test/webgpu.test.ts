@@ -72,6 +72,45 @@ describe.skipIf(unavailable !== undefined)('speculative decoding on webgpu', () 
     draft.dispose();
   });
 
+  test('a greedy iteration reads the device once: the draft picks go into the verify pass on the device', async () => {
+    const { target, draft } = noisyPair(SMALL_LLAMA, 0.05);
+    const batch = prompts(3, SMALL_LLAMA.vocabSize, 5, 2, 15);
+    const want = await Promise.all(batch.map((p) => plainGreedy(target, p, 30)));
+    const backend = tf.backend() as { read(dataId: object): Promise<unknown> };
+    const read = backend.read.bind(backend);
+    let reads = 0;
+    backend.read = (dataId) => {
+      reads++;
+      return read(dataId);
+    };
+    try {
+      // The target without its device entry point: the draft's picks are read, then the verify pass's.
+      const hostTarget = { ...target, extendStepOnDevice: undefined };
+      for (const [model, readsPerIteration] of [
+        [target, 1],
+        [hostTarget, 2],
+      ] as const) {
+        for (const k of [1, 3, 5]) {
+          reads = 0;
+          const run = speculativeGenerate({ target: model, draft, k, prompt: batch, maxNewTokens: 30 });
+          expect(await collect(run, batch.length)).toEqual(want);
+          const { iterations, draftedTokens } = run.metrics;
+          expect(draftedTokens).toBeGreaterThan(0);
+          // The prefill's first tokens are one read; the last iterations may draft nothing (k shrinks
+          // to what is still needed) and then read once, through the plain path.
+          expect(reads).toBeGreaterThan(iterations);
+          expect(reads).toBeLessThanOrEqual(1 + readsPerIteration * iterations);
+          if (readsPerIteration === 1) expect(reads).toBe(1 + iterations);
+          else expect(reads).toBeGreaterThan(1 + iterations);
+        }
+      }
+    } finally {
+      backend.read = read;
+    }
+    target.dispose();
+    draft.dispose();
+  });
+
   test('an abort in the middle of an on-device draft chain rejects, leaving no tensors and the models usable', async () => {
     const { target, draft } = noisyPair(SMALL_LLAMA, 0.02);
     const controller = new AbortController();
@@ -174,31 +213,41 @@ describe.skipIf(unavailable !== undefined)('speculative decoding on webgpu', () 
 
   test('a target whose logits turn NaN fails with the same error as plain decoding, leaving no tensors', async () => {
     const { target: inner, draft } = noisyPair(SMALL_LLAMA, 0.02);
-    let calls = 0;
-    // From the third pass on, every logit is NaN.
-    const target = {
+    // Once the first token is out (after the prefill), every pass's logits are NaN, whether its
+    // ids came from the host or were left on the device.
+    let armed = false;
+    let firstPoisoned: string | undefined;
+    const poison = <R extends { logits: tf.Tensor3D }>(result: R, entry: string): R => {
+      if (!armed) return result;
+      firstPoisoned ??= entry;
+      const logits = tf.tidy(() => tf.mul(result.logits, Number.NaN)) as tf.Tensor3D;
+      result.logits.dispose();
+      return { ...result, logits };
+    };
+    const target: typeof inner = {
       ...inner,
-      extendStep: (...args: Parameters<typeof inner.extendStep>) => {
-        const result = inner.extendStep(...args);
-        if (++calls < 3) return result;
-        const logits = tf.tidy(() => tf.mul(result.logits, Number.NaN)) as tf.Tensor3D;
-        result.logits.dispose();
-        return { ...result, logits };
-      },
+      extendStep: (...args) => poison(inner.extendStep(...args), 'host ids'),
+      extendStepOnDevice: (...args) => poison(inner.extendStepOnDevice(...args), 'device ids'),
+    };
+    const failure = async (events: AsyncIterable<unknown>) => {
+      armed = false;
+      firstPoisoned = undefined;
+      try {
+        for await (const _ of events) armed = true;
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return undefined;
     };
     const prompt = [1, 2, 3];
-    const plain = generate({ model: target, prompt, maxNewTokens: 10 });
-    const plainError = await (async () => {
-      for await (const _ of plain);
-    })().then(
-      () => undefined,
-      (e: Error) => e.message,
-    );
-    expect(plainError).toBeDefined();
-    calls = 0;
+    const plainError = await failure(generate({ model: target, prompt, maxNewTokens: 10 }));
+    expect(plainError).toMatch(/NaN/);
     const before = tf.memory().numTensors;
     const run = speculativeGenerate({ target, draft, k: 3, prompt, maxNewTokens: 10 });
-    await expect(collect(run)).rejects.toThrow(plainError);
+    expect(await failure(run)).toBe(plainError);
+    // The failing pass was the first verify pass, on the draft's picks left on the device.
+    expect(firstPoisoned).toBe('device ids');
+    expect(run.metrics.iterations).toBe(0);
     expect(tf.memory().numTensors).toBe(before);
     inner.dispose();
     draft.dispose();
