@@ -151,6 +151,34 @@ def augment_audio(audio: torch.Tensor, lengths: torch.Tensor, gen: torch.Generat
     return torch.clamp((audio + noise) * gain, -1, 1) * valid
 
 
+def vocoded(audio: torch.Tensor, lengths: torch.Tensor, gen: torch.Generator, share: float, vocoder: dict) -> torch.Tensor:
+    """A `share` of the utterances as the synthesizer's vocoder would give them back: the
+    synthesizer's mel (n_fft 800, hop 200, floor 1e-5), inverted by the filter bank's pseudo-inverse
+    and Griffin-Lim (phase from noise, a few iterations), at the original level. The recogniser
+    then hears vocoder artefacts, as it does in the round trip (speak, then transcribe)."""
+    B, N = audio.shape
+    pick = torch.rand(B, device=audio.device, generator=gen) < share
+    if not bool(pick.any()):
+        return audio
+    x = audio[pick]
+    n_fft, hop, pinv, window = vocoder["n_fft"], vocoder["hop"], vocoder["pinv"], vocoder["window"]
+    spec = torch.stft(x, n_fft, hop, window=window, center=True, return_complex=True)
+    mel = torch.clamp(vocoder["filters"].T @ spec.abs() ** 2, min=vocoder["floor"])
+    magnitude = torch.clamp(pinv @ mel, min=0).sqrt()
+    phase = torch.rand(magnitude.shape, device=audio.device, generator=gen) * (2 * math.pi)
+    angle = torch.polar(torch.ones_like(magnitude), phase)
+    for _ in range(vocoder["iterations"]):
+        y = torch.istft(magnitude * angle, n_fft, hop, window=window, center=True, length=N)
+        s = torch.stft(y, n_fft, hop, window=window, center=True, return_complex=True)
+        angle = s / torch.clamp(s.abs(), min=1e-8)
+    y = torch.istft(magnitude * angle, n_fft, hop, window=window, center=True, length=N)
+    level = x.abs().amax(1, keepdim=True) / torch.clamp(y.abs().amax(1, keepdim=True), min=1e-4)
+    valid = torch.arange(N, device=audio.device)[None, :] < lengths[pick][:, None]
+    out = audio.clone()
+    out[pick] = y * level * valid
+    return out
+
+
 def warped_log_mel(audio: torch.Tensor, filters: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
     """Whisper log-mel; with a generator, each utterance's spectrum is stretched by α ∈ [0.85, 1.15] (VTLP)."""
     window = torch.hann_window(400, device=audio.device)
@@ -291,9 +319,14 @@ def train_recognizer(corpus, args, device, report) -> CtcRecognizer:
     rest = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([dict(params=decay, weight_decay=0.01), dict(params=rest, weight_decay=0.0)], lr=args.recognizer_lr, betas=(0.9, 0.98))
     gen = torch.Generator(device=device).manual_seed(7)
+    sfilters = mel_filters(SYNTHESIZER["n_mels"], SYNTHESIZER["n_fft"], SYNTHESIZER["sample_rate"], device)
+    vocoder = dict(n_fft=SYNTHESIZER["n_fft"], hop=SYNTHESIZER["hop"], filters=sfilters, floor=SYNTHESIZER["mel_floor"],
+                   pinv=torch.linalg.pinv(sfilters.T), window=torch.hann_window(SYNTHESIZER["n_fft"], device=device),
+                   iterations=args.vocoded_iterations)
 
     def step(batch: list[int]) -> dict:
         x, n = pad_batch([audio[i] for i in batch], device)
+        x = vocoded(x, n, gen, args.vocoded_share, vocoder)
         x = augment_audio(x, n, gen)
         mel = spec_augment(warped_log_mel(x, filters, gen), gen)  # features in fp32
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
@@ -510,6 +543,9 @@ def main() -> None:
                         "--festival-share 0 --flite-share 0.35 draws the shipped models' corpus")
     p.add_argument("--batch-samples", type=int, default=16000 * 240)
     p.add_argument("--synth-batch-samples", type=int, default=16000 * 240)
+    p.add_argument("--vocoded-share", type=float, default=0.15,
+                   help="recogniser utterances heard through the synthesizer's mel and Griffin-Lim")
+    p.add_argument("--vocoded-iterations", type=int, default=12)
     p.add_argument("--recognizer-lr", type=float, default=1.5e-3)
     p.add_argument("--synthesizer-lr", type=float, default=1e-3)
     p.add_argument("--recognizer-epochs", type=int, default=40)
