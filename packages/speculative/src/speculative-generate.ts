@@ -43,6 +43,13 @@ export interface SpeculativeGenerateOptions extends PairOptions {
   totals?: SpeculativeMetrics;
   /** Replaces the speculative sampling rule: for experiments and for tests that must see a wrong rule fail. */
   acceptRule?: AcceptRule;
+  /**
+   * Greedy on a device path (webgpu): feed the draft's picks to the verify pass on the device
+   * and read both passes' picks at once, one read an iteration instead of two. Default off: on
+   * an H100 it measured slower (RESULTS.md, GPU), since building the window on the device
+   * costs a tfjs upload and a concat each iteration.
+   */
+  verifyOnDevice?: boolean;
 }
 
 export interface SpeculativeTokenEvent extends TokenEvent {
@@ -284,7 +291,11 @@ export function speculativeGenerate(options: SpeculativeGenerateOptions): Specul
         // Greedy on a device path (webgpu): the draft's picks go straight into the verify pass,
         // and both passes' picks come back in one read.
         const device =
-          k > 0 && fastGreedy && target.extendStepOnDevice && greedyRowsSupported(batch * (k + 1))
+          k > 0 &&
+          fastGreedy &&
+          target.extendStepOnDevice &&
+          options.verifyOnDevice === true &&
+          greedyRowsSupported(batch * (k + 1))
             ? session.proposeOnDevice?.({ histories, active, k, signal })
             : undefined;
         let proposals: Proposal[];

@@ -28,13 +28,23 @@ describe.skipIf(unavailable !== undefined)('speculative decoding on webgpu', () 
     const batch = prompts(3, SMALL_LLAMA.vocabSize, 11, 1, 15);
     const want = await Promise.all(batch.map((p) => plainGreedy(target, p, 24)));
     const before = tf.memory().numTensors;
-    for (const k of [1, 2, 4, 6]) {
-      let got: number[][] = [];
-      const keys = await programsUsed(tf.backend(), async () => {
-        got = await collect(speculativeGenerate({ target, draft, k, prompt: batch, maxNewTokens: 24 }), 3);
-      });
-      expect(got).toEqual(want);
-      expect(keys.has('specstreamGreedyRows')).toBe(true);
+    for (const verifyOnDevice of [false, true]) {
+      for (const k of [1, 2, 4, 6]) {
+        let got: number[][] = [];
+        const keys = await programsUsed(tf.backend(), async () => {
+          const run = speculativeGenerate({
+            target,
+            draft,
+            k,
+            prompt: batch,
+            maxNewTokens: 24,
+            verifyOnDevice,
+          });
+          got = await collect(run, 3);
+        });
+        expect(got).toEqual(want);
+        expect(keys.has('specstreamGreedyRows')).toBe(true);
+      }
     }
     expect(tf.memory().numTensors).toBe(before);
     target.dispose();
@@ -72,7 +82,7 @@ describe.skipIf(unavailable !== undefined)('speculative decoding on webgpu', () 
     draft.dispose();
   });
 
-  test('a greedy iteration reads the device once: the draft picks go into the verify pass on the device', async () => {
+  test('with verifyOnDevice a greedy iteration reads the device once: the draft picks go into the verify pass there', async () => {
     const { target, draft } = noisyPair(SMALL_LLAMA, 0.05);
     const batch = prompts(3, SMALL_LLAMA.vocabSize, 5, 2, 15);
     const want = await Promise.all(batch.map((p) => plainGreedy(target, p, 30)));
@@ -84,15 +94,18 @@ describe.skipIf(unavailable !== undefined)('speculative decoding on webgpu', () 
       return read(dataId);
     };
     try {
-      // The target without its device entry point: the draft's picks are read, then the verify pass's.
+      // Without it, or with a target that has no device entry point, the draft's picks are read,
+      // then the verify pass's.
       const hostTarget = { ...target, extendStepOnDevice: undefined };
-      for (const [model, readsPerIteration] of [
-        [target, 1],
-        [hostTarget, 2],
+      for (const [model, verifyOnDevice, readsPerIteration] of [
+        [target, true, 1],
+        [target, false, 2],
+        [hostTarget, true, 2],
       ] as const) {
         for (const k of [1, 3, 5]) {
           reads = 0;
-          const run = speculativeGenerate({ target: model, draft, k, prompt: batch, maxNewTokens: 30 });
+          const options = { target: model, draft, k, prompt: batch, maxNewTokens: 30, verifyOnDevice };
+          const run = speculativeGenerate(options);
           expect(await collect(run, batch.length)).toEqual(want);
           const { iterations, draftedTokens } = run.metrics;
           expect(draftedTokens).toBeGreaterThan(0);
@@ -159,11 +172,11 @@ describe.skipIf(unavailable !== undefined)('speculative decoding on webgpu', () 
       extendStepOnDevice: (...args) => poison(inner.extendStepOnDevice(...args)),
     };
     const hostOnly = { ...draft, extendStepOnDevice: undefined };
-    const failure = async (d: typeof draft | typeof hostOnly) => {
+    const failure = async (d: typeof draft | typeof hostOnly, verifyOnDevice = false) => {
       calls = 0;
       const before = tf.memory().numTensors;
       const message = await collect(
-        speculativeGenerate({ target, draft: d, k: 4, prompt: [1, 2, 3], maxNewTokens: 20 }),
+        speculativeGenerate({ target, draft: d, k: 4, prompt: [1, 2, 3], maxNewTokens: 20, verifyOnDevice }),
       ).then(
         () => undefined,
         (e: Error) => e.message,
@@ -174,6 +187,7 @@ describe.skipIf(unavailable !== undefined)('speculative decoding on webgpu', () 
     const hostError = await failure(hostOnly);
     expect(hostError).toMatch(/NaN/);
     expect(await failure(draft)).toBe(hostError);
+    expect(await failure(draft, true)).toBe(hostError);
     target.dispose();
     inner.dispose();
   });
@@ -243,11 +257,16 @@ describe.skipIf(unavailable !== undefined)('speculative decoding on webgpu', () 
     const plainError = await failure(generate({ model: target, prompt, maxNewTokens: 10 }));
     expect(plainError).toMatch(/NaN/);
     const before = tf.memory().numTensors;
-    const run = speculativeGenerate({ target, draft, k: 3, prompt, maxNewTokens: 10 });
-    expect(await failure(run)).toBe(plainError);
-    // The failing pass was the first verify pass, on the draft's picks left on the device.
-    expect(firstPoisoned).toBe('device ids');
-    expect(run.metrics.iterations).toBe(0);
+    for (const [verifyOnDevice, entry] of [
+      [false, 'host ids'],
+      [true, 'device ids'],
+    ] as const) {
+      const run = speculativeGenerate({ target, draft, k: 3, prompt, maxNewTokens: 10, verifyOnDevice });
+      expect(await failure(run)).toBe(plainError);
+      // The failing pass was the first verify pass (with verifyOnDevice, on the draft's picks left on the device).
+      expect(firstPoisoned).toBe(entry);
+      expect(run.metrics.iterations).toBe(0);
+    }
     expect(tf.memory().numTensors).toBe(before);
     inner.dispose();
     draft.dispose();
