@@ -46,8 +46,9 @@ export interface SpeculativeGenerateOptions extends PairOptions {
   /**
    * Greedy on a device path (webgpu): feed the draft's picks to the verify pass on the device
    * and read both passes' picks at once, one read an iteration instead of two. Default off: on
-   * an H100 it measured slower (RESULTS.md, GPU), since building the window on the device
-   * costs a tfjs upload and a concat each iteration.
+   * an H100 it measured slower (RESULTS.md, GPU: at k = 3, 446–521 tokens/s against 790–812
+   * with two reads). Not yet explained; what it adds is a tfjs upload of the last tokens and a
+   * concat per iteration, and a verify pass fed by a buffer copy instead of a host write.
    */
   verifyOnDevice?: boolean;
 }
