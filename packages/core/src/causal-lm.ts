@@ -5,6 +5,7 @@ import type {
   DecoderState,
   ExtendOptions,
   ExtendResult,
+  SplitTokens,
   TokenBatch,
 } from './decoder.js';
 import { InvalidArgumentError } from './errors.js';
@@ -14,6 +15,7 @@ import type { KernelSetName, WeightFormat } from './kernel-sets/setting.js';
 import type { ArenaMatrix } from './kernel-sets/wasm/arena-matrix.js';
 import { type BlocksLinear, isQuantBlocks, type QuantBlocks } from './kernel-sets/wasm/quant-matrix.js';
 import { createKvCache, type KvCache, type KvCacheKind } from './kv-cache/index.js';
+import { isSplitTokens, joinSplitTokens } from './split-tokens.js';
 import { type DenseLayer, disposeLinear, type Linear } from './transformer/linear.js';
 import type { Activation } from './transformer/mlp.js';
 import { disposeNorm, foldNormIntoLinear, type NormKind, type NormWeights } from './transformer/norm.js';
@@ -142,7 +144,7 @@ export interface CausalLm extends Decoder<CausalLmState> {
   readonly config: CausalLmConfig;
   extendStepOnDevice(
     state: CausalLmState,
-    ids: tf.Tensor2D,
+    ids: tf.Tensor2D | SplitTokens,
     options?: ExtendOptions,
   ): ExtendResult<CausalLmState>;
 }
@@ -217,7 +219,7 @@ export function createCausalLm(
   /** The model: what it computes, step by step, in the kernel set's kernels. */
   function forward(
     { batch, cache, lengths }: MutableState,
-    ids: Int32Array | tf.Tensor2D,
+    ids: Int32Array | tf.Tensor2D | SplitTokens,
     steps: number,
     options?: ExtendOptions,
   ): tf.Tensor3D {
@@ -227,7 +229,8 @@ export function createCausalLm(
     const selection = options?.logits ?? 'all';
     const layersForward = () =>
       tf.tidy(() => {
-        let x = k.embed(ids);
+        // Split ids are one tensor for the steps (runPass may instead write them where it reads them).
+        let x = k.embed(isSplitTokens(ids) ? joinSplitTokens(ids) : ids);
         for (const [index, layer] of layers.entries()) {
           // One scope per layer: a long window's attention scores are freed before the next layer.
           const next = tf.tidy(() => {
@@ -271,7 +274,7 @@ export function createCausalLm(
   /** The checks both entry points share, the pass, then the new lengths. */
   function checkedPass(
     s: MutableState,
-    ids: Int32Array | tf.Tensor2D,
+    ids: Int32Array | tf.Tensor2D | SplitTokens,
     steps: number,
     options: ExtendOptions | undefined,
   ): ExtendResult<CausalLmState> {
@@ -285,11 +288,15 @@ export function createCausalLm(
 
   function extendStepOnDevice(
     state: CausalLmState,
-    ids: tf.Tensor2D,
+    ids: tf.Tensor2D | SplitTokens,
     options?: ExtendOptions,
   ): ExtendResult<CausalLmState> {
     const s = state as MutableState;
     checkNotDisposed(s);
+    if (isSplitTokens(ids)) {
+      checkSplitTokens(ids, s.batch, vocabSize);
+      return checkedPass(s, ids, 1 + ids.rest.shape[1], options);
+    }
     if (!(ids instanceof tf.Tensor) || ids.rank !== 2 || ids.dtype !== 'int32' || ids.shape[0] !== s.batch) {
       const got = ids instanceof tf.Tensor ? `${ids.dtype} [${ids.shape}]` : typeof ids;
       throw new InvalidArgumentError(`ids must be an int32 tensor [${s.batch}, steps], got ${got}`);
@@ -457,5 +464,29 @@ function checkConfig(config: CausalLmConfig, weights: CausalLmBlocksWeights): vo
   }
   if (config.gatedMlp && weights.layers.some((l) => !isPrepared(l) && !l.gate)) {
     throw new InvalidArgumentError('a gated MLP needs a gate projection in every layer');
+  }
+}
+
+/** The host column is checked like extendStep's ids; the device part by shape and dtype only. */
+function checkSplitTokens({ first, rest }: SplitTokens, batch: number, vocabSize: number): void {
+  if (!(rest instanceof tf.Tensor) || rest.rank !== 2 || rest.dtype !== 'int32' || rest.shape[0] !== batch) {
+    const got = rest instanceof tf.Tensor ? `${rest.dtype} [${rest.shape}]` : typeof rest;
+    throw new InvalidArgumentError(
+      `split ids: rest must be an int32 tensor [${batch}, steps − 1], got ${got}`,
+    );
+  }
+  checkPositiveInteger('split ids: rest steps', rest.shape[1]);
+  if (first?.length !== batch) {
+    throw new InvalidArgumentError(
+      `split ids: first must hold one id per row (${batch}), got ${first?.length}`,
+    );
+  }
+  for (let r = 0; r < batch; r++) {
+    const id = first[r];
+    if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
+      throw new InvalidArgumentError(
+        `split ids: first id ${id} of row ${r} is outside the vocabulary [0, ${vocabSize})`,
+      );
+    }
   }
 }

@@ -10,6 +10,18 @@ import type * as tf from '@tensorflow/tfjs-core';
 /** Token ids for one call: `batch` rows of `steps` ids each (all rows the same length). */
 export type TokenBatch = ReadonlyArray<ArrayLike<number>>;
 
+/**
+ * Ids of one call whose first column is on the host and the rest on the device: row r's
+ * steps are [first[r], ...rest[r]]. A verify pass takes each row's last token (known) and the
+ * draft's picks (still on the device) this way, without uploading one or reading the other.
+ */
+export interface SplitTokens {
+  /** One id per row. */
+  first: ArrayLike<number>;
+  /** int32 [batch, steps − 1], steps − 1 ≥ 1. The caller keeps it. */
+  rest: tf.Tensor2D;
+}
+
 export interface CreateStateOptions {
   batch: number;
   /** Most positions any row may ever hold (prompt + generated). */
@@ -79,7 +91,7 @@ export interface Decoder<S extends DecoderState = DecoderState> {
    * dtype are checked; ids are not (that would need the read this avoids):
    * out-of-range ids give unspecified logits. The caller keeps `ids`.
    */
-  extendStepOnDevice?(state: S, ids: tf.Tensor2D, options?: ExtendOptions): ExtendResult<S>;
+  extendStepOnDevice?(state: S, ids: tf.Tensor2D | SplitTokens, options?: ExtendOptions): ExtendResult<S>;
   /** Per row, forget every position at or after `lengths[r]`. */
   rollback(state: S, lengths: ArrayLike<number>): void;
   /** Frees every tensor the state owns. Idempotent. */

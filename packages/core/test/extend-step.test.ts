@@ -27,6 +27,13 @@ const KINDS: KvCacheKind[] = ['inplace', 'blocks', 'concat', 'static'];
 /** Every kernel set on the cpu and wasm backends (the webgpu set runs these in the webgpu suites). */
 const SETS = await kernelSetCases(['cpu', 'wasm']);
 
+const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+};
+
 const CASES = SETS.flatMap(({ backend, kernels, label }) =>
   Object.entries(TINY_CONFIGS).map(([name, config]) => ({ backend, kernels, label, name, config })),
 );
@@ -258,7 +265,7 @@ describe('model-owned tensors', () => {
 
 describe('extendStepOnDevice', () => {
   test.each(SETS)(
-    'ids in an int32 tensor give the logits of the same ids as numbers; bad tensors are rejected ($label)',
+    'ids in an int32 tensor, or split (first column from the host), give the logits of the same ids as numbers; bad ones are rejected ($label)',
     async ({ backend, kernels }) => {
       await initBackend({ backend });
       const config = TINY_CONFIGS.llama;
@@ -293,7 +300,27 @@ describe('extendStepOnDevice', () => {
       const long = tf.zeros([2, 13], 'int32') as tf.Tensor2D;
       expect(() => a.extendStepOnDevice(sb, long)).toThrow(/maxLength|capacity|exceed/);
       expect(Array.from(sb.lengths)).toEqual([4, 4]); // unchanged by the rejected calls
-      tf.dispose([ids, floats, wrongBatch, long]);
+      // Split ids: each row's first id from the host, the rest in a tensor.
+      const next = [
+        [2, 8],
+        [4, 0],
+      ];
+      const wantNext = a.extendStep(sa, next).logits;
+      const rest = tf.tensor2d([[8], [0]], [2, 1], 'int32');
+      const gotNext = a.extendStepOnDevice(sb, { first: [2, 4], rest }).logits;
+      expect(maxAbs(await gotNext.data(), await wantNext.data())).toBeLessThanOrEqual(1e-6);
+      tf.dispose([wantNext, gotNext]);
+      expect(() => a.extendStepOnDevice(sb, { first: [2], rest })).toThrow(
+        /first must hold one id per row \(2\)/,
+      );
+      expect(() => a.extendStepOnDevice(sb, { first: [2, config.vocabSize], rest })).toThrow(
+        /first id \d+ of row 1 is outside the vocabulary/,
+      );
+      expect(() => a.extendStepOnDevice(sb, { first: [2, 4], rest: floats })).toThrow(
+        /rest must be an int32 tensor/,
+      );
+      expect(Array.from(sb.lengths)).toEqual([6, 6]);
+      tf.dispose([ids, floats, wrongBatch, long, rest]);
       a.disposeState(sa);
       a.disposeState(sb);
       expect(tf.memory().numTensors).toBe(before);

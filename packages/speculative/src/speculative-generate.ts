@@ -47,8 +47,8 @@ export interface SpeculativeGenerateOptions extends PairOptions {
    * Greedy on a device path (webgpu): feed the draft's picks to the verify pass on the device
    * and read both passes' picks at once, one read an iteration instead of two. Default off: on
    * an H100 it measured slower (RESULTS.md, GPU: at k = 3, 446–521 tokens/s against 790–812
-   * with two reads). Not yet explained; what it adds is a tfjs upload of the last tokens and a
-   * concat per iteration, and a verify pass fed by a buffer copy instead of a host write.
+   * with two reads) when the window was built with a tfjs upload and a concat; it is now
+   * written where the verify pass reads it (SplitTokens), not yet measured on a GPU.
    */
   verifyOnDevice?: boolean;
 }
@@ -126,7 +126,7 @@ export function verifyRow(input: VerifyRowInput): AcceptResult {
 
 /**
  * The verify pass of a proposal left on the device: each row's window [last token, its k
- * picks] is put together on the device and scored, each position's argmax taken there, and
+ * picks] is scored (the last tokens written from the host, the picks copied on the device), each position's argmax taken there, and
  * the draft's picks and the target's come back in one read. Where a target position was
  * refused (−1) its logits are read too, so verifyRow raises the sampler's own error.
  * Disposes the proposal.
@@ -140,24 +140,9 @@ async function verifyOnDevice<S extends DecoderState>(
   let logits: tf.Tensor3D | undefined;
   try {
     const [batch, k] = proposal.ids.shape;
-    const window = tf.tidy(() =>
-      tf.concat(
-        [
-          tf.tensor2d(
-            histories.map((h) => h[h.length - 1]),
-            [batch, 1],
-            'int32',
-          ),
-          proposal.ids,
-        ],
-        1,
-      ),
-    ) as tf.Tensor2D;
-    try {
-      ({ logits } = target.extendStepOnDevice!(state, window));
-    } finally {
-      window.dispose();
-    }
+    // Each row's last token from the host, the draft's picks after it from the device.
+    const first = histories.map((h) => h[h.length - 1]);
+    ({ logits } = target.extendStepOnDevice!(state, { first, rest: proposal.ids }));
     const scored = logits;
     const both = tf.tidy(() => tf.concat([tf.reshape(proposal.ids, [-1]), greedyRows(scored)]));
     const picks = (await both.data().finally(() => both.dispose())) as Int32Array;

@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { CausalLmConfig } from '../causal-lm.js';
-import type { LogitsSelection, PrefillBuckets } from '../decoder.js';
+import type { LogitsSelection, PrefillBuckets, SplitTokens } from '../decoder.js';
 import type { KvCache } from '../kv-cache/kv-cache.js';
 import type { DenseLayer, Linear } from '../transformer/linear.js';
 import type { Activation } from '../transformer/mlp.js';
@@ -135,7 +135,7 @@ export interface ModelKernels<Heads = unknown> {
    * webgpu set: pass-tape.ts); without runPass it is run as it is.
    */
   runPass?(
-    ids: Int32Array | tf.Tensor2D,
+    ids: Int32Array | tf.Tensor2D | SplitTokens,
     selection: LogitsSelection,
     forward: () => tf.Tensor3D,
   ): tf.Tensor3D;

@@ -13,6 +13,7 @@ import { randomArray, randomPackedQkv } from '../../../../test-support/random-ar
 import { webgpuUnavailable } from '../../../../test-support/webgpu-programs.js';
 import { webGpuErrors } from '../../src/backend/candidates.js';
 import { initBackend } from '../../src/backend.js';
+import { createCausalLm } from '../../src/causal-lm.js';
 import { halfToFloat } from '../../src/kernel-sets/wasm/quant-matrix.js';
 import { activateRows } from '../../src/kernel-sets/webgpu/activation.js';
 import { embedRows } from '../../src/kernel-sets/webgpu/embed.js';
@@ -34,9 +35,11 @@ import {
 } from '../../src/kernels/causal-attention.js';
 import { standardizeRows, standardizeRowsSupported } from '../../src/kernels/standardize.js';
 import { createKvCache } from '../../src/kv-cache/index.js';
+import { randomCausalLmWeights } from '../../src/random-model.js';
 import { greedyToken } from '../../src/sampling/sampler.js';
 import { topKIds } from '../../src/sampling/top-k.js';
 import { rotaryCosSin, rotaryInverseFrequencies } from '../../src/transformer/rotary.js';
+import { TINY_CONFIGS } from '../models.js';
 
 const unavailable = await webgpuUnavailable(initBackend, 'webgpu kernel tests');
 
@@ -153,6 +156,40 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
     // gelu's erf is a 1.5e-7 approximation, scaled by |x·up| ≤ 16.
     expect(maxAbsDiff(await y.data(), expected)).toBeLessThan(1e-5);
     tf.dispose([x, y]);
+  });
+
+  test('split ids (first column from the host, the rest copied row by row on the device) score what the same ids as numbers do, recorded and replayed', async () => {
+    const config = TINY_CONFIGS.llama;
+    const model = createCausalLm(config, randomCausalLmWeights(config, { seed: 8, std: 0.2 }), {
+      kernels: 'webgpu',
+    });
+    const rng = seedrandom('split ids');
+    const id = () => Math.floor(rng() * config.vocabSize);
+    const before = tf.memory().numTensors;
+    const batch = 3;
+    const host = model.createState({ batch, maxLength: 32 });
+    const split = model.createState({ batch, maxLength: 32 });
+    const start = Array.from({ length: batch }, () => [id()]);
+    model.extendStep(host, start).logits.dispose();
+    model.extendStep(split, start).logits.dispose();
+    // The first pass of a shape is recorded (its ids already written the split way), the rest replay it.
+    for (let round = 0; round < 4; round++) {
+      const rows = Array.from({ length: batch }, () => [id(), id(), id(), id()]);
+      const want = model.extendStep(host, rows).logits;
+      const rest = tf.tensor2d(
+        rows.map((r) => r.slice(1)),
+        [batch, 3],
+        'int32',
+      );
+      const got = model.extendStepOnDevice(split, { first: rows.map((r) => r[0]), rest }).logits;
+      expect(maxAbsDiff(await got.data(), await want.data())).toBeLessThanOrEqual(1e-5);
+      tf.dispose([want, got, rest]);
+    }
+    expect(Array.from(split.lengths)).toEqual(Array.from(host.lengths));
+    model.disposeState(host);
+    model.disposeState(split);
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
   });
 
   test('a recorded pass replays its programs on the values its input buffers hold then, its output a new tensor each time', async () => {

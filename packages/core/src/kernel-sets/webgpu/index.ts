@@ -1,10 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { LogitsSelection } from '../../decoder.js';
+import type { LogitsSelection, SplitTokens } from '../../decoder.js';
 import { InvalidArgumentError } from '../../errors.js';
 import { causalAttention } from '../../kernels/causal-attention.js';
 import type { KvCache } from '../../kv-cache/kv-cache.js';
 import { getLogger } from '../../log.js';
 import { DEFAULT_PREFILL_BUCKETS } from '../../prefill.js';
+import { isSplitTokens } from '../../split-tokens.js';
 import { disposeLinear } from '../../transformer/linear.js';
 import { foldNormIntoRows } from '../../transformer/norm.js';
 import { rotaryCosSin } from '../../transformer/rotary.js';
@@ -105,8 +106,29 @@ export function webgpuKernelSet(weights: 'f32' | 'f16' | 'q8' | 'q4'): KernelSet
         starts: tf.keep(tf.zeros([batch], 'int32')),
         cosSin: tables.inverseFrequencies ? tf.keep(tf.zeros([batch * steps, headDim])) : undefined,
       });
-      const passWrites = (inputs: PassInputs, p: Pass, ids: Int32Array | tf.Tensor2D): TapeWrite[] => [
-        ids instanceof tf.Tensor ? { to: inputs.ids, from: ids } : { to: inputs.ids, data: ids },
+      const idWrites = (
+        inputs: PassInputs,
+        p: Pass,
+        ids: Int32Array | tf.Tensor2D | SplitTokens,
+      ): TapeWrite[] => {
+        if (ids instanceof tf.Tensor) return [{ to: inputs.ids, from: ids }];
+        if (!isSplitTokens(ids)) return [{ to: inputs.ids, data: ids }];
+        // The first column from the host (the rest left 0), then each row's device part after it.
+        const { batch, steps } = p;
+        const column = new Int32Array(batch * steps);
+        for (let r = 0; r < batch; r++) column[r * steps] = ids.first[r];
+        const rows = { count: batch, length: steps - 1, fromStride: steps - 1, toStride: steps, toOffset: 1 };
+        return [
+          { to: inputs.ids, data: column },
+          { to: inputs.ids, from: ids.rest, rows },
+        ];
+      };
+      const passWrites = (
+        inputs: PassInputs,
+        p: Pass,
+        ids: Int32Array | tf.Tensor2D | SplitTokens,
+      ): TapeWrite[] => [
+        ...idWrites(inputs, p, ids),
         { to: inputs.starts, data: p.lengths },
         ...(inputs.cosSin
           ? [{ to: inputs.cosSin, data: rotaryCosSin(tables.inverseFrequencies!, p.positions) }]
@@ -136,7 +158,8 @@ export function webgpuKernelSet(weights: 'f32' | 'f16' | 'q8' | 'q4'): KernelSet
           if (!recordable(p, selection)) return forward();
           const passes = tapes.get(p.cache) ?? new Map<string, RecordedPass | null>();
           tapes.set(p.cache, passes);
-          const key = `${p.batch}x${p.steps}:${selection}:${ids instanceof tf.Tensor ? 'device' : 'host'}`;
+          const source = ids instanceof tf.Tensor ? 'device' : isSplitTokens(ids) ? 'split' : 'host';
+          const key = `${p.batch}x${p.steps}:${selection}:${source}`;
           const known = passes.get(key);
           if (known === null || (known === undefined && passes.size >= MAX_TAPES_PER_CACHE)) return forward();
           if (known) return known.tape.replay(passWrites(known.inputs, p, ids)) as tf.Tensor3D;

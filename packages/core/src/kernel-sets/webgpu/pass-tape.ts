@@ -101,10 +101,23 @@ interface Call {
   uniforms: ArrayBuffer;
 }
 
-/** A value the replay writes before the dispatches: host data, or a copy from a device tensor. */
+/**
+ * A value the replay writes before the dispatches: host data, or a copy from a device tensor,
+ * whole or (`rows`) row by row into a strided place: row r's `length` values from
+ * r·fromStride to r·toStride + toOffset. Copies land after the host writes, so a copy may
+ * overwrite part of a host-written tensor.
+ */
 export type TapeWrite =
   | { to: tf.TensorInfo; data: Int32Array | Float32Array }
-  | { to: tf.TensorInfo; from: tf.TensorInfo };
+  | { to: tf.TensorInfo; from: tf.TensorInfo; rows?: RowCopies };
+
+export interface RowCopies {
+  count: number;
+  length: number;
+  fromStride: number;
+  toStride: number;
+  toOffset: number;
+}
 
 export interface PassTape {
   /** Dispatches recorded. */
@@ -197,7 +210,16 @@ export function writePassInputs(writes: readonly TapeWrite[]): void {
 function encodeCopies(gpu: WebGpuBackendInternals, encoder: GpuCommandEncoder, writes: readonly TapeWrite[]) {
   for (const w of writes) {
     if (!('from' in w)) continue;
-    encoder.copyBufferToBuffer(bufferOf(gpu, w.from), 0, bufferOf(gpu, w.to), 0, 4 * sizeOf(w.to.shape));
+    const from = bufferOf(gpu, w.from);
+    const to = bufferOf(gpu, w.to);
+    if (w.rows === undefined) {
+      encoder.copyBufferToBuffer(from, 0, to, 0, 4 * sizeOf(w.to.shape));
+      continue;
+    }
+    const { count, length, fromStride, toStride, toOffset } = w.rows;
+    for (let r = 0; r < count; r++) {
+      encoder.copyBufferToBuffer(from, 4 * r * fromStride, to, 4 * (r * toStride + toOffset), 4 * length);
+    }
   }
 }
 
