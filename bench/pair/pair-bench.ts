@@ -69,6 +69,8 @@ export const PAIR_ARGS = {
   'pair-seed': { type: 'string', default: '1' },
   /** The results document; the chart copy goes to docs/bench/ beside it. */
   'pair-results': { type: 'string', default: 'RESULTS.md' },
+  /** speculativeGenerate's verifyOnDevice (greedy on webgpu: one read an iteration). */
+  'pair-verify-on-device': { type: 'boolean', default: false },
 } as const;
 
 export interface PairSettings {
@@ -84,6 +86,7 @@ export interface PairSettings {
   temperature: number;
   seed: number;
   results: string;
+  verifyOnDevice: boolean;
 }
 
 function integerFlag(name: string, text: string | undefined, min: number): number | undefined {
@@ -121,6 +124,7 @@ export function pairSettings(values: Record<string, unknown>): PairSettings {
     temperature,
     seed: integerFlag('pair-seed', str('pair-seed'), 0)!,
     results: str('pair-results')!,
+    verifyOnDevice: values['pair-verify-on-device'] === true,
   };
 }
 
@@ -198,6 +202,8 @@ export interface PairMeasured {
   newTokens: number;
   maxK: number;
   seed: number;
+  /** Greedy iterations read the device once (speculativeGenerate's verifyOnDevice). */
+  verifyOnDevice?: boolean;
   modes: (PairMode & { mismatchDetails: Mismatch[] })[];
   seconds: { load: number; warmup: number; measured: number };
 }
@@ -260,7 +266,7 @@ export async function runPairBench(
     const prompts = (texts as string[]).slice(0, count).map((t) => tokenizer.encode(t).slice(0, cut));
     const promptTokens = lengthStats(prompts);
     log(
-      `${prompts.length} prompts (${promptTokens.min}–${promptTokens.max} tokens, mean ${promptTokens.mean}) × ${newTokens} new tokens; target ${s.target}, draft ${s.draft}`,
+      `${prompts.length} prompts (${promptTokens.min}–${promptTokens.max} tokens, mean ${promptTokens.mean}) × ${newTokens} new tokens; target ${s.target}, draft ${s.draft}${s.verifyOnDevice ? '; greedy iterations read the device once (verifyOnDevice)' : ''}`,
     );
 
     const settings: PairK[] = [...Array.from({ length: maxK + 1 }, (_, k) => k), 'adaptive', 'adaptive-kept'];
@@ -290,6 +296,7 @@ export async function runPairBench(
         maxNewTokens: newTokens,
         sampling,
         totals,
+        verifyOnDevice: s.verifyOnDevice,
       });
       const timed = await timeRun(run);
       if (k === 'adaptive-kept') keptState = (policy as AdaptiveKPolicy).state();
@@ -409,6 +416,7 @@ export async function runPairBench(
       commit: benchCommit(),
       target: modelInfo(s.target),
       draft: { ...modelInfo(s.draft), weights: s.draftWeights },
+      ...(s.verifyOnDevice ? { verifyOnDevice: true } : {}),
       promptsFile: s.prompts,
       prompts: prompts.length,
       promptTokens,
@@ -471,6 +479,7 @@ function sectionMeta(r: PairMeasured): string[] {
     `Target ${describeModel(r.target)}; draft ${describeModel(r.draft)}.`,
     `${r.prompts} held-out prompts from \`${r.promptsFile}\` (${r.promptTokens.min}–${r.promptTokens.max} tokens, mean ${r.promptTokens.mean}), ${r.newTokens} new tokens each${sampled.length > 0 ? `; temperature ${sampled.join(', ')} seeded (prompt i: seed ${r.seed} + i, the same for every k)` : ''}.`,
     `Run: ${(r.seconds.load + r.seconds.warmup + r.seconds.measured).toFixed(0)} s (load ${r.seconds.load} s, warm-up ${r.seconds.warmup} s, measured ${r.seconds.measured} s).`,
+    ...(r.verifyOnDevice ? ['Greedy iterations read the device once (`verifyOnDevice`).'] : []),
   ];
 }
 
