@@ -13,7 +13,7 @@ import {
   sampleFrom,
 } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
-import type { DeviceProposal, Drafter, Proposal } from './drafter.js';
+import type { DeviceProposal, DraftContext, Drafter, Proposal } from './drafter.js';
 
 export interface ModelDrafterOptions {
   /** Chunk sizes for catching up on the prompt and on accepted tokens. */
@@ -70,33 +70,22 @@ export function modelDrafter<S extends DecoderState>(
         }
         for (const [r, h] of heads.entries()) cached[r].push(...h);
       }
+      // The session's rows all draw with the generation's sampler.
+      const input = ({ histories, active, k, signal }: DraftContext): DraftRowsInput<typeof state> => ({
+        model,
+        state,
+        cached,
+        histories,
+        active,
+        k,
+        signal,
+        samplers: histories.map(() => sampler),
+        buckets,
+        unknownId: unknown,
+      });
       return {
-        propose: ({ histories, active, k, signal }) =>
-          draftRows({
-            model,
-            state,
-            cached,
-            histories,
-            active,
-            k,
-            signal,
-            samplers: histories.map(() => sampler),
-            buckets,
-            unknownId: unknown,
-          }),
-        proposeOnDevice: ({ histories, active, k, signal }) =>
-          draftRowsOnDevice({
-            model,
-            state,
-            cached,
-            histories,
-            active,
-            k,
-            signal,
-            samplers: histories.map(() => sampler),
-            buckets,
-            unknownId: unknown,
-          }),
+        propose: (context) => draftRows(input(context)),
+        proposeOnDevice: (context) => draftRowsOnDevice(input(context)),
         dispose() {
           model.disposeState(state);
         },
