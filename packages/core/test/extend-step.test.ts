@@ -330,6 +330,54 @@ describe('extendStepOnDevice', () => {
   );
 });
 
+describe('reuseStates', () => {
+  test.each(SETS)(
+    "a kept cache, holding an earlier state's keys, gives the logits a fresh one does; memory stays flat and dispose frees it ($label)",
+    async ({ backend, kernels }) => {
+      await initBackend({ backend });
+      const config = TINY_CONFIGS.llama;
+      const weights = randomCausalLmWeights(config, { seed: 5, std: 0.2 });
+      const fresh = createCausalLm(config, cloneWeights(weights), { kernels });
+      const before = tf.memory().numTensors;
+      const kept = createCausalLm(config, cloneWeights(weights), { kernels, reuseStates: 1 });
+      const vocab = config.vocabSize;
+      const rows = (batch: number, steps: number, seed: number) =>
+        Array.from({ length: batch }, (_, r) =>
+          Array.from({ length: steps }, (_, s) => (seed + 7 * r + 3 * s) % vocab),
+        );
+      // A long first use fills the cache well past what the second reads.
+      const first = kept.createState({ batch: 2, maxLength: 40 });
+      kept.extendStep(first, rows(2, 30, 1)).logits.dispose();
+      kept.disposeState(first);
+      const afterFirst = tf.memory().numTensors;
+      for (const maxLength of [24, 60]) {
+        const a = kept.createState({ batch: 2, maxLength });
+        const b = fresh.createState({ batch: 2, maxLength });
+        for (const window of [rows(2, 5, 11), rows(2, 1, 4), rows(2, 3, 9)]) {
+          const got = kept.extendStep(a, window).logits;
+          const want = fresh.extendStep(b, window).logits;
+          expect(maxAbs(await got.data(), await want.data())).toBeLessThanOrEqual(1e-6);
+          tf.dispose([got, want]);
+        }
+        kept.disposeState(a);
+        fresh.disposeState(b);
+        expect(tf.memory().numTensors).toBe(afterFirst);
+      }
+      // Another batch size takes a cache of its own; with reuseStates 1 the older is freed.
+      const other = kept.createState({ batch: 3, maxLength: 8 });
+      kept.disposeState(other);
+      expect(tf.memory().numTensors).toBe(afterFirst);
+      kept.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+      fresh.dispose();
+      expect(() => createCausalLm(config, weights, { kernels, reuseStates: -1 })).toThrow(
+        /reuseStates must be an integer ≥ 0, got -1/,
+      );
+      disposeWeights(weights);
+    },
+  );
+});
+
 describe('kernel set choice', () => {
   test('by option, by SPECSTREAM_KERNELS, else the fastest; what cannot run is named and changes nothing', async () => {
     await initBackend({ backend: 'wasm' });

@@ -192,6 +192,58 @@ describe.skipIf(unavailable !== undefined)('core WGSL programs (webgpu)', () => 
     model.dispose();
   });
 
+  test('with reuseStates a later state replays the passes recorded on its kept cache (no program through tfjs) and scores what a fresh state does', async () => {
+    const config = TINY_CONFIGS.llama;
+    const fresh = createCausalLm(config, randomCausalLmWeights(config, { seed: 9, std: 0.2 }), {
+      kernels: 'webgpu',
+    });
+    const before = tf.memory().numTensors;
+    const kept = createCausalLm(config, randomCausalLmWeights(config, { seed: 9, std: 0.2 }), {
+      kernels: 'webgpu',
+      reuseStates: 1,
+    });
+    const backend = tf.backend() as unknown as { runWebGPUProgram: (...args: unknown[]) => unknown };
+    const run = backend.runWebGPUProgram;
+    let programs = 0;
+    backend.runWebGPUProgram = function (this: unknown, ...args: unknown[]) {
+      programs++;
+      return run.apply(this, args);
+    };
+    const windows = [
+      [[3], [8]],
+      [
+        [1, 2, 3],
+        [4, 5, 6],
+      ],
+      [[7], [9]],
+    ];
+    const generation = async (model: typeof kept, maxLength: number) => {
+      const state = model.createState({ batch: 2, maxLength });
+      const out: Float32Array[] = [];
+      for (const window of windows) {
+        const { logits } = model.extendStep(state, window);
+        out.push((await logits.data()) as Float32Array);
+        logits.dispose();
+      }
+      model.disposeState(state);
+      return out;
+    };
+    try {
+      await generation(kept, 40); // records each window's pass on the cache, which is then kept
+      programs = 0;
+      const again = await generation(kept, 50); // the same capacity bucket: the kept cache
+      expect(programs).toBe(0);
+      const want = await generation(fresh, 50);
+      expect(programs).toBeGreaterThan(0); // a fresh state's first passes run through tfjs
+      for (const [i, w] of want.entries()) expect(maxAbsDiff(again[i], w)).toBeLessThanOrEqual(1e-6);
+    } finally {
+      backend.runWebGPUProgram = run;
+    }
+    kept.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    fresh.dispose();
+  });
+
   test('a recorded pass replays its programs on the values its input buffers hold then, its output a new tensor each time', async () => {
     const gpuBytes = () => (tf.memory() as tf.MemoryInfo & { numBytesInGPU: number }).numBytesInGPU;
     const rng = seedrandom('tape');
