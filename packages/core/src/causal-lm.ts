@@ -232,7 +232,9 @@ export function createCausalLm(
       throw new InvalidArgumentError(`maxLength ${maxLength} exceeds the model's ${maxPositions} positions`);
     }
     const capacity =
-      reuse > 0 ? Math.min(Math.ceil(maxLength / STATE_CAPACITY_STEP) * STATE_CAPACITY_STEP, maxPositions) : maxLength;
+      reuse > 0
+        ? Math.min(Math.ceil(maxLength / STATE_CAPACITY_STEP) * STATE_CAPACITY_STEP, maxPositions)
+        : maxLength;
     const at = kept.findIndex((c) => c.batch === batch && c.cache.capacity === capacity);
     // A kept cache holds an earlier state's keys and values: every read stops at the row's length.
     const cache =
