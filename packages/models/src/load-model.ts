@@ -29,6 +29,8 @@ export interface LoadModelOptions {
    * .gguf file's Q8_0 matrices go into q8 kernels as stored (Q4_0 into q4), never through f32.
    */
   weights?: WeightFormat;
+  /** A causal LM keeps this many disposed states' caches for reuse (core's CausalLmOptions.reuseStates; default 0). */
+  reuseStates?: number;
 }
 
 export type LoadedModel =

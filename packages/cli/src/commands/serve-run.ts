@@ -40,7 +40,8 @@ export async function runServe(flags: ServeFlags, io: CliIo): Promise<number> {
   const draftWeights = flags.draftWeights ?? defaultDraftWeights();
   const load = (folder: ModelFolder, weights: WeightChoice = 'f32') =>
     unsupportedOnError(
-      () => loadCausalLm(folder.dir, { weights }),
+      // A server creates states request after request: keep a few caches (and webgpu's recorded passes).
+      () => loadCausalLm(folder.dir, { weights, reuseStates: 4 }),
       `${folder.role} model folder ${folder.dir}: `,
     );
   try {

@@ -82,7 +82,7 @@ export async function loadGpt2(
 ): Promise<CausalLm> {
   // One kernel set for the whole model: its layers are prepared in that set's layouts and weight format.
   const chosen = kernelSet(set.kernels, set.weights);
-  const options = { kernels: chosen.name, weights: chosen.weights };
+  const options = { kernels: chosen.name, weights: chosen.weights, reuseStates: set.reuseStates };
   const shape = gpt2Config(config, kvCache);
   // GPT2LMHeadModel prefixes names with "transformer."; a bare GPT2Model does not.
   const root = weights.has('transformer.wte.weight') ? 'transformer.' : '';

@@ -53,7 +53,7 @@ export async function loadLlama(
 ): Promise<CausalLm> {
   // One kernel set for the whole model: its layers are prepared in that set's layouts and weight format.
   const chosen = kernelSet(set.kernels, set.weights);
-  const options = { kernels: chosen.name, weights: chosen.weights };
+  const options = { kernels: chosen.name, weights: chosen.weights, reuseStates: set.reuseStates };
   const shape = llamaConfig(config, kvCache);
   // Tied checkpoints usually omit lm_head; some store a copy anyway, which is then the same matrix.
   const tied = field<boolean>(config, 'tie_word_embeddings', false) || !weights.has('lm_head.weight');

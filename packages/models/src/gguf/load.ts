@@ -232,7 +232,7 @@ export async function loadGgufModel(path: string, options: LoadModelOptions = {}
       options.onProgress,
     );
     logWeights(path, set.name, set.weights, report, options.weights === undefined);
-    const chosen = { kernels: set.name, weights: set.weights };
+    const chosen = { kernels: set.name, weights: set.weights, reuseStates: options.reuseStates };
     try {
       const model: CausalLm =
         config.model_type === 'gpt2'
