@@ -2,8 +2,21 @@ import type { Activation } from '../../transformer/mlp.js';
 import { ACTIVATION_WGSL } from './webgpu-activation.js';
 import { MAIN, type WebGpuProgram, workgroupSumWgsl } from './webgpu-program.js';
 
-/** Rows a workgroup carries through the product at most (more rows: more workgroups). */
-const ROW_BLOCK = 16;
+/**
+ * Rows a workgroup carries through the product at most (more rows: more workgroups, each
+ * reading the weights again). SPECSTREAM_LINEAR_ROW_BLOCK (1–64) overrides it, to measure
+ * whether batch 32 gains from reading the weights once (RESULTS.md, GPU: 16 rows read them twice).
+ */
+const ROW_BLOCK = rowBlock(globalThis.process?.env?.SPECSTREAM_LINEAR_ROW_BLOCK);
+
+function rowBlock(setting: string | undefined): number {
+  if (setting === undefined || setting === '') return 16;
+  const n = Number(setting);
+  if (!Number.isInteger(n) || n < 1 || n > 64) {
+    throw new Error(`SPECSTREAM_LINEAR_ROW_BLOCK must be an integer in 1…64, got "${setting}"`);
+  }
+  return n;
+}
 /** Threads that share one output column, striding over the inner dimension. */
 const LANES = 32;
 /** Output columns per workgroup. */
