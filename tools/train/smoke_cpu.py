@@ -1,0 +1,102 @@
+"""A plumbing check of train_speech.py on this machine's CPU, before spending GPU time on it.
+
+Debian's python3-torch here is 1.13 (no scaled_dot_product_attention; autocast("cuda") asks for
+CUDA even when disabled) and there is no transformers or scipy: this shims those, builds a tiny
+synthetic corpus (noise with random transcripts, no TTS), and runs a few steps of the recognizer's
+and the synthesizer's training loops with their augmentations (the vocoded share included), then
+the corpus split with and without --only recognizer. It checks that the code runs end to end and
+that losses are finite; the stand-in mel filter bank is triangular on a linear scale, so nothing
+numeric carries over to the real run.
+
+    /usr/bin/python3 tools/train/smoke_cpu.py
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def shim() -> None:
+    if not hasattr(F, "scaled_dot_product_attention"):
+        def sdpa(q, k, v, attn_mask=None, is_causal=False, dropout_p=0.0, **_):
+            s = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+            if is_causal:
+                n, m = s.shape[-2:]
+                attn_mask = torch.ones(n, m, dtype=torch.bool, device=s.device).tril(m - n)
+            if attn_mask is not None:
+                s = s.masked_fill(~attn_mask, float("-inf")) if attn_mask.dtype == torch.bool else s + attn_mask
+            return torch.softmax(s, -1) @ v
+        F.scaled_dot_product_attention = sdpa
+    try:
+        import transformers.audio_utils  # noqa: F401
+    except ImportError:
+        def mel_filter_bank(num_frequency_bins, num_mel_filters, *_, **__):
+            f = np.arange(num_frequency_bins, dtype=np.float64)
+            c = np.linspace(0, num_frequency_bins - 1, num_mel_filters + 2)
+            out = np.zeros((num_frequency_bins, num_mel_filters))
+            for m in range(num_mel_filters):
+                lo, mid, hi = c[m], c[m + 1], c[m + 2]
+                out[:, m] = np.clip(np.minimum((f - lo) / (mid - lo), (hi - f) / (hi - mid)), 0, None)
+            return out
+        audio_utils = types.ModuleType("transformers.audio_utils")
+        audio_utils.mel_filter_bank = mel_filter_bank
+        sys.modules["transformers"] = types.ModuleType("transformers")
+        sys.modules["transformers.audio_utils"] = audio_utils
+    try:
+        import scipy.signal  # noqa: F401
+    except ImportError:
+        signal = types.ModuleType("scipy.signal")
+        signal.resample_poly = lambda *a, **k: (_ for _ in ()).throw(NotImplementedError("no scipy here"))
+        sys.modules["scipy"] = types.ModuleType("scipy")
+        sys.modules["scipy.signal"] = signal
+
+
+def main() -> None:
+    shim()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import train_speech as ts
+
+    if not torch.cuda.is_available():
+        ts.torch.autocast = lambda *a, **k: contextlib.nullcontext()
+    rng = np.random.default_rng(0)
+    words = ["hello", "world", "python", "module", "the", "a", "function", "returns"]
+    texts = [" ".join(rng.choice(words, size=3 + i % 4)) + "." for i in range(24)]
+    audio = [(rng.standard_normal(8000 * (2 + i % 3)) * 3000).astype(np.int16) for i in range(len(texts))]
+    jobs = [(t, ts.SYNTH_VOICE) for t in texts]
+    corpus = {"train": (jobs, audio), "synth_train": (jobs, audio)}
+    args = argparse.Namespace(
+        smoke=True, recognizer_lr=1e-3, synthesizer_lr=1e-3, vocoded_share=0.5, vocoded_iterations=4,
+        batch_samples=16000 * 8, synth_batch_samples=16000 * 8, recognizer_epochs=1, synthesizer_epochs=1,
+        recognizer_seconds=15, synthesizer_seconds=15, guided_weight=2.0, sampled_share=0.5,
+    )
+    device = torch.device("cpu")
+    report: dict = {}
+    ts.train_recognizer(corpus, args, device, report)
+    ts.train_synthesizer(corpus, args, device, report)
+    for name in ("recognizer", "synthesizer"):
+        losses = [h["loss"] for h in report[name]["history"]]
+        assert losses and all(math.isfinite(x) for x in losses), (name, losses)
+        print(f"{name}: {report[name]['steps']} steps, first loss {losses[0]}")
+
+    ts.render_all = lambda jobs, workers: [np.zeros(1600 * (1 + i % 3), dtype=np.int16) for i in range(len(jobs))]
+    sentences = {"train": texts[:6], "heldout": texts[6:9]}
+    for only in ("recognizer", None):
+        a = argparse.Namespace(limit=0, heldout_limit=10, renders=2, flite_share=0.3, festival_share=0.15, workers=1, only=only)
+        c = ts.speech_corpus(sentences, a)
+        sizes = {k: len(v[1]) for k, v in c.items() if k != "stats"}
+        assert sizes["train"] == 12 and sizes["heldout_voice"] == 3, sizes
+        assert (sizes["synth_train"] == 0) == (only == "recognizer"), sizes
+        print(f"corpus (--only {only}): {sizes}")
+    print("smoke: ok")
+
+
+if __name__ == "__main__":
+    main()
