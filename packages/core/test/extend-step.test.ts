@@ -263,14 +263,19 @@ describe('model-owned tensors', () => {
   });
 });
 
+/** The tiny Llama's random weights (the caller disposes them) and a model on a copy of them. */
+async function tinyLlama(backend: (typeof SETS)[number]['backend'], kernels: KernelSetName, seed: number) {
+  await initBackend({ backend });
+  const config = TINY_CONFIGS.llama;
+  const weights = randomCausalLmWeights(config, { seed, std: 0.2 });
+  return { config, weights, model: createCausalLm(config, cloneWeights(weights), { kernels }) };
+}
+
 describe('extendStepOnDevice', () => {
   test.each(SETS)(
     'ids in an int32 tensor, or split (first column from the host), give the logits of the same ids as numbers; bad ones are rejected ($label)',
     async ({ backend, kernels }) => {
-      await initBackend({ backend });
-      const config = TINY_CONFIGS.llama;
-      const weights = randomCausalLmWeights(config, { seed: 4, std: 0.2 });
-      const a = createCausalLm(config, cloneWeights(weights), { kernels });
+      const { config, weights, model: a } = await tinyLlama(backend, kernels, 4);
       const before = tf.memory().numTensors;
       const sa = a.createState({ batch: 2, maxLength: 16 });
       const sb = a.createState({ batch: 2, maxLength: 16 });
@@ -334,10 +339,7 @@ describe('reuseStates', () => {
   test.each(SETS)(
     "a kept cache, holding an earlier state's keys, gives the logits a fresh one does; memory stays flat and dispose frees it ($label)",
     async ({ backend, kernels }) => {
-      await initBackend({ backend });
-      const config = TINY_CONFIGS.llama;
-      const weights = randomCausalLmWeights(config, { seed: 5, std: 0.2 });
-      const fresh = createCausalLm(config, cloneWeights(weights), { kernels });
+      const { config, weights, model: fresh } = await tinyLlama(backend, kernels, 5);
       const before = tf.memory().numTensors;
       const kept = createCausalLm(config, cloneWeights(weights), { kernels, reuseStates: 1 });
       const vocab = config.vocabSize;
