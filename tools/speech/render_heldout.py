@@ -4,7 +4,7 @@ sentences (models/speech-heldout-sentences.json, never trained on), each spoken 
 written as 16 kHz WAV files with a manifest.json of {wav, text, transcript,
 voice, heldout_voice}. Needs tools/speech/fetch-tts.sh first.
 
-    python3 tools/speech/render_heldout.py --out DIR [--count 40]
+    python3 tools/speech/render_heldout.py --out DIR [--count 40] [--skip 0]
 """
 
 import argparse
@@ -28,14 +28,22 @@ def main() -> None:
     p.add_argument("--sentences", type=Path, default=Path("models/speech-heldout-sentences.json"))
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--count", type=int, default=40)
+    p.add_argument("--skip", type=int, default=0,
+                   help="start at this sentence (the beam's tuning set starts after the benchmark's)")
     args = p.parse_args()
     heldout = json.loads(args.sentences.read_text())
-    heldout = (heldout["heldout"] if isinstance(heldout, dict) else heldout)[: args.count]
+    heldout = (heldout["heldout"] if isinstance(heldout, dict) else heldout)[: args.skip + args.count]
+    if len(heldout) < args.skip + args.count:
+        raise SystemExit(f"--skip {args.skip} --count {args.count}: only {len(heldout)} held-out sentences")
     rng = random.Random(2025)
     args.out.mkdir(parents=True, exist_ok=True)
     manifest = []
     for i, text in enumerate(heldout):
-        for kind, voice in (("trained", render.random_training_voice(rng)), ("heldout", HELDOUT_VOICE)):
+        # Every sentence draws its voice, rendered or not, so sentence i has one voice whatever --skip is.
+        trained_voice = render.random_training_voice(rng)
+        if i < args.skip:
+            continue
+        for kind, voice in (("trained", trained_voice), ("heldout", HELDOUT_VOICE)):
             name = f"{i:03d}-{kind}.wav"
             audio = np.clip(render.render(text, voice), -1, 1)
             with wave.open(str(args.out / name), "wb") as w:

@@ -4,7 +4,7 @@
  *
  *   1. recognizer, with each decoder --speech-decoder lists (default greedy,beam:16:lm; beam:N, a
  *      CTC prefix beam search of width N; beam:N:lm, with the recognizer's character LM and the α,
- *      β tuned on the first half of the held-out sentences, so the second half is reported apart):
+ *      β bench/speech/tune-beam.ts chose on other held-out sentences, 41–140):
  *      word error rate offline and streamed in 320 ms chunks, in trained voices and
  *      in flite's kal16 (never trained on); real-time factor of the stream (log-mel, encoder and
  *      decoding); partial-result latency with audio arriving at 4× real time (no queueing at
@@ -159,10 +159,6 @@ async function recognizerBench(
 ) {
   const offline = { trained: new Tally(), heldout: new Tally() };
   const stream = { trained: new Tally(), heldout: new Tally() };
-  // The beam's LM weight and length bonus were tuned on the first half of the held-out sentences
-  // (trained voices): the second half is the untouched measure.
-  const secondHalf = { trained: new Tally(), heldout: new Tally() };
-  const half = utterances.length / 4;
   let audioSeconds = 0;
   let streamMs = 0;
   let offlineMs = 0;
@@ -177,7 +173,6 @@ async function recognizerBench(
     streamMs += live.ms;
     audioSeconds += u.samples.length / SAMPLE_RATE;
     offline[kind].add(u.transcript, whole);
-    if (Number.parseInt(u.wav, 10) >= half) secondHalf[kind].add(u.transcript, whole);
     stream[kind].add(u.transcript, live.text);
     if (live.text !== whole) differing++;
   }
@@ -199,7 +194,6 @@ async function recognizerBench(
         streamed: stream.heldout.rate,
         words: offline.heldout.words,
       },
-      secondHalf: { trainedVoices: secondHalf.trained.rate, heldoutVoice: secondHalf.heldout.rate },
     },
     streamedTextsDifferingFromOffline: differing,
     realTimeFactor: {

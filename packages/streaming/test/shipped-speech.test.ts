@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { initBackend } from '@specstream/core';
 import {
+  CHAR_LM_DEFAULT_ORDER,
   type CharNgramLm,
   CTC_BEAM_LENGTH_BONUS,
   CTC_BEAM_LM_WEIGHT,
@@ -21,7 +22,6 @@ import {
   type SpeechRecognizer,
   type SpeechSynthesizer,
   synthesizeSpeech,
-  wordErrorRate,
 } from '@specstream/models';
 import * as tf from '@tensorflow/tfjs-core';
 import { from, lastValueFrom, toArray } from 'rxjs';
@@ -99,7 +99,7 @@ describe('shipped speech recognizer', () => {
 
   it('a beam of 16 with the shipped LM makes fewer word errors than greedy, streamed = offline; tensors freed', async () => {
     const lm = (await loadSpeechRecognizerLm(RECOGNIZER, recognizer.config)) as CharNgramLm;
-    expect(lm.order).toBe(6);
+    expect(lm.order).toBe(CHAR_LM_DEFAULT_ORDER);
     const decoder = { beamWidth: 16, lm, lmWeight: CTC_BEAM_LM_WEIGHT, lengthBonus: CTC_BEAM_LENGTH_BONUS };
     const words = (text: string) => text.split(' ').filter((w) => w !== '');
     let greedyErrors = 0;
@@ -120,18 +120,33 @@ describe('shipped speech recognizer', () => {
       expect(events.at(-1)).toMatchObject({ type: 'final', text: beam.text, words: beam.words });
     }
     expect(tf.memory().numTensors).toBe(before);
-    // Measured: 7 word errors greedy, 1 with the beam and the LM, of 36 words ("seystems",
-    // "whindows", "invironment", "iny" spelled right; "loncher" became "lancher"). These two
-    // sentences were in the half of the bench's that α and β were tuned on.
+    // Measured (2026-12-07 weights): 12 word errors greedy, 0 with the beam and the LM, of 35
+    // words. α and β were tuned on other sentences (bench/speech/tune-beam.ts: 41–140).
     expect(beamErrors).toBeLessThanOrEqual(greedyErrors / 2);
   });
 
-  it('transcribes held-out sentences in trained voices (WER ≤ 35%; measured 17–25%)', async () => {
-    for (const r of references.filter((x) => !heldoutVoice(x))) {
-      const text = (await recognizeAudio(recognizer, await wavSamples(r.wav))).text;
-      // A random or broken model scores ~100%: this bound is the shipped model's, not the issue's 10%.
-      expect(wordErrorRate(r.transcript, text)).toBeLessThan(0.35);
+  // The bounds below are the shipped model's (a random or broken one scores ~100%), not the
+  // issue's goals, which the benchmark measures on 80 utterances (RESULTS.md).
+  const wordErrors = async (refs: Reference[], decoder?: Parameters<typeof recognizeAudio>[2]) => {
+    const words = (text: string) => text.split(' ').filter((w) => w !== '');
+    let errors = 0;
+    let total = 0;
+    for (const r of refs) {
+      const text = (await recognizeAudio(recognizer, await wavSamples(r.wav), decoder)).text;
+      errors += editDistance(words(r.transcript), words(text));
+      total += words(r.transcript).length;
     }
+    return errors / total;
+  };
+
+  it('transcribes held-out sentences in trained voices, greedy (WER ≤ 45%; measured 34%)', async () => {
+    expect(await wordErrors(references.filter((x) => !heldoutVoice(x)))).toBeLessThanOrEqual(0.45);
+  });
+
+  it('transcribes held-out sentences in the held-out voice with the CLI’s decoder (WER ≤ 50%; measured 34%)', async () => {
+    const lm = await loadSpeechRecognizerLm(RECOGNIZER, recognizer.config);
+    const decoder = { beamWidth: 16, lm, lmWeight: CTC_BEAM_LM_WEIGHT, lengthBonus: CTC_BEAM_LENGTH_BONUS };
+    expect(await wordErrors(references.filter(heldoutVoice), { decoder })).toBeLessThanOrEqual(0.5);
   });
 });
 
@@ -148,21 +163,31 @@ describe('shipped speech synthesizer, heard by the shipped recognizer', () => {
     synthesizer?.dispose();
   });
 
-  it('speaks held-out sentences so that the recognizer reads most characters back', async () => {
+  it('speaks held-out sentences so that the recognizer reads them back (greedy CER ≤ 20%, beam + LM WER ≤ 25%)', async () => {
     const sentences = references.filter((r) => !heldoutVoice(r)).map((r) => r.transcript);
+    const lm = await loadSpeechRecognizerLm(RECOGNIZER, recognizer.config);
+    const decoder = { beamWidth: 16, lm, lmWeight: CTC_BEAM_LM_WEIGHT, lengthBonus: CTC_BEAM_LENGTH_BONUS };
+    const words = (text: string) => text.split(' ').filter((w) => w !== '');
     const before = tf.memory().numTensors;
-    let errors = 0;
-    let length = 0;
+    let characterErrors = 0;
+    let characters = 0;
+    let wordErrors = 0;
+    let wordCount = 0;
     for (const text of sentences) {
       const spoken = await synthesizeSpeech(synthesizer, `${text}.`);
       expect(spoken.stopped).toBe(true);
-      const heard = (await recognizeAudio(recognizer, spoken.samples)).text;
-      errors += characterErrorRate(text, heard) * text.length;
-      length += text.length;
+      const greedy = (await recognizeAudio(recognizer, spoken.samples)).text;
+      characterErrors += characterErrorRate(text, greedy) * text.length;
+      characters += text.length;
+      const beam = (await recognizeAudio(recognizer, spoken.samples, { decoder })).text;
+      wordErrors += editDistance(words(text), words(beam));
+      wordCount += words(text).length;
     }
     expect(tf.memory().numTensors).toBe(before);
-    // Character error rate of the round trip (the word error rate is far higher, see RESULTS.md);
-    // noise or a broken synthesizer is heard as ~100%.
-    expect(errors / length).toBeLessThan(0.4);
+    // Measured with the 2026-12-07 models: greedy CER 6%, the CLI's decoder 2 word errors of 35.
+    // Noise or a broken synthesizer is heard as ~100%. The issue's 20% round-trip goal is the
+    // benchmark's (40 sentences, RESULTS.md), not this two-sentence check's.
+    expect(characterErrors / characters).toBeLessThan(0.2);
+    expect(wordErrors / wordCount).toBeLessThanOrEqual(0.25);
   });
 });

@@ -20,6 +20,7 @@ export { type PcmReadableSourceOptions, pcmReadableSource } from './pcm-readable
 export { type PcmWritableSinkOptions, type PcmWriteResult, pcmWritableSink } from './pcm-writable-sink.js';
 export { type ResampleOptions, resample } from './resample.js';
 export type { ResampleQuality } from './sample-rate-converter.js';
+export { type DecodedWav, decodeWav } from './wav-decode.js';
 export type { WavSampleFormat } from './wav-encode.js';
 export { type WavFileSource, type WavFileSourceOptions, wavFileSource } from './wav-file-source.js';
 export { type WriteWavFileOptions, type WrittenWavFile, writeWavFile } from './write-wav-file.js';

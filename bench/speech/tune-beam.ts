@@ -1,0 +1,120 @@
+/**
+ * Tunes the CTC beam's LM weight α and length bonus β (packages/models/src/speech/ctc-beam.ts,
+ * CTC_BEAM_LM_WEIGHT and CTC_BEAM_LENGTH_BONUS) for the shipped recognizer, on held-out sentences
+ * the speech benchmark does not use: sentences 41 to 140 of models/speech-heldout-sentences.json
+ * (the benchmark reads the first 40), in their trained voices only, so neither the benchmark's
+ * sentences nor the held-out voice inform the choice. It prints every (α, β) pair's WER, the
+ * held-out voice's beside it for reading only, and the pair with the lowest trained-voice WER.
+ *
+ *   node --conditions=@specstream/source --import tsx bench/speech/tune-beam.ts \
+ *     [--skip 40] [--count 100] [--weights 0.5,0.7,...] [--bonuses 1,1.5,...] [--beam 16] [--order 8]
+ *
+ * Needs tools/speech/fetch-tts.sh (the Debian TTS engines) for the rendering.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { initBackend } from '@specstream/core';
+import {
+  CHAR_LM_DEFAULT_ORDER,
+  editDistance,
+  loadSpeechRecognizer,
+  loadSpeechRecognizerLm,
+  rawLogMelFrames,
+  recognizerLogits,
+  startCtcDecoding,
+  transcriptOf,
+} from '@specstream/models';
+import { decodeWav } from '@specstream/streaming';
+
+const RECOGNIZER = 'models/specstream-speech-recognizer';
+
+const { values } = parseArgs({
+  options: {
+    skip: { type: 'string', default: '40' },
+    count: { type: 'string', default: '100' },
+    weights: { type: 'string', default: '0.5,0.7,0.9,1.1,1.3,1.5' },
+    bonuses: { type: 'string', default: '1,1.5,2,2.5,3' },
+    beam: { type: 'string', default: '16' },
+    order: { type: 'string', default: String(CHAR_LM_DEFAULT_ORDER) },
+  },
+});
+const numbers = (flag: string, text: string) =>
+  text.split(',').map((v) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n))
+      throw new Error(`--${flag} takes numbers separated by commas, got ${text}`);
+    return n;
+  });
+const [skip, count, beamWidth, order] = ['skip', 'count', 'beam', 'order'].map(
+  (flag) => numbers(flag, values[flag as 'skip'])[0],
+);
+const weights = numbers('weights', values.weights);
+const bonuses = numbers('bonuses', values.bonuses);
+
+if (!existsSync('.tts/root')) execFileSync('bash', ['tools/speech/fetch-tts.sh'], { stdio: 'inherit' });
+const dir = join(tmpdir(), `specstream-speech-tune-${skip}-${count}`);
+if (!existsSync(join(dir, 'manifest.json'))) {
+  const args = [
+    'tools/speech/render_heldout.py',
+    '--out',
+    dir,
+    '--skip',
+    String(skip),
+    '--count',
+    String(count),
+  ];
+  execFileSync('python3', args, { stdio: 'inherit' });
+}
+const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as {
+  wav: string;
+  transcript: string;
+  heldout_voice: boolean;
+}[];
+
+await initBackend({ backend: 'wasm' });
+const recognizer = await loadSpeechRecognizer(RECOGNIZER);
+const lm = await loadSpeechRecognizerLm(RECOGNIZER, recognizer.config, { order });
+if (lm === undefined) throw new Error(`${RECOGNIZER} has no LM text: nothing to tune`);
+const { nFft, hop, encoder } = recognizer.config;
+// The encoder's logits do not depend on α or β: compute them once per utterance.
+const utterances = [];
+for (const u of manifest) {
+  const samples = decodeWav(readFileSync(join(dir, u.wav)), u.wav).mono;
+  const frames = rawLogMelFrames(samples, { padTo: false, nMels: encoder.nMels, nFft, hop });
+  utterances.push({ ...u, logits: await recognizerLogits(recognizer, frames) });
+}
+
+const words = (text: string) => text.split(/\s+/).filter((w) => w !== '');
+const rows: { lmWeight: number; lengthBonus: number; trained: number; heldout: number }[] = [];
+for (const lmWeight of weights) {
+  for (const lengthBonus of bonuses) {
+    const errors = { trained: [0, 0], heldout: [0, 0] };
+    for (const u of utterances) {
+      const decoding = startCtcDecoding({ beamWidth, lm, lmWeight, lengthBonus }, encoder.vocabSize);
+      decoding.push(u.logits);
+      const heard = transcriptOf(recognizer, decoding.finish()).text;
+      const tally = errors[u.heldout_voice ? 'heldout' : 'trained'];
+      tally[0] += editDistance(words(u.transcript), words(heard));
+      tally[1] += words(u.transcript).length;
+    }
+    const row = {
+      lmWeight,
+      lengthBonus,
+      trained: errors.trained[0] / errors.trained[1],
+      heldout: errors.heldout[0] / errors.heldout[1],
+    };
+    rows.push(row);
+    console.log(
+      `α ${lmWeight} β ${lengthBonus}: WER trained voices ${(100 * row.trained).toFixed(1)}%, held-out voice ${(100 * row.heldout).toFixed(1)}%`,
+    );
+  }
+}
+const best = rows.reduce((a, b) => (b.trained < a.trained ? b : a));
+console.log(
+  `best on trained voices, sentences ${skip + 1}–${skip + count}: α ${best.lmWeight} β ${best.lengthBonus} ` +
+    `(${(100 * best.trained).toFixed(1)}%; held-out voice ${(100 * best.heldout).toFixed(1)}%)`,
+);
+process.exit(0);
