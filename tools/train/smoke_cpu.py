@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
 import sys
+import tempfile
 import types
 from pathlib import Path
 
@@ -76,6 +78,7 @@ def main() -> None:
         smoke=True, recognizer_lr=1e-3, synthesizer_lr=1e-3, vocoded_share=0.5, vocoded_iterations=4,
         batch_samples=16000 * 8, synth_batch_samples=16000 * 8, recognizer_epochs=1, synthesizer_epochs=1,
         recognizer_seconds=15, synthesizer_seconds=15, guided_weight=2.0, sampled_share=0.5,
+        checkpoint=None, recognizer_total_seconds=None,
     )
     device = torch.device("cpu")
     report: dict = {}
@@ -86,6 +89,20 @@ def main() -> None:
         assert losses and all(math.isfinite(x) for x in losses), (name, losses)
         print(f"{name}: {report[name]['steps']} steps, first loss {losses[0]}")
 
+    # A run over several calls: the second call resumes the first's state and goes on counting.
+    with tempfile.TemporaryDirectory() as folder:
+        calls = argparse.Namespace(**{**vars(args), "checkpoint": Path(folder), "recognizer_seconds": 4,
+                                      "recognizer_total_seconds": 8, "recognizer_epochs": 50})
+        first: dict = {}
+        ts.train_recognizer(corpus, calls, device, first)
+        second: dict = {}
+        ts.train_recognizer(corpus, calls, device, second)
+        a, b = first["recognizer"], second["recognizer"]
+        assert b["calls"] == 2 and b["steps"] > a["steps"] > 0, (a, b)
+        assert b["history"][: len(a["history"])] == a["history"], "the second call keeps the first's history"
+        assert a["total_seconds"] < b["total_seconds"] <= 8 + 4, (a, b)
+        print(f"resumed: {a['steps']} steps, then {b['steps']} ({b['total_seconds']} of 8 s)")
+
     ts.render_all = lambda jobs, workers: [np.zeros(1600 * (1 + i % 3), dtype=np.int16) for i in range(len(jobs))]
     sentences = {"train": texts[:6], "heldout": texts[6:9]}
     for only in ("recognizer", None):
@@ -95,6 +112,21 @@ def main() -> None:
         assert sizes["train"] == 12 and sizes["heldout_voice"] == 3, sizes
         assert (sizes["synth_train"] == 0) == (only == "recognizer"), sizes
         print(f"corpus (--only {only}): {sizes}")
+    # The corpus kept between calls: the second read is the first's, other settings render anew.
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "sentences.json").write_text(json.dumps(sentences))
+        a = argparse.Namespace(limit=0, heldout_limit=10, renders=2, flite_share=0.3, festival_share=0.15, workers=1,
+                               only="recognizer", sentences=Path(folder) / "sentences.json", corpus_cache=Path(folder))
+        made = ts.cached_corpus(a)
+        ts.render_all = lambda jobs, workers: (_ for _ in ()).throw(AssertionError("rendered again"))
+        kept = ts.cached_corpus(a)
+        assert kept["stats"] == made["stats"] and all(np.array_equal(x, y) for x, y in zip(kept["train"][1], made["train"][1]))
+        try:
+            ts.cached_corpus(argparse.Namespace(**{**vars(a), "renders": 1}))
+            raise SystemExit("a cache made with other settings was used")
+        except AssertionError:
+            pass
+        print("corpus cache: ok")
     print("smoke: ok")
 
 

@@ -10,15 +10,20 @@ and evaluate. Speech is rendered in parallel into memory (nothing touches
 disk); features are computed on the GPU per batch, so augmentation (gain,
 noise, vocal-tract-length warping, SpecAugment) differs every epoch. Time caps
 (--recognizer-seconds, --synthesizer-seconds) bound both loops so one run fits
-a 10-minute command. Every random choice is seeded.
+a 10-minute command. The recogniser can train longer over several such commands
+on one machine: --checkpoint keeps its state between them (the cosine schedule spans
+--recognizer-total-seconds) and --corpus-cache the rendered speech. Every random
+choice is seeded.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
+import pickle
 import random
 import sys
 import time
@@ -114,6 +119,32 @@ def speech_corpus(sentences: dict, args) -> dict:
                                for e in sorted({v.engine for _, v in jobs})}
     log(f"rendered {len(audio)} utterances in {time.time() - t:.0f} s: {stats}")
     corpus["stats"] = stats
+    return corpus
+
+
+def cached_corpus(args) -> dict:
+    """speech_corpus, kept in --corpus-cache (a folder on the GPU machine's disk, ~3.5 GB) for the
+    next call of a run over several calls: reading it back takes seconds where rendering takes a
+    minute. A cache made with other settings or sentences is rendered anew."""
+    sentences = json.loads(args.sentences.read_text())
+    key = dict(sentences=hashlib.sha256(json.dumps(sentences).encode()).hexdigest(), limit=args.limit,
+               heldout_limit=args.heldout_limit, renders=args.renders, flite_share=args.flite_share,
+               festival_share=args.festival_share, synthesizer=args.only != "recognizer")
+    path = args.corpus_cache / "corpus.pkl" if args.corpus_cache else None
+    if path is not None and path.exists():
+        t = time.time()
+        with path.open("rb") as f:
+            saved = pickle.load(f)
+        if saved["key"] == key:
+            log(f"corpus read from {path} in {time.time() - t:.0f} s")
+            return saved["corpus"]
+        log(f"{path} was made with other settings: rendering anew")
+    corpus = speech_corpus(sentences, args)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.with_suffix(".tmp").open("wb") as f:
+            pickle.dump(dict(key=key, corpus=corpus), f, protocol=pickle.HIGHEST_PROTOCOL)
+        path.with_suffix(".tmp").replace(path)
     return corpus
 
 
@@ -271,21 +302,29 @@ def evaluate_recognizer(model, jobs, audio, filters, device, limit: int | None =
     return dict(wer=round(errors / max(1, words), 4), words=words, utterances=n, examples=examples)
 
 
-def time_capped_training(name, model, opt, lengths, step, rng, batch_samples, epochs, seconds, peak_lr) -> dict:
+def time_capped_training(name, model, opt, lengths, step, rng, batch_samples, epochs, seconds, peak_lr,
+                         horizon: float | None = None, resume: dict | None = None) -> dict:
     """Epochs of length-bucketed batches until `epochs` or `seconds` runs out, whichever binds
     first (the cosine schedule follows it); `step(batch)` returns the losses, "loss" the one to
-    minimise. Returns steps, seconds, epochs and every 200th step's losses."""
+    minimise. Returns steps, seconds, epochs and every 200th step's losses.
+
+    A run may span several calls (one device call each, --checkpoint): `horizon` is the training
+    seconds of all of them together, which the cosine schedule spans, and `resume` what an earlier
+    call returned (its steps, training seconds and history); this call trains at most `seconds`
+    more, starting a fresh epoch."""
     per_epoch = len(length_batches(lengths, batch_samples, random.Random(0)))
     total = epochs * per_epoch
+    horizon = horizon or seconds
+    count = resume["steps"] if resume else 0
+    before = resume["total_seconds"] if resume else 0.0
+    history = list(resume["history"]) if resume else []
     t0 = time.time()
-    count = 0
-    history = []
-    for epoch in range(epochs):
+    for epoch in range(count // per_epoch, epochs):
         for batch in length_batches(lengths, batch_samples, rng):
             elapsed = time.time() - t0
-            if elapsed > seconds:
+            if elapsed > seconds or before + elapsed > horizon:
                 break
-            lr = cosine_lr(count, max(elapsed / seconds, count / total), peak_lr, 300)
+            lr = cosine_lr(count, max((before + elapsed) / horizon, count / total), peak_lr, 300)
             for g in opt.param_groups:
                 g["lr"] = lr
             losses = step(batch)
@@ -296,14 +335,15 @@ def time_capped_training(name, model, opt, lengths, step, rng, batch_samples, ep
             if count % 200 == 0:
                 values = {k: round(v.item(), 4) for k, v in losses.items()}
                 log(f"{name} step {count} epoch {epoch} {values} lr {lr:.2e}")
-                history.append(dict(step=count, **values, seconds=round(time.time() - t0, 1)))
+                history.append(dict(step=count, **values, seconds=round(before + time.time() - t0, 1)))
             count += 1
         else:
             continue
         break
     elapsed = time.time() - t0
-    log(f"{name}: {count} steps in {elapsed:.0f} s")
-    return dict(steps=count, seconds=round(elapsed, 1), history=history, epochs=round(count / per_epoch, 2))
+    log(f"{name}: {count} steps, {elapsed:.0f} s in this call, {before + elapsed:.0f} of {horizon:.0f} s in all")
+    return dict(steps=count, seconds=round(elapsed, 1), total_seconds=round(before + elapsed, 1),
+                horizon_seconds=horizon, history=history, epochs=round(count / per_epoch, 2))
 
 
 def train_recognizer(corpus, args, device, report) -> CtcRecognizer:
@@ -339,8 +379,29 @@ def train_recognizer(corpus, args, device, report) -> CtcRecognizer:
         )
         return dict(loss=loss)
 
-    run = time_capped_training("recogniser", model, opt, [len(a) for a in audio], step, random.Random(7),
-                               args.batch_samples, args.recognizer_epochs, args.recognizer_seconds, args.recognizer_lr)
+    batch_rng = random.Random(7)
+    resume = None
+    path = args.checkpoint / "recognizer.pt" if args.checkpoint else None
+    if path is not None and path.exists():
+        saved = torch.load(path, map_location=device, weights_only=False)
+        if saved["config"] != cfg:
+            raise SystemExit(f"{path} holds a recogniser of another shape: delete it to start afresh")
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        batch_rng.setstate(saved["batch_rng"])
+        gen.set_state(saved["augment_rng"].cpu())
+        resume = saved["run"]
+        log(f"recogniser: resumed from {path} at step {resume['steps']} ({resume['total_seconds']:.0f} s trained)")
+    run = time_capped_training("recogniser", model, opt, [len(a) for a in audio], step, batch_rng,
+                               args.batch_samples, args.recognizer_epochs, args.recognizer_seconds, args.recognizer_lr,
+                               horizon=args.recognizer_total_seconds, resume=resume)
+    run["calls"] = (resume.get("calls", 1) + 1) if resume else 1
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(dict(config=cfg, model=model.state_dict(), optimizer=opt.state_dict(), batch_rng=batch_rng.getstate(),
+                        augment_rng=gen.get_state(), run=run), path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").replace(path)  # whole or not at all: a call cut off mid-write keeps the last
+        log(f"recogniser: checkpoint at step {run['steps']} in {path}")
     report["recognizer"] = dict(config=cfg, parameters=params, **run)
     return model
 
@@ -550,7 +611,12 @@ def main() -> None:
     p.add_argument("--synthesizer-lr", type=float, default=1e-3)
     p.add_argument("--recognizer-epochs", type=int, default=40)
     p.add_argument("--synthesizer-epochs", type=int, default=60)
-    p.add_argument("--recognizer-seconds", type=float, default=200)
+    p.add_argument("--recognizer-seconds", type=float, default=200, help="training seconds in this call")
+    p.add_argument("--recognizer-total-seconds", type=float, default=None,
+                   help="training seconds over all calls resuming from --checkpoint (the schedule's length; default: --recognizer-seconds)")
+    p.add_argument("--corpus-cache", type=Path, default=None, help="folder keeping the rendered corpus between calls")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="folder for the recogniser's training state: resumed from when present, written at the end of the call")
     p.add_argument("--synthesizer-seconds", type=float, default=200)
     p.add_argument("--guided-weight", type=float, default=2.0)
     p.add_argument("--round-trip-sentences", type=int, default=12)
@@ -564,7 +630,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     report = dict(device=torch.cuda.get_device_name() if device.type == "cuda" else "cpu", torch=torch.__version__)
     t = time.time()
-    corpus = speech_corpus(json.loads(args.sentences.read_text()), args)
+    corpus = cached_corpus(args)
     report["corpus"] = corpus["stats"]
     report["render_seconds"] = round(time.time() - t, 1)
     if args.only != "synthesizer":
