@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Debian's espeak-ng, flite and festival (with the ked diphone voice), unpacked
+# Debian's espeak-ng, flite and festival (with the ked diphone and slt HTS voices), unpacked
 # under .tts/root (no root, no install), plus stand-ins for libpcaudio
 # (tools/speech/pcaudio-stub.c, so espeak-ng runs without PulseAudio) and
 # libpulse-simple (tools/speech/pulse-simple-stub.c, the same for festival's
@@ -7,7 +7,8 @@
 # can unpack the same ones: `bash tools/speech/fetch-tts.sh --unpack-only` there.
 # Licences: espeak-ng GPL-3+, flite BSD-like, festival, festlex-cmu,
 # festlex-poslex and festvox-kdlpc16k BSD-like (University of Edinburgh, CMU;
-# see each package's copyright). Never festvox-kallpc16k/-kallpc8k: kal is the
+# see each package's copyright), festvox-us-slt-hts CMU's EST licence and BSD-3-clause
+# (Nagoya and Tokyo Institutes of Technology). Never festvox-kallpc16k/-kallpc8k: kal is the
 # held-out speaker (flite's kal16).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -17,7 +18,7 @@ if [ "${1:-}" != "--unpack-only" ]; then
   # festival needs libestools2.5 and libgomp1 beyond a bare Debian 12 (libstdc++6,
   # libtinfo6 are there; libasound2 comes for flite; libpulse0 is stubbed).
   (cd "$tts/debs" && apt-get download espeak-ng libespeak-ng1 espeak-ng-data libsonic0 flite libflite1 \
-    libasound2 libasound2-data festival libestools2.5 libgomp1 festlex-cmu festlex-poslex festvox-kdlpc16k >/dev/null)
+    libasound2 libasound2-data festival libestools2.5 libgomp1 festlex-cmu festlex-poslex festvox-kdlpc16k festvox-us-slt-hts >/dev/null)
   # apt-get writes an epoch's colon as %3a (festival_1%3a2.5.0-9_amd64.deb): keep names plain.
   for f in "$tts"/debs/*%3a*.deb; do [ -e "$f" ] && mv -f "$f" "${f//%3a/_}"; done
   gcc -shared -fPIC -O2 -o "$tts/debs/libpcaudio.so.0" "$root/tools/speech/pcaudio-stub.c"
@@ -44,4 +45,14 @@ if [ "$rate" != 16000 ] || [ "$bytes" -lt 8000 ]; then
   echo "festival (voice_ked_diphone) did not render 'ok' as a 16 kHz wave (rate '$rate', $bytes bytes)" >&2
   exit 1
 fi
-echo "espeak-ng, flite and festival (ked_diphone) ready under $tts/root"
+for voice in ked_diphone cmu_us_slt_arctic_hts; do
+  LD_LIBRARY_PATH="$lib" OMP_NUM_THREADS=1 "$tts/root/usr/bin/festival" --libdir "$share" --datadir "$share" --pipe \
+    <<<"(voice_$voice) (utt.save.wave (SynthText \"ok\") \"-\" (quote riff))" >"$wav"
+  bytes=$(stat -c %s "$wav")
+  rm -f "$wav"
+  if [ "$bytes" -lt 8000 ]; then
+    echo "festival (voice_$voice) did not render 'ok' ($bytes bytes)" >&2
+    exit 1
+  fi
+done
+echo "espeak-ng, flite and festival (ked_diphone, cmu_us_slt_arctic_hts) ready under $tts/root"

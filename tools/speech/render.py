@@ -38,9 +38,11 @@ ESPEAK_VARIANTS = (
 )
 FLITE_TRAIN = ["awb", "rms", "slt"]
 FLITE_HELDOUT = ["kal16"]
-# festival's diphone voices that may be trained on. Never kal_diphone (festvox-kallpc16k): kal is
-# the held-out speaker; fetch-tts.sh does not fetch it.
-FESTIVAL_TRAIN = ["ked_diphone"]
+# festival's voices that may be trained on: ked's residual-LPC diphones and slt's HTS
+# (statistical parametric) voice, 32 kHz. Never kal_diphone (festvox-kallpc16k): kal is the
+# held-out speaker; fetch-tts.sh does not fetch it. A corpus draws from the first
+# `festival_voices` of them (train_speech.py --festival-voices; the shipped models: ked only).
+FESTIVAL_TRAIN = ["ked_diphone", "cmu_us_slt_arctic_hts"]
 FESTIVAL_SHARE = ROOT / "usr/share/festival"
 KED_F0 = (105, 15)  # ked_diphone's own int_lr_params target mean and standard deviation (Hz)
 
@@ -56,16 +58,20 @@ class Voice:
         return f"{self.engine}:{self.name}:{self.speed:g}:{self.pitch}"
 
 
-def random_training_voice(rng: random.Random, flite_share: float = 0.35, festival_share: float = 0.0) -> Voice:
+def random_training_voice(rng: random.Random, flite_share: float = 0.35, festival_share: float = 0.0,
+                          festival_voices: int = 1) -> Voice:
     """A voice drawn from `rng`: festival with probability festival_share, flite with flite_share,
     espeak-ng otherwise. One uniform draw picks the engine, festival's slice first, so with
     festival_share 0 the draws (and voices) are those of the version without festival: the shipped
-    models' corpus and the speech bench's held-out renderings (render_heldout.py) are unchanged."""
+    models' corpus and the speech bench's held-out renderings (render_heldout.py) are unchanged;
+    with festival_voices 1 (ked alone) the draws are those of the version with ked alone."""
     r = rng.random()
     if r < festival_share:
         # Duration stretch 0.8–1.3 (the voice's own is 1.1); mean f0 70–160 Hz, or (1 in 3) its own 105 Hz.
-        name, stretch = rng.choice(FESTIVAL_TRAIN), round(rng.uniform(0.8, 1.3), 2)
-        return Voice("festival", name, stretch, rng.randint(70, 160) if rng.random() < 2 / 3 else 0)
+        name, stretch = rng.choice(FESTIVAL_TRAIN[:festival_voices]), round(rng.uniform(0.8, 1.3), 2)
+        pitch = rng.randint(70, 160) if rng.random() < 2 / 3 else 0
+        # The HTS voice's pitch cannot be moved from here (its engine takes no f0 target): its own.
+        return Voice("festival", name, stretch, 0 if name.endswith("_hts") else pitch)
     if r < festival_share + flite_share:
         return Voice("flite", rng.choice(FLITE_TRAIN), round(rng.uniform(0.8, 1.3), 2), rng.choice([0, 0, rng.randint(80, 220)]))
     return Voice("espeak", f"{rng.choice(ESPEAK_ACCENTS)}+{rng.choice(ESPEAK_VARIANTS)}", rng.randint(120, 220), rng.randint(20, 80))
@@ -124,7 +130,11 @@ class _Festival:
 def _festival_script(text: str, voice: Voice) -> str:
     if voice.name not in FESTIVAL_TRAIN:
         raise ValueError(f"festival voice {voice.name!r} is not one of {FESTIVAL_TRAIN}")
-    lines = [f"(voice_{voice.name})", f"(Parameter.set 'Duration_Stretch {voice.speed:g})"]
+    if voice.name.endswith("_hts"):
+        # hts_engine ignores Duration_Stretch; its -r is a speaking rate, the stretch's inverse.
+        lines = [f"(voice_{voice.name})", f"(set! hts_engine_params (append hts_engine_params (list '(\"-r\" {1 / voice.speed:.4f}))))"]
+    else:
+        lines = [f"(voice_{voice.name})", f"(Parameter.set 'Duration_Stretch {voice.speed:g})"]
     if voice.pitch:
         # Mean f0 moved, its range kept in proportion to the mean.
         std = round(voice.pitch * KED_F0[1] / KED_F0[0])

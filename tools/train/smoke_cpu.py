@@ -106,7 +106,7 @@ def main() -> None:
     ts.render_all = lambda jobs, workers: [np.zeros(1600 * (1 + i % 3), dtype=np.int16) for i in range(len(jobs))]
     sentences = {"train": texts[:6], "heldout": texts[6:9]}
     for only in ("recognizer", None):
-        a = argparse.Namespace(limit=0, heldout_limit=10, renders=2, flite_share=0.3, festival_share=0.15, workers=1, only=only)
+        a = argparse.Namespace(limit=0, heldout_limit=10, renders=2, flite_share=0.3, festival_share=0.15, festival_voices=2, workers=1, only=only)
         c = ts.speech_corpus(sentences, a)
         sizes = {k: len(v[1]) for k, v in c.items() if k != "stats"}
         assert sizes["train"] == 12 and sizes["heldout_voice"] == 3, sizes
@@ -115,7 +115,7 @@ def main() -> None:
     # The corpus kept between calls: the second read is the first's, other settings render anew.
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "sentences.json").write_text(json.dumps(sentences))
-        a = argparse.Namespace(limit=0, heldout_limit=10, renders=2, flite_share=0.3, festival_share=0.15, workers=1,
+        a = argparse.Namespace(limit=0, heldout_limit=10, renders=2, flite_share=0.3, festival_share=0.15, festival_voices=2, workers=1,
                                only="recognizer", sentences=Path(folder) / "sentences.json", corpus_cache=Path(folder))
         made = ts.cached_corpus(a)
         ts.render_all = lambda jobs, workers: (_ for _ in ()).throw(AssertionError("rendered again"))

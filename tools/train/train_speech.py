@@ -88,7 +88,8 @@ def speech_corpus(sentences: dict, args) -> dict:
     rng = random.Random(2024)
     train = sentences["train"][: args.limit] if args.limit else sentences["train"]
     heldout = sentences["heldout"][: args.heldout_limit]
-    voice = lambda: render.random_training_voice(rng, flite_share=args.flite_share, festival_share=args.festival_share)
+    voice = lambda: render.random_training_voice(rng, flite_share=args.flite_share, festival_share=args.festival_share,
+                                                 festival_voices=args.festival_voices)
     recognizer_jobs = [(s, voice()) for s in train for _ in range(args.renders)]
     rng.shuffle(recognizer_jobs)
     trained_voice = [(s, voice()) for s in heldout]
@@ -129,7 +130,8 @@ def cached_corpus(args) -> dict:
     sentences = json.loads(args.sentences.read_text())
     key = dict(sentences=hashlib.sha256(json.dumps(sentences).encode()).hexdigest(), limit=args.limit,
                heldout_limit=args.heldout_limit, renders=args.renders, flite_share=args.flite_share,
-               festival_share=args.festival_share, synthesizer=args.only != "recognizer")
+               festival_share=args.festival_share, festival_voices=args.festival_voices,
+               synthesizer=args.only != "recognizer")
     path = args.corpus_cache / "corpus.pkl" if args.corpus_cache else None
     if path is not None and path.exists():
         t = time.time()
@@ -600,8 +602,11 @@ def main() -> None:
     p.add_argument("--renders", type=int, default=2, help="voices per training sentence (recogniser)")
     p.add_argument("--flite-share", type=float, default=0.30, help="training voices from flite awb/rms/slt")
     p.add_argument("--festival-share", type=float, default=0.15,
-                   help="training voices from festival's ked diphone voice (the rest: espeak-ng); "
-                        "--festival-share 0 --flite-share 0.35 draws the shipped models' corpus")
+                   help="training voices from festival (the rest: espeak-ng); "
+                        "--festival-share 0 --flite-share 0.35 draws the first shipped models' corpus")
+    p.add_argument("--festival-voices", type=int, default=1, choices=range(1, len(render.FESTIVAL_TRAIN) + 1),
+                   help="how many of render.FESTIVAL_TRAIN festival draws from: 1, ked's diphones (the shipped "
+                        "models'); 2 adds slt's HTS voice")
     p.add_argument("--batch-samples", type=int, default=16000 * 240)
     p.add_argument("--synth-batch-samples", type=int, default=16000 * 240)
     p.add_argument("--vocoded-share", type=float, default=0.15,
