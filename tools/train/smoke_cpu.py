@@ -78,7 +78,7 @@ def main() -> None:
         smoke=True, recognizer_lr=1e-3, synthesizer_lr=1e-3, vocoded_share=0.5, vocoded_iterations=4,
         batch_samples=16000 * 8, synth_batch_samples=16000 * 8, recognizer_epochs=1, synthesizer_epochs=1,
         recognizer_seconds=15, synthesizer_seconds=15, guided_weight=2.0, sampled_share=0.5,
-        checkpoint=None, recognizer_total_seconds=None,
+        checkpoint=None, recognizer_total_seconds=None, synthesizer_total_seconds=None,
     )
     device = torch.device("cpu")
     report: dict = {}
@@ -91,17 +91,18 @@ def main() -> None:
 
     # A run over several calls: the second call resumes the first's state and goes on counting.
     with tempfile.TemporaryDirectory() as folder:
-        calls = argparse.Namespace(**{**vars(args), "checkpoint": Path(folder), "recognizer_seconds": 4,
-                                      "recognizer_total_seconds": 8, "recognizer_epochs": 50})
-        first: dict = {}
-        ts.train_recognizer(corpus, calls, device, first)
-        second: dict = {}
-        ts.train_recognizer(corpus, calls, device, second)
-        a, b = first["recognizer"], second["recognizer"]
-        assert b["calls"] == 2 and b["steps"] > a["steps"] > 0, (a, b)
-        assert b["history"][: len(a["history"])] == a["history"], "the second call keeps the first's history"
-        assert a["total_seconds"] < b["total_seconds"] <= 8 + 4, (a, b)
-        print(f"resumed: {a['steps']} steps, then {b['steps']} ({b['total_seconds']} of 8 s)")
+        for name, train in (("recognizer", ts.train_recognizer), ("synthesizer", ts.train_synthesizer)):
+            calls = argparse.Namespace(**{**vars(args), "checkpoint": Path(folder), f"{name}_seconds": 4,
+                                          f"{name}_total_seconds": 8, f"{name}_epochs": 50})
+            first: dict = {}
+            train(corpus, calls, device, first)
+            second: dict = {}
+            train(corpus, calls, device, second)
+            a, b = first[name], second[name]
+            assert b["calls"] == 2 and b["steps"] > a["steps"] > 0, (a, b)
+            assert b["history"][: len(a["history"])] == a["history"], "the second call keeps the first's history"
+            assert a["total_seconds"] < b["total_seconds"] <= 8 + 4, (a, b)
+            print(f"{name} resumed: {a['steps']} steps, then {b['steps']} ({b['total_seconds']} of 8 s)")
 
     ts.render_all = lambda jobs, workers: [np.zeros(1600 * (1 + i % 3), dtype=np.int16) for i in range(len(jobs))]
     sentences = {"train": texts[:6], "heldout": texts[6:9]}

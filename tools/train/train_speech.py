@@ -348,6 +348,41 @@ def time_capped_training(name, model, opt, lengths, step, rng, batch_samples, ep
                 horizon_seconds=horizon, history=history, epochs=round(count / per_epoch, 2))
 
 
+def resumable_training(name, model, opt, cfg, batch_rng, gen, lengths, step, batch_samples, epochs, seconds,
+                       total_seconds, peak_lr, checkpoint: Path | None, device) -> dict:
+    """time_capped_training, resumed from `checkpoint`/<name>.pt when it is there and saved there at
+    the end (model, optimiser, the batch order's and the augmentations' random states, torch's
+    own), so a run can span several device calls on one machine."""
+    path = checkpoint / f"{name}.pt" if checkpoint else None
+    resume = None
+    if path is not None and path.exists():
+        saved = torch.load(path, map_location=device, weights_only=False)
+        if saved["config"] != cfg:
+            raise SystemExit(f"{path} holds a {name} of another shape: delete it to start afresh")
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        batch_rng.setstate(saved["batch_rng"])
+        if gen is not None:
+            gen.set_state(saved["augment_rng"].cpu())
+        torch.set_rng_state(saved["torch_rng"].cpu())
+        if device.type == "cuda" and saved.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all([t.cpu() for t in saved["cuda_rng"]])
+        resume = saved["run"]
+        log(f"{name}: resumed from {path} at step {resume['steps']} ({resume['total_seconds']:.0f} s trained)")
+    run = time_capped_training(name, model, opt, lengths, step, batch_rng, batch_samples, epochs, seconds, peak_lr,
+                               horizon=total_seconds, resume=resume)
+    run["calls"] = resume.get("calls", 1) + 1 if resume else 1
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = dict(config=cfg, model=model.state_dict(), optimizer=opt.state_dict(), batch_rng=batch_rng.getstate(),
+                     augment_rng=gen.get_state() if gen is not None else None, torch_rng=torch.get_rng_state(),
+                     cuda_rng=torch.cuda.get_rng_state_all() if device.type == "cuda" else None, run=run)
+        torch.save(state, path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").replace(path)  # whole or not at all: a call cut off mid-write keeps the last
+        log(f"{name}: checkpoint at step {run['steps']} in {path}")
+    return run
+
+
 def train_recognizer(corpus, args, device, report) -> CtcRecognizer:
     torch.manual_seed(1234)
     cfg = dict(RECOGNIZER, **({k: SMOKE[k] for k in ("d_model", "conv_channels", "layers", "ff_dim")} if args.smoke else {}))
@@ -381,29 +416,9 @@ def train_recognizer(corpus, args, device, report) -> CtcRecognizer:
         )
         return dict(loss=loss)
 
-    batch_rng = random.Random(7)
-    resume = None
-    path = args.checkpoint / "recognizer.pt" if args.checkpoint else None
-    if path is not None and path.exists():
-        saved = torch.load(path, map_location=device, weights_only=False)
-        if saved["config"] != cfg:
-            raise SystemExit(f"{path} holds a recogniser of another shape: delete it to start afresh")
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
-        batch_rng.setstate(saved["batch_rng"])
-        gen.set_state(saved["augment_rng"].cpu())
-        resume = saved["run"]
-        log(f"recogniser: resumed from {path} at step {resume['steps']} ({resume['total_seconds']:.0f} s trained)")
-    run = time_capped_training("recogniser", model, opt, [len(a) for a in audio], step, batch_rng,
-                               args.batch_samples, args.recognizer_epochs, args.recognizer_seconds, args.recognizer_lr,
-                               horizon=args.recognizer_total_seconds, resume=resume)
-    run["calls"] = (resume.get("calls", 1) + 1) if resume else 1
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(dict(config=cfg, model=model.state_dict(), optimizer=opt.state_dict(), batch_rng=batch_rng.getstate(),
-                        augment_rng=gen.get_state(), run=run), path.with_suffix(".tmp"))
-        path.with_suffix(".tmp").replace(path)  # whole or not at all: a call cut off mid-write keeps the last
-        log(f"recogniser: checkpoint at step {run['steps']} in {path}")
+    run = resumable_training("recogniser", model, opt, cfg, random.Random(7), gen, [len(a) for a in audio], step,
+                             args.batch_samples, args.recognizer_epochs, args.recognizer_seconds,
+                             args.recognizer_total_seconds, args.recognizer_lr, args.checkpoint, device)
     report["recognizer"] = dict(config=cfg, parameters=params, **run)
     return model
 
@@ -482,8 +497,9 @@ def train_synthesizer(corpus, args, device, report) -> ReferenceSynthesizer:
         return dict(loss=frame_loss + stop_loss + args.guided_weight * attn_loss, frames=frame_loss, stop=stop_loss,
                     attention=attn_loss)
 
-    run = time_capped_training("synthesizer", model, opt, [len(a) for a in audio], step, random.Random(8),
-                               args.synth_batch_samples, args.synthesizer_epochs, args.synthesizer_seconds, args.synthesizer_lr)
+    run = resumable_training("synthesizer", model, opt, cfg, random.Random(8), None, [len(a) for a in audio], step,
+                             args.synth_batch_samples, args.synthesizer_epochs, args.synthesizer_seconds,
+                             args.synthesizer_total_seconds, args.synthesizer_lr, args.checkpoint, device)
     report["synthesizer"] = dict(config=cfg, parameters=params, **run)
     return model
 
@@ -621,8 +637,11 @@ def main() -> None:
                    help="training seconds over all calls resuming from --checkpoint (the schedule's length; default: --recognizer-seconds)")
     p.add_argument("--corpus-cache", type=Path, default=None, help="folder keeping the rendered corpus between calls")
     p.add_argument("--checkpoint", type=Path, default=None,
-                   help="folder for the recogniser's training state: resumed from when present, written at the end of the call")
-    p.add_argument("--synthesizer-seconds", type=float, default=200)
+                   help="folder for the models' training states (recogniser.pt, synthesizer.pt): resumed from when "
+                        "present, written at the end of each call")
+    p.add_argument("--synthesizer-seconds", type=float, default=200, help="training seconds in this call")
+    p.add_argument("--synthesizer-total-seconds", type=float, default=None,
+                   help="training seconds over all calls resuming from --checkpoint (default: --synthesizer-seconds)")
     p.add_argument("--guided-weight", type=float, default=2.0)
     p.add_argument("--round-trip-sentences", type=int, default=12)
     p.add_argument("--sampled-share", type=float, default=0.5, help="synthesizer steps fed their own previous frame")
