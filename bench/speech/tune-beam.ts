@@ -7,7 +7,7 @@
  * held-out voice's beside it for reading only, and the pair with the lowest trained-voice WER.
  *
  *   node --conditions=@specstream/source --import tsx bench/speech/tune-beam.ts \
- *     [--skip 40] [--count 100] [--weights 0.5,0.7,...] [--bonuses 1,1.5,...] [--beam 16] [--order 8]
+ *     [--skip 40] [--count 100] [--weights 0.5,0.7,...] [--bonuses 1,1.5,...] [--beam 32] [--order 8]
  *
  * Needs tools/speech/fetch-tts.sh (the Debian TTS engines) for the rendering.
  */
@@ -19,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { initBackend } from '@specstream/core';
 import {
   CHAR_LM_DEFAULT_ORDER,
+  CTC_BEAM_WIDTH,
   editDistance,
   loadSpeechRecognizer,
   loadSpeechRecognizerLm,
@@ -37,7 +38,7 @@ const { values } = parseArgs({
     count: { type: 'string', default: '100' },
     weights: { type: 'string', default: '0.5,0.7,0.9,1.1,1.3,1.5' },
     bonuses: { type: 'string', default: '1,1.5,2,2.5,3' },
-    beam: { type: 'string', default: '16' },
+    beam: { type: 'string', default: String(CTC_BEAM_WIDTH) },
     order: { type: 'string', default: String(CHAR_LM_DEFAULT_ORDER) },
   },
 });

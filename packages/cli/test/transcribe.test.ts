@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { concatFloat32, initBackend } from '@specstream/core';
 import {
+  CTC_BEAM_WIDTH,
   type CtcDecoder,
   loadSpeechRecognizer,
   recognizeAudio,
@@ -23,6 +24,10 @@ const RECOGNIZER = join(REPO_ROOT, 'packages/models/test/fixtures/speech-recogni
 const SPEECH = join(REPO_ROOT, 'packages/streaming/test/fixtures/speech-16k.wav');
 /** The fixture's folder has no LM text: by default the CLI runs a beam search on the acoustic scores alone. */
 const DEFAULT_DECODER: CtcDecoder = { beamWidth: DEFAULT_BEAM };
+
+it("the CLI's default beam is the width the models package tuned its LM weights at", () => {
+  expect(DEFAULT_BEAM).toBe(CTC_BEAM_WIDTH);
+});
 /** Sentences for a character LM (any text over the recognizer's letters). */
 const LM_SENTENCES = ['the cat sat on the mat', "it's a dog and a cat", 'a mat for the dog'];
 

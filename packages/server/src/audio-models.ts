@@ -1,6 +1,7 @@
 import { basename, resolve } from 'node:path';
 import { InvalidArgumentError } from '@specstream/core';
 import {
+  CTC_BEAM_WIDTH,
   type CtcDecoder,
   loadSpeechRecognizer,
   loadSpeechRecognizerLm,
@@ -21,7 +22,7 @@ export interface SpeechModelOptions {
   /** Its id in `model` and GET /v1/models (default: the folder's name, else specstream-speech-recognizer). */
   recognizerId?: string;
   /**
-   * How a whole transcript (not streamed) is decoded. Default: for a folder, a beam of 16 with
+   * How a whole transcript (not streamed) is decoded. Default: for a folder, a beam of CTC_BEAM_WIDTH (32) with
    * the folder's character LM where it has one (about half greedy's word errors on the shipped
    * model), else greedy. Streamed transcripts are always greedy: its text only grows, so each
    * event is a delta that needs no revision.
@@ -45,7 +46,7 @@ export interface Served<M> {
 type Kind = 'recognizer' | 'synthesizer';
 
 /** The CLI's default beam (specstream transcribe), for whole transcripts. */
-const WHOLE_TRANSCRIPT_BEAM = 16;
+const WHOLE_TRANSCRIPT_BEAM = CTC_BEAM_WIDTH;
 
 /** One model's slot: what was given, and once loaded, the model. */
 class Slot<M extends { dispose(): void }> {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { CausalLm } from '@specstream/core';
 import {
+  CTC_BEAM_WIDTH,
   type CtcDecoder,
   loadSpeechRecognizer,
   loadSpeechRecognizerLm,
@@ -52,7 +53,7 @@ let closed = false;
 let tensorsBeforeServer: number;
 /** The reference sentence at the recognizer's rate, and the library's transcript of it. */
 let samples: Float32Array;
-/** The whole transcript the server gives: a beam of 16 with the folder's character LM. */
+/** The whole transcript the server gives: a beam of CTC_BEAM_WIDTH with the folder's character LM. */
 let expectedText: string;
 /** The streamed one: greedy, whose text only grows. */
 let greedyText: string;
@@ -68,7 +69,10 @@ beforeAll(async () => {
   expect(wav.sampleRate).toBe(recognizer.config.sampleRate);
   samples = concat(await lastValueFrom(wav.samples.pipe(toArray())));
   greedyText = (await recognizeAudio(recognizer, samples)).text;
-  wholeDecoder = { beamWidth: 16, lm: await loadSpeechRecognizerLm(RECOGNIZER_DIR, recognizer.config) };
+  wholeDecoder = {
+    beamWidth: CTC_BEAM_WIDTH,
+    lm: await loadSpeechRecognizerLm(RECOGNIZER_DIR, recognizer.config),
+  };
   expectedText = (await recognizeAudio(recognizer, samples, { decoder: wholeDecoder })).text;
   // The server loads its own copies from the folders (and frees them on close).
   tensorsBeforeServer = tf.memory().numTensors;
@@ -202,7 +206,7 @@ describe('POST /v1/audio/transcriptions', () => {
     expect(segmentsOnly.segments).toHaveLength(1);
   });
 
-  test("whole transcripts (beam 16 + the folder's LM) make fewer word errors than streamed (greedy) ones", async () => {
+  test("whole transcripts (the beam + the folder's LM) make fewer word errors than streamed (greedy) ones", async () => {
     const reference = SPOKEN.text.replace(/[.,?!]/g, ' ').toLowerCase();
     const whole = await client.audio.transcriptions.create({
       file: await speechFile(),

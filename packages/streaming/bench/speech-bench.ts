@@ -2,7 +2,7 @@
  * `pnpm bench --only speech --backends wasm`: the shipped speech models (models/SPEECH.md) on
  * held-out sentences, as a user runs them:
  *
- *   1. recognizer, with each decoder --speech-decoder lists (default greedy,beam:16:lm; beam:N, a
+ *   1. recognizer, with each decoder --speech-decoder lists (default greedy,beam:32:lm; beam:N, a
  *      CTC prefix beam search of width N; beam:N:lm, with the recognizer's character LM and the α,
  *      β bench/speech/tune-beam.ts chose on other held-out sentences, 41–140):
  *      word error rate offline and streamed in 320 ms chunks, in trained voices and
@@ -24,6 +24,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { kernelThreadCount } from '@specstream/core';
 import {
+  CTC_BEAM_WIDTH,
   type CtcDecoder,
   characterErrorRate,
   editDistance,
@@ -50,7 +51,7 @@ export interface SpeechSettings {
   results: string;
   /**
    * Recognizer decoders to compare, each greedy | beam:N | beam:N:lm (the recognizer's LM,
-   * CTC_BEAM_LM_WEIGHT and CTC_BEAM_LENGTH_BONUS); default greedy and the CLI's beam:16:lm.
+   * CTC_BEAM_LM_WEIGHT and CTC_BEAM_LENGTH_BONUS); default greedy and the CLI's beam:32:lm.
    */
   decoders: string[];
 }
@@ -59,7 +60,7 @@ export function speechSettings(values: {
   'speech-sentences'?: string;
   'speech-decoder'?: string;
 }): SpeechSettings {
-  const decoders = (values['speech-decoder'] ?? 'greedy,beam:16:lm').split(',');
+  const decoders = (values['speech-decoder'] ?? `greedy,beam:${CTC_BEAM_WIDTH}:lm`).split(',');
   for (const decoder of decoders) {
     if (!/^(greedy|beam:[1-9]\d*(:lm)?)$/.test(decoder)) {
       throw new Error(`--speech-decoder takes greedy, beam:N or beam:N:lm (comma-separated), got ${decoder}`);

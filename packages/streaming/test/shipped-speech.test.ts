@@ -12,6 +12,7 @@ import {
   type CharNgramLm,
   CTC_BEAM_LENGTH_BONUS,
   CTC_BEAM_LM_WEIGHT,
+  CTC_BEAM_WIDTH,
   characterErrorRate,
   editDistance,
   loadSpeechRecognizer,
@@ -97,10 +98,15 @@ describe('shipped speech recognizer', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it('a beam of 16 with the shipped LM makes fewer word errors than greedy, streamed = offline; tensors freed', async () => {
+  it('the CLI’s beam with the shipped LM makes fewer word errors than greedy, streamed = offline; tensors freed', async () => {
     const lm = (await loadSpeechRecognizerLm(RECOGNIZER, recognizer.config)) as CharNgramLm;
     expect(lm.order).toBe(CHAR_LM_DEFAULT_ORDER);
-    const decoder = { beamWidth: 16, lm, lmWeight: CTC_BEAM_LM_WEIGHT, lengthBonus: CTC_BEAM_LENGTH_BONUS };
+    const decoder = {
+      beamWidth: CTC_BEAM_WIDTH,
+      lm,
+      lmWeight: CTC_BEAM_LM_WEIGHT,
+      lengthBonus: CTC_BEAM_LENGTH_BONUS,
+    };
     const words = (text: string) => text.split(' ').filter((w) => w !== '');
     let greedyErrors = 0;
     let beamErrors = 0;
@@ -143,10 +149,19 @@ describe('shipped speech recognizer', () => {
     expect(await wordErrors(references.filter((x) => !heldoutVoice(x)))).toBeLessThanOrEqual(0.45);
   });
 
-  it('transcribes held-out sentences in the held-out voice with the CLI’s decoder (WER ≤ 50%; measured 34%)', async () => {
+  it('transcribes the committed held-out-voice WAVs with the CLI’s decoder under the issue’s 25% WER (measured 23%)', async () => {
+    // Issue 22's bound for the held-out voice, on the two WAVs the training run committed: 8
+    // word errors of 35 (22.9%) with the 2026-12-07 models and a beam of 32; a ninth would fail
+    // it, and a beam of 16 makes 12. On the benchmark's 40 sentences the same decoder makes about
+    // 40% (RESULTS.md): the issue's benchmark goal for this voice is not met.
     const lm = await loadSpeechRecognizerLm(RECOGNIZER, recognizer.config);
-    const decoder = { beamWidth: 16, lm, lmWeight: CTC_BEAM_LM_WEIGHT, lengthBonus: CTC_BEAM_LENGTH_BONUS };
-    expect(await wordErrors(references.filter(heldoutVoice), { decoder })).toBeLessThanOrEqual(0.5);
+    const decoder = {
+      beamWidth: CTC_BEAM_WIDTH,
+      lm,
+      lmWeight: CTC_BEAM_LM_WEIGHT,
+      lengthBonus: CTC_BEAM_LENGTH_BONUS,
+    };
+    expect(await wordErrors(references.filter(heldoutVoice), { decoder })).toBeLessThanOrEqual(0.25);
   });
 });
 
@@ -166,7 +181,12 @@ describe('shipped speech synthesizer, heard by the shipped recognizer', () => {
   it('speaks held-out sentences so that the recognizer reads them back (greedy CER ≤ 20%, beam + LM WER ≤ 25%)', async () => {
     const sentences = references.filter((r) => !heldoutVoice(r)).map((r) => r.transcript);
     const lm = await loadSpeechRecognizerLm(RECOGNIZER, recognizer.config);
-    const decoder = { beamWidth: 16, lm, lmWeight: CTC_BEAM_LM_WEIGHT, lengthBonus: CTC_BEAM_LENGTH_BONUS };
+    const decoder = {
+      beamWidth: CTC_BEAM_WIDTH,
+      lm,
+      lmWeight: CTC_BEAM_LM_WEIGHT,
+      lengthBonus: CTC_BEAM_LENGTH_BONUS,
+    };
     const words = (text: string) => text.split(' ').filter((w) => w !== '');
     const before = tf.memory().numTensors;
     let characterErrors = 0;

@@ -22,6 +22,7 @@ export {
 export {
   CTC_BEAM_LENGTH_BONUS,
   CTC_BEAM_LM_WEIGHT,
+  CTC_BEAM_WIDTH,
   type CtcBeamLabelling,
   type CtcBeamSettings,
   type CtcBeamState,
