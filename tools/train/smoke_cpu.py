@@ -78,7 +78,7 @@ def main() -> None:
         smoke=True, recognizer_lr=1e-3, synthesizer_lr=1e-3, vocoded_share=0.5, vocoded_iterations=4,
         batch_samples=16000 * 8, synth_batch_samples=16000 * 8, recognizer_epochs=1, synthesizer_epochs=1,
         recognizer_seconds=15, synthesizer_seconds=15, guided_weight=2.0, sampled_share=0.5,
-        checkpoint=None, recognizer_total_seconds=None, synthesizer_total_seconds=None,
+        checkpoint=None, recognizer_total_seconds=None, synthesizer_total_seconds=None, eq_share=0.5,
     )
     device = torch.device("cpu")
     report: dict = {}
@@ -88,6 +88,14 @@ def main() -> None:
         losses = [h["loss"] for h in report[name]["history"]]
         assert losses and all(math.isfinite(x) for x in losses), (name, losses)
         print(f"{name}: {report[name]['steps']} steps, first loss {losses[0]}")
+
+    # The random equaliser: within its ±17 dB, smooth across bins, on about its share of utterances.
+    eq = ts.random_eq(400, 200, torch.Generator().manual_seed(0), 0.5, torch.device("cpu"))
+    db = 10 * torch.log10(eq)
+    flat = (db == 0).all(1).float().mean().item()
+    assert db.abs().max().item() <= 17 + 1e-3 and 0.4 < flat < 0.6, (db.abs().max(), flat)
+    assert (db[:, 1:] - db[:, :-1]).abs().max().item() < 0.5, "the curve is smooth"
+    print(f"random_eq: {1 - flat:.2f} of utterances shaped, up to {db.abs().max().item():.1f} dB")
 
     # A run over several calls: the second call resumes the first's state and goes on counting.
     with tempfile.TemporaryDirectory() as folder:
