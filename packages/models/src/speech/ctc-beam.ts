@@ -29,14 +29,14 @@ export interface CtcBeamSettings {
 }
 
 /**
- * α and β for the shipped recognizer (the 2026-12-07 weights) and its order-8 LM, tuned by
- * bench/speech/tune-beam.ts on held-out sentences 41–140 in trained voices: sentences the speech
- * benchmark (the first 40) does not use, and not the held-out voice. Word error rate there at
- * α 0.8 β 1.5: 10.2% at width 32 (CTC_BEAM_WIDTH), 10.6% at 16, 10.1% at 64; within half a point
- * for α 0.7–1.1 and β 1–2 (order 6: 11.6% at best, width 16).
+ * α and β for the shipped recognizer (the 2026-12-07 second-session weights) and its order-8 LM,
+ * tuned by bench/speech/tune-beam.ts on held-out sentences 41–140 in trained voices: sentences the
+ * speech benchmark (the first 40) does not use, and not the held-out voice. Word error rate there
+ * at α 0.7 β 1: 8.1% at width 32 (CTC_BEAM_WIDTH), 8.6% at 16, 8.4% at 64; every α 0.7–1.5 with
+ * β 1–2 is within a point of it (the whole grid: docs/bench/2026-12-07d/tune-beam.txt).
  */
-export const CTC_BEAM_LM_WEIGHT = 0.8;
-export const CTC_BEAM_LENGTH_BONUS = 1.5;
+export const CTC_BEAM_LM_WEIGHT = 0.7;
+export const CTC_BEAM_LENGTH_BONUS = 1;
 /** The beam width the CLI and the server decode whole transcripts with (see CTC_BEAM_LM_WEIGHT). */
 export const CTC_BEAM_WIDTH = 32;
 
