@@ -150,10 +150,10 @@ describe('shipped speech recognizer', () => {
     expect(await wordErrors(references.filter((x) => !heldoutVoice(x)))).toBeLessThanOrEqual(0.3);
   });
 
-  it('transcribes the committed held-out-voice WAVs with the CLI’s decoder under the issue’s 25% WER (measured 11%)', async () => {
-    // Issue 22's bound for the held-out voice, on the two WAVs the training run committed: 4
-    // word errors of 35 (11.4%) with the 2026-12-07 second-session models and a beam of 32 (the
-    // first session's made 8); a ninth would fail it. On the benchmark's 40 sentences the same
+  it('transcribes the committed held-out-voice WAVs with the CLI’s decoder under the issue’s 25% WER (measured 17%)', async () => {
+    // Issue 22's bound for the held-out voice, on the two WAVs the training run committed: 6
+    // word errors of 35 (17.1%) with the 2026-12-07 second-session models and the CLI's decoder
+    // (the first session's made 8); a ninth would fail it. On the benchmark's 40 sentences the same
     // decoder does worse (RESULTS.md): the issue's benchmark goal for this voice is not met.
     const decoder = await cliDecoder(recognizer);
     expect(await wordErrors(references.filter(heldoutVoice), { decoder })).toBeLessThanOrEqual(0.25);
@@ -192,7 +192,7 @@ describe('shipped speech synthesizer, heard by the shipped recognizer', () => {
       wordCount += words(text).length;
     }
     expect(tf.memory().numTensors).toBe(before);
-    // Measured with the 2026-12-07 second-session models: greedy CER 5%, the CLI's decoder 2
+    // Measured with the 2026-12-07 second-session models: greedy CER 5%, the CLI's decoder 3
     // word errors of 35.
     // Noise or a broken synthesizer is heard as ~100%. The issue's 20% round-trip goal is the
     // benchmark's (40 sentences, RESULTS.md), not this two-sentence check's.

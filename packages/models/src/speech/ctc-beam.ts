@@ -30,13 +30,14 @@ export interface CtcBeamSettings {
 
 /**
  * α and β for the shipped recognizer (the 2026-12-07 second-session weights) and its order-8 LM,
- * tuned by bench/speech/tune-beam.ts on held-out sentences 41–140 in trained voices: sentences the
+ * tuned by bench/speech/tune-beam.ts on held-out sentences 41–289 in trained voices: sentences the
  * speech benchmark (the first 40) does not use, and not the held-out voice. Word error rate there
- * at α 0.7 β 1: 8.1% at width 32 (CTC_BEAM_WIDTH), 8.6% at 16, 8.4% at 64; every α 0.7–1.5 with
- * β 1–2 is within a point of it (the whole grid: docs/bench/2026-12-07d/tune-beam.txt).
+ * at α 1.1 β 2.5: 7.1% at width 32 (CTC_BEAM_WIDTH), 7.3% at 16, 6.9% at 64; α 0.9–1.3 with
+ * β 2–2.5 all give 7.1–7.2%, and the whole grid (α 0.5–1.7, β 0.5–3) stays within 7.1–8.0%
+ * (docs/bench/2026-12-07d/tune-beam.txt).
  */
-export const CTC_BEAM_LM_WEIGHT = 0.7;
-export const CTC_BEAM_LENGTH_BONUS = 1;
+export const CTC_BEAM_LM_WEIGHT = 1.1;
+export const CTC_BEAM_LENGTH_BONUS = 2.5;
 /** The beam width the CLI and the server decode whole transcripts with (see CTC_BEAM_LM_WEIGHT). */
 export const CTC_BEAM_WIDTH = 32;
 
