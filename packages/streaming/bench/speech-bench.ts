@@ -4,7 +4,7 @@
  *
  *   1. recognizer, with each decoder --speech-decoder lists (default greedy,beam:32:lm; beam:N, a
  *      CTC prefix beam search of width N; beam:N:lm, with the recognizer's character LM and the α,
- *      β bench/speech/tune-beam.ts chose on other held-out sentences, 41–140):
+ *      β bench/speech/tune-beam.ts chose on other held-out sentences, 41–289):
  *      word error rate offline and streamed in 320 ms chunks, in trained voices and
  *      in flite's kal16 (never trained on); real-time factor of the stream (log-mel, encoder and
  *      decoding); partial-result latency with audio arriving at 4× real time (no queueing at

@@ -129,7 +129,7 @@ describe('shipped speech recognizer', () => {
     expect(tf.memory().numTensors).toBe(before);
     // Measured (2026-12-07 second-session weights): 6 word errors greedy, 1 with the beam and the
     // LM, of 35
-    // words. α and β were tuned on other sentences (bench/speech/tune-beam.ts: 41–140).
+    // words. α and β were tuned on other sentences (bench/speech/tune-beam.ts: 41–289).
     expect(beamErrors).toBeLessThanOrEqual(greedyErrors / 2);
   });
 
