@@ -41,7 +41,7 @@ FLITE_HELDOUT = ["kal16"]
 # festival's voices that may be trained on: ked's residual-LPC diphones and slt's HTS
 # (statistical parametric) voice, 32 kHz. Never kal_diphone (festvox-kallpc16k): kal is the
 # held-out speaker; fetch-tts.sh does not fetch it. A corpus draws from the first
-# `festival_voices` of them (train_speech.py --festival-voices; the shipped models: ked only).
+# `festival_voices` of them (train_speech.py --festival-voices; the shipped recogniser: both).
 FESTIVAL_TRAIN = ["ked_diphone", "cmu_us_slt_arctic_hts"]
 FESTIVAL_SHARE = ROOT / "usr/share/festival"
 KED_F0 = (105, 15)  # ked_diphone's own int_lr_params target mean and standard deviation (Hz)
