@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Debian's espeak-ng, flite and festival (with the ked diphone and slt HTS voices), unpacked
-# under .tts/root (no root, no install), plus stand-ins for libpcaudio
+# under .tts/root (no root, no install), GnuSpeech (npm's @echogarden/gnuspeech-wasm, an
+# articulatory synthesizer compiled to WebAssembly, under .tts/root/gnuspeech, with this
+# machine's node as .tts/debs/node.xz for the GPU machine, which has none), plus stand-ins for libpcaudio
 # (tools/speech/pcaudio-stub.c, so espeak-ng runs without PulseAudio) and
 # libpulse-simple (tools/speech/pulse-simple-stub.c, the same for festival's
 # libestbase). The .deb files and the stubs stay in .tts/debs so the GPU machine
@@ -9,7 +11,7 @@
 # festlex-poslex and festvox-kdlpc16k BSD-like (University of Edinburgh, CMU;
 # see each package's copyright), festvox-us-slt-hts CMU's EST licence and BSD-3-clause
 # (Nagoya and Tokyo Institutes of Technology). Never festvox-kallpc16k/-kallpc8k: kal is the
-# held-out speaker (flite's kal16).
+# held-out speaker (flite's kal16). GnuSpeech and its data: GPL-3+ (its output is not covered).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 tts="$root/.tts"
@@ -26,11 +28,22 @@ if [ "${1:-}" != "--unpack-only" ]; then
   gcc -shared -fPIC -O2 -Wl,-soname,libpulse-simple.so.0 -Wl,--version-script="$tts/pulse.map" \
     -o "$tts/debs/libpulse-simple.so.0" "$root/tools/speech/pulse-simple-stub.c"
   rm -f "$tts/pulse.map"
+  (cd "$tts/debs" && rm -f echogarden-gnuspeech-wasm-*.tgz && npm pack --silent @echogarden/gnuspeech-wasm@0.3.0 >/dev/null)
+  node=$(command -v node)
+  if [ ! -f "$tts/debs/node.xz" ] || [ "$node" -nt "$tts/debs/node.xz" ]; then
+    xz -T0 -6 -c "$node" >"$tts/debs/node.xz.part" && mv "$tts/debs/node.xz.part" "$tts/debs/node.xz"
+  fi
 fi
 rm -rf "$tts/root"
 for deb in "$tts"/debs/*.deb; do dpkg -x "$deb" "$tts/root"; done
 lib="$tts/root/usr/lib/x86_64-linux-gnu"
 cp "$tts/debs/libpcaudio.so.0" "$tts/debs/libpulse-simple.so.0" "$lib/"
+mkdir -p "$tts/root/gnuspeech"
+tar -xzf "$tts"/debs/echogarden-gnuspeech-wasm-*.tgz -C "$tts/root/gnuspeech" --strip-components=1
+if ! command -v node >/dev/null; then
+  xz -dc "$tts/debs/node.xz" >"$tts/root/usr/bin/node"
+  chmod +x "$tts/root/usr/bin/node"
+fi
 LD_LIBRARY_PATH="$lib" "$tts/root/usr/bin/espeak-ng" --path="$lib/espeak-ng-data" --stdout "ok" >/dev/null
 # festival looks for its Scheme library and voices under /usr/share/festival unless
 # told otherwise: --libdir and --datadir both (Debian's init.scm loads from datadir).
@@ -55,4 +68,11 @@ for voice in ked_diphone cmu_us_slt_arctic_hts; do
     exit 1
   fi
 done
-echo "espeak-ng, flite and festival (ked_diphone, cmu_us_slt_arctic_hts) ready under $tts/root"
+node=$(command -v node || echo "$tts/root/usr/bin/node")
+bytes=$(printf '{"text":"ok","voice":"male","tempo":1,"pitchOffset":-4}\n' |
+  "$node" "$root/tools/speech/gnuspeech-server.mjs" "$tts/root/gnuspeech" 2>/dev/null | wc -c)
+if [ "$bytes" -lt 8000 ]; then
+  echo "GnuSpeech (tools/speech/gnuspeech-server.mjs with $node) did not render 'ok' ($bytes bytes)" >&2
+  exit 1
+fi
+echo "espeak-ng, flite, festival (ked_diphone, cmu_us_slt_arctic_hts) and GnuSpeech ready under $tts/root"

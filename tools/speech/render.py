@@ -3,11 +3,12 @@
 espeak-ng (7 English accents × its voice variants, speed and pitch drawn per
 utterance), flite (awb, rms, slt for training; kal16 never trained on) and
 festival's ked diphone voice (residual-LPC diphones, like kal16, but another
-speaker; duration stretch and mean pitch drawn per utterance). The engines come
-from `tools/speech/fetch-tts.sh` (Debian packages unpacked under TTS_ROOT,
-default .tts/root); stand-ins for libpcaudio and libpulse-simple let espeak-ng
-and festival run where PulseAudio is absent, since they only ever write to
-stdout here.
+speaker; duration stretch and mean pitch drawn per utterance) and slt HTS voice, and
+GnuSpeech (articulatory synthesis: a tube model of the vocal tract, in Node through
+tools/speech/gnuspeech-server.mjs). The engines come from `tools/speech/fetch-tts.sh`
+(Debian packages and an npm package unpacked under TTS_ROOT, default .tts/root);
+stand-ins for libpcaudio and libpulse-simple let espeak-ng and festival run where
+PulseAudio is absent, since they only ever write to stdout here.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from __future__ import annotations
 import os
 import random
 import re
+import json
 import select
+import shutil
 import subprocess
 from dataclasses import dataclass
 from math import gcd
@@ -44,6 +47,11 @@ FLITE_HELDOUT = ["kal16"]
 # `festival_voices` of them (train_speech.py --festival-voices; the shipped recogniser: both).
 FESTIVAL_TRAIN = ["ked_diphone", "cmu_us_slt_arctic_hts"]
 FESTIVAL_SHARE = ROOT / "usr/share/festival"
+# GnuSpeech's voice presets that may be trained on (its "baby" is left out), its package folder
+# and the Node that runs it (fetch-tts.sh unpacks one beside the engines when there is none).
+GNUSPEECH_TRAIN = ["male", "female", "large_child", "small_child"]
+GNUSPEECH_PACKAGE = ROOT / "gnuspeech"
+GNUSPEECH_SERVER = Path(__file__).resolve().parent / "gnuspeech-server.mjs"
 KED_F0 = (105, 15)  # ked_diphone's own int_lr_params target mean and standard deviation (Hz)
 
 
@@ -59,13 +67,18 @@ class Voice:
 
 
 def random_training_voice(rng: random.Random, flite_share: float = 0.35, festival_share: float = 0.0,
-                          festival_voices: int = 1) -> Voice:
+                          festival_voices: int = 1, gnuspeech_share: float = 0.0) -> Voice:
     """A voice drawn from `rng`: festival with probability festival_share, flite with flite_share,
-    espeak-ng otherwise. One uniform draw picks the engine, festival's slice first, so with
-    festival_share 0 the draws (and voices) are those of the version without festival: the shipped
-    models' corpus and the speech bench's held-out renderings (render_heldout.py) are unchanged;
-    with festival_voices 1 (ked alone) the draws are those of the version with ked alone."""
+    GnuSpeech with gnuspeech_share, espeak-ng otherwise. One uniform draw picks the engine,
+    festival's slice first and GnuSpeech's last (the top of [0, 1)), so with festival_share 0 the
+    draws (and voices) are those of the version without festival: the speech bench's held-out
+    renderings (render_heldout.py) are unchanged; with festival_voices 1 (ked alone) the draws are
+    those of the version with ked alone, and with gnuspeech_share 0 those of the version without
+    GnuSpeech."""
     r = rng.random()
+    if r >= 1 - gnuspeech_share:
+        # Tempo 0.8–1.25; pitch offset in semitones around the presets' own (the package's default is −4).
+        return Voice("gnuspeech", rng.choice(GNUSPEECH_TRAIN), round(rng.uniform(0.8, 1.25), 2), rng.randint(-9, 2))
     if r < festival_share:
         # Duration stretch 0.8–1.3 (the voice's own is 1.1); mean f0 70–160 Hz, or (1 in 3) its own 105 Hz.
         name, stretch = rng.choice(FESTIVAL_TRAIN[:festival_voices]), round(rng.uniform(0.8, 1.3), 2)
@@ -81,26 +94,85 @@ def _pcm16(data: bytes) -> np.ndarray:
     return np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2").astype(np.float32) / 32768.0
 
 
-class _Festival:
+class _LongRunning:
+    """One long-running engine process per Python process (each Pool worker gets its own, never its
+    parent's pipes), fed on stdin and answering on stdout; killed and restarted after a failure."""
+
+    proc: subprocess.Popen | None = None
+    pid = 0
+
+    @classmethod
+    def command(cls) -> list[str]:
+        raise NotImplementedError
+
+    @classmethod
+    def _process(cls) -> subprocess.Popen:
+        if cls.proc is None or cls.pid != os.getpid() or cls.proc.poll() is not None:
+            cls.proc = subprocess.Popen(cls.command(), env={**ENV, "OMP_NUM_THREADS": "1"}, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            cls.pid = os.getpid()
+        return cls.proc
+
+    @classmethod
+    def _fail(cls, what: str, error: Exception) -> RuntimeError:
+        proc = cls.proc
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+        cls.proc = None
+        return RuntimeError(f"{cls.__name__.strip('_').lower()} failed (exit status {proc and proc.returncode}) on: {what}")
+
+    @classmethod
+    def _read(cls, n: int, timeout: float) -> bytes:
+        fd, out = cls.proc.stdout.fileno(), bytearray()
+        while len(out) < n:
+            if not select.select([fd], [], [], timeout)[0]:
+                raise TimeoutError(f"no answer in {timeout:g} s")
+            chunk = os.read(fd, n - len(out))
+            if not chunk:
+                raise EOFError("the engine exited")
+            out += chunk
+        return bytes(out)
+
+
+class _GnuSpeech(_LongRunning):
+    """tools/speech/gnuspeech-server.mjs: JSON lines in, a 4-byte length and a 44.1 kHz RIFF wave
+    out (length 0 for text it cannot speak). Starting Node and the wasm module costs ~0.3 s."""
+
+    @classmethod
+    def command(cls) -> list[str]:
+        node = ROOT / "usr/bin/node"
+        return [str(node) if node.exists() else shutil.which("node") or "node", str(GNUSPEECH_SERVER), str(GNUSPEECH_PACKAGE)]
+
+    @classmethod
+    def wave(cls, text: str, voice: Voice, timeout: float = 120.0) -> bytes:
+        if voice.name not in GNUSPEECH_TRAIN:
+            raise ValueError(f"GnuSpeech voice {voice.name!r} is not one of {GNUSPEECH_TRAIN}")
+        request = json.dumps(dict(text=text, voice=voice.name, tempo=voice.speed, pitchOffset=voice.pitch))
+        proc = cls._process()
+        try:
+            proc.stdin.write(request.encode() + b"\n")
+            proc.stdin.flush()
+            n = int.from_bytes(cls._read(4, timeout), "little")
+            return cls._read(n, timeout) if n else b""
+        except Exception as e:
+            raise cls._fail(request, e) from e
+
+
+class _Festival(_LongRunning):
     """One long-running festival per process (each Pool worker gets its own): starting festival
     and loading the diphone database costs ~150 ms, more than synthesising a sentence. It reads
     Scheme on stdin (--pipe) and answers each utterance with a RIFF wave on stdout (16 kHz for
     ked). Every utterance re-selects the voice first, which resets its parameters, so an
     utterance's audio does not depend on the ones before it."""
 
-    proc: subprocess.Popen | None = None
-    pid = 0
+    @classmethod
+    def command(cls) -> list[str]:
+        return [str(ROOT / "usr/bin/festival"), "--libdir", str(FESTIVAL_SHARE), "--datadir", str(FESTIVAL_SHARE), "--pipe"]
 
     @classmethod
     def wave(cls, script: str, timeout: float = 120.0) -> bytes:
-        if cls.proc is None or cls.pid != os.getpid() or cls.proc.poll() is not None:
-            # A new process, also in a forked worker whose parent had one (never share its pipes).
-            cls.proc = subprocess.Popen(
-                [str(ROOT / "usr/bin/festival"), "--libdir", str(FESTIVAL_SHARE), "--datadir", str(FESTIVAL_SHARE), "--pipe"],
-                env={**ENV, "OMP_NUM_THREADS": "1"}, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            )
-            cls.pid = os.getpid()
-        proc = cls.proc
+        proc = cls._process()
         try:
             proc.stdin.write(script.encode() + b"\n(fflush)\n")
             proc.stdin.flush()
@@ -109,22 +181,7 @@ class _Festival:
                 raise RuntimeError(f"festival answered {header[:44]!r} instead of a RIFF header")
             return header + cls._read(int.from_bytes(header[40:44], "little"), timeout)
         except Exception as e:
-            proc.kill()
-            proc.wait()
-            cls.proc = None
-            raise RuntimeError(f"festival failed (exit status {proc.returncode}) on: {script}") from e
-
-    @classmethod
-    def _read(cls, n: int, timeout: float) -> bytes:
-        fd, out = cls.proc.stdout.fileno(), bytearray()
-        while len(out) < n:
-            if not select.select([fd], [], [], timeout)[0]:
-                raise TimeoutError(f"no answer from festival in {timeout:g} s")
-            chunk = os.read(fd, n - len(out))
-            if not chunk:
-                raise EOFError("festival exited")
-            out += chunk
-        return bytes(out)
+            raise cls._fail(script, e) from e
 
 
 def _festival_script(text: str, voice: Voice) -> str:
@@ -159,6 +216,12 @@ def render(text: str, voice: Voice) -> np.ndarray:
         ).stdout
         # espeak-ng writes a 44-byte RIFF header with unknown length when streaming; 22050 Hz.
         rate, audio = 22050, _pcm16(out[44:])
+    elif voice.engine == "gnuspeech":
+        out = _GnuSpeech.wave(text, voice)
+        if len(out) < 44 or out[:4] != b"RIFF" or out[36:40] != b"data":
+            # Text with nothing to say (GnuSpeech refuses it): a tenth of a second of silence, as for festival.
+            return np.zeros(SAMPLE_RATE // 10, dtype=np.float32)
+        rate, audio = int.from_bytes(out[24:28], "little"), _pcm16(out[44:44 + int.from_bytes(out[40:44], "little")])
     elif voice.engine == "flite":
         args = [str(ROOT / "usr/bin/flite"), "-voice", voice.name, "--setf", f"duration_stretch={voice.speed}"]
         if voice.pitch:

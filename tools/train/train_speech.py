@@ -89,7 +89,8 @@ def speech_corpus(sentences: dict, args) -> dict:
     train = sentences["train"][: args.limit] if args.limit else sentences["train"]
     heldout = sentences["heldout"][: args.heldout_limit]
     voice = lambda: render.random_training_voice(rng, flite_share=args.flite_share, festival_share=args.festival_share,
-                                                 festival_voices=args.festival_voices)
+                                                 festival_voices=args.festival_voices,
+                                                 gnuspeech_share=args.gnuspeech_share)
     recognizer_jobs = [(s, voice()) for s in train for _ in range(args.renders)]
     rng.shuffle(recognizer_jobs)
     trained_voice = [(s, voice()) for s in heldout]
@@ -131,7 +132,7 @@ def cached_corpus(args) -> dict:
     key = dict(sentences=hashlib.sha256(json.dumps(sentences).encode()).hexdigest(), limit=args.limit,
                heldout_limit=args.heldout_limit, renders=args.renders, flite_share=args.flite_share,
                festival_share=args.festival_share, festival_voices=args.festival_voices,
-               synthesizer=args.only != "recognizer")
+               gnuspeech_share=args.gnuspeech_share, synthesizer=args.only != "recognizer")
     path = args.corpus_cache / "corpus.pkl" if args.corpus_cache else None
     if path is not None and path.exists():
         t = time.time()
@@ -308,6 +309,7 @@ def evaluate_recognizer(model, jobs, audio, filters, device, limit: int | None =
     model.eval()
     errors = words = 0
     examples = []
+    engines: dict[str, list[int]] = {}  # engine -> [errors, words]: the mix differs between recipes
     n = len(audio) if limit is None else min(limit, len(audio))
     for start in range(0, n, 32):
         items = audio[start : min(n, start + 32)]
@@ -319,10 +321,13 @@ def evaluate_recognizer(model, jobs, audio, filters, device, limit: int | None =
             hyp = ctc_greedy(logits[i], (len(item) // 160) // 4)
             e, w = word_errors(transcript(text), hyp)
             errors, words = errors + e, words + w
+            tally = engines.setdefault(jobs[start + i][1].engine, [0, 0])
+            tally[0], tally[1] = tally[0] + e, tally[1] + w
             if len(examples) < 4:
                 examples.append(dict(reference=transcript(text), hypothesis=hyp, voice=jobs[start + i][1].label()))
     model.train()
-    return dict(wer=round(errors / max(1, words), 4), words=words, utterances=n, examples=examples)
+    by_engine = {k: dict(wer=round(e / max(1, w), 4), words=w) for k, (e, w) in sorted(engines.items())}
+    return dict(wer=round(errors / max(1, words), 4), words=words, utterances=n, engines=by_engine, examples=examples)
 
 
 def time_capped_training(name, model, opt, lengths, step, rng, batch_samples, epochs, seconds, peak_lr,
@@ -641,16 +646,19 @@ def main() -> None:
     p.add_argument("--festival-share", type=float, default=0.15,
                    help="training voices from festival (the rest: espeak-ng); "
                         "--festival-share 0 --flite-share 0.35 draws the first shipped models' corpus")
-    p.add_argument("--festival-voices", type=int, default=1, choices=range(1, len(render.FESTIVAL_TRAIN) + 1),
-                   help="how many of render.FESTIVAL_TRAIN festival draws from: 1, ked's diphones (the shipped "
-                        "models'); 2 adds slt's HTS voice")
+    p.add_argument("--festival-voices", type=int, default=2, choices=range(1, len(render.FESTIVAL_TRAIN) + 1),
+                   help="how many of render.FESTIVAL_TRAIN festival draws from: 1, ked's diphones; 2 (the shipped "
+                        "recogniser's) adds slt's HTS voice")
+    p.add_argument("--gnuspeech-share", type=float, default=0.0,
+                   help="training voices from GnuSpeech's articulatory presets (render.GNUSPEECH_TRAIN), taken from "
+                        "espeak-ng's share (the shipped recogniser: 0)")
     p.add_argument("--batch-samples", type=int, default=16000 * 240)
     p.add_argument("--synth-batch-samples", type=int, default=16000 * 240)
     p.add_argument("--vocoded-share", type=float, default=0.15,
                    help="recogniser utterances heard through the synthesizer's mel and Griffin-Lim")
     p.add_argument("--vocoded-iterations", type=int, default=12)
-    p.add_argument("--eq-share", type=float, default=0.0,
-                   help="recogniser utterances shaped by a random smooth equaliser (random_eq; the shipped models: 0)")
+    p.add_argument("--eq-share", type=float, default=0.5,
+                   help="recogniser utterances shaped by a random smooth equaliser (random_eq; the shipped recogniser: 0.5)")
     p.add_argument("--recognizer-lr", type=float, default=1.5e-3)
     p.add_argument("--synthesizer-lr", type=float, default=1e-3)
     p.add_argument("--recognizer-epochs", type=int, default=40)
@@ -669,6 +677,9 @@ def main() -> None:
     p.add_argument("--round-trip-sentences", type=int, default=12)
     p.add_argument("--sampled-share", type=float, default=0.5, help="synthesizer steps fed their own previous frame")
     args = p.parse_args()
+    shares = args.flite_share + args.festival_share + args.gnuspeech_share
+    if min(args.flite_share, args.festival_share, args.gnuspeech_share) < 0 or shares > 1:
+        p.error(f"--flite-share, --festival-share and --gnuspeech-share must be ≥ 0 and sum to ≤ 1 (got {shares:g})")
     if args.smoke:
         args.limit, args.heldout_limit = args.limit or 64, 8
         args.recognizer_seconds = args.synthesizer_seconds = min(args.recognizer_seconds, 20)
