@@ -1,15 +1,17 @@
 /**
- * Tunes the CTC beam's LM weight α and length bonus β (packages/models/src/speech/ctc-beam.ts,
- * CTC_BEAM_LM_WEIGHT and CTC_BEAM_LENGTH_BONUS) for the shipped recognizer, on held-out sentences
+ * Tunes the CTC beam's LM weight α, length bonus β and out-of-vocabulary penalty γ
+ * (packages/models/src/speech/ctc-beam.ts, CTC_BEAM_LM_WEIGHT, CTC_BEAM_LENGTH_BONUS and
+ * CTC_BEAM_OOV_PENALTY) for the shipped recognizer, on held-out sentences
  * the speech benchmark does not use: sentences 41 to 289 (all the rest) of
  * models/speech-heldout-sentences.json (the benchmark reads the first 40), in their trained voices only, so neither the benchmark's
- * sentences nor the held-out voice inform the choice. It prints every (α, β) pair's WER, the
- * held-out voice's beside it for reading only, and the pair with the lowest trained-voice WER.
+ * sentences nor the held-out voice inform the choice. It prints every (α, β, γ) point's WER, the
+ * held-out voice's beside it for reading only, and the point with the lowest trained-voice WER.
  *
  *   node --conditions=@specstream/source --import tsx bench/speech/tune-beam.ts \
- *     [--skip 40] [--count 249] [--weights 0.5,0.7,...] [--bonuses 0.5,1,...] [--beam 32] [--order 8]
+ *     [--skip 40] [--count 249] [--weights 0.5,0.7,...] [--bonuses 0.5,1,...] [--oov-penalties 0]
+ *     [--beam 32] [--order 8] [--recognizer models/specstream-speech-recognizer]
  *
- * The default grid (42 pairs over 498 utterances) takes about 9 minutes on 2 cores.
+ * The default grid (42 points over 498 utterances) takes about 9 minutes on 2 cores.
  *
  * Needs tools/speech/fetch-tts.sh (the Debian TTS engines) for the rendering.
  */
@@ -21,6 +23,7 @@ import { parseArgs } from 'node:util';
 import { initBackend } from '@specstream/core';
 import {
   CHAR_LM_DEFAULT_ORDER,
+  CTC_BEAM_OOV_PENALTY,
   CTC_BEAM_WIDTH,
   editDistance,
   loadSpeechRecognizer,
@@ -32,14 +35,15 @@ import {
 } from '@specstream/models';
 import { decodeWav } from '@specstream/streaming';
 
-const RECOGNIZER = 'models/specstream-speech-recognizer';
 
 const { values } = parseArgs({
   options: {
+    recognizer: { type: 'string', default: 'models/specstream-speech-recognizer' },
     skip: { type: 'string', default: '40' },
     count: { type: 'string', default: '249' },
     weights: { type: 'string', default: '0.5,0.7,0.9,1.1,1.3,1.5,1.7' },
     bonuses: { type: 'string', default: '0.5,1,1.5,2,2.5,3' },
+    'oov-penalties': { type: 'string', default: String(CTC_BEAM_OOV_PENALTY) },
     beam: { type: 'string', default: String(CTC_BEAM_WIDTH) },
     order: { type: 'string', default: String(CHAR_LM_DEFAULT_ORDER) },
   },
@@ -56,6 +60,8 @@ const [skip, count, beamWidth, order] = ['skip', 'count', 'beam', 'order'].map(
 );
 const weights = numbers('weights', values.weights);
 const bonuses = numbers('bonuses', values.bonuses);
+const penalties = numbers('oov-penalties', values['oov-penalties']);
+const RECOGNIZER = values.recognizer;
 
 if (!existsSync('.tts/root')) execFileSync('bash', ['tools/speech/fetch-tts.sh'], { stdio: 'inherit' });
 const dir = join(tmpdir(), `specstream-speech-tune-${skip}-${count}`);
@@ -91,33 +97,44 @@ for (const u of manifest) {
 }
 
 const words = (text: string) => text.split(/\s+/).filter((w) => w !== '');
-const rows: { lmWeight: number; lengthBonus: number; trained: number; heldout: number }[] = [];
-for (const lmWeight of weights) {
-  for (const lengthBonus of bonuses) {
-    const errors = { trained: [0, 0], heldout: [0, 0] };
-    for (const u of utterances) {
-      const decoding = startCtcDecoding({ beamWidth, lm, lmWeight, lengthBonus }, encoder.vocabSize);
-      decoding.push(u.logits);
-      const heard = transcriptOf(recognizer, decoding.finish()).text;
-      const tally = errors[u.heldout_voice ? 'heldout' : 'trained'];
-      tally[0] += editDistance(words(u.transcript), words(heard));
-      tally[1] += words(u.transcript).length;
-    }
-    const row = {
-      lmWeight,
-      lengthBonus,
-      trained: errors.trained[0] / errors.trained[1],
-      heldout: errors.heldout[0] / errors.heldout[1],
-    };
-    rows.push(row);
-    console.log(
-      `α ${lmWeight} β ${lengthBonus}: WER trained voices ${(100 * row.trained).toFixed(1)}%, held-out voice ${(100 * row.heldout).toFixed(1)}%`,
+const rows: {
+  lmWeight: number;
+  lengthBonus: number;
+  oovPenalty: number;
+  trained: number;
+  heldout: number;
+}[] = [];
+const grid = weights.flatMap((lmWeight) =>
+  bonuses.flatMap((lengthBonus) => penalties.map((oovPenalty) => ({ lmWeight, lengthBonus, oovPenalty }))),
+);
+for (const { lmWeight, lengthBonus, oovPenalty } of grid) {
+  const errors = { trained: [0, 0], heldout: [0, 0] };
+  for (const u of utterances) {
+    const decoding = startCtcDecoding(
+      { beamWidth, lm, lmWeight, lengthBonus, oovPenalty },
+      encoder.vocabSize,
     );
+    decoding.push(u.logits);
+    const heard = transcriptOf(recognizer, decoding.finish()).text;
+    const tally = errors[u.heldout_voice ? 'heldout' : 'trained'];
+    tally[0] += editDistance(words(u.transcript), words(heard));
+    tally[1] += words(u.transcript).length;
   }
+  const row = {
+    lmWeight,
+    lengthBonus,
+    oovPenalty,
+    trained: errors.trained[0] / errors.trained[1],
+    heldout: errors.heldout[0] / errors.heldout[1],
+  };
+  rows.push(row);
+  console.log(
+    `α ${lmWeight} β ${lengthBonus} γ ${oovPenalty}: WER trained voices ${(100 * row.trained).toFixed(1)}%, held-out voice ${(100 * row.heldout).toFixed(1)}%`,
+  );
 }
 const best = rows.reduce((a, b) => (b.trained < a.trained ? b : a));
 console.log(
-  `best on trained voices, sentences ${skip + 1}–${skip + count}: α ${best.lmWeight} β ${best.lengthBonus} ` +
+  `best on trained voices, sentences ${skip + 1}–${skip + count}: α ${best.lmWeight} β ${best.lengthBonus} γ ${best.oovPenalty} ` +
     `(${(100 * best.trained).toFixed(1)}%; held-out voice ${(100 * best.heldout).toFixed(1)}%)`,
 );
 process.exit(0);

@@ -79,8 +79,15 @@ function peakyLogits(frames: number, vocab: number, random: () => number, margin
 
 /** A toy recognizer's labels and a small LM on them (the LM reads id 0 as the end of sentence). */
 const VOCABULARY = ['', ' ', 'a', 'b', 'c'];
-const LM = trainCharNgramLm(['ab ab', 'ab', 'a bc', 'cab ab', 'b ab a'], VOCABULARY, { order: 3 });
+const SENTENCES = ['ab ab', 'ab', 'a bc', 'cab ab', 'b ab a'];
+const LM = trainCharNgramLm(SENTENCES, VOCABULARY, { order: 3 });
 const TEXT = (labels: readonly number[]) => labels.map((l) => VOCABULARY[l]).join('');
+/** The words of a labelling that are not words of the LM's sentences, counted from the text itself. */
+const KNOWN = new Set(SENTENCES.flatMap((s) => s.split(' ')));
+const OOV_WORDS = (labels: readonly number[]) =>
+  TEXT(labels)
+    .split(' ')
+    .filter((w) => w !== '' && !KNOWN.has(w)).length;
 
 describe('CTC prefix beam search', () => {
   it.each([
@@ -124,7 +131,8 @@ describe('CTC prefix beam search', () => {
 
   it.each([
     ['no LM', { beamWidth: 6 }],
-    ['an LM', { beamWidth: 6, lm: LM, lmWeight: 0.8, lengthBonus: 0.5 }],
+    ['an LM', { beamWidth: 6, lm: LM, lmWeight: 0.8, lengthBonus: 0.5, oovPenalty: 0 }],
+    ['an LM and an OOV penalty', { beamWidth: 6, lm: LM, lmWeight: 0.8, lengthBonus: 0.5, oovPenalty: 2 }],
   ])('decodes any split of the frames exactly as all at once (%s)', (_, settings: CtcBeamSettings) => {
     const random = seeded(11);
     const vocab = VOCABULARY.length;
@@ -148,25 +156,41 @@ describe('CTC prefix beam search', () => {
     const vocab = VOCABULARY.length;
     const logits = peakyLogits(60, vocab, seeded(5), 1);
     const plain = decode({ beamWidth: 4 }, logits, vocab);
-    const ignored = decode({ beamWidth: 4, lm: LM, lmWeight: 0, lengthBonus: 0 }, logits, vocab);
+    const ignored = decode(
+      { beamWidth: 4, lm: LM, lmWeight: 0, lengthBonus: 0, oovPenalty: 0 },
+      logits,
+      vocab,
+    );
     expect(ctcBeamFinal(ignored)).toEqual(ctcBeamFinal(plain));
     expect(ignored.hypotheses.map((h) => h.score)).toEqual(plain.hypotheses.map((h) => h.score));
   });
 
-  it('with an LM, the final labelling maximises log P_ctc + α·log P_lm(with the end) + β·length', () => {
-    const vocab = VOCABULARY.length;
-    const logits = peakyLogits(40, vocab, seeded(9), 1);
-    const [alpha, beta] = [1.5, 0.7];
-    const state = decode({ beamWidth: 16, lm: LM, lmWeight: alpha, lengthBonus: beta }, logits, vocab);
-    const held = ctcBeamLabellings(state);
-    expect(held.length).toBe(16);
-    const score = (l: (typeof held)[number]) =>
-      l.logProb + alpha * charLmLabelsLogProb(LM, l.labels) + beta * l.labels.length;
-    const best = held.reduce((a, b) => (score(b) > score(a) ? b : a));
-    expect(ctcBeamFinal(state)).toEqual({ labels: best.labels, frames: best.frames });
-    // Before the end of sentence, the beam is ranked by its scores.
-    expect(held.map((l) => l.score)).toEqual([...held.map((l) => l.score)].sort((a, b) => b - a));
-  });
+  it.each([
+    [0, 9],
+    [1.5, 9],
+    [1.5, 4],
+    [6, 2],
+  ])(
+    'with an LM, the final labelling maximises log P_ctc + α·log P_lm(with the end) + β·length − γ·OOV words (γ %f, seed %i)',
+    (gamma, seed) => {
+      const vocab = VOCABULARY.length;
+      const logits = peakyLogits(40, vocab, seeded(seed), 1);
+      const [alpha, beta] = [1.5, 0.7];
+      const settings = { beamWidth: 16, lm: LM, lmWeight: alpha, lengthBonus: beta, oovPenalty: gamma };
+      const state = decode(settings, logits, vocab);
+      const held = ctcBeamLabellings(state);
+      expect(held.length).toBe(16);
+      const score = (l: (typeof held)[number]) =>
+        l.logProb +
+        alpha * charLmLabelsLogProb(LM, l.labels) +
+        beta * l.labels.length -
+        gamma * OOV_WORDS(l.labels);
+      const best = held.reduce((a, b) => (score(b) > score(a) ? b : a));
+      expect(ctcBeamFinal(state)).toEqual({ labels: best.labels, frames: best.frames });
+      // Before the end of sentence, the beam is ranked by its scores.
+      expect(held.map((l) => l.score)).toEqual([...held.map((l) => l.score)].sort((a, b) => b - a));
+    },
+  );
 
   it('the LM turns an acoustic near-tie toward what it has read', () => {
     // Four frames: "a", then "b" or "c" nearly alike (c slightly ahead), then blanks.
@@ -181,6 +205,59 @@ describe('CTC prefix beam search', () => {
     const fused = decode({ beamWidth: 8, lm: LM, lmWeight: 1, lengthBonus: 0 }, logits, vocab);
     expect(TEXT(ctcBeamFinal(fused).labels)).toBe('ab');
     expect(ctcBeamFinal(fused).frames).toEqual([0, 1]);
+  });
+
+  it.each([1, 2, 3])(
+    'a wide beam with an OOV penalty finds the best-scoring labelling of all (seed %i)',
+    (seed) => {
+      const vocab = VOCABULARY.length;
+      const logits = randomArray(6 * vocab, seeded(seed), 2);
+      const settings = { beamWidth: 100000, lm: LM, lmWeight: 0.5, lengthBonus: 0.3, oovPenalty: 3 };
+      const score = (key: string, probability: number) => {
+        const labels = key === '' ? [] : key.split(',').map(Number);
+        return (
+          Math.log(probability) +
+          0.5 * charLmLabelsLogProb(LM, labels) +
+          0.3 * labels.length -
+          3 * OOV_WORDS(labels)
+        );
+      };
+      const all = [...bruteForce(logits, vocab)].map(([key, p]) => ({ key, score: score(key, p) }));
+      const best = all.reduce((a, b) => (b.score > a.score ? b : a));
+      expect(ctcBeamFinal(decode(settings, logits, vocab)).labels.join(',')).toBe(best.key);
+    },
+  );
+
+  it('the OOV penalty turns a labelling toward the words the LM has read, and prunes a misspelling as it starts', () => {
+    // "c" then "a": acoustically "ca" (not a word of the text), or "cab" nearly as likely.
+    const vocab = VOCABULARY.length;
+    const logits = Float32Array.from([
+      ...[0, -5, -5, -5, 5],
+      ...[0, -5, 5, -5, -5],
+      ...[5, -5, -5, 4.6, -5],
+      ...[5, -5, -5, -5, -5],
+    ]);
+    const plain = { beamWidth: 8, lm: LM, lmWeight: 0, lengthBonus: 0 };
+    expect(TEXT(ctcBeamFinal(decode({ ...plain, oovPenalty: 0 }, logits, vocab)).labels)).toBe('ca');
+    expect(TEXT(ctcBeamFinal(decode({ ...plain, oovPenalty: 2 }, logits, vocab)).labels)).toBe('cab');
+    // "cb" leaves the words at its second letter: counted then, not only when it ends.
+    const state = decode({ ...plain, beamWidth: 100, oovPenalty: 2 }, logits.subarray(0, 2 * vocab), vocab);
+    const held = new Map(ctcBeamLabellings(state).map((l) => [TEXT(l.labels), l]));
+    expect(held.get('cb')?.score).toBeCloseTo((held.get('cb')?.logProb ?? Number.NaN) - 2, 9);
+    expect(held.get('ca')?.score).toBeCloseTo(held.get('ca')?.logProb ?? Number.NaN, 9);
+    expect(held.get('c ')?.score).toBeCloseTo((held.get('c ')?.logProb ?? Number.NaN) - 2, 9);
+  });
+
+  it('rejects a bad OOV penalty, and one with an LM that has no words', () => {
+    expect(() => ctcBeamStart({ beamWidth: 2, lm: LM, oovPenalty: -1 })).toThrow(
+      /OOV penalty must be finite and >= 0/,
+    );
+    expect(() => ctcBeamStart({ beamWidth: 2, lm: LM, oovPenalty: Number.NaN })).toThrow(/OOV penalty/);
+    const wordless = { ...LM, words: undefined };
+    expect(() => ctcBeamStart({ beamWidth: 2, lm: wordless, oovPenalty: 1 })).toThrow(
+      /knows the words of its text/,
+    );
+    expect(ctcBeamStart({ beamWidth: 2, lm: wordless }).settings.oovPenalty).toBe(0);
   });
 
   it('rejects a bad width and an LM of another vocabulary', () => {

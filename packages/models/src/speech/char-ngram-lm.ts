@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError } from '@specstream/core';
+import { trainWordLexicon, type WordLexicon } from './word-lexicon.js';
 
 /**
  * A character n-gram language model over a CTC recognizer's labels, for shallow fusion in beam
@@ -23,6 +24,8 @@ export interface CharNgramLm {
   next(state: number, label: number): number;
   /** Natural-log probabilities of every id after `state` ([0]: the end of the sentence); cached: do not modify. */
   logProbs(state: number): Float64Array;
+  /** The words of the text it was trained on (trainCharNgramLm sets it), for the beam's out-of-vocabulary penalty. */
+  readonly words?: WordLexicon;
 }
 
 /** The end-of-sentence id (the slot of the CTC blank, which the LM never predicts). */
@@ -62,7 +65,8 @@ export async function loadCharNgramLm(
 
 /**
  * Counts the n-grams of `sentences` (lowercased; a character outside the vocabulary is a word
- * break; runs of spaces collapse; empty lines are skipped) and returns the smoothed model.
+ * break; runs of spaces collapse; empty lines are skipped) and returns the smoothed model, with
+ * the text's words when the labels have a space.
  * `vocabulary` is the recognizer's: index 0 the blank, every other label one character.
  */
 export function trainCharNgramLm(
@@ -79,10 +83,12 @@ export function trainCharNgramLm(
     throw new InvalidArgumentError(`character LM order must be an integer in 1…${maxOrder}, got ${order}`);
   }
   const codes = characterCodes(vocabulary);
-  const counts = countNgrams(sentences, codes, order, base);
+  const lines = [...sentences];
+  const counts = countNgrams(lines, codes, order, base);
   const histories = counts.map((byKey) => historiesOf(byKey, base));
   const discounts = counts.map(discountOf);
-  return smoothedModel({ order, vocabulary, base, histories, discounts });
+  const words = codes.has(' ') ? trainWordLexicon(lines, vocabulary) : undefined;
+  return { ...smoothedModel({ order, vocabulary, base, histories, discounts }), words };
 }
 
 /** Each label's character → its id; labels must be single characters (index 0, the blank, is skipped). */

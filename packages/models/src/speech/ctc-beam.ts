@@ -2,6 +2,7 @@ import { InvalidArgumentError } from '@specstream/core';
 import { STREAMING_ENCODER_BLANK_ID } from '../streaming-encoder/config.js';
 import { CHAR_LM_END, type CharNgramLm } from './char-ngram-lm.js';
 import { CTC_GREEDY_START, type CtcEmissions, ctcGreedyChunk } from './ctc.js';
+import { NOT_A_WORD, WORD_LEXICON_ROOT, type WordLexicon } from './word-lexicon.js';
 
 /**
  * CTC prefix beam search with shallow fusion of a character LM, chunk by chunk. Each kept
@@ -10,11 +11,13 @@ import { CTC_GREEDY_START, type CtcEmissions, ctcGreedyChunk } from './ctc.js';
  * extends every prefix by every label, merges what spells the same and keeps the `beamWidth`
  * best by
  *
- *   log P_ctc(prefix) + lmWeight · log P_lm(prefix) + lengthBonus · labels(prefix),
+ *   log P_ctc(prefix) + lmWeight · log P_lm(prefix) + lengthBonus · labels(prefix)
+ *     − oovPenalty · words(prefix) not in the LM's text,
  *
  * the LM scoring each label when it is appended, and its end of sentence at the end
- * (ctcBeamFinal). The LM term belongs to the prefix, not to its paths, so merging paths stays
- * exact. The state carries the beam across chunks and a frame's step depends on nothing else,
+ * (ctcBeamFinal). A word is out of the text's vocabulary from its first letter no word of the text
+ * begins with, or when it ends (a space, or the end) without being one. The LM and lexicon terms
+ * belong to the prefix, not to its paths, so merging paths stays exact. The state carries the beam across chunks and a frame's step depends on nothing else,
  * so decoding any split of the frames gives exactly what decoding them at once does.
  */
 export interface CtcBeamSettings {
@@ -26,6 +29,8 @@ export interface CtcBeamSettings {
   lmWeight?: number;
   /** β, added per label of a prefix: offsets the LM's (and the blank's) bias to short outputs (default CTC_BEAM_LENGTH_BONUS with an LM, else 0). */
   lengthBonus?: number;
+  /** γ, taken per word that is not in the LM's text (its `words`; default CTC_BEAM_OOV_PENALTY when it has them, else 0). */
+  oovPenalty?: number;
 }
 
 /**
@@ -38,6 +43,7 @@ export interface CtcBeamSettings {
  */
 export const CTC_BEAM_LM_WEIGHT = 1.1;
 export const CTC_BEAM_LENGTH_BONUS = 2.5;
+export const CTC_BEAM_OOV_PENALTY = 0;
 /** The beam width the CLI and the server decode whole transcripts with (see CTC_BEAM_LM_WEIGHT). */
 export const CTC_BEAM_WIDTH = 32;
 
@@ -57,6 +63,10 @@ interface Prefix {
   readonly lmState: number;
   /** Σ log P_lm of its labels (unweighted). */
   readonly lmLogProb: number;
+  /** Its last word's spelling in the LM's lexicon (WORD_LEXICON_ROOT after a space or none). */
+  readonly lexiconNode: number;
+  /** Its words (the last one included once it left the lexicon) that are not in the LM's text. */
+  readonly oovWords: number;
 }
 
 interface Hypothesis {
@@ -69,7 +79,11 @@ interface Hypothesis {
 }
 
 export interface CtcBeamState {
-  readonly settings: Readonly<Required<Omit<CtcBeamSettings, 'lm'>>> & { readonly lm?: CharNgramLm };
+  readonly settings: Readonly<Required<Omit<CtcBeamSettings, 'lm'>>> & {
+    readonly lm?: CharNgramLm;
+    /** The LM's words when the OOV penalty is on. */
+    readonly lexicon?: WordLexicon;
+  };
   /** Best first. */
   readonly hypotheses: readonly Hypothesis[];
   /** Output frames decoded so far: the stream index of the next one. */
@@ -84,11 +98,21 @@ export function ctcBeamStart(settings: CtcBeamSettings): CtcBeamState {
   }
   const lmWeight = lm === undefined ? 0 : (settings.lmWeight ?? CTC_BEAM_LM_WEIGHT);
   const lengthBonus = settings.lengthBonus ?? (lm === undefined ? 0 : CTC_BEAM_LENGTH_BONUS);
+  const oovPenalty = lm?.words === undefined ? 0 : (settings.oovPenalty ?? CTC_BEAM_OOV_PENALTY);
   if (!Number.isFinite(lmWeight) || !Number.isFinite(lengthBonus)) {
     throw new InvalidArgumentError(
       `LM weight and length bonus must be finite, got ${lmWeight}, ${lengthBonus}`,
     );
   }
+  if (!(oovPenalty >= 0) || !Number.isFinite(oovPenalty)) {
+    throw new InvalidArgumentError(`OOV penalty must be finite and >= 0, got ${oovPenalty}`);
+  }
+  if (settings.oovPenalty !== undefined && settings.oovPenalty !== 0 && lm?.words === undefined) {
+    throw new InvalidArgumentError(
+      'an OOV penalty needs an LM that knows the words of its text (trainCharNgramLm)',
+    );
+  }
+  const lexicon = oovPenalty > 0 ? lm?.words : undefined;
   const empty: Prefix = {
     label: STREAMING_ENCODER_BLANK_ID,
     frame: -1,
@@ -97,9 +121,11 @@ export function ctcBeamStart(settings: CtcBeamSettings): CtcBeamState {
     length: 0,
     lmState: lm?.start ?? 0,
     lmLogProb: 0,
+    lexiconNode: WORD_LEXICON_ROOT,
+    oovWords: 0,
   };
   return {
-    settings: { beamWidth, lm, lmWeight, lengthBonus },
+    settings: { beamWidth, lm, lmWeight, lengthBonus, oovPenalty, lexicon },
     hypotheses: [{ prefix: empty, logBlank: 0, logLabel: -Infinity, score: 0 }],
     frames: 0,
   };
@@ -135,6 +161,8 @@ interface Candidate {
   label: number;
   length: number;
   lmLogProb: number;
+  lexiconNode: number;
+  oovWords: number;
   /** log P of the appending that timed its last label (see Prefix.emission). */
   emission: number;
   logBlank: number;
@@ -159,6 +187,8 @@ function beamStep(
       label: prefix.label,
       length: prefix.length,
       lmLogProb: prefix.lmLogProb,
+      lexiconNode: prefix.lexiconNode,
+      oovWords: prefix.oovWords,
       emission: prefix.emission,
       logBlank: logAdd(logBlank, logLabel) + logProbs[blank],
       logLabel: prefix.length > 0 ? logLabel + logProbs[prefix.label] : -Infinity,
@@ -180,12 +210,15 @@ function beamStep(
       if (logProb === -Infinity) continue;
       const existing = byLabel.get(label)?.find((c) => sameLabelling(c.parent, prefix));
       if (existing === undefined) {
+        const [lexiconNode, oovWords] = lexiconStep(settings.lexicon, prefix, label);
         candidates.push({
           prefix: undefined,
           parent: prefix,
           label,
           length: prefix.length + 1,
           lmLogProb: prefix.lmLogProb + (lmLogProbs === undefined ? 0 : lmLogProbs[label]),
+          lexiconNode,
+          oovWords,
           emission: logProb,
           logBlank: -Infinity,
           logLabel: logProb,
@@ -201,9 +234,13 @@ function beamStep(
       }
     }
   }
-  const { beamWidth, lmWeight, lengthBonus } = settings;
+  const { beamWidth, lmWeight, lengthBonus, oovPenalty } = settings;
   for (const c of candidates) {
-    c.score = logAdd(c.logBlank, c.logLabel) + lmWeight * c.lmLogProb + lengthBonus * c.length;
+    c.score =
+      logAdd(c.logBlank, c.logLabel) +
+      lmWeight * c.lmLogProb +
+      lengthBonus * c.length -
+      oovPenalty * c.oovWords;
   }
   // A stable sort: ties keep the order above, so the step is deterministic.
   candidates.sort((a, b) => b.score - a.score);
@@ -225,9 +262,26 @@ function newPrefix(lm: CharNgramLm | undefined, c: Candidate, frame: number): Pr
     length: c.length,
     lmState: lm === undefined ? 0 : lm.next(parent.lmState, c.label),
     lmLogProb: c.lmLogProb,
+    lexiconNode: c.lexiconNode,
+    oovWords: c.oovWords,
   };
 }
 
+/** The lexicon node and OOV words after `prefix` followed by `label` (both stay 0 without a lexicon). */
+function lexiconStep(lexicon: WordLexicon | undefined, prefix: Prefix, label: number): [number, number] {
+  if (lexicon === undefined) return [WORD_LEXICON_ROOT, 0];
+  const node = prefix.lexiconNode;
+  if (label === lexicon.space)
+    return [WORD_LEXICON_ROOT, prefix.oovWords + (endsUnknownWord(lexicon, node) ? 1 : 0)];
+  if (node === NOT_A_WORD) return [NOT_A_WORD, prefix.oovWords];
+  const next = lexicon.next(node, label);
+  return [next, prefix.oovWords + (next === NOT_A_WORD ? 1 : 0)];
+}
+
+/** Whether a word spelled up to `node` and ending there is out of the vocabulary and not yet counted: a proper prefix of words only. */
+function endsUnknownWord(lexicon: WordLexicon, node: number): boolean {
+  return node !== WORD_LEXICON_ROOT && node !== NOT_A_WORD && !lexicon.isWord(node);
+}
 /**
  * Whether two prefixes spell the same labels. Kept prefixes spell different labellings, but a
  * prefix can outlive its parent in the beam and the parent's labelling be spelled again by a new
@@ -272,13 +326,19 @@ export function ctcBeamBest(state: CtcBeamState): CtcEmissions {
  * when the next label was appended.
  */
 export function ctcBeamFinal(state: CtcBeamState): CtcEmissions {
-  const { lm, lmWeight, lengthBonus } = state.settings;
+  const { lm, lmWeight, lengthBonus, oovPenalty, lexicon } = state.settings;
   let best: Hypothesis | undefined;
   let bestScore = -Infinity;
   for (const h of state.hypotheses) {
     const end = lm === undefined ? 0 : lmWeight * lm.logProbs(h.prefix.lmState)[CHAR_LM_END];
+    // The last word ends with the sentence: out of the vocabulary if only a proper prefix of words.
+    const lastWord = lexicon !== undefined && endsUnknownWord(lexicon, h.prefix.lexiconNode) ? 1 : 0;
     const score =
-      logAdd(h.logBlank, h.logLabel) + lmWeight * h.prefix.lmLogProb + end + lengthBonus * h.prefix.length;
+      logAdd(h.logBlank, h.logLabel) +
+      lmWeight * h.prefix.lmLogProb +
+      end +
+      lengthBonus * h.prefix.length -
+      oovPenalty * (h.prefix.oovWords + lastWord);
     if (best === undefined || score > bestScore) {
       best = h;
       bestScore = score;

@@ -22,6 +22,7 @@ export {
 export {
   CTC_BEAM_LENGTH_BONUS,
   CTC_BEAM_LM_WEIGHT,
+  CTC_BEAM_OOV_PENALTY,
   CTC_BEAM_WIDTH,
   type CtcBeamLabelling,
   type CtcBeamSettings,
@@ -55,3 +56,9 @@ export {
   speechRecognizerConfig,
 } from './recognizer-config.js';
 export { recognizerTensorShapes } from './recognizer-weights.js';
+export {
+  NOT_A_WORD,
+  trainWordLexicon,
+  WORD_LEXICON_ROOT,
+  type WordLexicon,
+} from './word-lexicon.js';
