@@ -245,6 +245,26 @@ describe('transcribe', () => {
     expect(result.stdout).toBe(`${fused.text}\n`);
   });
 
+  it("--oov-penalty: the beam search's penalty per word not in the LM's text", async () => {
+    const lm = trainCharNgramLm(LM_SENTENCES, recognizer.vocabulary);
+    const decode = async (oovPenalty: number) =>
+      (await recognizeAudio(recognizer, speech, { decoder: { beamWidth: 8, lm, oovPenalty } })).text;
+    const [free, strict] = [await decode(0), await decode(8)];
+    // The fixture's noise spells non-words: a high penalty turns it toward the LM's words.
+    expect(strict).not.toBe(free);
+    const known = new Set(LM_SENTENCES.flatMap((s) => s.split(' ')));
+    const unknown = (text: string) => text.split(' ').filter((w) => w !== '' && !known.has(w)).length;
+    expect(unknown(strict)).toBeLessThan(unknown(free));
+    for (const [flag, text] of [
+      ['0', free],
+      ['8', strict],
+    ]) {
+      const result = await transcribe(wav16k, '--beam', '8', '--lm', lmText, '--oov-penalty', flag);
+      expect(result.stderr).toBe('');
+      expect(result.stdout).toBe(`${text}\n`);
+    }
+  });
+
   it("uses the LM text the recognizer folder's config.json names, unless --lm none", async () => {
     const folder = join(dir, 'with-lm');
     mkdirSync(folder);
@@ -348,6 +368,24 @@ describe('transcribe: errors are one line with their exit code', () => {
       () => [wav16k, '--model', RECOGNIZER, '--lm', join(dir, 'none.txt')],
       EXIT.usage,
       /LM text file .*none\.txt does not exist$/,
+    ],
+    [
+      'a negative --oov-penalty',
+      () => [wav16k, '--oov-penalty', '-1'],
+      EXIT.usage,
+      /'--oov-penalty <γ>' argument '-1' is invalid\. must be a number >= 0\./,
+    ],
+    [
+      '--oov-penalty with --lm none',
+      () => [wav16k, '--model', RECOGNIZER, '--oov-penalty', '2', '--lm', 'none'],
+      EXIT.usage,
+      /--oov-penalty needs a beam search with an LM/,
+    ],
+    [
+      '--oov-penalty without an LM text',
+      () => [wav16k, '--model', RECOGNIZER, '--oov-penalty', '2'],
+      EXIT.usage,
+      /--oov-penalty needs an LM, and recognizer folder .* has no LM text/,
     ],
     [
       '--lm with --beam 0',

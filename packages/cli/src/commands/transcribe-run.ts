@@ -76,6 +76,12 @@ async function checkRecognizerFolder(dir: string): Promise<void> {
 
 /** An --lm file must exist (checked before tfjs loads); with --beam 0 there is no beam search to use it. */
 async function checkLmFlag(flags: TranscribeFlags): Promise<void> {
+  if (flags.oovPenalty !== undefined && (flags.beam === 0 || flags.lm === NO_LM)) {
+    throw new CliError(
+      EXIT.usage,
+      "--oov-penalty needs a beam search with an LM: it counts the words that are not in the LM's text",
+    );
+  }
   if (flags.lm === undefined || flags.lm === NO_LM) return;
   if (flags.beam === 0) {
     throw new CliError(EXIT.usage, '--lm needs a beam search: --beam 0 decodes greedily, without an LM');
@@ -100,7 +106,13 @@ async function decoderOf(
         : loadCharNgramLm(resolve(flags.lm), config.vocabulary),
     `character LM for recognizer folder ${dir}: `,
   );
-  return { beamWidth: flags.beam, lm };
+  if (lm === undefined && flags.oovPenalty !== undefined) {
+    throw new CliError(
+      EXIT.usage,
+      `--oov-penalty needs an LM, and recognizer folder ${dir} has no LM text (pass --lm FILE)`,
+    );
+  }
+  return { beamWidth: flags.beam, lm, oovPenalty: flags.oovPenalty };
 }
 
 /** A WAV file, decoded whole (so a bad one fails before the model loads), or raw PCM from stdin. */

@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { type Command, Option } from 'commander';
 import { EXIT_CODES_HELP } from '../exit-codes.js';
 import type { CliIo } from '../io.js';
-import { integerIn, multipleOf } from '../parse.js';
+import { integerIn, multipleOf, numberWhere } from '../parse.js';
 import { type BACKEND_CHOICES, backendOption } from './generate.js';
 
 /**
@@ -40,6 +40,8 @@ export interface TranscribeFlags {
   beam: number;
   /** A text file to train the character LM on, or NO_LM; default: the recognizer folder's LM text, if any. */
   lm?: string;
+  /** γ per word not in the LM's text; default: the models package's CTC_BEAM_OOV_PENALTY. */
+  oovPenalty?: number;
 }
 
 /** `specstream transcribe`: options are parsed here; the work (and tfjs) loads only when it runs. */
@@ -79,6 +81,12 @@ export function addTranscribeCommand(program: Command, io: CliIo, done: (code: n
       "text the beam search's character LM is trained on at start (one sentence per line; ~0.2 s for " +
         "800 KB); default: the recognizer folder's lm-text.txt (config.json may name another), if it has " +
         `one; ${NO_LM}: no LM`,
+    )
+    .option(
+      '--oov-penalty <γ>',
+      "log-score the beam search takes per word that is not in the LM's text (checked as it is " +
+        'spelled); 0 lets new words through as freely as known ones (default: the tuned one)',
+      numberWhere((n) => n >= 0, 'a number >= 0'),
     )
     .option(
       '--json',
