@@ -21,6 +21,12 @@ export interface SpeechRecognizerConfig {
   vocabulary: readonly string[];
   /** The text a character LM for beam search is trained on, relative to the folder (`lm_text`, default lm-text.txt; may be absent). */
   lmText: string;
+  /**
+   * Weight files of an ensemble of recognizers of this architecture, relative to the folder
+   * (`ensemble`, two or more, distinct): their outputs are averaged (ensembleStreamingEncoder).
+   * Absent: the folder's model.safetensors (or sharded index) alone.
+   */
+  ensemble?: readonly string[];
 }
 
 /** The LM text's name when config.json names none. */
@@ -86,6 +92,7 @@ export function speechRecognizerConfig(json: unknown, path: string): SpeechRecog
     chunkFrames: integer('chunk_frames', 1),
     vocabulary: vocabularyOf(raw.vocabulary, encoder.vocabSize, bad),
     lmText: lmTextOf(raw.lm_text, bad),
+    ...(raw.ensemble === undefined ? {} : { ensemble: ensembleOf(raw.ensemble, bad) }),
   };
   // The log-mel front end (melFilterBank) is Whisper's: 16 kHz, 80 or 128 bins.
   if (config.sampleRate !== WHISPER_SAMPLE_RATE) {
@@ -109,6 +116,18 @@ function vocabularyOf(
   }
   if (value.length !== vocabSize) {
     throw bad(`vocabulary has ${value.length} labels but vocab_size is ${vocabSize}`);
+  }
+  return value as string[];
+}
+
+function ensembleOf(value: unknown, bad: (message: string) => InvalidArgumentError): string[] {
+  const fileName = (name: unknown) =>
+    typeof name === 'string' && name !== '' && !name.includes('/') && !name.includes('\\') && name !== '..';
+  if (!Array.isArray(value) || value.length < 2 || !value.every(fileName)) {
+    throw bad(`ensemble must list two or more weight files in the folder, got ${JSON.stringify(value)}`);
+  }
+  if (new Set(value).size !== value.length) {
+    throw bad(`ensemble lists a weight file twice: ${JSON.stringify(value)}`);
   }
   return value as string[];
 }

@@ -39,6 +39,7 @@ export {
 export { characterErrorRate, editDistance, wordErrorRate } from './error-rate.js';
 export {
   type CtcTranscript,
+  type LoadSpeechRecognizerOptions,
   loadSpeechRecognizer,
   loadSpeechRecognizerLm,
   type RecognizeOptions,

@@ -3,8 +3,9 @@ import { join } from 'node:path';
 import { InvalidArgumentError, readAndDispose } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { rawLogMelFrames } from '../audio/log-mel.js';
-import { openCheckpoint } from '../safetensors/checkpoint.js';
+import { type Checkpoint, openCheckpoint } from '../safetensors/checkpoint.js';
 import { createStreamingEncoder, type StreamingEncoder } from '../streaming-encoder/encoder.js';
+import { ensembleStreamingEncoder } from '../streaming-encoder/ensemble.js';
 import { disposeStreamingEncoderWeights } from '../streaming-encoder/weights.js';
 import { type CharNgramLm, type CharNgramLmOptions, loadCharNgramLm } from './char-ngram-lm.js';
 import { type CtcEmissions, type CtcWord, ctcText, ctcWords } from './ctc.js';
@@ -39,34 +40,67 @@ export interface CtcTranscript {
 /**
  * Loads a recognizer folder: config.json (model_type "specstream-ctc") and
  * model.safetensors (F32 or F16, CtcRecognizer.export_state()'s names and
- * shapes). Everything is checked before the first tensor is read: a missing
+ * shapes), or the weight files config.json's `ensemble` lists, run as one
+ * (ensembleStreamingEncoder). Everything is checked before the first tensor is read: a missing
  * folder or config.json, or a bad field, is an InvalidArgumentError naming
  * it; a missing weights file, or a missing, extra, non-float or mis-shaped
  * tensor, a SafetensorsError naming the tensor. A load that fails part-way
  * frees every tensor it had made.
  */
-export async function loadSpeechRecognizer(dir: string): Promise<SpeechRecognizer> {
+export async function loadSpeechRecognizer(
+  dir: string,
+  options: LoadSpeechRecognizerOptions = {},
+): Promise<SpeechRecognizer> {
   const config = await readSpeechRecognizerConfig(dir);
-  const checkpoint = await openCheckpoint(dir);
+  if (options.member !== undefined && !(config.ensemble ?? []).includes(options.member)) {
+    throw new InvalidArgumentError(
+      `speech recognizer folder ${dir} has no ensemble member ${JSON.stringify(options.member)} (config.json's ensemble: ${JSON.stringify(config.ensemble ?? [])})`,
+    );
+  }
+  const files = options.member !== undefined ? [options.member] : config.ensemble;
+  const locations = files?.map((file) => join(dir, file)) ?? [dir];
+  const checkpoints: Checkpoint[] = [];
   try {
-    checkRecognizerTensors(checkpoint, config, dir);
-    const weights = await readRecognizerWeights(checkpoint, config);
-    let encoder: StreamingEncoder;
+    for (const location of locations) {
+      if (files !== undefined && !(await stat(location).catch(() => undefined))?.isFile()) {
+        throw new InvalidArgumentError(
+          `speech recognizer folder ${dir}: ensemble member ${location} is not a file (config.json's ensemble)`,
+        );
+      }
+      const checkpoint = await openCheckpoint(location);
+      checkpoints.push(checkpoint);
+      checkRecognizerTensors(checkpoint, config, location);
+    }
+    const members: StreamingEncoder[] = [];
     try {
-      encoder = createStreamingEncoder(config.encoder, weights);
+      for (const checkpoint of checkpoints)
+        members.push(encoderOf(await readRecognizerWeights(checkpoint, config), config));
+      const encoder = members.length === 1 ? members[0] : ensembleStreamingEncoder(members);
+      return { config, encoder, vocabulary: config.vocabulary, dispose: () => encoder.dispose() };
     } catch (error) {
-      // createStreamingEncoder throws before taking the weights.
-      disposeStreamingEncoderWeights(weights);
+      for (const member of members) member.dispose();
       throw error;
     }
-    return {
-      config,
-      encoder,
-      vocabulary: config.vocabulary,
-      dispose: () => encoder.dispose(),
-    };
   } finally {
-    await checkpoint.close();
+    await Promise.all(checkpoints.map((checkpoint) => checkpoint.close()));
+  }
+}
+
+export interface LoadSpeechRecognizerOptions {
+  /** One weight file of config.json's ensemble, loaded alone (to check or compare the members). */
+  member?: string;
+}
+
+function encoderOf(
+  weights: Awaited<ReturnType<typeof readRecognizerWeights>>,
+  config: SpeechRecognizerConfig,
+) {
+  try {
+    return createStreamingEncoder(config.encoder, weights);
+  } catch (error) {
+    // createStreamingEncoder throws before taking the weights.
+    disposeStreamingEncoderWeights(weights);
+    throw error;
   }
 }
 

@@ -9,6 +9,7 @@ export {
   streamingEncoderParameterCount,
 } from './config.js';
 export { createStreamingEncoder, type StreamingEncoder, type StreamingEncoderState } from './encoder.js';
+export { ensembleStreamingEncoder } from './ensemble.js';
 export {
   disposeStreamingEncoderWeights,
   randomStreamingEncoderWeights,
