@@ -59,7 +59,7 @@ export function speechMarkdownSection(r: SpeechResult & { commit: ReturnType<typ
     ],
   );
   return [
-    `Shipped speech models on ${r.backend} (${r.threads} threads), ${r.machine}, commit ${r.commit.hash}${r.commit.dirty ? ' (dirty)' : ''}, ${r.date.slice(0, 10)}; load ${r.load.before} → ${r.load.after}. ${first.utterances} held-out utterances (${first.audioSeconds} s): sentences never trained on, half in trained voices, half in flite kal16 (never trained on). The beam's LM weight and length bonus were chosen by \`bench/speech/tune-beam.ts\` on other held-out sentences (41–289, trained voices), so none of these sentences informed them${first.utterances / 2 > 40 ? " (this run's sentences after the 40th are among them)" : ''}.`,
+    `Shipped speech models on ${r.backend} (${r.threads} threads), ${r.machine}, commit ${r.commit.hash}${r.commit.dirty ? ' (dirty)' : ''}, ${r.date.slice(0, 10)}; load ${r.load.before} → ${r.load.after}. ${first.utterances} held-out utterances (${first.audioSeconds} s): sentences never trained on, half in trained voices, half in flite kal16 (never trained on). The beam's LM weight, length bonus and OOV penalty were chosen by \`bench/speech/tune-beam.ts\` on other held-out sentences (41–289, trained voices), so none of these sentences informed them${first.utterances / 2 > 40 ? " (this run's sentences after the 40th are among them)" : ''}.`,
     '',
     ...markdownTable(['measure', 'value', 'goal (issue 22)'], rows, [false, false, false]),
     '',
@@ -74,7 +74,7 @@ const pct2 = (x: number) => `${(100 * x).toFixed(2)}%`;
 const SPEECH_INTRO = [
   '## Speech (issue 22)',
   '',
-  "`pnpm bench --only speech --backends wasm` (packages/streaming/bench/speech-bench.ts, written by bench/speech/speech-results.ts). Peers, for orientation only: the data differ (real read speech there, synthetic held-out sentences here) and so do the models (70 M against 6.6 M parameters). icefall's streaming Zipformer transducer, the family sherpa-onnx runs (pruned_transducer_stateless7_streaming, LibriSpeech + GigaSpeech), reports 2.47% / 6.13% WER on LibriSpeech test-clean / test-other at 320 ms chunks, greedy, chunk-wise (icefall egs/librispeech/ASR/RESULTS.md). Whisper-Streaming (Macháček et al., 2023) reports 3.3 s latency on long-form speech with local agreement.",
+  "`pnpm bench --only speech --backends wasm` (packages/streaming/bench/speech-bench.ts, written by bench/speech/speech-results.ts). Peers, for orientation only: the data differ (real read speech there, synthetic held-out sentences here) and so do the models (70 M against 2 × 6.6 M parameters). icefall's streaming Zipformer transducer, the family sherpa-onnx runs (pruned_transducer_stateless7_streaming, LibriSpeech + GigaSpeech), reports 2.47% / 6.13% WER on LibriSpeech test-clean / test-other at 320 ms chunks, greedy, chunk-wise (icefall egs/librispeech/ASR/RESULTS.md). Whisper-Streaming (Macháček et al., 2023) reports 3.3 s latency on long-form speech with local agreement.",
 ].join('\n');
 
 export function writeSpeechResults(run: SpeechResult, s: SpeechSettings, log: (line: string) => void): void {

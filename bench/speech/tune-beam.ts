@@ -35,7 +35,6 @@ import {
 } from '@specstream/models';
 import { decodeWav } from '@specstream/streaming';
 
-
 const { values } = parseArgs({
   options: {
     recognizer: { type: 'string', default: 'models/specstream-speech-recognizer' },

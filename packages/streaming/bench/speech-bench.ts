@@ -4,7 +4,7 @@
  *
  *   1. recognizer, with each decoder --speech-decoder lists (default greedy,beam:32:lm; beam:N, a
  *      CTC prefix beam search of width N; beam:N:lm, with the recognizer's character LM and the α,
- *      β bench/speech/tune-beam.ts chose on other held-out sentences, 41–289):
+ *      β, γ bench/speech/tune-beam.ts chose on other held-out sentences, 41–289):
  *      word error rate offline and streamed in 320 ms chunks, in trained voices and
  *      in flite's kal16 (never trained on); real-time factor of the stream (log-mel, encoder and
  *      decoding); partial-result latency with audio arriving at 4× real time (no queueing at
@@ -51,7 +51,8 @@ export interface SpeechSettings {
   results: string;
   /**
    * Recognizer decoders to compare, each greedy | beam:N | beam:N:lm (the recognizer's LM,
-   * CTC_BEAM_LM_WEIGHT and CTC_BEAM_LENGTH_BONUS); default greedy and the CLI's beam:32:lm.
+   * CTC_BEAM_LM_WEIGHT, CTC_BEAM_LENGTH_BONUS and CTC_BEAM_OOV_PENALTY); default greedy and the
+   * CLI's beam:32:lm.
    */
   decoders: string[];
 }

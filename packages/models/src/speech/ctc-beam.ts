@@ -34,16 +34,17 @@ export interface CtcBeamSettings {
 }
 
 /**
- * α, β and γ for the shipped recognizer (the 2026-12-07 second-session weights) and its order-8 LM,
- * tuned by bench/speech/tune-beam.ts on held-out sentences 41–289 in trained voices: sentences the
- * speech benchmark (the first 40) does not use, and not the held-out voice. Word error rate there
- * at α 1.1 β 2.5: 7.1% without the OOV penalty (6.9% at width 64, 7.3% at 16), 6.5% with γ 3
- * (γ 1: 6.7%, 2: 6.6%, 5 and 8: 6.5%); with γ 3, α 0.9–1.1 and β 1.5–2.5 give 6.5–6.7%, α 1.3
- * 6.8–7.1% (docs/bench/2026-12-07d/tune-beam.txt, docs/bench/2026-12-07e/tune-beam-oov.txt).
+ * α, β and γ for the shipped recognizer (the 2026-12-07 ensemble of two recognizers) and its
+ * order-8 LM, tuned by bench/speech/tune-beam.ts on held-out sentences 41–289 in trained voices:
+ * sentences the speech benchmark (the first 40) does not use, and not the held-out voice. Word
+ * error rate there: 5.7% at α 0.7 β 1 γ 5 (also at α 0.5, β 1–1.5), 5.8–6.1% for γ 2–8 around
+ * it, 6.0–6.7% at α 0.9–1.3 (docs/bench/2026-12-07e/tune-beam-ensemble.txt). The ensemble's first
+ * member alone gave 7.1% at its own best without the OOV penalty (α 1.1 β 2.5) and 6.5% with γ 3
+ * (docs/bench/2026-12-07d/tune-beam.txt, docs/bench/2026-12-07e/tune-beam-oov.txt).
  */
-export const CTC_BEAM_LM_WEIGHT = 1.1;
-export const CTC_BEAM_LENGTH_BONUS = 2.5;
-export const CTC_BEAM_OOV_PENALTY = 3;
+export const CTC_BEAM_LM_WEIGHT = 0.7;
+export const CTC_BEAM_LENGTH_BONUS = 1;
+export const CTC_BEAM_OOV_PENALTY = 5;
 /** The beam width the CLI and the server decode whole transcripts with (see CTC_BEAM_LM_WEIGHT). */
 export const CTC_BEAM_WIDTH = 32;
 
