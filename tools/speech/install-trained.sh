@@ -19,6 +19,11 @@ for folder in "$scratch"/specstream-speech-*; do
   name=$(basename "$folder")
   [ -f "$folder/config.json" ] && [ -f "$folder/model.safetensors" ] || { echo "$name: config.json or model.safetensors missing" >&2; exit 1; }
   mkdir -p "$root/models/$name"
+  # A shipped ensemble (config.json's "ensemble") names its members; the trained config names none,
+  # so installing over it would leave the old members unused: say so rather than guess a new ensemble.
+  if grep -q '"ensemble"' "$root/models/$name/config.json" 2>/dev/null; then
+    echo "models/$name/config.json lists an ensemble; the new config.json does not: the folder is now the new model alone (delete the old members, or add \"ensemble\" back, models/SPEECH.md)" >&2
+  fi
   cp -r "$folder"/. "$root/models/$name/"
   chmod -R u+rwX,go+rX "$root/models/$name"
   echo "models/$name: $(cd "$folder" && find . -type f | sort | tr '\n' ' ')"
