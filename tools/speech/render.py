@@ -3,10 +3,11 @@
 espeak-ng (7 English accents × its voice variants, speed and pitch drawn per
 utterance), flite (awb, rms, slt for training; kal16 never trained on) and
 festival's ked diphone voice (residual-LPC diphones, like kal16, but another
-speaker; duration stretch and mean pitch drawn per utterance) and slt HTS voice, and
+speaker; duration stretch and mean pitch drawn per utterance) and slt HTS voice,
 GnuSpeech (articulatory synthesis: a tube model of the vocal tract, in Node through
-tools/speech/gnuspeech-server.mjs). The engines come from `tools/speech/fetch-tts.sh`
-(Debian packages and an npm package unpacked under TTS_ROOT, default .tts/root);
+tools/speech/gnuspeech-server.mjs) and SVOX Pico (HMM synthesis, its en-US and en-GB voices,
+through tools/speech/svoxpico-server.mjs). The engines come from `tools/speech/fetch-tts.sh`
+(Debian packages and npm packages unpacked under TTS_ROOT, default .tts/root);
 stand-ins for libpcaudio and libpulse-simple let espeak-ng and festival run where
 PulseAudio is absent, since they only ever write to stdout here.
 """
@@ -52,33 +53,41 @@ FESTIVAL_SHARE = ROOT / "usr/share/festival"
 GNUSPEECH_TRAIN = ["male", "female", "large_child", "small_child"]
 GNUSPEECH_PACKAGE = ROOT / "gnuspeech"
 GNUSPEECH_SERVER = Path(__file__).resolve().parent / "gnuspeech-server.mjs"
+# SVOX Pico's two voices (both women's, lingware from Debian's libttspico-data) and its package folder.
+PICO_TRAIN = ["en-US", "en-GB"]
+PICO_PACKAGE = ROOT / "svoxpico"
+PICO_SERVER = Path(__file__).resolve().parent / "svoxpico-server.mjs"
 KED_F0 = (105, 15)  # ked_diphone's own int_lr_params target mean and standard deviation (Hz)
 
 
 @dataclass(frozen=True)
 class Voice:
-    engine: str  # 'espeak' | 'flite' | 'festival'
-    name: str  # accent+variant, or the flite or festival voice
-    speed: float  # espeak words per minute, or flite's / festival's duration stretch
-    pitch: int  # espeak 0..99; flite, festival: mean f0 in Hz (0: the voice's own)
+    engine: str  # 'espeak' | 'flite' | 'festival' | 'gnuspeech' | 'pico'
+    name: str  # accent+variant, or the flite, festival, GnuSpeech or Pico voice
+    speed: float  # espeak words per minute, flite's / festival's duration stretch, GnuSpeech's tempo, Pico's rate (%)
+    pitch: int  # espeak 0..99; flite, festival: mean f0 in Hz (0: the voice's own); GnuSpeech: semitones; Pico: % of its f0
 
     def label(self) -> str:
         return f"{self.engine}:{self.name}:{self.speed:g}:{self.pitch}"
 
 
 def random_training_voice(rng: random.Random, flite_share: float = 0.35, festival_share: float = 0.0,
-                          festival_voices: int = 1, gnuspeech_share: float = 0.0) -> Voice:
+                          festival_voices: int = 1, gnuspeech_share: float = 0.0, pico_share: float = 0.0) -> Voice:
     """A voice drawn from `rng`: festival with probability festival_share, flite with flite_share,
-    GnuSpeech with gnuspeech_share, espeak-ng otherwise. One uniform draw picks the engine,
-    festival's slice first and GnuSpeech's last (the top of [0, 1)), so with festival_share 0 the
-    draws (and voices) are those of the version without festival: the speech bench's held-out
-    renderings (render_heldout.py) are unchanged; with festival_voices 1 (ked alone) the draws are
-    those of the version with ked alone, and with gnuspeech_share 0 those of the version without
-    GnuSpeech."""
+    GnuSpeech with gnuspeech_share, Pico with pico_share, espeak-ng otherwise. One uniform draw
+    picks the engine, festival's slice first, GnuSpeech's last (the top of [0, 1)) and Pico's just
+    below it, so with festival_share 0 the draws (and voices) are those of the version without
+    festival: the speech bench's held-out renderings (render_heldout.py) are unchanged; with
+    festival_voices 1 (ked alone) the draws are those of the version with ked alone, with
+    gnuspeech_share 0 those of the version without GnuSpeech, and with pico_share 0 those of the
+    version without Pico."""
     r = rng.random()
     if r >= 1 - gnuspeech_share:
         # Tempo 0.8–1.25; pitch offset in semitones around the presets' own (the package's default is −4).
         return Voice("gnuspeech", rng.choice(GNUSPEECH_TRAIN), round(rng.uniform(0.8, 1.25), 2), rng.randint(-9, 2))
+    if r >= 1 - gnuspeech_share - pico_share:
+        # Rate 80–125% (as the other engines' ranges); f0 60–130% of the voices' own ~170 Hz, down to a man's.
+        return Voice("pico", rng.choice(PICO_TRAIN), rng.randint(80, 125), rng.randint(60, 130))
     if r < festival_share:
         # Duration stretch 0.8–1.3 (the voice's own is 1.1); mean f0 70–160 Hz, or (1 in 3) its own 105 Hz.
         name, stretch = rng.choice(FESTIVAL_TRAIN[:festival_voices]), round(rng.uniform(0.8, 1.3), 2)
@@ -134,21 +143,9 @@ class _LongRunning:
             out += chunk
         return bytes(out)
 
-
-class _GnuSpeech(_LongRunning):
-    """tools/speech/gnuspeech-server.mjs: JSON lines in, a 4-byte length and a 44.1 kHz RIFF wave
-    out (length 0 for text it cannot speak). Starting Node and the wasm module costs ~0.3 s."""
-
     @classmethod
-    def command(cls) -> list[str]:
-        node = ROOT / "usr/bin/node"
-        return [str(node) if node.exists() else shutil.which("node") or "node", str(GNUSPEECH_SERVER), str(GNUSPEECH_PACKAGE)]
-
-    @classmethod
-    def wave(cls, text: str, voice: Voice, timeout: float = 120.0) -> bytes:
-        if voice.name not in GNUSPEECH_TRAIN:
-            raise ValueError(f"GnuSpeech voice {voice.name!r} is not one of {GNUSPEECH_TRAIN}")
-        request = json.dumps(dict(text=text, voice=voice.name, tempo=voice.speed, pitchOffset=voice.pitch))
+    def _answer(cls, request: str, timeout: float) -> bytes:
+        """A JSON request to one of our Node servers, and its length-prefixed wave (b"" if refused)."""
         proc = cls._process()
         try:
             proc.stdin.write(request.encode() + b"\n")
@@ -157,6 +154,40 @@ class _GnuSpeech(_LongRunning):
             return cls._read(n, timeout) if n else b""
         except Exception as e:
             raise cls._fail(request, e) from e
+
+
+def _node() -> str:
+    node = ROOT / "usr/bin/node"
+    return str(node) if node.exists() else shutil.which("node") or "node"
+
+
+class _GnuSpeech(_LongRunning):
+    """tools/speech/gnuspeech-server.mjs: JSON lines in, a 4-byte length and a 44.1 kHz RIFF wave
+    out (length 0 for text it cannot speak). Starting Node and the wasm module costs ~0.3 s."""
+
+    @classmethod
+    def command(cls) -> list[str]:
+        return [_node(), str(GNUSPEECH_SERVER), str(GNUSPEECH_PACKAGE)]
+
+    @classmethod
+    def wave(cls, text: str, voice: Voice, timeout: float = 120.0) -> bytes:
+        if voice.name not in GNUSPEECH_TRAIN:
+            raise ValueError(f"GnuSpeech voice {voice.name!r} is not one of {GNUSPEECH_TRAIN}")
+        return cls._answer(json.dumps(dict(text=text, voice=voice.name, tempo=voice.speed, pitchOffset=voice.pitch)), timeout)
+
+
+class _Pico(_LongRunning):
+    """tools/speech/svoxpico-server.mjs: the same protocol, 16 kHz waves; rate and pitch in percent."""
+
+    @classmethod
+    def command(cls) -> list[str]:
+        return [_node(), str(PICO_SERVER), str(PICO_PACKAGE)]
+
+    @classmethod
+    def wave(cls, text: str, voice: Voice, timeout: float = 120.0) -> bytes:
+        if voice.name not in PICO_TRAIN:
+            raise ValueError(f"Pico voice {voice.name!r} is not one of {PICO_TRAIN}")
+        return cls._answer(json.dumps(dict(text=text, voice=voice.name, speed=voice.speed, pitch=voice.pitch)), timeout)
 
 
 class _Festival(_LongRunning):
@@ -216,10 +247,10 @@ def render(text: str, voice: Voice) -> np.ndarray:
         ).stdout
         # espeak-ng writes a 44-byte RIFF header with unknown length when streaming; 22050 Hz.
         rate, audio = 22050, _pcm16(out[44:])
-    elif voice.engine == "gnuspeech":
-        out = _GnuSpeech.wave(text, voice)
+    elif voice.engine in ("gnuspeech", "pico"):
+        out = (_GnuSpeech if voice.engine == "gnuspeech" else _Pico).wave(text, voice)
         if len(out) < 44 or out[:4] != b"RIFF" or out[36:40] != b"data":
-            # Text with nothing to say (GnuSpeech refuses it): a tenth of a second of silence, as for festival.
+            # Text refused (GnuSpeech's with nothing to say; Pico's none so far): a tenth of a second of silence, as for festival.
             return np.zeros(SAMPLE_RATE // 10, dtype=np.float32)
         rate, audio = int.from_bytes(out[24:28], "little"), _pcm16(out[44:44 + int.from_bytes(out[40:44], "little")])
     elif voice.engine == "flite":

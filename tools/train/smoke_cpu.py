@@ -84,9 +84,10 @@ def main() -> None:
     report: dict = {}
     model = ts.train_recognizer(corpus, args, device, report)
     ts.train_synthesizer(corpus, args, device, report)
-    mixed = [(t, ts.render.Voice("gnuspeech", "female", 1.0, -4) if i % 2 else v) for i, (t, v) in enumerate(jobs[:6])]
+    others = [ts.render.Voice("gnuspeech", "female", 1.0, -4), ts.render.Voice("pico", "en-GB", 100, 80)]
+    mixed = [(t, others[i % 3 - 1] if i % 3 else v) for i, (t, v) in enumerate(jobs[:6])]
     scores = ts.evaluate_recognizer(model, mixed, audio[:6], ts.mel_filters(80, 400, 16000, device), device)
-    assert set(scores["engines"]) == {"espeak", "gnuspeech"} and sum(e["words"] for e in scores["engines"].values()) == scores["words"], scores
+    assert set(scores["engines"]) == {"espeak", "gnuspeech", "pico"} and sum(e["words"] for e in scores["engines"].values()) == scores["words"], scores
     print(f"evaluate_recognizer: WER {scores['wer']} over {scores['words']} words, by engine {scores['engines']}")
     for name in ("recognizer", "synthesizer"):
         losses = [h["loss"] for h in report[name]["history"]]
@@ -119,7 +120,7 @@ def main() -> None:
     ts.render_all = lambda jobs, workers: [np.zeros(1600 * (1 + i % 3), dtype=np.int16) for i in range(len(jobs))]
     sentences = {"train": texts[:6], "heldout": texts[6:9]}
     for only in ("recognizer", None):
-        a = argparse.Namespace(limit=0, heldout_limit=10, renders=2, flite_share=0.3, festival_share=0.15, festival_voices=2, gnuspeech_share=0.1, workers=1, only=only)
+        a = argparse.Namespace(limit=0, heldout_limit=10, renders=2, flite_share=0.3, festival_share=0.15, festival_voices=2, gnuspeech_share=0.1, pico_share=0.1, workers=1, only=only)
         c = ts.speech_corpus(sentences, a)
         sizes = {k: len(v[1]) for k, v in c.items() if k != "stats"}
         assert sizes["train"] == 12 and sizes["heldout_voice"] == 3, sizes
@@ -128,7 +129,7 @@ def main() -> None:
     # The corpus kept between calls: the second read is the first's, other settings render anew.
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "sentences.json").write_text(json.dumps(sentences))
-        a = argparse.Namespace(limit=0, heldout_limit=10, renders=2, flite_share=0.3, festival_share=0.15, festival_voices=2, gnuspeech_share=0.1, workers=1,
+        a = argparse.Namespace(limit=0, heldout_limit=10, renders=2, flite_share=0.3, festival_share=0.15, festival_voices=2, gnuspeech_share=0.1, pico_share=0.1, workers=1,
                                only="recognizer", sentences=Path(folder) / "sentences.json", corpus_cache=Path(folder))
         made = ts.cached_corpus(a)
         ts.render_all = lambda jobs, workers: (_ for _ in ()).throw(AssertionError("rendered again"))

@@ -90,7 +90,7 @@ def speech_corpus(sentences: dict, args) -> dict:
     heldout = sentences["heldout"][: args.heldout_limit]
     voice = lambda: render.random_training_voice(rng, flite_share=args.flite_share, festival_share=args.festival_share,
                                                  festival_voices=args.festival_voices,
-                                                 gnuspeech_share=args.gnuspeech_share)
+                                                 gnuspeech_share=args.gnuspeech_share, pico_share=args.pico_share)
     recognizer_jobs = [(s, voice()) for s in train for _ in range(args.renders)]
     rng.shuffle(recognizer_jobs)
     trained_voice = [(s, voice()) for s in heldout]
@@ -132,7 +132,7 @@ def cached_corpus(args) -> dict:
     key = dict(sentences=hashlib.sha256(json.dumps(sentences).encode()).hexdigest(), limit=args.limit,
                heldout_limit=args.heldout_limit, renders=args.renders, flite_share=args.flite_share,
                festival_share=args.festival_share, festival_voices=args.festival_voices,
-               gnuspeech_share=args.gnuspeech_share, synthesizer=args.only != "recognizer")
+               gnuspeech_share=args.gnuspeech_share, pico_share=args.pico_share, synthesizer=args.only != "recognizer")
     path = args.corpus_cache / "corpus.pkl" if args.corpus_cache else None
     if path is not None and path.exists():
         t = time.time()
@@ -652,6 +652,9 @@ def main() -> None:
     p.add_argument("--gnuspeech-share", type=float, default=0.0,
                    help="training voices from GnuSpeech's articulatory presets (render.GNUSPEECH_TRAIN), taken from "
                         "espeak-ng's share (the shipped recogniser: 0)")
+    p.add_argument("--pico-share", type=float, default=0.0,
+                   help="training voices from SVOX Pico's en-US and en-GB HMM voices (render.PICO_TRAIN), taken from "
+                        "espeak-ng's share (the shipped recogniser: 0)")
     p.add_argument("--batch-samples", type=int, default=16000 * 240)
     p.add_argument("--synth-batch-samples", type=int, default=16000 * 240)
     p.add_argument("--vocoded-share", type=float, default=0.15,
@@ -677,9 +680,9 @@ def main() -> None:
     p.add_argument("--round-trip-sentences", type=int, default=12)
     p.add_argument("--sampled-share", type=float, default=0.5, help="synthesizer steps fed their own previous frame")
     args = p.parse_args()
-    shares = args.flite_share + args.festival_share + args.gnuspeech_share
-    if min(args.flite_share, args.festival_share, args.gnuspeech_share) < 0 or shares > 1:
-        p.error(f"--flite-share, --festival-share and --gnuspeech-share must be ≥ 0 and sum to ≤ 1 (got {shares:g})")
+    shares = args.flite_share + args.festival_share + args.gnuspeech_share + args.pico_share
+    if min(args.flite_share, args.festival_share, args.gnuspeech_share, args.pico_share) < 0 or shares > 1:
+        p.error(f"--flite-share, --festival-share, --gnuspeech-share and --pico-share must be ≥ 0 and sum to ≤ 1 (got {shares:g})")
     if args.smoke:
         args.limit, args.heldout_limit = args.limit or 64, 8
         args.recognizer_seconds = args.synthesizer_seconds = min(args.recognizer_seconds, 20)
