@@ -13,8 +13,8 @@
 // request twice gives different audio.
 
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
+import { serveWavLines } from './serve-wav-lines.mjs';
 
 const dir = process.argv[2];
 if (!dir) {
@@ -63,17 +63,4 @@ function synthesize({ text, voice, tempo, pitchOffset }) {
   return module.FS.readFile(OUT);
 }
 
-const lines = createInterface({ input: process.stdin });
-for await (const line of lines) {
-  if (!line.trim()) continue;
-  let wav = new Uint8Array(0);
-  try {
-    wav = synthesize(JSON.parse(line));
-  } catch (error) {
-    process.stderr.write(`gnuspeech: ${String(error).slice(0, 200)} on ${line.slice(0, 200)}\n`);
-  }
-  const length = Buffer.alloc(4);
-  length.writeUInt32LE(wav.length);
-  process.stdout.write(length);
-  process.stdout.write(wav);
-}
+await serveWavLines('gnuspeech', synthesize);

@@ -12,8 +12,8 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
+import { serveWavLines } from './serve-wav-lines.mjs';
 
 const dir = process.argv[2];
 if (!dir) {
@@ -152,17 +152,4 @@ function synthesize({ text, voice, speed, pitch }) {
   return wav(Buffer.concat(chunks));
 }
 
-const lines = createInterface({ input: process.stdin });
-for await (const line of lines) {
-  if (!line.trim()) continue;
-  let out = new Uint8Array(0);
-  try {
-    out = synthesize(JSON.parse(line));
-  } catch (error) {
-    process.stderr.write(`svoxpico: ${String(error).slice(0, 200)} on ${line.slice(0, 200)}\n`);
-  }
-  const length = Buffer.alloc(4);
-  length.writeUInt32LE(out.length);
-  process.stdout.write(length);
-  process.stdout.write(out);
-}
+await serveWavLines('svoxpico', synthesize);
