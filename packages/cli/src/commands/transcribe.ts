@@ -60,7 +60,7 @@ export function addTranscribeCommand(program: Command, io: CliIo, done: (code: n
     )
     .option(
       '--model <dir>',
-      'recognizer folder (config.json with model_type specstream-ctc, model.safetensors)',
+      'recognizer folder (config.json with model_type specstream-ctc, and model.safetensors or the weight files its "ensemble" lists)',
       DEFAULT_RECOGNIZER,
     )
     .option(
