@@ -182,6 +182,9 @@ if __name__ == "__main__":
     parser.add_argument("--corpus", type=Path, default=Path(".data/corpus"))
     parser.add_argument("--out", type=Path, default=Path(".data/speech/sentences.json"))
     parser.add_argument("--examples", type=Path, help="write normalisation examples (input, spoken, transcript) here")
+    parser.add_argument("--lm-text", type=Path,
+                        help="also write the training sentences' transcripts here, one per line: the recogniser's "
+                             "lm-text.txt (the beam's character LM and its words; never the held-out sentences)")
     args = parser.parse_args()
     if args.examples:
         rows = [{"input": t, "spoken": normalize(t), "transcript": transcript(normalize(t))} for t in EXAMPLES]
@@ -190,4 +193,6 @@ if __name__ == "__main__":
         data = build(args.corpus)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(data))
+        if args.lm_text:
+            args.lm_text.write_text("".join(transcript(s) + "\n" for s in data["train"]))
         print({k: len(v) for k, v in data.items()})
