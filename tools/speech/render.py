@@ -161,33 +161,48 @@ def _node() -> str:
     return str(node) if node.exists() else shutil.which("node") or "node"
 
 
-class _GnuSpeech(_LongRunning):
-    """tools/speech/gnuspeech-server.mjs: JSON lines in, a 4-byte length and a 44.1 kHz RIFF wave
-    out (length 0 for text it cannot speak). Starting Node and the wasm module costs ~0.3 s."""
+class _NodeServer(_LongRunning):
+    """One of our Node servers (tools/speech/*-server.mjs): JSON lines in, a 4-byte length and a
+    RIFF wave out (length 0 for text the engine cannot speak). Starting Node and the wasm module
+    costs ~0.3 s. A subclass names its server, package folder and voices, and the request's fields."""
+
+    server: Path
+    package: Path
+    voices: list[str]
 
     @classmethod
     def command(cls) -> list[str]:
-        return [_node(), str(GNUSPEECH_SERVER), str(GNUSPEECH_PACKAGE)]
+        return [_node(), str(cls.server), str(cls.package)]
+
+    @classmethod
+    def fields(cls, voice: Voice) -> dict:
+        raise NotImplementedError
 
     @classmethod
     def wave(cls, text: str, voice: Voice, timeout: float = 120.0) -> bytes:
-        if voice.name not in GNUSPEECH_TRAIN:
-            raise ValueError(f"GnuSpeech voice {voice.name!r} is not one of {GNUSPEECH_TRAIN}")
-        return cls._answer(json.dumps(dict(text=text, voice=voice.name, tempo=voice.speed, pitchOffset=voice.pitch)), timeout)
+        if voice.name not in cls.voices:
+            raise ValueError(f"{voice.engine} voice {voice.name!r} is not one of {cls.voices}")
+        return cls._answer(json.dumps(dict(text=text, voice=voice.name, **cls.fields(voice))), timeout)
 
 
-class _Pico(_LongRunning):
-    """tools/speech/svoxpico-server.mjs: the same protocol, 16 kHz waves; rate and pitch in percent."""
+class _GnuSpeech(_NodeServer):
+    """gnuspeech-server.mjs: 44.1 kHz waves; tempo, and a pitch offset in semitones."""
 
-    @classmethod
-    def command(cls) -> list[str]:
-        return [_node(), str(PICO_SERVER), str(PICO_PACKAGE)]
+    server, package, voices = GNUSPEECH_SERVER, GNUSPEECH_PACKAGE, GNUSPEECH_TRAIN
 
     @classmethod
-    def wave(cls, text: str, voice: Voice, timeout: float = 120.0) -> bytes:
-        if voice.name not in PICO_TRAIN:
-            raise ValueError(f"Pico voice {voice.name!r} is not one of {PICO_TRAIN}")
-        return cls._answer(json.dumps(dict(text=text, voice=voice.name, speed=voice.speed, pitch=voice.pitch)), timeout)
+    def fields(cls, voice: Voice) -> dict:
+        return dict(tempo=voice.speed, pitchOffset=voice.pitch)
+
+
+class _Pico(_NodeServer):
+    """svoxpico-server.mjs: 16 kHz waves; rate and pitch in percent."""
+
+    server, package, voices = PICO_SERVER, PICO_PACKAGE, PICO_TRAIN
+
+    @classmethod
+    def fields(cls, voice: Voice) -> dict:
+        return dict(speed=voice.speed, pitch=voice.pitch)
 
 
 class _Festival(_LongRunning):

@@ -21,6 +21,7 @@ import {
 import { ctcText } from '../src/speech/ctc.js';
 import { loadSpeechRecognizer, recognizerLogits, type SpeechRecognizer } from '../src/speech/recognizer.js';
 import { ensembleStreamingEncoder } from '../src/streaming-encoder/ensemble.js';
+import { expectLoadFailure } from './recognizer-load-failure.js';
 
 /** tools/speech/fixture_recognizer.py's tiny random recognizer and its PyTorch twin's outputs. */
 const FIXTURE = fileURLToPath(new URL('./fixtures/speech-recognizer-tiny/', import.meta.url));
@@ -200,12 +201,7 @@ describe('ensembles: what is wrong is named, and nothing is left behind', () => 
       /ensemble member .*c\.safetensors is not a file/,
     ],
   ])('%s', async (_, config, message) => {
-    const folder = await ensembleFolder(config);
-    const before = tf.memory().numTensors;
-    const error = await loadSpeechRecognizer(folder).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(InvalidArgumentError);
-    expect((error as Error).message).toMatch(message);
-    expect(tf.memory().numTensors).toBe(before);
+    await expectLoadFailure(await ensembleFolder(config), InvalidArgumentError, message);
   });
 
   it('a member of another shape is named, before any tensor is read', async () => {
@@ -213,20 +209,16 @@ describe('ensembles: what is wrong is named, and nothing is left behind', () => 
     await writeSafetensors(join(folder, 'b.safetensors'), {
       'conv1.weight': { dtype: 'F32', shape: [1], data: [0] },
     });
-    const before = tf.memory().numTensors;
-    const error = await loadSpeechRecognizer(folder).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(SafetensorsError);
-    expect((error as Error).message).toMatch(/b\.safetensors/);
-    expect(tf.memory().numTensors).toBe(before);
+    await expectLoadFailure(folder, SafetensorsError, /b\.safetensors/);
   });
 
   it('a member that is not in the ensemble', async () => {
-    await expect(loadSpeechRecognizer(dir, { member: 'c.safetensors' })).rejects.toThrow(
-      /has no ensemble member "c\.safetensors"/,
-    );
-    await expect(loadSpeechRecognizer(FIXTURE, { member: 'model.safetensors' })).rejects.toThrow(
-      /has no ensemble member/,
-    );
+    await expectLoadFailure(dir, InvalidArgumentError, /has no ensemble member "c\.safetensors"/, {
+      member: 'c.safetensors',
+    });
+    await expectLoadFailure(FIXTURE, InvalidArgumentError, /has no ensemble member/, {
+      member: 'model.safetensors',
+    });
   });
 
   it('ensembleStreamingEncoder: members of other configs, foreign states, use after dispose', async () => {

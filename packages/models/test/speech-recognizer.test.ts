@@ -24,6 +24,7 @@ import {
   type SpeechRecognizer,
 } from '../src/speech/recognizer.js';
 import { readRecognizerWeights, recognizerTensorShapes } from '../src/speech/recognizer-weights.js';
+import { expectLoadFailure } from './recognizer-load-failure.js';
 
 /** tools/speech/fixture_recognizer.py's tiny random recognizer and its PyTorch twin's outputs. */
 const FIXTURE = fileURLToPath(new URL('./fixtures/speech-recognizer-tiny/', import.meta.url));
@@ -306,12 +307,7 @@ describe('loadSpeechRecognizer: bad folders name what is wrong and leave no tens
   ];
 
   it.each(cases)('%s', async (_, make, errorClass, message) => {
-    const dir = await make();
-    const before = tf.memory().numTensors;
-    const error = await loadSpeechRecognizer(dir).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(errorClass);
-    expect((error as Error).message).toMatch(message);
-    expect(tf.memory().numTensors).toBe(before);
+    await expectLoadFailure(await make(), errorClass, message);
   });
 
   it('a read failing part-way frees the tensors read before', async () => {
