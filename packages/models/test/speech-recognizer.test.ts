@@ -24,6 +24,7 @@ import {
   type SpeechRecognizer,
 } from '../src/speech/recognizer.js';
 import { readRecognizerWeights, recognizerTensorShapes } from '../src/speech/recognizer-weights.js';
+import { RECOGNIZER_TAIL_PADDING_SECONDS, tailPadding } from '../src/speech/tail-padding.js';
 import { expectLoadFailure } from './recognizer-load-failure.js';
 
 /** tools/speech/fixture_recognizer.py's tiny random recognizer and its PyTorch twin's outputs. */
@@ -157,8 +158,38 @@ describe('loadSpeechRecognizer on the tiny fixture', () => {
     const logits = await recognizerLogits(recognizer, frames);
     // Twice the bound of the mel input: the two float32 STFTs differ by about 1e-5 in log-mel.
     expect(maxAbsDiff(logits, reference.audio.logits.values)).toBeLessThan(2e-4);
-    const transcript = await recognizeAudio(recognizer, samples);
-    expect(transcript).toEqual(await recognizeLogMel(recognizer, frames));
+    const unpadded = await recognizeAudio(recognizer, samples, { tailPaddingSeconds: 0 });
+    expect(unpadded).toEqual(await recognizeLogMel(recognizer, frames));
+  });
+
+  it('recognizeAudio appends the tail padding before the log-mel, and only that', async () => {
+    const samples = Float32Array.from(reference.audio.pcm16, (v) => v / 32768);
+    const { encoder, nFft, hop, sampleRate } = recognizer.config;
+    const framing = { padTo: false, nMels: encoder.nMels, nFft, hop } as const;
+    for (const seconds of [RECOGNIZER_TAIL_PADDING_SECONDS, 0.05]) {
+      const padded = new Float32Array(samples.length + Math.round(seconds * sampleRate));
+      padded.set(samples);
+      padded.set(tailPadding(seconds, sampleRate), samples.length);
+      const expected = await recognizeLogMel(recognizer, rawLogMelFrames(padded, framing));
+      const options = seconds === RECOGNIZER_TAIL_PADDING_SECONDS ? {} : { tailPaddingSeconds: seconds };
+      expect(await recognizeAudio(recognizer, samples, options)).toEqual(expected);
+    }
+  });
+
+  it('recognizeAudio refuses audio too short for a frame, and a bad padding, whatever the padding', async () => {
+    const { nFft } = recognizer.config;
+    const before = tf.memory().numTensors;
+    await expect(recognizeAudio(recognizer, new Float32Array(nFft / 2))).rejects.toThrow(
+      /audio has \d+ samples; reflect padding needs at least/,
+    );
+    await expect(recognizeAudio(recognizer, new Float32Array(0))).rejects.toThrow(/audio is empty/);
+    const samples = new Float32Array(4 * nFft);
+    for (const tailPaddingSeconds of [-0.1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      await expect(recognizeAudio(recognizer, samples, { tailPaddingSeconds })).rejects.toThrow(
+        /tail padding must be a finite number of seconds ≥ 0/,
+      );
+    }
+    expect(tf.memory().numTensors).toBe(before);
   });
 });
 

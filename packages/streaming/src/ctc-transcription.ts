@@ -1,13 +1,16 @@
 import { checkPositiveInteger } from '@specstream/core';
 import {
+  assertReflectable,
   type CtcDecoder,
   type CtcWord,
   ctcText,
   ctcWords,
+  RECOGNIZER_TAIL_PADDING_SECONDS,
   type SpeechRecognizer,
   startCtcDecoding,
+  tailPadding,
 } from '@specstream/models';
-import { Observable, type OperatorFunction, tap } from 'rxjs';
+import { concat, defer, EMPTY, Observable, type OperatorFunction, of, tap } from 'rxjs';
 import { streamingEncode } from './encode.js';
 import { logMelFrames } from './log-mel-frames.js';
 
@@ -41,6 +44,11 @@ export interface CtcTranscriptionOptions {
   chunkFrames?: number;
   /** How the logits become text (default 'greedy'; a beam search, with a character LM or not: models' CtcBeamSettings). */
   decoder?: CtcDecoder;
+  /**
+   * Seconds of faint noise fed in after the audio ends, so the causal encoder can emit the last
+   * word (default models' RECOGNIZER_TAIL_PADDING_SECONDS; the same padding recognizeAudio adds).
+   */
+  tailPaddingSeconds?: number;
 }
 
 /**
@@ -62,6 +70,8 @@ export function ctcTranscription(
   const { config, encoder, vocabulary } = recognizer;
   const { chunkFrames = config.chunkFrames, decoder = 'greedy' } = options;
   checkPositiveInteger('ctcTranscription: chunkFrames', chunkFrames);
+  const { tailPaddingSeconds = RECOGNIZER_TAIL_PADDING_SECONDS } = options;
+  const padding = tailPadding(tailPaddingSeconds, config.sampleRate);
   // Checks the decoder's settings now rather than at subscription.
   startCtcDecoding(decoder, config.encoder.vocabSize);
   const { hop, sampleRate, nFft, leftContext } = config;
@@ -74,6 +84,15 @@ export function ctcTranscription(
         tap((chunk) => {
           samples += chunk.length;
         }),
+        // Audio too short for a frame of its own is refused, as offline, before any padding.
+        (audio) =>
+          concat(
+            audio,
+            defer(() => {
+              assertReflectable(samples, nFft, 'streamed audio');
+              return padding.length > 0 ? of(padding) : EMPTY;
+            }),
+          ),
         logMelFrames(framing),
         streamingEncode(encoder, { chunkFrames, leftContext }),
       );
@@ -83,7 +102,8 @@ export function ctcTranscription(
           subscriber.next({
             type: 'partial',
             text: ctcText(decoding.best().labels, vocabulary),
-            audioSeconds: (chunk.inputEnd * hop) / sampleRate,
+            // The padding's frames are not audio that was received.
+            audioSeconds: Math.min(chunk.inputEnd * hop, samples) / sampleRate,
             latencyMs: chunk.latencyMs,
           });
         },

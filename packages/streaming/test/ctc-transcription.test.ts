@@ -7,9 +7,11 @@ import {
   ctcGreedyChunk,
   ctcText,
   loadSpeechRecognizer,
+  RECOGNIZER_TAIL_PADDING_SECONDS,
   recognizeAudio,
   type SpeechRecognizer,
   trainCharNgramLm,
+  withTailPadding,
 } from '@specstream/models';
 import * as tf from '@tensorflow/tfjs-core';
 import { from, lastValueFrom, Subject, toArray } from 'rxjs';
@@ -65,7 +67,10 @@ describe('ctcTranscription', () => {
 
       const partials = events.slice(0, -1);
       const frames = chunkFrames ?? recognizer.config.chunkFrames;
-      const melFrames = Math.floor(all.length / recognizer.config.hop);
+      const { hop, sampleRate } = recognizer.config;
+      // The encoder also reads the tail padding's frames.
+      const padding = Math.round(RECOGNIZER_TAIL_PADDING_SECONDS * sampleRate);
+      const melFrames = Math.floor((all.length + padding) / hop);
       // One partial per encoder call that completes an output frame: every call but perhaps the last.
       const calls = Math.ceil(melFrames / frames);
       expect(partials.length).toBeGreaterThanOrEqual(calls - 1);
@@ -74,7 +79,8 @@ describe('ctcTranscription', () => {
         expect(final.text.startsWith(event.text)).toBe(true);
         if (i > 0) expect(event.text.startsWith(partials[i - 1].text)).toBe(true);
         if (event.type !== 'partial') return;
-        expect(event.audioSeconds).toBeCloseTo(Math.min((i + 1) * frames, melFrames) * 0.01, 9);
+        // Audio received, never the padding.
+        expect(event.audioSeconds).toBeCloseTo(Math.min((i + 1) * frames * hop, all.length) / sampleRate, 9);
         expect(event.latencyMs).toBeGreaterThanOrEqual(0);
       });
       expect(partials.at(-1)?.text).toBe(final.text);
@@ -120,8 +126,41 @@ describe('ctcTranscription', () => {
     const twinLogits = Float32Array.from(reference.audio.logits.values as number[]);
     const twin = ctcGreedyChunk(CTC_GREEDY_START, twinLogits, recognizer.config.encoder.vocabSize);
     const chunks = [samples.subarray(0, 3000), samples.subarray(3000, 3001), samples.subarray(3001)];
-    const events = await lastValueFrom(from(chunks).pipe(ctcTranscription(recognizer), toArray()));
+    // The twin saw the audio alone.
+    const unpadded = ctcTranscription(recognizer, { tailPaddingSeconds: 0 });
+    const events = await lastValueFrom(from(chunks).pipe(unpadded, toArray()));
     expect(events.at(-1)?.text).toBe(ctcText(twin.emitted.labels, recognizer.vocabulary));
+  });
+
+  it.each([0, 0.05, 0.7])(
+    'a tail padding of %f s gives the offline text of the same padding, and the audio seconds received',
+    async (tailPaddingSeconds) => {
+      const samples = await speechSamples(2345);
+      const all = concatFloat32(await lastValueFrom(samples.pipe(toArray())));
+      const offline = await recognizeAudio(recognizer, all, { tailPaddingSeconds });
+      const { hop, sampleRate, chunkFrames } = recognizer.config;
+      const events = await lastValueFrom(
+        samples.pipe(ctcTranscription(recognizer, { tailPaddingSeconds }), toArray()),
+      );
+      const final = events.at(-1) as CtcFinalEvent;
+      expect(final).toMatchObject({ type: 'final', text: offline.text, words: offline.words });
+      expect(final.audioSeconds).toBe(all.length / sampleRate);
+      expect(Math.max(...events.map((e) => e.audioSeconds))).toBe(all.length / sampleRate);
+      // The padding's frames reached the encoder: a partial for every call but perhaps the last.
+      const padded = withTailPadding(all, tailPaddingSeconds, sampleRate);
+      expect(events.length - 1).toBeGreaterThanOrEqual(
+        Math.ceil(Math.floor(padded.length / hop) / chunkFrames) - 1,
+      );
+      expect(tf.memory().numTensors).toBe(baseline);
+    },
+  );
+
+  it('refuses a bad tail padding when the operator is made', () => {
+    for (const tailPaddingSeconds of [-1, Number.NaN]) {
+      expect(() => ctcTranscription(recognizer, { tailPaddingSeconds })).toThrow(
+        /tail padding must be a finite number of seconds ≥ 0/,
+      );
+    }
   });
 
   it('unsubscribing mid-stream frees every tensor', async () => {

@@ -19,5 +19,5 @@ export {
   WHISPER_SAMPLE_RATE,
 } from './mel-filter-bank.js';
 export { createMixedRadixDft } from './mixed-radix-fft.js';
-export type { LogMelOptions, OfflineLogMelOptions } from './options.js';
+export { assertReflectable, type LogMelOptions, type OfflineLogMelOptions } from './options.js';
 export { createRealDft, type RealDft } from './real-dft.js';

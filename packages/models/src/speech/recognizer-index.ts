@@ -42,6 +42,7 @@ export {
   type LoadSpeechRecognizerOptions,
   loadSpeechRecognizer,
   loadSpeechRecognizerLm,
+  type RecognizeAudioOptions,
   type RecognizeOptions,
   readSpeechRecognizerConfig,
   recognizeAudio,
@@ -57,6 +58,12 @@ export {
   speechRecognizerConfig,
 } from './recognizer-config.js';
 export { recognizerTensorShapes } from './recognizer-weights.js';
+export {
+  RECOGNIZER_TAIL_PADDING_SECONDS,
+  TAIL_PADDING_PEAK,
+  tailPadding,
+  withTailPadding,
+} from './tail-padding.js';
 export {
   NOT_A_WORD,
   trainWordLexicon,

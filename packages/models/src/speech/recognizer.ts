@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { InvalidArgumentError, readAndDispose } from '@specstream/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { rawLogMelFrames } from '../audio/log-mel.js';
+import { assertFiniteSamples, assertReflectable } from '../audio/options.js';
 import { type Checkpoint, openCheckpoint } from '../safetensors/checkpoint.js';
 import { createStreamingEncoder, type StreamingEncoder } from '../streaming-encoder/encoder.js';
 import { ensembleStreamingEncoder } from '../streaming-encoder/ensemble.js';
@@ -12,6 +13,7 @@ import { type CtcEmissions, type CtcWord, ctcText, ctcWords } from './ctc.js';
 import { type CtcDecoder, startCtcDecoding } from './ctc-beam.js';
 import { type SpeechRecognizerConfig, speechRecognizerConfig } from './recognizer-config.js';
 import { checkRecognizerTensors, readRecognizerWeights } from './recognizer-weights.js';
+import { RECOGNIZER_TAIL_PADDING_SECONDS, withTailPadding } from './tail-padding.js';
 
 /**
  * A streaming CTC speech recognizer: raw log-mel frames (the front end's
@@ -180,17 +182,30 @@ export async function recognizeLogMel(
   return transcriptOf(recognizer, decoding.finish());
 }
 
-/** Transcript of mono audio at config.sampleRate (16 kHz), offline: its whole log-mel in one pass. */
+export interface RecognizeAudioOptions extends RecognizeOptions {
+  /** Seconds of faint noise appended before the log-mel (default RECOGNIZER_TAIL_PADDING_SECONDS; see tail-padding.ts). */
+  tailPaddingSeconds?: number;
+}
+
+/**
+ * Transcript of mono audio at config.sampleRate (16 kHz), offline: its whole log-mel in one pass,
+ * after the tail padding that lets the causal encoder emit the last word.
+ */
 export async function recognizeAudio(
   recognizer: SpeechRecognizer,
   samples: Float32Array,
-  options: RecognizeOptions = {},
+  options: RecognizeAudioOptions = {},
 ): Promise<CtcTranscript> {
-  const { nFft, hop, encoder } = recognizer.config;
+  const { nFft, hop, encoder, sampleRate } = recognizer.config;
+  const { tailPaddingSeconds = RECOGNIZER_TAIL_PADDING_SECONDS, ...rest } = options;
+  // Audio too short for a frame of its own is refused before any padding, as a stream refuses it.
+  assertFiniteSamples(samples, 'audio');
+  assertReflectable(samples.length, nFft, 'audio');
+  const padded = withTailPadding(samples, tailPaddingSeconds, sampleRate);
   return recognizeLogMel(
     recognizer,
-    rawLogMelFrames(samples, { padTo: false, nMels: encoder.nMels, nFft, hop }),
-    options,
+    rawLogMelFrames(padded, { padTo: false, nMels: encoder.nMels, nFft, hop }),
+    rest,
   );
 }
 
