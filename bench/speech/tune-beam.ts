@@ -9,7 +9,7 @@
  *
  *   node --conditions=@specstream/source --import tsx bench/speech/tune-beam.ts \
  *     [--skip 40] [--count 249] [--weights 0.5,0.7,...] [--bonuses 0.5,1,...] [--oov-penalties 0]
- *     [--beam 32] [--order 8] [--recognizer models/specstream-speech-recognizer]
+ *     [--beam 32] [--order 8] [--tail-padding 0.3] [--recognizer models/specstream-speech-recognizer]
  *
  * The default grid (42 points over 498 utterances) takes about 9 minutes on 2 cores.
  *
@@ -28,10 +28,12 @@ import {
   editDistance,
   loadSpeechRecognizer,
   loadSpeechRecognizerLm,
+  RECOGNIZER_TAIL_PADDING_SECONDS,
   rawLogMelFrames,
   recognizerLogits,
   startCtcDecoding,
   transcriptOf,
+  withTailPadding,
 } from '@specstream/models';
 import { decodeWav } from '@specstream/streaming';
 
@@ -45,6 +47,7 @@ const { values } = parseArgs({
     'oov-penalties': { type: 'string', default: String(CTC_BEAM_OOV_PENALTY) },
     beam: { type: 'string', default: String(CTC_BEAM_WIDTH) },
     order: { type: 'string', default: String(CHAR_LM_DEFAULT_ORDER) },
+    'tail-padding': { type: 'string', default: String(RECOGNIZER_TAIL_PADDING_SECONDS) },
   },
 });
 const numbers = (flag: string, text: string) =>
@@ -54,9 +57,13 @@ const numbers = (flag: string, text: string) =>
       throw new Error(`--${flag} takes numbers separated by commas, got ${text}`);
     return n;
   });
-const [skip, count, beamWidth, order] = ['skip', 'count', 'beam', 'order'].map(
-  (flag) => numbers(flag, values[flag as 'skip'])[0],
-);
+const [skip, count, beamWidth, order, tailPaddingSeconds] = [
+  'skip',
+  'count',
+  'beam',
+  'order',
+  'tail-padding',
+].map((flag) => numbers(flag, values[flag as 'skip'])[0]);
 const weights = numbers('weights', values.weights);
 const bonuses = numbers('bonuses', values.bonuses);
 const penalties = numbers('oov-penalties', values['oov-penalties']);
@@ -91,7 +98,9 @@ const { nFft, hop, encoder } = recognizer.config;
 const utterances = [];
 for (const u of manifest) {
   const samples = decodeWav(readFileSync(join(dir, u.wav)), u.wav).mono;
-  const frames = rawLogMelFrames(samples, { padTo: false, nMels: encoder.nMels, nFft, hop });
+  // The tail padding recognizeAudio and the stream add (tail-padding.ts).
+  const padded = withTailPadding(samples, tailPaddingSeconds, recognizer.config.sampleRate);
+  const frames = rawLogMelFrames(padded, { padTo: false, nMels: encoder.nMels, nFft, hop });
   utterances.push({ ...u, logits: await recognizerLogits(recognizer, frames) });
 }
 

@@ -8,13 +8,18 @@ import {
   CTC_BEAM_WIDTH,
   type CtcDecoder,
   loadSpeechRecognizer,
+  RECOGNIZER_TAIL_PADDING_SECONDS,
   recognizeAudio,
   type SpeechRecognizer,
   trainCharNgramLm,
 } from '@specstream/models';
 import { resample, wavFileSource, writeWavFile } from '@specstream/streaming';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_BEAM, DEFAULT_RECOGNIZER } from '../src/commands/transcribe.js';
+import {
+  DEFAULT_BEAM,
+  DEFAULT_RECOGNIZER,
+  DEFAULT_TAIL_PADDING_SECONDS,
+} from '../src/commands/transcribe.js';
 import { EXIT, main } from '../src/index.js';
 import { expectOneLine, jsonLines, REPO_ROOT, runCli } from './helpers.js';
 
@@ -27,6 +32,9 @@ const DEFAULT_DECODER: CtcDecoder = { beamWidth: DEFAULT_BEAM };
 
 it("the CLI's default beam is the width the models package tuned its LM weights at", () => {
   expect(DEFAULT_BEAM).toBe(CTC_BEAM_WIDTH);
+});
+it("the CLI's default tail padding, written out for --help, is the models package's", () => {
+  expect(DEFAULT_TAIL_PADDING_SECONDS).toBe(RECOGNIZER_TAIL_PADDING_SECONDS);
 });
 /** Sentences for a character LM (any text over the recognizer's letters). */
 const LM_SENTENCES = ['the cat sat on the mat', "it's a dog and a cat", 'a mat for the dog'];
@@ -265,6 +273,23 @@ describe('transcribe', () => {
     }
   });
 
+  it('--tail-padding: the seconds of faint noise after the audio, the same as offline', async () => {
+    const texts = new Set<string>();
+    for (const seconds of [0, 0.05, 1.5]) {
+      const offline = await recognizeAudio(recognizer, speech, {
+        decoder: DEFAULT_DECODER,
+        tailPaddingSeconds: seconds,
+      });
+      texts.add(offline.text);
+      const result = await transcribe(wav16k, '--tail-padding', String(seconds), '--json');
+      expect(result.code).toBe(EXIT.ok);
+      const final = jsonLines(result.stdout).at(-1);
+      expect(final).toMatchObject({ type: 'final', text: offline.text, audioSeconds: speech.length / 16000 });
+    }
+    // The padding changes what the fixture's noise model hears at the end.
+    expect(texts.size).toBeGreaterThan(1);
+  });
+
   it("uses the LM text the recognizer folder's config.json names, unless --lm none", async () => {
     const folder = join(dir, 'with-lm');
     mkdirSync(folder);
@@ -374,6 +399,12 @@ describe('transcribe: errors are one line with their exit code', () => {
       () => [wav16k, '--oov-penalty', '-1'],
       EXIT.usage,
       /'--oov-penalty <γ>' argument '-1' is invalid\. must be a number >= 0\./,
+    ],
+    [
+      'a negative --tail-padding',
+      () => [wav16k, '--tail-padding', '-0.1'],
+      EXIT.usage,
+      /'--tail-padding <seconds>' argument '-0.1' is invalid\. must be a number of seconds from 0 to 10\./,
     ],
     [
       '--oov-penalty with --lm none',

@@ -53,7 +53,9 @@ export async function runTranscribe(input: string, flags: TranscribeFlags, io: C
         ? audio.samples
         : audio.samples.pipe(resample(audio.sampleRate, sampleRate));
     return await printTranscript(
-      samples.pipe(ctcTranscription(recognizer, { chunkFrames, decoder })),
+      samples.pipe(
+        ctcTranscription(recognizer, { chunkFrames, decoder, tailPaddingSeconds: flags.tailPadding }),
+      ),
       audio.name,
       flags,
       io,

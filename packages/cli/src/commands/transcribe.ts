@@ -24,6 +24,12 @@ export const DEFAULT_CHUNK_MS = 320;
  * not load the models package (a test checks they agree).
  */
 export const DEFAULT_BEAM = 32;
+/**
+ * Seconds of faint noise after the audio, so the causal encoder emits the last word (on the
+ * tuning sentences the held-out voice's WER falls from 25.9% to 22.8% with it). models'
+ * RECOGNIZER_TAIL_PADDING_SECONDS, written out for `--help` (a test checks they agree).
+ */
+export const DEFAULT_TAIL_PADDING_SECONDS = 0.3;
 /** `--lm none`: a beam search on the acoustic scores alone. */
 export const NO_LM = 'none';
 export const DEFAULT_STDIN_RATE = 16000;
@@ -42,6 +48,8 @@ export interface TranscribeFlags {
   lm?: string;
   /** γ per word not in the LM's text; default: the models package's CTC_BEAM_OOV_PENALTY. */
   oovPenalty?: number;
+  /** Seconds of faint noise after the audio; default: the models package's RECOGNIZER_TAIL_PADDING_SECONDS. */
+  tailPadding?: number;
 }
 
 /** `specstream transcribe`: options are parsed here; the work (and tfjs) loads only when it runs. */
@@ -87,6 +95,12 @@ export function addTranscribeCommand(program: Command, io: CliIo, done: (code: n
       "log-score the beam search takes per word that is not in the LM's text (checked as it is " +
         'spelled); 0 lets new words through as freely as known ones (default: the tuned one)',
       numberWhere((n) => n >= 0, 'a number >= 0'),
+    )
+    .option(
+      '--tail-padding <seconds>',
+      'faint noise fed to the recognizer after the audio ends, so that a word cut off by the end of ' +
+        `the audio is still emitted; 0: none (default: ${DEFAULT_TAIL_PADDING_SECONDS})`,
+      numberWhere((n) => n >= 0 && n <= 10, 'a number of seconds from 0 to 10'),
     )
     .option(
       '--json',
