@@ -59,7 +59,7 @@ export function speechMarkdownSection(r: SpeechResult & { commit: ReturnType<typ
     ],
   );
   return [
-    `Shipped speech models on ${r.backend} (${r.threads} threads), ${r.machine}, commit ${r.commit.hash}${r.commit.dirty ? ' (dirty)' : ''}, ${r.date.slice(0, 10)}; load ${r.load.before} → ${r.load.after}. ${first.utterances} held-out utterances (${first.audioSeconds} s): sentences never trained on, half in trained voices, half in flite kal16 (never trained on). The beam's LM weight, length bonus and OOV penalty were chosen by \`bench/speech/tune-beam.ts\` on other held-out sentences (41–289, trained voices), so none of these sentences informed them${first.utterances / 2 > 40 ? " (this run's sentences after the 40th are among them)" : ''}.`,
+    `Shipped speech models on ${r.backend} (${r.threads} threads), ${r.machine}, commit ${r.commit.hash}${r.commit.dirty ? ' (dirty)' : ''}, ${r.date.slice(0, 10)}; load ${r.load.before} → ${r.load.after}. ${first.utterances} held-out utterances (${first.audioSeconds} s): sentences never trained on, half in trained voices, half in flite kal16 (never trained on). The beam's LM weight, length bonus and OOV penalty were chosen by \`bench/speech/tune-beam.ts\` on other held-out sentences (41–289, trained voices), so none of these sentences informed them${first.utterances / 2 > 40 ? " (this run's sentences after the 40th are among them)" : ''}. Each utterance is followed by the recognizer's ${first.tailPaddingSeconds} s tail padding (faint noise that lets the causal encoder emit the last word), whose compute the real-time factors include and whose seconds they do not count.`,
     '',
     ...markdownTable(['measure', 'value', 'goal (issue 22)'], rows, [false, false, false]),
     '',

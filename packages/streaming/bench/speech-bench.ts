@@ -31,6 +31,7 @@ import {
   loadSpeechRecognizer,
   loadSpeechRecognizerLm,
   loadSpeechSynthesizer,
+  RECOGNIZER_TAIL_PADDING_SECONDS,
   recognizeAudio,
   type SpeechRecognizer,
   type SpeechSynthesizer,
@@ -185,6 +186,8 @@ async function recognizerBench(
   const result = {
     utterances: utterances.length,
     audioSeconds: round(audioSeconds, 1),
+    // recognizeAudio's and the stream's default: fed after each utterance, timed, not counted as audio.
+    tailPaddingSeconds: RECOGNIZER_TAIL_PADDING_SECONDS,
     wer: {
       trainedVoices: {
         offline: offline.trained.rate,
