@@ -3,6 +3,7 @@ import { randomArray } from '../../../test-support/random-arrays.js';
 import {
   CTC_GREEDY_START,
   type CtcEmissions,
+  clampWordTimes,
   ctcGreedyChunk,
   ctcText,
   ctcWords,
@@ -126,5 +127,20 @@ describe('CTC words and times', () => {
       { word: "c'a", start: 0.36, end: 0.52 },
     ]);
     expect(ctcWords({ labels: [], frames: [] }, vocabulary, timing)).toEqual([]);
+  });
+
+  it('clampWordTimes moves times past the end back to it and leaves the rest', () => {
+    const words = [
+      { word: 'ab', start: 0.08, end: 0.16 },
+      { word: 'c', start: 0.36, end: 0.52 },
+      { word: 'a', start: 0.6, end: 0.64 },
+    ];
+    expect(clampWordTimes(words, 0.4)).toEqual([
+      { word: 'ab', start: 0.08, end: 0.16 },
+      { word: 'c', start: 0.36, end: 0.4 },
+      { word: 'a', start: 0.4, end: 0.4 },
+    ]);
+    expect(clampWordTimes(words, 1)).toEqual(words);
+    expect(words[1].end).toBe(0.52);
   });
 });

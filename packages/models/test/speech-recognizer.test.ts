@@ -170,9 +170,20 @@ describe('loadSpeechRecognizer on the tiny fixture', () => {
       const padded = new Float32Array(samples.length + Math.round(seconds * sampleRate));
       padded.set(samples);
       padded.set(tailPadding(seconds, sampleRate), samples.length);
-      const expected = await recognizeLogMel(recognizer, rawLogMelFrames(padded, framing));
+      const whole = await recognizeLogMel(recognizer, rawLogMelFrames(padded, framing));
       const options = seconds === RECOGNIZER_TAIL_PADDING_SECONDS ? {} : { tailPaddingSeconds: seconds };
-      expect(await recognizeAudio(recognizer, samples, options)).toEqual(expected);
+      const transcript = await recognizeAudio(recognizer, samples, options);
+      expect(transcript.text).toBe(whole.text);
+      expect(transcript.emissions).toEqual(whole.emissions);
+      // Word times stop at the audio's end; the padding's frames are not the audio's.
+      const audioSeconds = samples.length / sampleRate;
+      expect(transcript.words).toEqual(
+        whole.words.map((w) => ({
+          ...w,
+          start: Math.min(w.start, audioSeconds),
+          end: Math.min(w.end, audioSeconds),
+        })),
+      );
     }
   });
 

@@ -3,6 +3,7 @@ import {
   assertReflectable,
   type CtcDecoder,
   type CtcWord,
+  clampWordTimes,
   ctcText,
   ctcWords,
   RECOGNIZER_TAIL_PADDING_SECONDS,
@@ -111,8 +112,10 @@ export function ctcTranscription(
         complete() {
           const emissions = decoding.finish();
           const text = ctcText(emissions.labels, vocabulary);
-          const words = ctcWords(emissions, vocabulary, config);
-          subscriber.next({ type: 'final', text, words, audioSeconds: samples / sampleRate });
+          const audioSeconds = samples / sampleRate;
+          // Letters emitted during the tail padding belong to the audio's last sound.
+          const words = clampWordTimes(ctcWords(emissions, vocabulary, config), audioSeconds);
+          subscriber.next({ type: 'final', text, words, audioSeconds });
           subscriber.complete();
         },
       });

@@ -6,6 +6,7 @@ import {
   type CtcDecoder,
   ctcGreedyChunk,
   ctcText,
+  ctcWords,
   loadSpeechRecognizer,
   RECOGNIZER_TAIL_PADDING_SECONDS,
   recognizeAudio,
@@ -146,6 +147,12 @@ describe('ctcTranscription', () => {
       expect(final).toMatchObject({ type: 'final', text: offline.text, words: offline.words });
       expect(final.audioSeconds).toBe(all.length / sampleRate);
       expect(Math.max(...events.map((e) => e.audioSeconds))).toBe(all.length / sampleRate);
+      for (const w of final.words) expect(w.end).toBeLessThanOrEqual(final.audioSeconds);
+      // With the longest padding the fixture's noise model spells letters into it: the clamp is at work.
+      const unclamped = ctcWords(offline.emissions, recognizer.vocabulary, recognizer.config);
+      const past = unclamped.filter((w) => w.end > final.audioSeconds).length;
+      if (tailPaddingSeconds === 0) expect(past).toBe(0);
+      if (tailPaddingSeconds === 0.7) expect(past).toBeGreaterThan(0);
       // The padding's frames reached the encoder: a partial for every call but perhaps the last.
       const padded = withTailPadding(all, tailPaddingSeconds, sampleRate);
       expect(events.length - 1).toBeGreaterThanOrEqual(

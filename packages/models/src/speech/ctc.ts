@@ -87,6 +87,14 @@ export function outputFrameEnd(frame: number, timing: CtcTiming): number {
 }
 
 /**
+ * `words` with times past `seconds` moved back to it: letters a causal recogniser emits during the
+ * tail padding (tail-padding.ts) belong to the audio's last sound, not to the padding.
+ */
+export function clampWordTimes(words: CtcWord[], seconds: number): CtcWord[] {
+  return words.map((w) => ({ ...w, start: Math.min(w.start, seconds), end: Math.min(w.end, seconds) }));
+}
+
+/**
  * Words of emitted labels: runs of labels whose text is not whitespace. A
  * word starts where its first label's frame starts and ends where its last
  * label's frame ends (CTC emits a label at one frame, often before the

@@ -13,6 +13,7 @@ export {
   type CtcGreedyState,
   type CtcTiming,
   type CtcWord,
+  clampWordTimes,
   ctcGreedyChunk,
   ctcText,
   ctcWords,

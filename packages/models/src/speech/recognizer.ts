@@ -9,7 +9,7 @@ import { createStreamingEncoder, type StreamingEncoder } from '../streaming-enco
 import { ensembleStreamingEncoder } from '../streaming-encoder/ensemble.js';
 import { disposeStreamingEncoderWeights } from '../streaming-encoder/weights.js';
 import { type CharNgramLm, type CharNgramLmOptions, loadCharNgramLm } from './char-ngram-lm.js';
-import { type CtcEmissions, type CtcWord, ctcText, ctcWords } from './ctc.js';
+import { type CtcEmissions, type CtcWord, clampWordTimes, ctcText, ctcWords } from './ctc.js';
 import { type CtcDecoder, startCtcDecoding } from './ctc-beam.js';
 import { type SpeechRecognizerConfig, speechRecognizerConfig } from './recognizer-config.js';
 import { checkRecognizerTensors, readRecognizerWeights } from './recognizer-weights.js';
@@ -189,7 +189,8 @@ export interface RecognizeAudioOptions extends RecognizeOptions {
 
 /**
  * Transcript of mono audio at config.sampleRate (16 kHz), offline: its whole log-mel in one pass,
- * after the tail padding that lets the causal encoder emit the last word.
+ * after the tail padding that lets the causal encoder emit the last word (word times end at the
+ * audio's end at the latest).
  */
 export async function recognizeAudio(
   recognizer: SpeechRecognizer,
@@ -202,11 +203,9 @@ export async function recognizeAudio(
   assertFiniteSamples(samples, 'audio');
   assertReflectable(samples.length, nFft, 'audio');
   const padded = withTailPadding(samples, tailPaddingSeconds, sampleRate);
-  return recognizeLogMel(
-    recognizer,
-    rawLogMelFrames(padded, { padTo: false, nMels: encoder.nMels, nFft, hop }),
-    rest,
-  );
+  const frames = rawLogMelFrames(padded, { padTo: false, nMels: encoder.nMels, nFft, hop });
+  const transcript = await recognizeLogMel(recognizer, frames, rest);
+  return { ...transcript, words: clampWordTimes(transcript.words, samples.length / sampleRate) };
 }
 
 /**
