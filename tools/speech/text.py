@@ -111,7 +111,10 @@ def rst_paragraphs(text: str):
             block = []
 
 
-def sentences(text: str):
+def sentences(text: str, min_words: int = 4, max_words: int | None = 22, max_word_letters: int | None = 16,
+              max_chars: int | None = 160):
+    """Prose sentences, normalised; the defaults are the spoken corpus's (short enough to render and
+    train on), and lm_text() lifts the length caps."""
     for paragraph in rst_paragraphs(text):
         paragraph = ROLE.sub(lambda m: m.group(1).split(".")[-1], paragraph)
         paragraph = re.sub(r"\*([^*]+)\*", r"\1", paragraph)
@@ -123,7 +126,9 @@ def sentences(text: str):
                 continue
             spoken = normalize(sentence)
             words = transcript(spoken).split()
-            if 4 <= len(words) <= 22 and all(len(w) <= 16 for w in words) and len(spoken) <= 160:
+            if (len(words) >= min_words and (max_words is None or len(words) <= max_words)
+                    and (max_word_letters is None or all(len(w) <= max_word_letters for w in words))
+                    and (max_chars is None or len(spoken) <= max_chars)):
                 yield spoken
 
 
@@ -165,6 +170,18 @@ def build(corpus: Path, seed: int = 5150, phrases: int = 1500) -> dict:
     }
 
 
+def lm_text(corpus: Path, data: dict) -> str:
+    """The recogniser's lm-text.txt, one transcript per line, sorted, each once: the training
+    sentences (number phrases and commands included) and every other prose sentence of the
+    training split with at least 3 words, whatever its length. Never a held-out sentence."""
+    lines = {transcript(s) for s in data["train"]}
+    lines |= {transcript(s) for s in sentences((corpus / "train.txt").read_text(), min_words=3, max_words=None,
+                                               max_word_letters=None, max_chars=None)}
+    heldout = {transcript(s) for s in data["heldout"]}
+    lines -= heldout
+    return "".join(line + "\n" for line in sorted(lines))
+
+
 EXAMPLES = [
     "Hello, World!", "It's 3.11 -- not 3.10.", "Use 1,000,000 or 1,234 items & 50% more.",
     "Café au lait costs 007 dollars?", "  Multiple   spaces... and dashes - here ", "x = y + 2",
@@ -183,8 +200,9 @@ if __name__ == "__main__":
     parser.add_argument("--out", type=Path, default=Path(".data/speech/sentences.json"))
     parser.add_argument("--examples", type=Path, help="write normalisation examples (input, spoken, transcript) here")
     parser.add_argument("--lm-text", type=Path,
-                        help="also write the training sentences' transcripts here, one per line: the recogniser's "
-                             "lm-text.txt (the beam's character LM and its words; never the held-out sentences)")
+                        help="also write the recogniser's lm-text.txt here (the beam's character LM and its words): "
+                             "the training sentences' transcripts and the training split's other prose sentences of "
+                             "3 or more words, sorted, one per line; never a held-out sentence")
     args = parser.parse_args()
     if args.examples:
         rows = [{"input": t, "spoken": normalize(t), "transcript": transcript(normalize(t))} for t in EXAMPLES]
@@ -194,5 +212,5 @@ if __name__ == "__main__":
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(data))
         if args.lm_text:
-            args.lm_text.write_text("".join(transcript(s) + "\n" for s in data["train"]))
+            args.lm_text.write_text(lm_text(args.corpus, data))
         print({k: len(v) for k, v in data.items()})

@@ -10,6 +10,7 @@ import {
   loadCharNgramLm,
   trainCharNgramLm,
 } from '../src/speech/char-ngram-lm.js';
+import { speechTranscript } from '../src/speech/normalize-text.js';
 
 const RECOGNIZER = `${shippedModel('specstream-speech-recognizer')}/`;
 const SHIPPED_VOCABULARY = JSON.parse(readFileSync(`${RECOGNIZER}config.json`, 'utf8'))
@@ -109,6 +110,21 @@ describe('character n-gram LM (interpolated Kneser-Ney)', () => {
     expect(charLmSentenceLogProb(lm, 'in addition to environment variables')).toBeGreaterThan(
       charLmSentenceLogProb(lm, 'in addition to invironment variables') + 3,
     );
+  });
+
+  it("the shipped text holds none of the held-out sentences, and only the recognizer's letters", () => {
+    const lines = readFileSync(SHIPPED_TEXT, 'utf8').split('\n').slice(0, -1);
+    const heldout = JSON.parse(
+      readFileSync(shippedModel('speech-heldout-sentences.json'), 'utf8'),
+    ) as string[];
+    const shipped = new Set(lines);
+    const leaked = heldout.map(speechTranscript).filter((t) => shipped.has(t));
+    expect(leaked).toEqual([]);
+    // Sorted, each line once (tools/speech/text.py --lm-text), in the recognizer's vocabulary.
+    expect(shipped.size).toBe(lines.length);
+    expect(lines.every((line, i) => i === 0 || lines[i - 1] < line)).toBe(true);
+    const letters = new Set(SHIPPED_VOCABULARY.filter((v) => v !== ''));
+    expect(lines.every((line) => line !== '' && [...line].every((c) => letters.has(c)))).toBe(true);
   });
 
   it('rejects an order out of range and labels of more than one character', () => {

@@ -86,8 +86,8 @@ export function addTranscribeCommand(program: Command, io: CliIo, done: (code: n
     )
     .option(
       '--lm <file|none>',
-      "text the beam search's character LM is trained on at start (one sentence per line; ~0.2 s for " +
-        "800 KB); default: the recognizer folder's lm-text.txt (config.json may name another), if it has " +
+      "text the beam search's character LM is trained on at start (one sentence per line; ~0.7 s for " +
+        "1.2 MB); default: the recognizer folder's lm-text.txt (config.json may name another), if it has " +
         `one; ${NO_LM}: no LM`,
     )
     .option(

@@ -209,7 +209,7 @@ export async function recognizeAudio(
 }
 
 /**
- * The character LM of a recognizer folder, for beam search: trained now (~0.2 s) on the text
+ * The character LM of a recognizer folder, for beam search: trained now (~0.75 s, order 8, the shipped 1.18 MB) on the text
  * config.json's lm_text names (default lm-text.txt); undefined when the folder has no such file.
  */
 export async function loadSpeechRecognizerLm(
