@@ -57,7 +57,9 @@ export interface CtcTranscriptionOptions {
  * loadSpeechRecognizer): mono Float32 samples at the model's rate (16 kHz;
  * resample first) → a 'partial' event per encoder call (every
  * `chunkFrames` log-mel frames), then one 'final' event with word times at
- * completion. Built from logMelFrames and streamingEncode, with CTC
+ * completion (after the tail padding, faint noise that lets the causal encoder
+ * emit the last word; its frames count as no received audio, and word times
+ * end at the audio's end). Built from logMelFrames and streamingEncode, with CTC
  * decoding (greedy or beam) carried across chunks: the text depends only on
  * the audio, not on how it was chunked or timed, and equals models' offline
  * recognizeAudio with the same decoder (one encoder pass over all frames)
