@@ -25,6 +25,7 @@ import {
   CHAR_LM_DEFAULT_ORDER,
   CTC_BEAM_OOV_PENALTY,
   CTC_BEAM_WIDTH,
+  CTC_BEAM_WORD_LM_WEIGHT,
   editDistance,
   loadSpeechRecognizer,
   loadSpeechRecognizerLm,
@@ -33,6 +34,7 @@ import {
   recognizerLogits,
   startCtcDecoding,
   transcriptOf,
+  WORD_LM_DEFAULT_ORDER,
   withTailPadding,
 } from '@specstream/models';
 import { decodeWav } from '@specstream/streaming';
@@ -45,6 +47,8 @@ const { values } = parseArgs({
     weights: { type: 'string', default: '0.5,0.7,0.9,1.1,1.3,1.5,1.7' },
     bonuses: { type: 'string', default: '0.5,1,1.5,2,2.5,3' },
     'oov-penalties': { type: 'string', default: String(CTC_BEAM_OOV_PENALTY) },
+    'word-weights': { type: 'string', default: String(CTC_BEAM_WORD_LM_WEIGHT) },
+    'word-order': { type: 'string', default: String(WORD_LM_DEFAULT_ORDER) },
     beam: { type: 'string', default: String(CTC_BEAM_WIDTH) },
     order: { type: 'string', default: String(CHAR_LM_DEFAULT_ORDER) },
     'tail-padding': { type: 'string', default: String(RECOGNIZER_TAIL_PADDING_SECONDS) },
@@ -57,16 +61,18 @@ const numbers = (flag: string, text: string) =>
       throw new Error(`--${flag} takes numbers separated by commas, got ${text}`);
     return n;
   });
-const [skip, count, beamWidth, order, tailPaddingSeconds] = [
+const [skip, count, beamWidth, order, tailPaddingSeconds, wordOrder] = [
   'skip',
   'count',
   'beam',
   'order',
   'tail-padding',
+  'word-order',
 ].map((flag) => numbers(flag, values[flag as 'skip'])[0]);
 const weights = numbers('weights', values.weights);
 const bonuses = numbers('bonuses', values.bonuses);
 const penalties = numbers('oov-penalties', values['oov-penalties']);
+const wordWeights = numbers('word-weights', values['word-weights']);
 const RECOGNIZER = values.recognizer;
 
 if (!existsSync('.tts/root')) execFileSync('bash', ['tools/speech/fetch-tts.sh'], { stdio: 'inherit' });
@@ -91,7 +97,7 @@ const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as
 
 await initBackend({ backend: 'wasm' });
 const recognizer = await loadSpeechRecognizer(RECOGNIZER);
-const lm = await loadSpeechRecognizerLm(RECOGNIZER, recognizer.config, { order });
+const lm = await loadSpeechRecognizerLm(RECOGNIZER, recognizer.config, { order, wordOrder });
 if (lm === undefined) throw new Error(`${RECOGNIZER} has no LM text: nothing to tune`);
 const { nFft, hop, encoder } = recognizer.config;
 // The encoder's logits do not depend on α or β: compute them once per utterance.
@@ -109,17 +115,22 @@ const rows: {
   lmWeight: number;
   lengthBonus: number;
   oovPenalty: number;
+  wordLmWeight: number;
   trained: number;
   heldout: number;
 }[] = [];
 const grid = weights.flatMap((lmWeight) =>
-  bonuses.flatMap((lengthBonus) => penalties.map((oovPenalty) => ({ lmWeight, lengthBonus, oovPenalty }))),
+  bonuses.flatMap((lengthBonus) =>
+    penalties.flatMap((oovPenalty) =>
+      wordWeights.map((wordLmWeight) => ({ lmWeight, lengthBonus, oovPenalty, wordLmWeight })),
+    ),
+  ),
 );
-for (const { lmWeight, lengthBonus, oovPenalty } of grid) {
+for (const { lmWeight, lengthBonus, oovPenalty, wordLmWeight } of grid) {
   const errors = { trained: [0, 0], heldout: [0, 0] };
   for (const u of utterances) {
     const decoding = startCtcDecoding(
-      { beamWidth, lm, lmWeight, lengthBonus, oovPenalty },
+      { beamWidth, lm, lmWeight, lengthBonus, oovPenalty, wordLmWeight },
       encoder.vocabSize,
     );
     decoding.push(u.logits);
@@ -132,17 +143,18 @@ for (const { lmWeight, lengthBonus, oovPenalty } of grid) {
     lmWeight,
     lengthBonus,
     oovPenalty,
+    wordLmWeight,
     trained: errors.trained[0] / errors.trained[1],
     heldout: errors.heldout[0] / errors.heldout[1],
   };
   rows.push(row);
   console.log(
-    `α ${lmWeight} β ${lengthBonus} γ ${oovPenalty}: WER trained voices ${(100 * row.trained).toFixed(1)}%, held-out voice ${(100 * row.heldout).toFixed(1)}%`,
+    `α ${lmWeight} β ${lengthBonus} γ ${oovPenalty} δ ${wordLmWeight}: WER trained voices ${(100 * row.trained).toFixed(2)}%, held-out voice ${(100 * row.heldout).toFixed(2)}%`,
   );
 }
 const best = rows.reduce((a, b) => (b.trained < a.trained ? b : a));
 console.log(
-  `best on trained voices, sentences ${skip + 1}–${skip + count}: α ${best.lmWeight} β ${best.lengthBonus} γ ${best.oovPenalty} ` +
-    `(${(100 * best.trained).toFixed(1)}%; held-out voice ${(100 * best.heldout).toFixed(1)}%)`,
+  `best on trained voices, sentences ${skip + 1}–${skip + count}: α ${best.lmWeight} β ${best.lengthBonus} γ ${best.oovPenalty} δ ${best.wordLmWeight} ` +
+    `(${(100 * best.trained).toFixed(2)}%; held-out voice ${(100 * best.heldout).toFixed(2)}%)`,
 );
 process.exit(0);

@@ -273,6 +273,23 @@ describe('transcribe', () => {
     }
   });
 
+  it("--word-lm-weight: the weight of the word LM trained on the LM's text", async () => {
+    const lm = trainCharNgramLm(LM_SENTENCES, recognizer.vocabulary);
+    const decode = async (wordLmWeight: number) =>
+      (await recognizeAudio(recognizer, speech, { decoder: { beamWidth: 8, lm, wordLmWeight } })).text;
+    const [off, heavy] = [await decode(0), await decode(4)];
+    // The fixture's noise spells words the LM's text never puts in that order.
+    expect(heavy).not.toBe(off);
+    for (const [flag, text] of [
+      ['0', off],
+      ['4', heavy],
+    ]) {
+      const result = await transcribe(wav16k, '--beam', '8', '--lm', lmText, '--word-lm-weight', flag);
+      expect(result.stderr).toBe('');
+      expect(result.stdout).toBe(`${text}\n`);
+    }
+  });
+
   it('--tail-padding: the seconds of faint noise after the audio, the same as offline', async () => {
     const texts = new Set<string>();
     for (const seconds of [0, 0.05, 1.5]) {
@@ -399,6 +416,24 @@ describe('transcribe: errors are one line with their exit code', () => {
       () => [wav16k, '--oov-penalty', '-1'],
       EXIT.usage,
       /'--oov-penalty <γ>' argument '-1' is invalid\. must be a number >= 0\./,
+    ],
+    [
+      'a negative --word-lm-weight',
+      () => [wav16k, '--word-lm-weight', '-1'],
+      EXIT.usage,
+      /'--word-lm-weight <δ>' argument '-1' is invalid\. must be a number >= 0\./,
+    ],
+    [
+      '--word-lm-weight with --beam 0',
+      () => [wav16k, '--model', RECOGNIZER, '--word-lm-weight', '1', '--beam', '0'],
+      EXIT.usage,
+      /--word-lm-weight needs a beam search with an LM/,
+    ],
+    [
+      '--word-lm-weight without an LM text',
+      () => [wav16k, '--model', RECOGNIZER, '--word-lm-weight', '1'],
+      EXIT.usage,
+      /--word-lm-weight needs an LM, and recognizer folder .* has no LM text/,
     ],
     [
       'a negative --tail-padding',

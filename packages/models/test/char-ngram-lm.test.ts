@@ -11,6 +11,7 @@ import {
   trainCharNgramLm,
 } from '../src/speech/char-ngram-lm.js';
 import { speechTranscript } from '../src/speech/normalize-text.js';
+import { WORD_LM_DEFAULT_ORDER } from '../src/speech/word-ngram-lm.js';
 
 const RECOGNIZER = `${shippedModel('specstream-speech-recognizer')}/`;
 const SHIPPED_VOCABULARY = JSON.parse(readFileSync(`${RECOGNIZER}config.json`, 'utf8'))
@@ -125,6 +126,15 @@ describe('character n-gram LM (interpolated Kneser-Ney)', () => {
     expect(lines.every((line, i) => i === 0 || lines[i - 1] < line)).toBe(true);
     const letters = new Set(SHIPPED_VOCABULARY.filter((v) => v !== ''));
     expect(lines.every((line) => line !== '' && [...line].every((c) => letters.has(c)))).toBe(true);
+  });
+
+  it('trains a word LM beside it, of the default order, unless its word order is 0', () => {
+    const lm = trainCharNgramLm(['ab b', 'ba'], TOY, { order: 3 });
+    expect(lm.wordLm?.order).toBe(WORD_LM_DEFAULT_ORDER);
+    expect(trainCharNgramLm(['ab b', 'ba'], TOY, { order: 3, wordOrder: 2 }).wordLm?.order).toBe(2);
+    expect(trainCharNgramLm(['ab b', 'ba'], TOY, { order: 3, wordOrder: 0 }).wordLm).toBeUndefined();
+    // Labels without a space have no words, so no word LM either.
+    expect(trainCharNgramLm(['ab', 'ba'], ['', 'a', 'b']).wordLm).toBeUndefined();
   });
 
   it('rejects an order out of range and labels of more than one character', () => {

@@ -12,6 +12,7 @@ import {
   ctcBeamStart,
   startCtcDecoding,
 } from '../src/speech/ctc-beam.js';
+import { WORD_LEXICON_ROOT } from '../src/speech/word-lexicon.js';
 
 function seeded(seed: number): () => number {
   let s = seed >>> 0;
@@ -88,6 +89,18 @@ const OOV_WORDS = (labels: readonly number[]) =>
   TEXT(labels)
     .split(' ')
     .filter((w) => w !== '' && !KNOWN.has(w)).length;
+/** log P of a labelling's words and then the end under the LM's word n-gram model, the words found by walking its lexicon. */
+function WORD_LM_LOG_PROB(labels: readonly number[]): number {
+  const [lexicon, wordLm] = [LM.words!, LM.wordLm!];
+  let [state, sum] = [wordLm.start, 0];
+  for (const word of TEXT(labels).split(' ')) {
+    if (word === '') continue;
+    const node = [...word].reduce((n, c) => lexicon.next(n, VOCABULARY.indexOf(c)), WORD_LEXICON_ROOT);
+    sum += wordLm.logProb(state, node);
+    state = wordLm.next(state, node);
+  }
+  return sum + wordLm.endLogProb(state);
+}
 
 describe('CTC prefix beam search', () => {
   it.each([
@@ -133,6 +146,10 @@ describe('CTC prefix beam search', () => {
     ['no LM', { beamWidth: 6 }],
     ['an LM', { beamWidth: 6, lm: LM, lmWeight: 0.8, lengthBonus: 0.5, oovPenalty: 0 }],
     ['an LM and an OOV penalty', { beamWidth: 6, lm: LM, lmWeight: 0.8, lengthBonus: 0.5, oovPenalty: 2 }],
+    [
+      'an LM, an OOV penalty and the word LM',
+      { beamWidth: 6, lm: LM, lmWeight: 0.8, lengthBonus: 0.5, oovPenalty: 2, wordLmWeight: 0.6 },
+    ],
   ])('decodes any split of the frames exactly as all at once (%s)', (_, settings: CtcBeamSettings) => {
     const random = seeded(11);
     const vocab = VOCABULARY.length;
@@ -152,12 +169,12 @@ describe('CTC prefix beam search', () => {
     }
   });
 
-  it('an LM weight of 0 (and no length bonus) ignores the LM', () => {
+  it('LM weights of 0 (and no length bonus) ignore the LM', () => {
     const vocab = VOCABULARY.length;
     const logits = peakyLogits(60, vocab, seeded(5), 1);
     const plain = decode({ beamWidth: 4 }, logits, vocab);
     const ignored = decode(
-      { beamWidth: 4, lm: LM, lmWeight: 0, lengthBonus: 0, oovPenalty: 0 },
+      { beamWidth: 4, lm: LM, lmWeight: 0, lengthBonus: 0, oovPenalty: 0, wordLmWeight: 0 },
       logits,
       vocab,
     );
@@ -166,17 +183,26 @@ describe('CTC prefix beam search', () => {
   });
 
   it.each([
-    [0, 9],
-    [1.5, 9],
-    [1.5, 4],
-    [6, 2],
+    [0, 0, 9],
+    [1.5, 0, 9],
+    [1.5, 0, 4],
+    [6, 0, 2],
+    [1.5, 0.5, 4],
+    [6, 0.8, 2],
   ])(
-    'with an LM, the final labelling maximises log P_ctc + α·log P_lm(with the end) + β·length − γ·OOV words (γ %f, seed %i)',
-    (gamma, seed) => {
+    'with an LM, the final labelling maximises log P_ctc + α·log P_lm(with the end) + β·length − γ·OOV words + δ·log P_words (γ %f, δ %f, seed %i)',
+    (gamma, delta, seed) => {
       const vocab = VOCABULARY.length;
       const logits = peakyLogits(40, vocab, seeded(seed), 1);
       const [alpha, beta] = [1.5, 0.7];
-      const settings = { beamWidth: 16, lm: LM, lmWeight: alpha, lengthBonus: beta, oovPenalty: gamma };
+      const settings = {
+        beamWidth: 16,
+        lm: LM,
+        lmWeight: alpha,
+        lengthBonus: beta,
+        oovPenalty: gamma,
+        wordLmWeight: delta,
+      };
       const state = decode(settings, logits, vocab);
       const held = ctcBeamLabellings(state);
       expect(held.length).toBe(16);
@@ -184,7 +210,8 @@ describe('CTC prefix beam search', () => {
         l.logProb +
         alpha * charLmLabelsLogProb(LM, l.labels) +
         beta * l.labels.length -
-        gamma * OOV_WORDS(l.labels);
+        gamma * OOV_WORDS(l.labels) +
+        delta * WORD_LM_LOG_PROB(l.labels);
       const best = held.reduce((a, b) => (score(b) > score(a) ? b : a));
       expect(ctcBeamFinal(state)).toEqual({ labels: best.labels, frames: best.frames });
       // Before the end of sentence, the beam is ranked by its scores.
@@ -212,7 +239,14 @@ describe('CTC prefix beam search', () => {
     (seed) => {
       const vocab = VOCABULARY.length;
       const logits = randomArray(6 * vocab, seeded(seed), 2);
-      const settings = { beamWidth: 100000, lm: LM, lmWeight: 0.5, lengthBonus: 0.3, oovPenalty: 3 };
+      const settings = {
+        beamWidth: 100000,
+        lm: LM,
+        lmWeight: 0.5,
+        lengthBonus: 0.3,
+        oovPenalty: 3,
+        wordLmWeight: 0,
+      };
       const score = (key: string, probability: number) => {
         const labels = key === '' ? [] : key.split(',').map(Number);
         return (
@@ -237,7 +271,7 @@ describe('CTC prefix beam search', () => {
       ...[5, -5, -5, 4.6, -5],
       ...[5, -5, -5, -5, -5],
     ]);
-    const plain = { beamWidth: 8, lm: LM, lmWeight: 0, lengthBonus: 0 };
+    const plain = { beamWidth: 8, lm: LM, lmWeight: 0, lengthBonus: 0, wordLmWeight: 0 };
     expect(TEXT(ctcBeamFinal(decode({ ...plain, oovPenalty: 0 }, logits, vocab)).labels)).toBe('ca');
     expect(TEXT(ctcBeamFinal(decode({ ...plain, oovPenalty: 2 }, logits, vocab)).labels)).toBe('cab');
     // "cb" leaves the words at its second letter: counted then, not only when it ends.
@@ -246,6 +280,63 @@ describe('CTC prefix beam search', () => {
     expect(held.get('cb')?.score).toBeCloseTo((held.get('cb')?.logProb ?? Number.NaN) - 2, 9);
     expect(held.get('ca')?.score).toBeCloseTo(held.get('ca')?.logProb ?? Number.NaN, 9);
     expect(held.get('c ')?.score).toBeCloseTo((held.get('c ')?.logProb ?? Number.NaN) - 2, 9);
+  });
+
+  it.each([1, 2, 3, 4])(
+    'a wide beam with the word LM finds the best-scoring labelling of all, δ·log P_words included (seed %i)',
+    (seed) => {
+      const vocab = VOCABULARY.length;
+      const logits = randomArray(6 * vocab, seeded(seed), 2);
+      const [alpha, beta, gamma, delta] = [0.5, 0.3, 1, 0.8];
+      const settings = {
+        beamWidth: 100000,
+        lm: LM,
+        lmWeight: alpha,
+        lengthBonus: beta,
+        oovPenalty: gamma,
+        wordLmWeight: delta,
+      };
+      const score = (key: string, probability: number) => {
+        const labels = key === '' ? [] : key.split(',').map(Number);
+        return (
+          Math.log(probability) +
+          alpha * charLmLabelsLogProb(LM, labels) +
+          beta * labels.length -
+          gamma * OOV_WORDS(labels) +
+          delta * WORD_LM_LOG_PROB(labels)
+        );
+      };
+      const all = [...bruteForce(logits, vocab)].map(([key, p]) => ({ key, score: score(key, p) }));
+      const best = all.reduce((a, b) => (b.score > a.score ? b : a));
+      const state = decode(settings, logits, vocab);
+      expect(ctcBeamFinal(state).labels.join(',')).toBe(best.key);
+    },
+  );
+
+  it('the word LM turns a near-tie between two known words toward the sequence it has read', () => {
+    // "ab " then "ab" or "bc": the LM's text has "ab ab" but never "ab bc"; "bc" slightly ahead.
+    const vocab = VOCABULARY.length;
+    // Columns: blank, space, a, b, c.
+    const logits = Float32Array.from([
+      ...[-5, -5, 5, -5, -5],
+      ...[-5, -5, -5, 5, -5],
+      ...[-5, 5, -5, -5, -5],
+      ...[-5, -5, 4.9, 5, -5],
+      ...[-5, -5, -5, 5, 5.1],
+      ...[5, -5, -5, -5, -5],
+    ]);
+    const plain = { beamWidth: 16, lm: LM, lmWeight: 0, lengthBonus: 0, oovPenalty: 0 };
+    expect(TEXT(ctcBeamFinal(decode({ ...plain, wordLmWeight: 0 }, logits, vocab)).labels)).toBe('ab bc');
+    expect(TEXT(ctcBeamFinal(decode({ ...plain, wordLmWeight: 1 }, logits, vocab)).labels)).toBe('ab ab');
+  });
+
+  it('rejects a bad word LM weight, and one with an LM that has no word model', () => {
+    expect(() => ctcBeamStart({ beamWidth: 2, lm: LM, wordLmWeight: -1 })).toThrow(
+      /word LM weight must be finite and >= 0/,
+    );
+    const wordless = { ...LM, wordLm: undefined };
+    expect(() => ctcBeamStart({ beamWidth: 2, lm: wordless, wordLmWeight: 1 })).toThrow(/word n-gram model/);
+    expect(ctcBeamStart({ beamWidth: 2, lm: wordless }).settings.wordLmWeight).toBe(0);
   });
 
   it('rejects a bad OOV penalty, and one with an LM that has no words', () => {

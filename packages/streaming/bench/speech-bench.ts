@@ -51,9 +51,9 @@ export interface SpeechSettings {
   sentences: number;
   results: string;
   /**
-   * Recognizer decoders to compare, each greedy | beam:N | beam:N:lm (the recognizer's LM,
-   * CTC_BEAM_LM_WEIGHT, CTC_BEAM_LENGTH_BONUS and CTC_BEAM_OOV_PENALTY); default greedy and the
-   * CLI's beam:32:lm.
+   * Recognizer decoders to compare, each greedy | beam:N | beam:N:lm (the recognizer's character
+   * and word LMs, CTC_BEAM_LM_WEIGHT, CTC_BEAM_LENGTH_BONUS, CTC_BEAM_OOV_PENALTY and
+   * CTC_BEAM_WORD_LM_WEIGHT); default greedy and the CLI's beam:32:lm.
    */
   decoders: string[];
 }

@@ -15,6 +15,7 @@ import {
   CTC_BEAM_LM_WEIGHT,
   CTC_BEAM_OOV_PENALTY,
   CTC_BEAM_WIDTH,
+  CTC_BEAM_WORD_LM_WEIGHT,
   characterErrorRate,
   editDistance,
   loadSpeechRecognizer,
@@ -70,6 +71,7 @@ async function cliDecoder(recognizer: SpeechRecognizer) {
     lmWeight: CTC_BEAM_LM_WEIGHT,
     lengthBonus: CTC_BEAM_LENGTH_BONUS,
     oovPenalty: CTC_BEAM_OOV_PENALTY,
+    wordLmWeight: CTC_BEAM_WORD_LM_WEIGHT,
   };
 }
 

@@ -84,6 +84,12 @@ async function checkLmFlag(flags: TranscribeFlags): Promise<void> {
       "--oov-penalty needs a beam search with an LM: it counts the words that are not in the LM's text",
     );
   }
+  if (flags.wordLmWeight !== undefined && (flags.beam === 0 || flags.lm === NO_LM)) {
+    throw new CliError(
+      EXIT.usage,
+      "--word-lm-weight needs a beam search with an LM: the word LM is trained on the LM's text",
+    );
+  }
   if (flags.lm === undefined || flags.lm === NO_LM) return;
   if (flags.beam === 0) {
     throw new CliError(EXIT.usage, '--lm needs a beam search: --beam 0 decodes greedily, without an LM');
@@ -108,13 +114,18 @@ async function decoderOf(
         : loadCharNgramLm(resolve(flags.lm), config.vocabulary),
     `character LM for recognizer folder ${dir}: `,
   );
-  if (lm === undefined && flags.oovPenalty !== undefined) {
-    throw new CliError(
-      EXIT.usage,
-      `--oov-penalty needs an LM, and recognizer folder ${dir} has no LM text (pass --lm FILE)`,
-    );
+  for (const [flag, value] of [
+    ['--oov-penalty', flags.oovPenalty],
+    ['--word-lm-weight', flags.wordLmWeight],
+  ] as const) {
+    if (lm === undefined && value !== undefined) {
+      throw new CliError(
+        EXIT.usage,
+        `${flag} needs an LM, and recognizer folder ${dir} has no LM text (pass --lm FILE)`,
+      );
+    }
   }
-  return { beamWidth: flags.beam, lm, oovPenalty: flags.oovPenalty };
+  return { beamWidth: flags.beam, lm, oovPenalty: flags.oovPenalty, wordLmWeight: flags.wordLmWeight };
 }
 
 /** A WAV file, decoded whole (so a bad one fails before the model loads), or raw PCM from stdin. */

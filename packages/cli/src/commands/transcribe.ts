@@ -48,6 +48,8 @@ export interface TranscribeFlags {
   lm?: string;
   /** γ per word not in the LM's text; default: the models package's CTC_BEAM_OOV_PENALTY. */
   oovPenalty?: number;
+  /** δ, the word LM's weight; default: the models package's CTC_BEAM_WORD_LM_WEIGHT. */
+  wordLmWeight?: number;
   /** Seconds of faint noise after the audio; default: the models package's RECOGNIZER_TAIL_PADDING_SECONDS. */
   tailPadding?: number;
 }
@@ -94,6 +96,12 @@ export function addTranscribeCommand(program: Command, io: CliIo, done: (code: n
       '--oov-penalty <γ>',
       "log-score the beam search takes per word that is not in the LM's text (checked as it is " +
         'spelled); 0 lets new words through as freely as known ones (default: the tuned one)',
+      numberWhere((n) => n >= 0, 'a number >= 0'),
+    )
+    .option(
+      '--word-lm-weight <δ>',
+      'weight of the word trigram LM trained beside the character LM on the same text, which scores ' +
+        'each word the beam spells given the two before it; 0: the character LM alone (default: the tuned one)',
       numberWhere((n) => n >= 0, 'a number >= 0'),
     )
     .option(

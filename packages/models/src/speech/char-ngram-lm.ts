@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError } from '@specstream/core';
 import { trainWordLexicon, type WordLexicon } from './word-lexicon.js';
+import { trainWordNgramLm, WORD_LM_DEFAULT_ORDER, type WordNgramLm } from './word-ngram-lm.js';
 
 /**
  * A character n-gram language model over a CTC recognizer's labels, for shallow fusion in beam
@@ -26,6 +27,8 @@ export interface CharNgramLm {
   logProbs(state: number): Float64Array;
   /** The words of the text it was trained on (trainCharNgramLm sets it), for the beam's out-of-vocabulary penalty. */
   readonly words?: WordLexicon;
+  /** A word n-gram LM over those words (trainCharNgramLm sets it unless its wordOrder is 0), for the beam's word LM term. */
+  readonly wordLm?: WordNgramLm;
 }
 
 /** The end-of-sentence id (the slot of the CTC blank, which the LM never predicts). */
@@ -42,6 +45,8 @@ export const CHAR_LM_DEFAULT_ORDER = 8;
 export interface CharNgramLmOptions {
   /** Characters per n-gram, the predicted one included (default CHAR_LM_DEFAULT_ORDER, 8). */
   order?: number;
+  /** Words per n-gram of the word LM trained beside it (default WORD_LM_DEFAULT_ORDER, 3; 0: none). */
+  wordOrder?: number;
 }
 
 /** Distributions cached per order before the cache is dropped (a long stream visits new histories forever). */
@@ -88,7 +93,10 @@ export function trainCharNgramLm(
   const histories = counts.map((byKey) => historiesOf(byKey, base));
   const discounts = counts.map(discountOf);
   const words = codes.has(' ') ? trainWordLexicon(lines, vocabulary) : undefined;
-  return { ...smoothedModel({ order, vocabulary, base, histories, discounts }), words };
+  const wordOrder = options.wordOrder ?? WORD_LM_DEFAULT_ORDER;
+  const wordLm =
+    words === undefined || wordOrder === 0 ? undefined : trainWordNgramLm(lines, words, { order: wordOrder });
+  return { ...smoothedModel({ order, vocabulary, base, histories, discounts }), words, wordLm };
 }
 
 /** Each label's character → its id; labels must be single characters (index 0, the blank, is skipped). */

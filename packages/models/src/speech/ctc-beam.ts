@@ -3,22 +3,26 @@ import { STREAMING_ENCODER_BLANK_ID } from '../streaming-encoder/config.js';
 import { CHAR_LM_END, type CharNgramLm } from './char-ngram-lm.js';
 import { CTC_GREEDY_START, type CtcEmissions, ctcGreedyChunk } from './ctc.js';
 import { NOT_A_WORD, WORD_LEXICON_ROOT, type WordLexicon } from './word-lexicon.js';
+import type { WordNgramLm } from './word-ngram-lm.js';
 
 /**
- * CTC prefix beam search with shallow fusion of a character LM, chunk by chunk. Each kept
- * prefix (a labelling: what the collapsed paths spell) carries the log-probability of the
- * paths that spell it and end in a blank, and of those that end in its last label; a frame
+ * CTC prefix beam search with shallow fusion of a character LM (and its word LM), chunk by chunk.
+ * Each kept prefix (a labelling: what the collapsed paths spell) carries the log-probability of
+ * the paths that spell it and end in a blank, and of those that end in its last label; a frame
  * extends every prefix by every label, merges what spells the same and keeps the `beamWidth`
  * best by
  *
  *   log P_ctc(prefix) + lmWeight · log P_lm(prefix) + lengthBonus · labels(prefix)
- *     − oovPenalty · words(prefix) not in the LM's text,
+ *     − oovPenalty · words(prefix) not in the LM's text + wordLmWeight · log P_wordLm(its words),
  *
  * the LM scoring each label when it is appended, and its end of sentence at the end
- * (ctcBeamFinal). A word is out of the text's vocabulary from its first letter no word of the text
- * begins with, or when it ends (a space, or the end) without being one. The LM and lexicon terms
- * belong to the prefix, not to its paths, so merging paths stays exact. The state carries the beam across chunks and a frame's step depends on nothing else,
- * so decoding any split of the frames gives exactly what decoding them at once does.
+ * (ctcBeamFinal); the word LM (the LM's `wordLm`, which sees whole words before, however long)
+ * scores a word when a space ends it, and the last word and the end of the sentence at the end.
+ * A word is out of the text's vocabulary from its first letter no word of the text begins with,
+ * or when it ends (a space, or the end) without being one. The LM, lexicon and word LM terms
+ * belong to the prefix, not to its paths, so merging paths stays exact. The state carries the
+ * beam across chunks and a frame's step depends on nothing else, so decoding any split of the
+ * frames gives exactly what decoding them at once does.
  */
 export interface CtcBeamSettings {
   /** Prefixes kept after each frame. */
@@ -31,20 +35,27 @@ export interface CtcBeamSettings {
   lengthBonus?: number;
   /** γ, taken per word that is not in the LM's text (its `words`; default CTC_BEAM_OOV_PENALTY when it has them, else 0). */
   oovPenalty?: number;
+  /** δ, the weight of the LM's word n-gram model (its `wordLm`), which scores each word as it ends (default CTC_BEAM_WORD_LM_WEIGHT when it has one, else 0). */
+  wordLmWeight?: number;
 }
 
 /**
- * α, β and γ for the shipped recognizer (the 2026-12-07 ensemble of two recognizers) and its
- * order-8 LM, tuned by bench/speech/tune-beam.ts on held-out sentences 41–289 in trained voices:
- * sentences the speech benchmark (the first 40) does not use, and not the held-out voice. Word
- * error rate there: 5.7% at α 0.7 β 1 γ 5 (also at α 0.5, β 1–1.5), 5.8–6.1% for γ 2–8 around
- * it, 6.0–6.7% at α 0.9–1.3 (docs/bench/2026-12-07e/tune-beam-ensemble.txt). The ensemble's first
- * member alone gave 7.1% at its own best without the OOV penalty (α 1.1 β 2.5) and 6.5% with γ 3
+ * α, β, γ and δ for the shipped recognizer (the 2026-12-07 ensemble of two recognizers), its
+ * order-8 character LM and order-3 word LM, tuned by bench/speech/tune-beam.ts on held-out
+ * sentences 41–289 in trained voices: sentences the speech benchmark (the first 40) does not use,
+ * and not the held-out voice. Word error rate there: 5.38% at α 0.5 β 1.5 γ 5 δ 0.3, the best of
+ * α {0.5, 0.7} × β {1, 1.5, 2, 2.5} × δ {0, 0.3, 0.5}; without the word LM the best was 5.41%
+ * (α 0.7 β 1): a tie in trained voices, while the held-out voice, read beside and not chosen on,
+ * went from 21.90% to 21.35% (docs/bench/2026-12-07g/tune-beam-word-lm.txt). Earlier: γ 2–8
+ * around 5 did worse (docs/bench/2026-12-07e/tune-beam-ensemble.txt); the ensemble's first member
+ * alone gave 7.1% at its own best without the OOV penalty (α 1.1 β 2.5) and 6.5% with γ 3
  * (docs/bench/2026-12-07d/tune-beam.txt, docs/bench/2026-12-07e/tune-beam-oov.txt).
  */
-export const CTC_BEAM_LM_WEIGHT = 0.7;
-export const CTC_BEAM_LENGTH_BONUS = 1;
+export const CTC_BEAM_LM_WEIGHT = 0.5;
+export const CTC_BEAM_LENGTH_BONUS = 1.5;
 export const CTC_BEAM_OOV_PENALTY = 5;
+/** δ: see CTC_BEAM_LM_WEIGHT. */
+export const CTC_BEAM_WORD_LM_WEIGHT = 0.3;
 /** The beam width the CLI and the server decode whole transcripts with (see CTC_BEAM_LM_WEIGHT). */
 export const CTC_BEAM_WIDTH = 32;
 
@@ -68,6 +79,10 @@ interface Prefix {
   readonly lexiconNode: number;
   /** Its words (the last one included once it left the lexicon) that are not in the LM's text. */
   readonly oovWords: number;
+  /** The word LM's state after its complete words (0 without one). */
+  readonly wordState: number;
+  /** Σ log P_wordLm of its complete words (unweighted). */
+  readonly wordLogProb: number;
 }
 
 interface Hypothesis {
@@ -82,8 +97,10 @@ interface Hypothesis {
 export interface CtcBeamState {
   readonly settings: Readonly<Required<Omit<CtcBeamSettings, 'lm'>>> & {
     readonly lm?: CharNgramLm;
-    /** The LM's words when the OOV penalty is on. */
+    /** The LM's words when the OOV penalty or the word LM is on. */
     readonly lexicon?: WordLexicon;
+    /** The LM's word n-gram model when its weight is not 0. */
+    readonly wordLm?: WordNgramLm;
   };
   /** Best first. */
   readonly hypotheses: readonly Hypothesis[];
@@ -113,7 +130,17 @@ export function ctcBeamStart(settings: CtcBeamSettings): CtcBeamState {
       'an OOV penalty needs an LM that knows the words of its text (trainCharNgramLm)',
     );
   }
-  const lexicon = oovPenalty > 0 ? lm?.words : undefined;
+  const wordLmWeight = lm?.wordLm === undefined ? 0 : (settings.wordLmWeight ?? CTC_BEAM_WORD_LM_WEIGHT);
+  if (!(wordLmWeight >= 0) || !Number.isFinite(wordLmWeight)) {
+    throw new InvalidArgumentError(`word LM weight must be finite and >= 0, got ${wordLmWeight}`);
+  }
+  if (settings.wordLmWeight !== undefined && settings.wordLmWeight !== 0 && lm?.wordLm === undefined) {
+    throw new InvalidArgumentError(
+      'a word LM weight needs an LM with a word n-gram model (trainCharNgramLm)',
+    );
+  }
+  const wordLm = wordLmWeight > 0 ? lm?.wordLm : undefined;
+  const lexicon = oovPenalty > 0 || wordLm !== undefined ? lm?.words : undefined;
   const empty: Prefix = {
     label: STREAMING_ENCODER_BLANK_ID,
     frame: -1,
@@ -124,9 +151,11 @@ export function ctcBeamStart(settings: CtcBeamSettings): CtcBeamState {
     lmLogProb: 0,
     lexiconNode: WORD_LEXICON_ROOT,
     oovWords: 0,
+    wordState: wordLm?.start ?? 0,
+    wordLogProb: 0,
   };
   return {
-    settings: { beamWidth, lm, lmWeight, lengthBonus, oovPenalty, lexicon },
+    settings: { beamWidth, lm, lmWeight, lengthBonus, oovPenalty, wordLmWeight, lexicon, wordLm },
     hypotheses: [{ prefix: empty, logBlank: 0, logLabel: -Infinity, score: 0 }],
     frames: 0,
   };
@@ -164,6 +193,7 @@ interface Candidate {
   lmLogProb: number;
   lexiconNode: number;
   oovWords: number;
+  wordLogProb: number;
   /** log P of the appending that timed its last label (see Prefix.emission). */
   emission: number;
   logBlank: number;
@@ -190,6 +220,7 @@ function beamStep(
       lmLogProb: prefix.lmLogProb,
       lexiconNode: prefix.lexiconNode,
       oovWords: prefix.oovWords,
+      wordLogProb: prefix.wordLogProb,
       emission: prefix.emission,
       logBlank: logAdd(logBlank, logLabel) + logProbs[blank],
       logLabel: prefix.length > 0 ? logLabel + logProbs[prefix.label] : -Infinity,
@@ -212,6 +243,7 @@ function beamStep(
       const existing = byLabel.get(label)?.find((c) => sameLabelling(c.parent, prefix));
       if (existing === undefined) {
         const [lexiconNode, oovWords] = lexiconStep(settings.lexicon, prefix, label);
+        const ended = endedWordLogProb(settings, prefix, label);
         candidates.push({
           prefix: undefined,
           parent: prefix,
@@ -220,6 +252,7 @@ function beamStep(
           lmLogProb: prefix.lmLogProb + (lmLogProbs === undefined ? 0 : lmLogProbs[label]),
           lexiconNode,
           oovWords,
+          wordLogProb: prefix.wordLogProb + ended,
           emission: logProb,
           logBlank: -Infinity,
           logLabel: logProb,
@@ -235,26 +268,30 @@ function beamStep(
       }
     }
   }
-  const { beamWidth, lmWeight, lengthBonus, oovPenalty } = settings;
+  const { beamWidth, lmWeight, lengthBonus, oovPenalty, wordLmWeight } = settings;
   for (const c of candidates) {
     c.score =
       logAdd(c.logBlank, c.logLabel) +
       lmWeight * c.lmLogProb +
       lengthBonus * c.length -
-      oovPenalty * c.oovWords;
+      oovPenalty * c.oovWords +
+      wordLmWeight * c.wordLogProb;
   }
   // A stable sort: ties keep the order above, so the step is deterministic.
   candidates.sort((a, b) => b.score - a.score);
   return candidates.slice(0, beamWidth).map((c) => ({
-    prefix: c.prefix ?? newPrefix(settings.lm, c, frame),
+    prefix: c.prefix ?? newPrefix(settings, c, frame),
     logBlank: c.logBlank,
     logLabel: c.logLabel,
     score: c.score,
   }));
 }
 
-function newPrefix(lm: CharNgramLm | undefined, c: Candidate, frame: number): Prefix {
+function newPrefix({ lm, lexicon, wordLm }: CtcBeamState['settings'], c: Candidate, frame: number): Prefix {
   const parent = c.parent!;
+  // A space ends the word before it (none after another space or at the start).
+  const endsWord =
+    wordLm !== undefined && c.label === lexicon!.space && parent.lexiconNode !== WORD_LEXICON_ROOT;
   return {
     label: c.label,
     frame,
@@ -265,7 +302,26 @@ function newPrefix(lm: CharNgramLm | undefined, c: Candidate, frame: number): Pr
     lmLogProb: c.lmLogProb,
     lexiconNode: c.lexiconNode,
     oovWords: c.oovWords,
+    wordState: endsWord ? wordLm.next(parent.wordState, parent.lexiconNode) : parent.wordState,
+    wordLogProb: c.wordLogProb,
   };
+}
+
+/** log P_wordLm of the word `prefix` ends when `label` follows it: a space after a word; else 0. */
+function endedWordLogProb(
+  { lexicon, wordLm }: CtcBeamState['settings'],
+  prefix: Prefix,
+  label: number,
+): number {
+  if (wordLm === undefined || label !== lexicon!.space || prefix.lexiconNode === WORD_LEXICON_ROOT) return 0;
+  return wordLm.logProb(prefix.wordState, prefix.lexiconNode);
+}
+
+/** log P_wordLm of the last word (if the prefix ends in one) and then of the end of the sentence. */
+function wordLmEndLogProb(wordLm: WordNgramLm, prefix: Prefix): number {
+  if (prefix.lexiconNode === WORD_LEXICON_ROOT) return wordLm.endLogProb(prefix.wordState);
+  const last = wordLm.logProb(prefix.wordState, prefix.lexiconNode);
+  return last + wordLm.endLogProb(wordLm.next(prefix.wordState, prefix.lexiconNode));
 }
 
 /** The lexicon node and OOV words after `prefix` followed by `label` (both stay 0 without a lexicon). */
@@ -327,7 +383,7 @@ export function ctcBeamBest(state: CtcBeamState): CtcEmissions {
  * when the next label was appended.
  */
 export function ctcBeamFinal(state: CtcBeamState): CtcEmissions {
-  const { lm, lmWeight, lengthBonus, oovPenalty, lexicon } = state.settings;
+  const { lm, lmWeight, lengthBonus, oovPenalty, lexicon, wordLm, wordLmWeight } = state.settings;
   let best: Hypothesis | undefined;
   let bestScore = -Infinity;
   for (const h of state.hypotheses) {
@@ -339,7 +395,8 @@ export function ctcBeamFinal(state: CtcBeamState): CtcEmissions {
       lmWeight * h.prefix.lmLogProb +
       end +
       lengthBonus * h.prefix.length -
-      oovPenalty * (h.prefix.oovWords + lastWord);
+      oovPenalty * (h.prefix.oovWords + lastWord) +
+      (wordLm === undefined ? 0 : wordLmWeight * (h.prefix.wordLogProb + wordLmEndLogProb(wordLm, h.prefix)));
     if (best === undefined || score > bestScore) {
       best = h;
       bestScore = score;

@@ -25,6 +25,7 @@ export {
   CTC_BEAM_LM_WEIGHT,
   CTC_BEAM_OOV_PENALTY,
   CTC_BEAM_WIDTH,
+  CTC_BEAM_WORD_LM_WEIGHT,
   type CtcBeamLabelling,
   type CtcBeamSettings,
   type CtcBeamState,
@@ -71,3 +72,9 @@ export {
   WORD_LEXICON_ROOT,
   type WordLexicon,
 } from './word-lexicon.js';
+export {
+  trainWordNgramLm,
+  WORD_LM_DEFAULT_ORDER,
+  type WordNgramLm,
+  type WordNgramLmOptions,
+} from './word-ngram-lm.js';
