@@ -1,14 +1,15 @@
 /**
- * Tunes the CTC beam's LM weight α, length bonus β and out-of-vocabulary penalty γ
- * (packages/models/src/speech/ctc-beam.ts, CTC_BEAM_LM_WEIGHT, CTC_BEAM_LENGTH_BONUS and
- * CTC_BEAM_OOV_PENALTY) for the shipped recognizer, on held-out sentences
+ * Tunes the CTC beam's LM weight α, length bonus β, out-of-vocabulary penalty γ and word LM
+ * weight δ (packages/models/src/speech/ctc-beam.ts, CTC_BEAM_LM_WEIGHT, CTC_BEAM_LENGTH_BONUS,
+ * CTC_BEAM_OOV_PENALTY and CTC_BEAM_WORD_LM_WEIGHT) for the shipped recognizer, on held-out sentences
  * the speech benchmark does not use: sentences 41 to 289 (all the rest) of
  * models/speech-heldout-sentences.json (the benchmark reads the first 40), in their trained voices only, so neither the benchmark's
- * sentences nor the held-out voice inform the choice. It prints every (α, β, γ) point's WER, the
+ * sentences nor the held-out voice inform the choice. It prints every (α, β, γ, δ) point's WER, the
  * held-out voice's beside it for reading only, and the point with the lowest trained-voice WER.
  *
  *   node --conditions=@specstream/source --import tsx bench/speech/tune-beam.ts \
  *     [--skip 40] [--count 249] [--weights 0.5,0.7,...] [--bonuses 0.5,1,...] [--oov-penalties 0]
+ *     [--word-weights 0,0.3,...] [--word-order 3]
  *     [--beam 32] [--order 8] [--tail-padding 0.3] [--recognizer models/specstream-speech-recognizer]
  *
  * The default grid (42 points over 498 utterances) takes about 9 minutes on 2 cores.
