@@ -89,6 +89,15 @@ describe('word n-gram LM (interpolated Kneser-Ney)', () => {
     expect(lm.next(lm.start, b)).toBe(lm.next(lm.start, NOT_A_WORD));
   });
 
+  it('a word of the text that the lexicon lacks is counted as the unknown word', () => {
+    // The lexicon knows "ab" only: "bc" in the LM's text is the unknown word, which now has a count.
+    const lm = trainWordNgramLm(['ab bc', 'ab bc'], trainWordLexicon(['ab'], TOY), { order: 2 });
+    const small = trainWordLexicon(['ab'], TOY);
+    const afterAb = lm.next(lm.start, nodeOf(small, 'ab'));
+    expect(Math.exp(lm.logProb(afterAb, NOT_A_WORD))).toBeGreaterThan(0.5);
+    expect(lm.next(afterAb, NOT_A_WORD)).toBe(lm.next(afterAb, nodeOf(small, 'b')));
+  });
+
   it('the probabilities of every word, the unknown one and the end sum to 1, after any history', () => {
     const sentences = ['ab ba c', 'a b a b', 'c c ab', 'ba', 'b c a ab ba'];
     const toyLexicon = trainWordLexicon(sentences, TOY);

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError } from '@specstream/core';
+import { kneserNeyCounts, kneserNeyDiscount, nextHistory, paddedHistory } from './kneser-ney.js';
 import { trainWordLexicon, type WordLexicon } from './word-lexicon.js';
 import { trainWordNgramLm, WORD_LM_DEFAULT_ORDER, type WordNgramLm } from './word-ngram-lm.js';
 
@@ -89,9 +90,13 @@ export function trainCharNgramLm(
   }
   const codes = characterCodes(vocabulary);
   const lines = [...sentences];
-  const counts = countNgrams(lines, codes, order, base);
+  const alphabet = { order, base, start: base - 1, end: CHAR_LM_END };
+  const counts = kneserNeyCounts(
+    lines.map((line) => sentenceIds(line, codes)),
+    alphabet,
+  );
   const histories = counts.map((byKey) => historiesOf(byKey, base));
-  const discounts = counts.map(discountOf);
+  const discounts = counts.map(kneserNeyDiscount);
   const words = codes.has(' ') ? trainWordLexicon(lines, vocabulary) : undefined;
   const wordOrder = options.wordOrder ?? WORD_LM_DEFAULT_ORDER;
   const wordLm =
@@ -128,53 +133,6 @@ function sentenceIds(line: string, codes: Map<string, number>): number[] {
   return ids;
 }
 
-/**
- * Kneser-Ney counts per n-gram length (index k-1 for length k), keyed history × base + symbol:
- * the longest n-grams' raw counts; a shorter n-gram's count is the number of distinct symbols
- * seen before it, except when it starts at the sentence start, where nothing but the padding
- * precedes it and its raw count is kept.
- */
-function countNgrams(
-  sentences: Iterable<string>,
-  codes: Map<string, number>,
-  order: number,
-  base: number,
-): Map<number, number>[] {
-  const start = paddedStart(order, base);
-  const keep = base ** Math.max(0, order - 2);
-  const longest = new Map<number, number>();
-  for (const line of sentences) {
-    const ids = sentenceIds(line, codes);
-    if (ids.length === 0) continue;
-    let history = start;
-    for (const id of [...ids, CHAR_LM_END]) {
-      const key = history * base + id;
-      longest.set(key, (longest.get(key) ?? 0) + 1);
-      history = order === 1 ? 0 : (history % keep) * base + id;
-    }
-  }
-  const counts = [longest];
-  const sentenceStart = base - 1;
-  for (let length = order - 1; length >= 1; length--) {
-    const span = base ** length;
-    const shorter = new Map<number, number>();
-    for (const [key, count] of counts[0]) {
-      const suffix = key % span;
-      const fromStart = Math.floor(suffix / base ** (length - 1)) === sentenceStart;
-      shorter.set(suffix, (shorter.get(suffix) ?? 0) + (fromStart ? count : 1));
-    }
-    counts.unshift(shorter);
-  }
-  return counts;
-}
-
-/** The history of a sentence's first character: order-1 sentence starts. */
-function paddedStart(order: number, base: number): number {
-  let state = 0;
-  for (let i = 0; i < order - 1; i++) state = state * base + (base - 1);
-  return state;
-}
-
 function historiesOf(counts: Map<number, number>, base: number): Map<number, HistoryCounts> {
   const histories = new Map<number, HistoryCounts>();
   for (const [key, count] of counts) {
@@ -191,18 +149,6 @@ function historiesOf(counts: Map<number, number>, base: number): Map<number, His
   return histories;
 }
 
-/** Kneser-Ney's discount n1/(n1+2·n2) from the counts of counts, kept in [0.1, 0.95] so that every history leaves mass to the next order. */
-function discountOf(counts: Map<number, number>): number {
-  let once = 0;
-  let twice = 0;
-  for (const count of counts.values()) {
-    if (count === 1) once++;
-    else if (count === 2) twice++;
-  }
-  const discount = once > 0 && twice > 0 ? once / (once + 2 * twice) : 0.5;
-  return Math.min(0.95, Math.max(0.1, discount));
-}
-
 interface ModelParts {
   order: number;
   vocabulary: readonly string[];
@@ -217,7 +163,7 @@ function smoothedModel({ order, vocabulary, base, histories, discounts }: ModelP
   const uniform = new Float64Array(size).fill(1 / size);
   const cached = histories.map(() => new Map<number, Float64Array>());
   const logCache = new Map<number, Float64Array>();
-  const keep = base ** Math.max(0, order - 2);
+  const alphabet = { order, base, start: base - 1, end: CHAR_LM_END };
 
   /** P(· | the last length-1 symbols of `state`), interpolated down to the uniform distribution. */
   const probabilities = (length: number, state: number): Float64Array => {
@@ -245,8 +191,8 @@ function smoothedModel({ order, vocabulary, base, histories, discounts }: ModelP
   return {
     order,
     vocabulary,
-    start: paddedStart(order, base),
-    next: (state, label) => (order === 1 ? 0 : (state % keep) * base + label),
+    start: paddedHistory(alphabet),
+    next: (state, label) => nextHistory(alphabet, state, label),
     logProbs(state) {
       const hit = logCache.get(state);
       if (hit !== undefined) return hit;

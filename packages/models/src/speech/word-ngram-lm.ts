@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from '@specstream/core';
+import { kneserNeyCounts, kneserNeyDiscount, nextHistory, paddedHistory } from './kneser-ney.js';
 import { NOT_A_WORD, WORD_LEXICON_ROOT, type WordLexicon } from './word-lexicon.js';
 
 /**
@@ -67,7 +68,9 @@ export function trainWordNgramLm(
         node = lexicon.next(node, label);
         continue;
       }
-      if (node !== WORD_LEXICON_ROOT) {
+      if (node !== WORD_LEXICON_ROOT && !lexicon.isWord(node)) {
+        words.push(UNKNOWN); // a lexicon of another text
+      } else if (node !== WORD_LEXICON_ROOT) {
         let index = indexOf.get(node);
         if (index === undefined) {
           index = FIRST_WORD + indexOf.size;
@@ -85,31 +88,8 @@ export function trainWordNgramLm(
   if (!Number.isInteger(order) || order < 1 || order > maxOrder) {
     throw new InvalidArgumentError(`word LM order must be an integer in 1…${maxOrder}, got ${order}`);
   }
-  const start = paddedStart(order, base);
-  const keep = base ** Math.max(0, order - 2);
-  const advance = (state: number, word: number) => (order === 1 ? 0 : (state % keep) * base + word);
-
-  // Kneser-Ney counts per n-gram length k (index k-1): raw for the longest, else the number of
-  // distinct words before it, except at the sentence start, where the raw count is kept.
-  const counts: Map<number, number>[] = [new Map()];
-  for (const words of lines) {
-    let history = start;
-    for (const word of [...words, END]) {
-      const key = history * base + word;
-      counts[0].set(key, (counts[0].get(key) ?? 0) + 1);
-      history = advance(history, word);
-    }
-  }
-  for (let length = order - 1; length >= 1; length--) {
-    const span = base ** length;
-    const shorter = new Map<number, number>();
-    for (const [key, count] of counts[0]) {
-      const suffix = key % span;
-      const fromStart = Math.floor(suffix / base ** (length - 1)) === START;
-      shorter.set(suffix, (shorter.get(suffix) ?? 0) + (fromStart ? count : 1));
-    }
-    counts.unshift(shorter);
-  }
+  const alphabet = { order, base, start: START, end: END };
+  const counts = kneserNeyCounts(lines, alphabet);
   // Per length: each history's total and distinct followers, and the discount.
   const histories = counts.map((byKey) => {
     const byHistory = new Map<number, { total: number; types: number }>();
@@ -124,7 +104,7 @@ export function trainWordNgramLm(
     }
     return byHistory;
   });
-  const discounts = counts.map(discountOf);
+  const discounts = counts.map(kneserNeyDiscount);
   // The uniform floor: every word but the start padding, which is never predicted.
   const uniform = 1 / (base - 1);
 
@@ -152,28 +132,9 @@ export function trainWordNgramLm(
   const wordOf = (node: number) => (node === NOT_A_WORD ? UNKNOWN : (indexOf.get(node) ?? UNKNOWN));
   return {
     order,
-    start,
+    start: paddedHistory(alphabet),
     logProb: (state, node) => logProbOf(state, wordOf(node)),
     endLogProb: (state) => logProbOf(state, END),
-    next: (state, node) => advance(state, wordOf(node)),
+    next: (state, node) => nextHistory(alphabet, state, wordOf(node)),
   };
-}
-
-/** The history of a sentence's first word: order-1 sentence starts. */
-function paddedStart(order: number, base: number): number {
-  let state = 0;
-  for (let i = 0; i < order - 1; i++) state = state * base + START;
-  return state;
-}
-
-/** Kneser-Ney's discount n1/(n1+2·n2) from the counts of counts, kept in [0.1, 0.95] so that every history leaves mass to the next order. */
-function discountOf(counts: Map<number, number>): number {
-  let once = 0;
-  let twice = 0;
-  for (const count of counts.values()) {
-    if (count === 1) once++;
-    else if (count === 2) twice++;
-  }
-  const discount = once > 0 && twice > 0 ? once / (once + 2 * twice) : 0.5;
-  return Math.min(0.95, Math.max(0.1, discount));
 }
