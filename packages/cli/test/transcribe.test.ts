@@ -253,41 +253,39 @@ describe('transcribe', () => {
     expect(result.stdout).toBe(`${fused.text}\n`);
   });
 
-  it("--oov-penalty: the beam search's penalty per word not in the LM's text", async () => {
+  /** Each value of `flag` makes the CLI print what recognizeAudio gives with `setting` at that value, and the values disagree. */
+  async function expectBeamFlag(
+    flag: string,
+    setting: 'oovPenalty' | 'wordLmWeight',
+    values: [number, number],
+  ): Promise<[string, string]> {
     const lm = trainCharNgramLm(LM_SENTENCES, recognizer.vocabulary);
-    const decode = async (oovPenalty: number) =>
-      (await recognizeAudio(recognizer, speech, { decoder: { beamWidth: 8, lm, oovPenalty } })).text;
-    const [free, strict] = [await decode(0), await decode(8)];
+    const texts: string[] = [];
+    for (const value of values) {
+      const offline = await recognizeAudio(recognizer, speech, {
+        decoder: { beamWidth: 8, lm, [setting]: value },
+      });
+      const result = await transcribe(wav16k, '--beam', '8', '--lm', lmText, flag, String(value));
+      expect(result.stderr).toBe('');
+      expect(result.stdout).toBe(`${offline.text}\n`);
+      texts.push(offline.text);
+    }
+    // The fixture's noise reads differently at the two values: the flag is not ignored.
+    expect(texts[1]).not.toBe(texts[0]);
+    return texts as [string, string];
+  }
+
+  it("--oov-penalty: the beam search's penalty per word not in the LM's text", async () => {
+    const [free, strict] = await expectBeamFlag('--oov-penalty', 'oovPenalty', [0, 8]);
     // The fixture's noise spells non-words: a high penalty turns it toward the LM's words.
-    expect(strict).not.toBe(free);
     const known = new Set(LM_SENTENCES.flatMap((s) => s.split(' ')));
     const unknown = (text: string) => text.split(' ').filter((w) => w !== '' && !known.has(w)).length;
     expect(unknown(strict)).toBeLessThan(unknown(free));
-    for (const [flag, text] of [
-      ['0', free],
-      ['8', strict],
-    ]) {
-      const result = await transcribe(wav16k, '--beam', '8', '--lm', lmText, '--oov-penalty', flag);
-      expect(result.stderr).toBe('');
-      expect(result.stdout).toBe(`${text}\n`);
-    }
   });
 
   it("--word-lm-weight: the weight of the word LM trained on the LM's text", async () => {
-    const lm = trainCharNgramLm(LM_SENTENCES, recognizer.vocabulary);
-    const decode = async (wordLmWeight: number) =>
-      (await recognizeAudio(recognizer, speech, { decoder: { beamWidth: 8, lm, wordLmWeight } })).text;
-    const [off, heavy] = [await decode(0), await decode(4)];
     // The fixture's noise spells words the LM's text never puts in that order.
-    expect(heavy).not.toBe(off);
-    for (const [flag, text] of [
-      ['0', off],
-      ['4', heavy],
-    ]) {
-      const result = await transcribe(wav16k, '--beam', '8', '--lm', lmText, '--word-lm-weight', flag);
-      expect(result.stderr).toBe('');
-      expect(result.stdout).toBe(`${text}\n`);
-    }
+    await expectBeamFlag('--word-lm-weight', 'wordLmWeight', [0, 4]);
   });
 
   it('--tail-padding: the seconds of faint noise after the audio, the same as offline', async () => {
