@@ -102,6 +102,26 @@ function WORD_LM_LOG_PROB(labels: readonly number[]): number {
   return sum + wordLm.endLogProb(state);
 }
 
+/** Beam settings with the toy LM and every weight given: α, β, γ, δ. */
+function fusedSettings(beamWidth: number, [alpha, beta, gamma, delta]: number[]) {
+  return { beamWidth, lm: LM, lmWeight: alpha, lengthBonus: beta, oovPenalty: gamma, wordLmWeight: delta };
+}
+
+/** What the final labelling maximises, computed from the text: log P_ctc + α·log P_lm(with the end) + β·length − γ·OOV words + δ·log P_words(with the end). */
+function fusedScore(
+  [alpha, beta, gamma, delta]: number[],
+  labels: readonly number[],
+  logProb: number,
+): number {
+  return (
+    logProb +
+    alpha * charLmLabelsLogProb(LM, labels) +
+    beta * labels.length -
+    gamma * OOV_WORDS(labels) +
+    delta * WORD_LM_LOG_PROB(labels)
+  );
+}
+
 describe('CTC prefix beam search', () => {
   it.each([
     [1, 3, 4],
@@ -194,24 +214,11 @@ describe('CTC prefix beam search', () => {
     (gamma, delta, seed) => {
       const vocab = VOCABULARY.length;
       const logits = peakyLogits(40, vocab, seeded(seed), 1);
-      const [alpha, beta] = [1.5, 0.7];
-      const settings = {
-        beamWidth: 16,
-        lm: LM,
-        lmWeight: alpha,
-        lengthBonus: beta,
-        oovPenalty: gamma,
-        wordLmWeight: delta,
-      };
-      const state = decode(settings, logits, vocab);
+      const weights = [1.5, 0.7, gamma, delta];
+      const state = decode(fusedSettings(16, weights), logits, vocab);
       const held = ctcBeamLabellings(state);
       expect(held.length).toBe(16);
-      const score = (l: (typeof held)[number]) =>
-        l.logProb +
-        alpha * charLmLabelsLogProb(LM, l.labels) +
-        beta * l.labels.length -
-        gamma * OOV_WORDS(l.labels) +
-        delta * WORD_LM_LOG_PROB(l.labels);
+      const score = (l: (typeof held)[number]) => fusedScore(weights, l.labels, l.logProb);
       const best = held.reduce((a, b) => (score(b) > score(a) ? b : a));
       expect(ctcBeamFinal(state)).toEqual({ labels: best.labels, frames: best.frames });
       // Before the end of sentence, the beam is ranked by its scores.
@@ -267,28 +274,12 @@ describe('CTC prefix beam search', () => {
     (gamma, delta, seed) => {
       const vocab = VOCABULARY.length;
       const logits = randomArray(6 * vocab, seeded(seed), 2);
-      const [alpha, beta] = [0.5, 0.3];
-      const settings = {
-        beamWidth: 100000,
-        lm: LM,
-        lmWeight: alpha,
-        lengthBonus: beta,
-        oovPenalty: gamma,
-        wordLmWeight: delta,
-      };
-      const score = (key: string, probability: number) => {
-        const labels = key === '' ? [] : key.split(',').map(Number);
-        return (
-          Math.log(probability) +
-          alpha * charLmLabelsLogProb(LM, labels) +
-          beta * labels.length -
-          gamma * OOV_WORDS(labels) +
-          delta * WORD_LM_LOG_PROB(labels)
-        );
-      };
+      const weights = [0.5, 0.3, gamma, delta];
+      const score = (key: string, probability: number) =>
+        fusedScore(weights, key === '' ? [] : key.split(',').map(Number), Math.log(probability));
       const all = [...bruteForce(logits, vocab)].map(([key, p]) => ({ key, score: score(key, p) }));
       const best = all.reduce((a, b) => (b.score > a.score ? b : a));
-      const state = decode(settings, logits, vocab);
+      const state = decode(fusedSettings(100000, weights), logits, vocab);
       expect(ctcBeamFinal(state).labels.join(',')).toBe(best.key);
     },
   );
